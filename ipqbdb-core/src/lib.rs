@@ -1,0 +1,33 @@
+//! The ipqbdb domain: which addresses are stored how, and how their block probability evolves.
+//!
+//! This crate is pure: no I/O, no clock. Storage lives in `ipqbdb-store`, packets in `ipqbdb-judge`.
+
+pub mod addr;
+pub mod error;
+pub mod model;
+pub mod range;
+pub mod record;
+pub mod retention;
+pub mod units;
+
+pub use addr::{parse_ip, AddrKey, V6Prefix, DEFAULT_V6_PREFIX};
+pub use error::ParseError;
+pub use model::{
+    apply_ban, current_probability, initial_probability, is_guilty, BanKind, BanOutcome,
+    BanRequest, ModelParams, P_MAX,
+};
+pub use range::AddrRange;
+pub use record::{Reason, ReasonId, Record, UnixTime};
+pub use units::{format_duration, parse_count, parse_duration};
+
+/// The current time as [`UnixTime`], for callers at the edge (binaries); libraries take time as input.
+pub fn now() -> UnixTime {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// A probability as a percentage, for display.
+pub fn percent(p: u32) -> f64 {
+    f64::from(p) * 100.0 / f64::from(P_MAX)
+}
