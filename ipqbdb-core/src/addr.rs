@@ -102,6 +102,11 @@ impl AddrKey {
         Some(AddrKey(u128::from_be_bytes(arr)))
     }
 
+    /// The key as a number, for range arithmetic.
+    pub fn to_u128(self) -> u128 {
+        self.0
+    }
+
     pub(crate) fn raw(self) -> u128 {
         self.0
     }

@@ -1,1 +1,31 @@
+//! Storage for ipqbdb: the [`Store`] trait and its engines.
+//!
+//! Which engines exist is decided at build time by the features `sqlite`, `lmdb` and `redb`; which
+//! one a database directory uses is recorded in the directory itself (see [`dir`]). [`AnyStore`]
+//! picks the engine at run time among those compiled in.
 
+mod any;
+mod backend;
+pub mod dir;
+mod error;
+pub mod kv;
+mod store;
+
+#[cfg(feature = "lmdb")]
+pub mod lmdb;
+#[cfg(feature = "redb")]
+pub mod redb;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+
+pub use any::AnyStore;
+pub use backend::{Backend, UnknownBackend};
+pub use error::{Result, StoreError};
+pub use store::{Ban, BanReport, OpenOptions, ReasonStats, Store, WhiteEntry, MAX_REASON_LEN};
+
+#[cfg(feature = "lmdb")]
+pub use lmdb::LmdbStore;
+#[cfg(feature = "redb")]
+pub use redb::RedbStore;
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteStore;

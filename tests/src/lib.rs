@@ -1,1 +1,80 @@
-//! Cross-crate test helpers.
+//! Helpers shared by the cross-crate tests: addresses, store opening, child processes.
+
+use std::io::{BufRead, BufReader};
+use std::net::IpAddr;
+use std::path::Path;
+use std::process::{Child, ChildStdout};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use ipqbdb_store::{AnyStore, Backend, OpenOptions, Store};
+
+pub fn ip(s: &str) -> IpAddr {
+    s.parse().expect("test address")
+}
+
+/// Opens (creating) a database of `backend` in `dir`.
+pub fn open_any(dir: &Path, backend: Backend) -> ipqbdb_store::Result<AnyStore> {
+    AnyStore::open(
+        dir,
+        &OpenOptions {
+            backend: Some(backend),
+            ..OpenOptions::default()
+        },
+    )
+}
+
+/// The `i`-th address of a /8, for tests that need many distinct addresses.
+pub fn nth_v4(first_octet: u8, i: u32) -> IpAddr {
+    let [_, b, c, d] = i.to_be_bytes();
+    IpAddr::from([first_octet, b, c, d])
+}
+
+/// Runs `f` on another thread and fails the test if it does not finish within `limit`: a hang
+/// detector for operations that must never block (opening a database after a crash), not a timing.
+pub fn must_finish<T: Send + 'static>(
+    what: &str,
+    limit: Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("{what} did not finish within {limit:?}: it hangs"))
+}
+
+/// Lines of a child's stdout, read on a thread so the test can wait for a given line with a deadline.
+pub struct Lines {
+    rx: mpsc::Receiver<String>,
+}
+
+impl Lines {
+    pub fn new(out: ChildStdout) -> Self {
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Lines { rx }
+    }
+
+    /// The next line, or `None` at end of output or after `limit`.
+    pub fn next(&self, limit: Duration) -> Option<String> {
+        self.rx.recv_timeout(limit).ok()
+    }
+}
+
+/// Kills a child with SIGKILL and reaps it.
+pub fn sigkill(child: &mut Child) {
+    // SAFETY: plain kill(2) on a child we own and have not yet reaped.
+    let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
+    assert_eq!(rc, 0, "kill -9 failed");
+    let status = child.wait().expect("reap child");
+    assert!(!status.success(), "the child had already exited");
+}

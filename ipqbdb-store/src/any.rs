@@ -1,0 +1,97 @@
+//! Run-time choice among the compiled-in backends.
+//!
+//! A directory that exists says which engine it belongs to; a new one gets the engine the caller asks
+//! for, else the default (lmdb when compiled in).
+
+use std::path::Path;
+
+use crate::backend::Backend;
+use crate::error::{Result, StoreError};
+use crate::kv::{ReadTx, WriteTx};
+use crate::store::{OpenOptions, Store};
+
+/// A store of whichever engine the directory uses.
+pub enum AnyStore {
+    #[cfg(feature = "sqlite")]
+    Sqlite(crate::SqliteStore),
+    #[cfg(feature = "lmdb")]
+    Lmdb(crate::LmdbStore),
+    #[cfg(feature = "redb")]
+    Redb(crate::RedbStore),
+}
+
+macro_rules! each {
+    ($self:expr, $s:ident => $body:expr) => {
+        match $self {
+            #[cfg(feature = "sqlite")]
+            AnyStore::Sqlite($s) => $body,
+            #[cfg(feature = "lmdb")]
+            AnyStore::Lmdb($s) => $body,
+            #[cfg(feature = "redb")]
+            AnyStore::Redb($s) => $body,
+        }
+    };
+}
+
+impl Store for AnyStore {
+    fn open(dir: &Path, opts: &OpenOptions) -> Result<Self> {
+        let backend = match (crate::dir::detect(dir)?, opts.backend) {
+            (Some(found), Some(wanted)) if found != wanted => {
+                return Err(StoreError::BackendMismatch {
+                    dir: dir.to_path_buf(),
+                    found,
+                    wanted,
+                })
+            }
+            (Some(found), _) => found,
+            (None, Some(wanted)) => wanted,
+            (None, None) => Backend::default_for_new().ok_or_else(|| StoreError::NotCompiled {
+                dir: dir.to_path_buf(),
+                backend: "any".into(),
+                compiled: Backend::compiled_names(),
+            })?,
+        };
+        match backend {
+            #[cfg(feature = "sqlite")]
+            Backend::Sqlite => crate::SqliteStore::open(dir, opts).map(AnyStore::Sqlite),
+            #[cfg(feature = "lmdb")]
+            Backend::Lmdb => crate::LmdbStore::open(dir, opts).map(AnyStore::Lmdb),
+            #[cfg(feature = "redb")]
+            Backend::Redb => crate::RedbStore::open(dir, opts).map(AnyStore::Redb),
+            #[allow(unreachable_patterns)]
+            other => Err(StoreError::NotCompiled {
+                dir: dir.to_path_buf(),
+                backend: other.to_string(),
+                compiled: Backend::compiled_names(),
+            }),
+        }
+    }
+
+    fn backend(&self) -> Backend {
+        each!(self, s => s.backend())
+    }
+
+    fn dir(&self) -> &Path {
+        each!(self, s => s.dir())
+    }
+
+    fn options(&self) -> &OpenOptions {
+        each!(self, s => s.options())
+    }
+
+    fn read<R>(&self, f: &mut dyn FnMut(&dyn ReadTx) -> Result<R>) -> Result<R> {
+        each!(self, s => s.read(f))
+    }
+
+    fn write<R>(&self, f: &mut dyn FnMut(&mut dyn WriteTx) -> Result<R>) -> Result<R> {
+        each!(self, s => s.write(f))
+    }
+
+    fn maintenance(&self) -> Result<()> {
+        each!(self, s => s.maintenance())
+    }
+
+    fn disk_size(&self) -> Result<u64> {
+        each!(self, s => s.disk_size())
+    }
+}

@@ -1,0 +1,120 @@
+//! The database directory and its backend marker.
+//!
+//! Each directory records the engine that created it in a one-line file, so that opening it with another
+//! engine is a clear error instead of a second, empty database beside the first (or worse, an engine
+//! reading another's file). The marker is written to a temporary name and hard-linked into place, which
+//! fails if it exists: two processes creating the same directory at once agree on one backend.
+
+use std::fs;
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+
+use crate::backend::Backend;
+use crate::error::{Result, StoreError};
+
+/// Name of the marker file inside the database directory.
+pub const MARKER: &str = "ipqbdb-backend";
+
+/// The engine's own files in a directory, used to recognise one made without a marker (or by hand).
+fn engine_files(backend: Backend) -> &'static [&'static str] {
+    match backend {
+        Backend::Sqlite => &["ipqbdb.sqlite"],
+        Backend::Lmdb => &["lmdb/data.mdb"],
+        Backend::Redb => &["ipqbdb.redb"],
+    }
+}
+
+/// Reads the marker: `Ok(None)` when the directory (or the marker) does not exist yet.
+pub fn detect(dir: &Path) -> Result<Option<Backend>> {
+    let marker = dir.join(MARKER);
+    match fs::read_to_string(&marker) {
+        Ok(text) => {
+            let name = text.lines().next().unwrap_or("").trim().to_string();
+            match name.parse::<Backend>() {
+                Ok(b) => Ok(Some(b)),
+                Err(_) => Err(StoreError::Foreign {
+                    dir: dir.to_path_buf(),
+                    why: format!("{MARKER} names an unknown backend {name:?}"),
+                }),
+            }
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(StoreError::io(&marker, e)),
+    }
+}
+
+/// Makes sure `dir` exists and belongs to `wanted`, creating both when `create` is set.
+pub(crate) fn prepare(dir: &Path, wanted: Backend, create: bool) -> Result<()> {
+    if let Some(found) = detect(dir)? {
+        return check(dir, found, wanted);
+    }
+    if !create {
+        return Err(StoreError::Missing {
+            dir: dir.to_path_buf(),
+        });
+    }
+    create_dir(dir)?;
+    for other in Backend::ALL {
+        if let Some(f) = engine_files(other).iter().find(|f| dir.join(f).exists()) {
+            return Err(StoreError::Foreign {
+                dir: dir.to_path_buf(),
+                why: format!("it holds {f} of the {other} backend but no {MARKER} file"),
+            });
+        }
+    }
+    let marker = dir.join(MARKER);
+    let tmp = dir.join(format!(".{MARKER}.{}", std::process::id()));
+    let write_tmp = || -> std::io::Result<()> {
+        let mut f = fs::File::create(&tmp)?;
+        writeln!(f, "{}", wanted.name())?;
+        f.sync_all()
+    };
+    write_tmp().map_err(|e| StoreError::io(&tmp, e))?;
+    let linked = fs::hard_link(&tmp, &marker);
+    let _ = fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => {
+            sync_dir(dir);
+            Ok(())
+        }
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+            let found = detect(dir)?.ok_or_else(|| StoreError::io(&marker, e))?;
+            check(dir, found, wanted)
+        }
+        Err(e) => Err(StoreError::io(&marker, e)),
+    }
+}
+
+fn check(dir: &Path, found: Backend, wanted: Backend) -> Result<()> {
+    if found == wanted {
+        Ok(())
+    } else {
+        Err(StoreError::BackendMismatch {
+            dir: dir.to_path_buf(),
+            found,
+            wanted,
+        })
+    }
+}
+
+pub(crate) fn create_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o750)
+        .create(dir)
+        .map_err(|e| StoreError::io(dir, e))
+}
+
+/// Makes a new directory entry durable; failure only weakens durability, so it is not an error.
+pub(crate) fn sync_dir(dir: &Path) {
+    if let Ok(d) = fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// Path of a backend's main file or directory, for error messages and size reports.
+pub fn engine_path(dir: &Path, backend: Backend) -> PathBuf {
+    let first = engine_files(backend)[0];
+    dir.join(first.split('/').next().unwrap_or(first))
+}

@@ -1,0 +1,72 @@
+//! Store errors. Every variant names the file or directory involved, because an administrator reading
+//! one log line must know which database is in trouble.
+
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+use crate::backend::Backend;
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{dir}: this database directory belongs to the {found} backend, not {wanted}")]
+    BackendMismatch {
+        dir: PathBuf,
+        found: Backend,
+        wanted: Backend,
+    },
+    #[error("{dir}: the database uses the {backend} backend, which this program was built without (built with: {compiled})")]
+    NotCompiled {
+        dir: PathBuf,
+        backend: String,
+        compiled: String,
+    },
+    #[error("{dir}: not an ipqbdb database directory: {why}")]
+    Foreign { dir: PathBuf, why: String },
+    #[error("{dir}: no database here (run a program that creates it first, e.g. ibd ban)")]
+    Missing { dir: PathBuf },
+    #[error("{path}: corrupt database: {what}")]
+    Corrupt { path: PathBuf, what: String },
+    #[error("{path}: {backend}: {source}")]
+    Backend {
+        path: PathBuf,
+        backend: Backend,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("reason text is {len} bytes long; at most {max} are allowed")]
+    ReasonTooLong { len: usize, max: usize },
+    #[error("no reason with id {0}")]
+    NoSuchReason(u32),
+    #[error("no reason with text {0:?}")]
+    NoSuchReasonText(String),
+}
+
+impl StoreError {
+    pub(crate) fn backend(
+        path: &std::path::Path,
+        backend: Backend,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        StoreError::Backend {
+            path: path.to_path_buf(),
+            backend,
+            source: Box::new(source),
+        }
+    }
+
+    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
+        StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}

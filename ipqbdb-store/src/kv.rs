@@ -1,0 +1,74 @@
+//! The small key-value interface every backend implements.
+//!
+//! All ipqbdb logic (bans, retention, whitelist precedence, reason statistics) is written once, in
+//! `store.rs`, against these two traits. A backend only moves bytes, so the three engines cannot
+//! disagree on semantics.
+
+use crate::error::Result;
+
+/// The logical tables. Keys and values are the byte encodings of `ipqbdb-core`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    /// Address key (16 bytes) -> `Record`.
+    Block,
+    /// Range (start ++ end, 32 bytes) -> decay (u32 BE).
+    White,
+    /// Reason id (u32 BE) -> `Reason` value.
+    Reason,
+    /// Reason text -> reason id (u32 BE): the get-or-insert index.
+    ReasonText,
+    /// Format information.
+    Meta,
+}
+
+impl Table {
+    pub const ALL: [Table; 5] = [
+        Table::Block,
+        Table::White,
+        Table::Reason,
+        Table::ReasonText,
+        Table::Meta,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Block => "block",
+            Table::White => "white",
+            Table::Reason => "reason",
+            Table::ReasonText => "reason_text",
+            Table::Meta => "meta",
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Scan direction: forward visits keys `>= from` ascending, backward keys `<= from` descending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Forward,
+    Backward,
+}
+
+/// A consistent snapshot.
+pub trait ReadTx {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>>;
+    /// Calls `visit` per entry until it returns `Ok(false)` or the table ends.
+    fn scan(
+        &self,
+        table: Table,
+        from: &[u8],
+        dir: Direction,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
+    ) -> Result<()>;
+    fn len(&self, table: Table) -> Result<u64>;
+}
+
+/// A write transaction: nothing it does is visible to others until the backend commits it durably.
+pub trait WriteTx: ReadTx {
+    fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<()>;
+    /// Returns whether the key existed.
+    fn delete(&mut self, table: Table, key: &[u8]) -> Result<bool>;
+}

@@ -1,0 +1,304 @@
+//! LMDB backend (heed, without TLS read transactions so they may move between threads).
+//!
+//! Multi-process rules (DESIGN.md section 3): every process maps the file with the same fixed, generous
+//! size, so no process ever has to grow the map under another; stale reader slots left by a process
+//! killed with -9 are cleared at open and at every maintenance, since LMDB otherwise keeps the pages
+//! those readers pinned and the file grows without bound; `MapResized` (a file grown by a program
+//! built with a larger map) is handled by adopting the new size.
+
+use std::collections::HashMap;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock, RwLock};
+
+use heed::types::Bytes;
+use heed::{CommitOrAbort, Database, Env, EnvOpenOptions, MdbError, RoTxn, RwTxn, WithoutTls};
+
+use crate::backend::Backend;
+use crate::error::{Result, StoreError};
+use crate::kv::{Direction, ReadTx, Table, WriteTx};
+use crate::store::{check_format, OpenOptions, Store};
+
+/// The map size every process uses: address space, not disk (the file grows only as pages are used).
+/// At about 100 bytes per record including B-tree overhead, this holds tens of millions of records.
+pub const MAP_SIZE: usize = 16 << 30;
+const MAX_READERS: u32 = 1022;
+
+type Db = Database<'static, Bytes, Bytes>;
+
+pub struct LmdbStore {
+    env: Env<WithoutTls>,
+    dbs: [Db; 5],
+    /// Transactions hold it shared; adopting a resized map needs it exclusive, because LMDB allows
+    /// that only while this process has no transaction open.
+    resize: RwLock<()>,
+    dir: PathBuf,
+    path: PathBuf,
+    opts: OpenOptions,
+}
+
+fn err(path: &Path, e: heed::Error) -> StoreError {
+    match e {
+        heed::Error::Mdb(
+            m @ (MdbError::Corrupted
+            | MdbError::Invalid
+            | MdbError::VersionMismatch
+            | MdbError::PageNotFound),
+        ) => StoreError::Corrupt {
+            path: path.to_path_buf(),
+            what: m.to_string(),
+        },
+        heed::Error::Io(io) => StoreError::io(path, io),
+        other => StoreError::backend(path, Backend::Lmdb, other),
+    }
+}
+
+/// heed refuses to open one environment twice in a process; every store of a directory in this process
+/// shares one `Env` instead.
+fn shared_env(path: &Path) -> Result<Env<WithoutTls>> {
+    static ENVS: OnceLock<Mutex<HashMap<PathBuf, Env<WithoutTls>>>> = OnceLock::new();
+    let canonical = path.canonicalize().map_err(|e| StoreError::io(path, e))?;
+    let mut envs = ENVS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if let Some(env) = envs.get(&canonical) {
+        return Ok(env.clone());
+    }
+    // SAFETY: the map is only ever modified through LMDB by ipqbdb processes, which all use the same
+    // map size; nothing truncates or rewrites data.mdb behind LMDB's back.
+    let env = unsafe {
+        EnvOpenOptions::new()
+            .read_txn_without_tls()
+            .map_size(MAP_SIZE)
+            .max_dbs(Table::ALL.len() as u32)
+            .max_readers(MAX_READERS)
+            .open(&canonical)
+    }
+    .map_err(|e| err(path, e))?;
+    envs.insert(canonical, env.clone());
+    Ok(env)
+}
+
+impl Store for LmdbStore {
+    fn open(dir: &Path, opts: &OpenOptions) -> Result<Self> {
+        crate::dir::prepare(dir, Backend::Lmdb, opts.create)?;
+        let path = crate::dir::engine_path(dir, Backend::Lmdb);
+        if !path.join("data.mdb").exists() && !opts.create {
+            return Err(StoreError::Missing {
+                dir: dir.to_path_buf(),
+            });
+        }
+        crate::dir::create_dir(&path)?;
+        let env = shared_env(&path)?;
+        env.clear_stale_readers().map_err(|e| err(&path, e))?;
+        let wtxn = env.write_txn().map_err(|e| err(&path, e))?;
+        let dbs = env
+            .create_databases_and_commit(wtxn, |opener, wtxn| -> heed::Result<_> {
+                let mut dbs = Vec::with_capacity(Table::ALL.len());
+                for t in Table::ALL {
+                    dbs.push(opener.create_database::<Bytes, Bytes>(wtxn, Some(t.name()))?);
+                }
+                let dbs: [_; 5] = dbs.try_into().map_err(|_| MdbError::Incompatible)?;
+                Ok(CommitOrAbort::<_, ()>::Commit(dbs))
+            })
+            .map_err(|e| err(&path, e))?
+            .unwrap_commit();
+        let store = LmdbStore {
+            env,
+            dbs,
+            resize: RwLock::new(()),
+            dir: dir.to_path_buf(),
+            path: path.clone(),
+            opts: opts.clone(),
+        };
+        store.write(&mut |tx| check_format(tx, &path))?;
+        Ok(store)
+    }
+
+    fn backend(&self) -> Backend {
+        Backend::Lmdb
+    }
+
+    fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn options(&self) -> &OpenOptions {
+        &self.opts
+    }
+
+    fn read<R>(&self, f: &mut dyn FnMut(&dyn ReadTx) -> Result<R>) -> Result<R> {
+        let _shared = self.resize.read().unwrap_or_else(|p| p.into_inner());
+        let txn = match self.env.read_txn() {
+            Err(heed::Error::Mdb(MdbError::MapResized)) => {
+                drop(_shared);
+                self.adopt_new_map_size()?;
+                return self.read(f);
+            }
+            other => other.map_err(|e| err(&self.path, e))?,
+        };
+        let out = f(&LmdbRead {
+            txn: &txn,
+            dbs: &self.dbs,
+            path: &self.path,
+        })?;
+        drop(txn);
+        Ok(out)
+    }
+
+    fn write<R>(&self, f: &mut dyn FnMut(&mut dyn WriteTx) -> Result<R>) -> Result<R> {
+        let _shared = self.resize.read().unwrap_or_else(|p| p.into_inner());
+        let txn = match self.env.write_txn() {
+            Err(heed::Error::Mdb(MdbError::MapResized)) => {
+                drop(_shared);
+                self.adopt_new_map_size()?;
+                return self.write(f);
+            }
+            other => other.map_err(|e| err(&self.path, e))?,
+        };
+        let mut w = LmdbWrite {
+            txn,
+            dbs: &self.dbs,
+            path: &self.path,
+        };
+        let out = f(&mut w)?;
+        w.txn.commit().map_err(|e| err(&self.path, e))?;
+        Ok(out)
+    }
+
+    fn maintenance(&self) -> Result<()> {
+        self.env
+            .clear_stale_readers()
+            .map(drop)
+            .map_err(|e| err(&self.path, e))
+    }
+
+    fn disk_size(&self) -> Result<u64> {
+        let data = self.path.join("data.mdb");
+        std::fs::metadata(&data)
+            .map(|m| m.len())
+            .map_err(|e| StoreError::io(&data, e))
+    }
+}
+
+impl LmdbStore {
+    fn adopt_new_map_size(&self) -> Result<()> {
+        let _exclusive = self.resize.write().unwrap_or_else(|p| p.into_inner());
+        // SAFETY: the exclusive lock guarantees this process has no transaction open.
+        unsafe { self.env.resize(0) }.map_err(|e| err(&self.path, e))
+    }
+}
+
+struct LmdbRead<'a, 't> {
+    txn: &'a RoTxn<'t>,
+    dbs: &'a [Db; 5],
+    path: &'a Path,
+}
+
+struct LmdbWrite<'a> {
+    txn: RwTxn<'a>,
+    dbs: &'a [Db; 5],
+    path: &'a Path,
+}
+
+impl LmdbWrite<'_> {
+    fn reader(&self) -> LmdbRead<'_, '_> {
+        LmdbRead {
+            txn: &self.txn,
+            dbs: self.dbs,
+            path: self.path,
+        }
+    }
+}
+
+impl ReadTx for LmdbRead<'_, '_> {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.dbs[table.index()]
+            .get(self.txn, key)
+            .map(|v| v.map(<[u8]>::to_vec))
+            .map_err(|e| err(self.path, e))
+    }
+
+    fn scan(
+        &self,
+        table: Table,
+        from: &[u8],
+        dir: Direction,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
+    ) -> Result<()> {
+        // LMDB refuses empty keys, even as range bounds.
+        let bound = if from.is_empty() {
+            Bound::Unbounded
+        } else {
+            Bound::Included(from)
+        };
+        let db = &self.dbs[table.index()];
+        let mut step = |item: heed::Result<(&[u8], &[u8])>| -> Result<bool> {
+            let (k, v) = item.map_err(|e| err(self.path, e))?;
+            visit(k, v)
+        };
+        match dir {
+            Direction::Forward => {
+                let range = (bound, Bound::Unbounded);
+                for item in db.range(self.txn, &range).map_err(|e| err(self.path, e))? {
+                    if !step(item)? {
+                        break;
+                    }
+                }
+            }
+            Direction::Backward => {
+                let range = (Bound::Unbounded, bound);
+                for item in db
+                    .rev_range(self.txn, &range)
+                    .map_err(|e| err(self.path, e))?
+                {
+                    if !step(item)? {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn len(&self, table: Table) -> Result<u64> {
+        self.dbs[table.index()]
+            .len(self.txn)
+            .map_err(|e| err(self.path, e))
+    }
+}
+
+impl ReadTx for LmdbWrite<'_> {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.reader().get(table, key)
+    }
+
+    fn scan(
+        &self,
+        table: Table,
+        from: &[u8],
+        dir: Direction,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
+    ) -> Result<()> {
+        self.reader().scan(table, from, dir, visit)
+    }
+
+    fn len(&self, table: Table) -> Result<u64> {
+        self.reader().len(table)
+    }
+}
+
+impl WriteTx for LmdbWrite<'_> {
+    fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<()> {
+        self.dbs[table.index()]
+            .put(&mut self.txn, key, value)
+            .map_err(|e| err(self.path, e))
+    }
+
+    fn delete(&mut self, table: Table, key: &[u8]) -> Result<bool> {
+        self.dbs[table.index()]
+            .delete(&mut self.txn, key)
+            .map_err(|e| err(self.path, e))
+    }
+}

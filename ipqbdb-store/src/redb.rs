@@ -1,0 +1,244 @@
+//! redb backend (>= 4.5).
+//!
+//! Multi-process rules (DESIGN.md section 3): every process opens the file in
+//! `ConcurrencyMode::MultiWriter` (the default mode locks every other process out), and commits with
+//! the default, durable, `Durability::Immediate`.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+
+use redb::{
+    ConcurrencyMode, Database, ReadOnlyTable, ReadableDatabase, ReadableTable,
+    ReadableTableMetadata, TableDefinition,
+};
+
+use crate::backend::Backend;
+use crate::error::{Result, StoreError};
+use crate::kv::{Direction, ReadTx, Table, WriteTx};
+use crate::store::{check_format, OpenOptions, Store};
+
+type Def = TableDefinition<'static, &'static [u8], &'static [u8]>;
+
+const DEFS: [Def; 5] = [
+    TableDefinition::new("block"),
+    TableDefinition::new("white"),
+    TableDefinition::new("reason"),
+    TableDefinition::new("reason_text"),
+    TableDefinition::new("meta"),
+];
+
+pub struct RedbStore {
+    db: Database,
+    dir: PathBuf,
+    path: PathBuf,
+    opts: OpenOptions,
+}
+
+fn err(path: &Path, e: impl Into<redb::Error>) -> StoreError {
+    match e.into() {
+        redb::Error::Corrupted(what) => StoreError::Corrupt {
+            path: path.to_path_buf(),
+            what,
+        },
+        redb::Error::Io(io) => StoreError::io(path, io),
+        other => StoreError::backend(path, Backend::Redb, other),
+    }
+}
+
+impl Store for RedbStore {
+    fn open(dir: &Path, opts: &OpenOptions) -> Result<Self> {
+        crate::dir::prepare(dir, Backend::Redb, opts.create)?;
+        let path = crate::dir::engine_path(dir, Backend::Redb);
+        if !opts.create && !path.exists() {
+            return Err(StoreError::Missing {
+                dir: dir.to_path_buf(),
+            });
+        }
+        let mut builder = Database::builder();
+        builder.set_concurrency_mode(ConcurrencyMode::MultiWriter);
+        // redb documents that a damaged file may make a plain open panic; a damaged file must be an
+        // error naming it, never a crash of the daemon.
+        let db = catch_unwind(AssertUnwindSafe(|| builder.create(&path)))
+            .map_err(|_| StoreError::Corrupt {
+                path: path.clone(),
+                what: "redb could not read the file".into(),
+            })?
+            .map_err(|e| err(&path, e))?;
+        let store = RedbStore {
+            db,
+            dir: dir.to_path_buf(),
+            path: path.clone(),
+            opts: opts.clone(),
+        };
+        store.write(&mut |tx| check_format(tx, &path))?;
+        Ok(store)
+    }
+
+    fn backend(&self) -> Backend {
+        Backend::Redb
+    }
+
+    fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn options(&self) -> &OpenOptions {
+        &self.opts
+    }
+
+    fn read<R>(&self, f: &mut dyn FnMut(&dyn ReadTx) -> Result<R>) -> Result<R> {
+        let p = &self.path;
+        let txn = self.db.begin_read().map_err(|e| err(p, e))?;
+        let mut tables = Vec::with_capacity(DEFS.len());
+        for def in DEFS {
+            tables.push(txn.open_table(def).map_err(|e| err(p, e))?);
+        }
+        f(&RedbRead {
+            tables: &tables,
+            path: p,
+        })
+    }
+
+    fn write<R>(&self, f: &mut dyn FnMut(&mut dyn WriteTx) -> Result<R>) -> Result<R> {
+        let p = &self.path;
+        let txn = self.db.begin_write().map_err(|e| err(p, e))?;
+        let out = {
+            let mut tables = Vec::with_capacity(DEFS.len());
+            for def in DEFS {
+                tables.push(txn.open_table(def).map_err(|e| err(p, e))?);
+            }
+            f(&mut RedbWrite { tables, path: p })
+        };
+        match out {
+            Ok(v) => {
+                txn.commit().map_err(|e| err(p, e))?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = txn.abort();
+                Err(e)
+            }
+        }
+    }
+
+    fn maintenance(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn disk_size(&self) -> Result<u64> {
+        std::fs::metadata(&self.path)
+            .map(|m| m.len())
+            .map_err(|e| StoreError::io(&self.path, e))
+    }
+}
+
+struct RedbRead<'a> {
+    tables: &'a [ReadOnlyTable<&'static [u8], &'static [u8]>],
+    path: &'a Path,
+}
+
+struct RedbWrite<'a, 't> {
+    tables: Vec<redb::Table<'t, &'static [u8], &'static [u8]>>,
+    path: &'a Path,
+}
+
+fn get_in<T: ReadableTable<&'static [u8], &'static [u8]>>(
+    t: &T,
+    path: &Path,
+    key: &[u8],
+) -> Result<Option<Vec<u8>>> {
+    Ok(t.get(key)
+        .map_err(|e| err(path, e))?
+        .map(|g| g.value().to_vec()))
+}
+
+fn scan_in<T: ReadableTable<&'static [u8], &'static [u8]>>(
+    t: &T,
+    path: &Path,
+    from: &[u8],
+    dir: Direction,
+    visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
+) -> Result<()> {
+    let mut step = |item: std::result::Result<_, redb::StorageError>| -> Result<bool> {
+        let (k, v): (redb::AccessGuard<&[u8]>, redb::AccessGuard<&[u8]>) =
+            item.map_err(|e| err(path, e))?;
+        visit(k.value(), v.value())
+    };
+    match dir {
+        Direction::Forward => {
+            for item in t.range::<&[u8]>(from..).map_err(|e| err(path, e))? {
+                if !step(item)? {
+                    break;
+                }
+            }
+        }
+        Direction::Backward => {
+            for item in t.range::<&[u8]>(..=from).map_err(|e| err(path, e))?.rev() {
+                if !step(item)? {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+impl ReadTx for RedbRead<'_> {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        get_in(&self.tables[table.index()], self.path, key)
+    }
+
+    fn scan(
+        &self,
+        table: Table,
+        from: &[u8],
+        dir: Direction,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
+    ) -> Result<()> {
+        scan_in(&self.tables[table.index()], self.path, from, dir, visit)
+    }
+
+    fn len(&self, table: Table) -> Result<u64> {
+        self.tables[table.index()]
+            .len()
+            .map_err(|e| err(self.path, e))
+    }
+}
+
+impl ReadTx for RedbWrite<'_, '_> {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        get_in(&self.tables[table.index()], self.path, key)
+    }
+
+    fn scan(
+        &self,
+        table: Table,
+        from: &[u8],
+        dir: Direction,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
+    ) -> Result<()> {
+        scan_in(&self.tables[table.index()], self.path, from, dir, visit)
+    }
+
+    fn len(&self, table: Table) -> Result<u64> {
+        self.tables[table.index()]
+            .len()
+            .map_err(|e| err(self.path, e))
+    }
+}
+
+impl WriteTx for RedbWrite<'_, '_> {
+    fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<()> {
+        self.tables[table.index()]
+            .insert(key, value)
+            .map(drop)
+            .map_err(|e| err(self.path, e))
+    }
+
+    fn delete(&mut self, table: Table, key: &[u8]) -> Result<bool> {
+        Ok(self.tables[table.index()]
+            .remove(key)
+            .map_err(|e| err(self.path, e))?
+            .is_some())
+    }
+}

@@ -1,0 +1,126 @@
+//! A child process for the multi-process store tests. Each mode prints one line per acknowledged
+//! operation, so the parent knows exactly what was committed before it killed or stopped the child.
+//!
+//! Usage: ipqbdb-store-worker BACKEND DIR MODE [ARGS]
+//!   ban-loop N OCTET   ban the shared counter address and N distinct addresses OCTET.x.y.z
+//!   read-loop N        read until the counter was caught N times, checking nothing ever goes back
+//!   big-txn ACKS       ACKS single durable bans, then one huge transaction (to be killed in)
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use ipqbdb_core::{now, AddrKey, Record, P_MAX};
+use ipqbdb_store::kv::Table;
+use ipqbdb_store::{Backend, Ban, Store};
+use ipqbdb_tests::{ip, nth_v4, open_any};
+
+pub const COUNTER: &str = "192.0.2.1";
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ipqbdb-store-worker: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |i: usize| args.get(i).cloned().ok_or("missing argument");
+    let backend: Backend = arg(0)?.parse().map_err(|e| format!("{e}"))?;
+    let store = open_any(arg(1)?.as_ref(), backend).map_err(|e| e.to_string())?;
+    let num =
+        |i: usize| -> Result<u32, String> { arg(i)?.parse().map_err(|_| "bad number".into()) };
+    let mut out = std::io::stdout().lock();
+    let mut say = |line: String| {
+        writeln!(out, "{line}")
+            .and_then(|_| out.flush())
+            .map_err(|e| e.to_string())
+    };
+    match arg(2)?.as_str() {
+        "ban-loop" => {
+            let (n, octet) = (num(3)?, num(4)? as u8);
+            for i in 0..n {
+                for addr in [ip(COUNTER), nth_v4(octet, i)] {
+                    let ban = Ban {
+                        ip: addr,
+                        reason: "worker",
+                        initial_count: 31,
+                        decay: Some(86_400),
+                    };
+                    store.ban(&ban, now()).map_err(|e| e.to_string())?;
+                }
+                say(format!("ACK {i}"))?;
+            }
+        }
+        "read-loop" => {
+            let n = u64::from(num(3)?);
+            let key = AddrKey::exact(ip(COUNTER));
+            let deadline = Instant::now() + Duration::from_secs(120);
+            let (mut caught, mut count, mut reads) = (0u64, 0u64, 0u64);
+            while caught < n {
+                if Instant::now() > deadline {
+                    return Err(format!("counter stuck at {caught} of {n}"));
+                }
+                let (c, k) = store
+                    .read(&mut |tx| {
+                        let rec = tx.get(Table::Block, &key.to_bytes())?;
+                        let c = rec.and_then(|v| Record::decode(&v)).map_or(0, |r| r.caught);
+                        Ok((c, tx.len(Table::Block)?))
+                    })
+                    .map_err(|e| e.to_string())?;
+                if c < caught || k < count {
+                    return Err(format!(
+                        "went back: caught {caught}->{c}, records {count}->{k}"
+                    ));
+                }
+                (caught, count, reads) = (c, k, reads + 1);
+            }
+            say(format!("DONE {reads} {count}"))?;
+        }
+        "big-txn" => {
+            let acks = num(3)?;
+            for i in 0..acks {
+                let addr = nth_v4(10, i);
+                let ban = Ban {
+                    ip: addr,
+                    reason: "acked",
+                    initial_count: 0,
+                    decay: None,
+                };
+                store.ban(&ban, now()).map_err(|e| e.to_string())?;
+                say(format!("ACK {addr}"))?;
+            }
+            let rec = Record {
+                probability: P_MAX,
+                decay: 3600,
+                last_update: now(),
+                caught: 1,
+                blocked: 0,
+                reason: 1,
+            }
+            .encode();
+            store
+                .write(&mut |tx| {
+                    for j in 0..20_000_000u32 {
+                        let key = AddrKey::exact(nth_v4(172, j));
+                        tx.put(Table::Block, &key.to_bytes(), &rec)?;
+                        if j == 20_000 {
+                            say("INTXN".into()).map_err(|e| ipqbdb_store::StoreError::Io {
+                                path: "stdout".into(),
+                                source: std::io::Error::other(e),
+                            })?;
+                        }
+                    }
+                    Ok(())
+                })
+                .map_err(|e| e.to_string())?;
+            say("COMMITTED".into())?;
+        }
+        other => return Err(format!("unknown mode {other}")),
+    }
+    Ok(())
+}

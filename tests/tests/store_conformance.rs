@@ -1,0 +1,476 @@
+//! One conformance suite for the `Store` trait, instantiated for every compiled backend, so the
+//! engines cannot drift apart. Multi-process cases run real child processes (`ipqbdb-store-worker`).
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use ipqbdb_core::{AddrKey, AddrRange, BanKind, Record, UnixTime, P_MAX};
+use ipqbdb_store::kv::Table;
+use ipqbdb_store::{AnyStore, Backend, Ban, OpenOptions, Store, StoreError, WhiteEntry};
+use ipqbdb_tests::{ip, must_finish, nth_v4, open_any, sigkill, Lines};
+
+const T0: UnixTime = 1_700_000_000;
+const WORKER: &str = env!("CARGO_BIN_EXE_ipqbdb-store-worker");
+
+fn ban<'a>(addr: &str, reason: &'a str, count: u8) -> Ban<'a> {
+    Ban {
+        ip: ip(addr),
+        reason,
+        initial_count: count,
+        decay: None,
+    }
+}
+
+fn key(addr: &str) -> AddrKey {
+    addr.parse().unwrap()
+}
+
+fn range(s: &str) -> AddrRange {
+    s.parse().unwrap()
+}
+
+fn fresh(b: Backend) -> (tempfile::TempDir, AnyStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_any(dir.path(), b).unwrap();
+    (dir, store)
+}
+
+mod suite {
+    use super::*;
+
+    pub fn directory_records_backend(b: Backend) {
+        let (dir, store) = fresh(b);
+        assert_eq!(store.backend(), b);
+        assert_eq!(ipqbdb_store::dir::detect(dir.path()).unwrap(), Some(b));
+        drop(store);
+        // Reopening without naming a backend finds it.
+        let again = AnyStore::open(dir.path(), &OpenOptions::default()).unwrap();
+        assert_eq!(again.backend(), b);
+        for other in Backend::ALL.into_iter().filter(|&o| o != b) {
+            let opts = OpenOptions {
+                backend: Some(other),
+                ..OpenOptions::default()
+            };
+            match AnyStore::open(dir.path(), &opts) {
+                Err(StoreError::BackendMismatch { found, wanted, .. }) => {
+                    assert_eq!((found, wanted), (b, other));
+                }
+                Err(e) => panic!("wrong error {e}"),
+                Ok(_) => panic!("opened a {b} directory as {other}"),
+            }
+        }
+    }
+
+    pub fn missing_database_is_not_created_without_create(b: Backend) {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("nothing-here");
+        let opts = OpenOptions {
+            create: false,
+            backend: Some(b),
+            ..OpenOptions::default()
+        };
+        let e = AnyStore::open(&target, &opts).err().expect("must fail");
+        assert!(matches!(e, StoreError::Missing { .. }), "{e}");
+        assert!(e.to_string().contains("nothing-here"), "{e}");
+        assert!(!target.exists());
+    }
+
+    pub fn ban_new_raise_and_reach_max(b: Backend) {
+        let (_dir, s) = fresh(b);
+        let first = s.ban(&ban("198.51.100.7", "ssh", 5), T0).unwrap();
+        assert_eq!(first.outcome.kind, BanKind::New);
+        assert_eq!(first.key, key("198.51.100.7"));
+        let rec = s.lookup(first.key).unwrap().unwrap();
+        assert_eq!(rec.probability, 1 << 26);
+        assert_eq!((rec.caught, rec.decay, rec.last_update), (1, 3600, T0));
+        let mut events = 0;
+        for _ in 0..5 {
+            let r = s.ban(&ban("198.51.100.7", "ssh", 5), T0).unwrap();
+            assert_eq!(r.outcome.kind, BanKind::Raised);
+            events += u32::from(r.outcome.reached_max);
+        }
+        let rec = s.lookup(first.key).unwrap().unwrap();
+        assert_eq!(rec.probability, P_MAX);
+        assert_eq!(rec.caught, 6);
+        assert_eq!(
+            rec.decay, 7200,
+            "crossing the threshold added the addend once"
+        );
+        assert_eq!(events, 1);
+        assert_eq!(s.record_count().unwrap(), 1);
+        assert_eq!(s.lookup(key("198.51.100.8")).unwrap(), None);
+    }
+
+    pub fn addresses_are_normalised(b: Backend) {
+        let (_dir, s) = fresh(b);
+        s.ban(&ban("2001:db8:1:2::1", "web", 5), T0).unwrap();
+        let r = s.ban(&ban("2001:db8:1:2:ffff::9", "web", 5), T0).unwrap();
+        assert_eq!(r.outcome.kind, BanKind::Raised, "same /64");
+        assert_eq!(r.key, key("2001:db8:1:2::"));
+        s.ban(&ban("::ffff:203.0.113.5", "web", 5), T0).unwrap();
+        let r = s.ban(&ban("203.0.113.5", "web", 5), T0).unwrap();
+        assert_eq!(r.outcome.kind, BanKind::Raised, "v4-mapped is v4");
+        assert_eq!(s.record_count().unwrap(), 2);
+        let (rec, white) = s.verdict_state(ip("2001:db8:1:2:aaaa::1")).unwrap();
+        assert_eq!(rec.unwrap().caught, 2);
+        assert_eq!(white, None);
+    }
+
+    pub fn whitelist_ranges_narrowest_wins(b: Backend) {
+        let (_dir, s) = fresh(b);
+        let entries = [("10.0.0.0/8", 600), ("10.1.0.0/16", 60), ("10.1.2.3", 0)];
+        for (r, decay) in entries {
+            s.white_set(WhiteEntry {
+                range: range(r),
+                decay,
+            })
+            .unwrap();
+        }
+        let stored = s.read(&mut |tx| tx.len(Table::White)).unwrap();
+        assert_eq!(stored, 3, "10.0.0.0/8 is one stored range");
+        let w = |a: &str| s.white_lookup(key(a)).unwrap().map(|e| e.decay);
+        assert_eq!(w("10.200.0.1"), Some(600));
+        assert_eq!(w("10.1.200.1"), Some(60));
+        assert_eq!(w("10.1.2.3"), Some(0));
+        assert_eq!(w("10.1.2.4"), Some(60));
+        assert_eq!(w("11.0.0.0"), None);
+        assert_eq!(w("9.255.255.255"), None);
+        // The whitelist decay overrides the ban's; decay 0 never inserts.
+        let with_decay = |a: &'static str| Ban {
+            decay: Some(9999),
+            ..ban(a, "x", 5)
+        };
+        s.ban(&with_decay("10.200.0.1"), T0).unwrap();
+        assert_eq!(s.lookup(key("10.200.0.1")).unwrap().unwrap().decay, 600);
+        s.ban(&with_decay("10.1.9.9"), T0).unwrap();
+        assert_eq!(s.lookup(key("10.1.9.9")).unwrap().unwrap().decay, 60);
+        let r = s.ban(&with_decay("10.1.2.3"), T0).unwrap();
+        assert_eq!(r.outcome.kind, BanKind::Whitelisted);
+        assert_eq!(s.lookup(key("10.1.2.3")).unwrap(), None);
+        s.ban(&with_decay("11.0.0.1"), T0).unwrap();
+        assert_eq!(s.lookup(key("11.0.0.1")).unwrap().unwrap().decay, 9999);
+        // Listing, replacing and removing.
+        let list = s.white_list().unwrap();
+        assert_eq!(list.len(), 3);
+        assert_eq!(list[0].range, range("10.0.0.0/8"));
+        s.white_set(WhiteEntry {
+            range: range("10.0.0.0/8"),
+            decay: 5,
+        })
+        .unwrap();
+        assert_eq!(w("10.200.0.1"), Some(5));
+        assert!(s.white_remove(range("10.1.0.0/16")).unwrap());
+        assert!(!s.white_remove(range("10.1.0.0/16")).unwrap());
+        assert_eq!(w("10.1.200.1"), Some(5));
+        // A whitelisted-to-zero address with an old record is innocent at verdict time.
+        s.ban(&ban("192.0.2.50", "x", 0), T0).unwrap();
+        s.white_set(WhiteEntry {
+            range: range("192.0.2.0/24"),
+            decay: 0,
+        })
+        .unwrap();
+        let (rec, white) = s.verdict_state(ip("192.0.2.50")).unwrap();
+        assert!(rec.is_some());
+        assert_eq!(white, Some(0));
+        // IPv6 ranges work alike, on exact addresses.
+        s.white_set(WhiteEntry {
+            range: range("2001:db8::/32"),
+            decay: 77,
+        })
+        .unwrap();
+        assert_eq!(w("2001:db8:ffff::1"), Some(77));
+        assert_eq!(w("2001:db9::1"), None);
+    }
+
+    pub fn reasons_categories_and_statistics(b: Backend) {
+        let (_dir, s) = fresh(b);
+        let a = s.reason_id("sshd: invalid user").unwrap();
+        let c = s.reason_id("postfix: sasl").unwrap();
+        assert_eq!(s.reason_id("sshd: invalid user").unwrap(), a);
+        assert_ne!(a, c);
+        assert!(a > 0 && c > 0);
+        s.set_category(a, 18).unwrap();
+        assert_eq!(s.reason(a).unwrap().unwrap().category, 18);
+        assert_eq!(s.find_reason("postfix: sasl").unwrap().unwrap().id, c);
+        assert_eq!(s.find_reason("nope").unwrap(), None);
+        assert!(matches!(
+            s.set_category(999, 1),
+            Err(StoreError::NoSuchReason(999))
+        ));
+        let long = "x".repeat(ipqbdb_store::MAX_REASON_LEN + 1);
+        assert!(matches!(
+            s.reason_id(&long),
+            Err(StoreError::ReasonTooLong { .. })
+        ));
+        // Live counters, then credited on deletion.
+        s.ban(&ban("192.0.2.1", "sshd: invalid user", 5), T0)
+            .unwrap();
+        s.ban(&ban("192.0.2.1", "sshd: invalid user", 5), T0)
+            .unwrap();
+        s.ban(&ban("192.0.2.2", "sshd: invalid user", 5), T0)
+            .unwrap();
+        s.add_blocked(&[(key("192.0.2.1"), 10), (key("192.0.2.2"), 5)])
+            .unwrap();
+        let stats = s.reason_stats().unwrap();
+        let sa = stats.iter().find(|x| x.reason.id == a).unwrap();
+        assert_eq!(
+            (sa.live_records, sa.live_caught, sa.live_blocked),
+            (2, 3, 15)
+        );
+        assert_eq!((sa.reason.caught, sa.reason.blocked), (0, 0));
+        assert_eq!(
+            s.delete_records(&[key("192.0.2.1"), key("192.0.2.99")])
+                .unwrap(),
+            1
+        );
+        let r = s.reason(a).unwrap().unwrap();
+        assert_eq!((r.caught, r.blocked, r.category), (2, 10, 18));
+        let stats = s.reason_stats().unwrap();
+        let sa = stats.iter().find(|x| x.reason.id == a).unwrap();
+        assert_eq!(
+            (sa.live_records, sa.live_caught, sa.live_blocked),
+            (1, 1, 5)
+        );
+    }
+
+    pub fn block_counters_batch(b: Backend) {
+        let (_dir, s) = fresh(b);
+        s.ban(&ban("192.0.2.1", "r", 0), T0).unwrap();
+        s.add_blocked(&[(key("192.0.2.1"), 3), (key("203.0.113.1"), 7)])
+            .unwrap();
+        s.add_blocked(&[(key("192.0.2.1"), 4)]).unwrap();
+        assert_eq!(s.lookup(key("192.0.2.1")).unwrap().unwrap().blocked, 7);
+        assert_eq!(
+            s.lookup(key("203.0.113.1")).unwrap(),
+            None,
+            "no record is created"
+        );
+    }
+
+    pub fn listing_and_range_deletion(b: Backend) {
+        let (_dir, s) = fresh(b);
+        for a in [
+            "192.0.2.9",
+            "192.0.2.1",
+            "198.51.100.1",
+            "2001:db8::1",
+            "192.0.3.0",
+        ] {
+            s.ban(&ban(a, "r", 5), T0).unwrap();
+        }
+        let all: Vec<String> = s
+            .list_records(None)
+            .unwrap()
+            .iter()
+            .map(|(k, _)| k.to_string())
+            .collect();
+        assert_eq!(
+            all,
+            [
+                "192.0.2.1",
+                "192.0.2.9",
+                "192.0.3.0",
+                "198.51.100.1",
+                "2001:db8::"
+            ]
+        );
+        let some = s.list_records(Some(range("192.0.2.0/24"))).unwrap();
+        assert_eq!(some.len(), 2);
+        assert_eq!(s.delete_range(range("192.0.2.0-192.0.3.0")).unwrap(), 3);
+        assert_eq!(s.record_count().unwrap(), 2);
+    }
+
+    pub fn retention_rule(b: Backend) {
+        let (_dir, s) = fresh(b);
+        // Ten records updated at T0 + i.
+        for i in 0..10u32 {
+            let a = nth_v4(10, i).to_string();
+            s.ban(&ban(&a, "r", 5), T0 + i64::from(i)).unwrap();
+        }
+        let now = T0 + 100;
+        // min-age 95: records 0..=5 are stale (age 100..=95). With max 8, only the two oldest go.
+        assert_eq!(s.retain(95, Some(8), now).unwrap(), 2);
+        assert_eq!(s.lookup(key("10.0.0.0")).unwrap(), None);
+        assert_eq!(s.lookup(key("10.0.0.1")).unwrap(), None);
+        assert!(s.lookup(key("10.0.0.2")).unwrap().is_some());
+        // Fewer than N remain anyway: nothing goes.
+        assert_eq!(s.retain(95, Some(20), now).unwrap(), 0);
+        // N smaller than what may go: never a record updated within min-age.
+        assert_eq!(s.retain(95, Some(0), now).unwrap(), 4);
+        assert_eq!(s.record_count().unwrap(), 4);
+        // Without N, every stale record.
+        assert_eq!(s.retain(0, None, now).unwrap(), 4);
+        assert_eq!(s.record_count().unwrap(), 0);
+        let r = s.find_reason("r").unwrap().unwrap();
+        assert_eq!(r.caught, 10, "deleted records' counters are credited");
+    }
+
+    pub fn failed_write_rolls_back(b: Backend) {
+        let (_dir, s) = fresh(b);
+        let res: ipqbdb_store::Result<()> = s.write(&mut |tx| {
+            tx.put(Table::Block, &key("192.0.2.1").to_bytes(), &[1; 37])?;
+            Err(StoreError::NoSuchReason(1))
+        });
+        assert!(res.is_err());
+        assert_eq!(s.record_count().unwrap(), 0);
+        // A batch is one transaction: a bad reason in it keeps every ban out.
+        let long = "y".repeat(ipqbdb_store::MAX_REASON_LEN + 1);
+        let batch = [ban("192.0.2.2", "ok", 5), ban("192.0.2.3", &long, 5)];
+        assert!(s.ban_batch(&batch, T0).is_err());
+        assert_eq!(s.record_count().unwrap(), 0);
+        assert_eq!(s.find_reason("ok").unwrap(), None);
+    }
+
+    pub fn persists_and_refuses_foreign_format(b: Backend) {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = open_any(dir.path(), b).unwrap();
+            s.ban(&ban("192.0.2.1", "r", 5), T0).unwrap();
+        }
+        let s = open_any(dir.path(), b).unwrap();
+        assert_eq!(s.lookup(key("192.0.2.1")).unwrap().unwrap().caught, 1);
+        s.write(&mut |tx| tx.put(Table::Meta, b"format", b"ipqbdb-99"))
+            .unwrap();
+        // A corrupt record is an error naming the address, never a panic.
+        s.write(&mut |tx| tx.put(Table::Block, &key("192.0.2.2").to_bytes(), b"junk"))
+            .unwrap();
+        let e = s.lookup(key("192.0.2.2")).unwrap_err();
+        assert!(matches!(e, StoreError::Corrupt { .. }), "{e}");
+        assert!(e.to_string().contains("192.0.2.2"), "{e}");
+        drop(s);
+        let e = open_any(dir.path(), b)
+            .err()
+            .expect("foreign format must be refused");
+        assert!(matches!(e, StoreError::Corrupt { .. }), "{e}");
+        assert!(e.to_string().contains("ipqbdb-99"), "{e}");
+    }
+
+    pub fn concurrent_processes(b: Backend) {
+        const N: u32 = 300;
+        let dir = tempfile::tempdir().unwrap();
+        drop(open_any(dir.path(), b).unwrap());
+        let spawn = |args: &[&str]| {
+            Command::new(WORKER)
+                .arg(b.name())
+                .arg(dir.path())
+                .args(args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let n = N.to_string();
+        let total = (2 * N).to_string();
+        let reader = spawn(&["read-loop", &total]);
+        let w1 = spawn(&["ban-loop", &n, "10"]);
+        let w2 = spawn(&["ban-loop", &n, "11"]);
+        for (name, child) in [("writer 1", w1), ("writer 2", w2), ("reader", reader)] {
+            let out = must_finish(name, Duration::from_secs(180), move || {
+                child.wait_with_output().unwrap()
+            });
+            assert!(
+                out.status.success(),
+                "{name} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let s = open_any(dir.path(), b).unwrap();
+        let counter = s.lookup(key("192.0.2.1")).unwrap().unwrap();
+        assert_eq!(counter.caught, u64::from(2 * N), "no ban was lost");
+        assert_eq!(s.record_count().unwrap(), u64::from(2 * N) + 1);
+    }
+
+    pub fn sigkill_mid_transaction(b: Backend) {
+        const ACKS: u32 = 40;
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(WORKER)
+            .arg(b.name())
+            .arg(dir.path())
+            .args(["big-txn", &ACKS.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let lines = Lines::new(child.stdout.take().unwrap());
+        let mut acked = Vec::new();
+        loop {
+            match lines.next(Duration::from_secs(120)).as_deref() {
+                Some("INTXN") => break,
+                Some(l) if l.starts_with("ACK ") => acked.push(l[4..].to_string()),
+                other => panic!("worker said {other:?} before reaching the big transaction"),
+            }
+        }
+        sigkill(&mut child);
+        assert_eq!(acked.len() as u32, ACKS);
+        let path = dir.path().to_path_buf();
+        let (count, missing, write_ok) =
+            must_finish("reopen after SIGKILL", Duration::from_secs(60), move || {
+                let s = open_any(&path, b).unwrap();
+                let missing: Vec<String> = acked
+                    .iter()
+                    .filter(|a| s.lookup(a.parse().unwrap()).unwrap().is_none())
+                    .cloned()
+                    .collect();
+                let count = s.record_count().unwrap();
+                let write_ok = s.ban(&ban("203.0.113.1", "after", 5), T0).is_ok();
+                (count, missing, write_ok)
+            });
+        assert!(missing.is_empty(), "acknowledged bans lost: {missing:?}");
+        assert_eq!(
+            count,
+            u64::from(ACKS),
+            "the killed transaction left nothing behind"
+        );
+        assert!(write_ok, "the database takes writes after the crash");
+    }
+}
+
+/// Expands to one `#[test]` per suite case for `$backend`. Adding a case here adds it for every engine.
+macro_rules! cases {
+    ($backend:expr) => {
+        cases!(@each $backend;
+            directory_records_backend,
+            missing_database_is_not_created_without_create,
+            ban_new_raise_and_reach_max,
+            addresses_are_normalised,
+            whitelist_ranges_narrowest_wins,
+            reasons_categories_and_statistics,
+            block_counters_batch,
+            listing_and_range_deletion,
+            retention_rule,
+            failed_write_rolls_back,
+            persists_and_refuses_foreign_format,
+            concurrent_processes,
+            sigkill_mid_transaction,
+        );
+    };
+    (@each $backend:expr; $($case:ident),* $(,)?) => {$(
+        #[test]
+        fn $case() {
+            super::suite::$case($backend);
+        }
+    )*};
+}
+
+#[cfg(feature = "sqlite")]
+mod sqlite {
+    cases!(ipqbdb_store::Backend::Sqlite);
+}
+
+#[cfg(feature = "lmdb")]
+mod lmdb {
+    cases!(ipqbdb_store::Backend::Lmdb);
+}
+
+#[cfg(feature = "redb")]
+mod redb {
+    cases!(ipqbdb_store::Backend::Redb);
+}
+
+#[test]
+fn record_is_37_bytes() {
+    // The benchmark's size figures assume this encoding.
+    assert_eq!(Record::ENCODED_LEN, 37);
+    let _ = Path::new(WORKER);
+}
