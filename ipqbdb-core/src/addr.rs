@@ -34,7 +34,7 @@ impl V6Prefix {
         }
     }
 
-    pub fn len(self) -> u8 {
+    pub fn bits(self) -> u8 {
         self.0
     }
 

@@ -1,13 +1,19 @@
 //! The ipqbdb domain: which addresses are stored how, and how their block probability evolves.
 //!
-//! This crate is pure: no I/O, no clock. Storage lives in `ipqbdb-store`, packets in `ipqbdb-judge`.
+//! The model is pure (time is a parameter). Beside it live the small pieces every program shares: the
+//! configuration file, the connection-kill command and logging. Storage lives in `ipqbdb-store`,
+//! packets in `ipqbdb-judge`, log parsing in `ipqbdb-parse`.
 
 pub mod addr;
+pub mod config;
+pub mod connkill;
 pub mod error;
+pub mod log;
 pub mod model;
 pub mod range;
 pub mod record;
 pub mod retention;
+pub mod time;
 pub mod units;
 
 pub use addr::{parse_ip, AddrKey, V6Prefix, DEFAULT_V6_PREFIX};

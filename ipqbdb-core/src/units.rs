@@ -44,7 +44,7 @@ pub fn parse_count(input: &str) -> Result<u64, ParseError> {
 /// Formats seconds in the largest unit that divides them, so output can be pasted back as input.
 pub fn format_duration(secs: u32) -> String {
     for (unit, size) in [("w", 7 * 86_400), ("d", 86_400), ("h", 3600), ("m", 60)] {
-        if secs != 0 && secs % size == 0 {
+        if secs != 0 && secs.is_multiple_of(size) {
             return format!("{}{unit}", secs / size);
         }
     }

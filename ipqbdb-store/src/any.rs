@@ -79,6 +79,10 @@ impl Store for AnyStore {
         each!(self, s => s.options())
     }
 
+    fn engine_path(&self) -> &Path {
+        each!(self, s => s.engine_path())
+    }
+
     fn read<R>(&self, f: &mut dyn FnMut(&dyn ReadTx) -> Result<R>) -> Result<R> {
         each!(self, s => s.read(f))
     }

@@ -52,6 +52,9 @@ pub enum Direction {
     Backward,
 }
 
+/// The callback of [`ReadTx::scan`]: gets each key and value, returns whether to go on.
+pub type Visit<'a> = dyn FnMut(&[u8], &[u8]) -> Result<bool> + 'a;
+
 /// A consistent snapshot.
 pub trait ReadTx {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>>;
@@ -61,7 +64,7 @@ pub trait ReadTx {
         table: Table,
         from: &[u8],
         dir: Direction,
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
+        visit: &mut Visit<'_>,
     ) -> Result<()>;
     fn len(&self, table: Table) -> Result<u64>;
 }

@@ -16,7 +16,7 @@ use heed::{CommitOrAbort, Database, Env, EnvOpenOptions, MdbError, RoTxn, RwTxn,
 
 use crate::backend::Backend;
 use crate::error::{Result, StoreError};
-use crate::kv::{Direction, ReadTx, Table, WriteTx};
+use crate::kv::{Direction, ReadTx, Table, Visit, WriteTx};
 use crate::store::{check_format, OpenOptions, Store};
 
 /// The map size every process uses: address space, not disk (the file grows only as pages are used).
@@ -128,6 +128,10 @@ impl Store for LmdbStore {
         &self.opts
     }
 
+    fn engine_path(&self) -> &Path {
+        &self.path
+    }
+
     fn read<R>(&self, f: &mut dyn FnMut(&dyn ReadTx) -> Result<R>) -> Result<R> {
         let _shared = self.resize.read().unwrap_or_else(|p| p.into_inner());
         let txn = match self.env.read_txn() {
@@ -225,7 +229,7 @@ impl ReadTx for LmdbRead<'_, '_> {
         table: Table,
         from: &[u8],
         dir: Direction,
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
+        visit: &mut Visit<'_>,
     ) -> Result<()> {
         // LMDB refuses empty keys, even as range bounds.
         let bound = if from.is_empty() {
@@ -279,7 +283,7 @@ impl ReadTx for LmdbWrite<'_> {
         table: Table,
         from: &[u8],
         dir: Direction,
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
+        visit: &mut Visit<'_>,
     ) -> Result<()> {
         self.reader().scan(table, from, dir, visit)
     }

@@ -4,6 +4,7 @@
 //! `ConcurrencyMode::MultiWriter` (the default mode locks every other process out), and commits with
 //! the default, durable, `Durability::Immediate`.
 
+use std::cell::OnceCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
@@ -14,7 +15,7 @@ use redb::{
 
 use crate::backend::Backend;
 use crate::error::{Result, StoreError};
-use crate::kv::{Direction, ReadTx, Table, WriteTx};
+use crate::kv::{Direction, ReadTx, Table, Visit, WriteTx};
 use crate::store::{check_format, OpenOptions, Store};
 
 type Def = TableDefinition<'static, &'static [u8], &'static [u8]>;
@@ -86,15 +87,16 @@ impl Store for RedbStore {
         &self.opts
     }
 
+    fn engine_path(&self) -> &Path {
+        &self.path
+    }
+
     fn read<R>(&self, f: &mut dyn FnMut(&dyn ReadTx) -> Result<R>) -> Result<R> {
         let p = &self.path;
         let txn = self.db.begin_read().map_err(|e| err(p, e))?;
-        let mut tables = Vec::with_capacity(DEFS.len());
-        for def in DEFS {
-            tables.push(txn.open_table(def).map_err(|e| err(p, e))?);
-        }
         f(&RedbRead {
-            tables: &tables,
+            txn: &txn,
+            tables: Default::default(),
             path: p,
         })
     }
@@ -132,9 +134,27 @@ impl Store for RedbStore {
     }
 }
 
+type RoTable = ReadOnlyTable<&'static [u8], &'static [u8]>;
+
+/// Opens tables on first use: opening all five costs more than a lookup.
 struct RedbRead<'a> {
-    tables: &'a [ReadOnlyTable<&'static [u8], &'static [u8]>],
+    txn: &'a redb::ReadTransaction,
+    tables: [OnceCell<RoTable>; 5],
     path: &'a Path,
+}
+
+impl RedbRead<'_> {
+    fn table(&self, table: Table) -> Result<&RoTable> {
+        let cell = &self.tables[table.index()];
+        if let Some(t) = cell.get() {
+            return Ok(t);
+        }
+        let opened = self
+            .txn
+            .open_table(DEFS[table.index()])
+            .map_err(|e| err(self.path, e))?;
+        Ok(cell.get_or_init(|| opened))
+    }
 }
 
 struct RedbWrite<'a, 't> {
@@ -157,7 +177,7 @@ fn scan_in<T: ReadableTable<&'static [u8], &'static [u8]>>(
     path: &Path,
     from: &[u8],
     dir: Direction,
-    visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
+    visit: &mut Visit<'_>,
 ) -> Result<()> {
     let mut step = |item: std::result::Result<_, redb::StorageError>| -> Result<bool> {
         let (k, v): (redb::AccessGuard<&[u8]>, redb::AccessGuard<&[u8]>) =
@@ -185,7 +205,7 @@ fn scan_in<T: ReadableTable<&'static [u8], &'static [u8]>>(
 
 impl ReadTx for RedbRead<'_> {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        get_in(&self.tables[table.index()], self.path, key)
+        get_in(self.table(table)?, self.path, key)
     }
 
     fn scan(
@@ -193,15 +213,13 @@ impl ReadTx for RedbRead<'_> {
         table: Table,
         from: &[u8],
         dir: Direction,
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
+        visit: &mut Visit<'_>,
     ) -> Result<()> {
-        scan_in(&self.tables[table.index()], self.path, from, dir, visit)
+        scan_in(self.table(table)?, self.path, from, dir, visit)
     }
 
     fn len(&self, table: Table) -> Result<u64> {
-        self.tables[table.index()]
-            .len()
-            .map_err(|e| err(self.path, e))
+        self.table(table)?.len().map_err(|e| err(self.path, e))
     }
 }
 
@@ -215,7 +233,7 @@ impl ReadTx for RedbWrite<'_, '_> {
         table: Table,
         from: &[u8],
         dir: Direction,
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
+        visit: &mut Visit<'_>,
     ) -> Result<()> {
         scan_in(&self.tables[table.index()], self.path, from, dir, visit)
     }

@@ -13,7 +13,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionB
 
 use crate::backend::Backend;
 use crate::error::{Result, StoreError};
-use crate::kv::{Direction, ReadTx, Table, WriteTx};
+use crate::kv::{Direction, ReadTx, Table, Visit, WriteTx};
 use crate::store::{check_format, OpenOptions, Store};
 
 /// How long a writer waits for another process's transaction before giving up.
@@ -102,6 +102,10 @@ impl Store for SqliteStore {
 
     fn options(&self) -> &OpenOptions {
         &self.opts
+    }
+
+    fn engine_path(&self) -> &Path {
+        &self.path
     }
 
     fn read<R>(&self, f: &mut dyn FnMut(&dyn ReadTx) -> Result<R>) -> Result<R> {
@@ -207,7 +211,7 @@ impl ReadTx for SqliteTx<'_> {
         table: Table,
         from: &[u8],
         dir: Direction,
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
+        visit: &mut Visit<'_>,
     ) -> Result<()> {
         let text = match dir {
             Direction::Forward => &sql(table).scan_forward,

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ipqbdb_core::{
     apply_ban, AddrKey, AddrRange, BanKind, BanOutcome, BanRequest, ModelParams, Reason, ReasonId,
@@ -97,10 +97,8 @@ pub trait Store: Send + Sync + Sized {
     /// Bytes the database occupies on disk.
     fn disk_size(&self) -> Result<u64>;
 
-    /// The engine's main file, for error messages.
-    fn engine_path(&self) -> PathBuf {
-        crate::dir::engine_path(self.dir(), self.backend())
-    }
+    /// The engine's main file or directory, named in error messages.
+    fn engine_path(&self) -> &Path;
 
     /// Bans one address, atomically (read, model, write in one transaction).
     fn ban(&self, ban: &Ban<'_>, now: UnixTime) -> Result<BanReport> {
@@ -177,15 +175,15 @@ pub trait Store: Send + Sync + Sized {
         Ok(out)
     }
 
-    /// Deletes the records of `keys`, crediting their counters to their reasons. Returns how many
-    /// existed.
-    fn delete_records(&self, keys: &[AddrKey]) -> Result<u64> {
+    /// Deletes the records of `keys`, crediting their counters to their reasons. Returns the records
+    /// that existed, as they were when deleted.
+    fn delete_records(&self, keys: &[AddrKey]) -> Result<Vec<(AddrKey, Record)>> {
         let path = self.engine_path();
         self.write(&mut |tx| delete_in(tx, &path, keys.iter().copied()))
     }
 
-    /// Deletes every record within `range`.
-    fn delete_range(&self, range: AddrRange) -> Result<u64> {
+    /// Deletes every record within `range`, returning them.
+    fn delete_range(&self, range: AddrRange) -> Result<Vec<(AddrKey, Record)>> {
         let path = self.engine_path();
         self.write(&mut |tx| {
             let mut keys = Vec::new();
@@ -198,8 +196,14 @@ pub trait Store: Send + Sync + Sized {
     }
 
     /// The retention rule (DESIGN.md section 4): delete records not updated for `min_age` seconds,
-    /// and with `max_records` only the oldest of them, just enough to leave that many.
-    fn retain(&self, min_age: u32, max_records: Option<u64>, now: UnixTime) -> Result<u64> {
+    /// and with `max_records` only the oldest of them, just enough to leave that many. Returns the
+    /// deleted records.
+    fn retain(
+        &self,
+        min_age: u32,
+        max_records: Option<u64>,
+        now: UnixTime,
+    ) -> Result<Vec<(AddrKey, Record)>> {
         let path = self.engine_path();
         self.write(&mut |tx| {
             let mut total = 0u64;
@@ -219,14 +223,13 @@ pub trait Store: Send + Sync + Sized {
         })
     }
 
-    /// Adds or replaces a whitelist range.
-    fn white_set(&self, entry: WhiteEntry) -> Result<()> {
+    /// Adds or replaces whitelist ranges, in one transaction.
+    fn white_set(&self, entries: &[WhiteEntry]) -> Result<()> {
         self.write(&mut |tx| {
-            tx.put(
-                Table::White,
-                &entry.range.to_bytes(),
-                &entry.decay.to_be_bytes(),
-            )
+            for e in entries {
+                tx.put(Table::White, &e.range.to_bytes(), &e.decay.to_be_bytes())?;
+            }
+            Ok(())
         })
     }
 
@@ -500,16 +503,16 @@ fn delete_in(
     tx: &mut dyn WriteTx,
     path: &Path,
     keys: impl Iterator<Item = AddrKey>,
-) -> Result<u64> {
+) -> Result<Vec<(AddrKey, Record)>> {
     let mut credit: HashMap<ReasonId, (u64, u64)> = HashMap::new();
-    let mut deleted = 0;
+    let mut deleted = Vec::new();
     for key in keys {
         if let Some(rec) = get_record(tx, path, key)? {
             tx.delete(Table::Block, &key.to_bytes())?;
             let c = credit.entry(rec.reason).or_default();
             c.0 = c.0.saturating_add(rec.caught);
             c.1 = c.1.saturating_add(rec.blocked);
-            deleted += 1;
+            deleted.push((key, rec));
         }
     }
     for (id, (caught, blocked)) in credit {
