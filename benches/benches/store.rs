@@ -69,7 +69,13 @@ fn bench_backend(c: &mut Criterion, backend: Backend) {
         })
     });
     g.bench_function("verdict_state", |b| {
-        b.iter(|| black_box(store.verdict_state(addr(idx.next_below(n))).expect("verdict")))
+        b.iter(|| {
+            black_box(
+                store
+                    .verdict_state(addr(idx.next_below(n)))
+                    .expect("verdict"),
+            )
+        })
     });
     g.bench_function("durable_ban", |b| {
         b.iter(|| {

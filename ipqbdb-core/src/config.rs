@@ -21,7 +21,9 @@ pub const DEFAULT_CONNKILL_FILE: &str = "/etc/ipqbdb-connkill.cmd";
 pub const PARSE_SOCKET: &str = "ibd-parse.sock";
 
 /// Program sections a configuration file may hold.
-pub const SECTIONS: [&str; 7] = ["ban", "del", "white", "config", "category", "parse", "judge"];
+pub const SECTIONS: [&str; 7] = [
+    "ban", "del", "white", "config", "category", "parse", "judge",
+];
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -102,7 +104,9 @@ impl Settings {
             path: path.to_path_buf(),
             message,
         };
-        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| syntax(e.to_string()))?;
+        let mut table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| syntax(e.to_string()))?;
         let mut sections = toml::Table::new();
         for name in table.keys().cloned().collect::<Vec<_>>() {
             if table[&name].is_table() {
@@ -202,7 +206,9 @@ mod tests {
         let e = parse("db-dri = \"/x\"", "ban").unwrap_err().to_string();
         assert!(e.starts_with("/etc/test.toml: "), "{e}");
         assert!(e.contains("db-dri"), "{e}");
-        let e = parse("[bna]\nreason = \"x\"", "ban").unwrap_err().to_string();
+        let e = parse("[bna]\nreason = \"x\"", "ban")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown section [bna]"), "{e}");
         let e = parse("decay = \"4y\"", "ban").unwrap_err().to_string();
         assert!(e.contains("decay") && e.contains("4y"), "{e}");
@@ -216,7 +222,10 @@ mod tests {
     fn missing_default_file_is_fine_but_named_one_is_not() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("none.toml");
-        assert_eq!(Settings::load(&p, "ban", false).unwrap(), Settings::default());
+        assert_eq!(
+            Settings::load(&p, "ban", false).unwrap(),
+            Settings::default()
+        );
         let e = Settings::load(&p, "ban", true).unwrap_err().to_string();
         assert!(e.contains("none.toml"), "{e}");
     }

@@ -206,12 +206,22 @@ mod tests {
 
     #[test]
     fn shell_syntax_and_bad_quotes_are_refused_with_line() {
-        for bad in ["rm -rf / ; echo", "a $(b)", "a `b`", "x > /etc/passwd", "'open", "\"open"] {
+        for bad in [
+            "rm -rf / ; echo",
+            "a $(b)",
+            "a `b`",
+            "x > /etc/passwd",
+            "'open",
+            "\"open",
+        ] {
             let e = ConnKill::parse(&format!("# c\n{bad}"), Path::new("/etc/ck")).unwrap_err();
             assert!(e.to_string().starts_with("/etc/ck:2: "), "{bad}: {e}");
         }
         assert!(ConnKill::parse("# only\n", Path::new("/x")).is_err());
-        assert_eq!(ck("echo 'a;b' \"c|d\"").argv("1.2.3.4".parse().unwrap())[0], ["echo", "a;b", "c|d", "1.2.3.4"]);
+        assert_eq!(
+            ck("echo 'a;b' \"c|d\"").argv("1.2.3.4".parse().unwrap())[0],
+            ["echo", "a;b", "c|d", "1.2.3.4"]
+        );
     }
 
     #[test]

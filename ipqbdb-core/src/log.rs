@@ -32,7 +32,8 @@ static SYSLOG_IDENT: OnceLock<CString> = OnceLock::new();
 
 /// Sends later [`log`] calls to syslog (facility daemon) under `ident` instead of stderr.
 pub fn use_syslog(ident: &str) {
-    let ident = SYSLOG_IDENT.get_or_init(|| CString::new(ident.replace('\0', "")).unwrap_or_default());
+    let ident =
+        SYSLOG_IDENT.get_or_init(|| CString::new(ident.replace('\0', "")).unwrap_or_default());
     // SAFETY: `ident` lives in a static for the rest of the process, as openlog requires.
     unsafe { libc::openlog(ident.as_ptr(), libc::LOG_PID, libc::LOG_DAEMON) };
 }

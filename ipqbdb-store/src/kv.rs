@@ -59,13 +59,7 @@ pub type Visit<'a> = dyn FnMut(&[u8], &[u8]) -> Result<bool> + 'a;
 pub trait ReadTx {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>>;
     /// Calls `visit` per entry until it returns `Ok(false)` or the table ends.
-    fn scan(
-        &self,
-        table: Table,
-        from: &[u8],
-        dir: Direction,
-        visit: &mut Visit<'_>,
-    ) -> Result<()>;
+    fn scan(&self, table: Table, from: &[u8], dir: Direction, visit: &mut Visit<'_>) -> Result<()>;
     fn len(&self, table: Table) -> Result<u64>;
 }
 

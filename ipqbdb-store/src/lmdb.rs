@@ -224,13 +224,7 @@ impl ReadTx for LmdbRead<'_, '_> {
             .map_err(|e| err(self.path, e))
     }
 
-    fn scan(
-        &self,
-        table: Table,
-        from: &[u8],
-        dir: Direction,
-        visit: &mut Visit<'_>,
-    ) -> Result<()> {
+    fn scan(&self, table: Table, from: &[u8], dir: Direction, visit: &mut Visit<'_>) -> Result<()> {
         // LMDB refuses empty keys, even as range bounds.
         let bound = if from.is_empty() {
             Bound::Unbounded
@@ -278,13 +272,7 @@ impl ReadTx for LmdbWrite<'_> {
         self.reader().get(table, key)
     }
 
-    fn scan(
-        &self,
-        table: Table,
-        from: &[u8],
-        dir: Direction,
-        visit: &mut Visit<'_>,
-    ) -> Result<()> {
+    fn scan(&self, table: Table, from: &[u8], dir: Direction, visit: &mut Visit<'_>) -> Result<()> {
         self.reader().scan(table, from, dir, visit)
     }
 

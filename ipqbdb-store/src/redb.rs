@@ -208,13 +208,7 @@ impl ReadTx for RedbRead<'_> {
         get_in(self.table(table)?, self.path, key)
     }
 
-    fn scan(
-        &self,
-        table: Table,
-        from: &[u8],
-        dir: Direction,
-        visit: &mut Visit<'_>,
-    ) -> Result<()> {
+    fn scan(&self, table: Table, from: &[u8], dir: Direction, visit: &mut Visit<'_>) -> Result<()> {
         scan_in(self.table(table)?, self.path, from, dir, visit)
     }
 
@@ -228,13 +222,7 @@ impl ReadTx for RedbWrite<'_, '_> {
         get_in(&self.tables[table.index()], self.path, key)
     }
 
-    fn scan(
-        &self,
-        table: Table,
-        from: &[u8],
-        dir: Direction,
-        visit: &mut Visit<'_>,
-    ) -> Result<()> {
+    fn scan(&self, table: Table, from: &[u8], dir: Direction, visit: &mut Visit<'_>) -> Result<()> {
         scan_in(&self.tables[table.index()], self.path, from, dir, visit)
     }
 

@@ -206,13 +206,7 @@ impl ReadTx for SqliteTx<'_> {
             .map_err(|e| err(self.path, e))
     }
 
-    fn scan(
-        &self,
-        table: Table,
-        from: &[u8],
-        dir: Direction,
-        visit: &mut Visit<'_>,
-    ) -> Result<()> {
+    fn scan(&self, table: Table, from: &[u8], dir: Direction, visit: &mut Visit<'_>) -> Result<()> {
         let text = match dir {
             Direction::Forward => &sql(table).scan_forward,
             Direction::Backward => &sql(table).scan_backward,

@@ -113,7 +113,7 @@ pub trait Store: Send + Sync + Sized {
         self.write(&mut |tx| {
             let mut reports = Vec::with_capacity(bans.len());
             for ban in bans {
-                reports.push(ban_in(tx, &path, &opts, ban, now)?);
+                reports.push(ban_in(tx, path, &opts, ban, now)?);
             }
             Ok(reports)
         })
@@ -121,7 +121,7 @@ pub trait Store: Send + Sync + Sized {
 
     fn lookup(&self, key: AddrKey) -> Result<Option<Record>> {
         let path = self.engine_path();
-        self.read(&mut |tx| get_record(tx, &path, key))
+        self.read(&mut |tx| get_record(tx, path, key))
     }
 
     /// Looks up what a verdict needs for `ip`: its record and its whitelist decay.
@@ -129,9 +129,9 @@ pub trait Store: Send + Sync + Sized {
         let path = self.engine_path();
         let key = AddrKey::banned(ip, self.options().v6_prefix);
         self.read(&mut |tx| {
-            let rec = get_record(tx, &path, key)?;
+            let rec = get_record(tx, path, key)?;
             let white = match rec {
-                Some(_) => white_lookup_in(tx, &path, AddrKey::exact(ip))?.map(|w| w.decay),
+                Some(_) => white_lookup_in(tx, path, AddrKey::exact(ip))?.map(|w| w.decay),
                 None => None,
             };
             Ok((rec, white))
@@ -143,7 +143,7 @@ pub trait Store: Send + Sync + Sized {
         let path = self.engine_path();
         self.write(&mut |tx| {
             for &(key, n) in counts {
-                if let Some(mut rec) = get_record(tx, &path, key)? {
+                if let Some(mut rec) = get_record(tx, path, key)? {
                     rec.blocked = rec.blocked.saturating_add(n);
                     tx.put(Table::Block, &key.to_bytes(), &rec.encode())?;
                 }
@@ -163,7 +163,7 @@ pub trait Store: Send + Sync + Sized {
         visit: &mut dyn FnMut(AddrKey, &Record) -> bool,
     ) -> Result<()> {
         let path = self.engine_path();
-        self.read(&mut |tx| scan_records(tx, &path, range, &mut |k, r| Ok(visit(k, r))))
+        self.read(&mut |tx| scan_records(tx, path, range, &mut |k, r| Ok(visit(k, r))))
     }
 
     fn list_records(&self, range: Option<AddrRange>) -> Result<Vec<(AddrKey, Record)>> {
@@ -179,7 +179,7 @@ pub trait Store: Send + Sync + Sized {
     /// that existed, as they were when deleted.
     fn delete_records(&self, keys: &[AddrKey]) -> Result<Vec<(AddrKey, Record)>> {
         let path = self.engine_path();
-        self.write(&mut |tx| delete_in(tx, &path, keys.iter().copied()))
+        self.write(&mut |tx| delete_in(tx, path, keys.iter().copied()))
     }
 
     /// Deletes every record within `range`, returning them.
@@ -187,11 +187,11 @@ pub trait Store: Send + Sync + Sized {
         let path = self.engine_path();
         self.write(&mut |tx| {
             let mut keys = Vec::new();
-            scan_records(tx, &path, Some(range), &mut |k, _| {
+            scan_records(tx, path, Some(range), &mut |k, _| {
                 keys.push(k);
                 Ok(true)
             })?;
-            delete_in(tx, &path, keys.into_iter())
+            delete_in(tx, path, keys.into_iter())
         })
     }
 
@@ -208,7 +208,7 @@ pub trait Store: Send + Sync + Sized {
         self.write(&mut |tx| {
             let mut total = 0u64;
             let mut stale = Vec::new();
-            scan_records(tx, &path, None, &mut |k, r| {
+            scan_records(tx, path, None, &mut |k, r| {
                 total += 1;
                 if ipqbdb_core::retention::is_stale(r.last_update, now, min_age) {
                     stale.push((r.last_update, k));
@@ -219,7 +219,7 @@ pub trait Store: Send + Sync + Sized {
                 ipqbdb_core::retention::retention_quota(total, stale.len() as u64, max_records);
             stale.sort_unstable();
             let doomed = stale.iter().take(quota as usize).map(|&(_, k)| k);
-            delete_in(tx, &path, doomed)
+            delete_in(tx, path, doomed)
         })
     }
 
@@ -242,7 +242,7 @@ pub trait Store: Send + Sync + Sized {
         self.read(&mut |tx| {
             let mut out = Vec::new();
             tx.scan(Table::White, &[], Direction::Forward, &mut |k, v| {
-                out.push(decode_white(&path, k, v)?);
+                out.push(decode_white(path, k, v)?);
                 Ok(true)
             })?;
             Ok(out)
@@ -252,13 +252,13 @@ pub trait Store: Send + Sync + Sized {
     /// The narrowest whitelist range containing `addr` (an exact, unmasked key).
     fn white_lookup(&self, addr: AddrKey) -> Result<Option<WhiteEntry>> {
         let path = self.engine_path();
-        self.read(&mut |tx| white_lookup_in(tx, &path, addr))
+        self.read(&mut |tx| white_lookup_in(tx, path, addr))
     }
 
     /// The id of the reason with this text, inserting it if new.
     fn reason_id(&self, text: &str) -> Result<ReasonId> {
         let path = self.engine_path();
-        self.write(&mut |tx| reason_id_in(tx, &path, text))
+        self.write(&mut |tx| reason_id_in(tx, path, text))
     }
 
     /// Finds a reason by text without creating it.
@@ -266,7 +266,7 @@ pub trait Store: Send + Sync + Sized {
         let path = self.engine_path();
         self.read(
             &mut |tx| match tx.get(Table::ReasonText, text.as_bytes())? {
-                Some(v) => get_reason(tx, &path, decode_id(&path, &v)?),
+                Some(v) => get_reason(tx, path, decode_id(path, &v)?),
                 None => Ok(None),
             },
         )
@@ -274,14 +274,14 @@ pub trait Store: Send + Sync + Sized {
 
     fn reason(&self, id: ReasonId) -> Result<Option<Reason>> {
         let path = self.engine_path();
-        self.read(&mut |tx| get_reason(tx, &path, id))
+        self.read(&mut |tx| get_reason(tx, path, id))
     }
 
     /// Sets (1..=255) or clears (0) a reason's report category.
     fn set_category(&self, id: ReasonId, category: u8) -> Result<Reason> {
         let path = self.engine_path();
         self.write(&mut |tx| {
-            let mut reason = get_reason(tx, &path, id)?.ok_or(StoreError::NoSuchReason(id))?;
+            let mut reason = get_reason(tx, path, id)?.ok_or(StoreError::NoSuchReason(id))?;
             reason.category = category;
             tx.put(Table::Reason, &id.to_be_bytes(), &reason.encode_value())?;
             Ok(reason)
@@ -290,14 +290,14 @@ pub trait Store: Send + Sync + Sized {
 
     fn reasons(&self) -> Result<Vec<Reason>> {
         let path = self.engine_path();
-        self.read(&mut |tx| all_reasons(tx, &path))
+        self.read(&mut |tx| all_reasons(tx, path))
     }
 
     /// Every reason with its credited counters and those of its live records, from one snapshot.
     fn reason_stats(&self) -> Result<Vec<ReasonStats>> {
         let path = self.engine_path();
         self.read(&mut |tx| {
-            let mut stats: Vec<ReasonStats> = all_reasons(tx, &path)?
+            let mut stats: Vec<ReasonStats> = all_reasons(tx, path)?
                 .into_iter()
                 .map(|reason| ReasonStats {
                     reason,
@@ -311,7 +311,7 @@ pub trait Store: Send + Sync + Sized {
                 .enumerate()
                 .map(|(i, s)| (s.reason.id, i))
                 .collect();
-            scan_records(tx, &path, None, &mut |_, r| {
+            scan_records(tx, path, None, &mut |_, r| {
                 if let Some(&i) = index.get(&r.reason) {
                     let s = &mut stats[i];
                     s.live_records += 1;

@@ -219,7 +219,7 @@ mod suite {
             (2, 3, 15)
         );
         assert_eq!((sa.reason.caught, sa.reason.blocked), (0, 0));
-let gone = s
+        let gone = s
             .delete_records(&[key("192.0.2.1"), key("192.0.2.99")])
             .unwrap();
         assert_eq!(gone.len(), 1);
@@ -277,7 +277,10 @@ let gone = s
         );
         let some = s.list_records(Some(range("192.0.2.0/24"))).unwrap();
         assert_eq!(some.len(), 2);
-        assert_eq!(s.delete_range(range("192.0.2.0-192.0.3.0")).unwrap().len(), 3);
+        assert_eq!(
+            s.delete_range(range("192.0.2.0-192.0.3.0")).unwrap().len(),
+            3
+        );
         assert_eq!(s.record_count().unwrap(), 2);
     }
 

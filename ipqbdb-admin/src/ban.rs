@@ -1,0 +1,143 @@
+//! `ibd ban`: ban addresses, or insert a reason.
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use ipqbdb_core::config::DEFAULT_CONNKILL_FILE;
+use ipqbdb_core::connkill::ConnKill;
+use ipqbdb_core::log::{self, Level};
+use ipqbdb_core::model::{initial_count, DEFAULT_INITIAL_COUNT};
+use ipqbdb_core::{format_duration, now, parse_duration, parse_ip, percent, BanKind};
+use ipqbdb_store::{Ban, BanReport, Store};
+
+use crate::cli::BanArgs;
+use crate::context::Context;
+use crate::error::{AdminError, Result};
+
+pub const DEFAULT_REASON: &str = "banned by ibd ban";
+
+pub fn run(ctx: &Context, args: &BanArgs) -> Result<()> {
+    let s = &ctx.settings;
+    let reason = args
+        .reason
+        .clone()
+        .or_else(|| s.reason.clone())
+        .unwrap_or_else(|| DEFAULT_REASON.to_string());
+    let count = match args.initial_count.or(s.initial_count) {
+        Some(c) => initial_count(c).map_err(|e| AdminError::Usage(e.to_string()))?,
+        None => DEFAULT_INITIAL_COUNT,
+    };
+    let decay = match (&args.decay, &s.decay) {
+        (Some(text), _) => {
+            Some(parse_duration(text).map_err(|e| AdminError::Usage(e.to_string()))?)
+        }
+        (None, Some(d)) => Some(d.seconds().map_err(|e| AdminError::Usage(e.to_string()))?),
+        (None, None) => None,
+    };
+    let syslog = args.log_syslog || s.log_syslog.unwrap_or(false);
+    if syslog {
+        log::use_syslog("ibd-ban");
+    }
+    // Load the command before banning: a broken command file is reported while nothing has happened.
+    let connkill = if args.exec_connkill || s.exec_connkill.unwrap_or(false) {
+        let path = args
+            .connkill_file
+            .clone()
+            .or_else(|| s.connkill_file.clone())
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONNKILL_FILE));
+        Some(ConnKill::load(&path)?)
+    } else {
+        None
+    };
+
+    let store = ctx.open(true)?;
+    let mut out = std::io::stdout().lock();
+    if args.addresses.is_empty() {
+        let id = store.reason_id(&reason)?;
+        if !args.quiet {
+            let _ = writeln!(out, "reason {id}: {reason}");
+        }
+        return Ok(());
+    }
+
+    let mut refused = 0;
+    let mut ips: Vec<IpAddr> = Vec::with_capacity(args.addresses.len());
+    for a in &args.addresses {
+        match parse_ip(a) {
+            Ok(ip) => ips.push(ip),
+            Err(e) => {
+                ctx.warn(e);
+                refused += 1;
+            }
+        }
+    }
+    let bans: Vec<Ban<'_>> = ips
+        .iter()
+        .map(|&ip| Ban {
+            ip,
+            reason: &reason,
+            initial_count: count,
+            decay,
+        })
+        .collect();
+    // One durable transaction for the whole command line.
+    let reports = store.ban_batch(&bans, now())?;
+    for (ip, report) in ips.iter().zip(&reports) {
+        let line = describe(*ip, report);
+        if !args.quiet {
+            let _ = writeln!(out, "{line}");
+        }
+        if syslog {
+            log::log("ibd-ban", Level::Notice, &line);
+        }
+        if report.outcome.reached_max {
+            if let Some(ck) = &connkill {
+                if let Err(e) = ck.run(*ip) {
+                    ctx.warn(format!("connection kill for {ip}: {e}"));
+                    refused += 1;
+                }
+            }
+        }
+    }
+    if refused > 0 {
+        return Err(AdminError::Partial(format!(
+            "addresses refused: {refused} of {}",
+            args.addresses.len()
+        )));
+    }
+    Ok(())
+}
+
+fn describe(ip: IpAddr, r: &BanReport) -> String {
+    let o = &r.outcome;
+    let shown = if r.key.ip() == ip {
+        ip.to_string()
+    } else {
+        format!("{ip} (as {})", r.key)
+    };
+    let Some(rec) = o.record else {
+        return format!("{shown}: whitelisted, not banned");
+    };
+    let mut line = match o.kind {
+        BanKind::Whitelisted => format!("{shown}: whitelisted (decay 0), not banned"),
+        BanKind::New => format!(
+            "{shown}: new, {:.3}%, decay {}",
+            percent(rec.probability),
+            format_duration(rec.decay)
+        ),
+        BanKind::Raised => format!(
+            "{shown}: raised {:.3}% -> {:.3}%, caught {} times",
+            percent(o.before),
+            percent(rec.probability),
+            rec.caught
+        ),
+    };
+    if o.decay_grew {
+        line.push_str(&format!(", decay now {}", format_duration(rec.decay)));
+    }
+    if o.reached_max {
+        line.push_str(", reached 100%");
+    }
+    line
+}

@@ -1,0 +1,171 @@
+//! Command-line definitions of `ibd` and its link names. Kept apart from the actions so that man
+//! pages and completions can be generated from [`command`] alone.
+
+use std::path::PathBuf;
+
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use ipqbdb_store::Backend;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ibd",
+    version,
+    about = "Administer the ipqbdb database of abusive IP addresses",
+    long_about = "Administer the ipqbdb database of abusive IP addresses.\n\n\
+        Each subcommand is also available as a program of its own through links named \
+        ibd-ban, ibd-del, ibd-white, ibd-config and ibd-category (see `ibd install-links`).\n\n\
+        Exit status: 0 success, 1 failure (for ban and white: some input refused), 2 usage error."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Configuration file [default: /etc/ipqbdb/ipqbdb.toml, or $IPQBDB_CONFIG]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Database directory [default: /var/lib/ipqbdb]
+    #[arg(short = 'D', long, global = true, value_name = "DIR")]
+    pub db_dir: Option<PathBuf>,
+    /// Storage engine for a new database directory (an existing one keeps its own)
+    #[arg(long, global = true, value_name = "ENGINE")]
+    pub backend: Option<Backend>,
+    /// IPv6 prefix length a ban applies to [default: 64]
+    #[arg(long, global = true, value_name = "BITS")]
+    pub ipv6_prefix: Option<u32>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Ban addresses (double their block probability), or with no address insert a reason
+    Ban(BanArgs),
+    /// List, delete or expire block records; show per-reason statistics
+    Del(DelArgs),
+    /// Read whitelist entries (ADDRESS, a-b or CIDR, then a decay), list or delete them
+    White(WhiteArgs),
+    /// Print settings as `NAME value` lines
+    Config(ConfigArgs),
+    /// Show, set or clear the report category of a reason
+    Category(CategoryArgs),
+    /// Create the ibd-ban, ibd-del, ibd-white, ibd-config and ibd-category links in DIR
+    InstallLinks(InstallLinksArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BanArgs {
+    /// Addresses to ban: IPv4, IPv6 or IPv4-mapped IPv6
+    #[arg(value_name = "ADDRESS")]
+    pub addresses: Vec<String>,
+    /// Reason recorded with a new ban [default: "banned by ibd ban"]
+    #[arg(short, long, value_name = "TEXT")]
+    pub reason: Option<String>,
+    /// Doublings from the initial probability to 100 %: 0 bans at once, 5 starts at 1/32 [default: 5]
+    #[arg(short = 'c', long, value_name = "0-31")]
+    pub initial_count: Option<u32>,
+    /// Half-life of the probability of a new record, e.g. 30m, 4h, 2d [default: 1h]
+    #[arg(short = 't', long, value_name = "DURATION")]
+    pub decay: Option<String>,
+    /// Run the connection-kill command for addresses that reach 100 %
+    #[arg(short = 'e', long)]
+    pub exec_connkill: bool,
+    /// Connection-kill command file [default: /etc/ipqbdb-connkill.cmd]
+    #[arg(long, value_name = "FILE")]
+    pub connkill_file: Option<PathBuf>,
+    /// Also log each ban to syslog
+    #[arg(long)]
+    pub log_syslog: bool,
+    /// Print nothing on success
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DelArgs {
+    /// Only records within these addresses, a-b ranges or CIDR blocks
+    #[arg(value_name = "SELECTION")]
+    pub selection: Vec<String>,
+    /// List records (the default action)
+    #[arg(long)]
+    pub ls: bool,
+    /// Delete the selected records; with --ls, list what was deleted
+    #[arg(long)]
+    pub del: bool,
+    /// Only records not updated for at least this long, e.g. 4w
+    #[arg(long, value_name = "DURATION")]
+    pub min_time: Option<String>,
+    /// With --del --min-time: delete only the oldest, just enough to leave this many, e.g. 100k
+    #[arg(long, value_name = "COUNT", requires = "min_time")]
+    pub max_records: Option<String>,
+    /// Show per-reason statistics and categories instead of records
+    #[arg(long, conflicts_with_all = ["ls", "del"])]
+    pub stats: bool,
+    /// Print column headers
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Print JSON instead of columns
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WhiteArgs {
+    /// Files of `RANGE [DECAY]` lines to read; `-` or none reads standard input
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// List the whitelist
+    #[arg(long, conflicts_with_all = ["files", "del"])]
+    pub ls: bool,
+    /// Delete these entries (exactly as listed)
+    #[arg(long, value_name = "RANGE", num_args = 1.., conflicts_with = "files")]
+    pub del: Vec<String>,
+    /// Print column headers with --ls
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {}
+
+#[derive(Debug, Args)]
+pub struct CategoryArgs {
+    /// The reason, by its text (or by its number with --id)
+    #[arg(value_name = "REASON")]
+    pub reason: String,
+    /// New category, 1 to 255 (0 clears); none shows the current one
+    #[arg(value_name = "CATEGORY", value_parser = clap::value_parser!(u8))]
+    pub category: Option<u8>,
+    /// REASON is a reason number, as listed by `ibd del --stats`
+    #[arg(long)]
+    pub id: bool,
+    /// Clear the category
+    #[arg(long, conflicts_with = "category")]
+    pub clear: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InstallLinksArgs {
+    /// Directory for the links
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Replace existing files of those names
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+/// The program names that dispatch to a subcommand, with that subcommand.
+pub const LINKS: [(&str, &str); 5] = [
+    ("ibd-ban", "ban"),
+    ("ibd-del", "del"),
+    ("ibd-white", "white"),
+    ("ibd-config", "config"),
+    ("ibd-category", "category"),
+];
+
+/// The clap command, for man pages and completions.
+pub fn command() -> clap::Command {
+    Cli::command()
+}

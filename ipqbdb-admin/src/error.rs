@@ -1,0 +1,36 @@
+//! Admin errors and their exit codes.
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum AdminError {
+    /// Wrong words on the command line (exit 2).
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Config(#[from] ipqbdb_core::config::ConfigError),
+    #[error(transparent)]
+    Store(#[from] ipqbdb_store::StoreError),
+    #[error(transparent)]
+    ConnKill(#[from] ipqbdb_core::connkill::ConnKillError),
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Some inputs were refused; each was reported already (exit 1).
+    #[error("{0}")]
+    Partial(String),
+}
+
+impl AdminError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            AdminError::Usage(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+pub type Result<T, E = AdminError> = std::result::Result<T, E>;

@@ -1,0 +1,5 @@
+//! `ibd`: see the library for the dispatch on program names.
+
+fn main() -> std::process::ExitCode {
+    std::process::ExitCode::from(ipqbdb_admin::run(std::env::args_os()))
+}

@@ -1,0 +1,525 @@
+//! Drives the real `ibd` binary, through its own name and through every link name.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const IBD: &str = env!("CARGO_BIN_EXE_ibd");
+
+struct Env {
+    tmp: tempfile::TempDir,
+    bin: PathBuf,
+}
+
+impl Env {
+    /// A database directory, an empty configuration file and the links, all in a temporary directory.
+    fn new(backend: &str) -> Env {
+        let tmp = tempfile::tempdir().unwrap();
+        let bin = tmp.path().join("bin");
+        let out = Command::new(IBD)
+            .arg("install-links")
+            .arg(&bin)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::write(
+            tmp.path().join("ipqbdb.toml"),
+            format!("backend = \"{backend}\"\n"),
+        )
+        .unwrap();
+        Env { tmp, bin }
+    }
+
+    fn db(&self) -> PathBuf {
+        self.tmp.path().join("db")
+    }
+
+    fn config(&self) -> PathBuf {
+        self.tmp.path().join("ipqbdb.toml")
+    }
+
+    /// Runs `prog` (`ibd` or a link name) with the test's config and database.
+    fn run(&self, prog: &str, args: &[&str]) -> Output {
+        self.run_stdin(prog, args, "")
+    }
+
+    fn run_stdin(&self, prog: &str, args: &[&str], stdin: &str) -> Output {
+        let exe = if prog == "ibd" {
+            PathBuf::from(IBD)
+        } else {
+            self.bin.join(prog)
+        };
+        let mut child = Command::new(exe)
+            .arg("--config")
+            .arg(self.config())
+            .arg("--db-dir")
+            .arg(self.db())
+            .args(args)
+            .env_remove("IPQBDB_CONFIG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().expect("exited")
+}
+
+fn records(env: &Env) -> Vec<serde_json::Value> {
+    let o = env.run("ibd-del", &["--ls", "--json"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    serde_json::from_str::<serde_json::Value>(&stdout(&o))
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn find<'a>(recs: &'a [serde_json::Value], addr: &str) -> Option<&'a serde_json::Value> {
+    recs.iter().find(|r| r["address"] == addr)
+}
+
+fn each_backend(f: impl Fn(&str)) {
+    for b in ["lmdb", "sqlite", "redb"] {
+        f(b);
+    }
+}
+
+#[test]
+fn links_dispatch_and_ban_reports() {
+    each_backend(|b| {
+        let env = Env::new(b);
+        for (link, _) in ipqbdb_admin::cli::LINKS {
+            assert!(env
+                .bin
+                .join(link)
+                .symlink_metadata()
+                .unwrap()
+                .file_type()
+                .is_symlink());
+        }
+        let o = env.run(
+            "ibd-ban",
+            &[
+                "192.0.2.7",
+                "2001:db8::5",
+                "::ffff:198.51.100.1",
+                "-r",
+                "ssh",
+            ],
+        );
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        let out = stdout(&o);
+        assert!(out.contains("192.0.2.7: new, 3.125%"), "{out}");
+        assert!(out.contains("2001:db8::5 (as 2001:db8::): new"), "{out}");
+        assert!(out.contains("(as 198.51.100.1)"), "{out}");
+        let o = env.run("ibd", &["ban", "192.0.2.7", "-c", "0"]);
+        assert!(stdout(&o).contains("reached 100%"), "{}", stdout(&o));
+        let recs = records(&env);
+        assert_eq!(recs.len(), 3);
+        let r = find(&recs, "192.0.2.7").unwrap();
+        assert_eq!(r["caught"], 2);
+        assert_eq!(r["probability"], ipqbdb_core::P_MAX);
+        assert_eq!(find(&recs, "2001:db8::").unwrap()["reason"], "ssh");
+        // The directory keeps the backend the config asked for.
+        let o = env.run("ibd-config", &[]);
+        assert!(
+            stdout(&o).lines().any(|l| l == format!("db-backend {b}")),
+            "{}",
+            stdout(&o)
+        );
+    });
+}
+
+#[test]
+fn exit_codes_and_one_line_errors() {
+    let env = Env::new("lmdb");
+    let o = env.run("ibd-ban", &["192.0.2.1", "999.1.1.1", "not-an-ip"]);
+    assert_eq!(code(&o), 1, "partial failure");
+    let err = stderr(&o);
+    assert!(
+        err.contains("ibd-ban: invalid IP address \"999.1.1.1\""),
+        "{err}"
+    );
+    assert!(err.contains("addresses refused: 2 of 3"), "{err}");
+    assert_eq!(records(&env).len(), 1, "the good address is banned");
+    for bad in [
+        &["ban", "-c", "32", "192.0.2.1"][..],
+        &["ban", "-t", "4y", "192.0.2.1"],
+        &["ban", "--bogus"],
+        &["del", "--del"],
+        &["del", "--max-records", "5"],
+        &["del", "--ls", "300.0.0.0/8"],
+        &["category", "x", "256"],
+        &["nosuchcommand"],
+    ] {
+        let o = env.run("ibd", bad);
+        assert_eq!(code(&o), 2, "{bad:?}: {}", stderr(&o));
+        assert!(!stderr(&o).trim().is_empty());
+    }
+    // A typo in the database path is an error for listing, not a new database.
+    let o = Command::new(IBD)
+        .args(["del", "--ls", "--config", "/dev/null", "--db-dir"])
+        .arg(env.tmp.path().join("typo"))
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 1);
+    let err = stderr(&o);
+    assert!(
+        err.starts_with("ibd del: ") && err.contains("typo") && err.lines().count() == 1,
+        "{err}"
+    );
+    assert!(!env.tmp.path().join("typo").exists());
+    // Another backend's directory is refused by name.
+    let o = env.run("ibd", &["--backend", "redb", "ban", "192.0.2.2"]);
+    assert_eq!(code(&o), 1);
+    assert!(
+        stderr(&o).contains("belongs to the lmdb backend, not redb"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn del_lists_deletes_and_expires() {
+    each_backend(|b| {
+        let env = Env::new(b);
+        let addrs: Vec<String> = (1..=6).map(|i| format!("192.0.2.{i}")).collect();
+        let args: Vec<&str> = addrs.iter().map(String::as_str).collect();
+        assert_eq!(code(&env.run("ibd-ban", &args)), 0);
+        let o = env.run("ibd-del", &["--ls", "-v", "192.0.2.0/30"]);
+        let out = stdout(&o);
+        assert!(out.starts_with("ADDRESS"), "{out}");
+        assert_eq!(out.lines().count(), 1 + 3, "header and 192.0.2.1-3: {out}");
+        let o = env.run(
+            "ibd-del",
+            &["--del", "--ls", "192.0.2.1", "192.0.2.2-192.0.2.3"],
+        );
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        assert_eq!(stdout(&o).lines().count(), 3, "--ls --del lists what went");
+        assert_eq!(records(&env).len(), 3);
+        // Nothing is old enough yet.
+        let o = env.run("ibd-del", &["--del", "--min-time", "1h"]);
+        assert_eq!(stdout(&o).trim(), "0 records deleted");
+        let o = env.run(
+            "ibd-del",
+            &["--del", "--min-time", "0", "--max-records", "1"],
+        );
+        assert_eq!(stdout(&o).trim(), "2 records deleted");
+        assert_eq!(records(&env).len(), 1);
+        // Statistics credit deleted records to their reason.
+        let o = env.run("ibd-del", &["--stats", "--json"]);
+        let stats: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        assert_eq!(stats[0]["caught"], 6);
+        assert_eq!(stats[0]["records"], 1);
+        assert_eq!(stats[0]["caught_deleted"], 5);
+    });
+}
+
+#[test]
+fn white_reads_lists_and_deletes() {
+    each_backend(|b| {
+        let env = Env::new(b);
+        let file = env.tmp.path().join("white.txt");
+        std::fs::write(&file, "# office\n10.0.0.0/8 1h\n192.0.2.0-192.0.2.9 0\n").unwrap();
+        let o = env.run_stdin(
+            "ibd-white",
+            &[file.to_str().unwrap(), "-"],
+            "2001:db8::/32 2h\n10.0.0.1 4y\nnot-an-address 1h\n",
+        );
+        assert_eq!(code(&o), 1);
+        let err = stderr(&o);
+        assert!(
+            err.contains("ibd-white: <stdin>:2: invalid duration \"4y\""),
+            "{err}"
+        );
+        assert!(err.contains("<stdin>:3: "), "{err}");
+        let o = env.run("ibd-white", &["--ls"]);
+        let listed = stdout(&o);
+        assert_eq!(
+            listed,
+            "10.0.0.0/8 1h\n192.0.2.0-192.0.2.9 0s\n2001:db8::/32 2h\n"
+        );
+        // Whitelist decays apply to bans: 0 never inserts, otherwise it sets the decay.
+        let o = env.run("ibd-ban", &["192.0.2.5", "10.1.2.3", "-t", "4d"]);
+        assert!(
+            stdout(&o).contains("192.0.2.5: whitelisted"),
+            "{}",
+            stdout(&o)
+        );
+        let recs = records(&env);
+        assert_eq!(recs.len(), 1);
+        assert_eq!(find(&recs, "10.1.2.3").unwrap()["decay"], 3600);
+        // The listing reads back as input.
+        let o = env.run("ibd-white", &["--del", "192.0.2.0-192.0.2.9", "10.0.0.0/8"]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        let o = env.run_stdin("ibd-white", &[], &listed);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        assert_eq!(stdout(&env.run("ibd-white", &["--ls"])), listed);
+        let o = env.run("ibd-white", &["--del", "203.0.113.0/24"]);
+        assert_eq!(code(&o), 1);
+    });
+}
+
+#[test]
+fn category_and_reason_insertion() {
+    let env = Env::new("sqlite");
+    let o = env.run("ibd-ban", &["-r", "postfix: sasl"]);
+    assert_eq!(stdout(&o).trim(), "reason 1: postfix: sasl");
+    let o = env.run("ibd-category", &["postfix: sasl", "11"]);
+    assert_eq!(stdout(&o).trim(), "1 11 postfix: sasl");
+    let o = env.run("ibd-category", &["--id", "1"]);
+    assert_eq!(stdout(&o).trim(), "1 11 postfix: sasl");
+    let o = env.run("ibd-category", &["--id", "1", "--clear"]);
+    assert_eq!(stdout(&o).trim(), "1 0 postfix: sasl");
+    let o = env.run("ibd-category", &["no such reason", "3"]);
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("no reason with text"), "{}", stderr(&o));
+}
+
+#[test]
+fn config_file_sections_and_config_output() {
+    let env = Env::new("redb");
+    std::fs::write(
+        env.config(),
+        "backend = \"redb\"\ndecay = \"2h\"\n[ban]\nreason = \"web login\"\ninitial-count = 2\n[del]\nreason = \"ignored here\"\n",
+    )
+    .unwrap();
+    let o = env.run("ibd-ban", &["192.0.2.9"]);
+    assert!(
+        stdout(&o).contains("new, 25.000%, decay 2h"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(
+        find(&records(&env), "192.0.2.9").unwrap()["reason"],
+        "web login"
+    );
+    let o = env.run("ibd-config", &[]);
+    let cfg: std::collections::HashMap<String, String> = stdout(&o)
+        .lines()
+        .map(|l| {
+            let (k, v) = l.split_once(' ').expect("NAME value");
+            (k.to_string(), v.to_string())
+        })
+        .collect();
+    assert_eq!(cfg["db-dir"], env.db().display().to_string());
+    assert_eq!(cfg["db-backend"], "redb");
+    assert_eq!(cfg["decay"], "7200");
+    assert!(cfg["backends-compiled"].split(',').count() == 3);
+    for key in [
+        "rule-file",
+        "connkill-file",
+        "parse-socket",
+        "ipv6-prefix",
+        "version",
+    ] {
+        assert!(cfg.contains_key(key), "{key}");
+    }
+    std::fs::write(env.config(), "[ban]\nreason = 5\n").unwrap();
+    let o = env.run("ibd-ban", &["192.0.2.9"]);
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("ipqbdb.toml"), "{}", stderr(&o));
+}
+
+/// A command that records its arguments, to see exactly what the connection kill ran.
+fn recording_connkill(dir: &Path) -> (PathBuf, PathBuf) {
+    let log = dir.join("ck.log");
+    let cmd = dir.join("connkill.cmd");
+    std::fs::write(
+        &cmd,
+        format!(
+            "# test\nsh -c 'printf \"%s|\" \"$@\" >> {}; echo >> {}' sh FAMILY ADDRESS\n",
+            log.display(),
+            log.display()
+        ),
+    )
+    .unwrap();
+    (cmd, log)
+}
+
+#[test]
+fn connkill_runs_once_with_the_address_only() {
+    let env = Env::new("lmdb");
+    let (cmd, log) = recording_connkill(env.tmp.path());
+    let ck = cmd.to_str().unwrap();
+    let evil = "$(touch /tmp/ipqbdb-pwned); `id`";
+    let o = env.run(
+        "ibd-ban",
+        &["-e", "--connkill-file", ck, "-r", evil, "192.0.2.1"],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(!log.exists(), "3.125% is no reason to kill connections");
+    let o = env.run(
+        "ibd-ban",
+        &[
+            "-e",
+            "--connkill-file",
+            ck,
+            "-c",
+            "0",
+            "192.0.2.1",
+            "2001:db8::7",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = env.run(
+        "ibd-ban",
+        &["-e", "--connkill-file", ck, "-c", "0", "192.0.2.1"],
+    );
+    assert_eq!(code(&o), 0, "already at 100 %: {}", stderr(&o));
+    let ran = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(ran, "ipv4|192.0.2.1|\nipv6|2001:db8::7|\n");
+    assert!(!Path::new("/tmp/ipqbdb-pwned").exists());
+    // A broken command file stops the ban before anything happens.
+    std::fs::write(&cmd, "conntrack -D -s ADDRESS; rm -rf /\n").unwrap();
+    let o = env.run(
+        "ibd-ban",
+        &["-e", "--connkill-file", ck, "-c", "0", "198.51.100.1"],
+    );
+    assert_eq!(code(&o), 1);
+    assert!(
+        stderr(&o).contains("connkill.cmd:1: shell syntax"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(find(&records(&env), "198.51.100.1").is_none());
+}
+
+/// A network namespace that removes itself.
+struct Netns(String);
+
+impl Netns {
+    fn new(tag: &str) -> Netns {
+        let name = format!("ipqbdb-{tag}-{}", std::process::id());
+        let ok = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "ip netns add {name}");
+        Netns(name)
+    }
+
+    fn exec(&self, argv: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.0])
+            .args(argv)
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+#[test]
+fn connkill_removes_a_real_conntrack_entry() {
+    let env = Env::new("lmdb");
+    let ns = Netns::new("ck");
+    let cmd = env.tmp.path().join("connkill.cmd");
+    std::fs::write(&cmd, "conntrack -D -f FAMILY -s ADDRESS\n").unwrap();
+    let flows = |src: &str, family: &str| {
+        let o = ns.exec(&["conntrack", "-L", "-f", family, "-s", src]);
+        stdout(&o).lines().filter(|l| l.contains(src)).count()
+    };
+    let attackers = [
+        ("192.0.2.50", "192.0.2.1", "ipv4"),
+        ("2001:db8::50", "2001:db8::1", "ipv6"),
+    ];
+    for (src, dst, family) in attackers {
+        let o = ns.exec(&[
+            "conntrack",
+            "-I",
+            "-s",
+            src,
+            "-d",
+            dst,
+            "-p",
+            "tcp",
+            "--sport",
+            "40000",
+            "--dport",
+            "22",
+            "--state",
+            "ESTABLISHED",
+            "--timeout",
+            "300",
+        ]);
+        assert!(o.status.success(), "conntrack -I: {}", stderr(&o));
+        assert_eq!(flows(src, family), 1);
+    }
+    // A bystander's flow must survive.
+    let o = ns.exec(&[
+        "conntrack",
+        "-I",
+        "-s",
+        "192.0.2.60",
+        "-d",
+        "192.0.2.1",
+        "-p",
+        "tcp",
+        "--sport",
+        "40001",
+        "--dport",
+        "22",
+        "--state",
+        "ESTABLISHED",
+        "--timeout",
+        "300",
+    ]);
+    assert!(o.status.success());
+    let ibd = env.bin.join("ibd-ban");
+    let (conf, db) = (env.config(), env.db());
+    let o = ns.exec(&[
+        ibd.to_str().unwrap(),
+        "--config",
+        conf.to_str().unwrap(),
+        "--db-dir",
+        db.to_str().unwrap(),
+        "-e",
+        "--connkill-file",
+        cmd.to_str().unwrap(),
+        "-c",
+        "0",
+        "192.0.2.50",
+        "2001:db8::50",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        flows("192.0.2.50", "ipv4"),
+        0,
+        "the attacker's flow is gone"
+    );
+    assert_eq!(
+        flows("2001:db8::50", "ipv6"),
+        0,
+        "the IPv6 attacker's flow is gone"
+    );
+    assert_eq!(flows("192.0.2.60", "ipv4"), 1, "the bystander's flow stays");
+}
