@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
-use ipqbdb_store::Backend;
+use ipqbdb_store::cli::DbArgs;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -18,25 +18,9 @@ use ipqbdb_store::Backend;
 )]
 pub struct Cli {
     #[command(flatten)]
-    pub global: GlobalArgs,
+    pub global: DbArgs,
     #[command(subcommand)]
     pub command: Command,
-}
-
-#[derive(Debug, Args)]
-pub struct GlobalArgs {
-    /// Configuration file [default: /etc/ipqbdb/ipqbdb.toml, or $IPQBDB_CONFIG]
-    #[arg(long, global = true, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// Database directory [default: /var/lib/ipqbdb]
-    #[arg(short = 'D', long, global = true, value_name = "DIR")]
-    pub db_dir: Option<PathBuf>,
-    /// Storage engine for a new database directory (an existing one keeps its own)
-    #[arg(long, global = true, value_name = "ENGINE")]
-    pub backend: Option<Backend>,
-    /// IPv6 prefix length a ban applies to [default: 64]
-    #[arg(long, global = true, value_name = "BITS")]
-    pub ipv6_prefix: Option<u32>,
 }
 
 #[derive(Debug, Subcommand)]

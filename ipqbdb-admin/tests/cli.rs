@@ -141,7 +141,7 @@ fn links_dispatch_and_ban_reports() {
         assert_eq!(recs.len(), 3);
         let r = find(&recs, "192.0.2.7").unwrap();
         assert_eq!(r["caught"], 2);
-        assert_eq!(r["probability"], ipqbdb_core::P_MAX);
+        assert_eq!(r["stored_probability"], ipqbdb_core::P_MAX);
         assert_eq!(find(&recs, "2001:db8::").unwrap()["reason"], "ssh");
         // The directory keeps the backend the config asked for.
         let o = env.run("ibd-config", &[]);

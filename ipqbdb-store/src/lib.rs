@@ -6,6 +6,8 @@
 
 mod any;
 mod backend;
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod dir;
 mod error;
 pub mod kv;

@@ -1,0 +1,104 @@
+//! Which database a program opens: the options every program shares (`--config`, `--db-dir`,
+//! `--backend`, `--ipv6-prefix`), resolved against the configuration file and the defaults.
+//!
+//! Precedence is command line, then the program's section of the configuration file, then its top
+//! level, then the built-in default.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use ipqbdb_core::config::{ConfigError, Settings, DEFAULT_CONFIG_FILE, DEFAULT_DB_DIR};
+use ipqbdb_core::{ModelParams, V6Prefix};
+use thiserror::Error;
+
+use crate::{AnyStore, Backend, OpenOptions, Store, StoreError};
+
+#[derive(Debug, Clone, Args)]
+pub struct DbArgs {
+    /// Configuration file [default: /etc/ipqbdb/ipqbdb.toml, or $IPQBDB_CONFIG]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Database directory [default: /var/lib/ipqbdb]
+    #[arg(short = 'D', long, global = true, value_name = "DIR")]
+    pub db_dir: Option<PathBuf>,
+    /// Storage engine for a new database directory (an existing one keeps its own)
+    #[arg(long, global = true, value_name = "ENGINE")]
+    pub backend: Option<Backend>,
+    /// IPv6 prefix length a ban applies to [default: 64]
+    #[arg(long, global = true, value_name = "BITS")]
+    pub ipv6_prefix: Option<u32>,
+}
+
+#[derive(Debug, Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{file}: backend: {source}")]
+    Backend {
+        file: PathBuf,
+        #[source]
+        source: crate::UnknownBackend,
+    },
+    #[error(transparent)]
+    Prefix(#[from] ipqbdb_core::ParseError),
+}
+
+/// The resolved location and settings of a program's database.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    pub config_file: PathBuf,
+    /// The merged configuration (file top level and the program's section).
+    pub settings: Settings,
+    pub db_dir: PathBuf,
+    pub backend: Option<Backend>,
+    pub v6_prefix: V6Prefix,
+}
+
+impl Setup {
+    /// `section` is the program's configuration section (`ban`, `parse`, `judge`, ...).
+    pub fn resolve(args: &DbArgs, section: &str) -> Result<Setup, SetupError> {
+        let (config_file, required) = match (&args.config, std::env::var_os("IPQBDB_CONFIG")) {
+            (Some(p), _) => (p.clone(), true),
+            (None, Some(p)) => (PathBuf::from(p), true),
+            (None, None) => (PathBuf::from(DEFAULT_CONFIG_FILE), false),
+        };
+        let settings = Settings::load(&config_file, section, required)?;
+        let db_dir = args
+            .db_dir
+            .clone()
+            .or_else(|| settings.db_dir.clone())
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DB_DIR));
+        let backend = match (&args.backend, &settings.backend) {
+            (Some(b), _) => Some(*b),
+            (None, Some(name)) => Some(name.parse().map_err(|source| SetupError::Backend {
+                file: config_file.clone(),
+                source,
+            })?),
+            (None, None) => None,
+        };
+        let v6_prefix = match args.ipv6_prefix.or(settings.ipv6_prefix) {
+            Some(bits) => V6Prefix::new(bits)?,
+            None => V6Prefix::default(),
+        };
+        Ok(Setup {
+            config_file,
+            settings,
+            db_dir,
+            backend,
+            v6_prefix,
+        })
+    }
+
+    /// Opens the database; `create` only for programs that write.
+    pub fn open(&self, create: bool) -> Result<AnyStore, StoreError> {
+        AnyStore::open(
+            &self.db_dir,
+            &OpenOptions {
+                create,
+                backend: self.backend,
+                v6_prefix: self.v6_prefix,
+                model: ModelParams::default(),
+            },
+        )
+    }
+}
