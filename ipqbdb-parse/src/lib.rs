@@ -1,1 +1,5 @@
-//! placeholder
+//! Log parsing for ipqbdb: the rule file, the matcher, the inputs (FIFO, standard input, followed
+//! files) and the `ibd-parse` daemon built from them.
+
+pub mod matcher;
+pub mod rules;

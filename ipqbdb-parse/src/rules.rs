@@ -1,0 +1,466 @@
+//! The rule file: one rule per line,
+//!
+//! ```text
+//! DELIM regex DELIM  I  "reason"  [initial-count]  [filename]  [decay]
+//! ```
+//!
+//! with any delimiter, `-` as a placeholder for an optional field, and `#` comments. `<HOST>` in the
+//! regex stands for an IPv4 or IPv6 address captured as the group `IP`. `I` says where the address is:
+//! `*` (the `<HOST>` group), `-` (a group the rule names `IP` itself) or a group number.
+//!
+//! Rules match bytes with Unicode classes off: `\S`, `.` and `\w` see bytes, so invalid UTF-8 that
+//! an attacker puts in a user name cannot make a rule skip the line (with Unicode classes, `\S+`
+//! does not match an invalid byte), and the automata stay small and fast.
+//!
+//! Every error names file, line and column, and a rule file with any error is refused as a whole: a
+//! daemon running half a rule set would silently stop catching an attack.
+
+use std::path::{Path, PathBuf};
+
+use ipqbdb_core::model::{initial_count, DEFAULT_INITIAL_COUNT};
+use ipqbdb_core::parse_duration;
+use regex::bytes::Regex;
+use thiserror::Error;
+
+/// The `<HOST>` macro: IPv4, or anything IPv6-shaped (validated after matching), with an optional zone
+/// index outside the group (sshd logs `fe80::1%eth0`). Brackets around IPv6 stay outside too.
+pub const HOST_PATTERN: &str = r"(?P<IP>(?:[0-9]{1,3}\.){3}[0-9]{1,3}|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f:.]*[0-9A-Fa-f])(?:%[\w.\-]+)?";
+const HOST_MACRO: &str = "<HOST>";
+/// Compiled size limit per rule: generous for real rules, a wall for pathological ones.
+const REGEX_SIZE_LIMIT: usize = 2 << 20;
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{file}:{line}:{column}: {message}")]
+pub struct RuleError {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+/// Where a rule finds the address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AddrGroup {
+    Named,
+    Index(usize),
+}
+
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// The regex as written (before `<HOST>` expansion), for messages.
+    pub source: String,
+    pub regex: Regex,
+    pub group: AddrGroup,
+    pub reason: String,
+    pub initial_count: u8,
+    /// Only lines from this input (`None`: every input).
+    pub input: Option<String>,
+    pub decay: Option<u32>,
+    /// Line in the rule file, for messages.
+    pub line: usize,
+}
+
+impl Rule {
+    /// The expanded pattern, as compiled.
+    pub fn pattern(&self) -> &str {
+        self.regex.as_str()
+    }
+
+    /// Whether this rule applies to lines of `input` (a followed file's path, or `None` for the FIFO
+    /// and standard input). A rule names a file by path or by file name.
+    pub fn applies_to(&self, input: Option<&Path>) -> bool {
+        match (&self.input, input) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(want), Some(path)) => {
+                Path::new(want) == path || path.file_name().is_some_and(|n| n == want.as_str())
+            }
+        }
+    }
+}
+
+/// Reads and parses a rule file.
+pub fn load(path: &Path) -> Result<Vec<Rule>, RuleError> {
+    let text = std::fs::read(path).map_err(|e| RuleError {
+        file: path.to_path_buf(),
+        line: 0,
+        column: 0,
+        message: e.to_string(),
+    })?;
+    let text = String::from_utf8(text).map_err(|e| {
+        let upto = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line = upto.iter().filter(|&&b| b == b'\n').count() + 1;
+        let column = upto.rsplit(|&b| b == b'\n').next().map_or(0, |l| l.len()) + 1;
+        RuleError {
+            file: path.to_path_buf(),
+            line,
+            column,
+            message: "not UTF-8 text".into(),
+        }
+    })?;
+    parse(&text, path)
+}
+
+/// Parses rule-file text; `path` names it in errors.
+pub fn parse(text: &str, path: &Path) -> Result<Vec<Rule>, RuleError> {
+    let mut rules = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if let Some(rule) = parse_line(line, i + 1).map_err(|(column, message)| RuleError {
+            file: path.to_path_buf(),
+            line: i + 1,
+            column,
+            message,
+        })? {
+            rules.push(rule);
+        }
+    }
+    Ok(rules)
+}
+
+type LineError = (usize, String);
+
+fn parse_line(line: &str, lineno: usize) -> Result<Option<Rule>, LineError> {
+    let chars: Vec<char> = line.chars().collect();
+    let mut pos = skip_space(&chars, 0);
+    if pos == chars.len() || chars[pos] == '#' {
+        return Ok(None);
+    }
+    let delim = chars[pos];
+    if delim.is_alphanumeric() || delim == '\\' || delim == '"' {
+        return Err((pos + 1, format!("{delim:?} cannot delimit a regex")));
+    }
+    let open = pos;
+    let regex_col = pos + 2;
+    pos += 1;
+    let mut source = String::new();
+    let keep_escape = regex_syntax::is_meta_character(delim);
+    loop {
+        match chars.get(pos) {
+            None => return Err((open + 1, format!("no closing {delim:?} for this regex"))),
+            Some(&c) if c == delim => break,
+            Some('\\') if chars.get(pos + 1) == Some(&delim) => {
+                if keep_escape {
+                    source.push('\\');
+                }
+                source.push(delim);
+                pos += 2;
+            }
+            Some('\\') if pos + 1 < chars.len() => {
+                source.push('\\');
+                source.push(chars[pos + 1]);
+                pos += 2;
+            }
+            Some(&c) => {
+                source.push(c);
+                pos += 1;
+            }
+        }
+    }
+    pos += 1;
+    if source.is_empty() {
+        return Err((open + 1, "empty regex".into()));
+    }
+    let fields = split_fields(&chars, pos)?;
+    let field = |i: usize| fields.get(i).map(|(col, text)| (*col, text.as_str()));
+
+    let has_host = source.matches(HOST_MACRO).count();
+    if has_host > 1 {
+        return Err((regex_col, "<HOST> may appear only once".into()));
+    }
+    let expanded = source.replace(HOST_MACRO, HOST_PATTERN);
+    let regex = compile(&source, &expanded, regex_col)?;
+
+    let (icol, ifield) = field(0).ok_or((
+        chars.len() + 1,
+        "missing the address field I (*, - or a group number)".to_string(),
+    ))?;
+    let group = match ifield {
+        "*" if has_host == 1 => AddrGroup::Named,
+        "*" => return Err((icol, "I is * but the regex has no <HOST>".into())),
+        "-" if regex.capture_names().any(|n| n == Some("IP")) => AddrGroup::Named,
+        "-" => return Err((icol, "I is - but the regex has no group named IP".into())),
+        n => match n.parse::<usize>() {
+            Ok(n) if n >= 1 && n < regex.captures_len() => AddrGroup::Index(n),
+            Ok(n) => {
+                return Err((
+                    icol,
+                    format!(
+                        "group {n} does not exist (the regex has {})",
+                        regex.captures_len() - 1
+                    ),
+                ))
+            }
+            Err(_) => return Err((icol, format!("I must be *, - or a group number, not {n:?}"))),
+        },
+    };
+    let (rcol, reason) = field(1).ok_or((chars.len() + 1, "missing the reason".to_string()))?;
+    if reason.is_empty() || reason == "-" {
+        return Err((rcol, "the reason may not be empty".into()));
+    }
+    if reason.len() > ipqbdb_store::MAX_REASON_LEN {
+        return Err((
+            rcol,
+            format!(
+                "the reason is longer than {} bytes",
+                ipqbdb_store::MAX_REASON_LEN
+            ),
+        ));
+    }
+    let initial_count = match field(2) {
+        None | Some((_, "-")) => DEFAULT_INITIAL_COUNT,
+        Some((col, text)) => text
+            .parse::<u32>()
+            .ok()
+            .and_then(|c| initial_count(c).ok())
+            .ok_or((col, format!("initial count must be 0 to 31, not {text:?}")))?,
+    };
+    let input = match field(3) {
+        None | Some((_, "-")) => None,
+        Some((_, text)) => Some(text.to_string()),
+    };
+    let decay = match field(4) {
+        None | Some((_, "-")) => None,
+        Some((col, text)) => Some(parse_duration(text).map_err(|e| (col, e.to_string()))?),
+    };
+    if let Some((col, text)) = field(5) {
+        return Err((col, format!("unexpected {text:?} after the decay")));
+    }
+    Ok(Some(Rule {
+        source,
+        regex,
+        group,
+        reason: reason.to_string(),
+        initial_count,
+        input,
+        decay,
+        line: lineno,
+    }))
+}
+
+fn skip_space(chars: &[char], mut pos: usize) -> usize {
+    while pos < chars.len() && chars[pos].is_whitespace() {
+        pos += 1;
+    }
+    pos
+}
+
+/// Splits the fields after the regex: whitespace-separated, double quotes group (with `\"` and `\\`),
+/// `#` after whitespace starts a comment. Returns each field with its 1-based column.
+fn split_fields(chars: &[char], mut pos: usize) -> Result<Vec<(usize, String)>, LineError> {
+    let mut fields = Vec::new();
+    loop {
+        let before = pos;
+        pos = skip_space(chars, pos);
+        if pos == chars.len() {
+            break;
+        }
+        if pos > before && chars[pos] == '#' {
+            break;
+        }
+        if pos == before && !fields.is_empty() {
+            return Err((pos + 1, "fields must be separated by white space".into()));
+        }
+        let col = pos + 1;
+        let mut text = String::new();
+        if chars[pos] == '"' {
+            pos += 1;
+            loop {
+                match chars.get(pos) {
+                    None => return Err((col, "unterminated quoted string".into())),
+                    Some('"') => {
+                        pos += 1;
+                        break;
+                    }
+                    Some('\\') if matches!(chars.get(pos + 1), Some('"' | '\\')) => {
+                        text.push(chars[pos + 1]);
+                        pos += 2;
+                    }
+                    Some(&c) => {
+                        text.push(c);
+                        pos += 1;
+                    }
+                }
+            }
+            if pos < chars.len() && !chars[pos].is_whitespace() {
+                return Err((
+                    pos + 1,
+                    "a quoted string must be followed by white space".into(),
+                ));
+            }
+        } else {
+            while pos < chars.len() && !chars[pos].is_whitespace() {
+                text.push(chars[pos]);
+                pos += 1;
+            }
+        }
+        fields.push((col, text));
+    }
+    Ok(fields)
+}
+
+/// Compiles the expanded pattern; errors point at the column in the rule file.
+fn compile(source: &str, expanded: &str, regex_col: usize) -> Result<Regex, LineError> {
+    // Locate syntax errors in the text as written: `<HOST>` is replaced by a group of the same length.
+    let probe = source.replace(HOST_MACRO, "(?:xx)");
+    if let Err(e) = regex_syntax::ast::parse::Parser::new().parse(&probe) {
+        let offset = probe[..e.span().start.offset].chars().count();
+        return Err((regex_col + offset, format!("invalid regex: {}", e.kind())));
+    }
+    regex::bytes::RegexBuilder::new(expanded)
+        .unicode(false)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
+        .map_err(|e| {
+            let msg = e.to_string();
+            let last = msg
+                .lines()
+                .last()
+                .unwrap_or("")
+                .trim_start_matches("error: ");
+            (regex_col, format!("invalid regex: {last}"))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(text: &str) -> Result<Vec<Rule>, RuleError> {
+        parse(text, Path::new("/etc/ipqbdb-pcre.conf"))
+    }
+
+    fn err(text: &str) -> String {
+        rules(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn full_and_minimal_rules() {
+        let r = rules(concat!(
+            "# comment\n\n",
+            r#"/Failed password for .* from <HOST> port/ * "sshd: failed password" 3 auth.log 4h"#,
+            "\n",
+            r#"|user=(\S+) rip=(\S+)|  2  "dovecot"  # trailing comment"#,
+            "\n",
+            r#"@(?P<IP>[0-9.]+) said \@ it@ - "at delim" - - -"#,
+        ))
+        .unwrap();
+        assert_eq!(r.len(), 3);
+        assert_eq!(
+            (r[0].initial_count, r[0].decay, r[0].line),
+            (3, Some(14_400), 3)
+        );
+        assert_eq!(r[0].input.as_deref(), Some("auth.log"));
+        assert_eq!(r[0].group, AddrGroup::Named);
+        assert_eq!(r[1].group, AddrGroup::Index(2));
+        assert_eq!((r[1].initial_count, r[1].reason.as_str()), (5, "dovecot"));
+        assert_eq!(r[2].source, r"(?P<IP>[0-9.]+) said @ it");
+        assert!(r[2].regex.is_match(b"1.2.3.4 said @ it"));
+        assert!(r[0].applies_to(Some(Path::new("/var/log/auth.log"))));
+        assert!(!r[0].applies_to(Some(Path::new("/var/log/mail.log"))));
+        assert!(!r[0].applies_to(None));
+        assert!(r[1].applies_to(None));
+    }
+
+    #[test]
+    fn meta_delimiters_keep_their_escape() {
+        let r = rules(r#"|a\|b <HOST>| * "x""#).unwrap();
+        assert!(r[0].regex.is_match(b"a|b 1.2.3.4"));
+        assert!(!r[0].regex.is_match(b"ab 1.2.3.4"));
+    }
+
+    #[test]
+    fn quoted_reason_with_escapes() {
+        let r = rules(r#"/x <HOST>/ * "say \"hi\" \\ there""#).unwrap();
+        assert_eq!(r[0].reason, r#"say "hi" \ there"#);
+    }
+
+    #[test]
+    fn errors_have_file_line_and_column() {
+        let f = "/etc/ipqbdb-pcre.conf";
+        assert_eq!(
+            err("\n/x <HOST>"),
+            format!("{f}:2:1: no closing '/' for this regex")
+        );
+        assert_eq!(
+            err(r#"/a(b <HOST>/ * "r""#),
+            format!("{f}:1:3: invalid regex: unclosed group")
+        );
+        assert_eq!(
+            err(r#"  /<HOST> x[/ * "r""#),
+            format!("{f}:1:12: invalid regex: unclosed character class")
+        );
+        assert_eq!(
+            err(r#"/no host/ * "r""#),
+            format!("{f}:1:11: I is * but the regex has no <HOST>")
+        );
+        assert_eq!(
+            err(r#"/no host/ - "r""#),
+            format!("{f}:1:11: I is - but the regex has no group named IP")
+        );
+        assert_eq!(
+            err(r#"/(a) <HOST>/ 3 "r""#),
+            format!("{f}:1:14: group 3 does not exist (the regex has 2)")
+        );
+        assert_eq!(
+            err(r#"/<HOST>/ x "r""#),
+            format!("{f}:1:10: I must be *, - or a group number, not \"x\"")
+        );
+        assert_eq!(
+            err(r#"/<HOST>/ *"#),
+            format!("{f}:1:11: missing the reason")
+        );
+        assert_eq!(
+            err(r#"/<HOST>/ * "r" 32"#),
+            format!("{f}:1:16: initial count must be 0 to 31, not \"32\"")
+        );
+        assert!(err(r#"/<HOST>/ * "r" - - 4y"#).starts_with(&format!("{f}:1:20: invalid duration")));
+        assert_eq!(
+            err(r#"/<HOST>/ * "r" - - 4h extra"#),
+            format!("{f}:1:23: unexpected \"extra\" after the decay")
+        );
+        assert_eq!(
+            err(r#"/<HOST>/ * "r"#),
+            format!("{f}:1:12: unterminated quoted string")
+        );
+        assert_eq!(
+            err(r#"/<HOST> <HOST>/ * "r""#),
+            format!("{f}:1:2: <HOST> may appear only once")
+        );
+        assert_eq!(
+            err(r#"a<HOST>a * "r""#),
+            format!("{f}:1:1: 'a' cannot delimit a regex")
+        );
+        assert_eq!(err(r#"// * "r""#), format!("{f}:1:1: empty regex"));
+        assert_eq!(
+            err(r#"/<HOST>/ * """#),
+            format!("{f}:1:12: the reason may not be empty")
+        );
+    }
+
+    #[test]
+    fn oversized_patterns_are_refused() {
+        let e = err(r#"/<HOST> (?:a{1000}){1000}/ * "r""#);
+        assert!(e.contains("invalid regex"), "{e}");
+    }
+
+    #[test]
+    fn host_macro_matches_both_families_and_drops_zone() {
+        let r = rules(r#"/from <HOST> port/ * "r""#).unwrap();
+        for (line, want) in [
+            ("from 192.0.2.1 port", "192.0.2.1"),
+            (
+                "from 2001:db8::a11:beef:7ac0 port",
+                "2001:db8::a11:beef:7ac0",
+            ),
+            ("from fe80::1%enp3s0 port", "fe80::1"),
+            ("from ::ffff:192.0.2.9 port", "::ffff:192.0.2.9"),
+            ("from ::1 port", "::1"),
+        ] {
+            let caps = r[0]
+                .regex
+                .captures(line.as_bytes())
+                .unwrap_or_else(|| panic!("{line}"));
+            assert_eq!(&caps["IP"], want.as_bytes());
+        }
+    }
+}
