@@ -1,5 +1,7 @@
 //! Log parsing for ipqbdb: the rule file, the matcher, the inputs (FIFO, standard input, followed
 //! files) and the `ibd-parse` daemon built from them.
 
+pub mod lines;
 pub mod matcher;
 pub mod rules;
+pub mod sources;

@@ -19,7 +19,7 @@ pub struct DbArgs {
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Database directory [default: /var/lib/ipqbdb]
-    #[arg(short = 'D', long, global = true, value_name = "DIR")]
+    #[arg(long, global = true, value_name = "DIR")]
     pub db_dir: Option<PathBuf>,
     /// Storage engine for a new database directory (an existing one keeps its own)
     #[arg(long, global = true, value_name = "ENGINE")]

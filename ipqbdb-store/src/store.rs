@@ -108,6 +108,17 @@ pub trait Store: Send + Sync + Sized {
 
     /// Bans several addresses in one durable transaction: how the parser keeps up with a log burst.
     fn ban_batch(&self, bans: &[Ban<'_>], now: UnixTime) -> Result<Vec<BanReport>> {
+        self.ban_batch_noting(bans, now, &[])
+    }
+
+    /// [`Store::ban_batch`] that also records `notes` (see [`Store::note`]) in the same transaction.
+    /// The parser notes how far it read each log there, so a crash can neither lose nor repeat a ban.
+    fn ban_batch_noting(
+        &self,
+        bans: &[Ban<'_>],
+        now: UnixTime,
+        notes: &[(Vec<u8>, Vec<u8>)],
+    ) -> Result<Vec<BanReport>> {
         let path = self.engine_path();
         let opts = self.options().clone();
         self.write(&mut |tx| {
@@ -115,8 +126,16 @@ pub trait Store: Send + Sync + Sized {
             for ban in bans {
                 reports.push(ban_in(tx, path, &opts, ban, now)?);
             }
+            for (key, value) in notes {
+                tx.put(Table::Meta, &note_key(key), value)?;
+            }
             Ok(reports)
         })
+    }
+
+    /// A program's own small state kept in the database (e.g. log read positions).
+    fn note(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.read(&mut |tx| tx.get(Table::Meta, &note_key(key)))
     }
 
     fn lookup(&self, key: AddrKey) -> Result<Option<Record>> {
@@ -340,6 +359,11 @@ pub(crate) fn check_format(tx: &mut dyn WriteTx, path: &Path) -> Result<()> {
             ),
         }),
     }
+}
+
+/// Notes live in the meta table under their own prefix, apart from the format marker.
+fn note_key(key: &[u8]) -> Vec<u8> {
+    [&b"note:"[..], key].concat()
 }
 
 fn corrupt(path: &Path, what: impl Into<String>) -> StoreError {

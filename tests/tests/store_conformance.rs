@@ -315,6 +315,33 @@ mod suite {
         assert_eq!(r.caught, 10, "deleted records' counters are credited");
     }
 
+    pub fn notes_commit_with_bans(b: Backend) {
+        let (_dir, s) = fresh(b);
+        assert_eq!(s.note(b"pos:/var/log/auth.log").unwrap(), None);
+        let notes = [(b"pos:/var/log/auth.log".to_vec(), b"123".to_vec())];
+        s.ban_batch_noting(&[ban("192.0.2.1", "r", 5)], T0, &notes)
+            .unwrap();
+        assert_eq!(
+            s.note(b"pos:/var/log/auth.log").unwrap().as_deref(),
+            Some(&b"123"[..])
+        );
+        // A failing batch leaves the old note: position and bans move together or not at all.
+        let long = "z".repeat(ipqbdb_store::MAX_REASON_LEN + 1);
+        let notes = [(b"pos:/var/log/auth.log".to_vec(), b"456".to_vec())];
+        assert!(s
+            .ban_batch_noting(&[ban("192.0.2.2", &long, 5)], T0, &notes)
+            .is_err());
+        assert_eq!(
+            s.note(b"pos:/var/log/auth.log").unwrap().as_deref(),
+            Some(&b"123"[..])
+        );
+        // Notes cannot clobber the format marker.
+        s.ban_batch_noting(&[], T0, &[(b"format".to_vec(), b"x".to_vec())])
+            .unwrap();
+        drop(s);
+        open_any(_dir.path(), b).expect("format marker intact");
+    }
+
     pub fn failed_write_rolls_back(b: Backend) {
         let (_dir, s) = fresh(b);
         let res: ipqbdb_store::Result<()> = s.write(&mut |tx| {
@@ -449,6 +476,7 @@ macro_rules! cases {
             listing_and_range_deletion,
             retention_rule,
             failed_write_rolls_back,
+            notes_commit_with_bans,
             persists_and_refuses_foreign_format,
             concurrent_processes,
             sigkill_mid_transaction,

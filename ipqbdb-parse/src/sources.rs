@@ -1,0 +1,387 @@
+//! Where lines come from: the FIFO in the database directory, standard input, and followed files.
+//!
+//! Each source runs on its own thread and sends [`Event`]s to the daemon's single matching thread over
+//! a bounded channel, so a flood on one input slows that input down instead of growing memory.
+
+use std::fs::File;
+use std::io::{ErrorKind, Read, Seek, SeekFrom};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::SyncSender;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::lines::{Line, Splitter};
+
+/// How often a followed file is checked for growth, rotation and truncation.
+pub const POLL: Duration = Duration::from_millis(200);
+const CHUNK: usize = 64 * 1024;
+
+/// Where a followed file has been read to: identity of the file and the offset past the last line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FilePos {
+    pub dev: u64,
+    pub ino: u64,
+    pub offset: u64,
+}
+
+impl FilePos {
+    pub fn encode(&self) -> Vec<u8> {
+        [self.dev, self.ino, self.offset]
+            .iter()
+            .flat_map(|v| v.to_be_bytes())
+            .collect()
+    }
+
+    pub fn decode(b: &[u8]) -> Option<Self> {
+        if b.len() != 24 {
+            return None;
+        }
+        let at = |i: usize| u64::from_be_bytes(b[i..i + 8].try_into().unwrap());
+        Some(FilePos {
+            dev: at(0),
+            ino: at(8),
+            offset: at(16),
+        })
+    }
+}
+
+#[derive(Debug)]
+pub enum Event {
+    /// A line (`Err(len)` when too long) from `source`; `pos` is where a followed file's reading
+    /// stands once this line is handled.
+    Line {
+        source: usize,
+        line: Result<Vec<u8>, usize>,
+        pos: Option<FilePos>,
+    },
+    /// `source` ended (standard input at EOF).
+    End { source: usize },
+    /// `source` hit an error worth logging; it keeps trying where that makes sense.
+    Error { source: usize, message: String },
+}
+
+type Tx = SyncSender<Event>;
+
+/// Sends every line of `data` as events; false when the receiver is gone.
+fn send_lines(
+    tx: &Tx,
+    source: usize,
+    splitter: &mut Splitter,
+    data: &[u8],
+    id: Option<(u64, u64)>,
+) -> bool {
+    let mut alive = true;
+    splitter.feed(data, &mut |line, end| {
+        if alive {
+            alive = tx.send(event(source, line, end, id)).is_ok();
+        }
+    });
+    alive
+}
+
+fn event(source: usize, line: Line<'_>, end: u64, id: Option<(u64, u64)>) -> Event {
+    Event::Line {
+        source,
+        line: match line {
+            Line::Text(t) => Ok(t.to_vec()),
+            Line::TooLong(n) => Err(n),
+        },
+        pos: id.map(|(dev, ino)| FilePos {
+            dev,
+            ino,
+            offset: end,
+        }),
+    }
+}
+
+/// Creates the FIFO (mode 0620: the daemon's user reads, its group, e.g. the syslog daemon's, writes),
+/// or reuses an existing one. Anything else at that path is an error, never replaced.
+pub fn make_fifo(path: &Path) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_fifo() => return Ok(()),
+        Ok(_) => {
+            return Err(std::io::Error::new(
+                ErrorKind::AlreadyExists,
+                "exists and is not a FIFO; remove it or choose another database directory",
+            ))
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| std::io::Error::new(ErrorKind::InvalidInput, "NUL in path"))?;
+    // SAFETY: mkfifo with a valid C string.
+    if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o620))
+}
+
+/// Reads the FIFO forever. It is opened read-write, so it never sees end-of-file when a writer
+/// (`cat`, a syslog daemon restarting) closes its end: the next writer just continues.
+pub fn spawn_fifo(path: PathBuf, source: usize, tx: Tx) -> std::io::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(&path)?;
+    std::thread::Builder::new()
+        .name("fifo".into())
+        .spawn(move || stream(&mut file, source, &tx, false))?;
+    Ok(())
+}
+
+pub fn spawn_stdin(source: usize, tx: Tx) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("stdin".into())
+        .spawn(move || stream(&mut std::io::stdin().lock(), source, &tx, true))?;
+    Ok(())
+}
+
+fn stream(r: &mut dyn Read, source: usize, tx: &Tx, report_end: bool) {
+    let mut splitter = Splitter::default();
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                if !send_lines(tx, source, &mut splitter, &buf[..n], None) {
+                    return;
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => {
+                let _ = tx.send(Event::Error {
+                    source,
+                    message: e.to_string(),
+                });
+                break;
+            }
+        }
+    }
+    splitter.finish(&mut |line, end| {
+        let _ = tx.send(event(source, line, end, None));
+    });
+    if report_end {
+        let _ = tx.send(Event::End { source });
+    }
+}
+
+/// Where to start following a file.
+#[derive(Debug, Clone, Copy)]
+pub enum Start {
+    /// Resume from a saved position (a restart).
+    Saved(FilePos),
+    /// No saved position: from the end (old attacks are not banned again), or the beginning.
+    End,
+    Beginning,
+}
+
+/// Follows `path` like `tail -F`: across rename rotation (the old file is read to its end first) and
+/// copytruncate (reading restarts at 0). A file that does not exist yet is waited for.
+pub fn spawn_follow(
+    path: PathBuf,
+    start: Start,
+    source: usize,
+    tx: Tx,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name(format!("follow {}", path.display()))
+        .spawn(move || {
+            Follower {
+                path,
+                source,
+                tx,
+                stop,
+            }
+            .run(start)
+        })?;
+    Ok(())
+}
+
+struct Follower {
+    path: PathBuf,
+    source: usize,
+    tx: Tx,
+    stop: Arc<AtomicBool>,
+}
+
+struct Open {
+    file: File,
+    dev: u64,
+    ino: u64,
+    splitter: Splitter,
+}
+
+impl Follower {
+    fn run(self, start: Start) {
+        let mut current = self.resume(start);
+        let mut buf = vec![0u8; CHUNK];
+        let mut reported_missing = false;
+        while !self.stop.load(Ordering::Relaxed) {
+            let Some(open) = current.as_mut() else {
+                match self.open_at(0) {
+                    Ok(o) => {
+                        current = Some(o);
+                        reported_missing = false;
+                        continue;
+                    }
+                    Err(e) => {
+                        if !reported_missing {
+                            self.error(format!("waiting for it: {e}"));
+                            reported_missing = true;
+                        }
+                        std::thread::sleep(POLL);
+                        continue;
+                    }
+                }
+            };
+            match open.file.read(&mut buf) {
+                Ok(0) => {}
+                Ok(n) => {
+                    let id = Some((open.dev, open.ino));
+                    if !send_lines(&self.tx, self.source, &mut open.splitter, &buf[..n], id) {
+                        return;
+                    }
+                    continue;
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.error(e.to_string());
+                    current = None;
+                    std::thread::sleep(POLL);
+                    continue;
+                }
+            }
+            // At the end of the file: has it been rotated or truncated?
+            match std::fs::metadata(&self.path) {
+                Ok(m) if (m.dev(), m.ino()) != (open.dev, open.ino) => {
+                    // Renamed away and replaced: the old file was read to its end just now.
+                    let id = Some((open.dev, open.ino));
+                    let (tx, source) = (&self.tx, self.source);
+                    open.splitter.finish(&mut |line, end| {
+                        let _ = tx.send(event(source, line, end, id));
+                    });
+                    current = None;
+                    continue;
+                }
+                Ok(m) if m.len() < open.splitter.line_end() => {
+                    // Truncated in place (copytruncate): everything now in it is new.
+                    if open.file.seek(SeekFrom::Start(0)).is_ok() {
+                        open.splitter = Splitter::at(0);
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Positions the first file according to `start`; a saved position of a file since rotated
+    /// drains the rotated file (`PATH.1`) first, so lines written while the daemon was down are read.
+    fn resume(&self, start: Start) -> Option<Open> {
+        match start {
+            Start::Beginning => self.open_at(0).ok(),
+            Start::End => {
+                let len = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+                self.open_at(len).ok()
+            }
+            Start::Saved(pos) => {
+                let meta = std::fs::metadata(&self.path).ok();
+                if meta
+                    .as_ref()
+                    .is_some_and(|m| (m.dev(), m.ino()) == (pos.dev, pos.ino))
+                {
+                    let len = meta.map_or(0, |m| m.len());
+                    return self
+                        .open_at(if len < pos.offset { 0 } else { pos.offset })
+                        .ok();
+                }
+                let mut rotated = self.path.clone().into_os_string();
+                rotated.push(".1");
+                let rotated = PathBuf::from(rotated);
+                if let Ok(m) = std::fs::metadata(&rotated) {
+                    if (m.dev(), m.ino()) == (pos.dev, pos.ino) && m.len() >= pos.offset {
+                        self.drain(&rotated, pos);
+                    }
+                }
+                self.open_at(0).ok()
+            }
+        }
+    }
+
+    fn drain(&self, path: &Path, pos: FilePos) {
+        let Ok(mut file) = File::open(path) else {
+            return;
+        };
+        if file.seek(SeekFrom::Start(pos.offset)).is_err() {
+            return;
+        }
+        let mut splitter = Splitter::at(pos.offset);
+        let mut buf = vec![0u8; CHUNK];
+        let id = Some((pos.dev, pos.ino));
+        while let Ok(n) = file.read(&mut buf) {
+            if n == 0 || !send_lines(&self.tx, self.source, &mut splitter, &buf[..n], id) {
+                break;
+            }
+        }
+        let (tx, source) = (&self.tx, self.source);
+        splitter.finish(&mut |line, end| {
+            let _ = tx.send(event(source, line, end, id));
+        });
+    }
+
+    fn open_at(&self, offset: u64) -> std::io::Result<Open> {
+        let mut file = File::open(&self.path)?;
+        let m = file.metadata()?;
+        file.seek(SeekFrom::Start(offset))?;
+        Ok(Open {
+            file,
+            dev: m.dev(),
+            ino: m.ino(),
+            splitter: Splitter::at(offset),
+        })
+    }
+
+    fn error(&self, message: String) {
+        let _ = self.tx.send(Event::Error {
+            source: self.source,
+            message,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_round_trip() {
+        let p = FilePos {
+            dev: 1,
+            ino: u64::MAX,
+            offset: 77,
+        };
+        assert_eq!(FilePos::decode(&p.encode()), Some(p));
+        assert_eq!(FilePos::decode(b"short"), None);
+    }
+
+    #[test]
+    fn fifo_is_created_safely_and_never_replaces_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("ibd-parse.sock");
+        make_fifo(&fifo).unwrap();
+        let m = std::fs::symlink_metadata(&fifo).unwrap();
+        assert!(m.file_type().is_fifo());
+        assert_eq!(m.permissions().mode() & 0o777, 0o620);
+        make_fifo(&fifo).unwrap();
+        let file = dir.path().join("plain");
+        std::fs::write(&file, "keep me").unwrap();
+        assert!(make_fifo(&file).is_err());
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me");
+    }
+}
