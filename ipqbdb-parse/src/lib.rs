@@ -1,7 +1,10 @@
 //! Log parsing for ipqbdb: the rule file, the matcher, the inputs (FIFO, standard input, followed
 //! files) and the `ibd-parse` daemon built from them.
 
+pub mod cli;
+pub mod daemon;
 pub mod lines;
 pub mod matcher;
 pub mod rules;
 pub mod sources;
+pub mod testmode;

@@ -1,1 +1,224 @@
-fn main() {}
+//! `ibd-parse`: see the library for the parts; this file wires them and handles detaching.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use clap::Parser;
+use ipqbdb_core::config::{DEFAULT_CONNKILL_FILE, DEFAULT_RULE_FILE, PARSE_SOCKET};
+use ipqbdb_core::connkill::ConnKill;
+use ipqbdb_core::log::{self, Level};
+use ipqbdb_parse::cli::Cli;
+use ipqbdb_parse::daemon::{position_key, Daemon, Signals, SourceInfo};
+use ipqbdb_parse::matcher::RuleSet;
+use ipqbdb_parse::sources::{self, FilePos, Start};
+use ipqbdb_parse::{rules, testmode};
+use ipqbdb_store::cli::Setup;
+use ipqbdb_store::Store;
+
+const PROGRAM: &str = "ibd-parse";
+/// Lines queued between the sources and the matcher.
+const QUEUE: usize = 8192;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            log::log(PROGRAM, Level::Error, &msg);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    let setup = Setup::resolve(&cli.db, "parse").map_err(|e| e.to_string())?;
+    let s = &setup.settings;
+    let verbose = cli.verbose.max(s.verbose.unwrap_or(0));
+    if let Some(log_file) = &cli.test {
+        let rule_file = cli.files.first().cloned().or_else(|| cli.rule_file.clone());
+        return test(&setup, log_file, rule_file, verbose > 0, cli.missed);
+    }
+    let rule_file = cli
+        .rule_file
+        .clone()
+        .or_else(|| s.rule_file.clone())
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_RULE_FILE));
+    // Everything that can be wrong with the configuration is found before detaching.
+    let rules = load_rules(&rule_file)?;
+    let connkill = if cli.exec_connkill || s.exec_connkill.unwrap_or(false) {
+        let path = cli
+            .connkill_file
+            .clone()
+            .or_else(|| s.connkill_file.clone())
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONNKILL_FILE));
+        Some(ConnKill::load(&path).map_err(|e| e.to_string())?)
+    } else {
+        None
+    };
+    // Standard input is an input only for a process that keeps it.
+    let foreground = cli.foreground || cli.stdin;
+    let ready = if foreground {
+        None
+    } else {
+        Some(detach()?)
+    };
+    if !foreground || cli.log_syslog || s.log_syslog.unwrap_or(false) {
+        log::use_syslog(PROGRAM);
+    }
+    let started = start(&cli, &setup, rule_file, rules, connkill, verbose);
+    let (mut daemon, rx, signals) = match started {
+        Ok(x) => x,
+        Err(msg) => {
+            if let Some(mut w) = ready {
+                let _ = w.write_all(msg.as_bytes());
+            }
+            return Err(msg);
+        }
+    };
+    drop(ready); // Tells the waiting parent that the daemon runs.
+    log::log(PROGRAM, Level::Notice, "started");
+    daemon.run(&rx, &signals);
+    log::log(PROGRAM, Level::Notice, "stopped");
+    Ok(())
+}
+
+fn load_rules(path: &Path) -> Result<RuleSet, String> {
+    let rules = rules::load(path).map_err(|e| e.to_string())?;
+    if rules.is_empty() {
+        return Err(format!("{}: no rules", path.display()));
+    }
+    RuleSet::new(rules).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+type Started = (
+    Daemon<ipqbdb_store::AnyStore>,
+    std::sync::mpsc::Receiver<sources::Event>,
+    Signals,
+);
+
+fn start(
+    cli: &Cli,
+    setup: &Setup,
+    rule_file: PathBuf,
+    rules: RuleSet,
+    connkill: Option<ConnKill>,
+    verbose: u8,
+) -> Result<Started, String> {
+    let store = setup.open(true).map_err(|e| e.to_string())?;
+    let signals = Signals::register().map_err(|e| format!("signals: {e}"))?;
+    let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
+    let mut infos = Vec::new();
+    if !cli.no_fifo {
+        let fifo = setup.db_dir.join(PARSE_SOCKET);
+        sources::make_fifo(&fifo).map_err(|e| format!("{}: {e}", fifo.display()))?;
+        sources::spawn_fifo(fifo.clone(), infos.len(), tx.clone()).map_err(|e| format!("{}: {e}", fifo.display()))?;
+        infos.push(SourceInfo {
+            name: fifo.display().to_string(),
+            path: None,
+            can_end: false,
+        });
+    }
+    if cli.stdin {
+        sources::spawn_stdin(infos.len(), tx.clone()).map_err(|e| format!("stdin: {e}"))?;
+        infos.push(SourceInfo {
+            name: "<stdin>".into(),
+            path: None,
+            can_end: true,
+        });
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    for file in &cli.files {
+        let path = std::path::absolute(file).map_err(|e| format!("{}: {e}", file.display()))?;
+        let saved = store
+            .note(&position_key(&path))
+            .map_err(|e| e.to_string())?
+            .and_then(|b| FilePos::decode(&b));
+        let start = match saved {
+            Some(p) => Start::Saved(p),
+            None if cli.from_start => Start::Beginning,
+            None => Start::End,
+        };
+        sources::spawn_follow(path.clone(), start, infos.len(), tx.clone(), stop.clone())
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        infos.push(SourceInfo {
+            name: path.display().to_string(),
+            path: Some(path),
+            can_end: false,
+        });
+    }
+    if infos.is_empty() {
+        return Err("no input: give files to follow, --stdin, or drop --no-fifo".into());
+    }
+    drop(tx);
+    Ok((Daemon::new(store, rule_file, rules, infos, connkill, verbose), rx, signals))
+}
+
+fn test(setup: &Setup, log_file: &Path, rule_file: Option<PathBuf>, verbose: bool, missed: bool) -> Result<(), String> {
+    let rule_file = rule_file
+        .or_else(|| setup.settings.rule_file.clone())
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_RULE_FILE));
+    let rules = load_rules(&rule_file)?;
+    let mut input: Box<dyn std::io::Read> = if log_file.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(std::fs::File::open(log_file).map_err(|e| format!("{}: {e}", log_file.display()))?)
+    };
+    let mut out = std::io::stdout().lock();
+    let summary = testmode::run(&rules, log_file, &mut input, verbose, missed, &mut out)
+        .map_err(|e| format!("{}: {e}", log_file.display()))?;
+    testmode::report(&rules, &summary, &mut out).map_err(|e| e.to_string())
+}
+
+/// Forks into the background. The parent waits on a pipe: end-of-file means the daemon started, a
+/// message means it failed (the parent prints it and exits 1), so `ibd-parse` in a script still
+/// reports a bad database directory.
+fn detach() -> Result<std::fs::File, String> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills two descriptors we own from here on.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(format!("pipe: {}", std::io::Error::last_os_error()));
+    }
+    use std::os::fd::FromRawFd;
+    // SAFETY: no other thread runs yet (nothing has been spawned), which makes fork sound.
+    match unsafe { libc::fork() } {
+        -1 => Err(format!("fork: {}", std::io::Error::last_os_error())),
+        0 => {
+            // SAFETY: closing our copy of the read end; setsid and dup2 on valid descriptors.
+            unsafe {
+                libc::close(fds[0]);
+                libc::setsid();
+                let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+                if null >= 0 {
+                    libc::dup2(null, 0);
+                    libc::dup2(null, 1);
+                    libc::dup2(null, 2);
+                    libc::close(null);
+                }
+            }
+            let _ = std::env::set_current_dir("/");
+            // SAFETY: fds[1] is the write end, owned by the child alone from here.
+            Ok(unsafe { std::fs::File::from_raw_fd(fds[1]) })
+        }
+        _ => {
+            // SAFETY: closing the write end; reading the other end we own.
+            unsafe { libc::close(fds[1]) };
+            let mut r = unsafe { std::fs::File::from_raw_fd(fds[0]) };
+            let mut msg = String::new();
+            let _ = std::io::Read::read_to_string(&mut r, &mut msg);
+            if msg.is_empty() {
+                std::process::exit(0);
+            }
+            eprintln!("{PROGRAM}: {msg}");
+            std::process::exit(1);
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! Command-line definition of `ibd-parse`, apart from the program so man pages can be generated.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, CommandFactory, Parser};
+use ipqbdb_store::cli::DbArgs;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ibd-parse",
+    version,
+    about = "Ban the addresses that log lines matching the rules denounce",
+    long_about = "Ban the addresses that log lines matching the rules denounce.\n\n\
+        Lines come from the FIFO ibd-parse.sock in the database directory (write to it from syslog, \
+        or `cat log > ibd-parse.sock`), from standard input with --stdin, and from FILEs followed \
+        across rotation. Signals: SIGUSR1 logs per-rule counters, SIGHUP reloads the rule file \
+        (a broken file keeps the old rules), SIGTERM and SIGINT exit cleanly.\n\n\
+        Test mode: `ibd-parse --test LOGFILE [RULEFILE]` prints what the rules catch in LOGFILE, \
+        without a database."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Log files to follow (like tail -F); with --test, the rule file
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Rule file [default: /etc/ipqbdb-pcre.conf]
+    #[arg(short = 'f', long, value_name = "FILE")]
+    pub rule_file: Option<PathBuf>,
+    /// Do not create or read the FIFO
+    #[arg(long)]
+    pub no_fifo: bool,
+    /// Read standard input too (implies -D; exits at its end when it is the only input)
+    #[arg(long)]
+    pub stdin: bool,
+    /// Stay in the foreground (as under systemd); otherwise detach and log to syslog
+    #[arg(short = 'D', long)]
+    pub foreground: bool,
+    /// More messages: -v each ban, -vv each matching line, -vvv every line
+    #[arg(short, action = ArgAction::Count)]
+    pub verbose: u8,
+    /// Run the connection-kill command for addresses that reach 100 %
+    #[arg(short = 'e', long)]
+    pub exec_connkill: bool,
+    /// Connection-kill command file [default: /etc/ipqbdb-connkill.cmd]
+    #[arg(long, value_name = "FILE")]
+    pub connkill_file: Option<PathBuf>,
+    /// Log to syslog even in the foreground
+    #[arg(long)]
+    pub log_syslog: bool,
+    /// Read followed files without a saved position from the start (default: from the end)
+    #[arg(long)]
+    pub from_start: bool,
+    /// Test mode: match LOGFILE (- for standard input) and print what the rules catch
+    #[arg(long, value_name = "LOGFILE")]
+    pub test: Option<PathBuf>,
+    /// With --test -v, print the lines no rule matched too
+    #[arg(long, requires = "test")]
+    pub missed: bool,
+}
+
+pub fn command() -> clap::Command {
+    Cli::command()
+}

@@ -1,0 +1,340 @@
+//! The `ibd-parse` main loop: events from the sources in, bans out, in batches.
+//!
+//! Bans are committed in batches together with the read positions of followed files, so a crash can
+//! neither lose a ban (the position was not committed, the line is read again) nor repeat one (the
+//! position and the ban commit together). When the database refuses a batch (disk full, read-only),
+//! the loop stops taking lines and retries: the bounded channel pushes back on the sources, and no line
+//! of a followed file is skipped.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ipqbdb_core::connkill::ConnKill;
+use ipqbdb_core::log::{log, Level};
+use ipqbdb_core::{now, percent};
+use ipqbdb_store::{Ban, Store};
+
+use crate::matcher::{Outcome, RuleSet};
+use crate::rules;
+use crate::sources::{Event, FilePos};
+
+const PROGRAM: &str = "ibd-parse";
+/// Most lines' bans in one transaction.
+const MAX_BATCH: usize = 1024;
+/// How long a ban may wait for its batch to fill.
+const MAX_DELAY: Duration = Duration::from_millis(50);
+/// How often read positions are committed when no ban carries them.
+const POSITION_INTERVAL: Duration = Duration::from_secs(1);
+const RETRY: Duration = Duration::from_secs(1);
+
+/// The signals the loop reacts to, set by handlers and cleared by the loop.
+#[derive(Debug, Default, Clone)]
+pub struct Signals {
+    pub terminate: Arc<AtomicBool>,
+    pub reload: Arc<AtomicBool>,
+    pub report: Arc<AtomicBool>,
+}
+
+impl Signals {
+    /// Registers SIGTERM/SIGINT, SIGHUP and SIGUSR1.
+    pub fn register() -> std::io::Result<Signals> {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+        let s = Signals::default();
+        signal_hook::flag::register(SIGTERM, s.terminate.clone())?;
+        signal_hook::flag::register(SIGINT, s.terminate.clone())?;
+        signal_hook::flag::register(SIGHUP, s.reload.clone())?;
+        signal_hook::flag::register(SIGUSR1, s.report.clone())?;
+        Ok(s)
+    }
+}
+
+/// What the daemon knows of a source.
+#[derive(Debug, Clone)]
+pub struct SourceInfo {
+    /// For log messages.
+    pub name: String,
+    /// A followed file's path: rules may be restricted to it, and its position is saved under it.
+    pub path: Option<PathBuf>,
+    /// The daemon ends when every source that can end (standard input) has, and no other remains.
+    pub can_end: bool,
+}
+
+/// The key under which a followed file's position is noted in the database.
+pub fn position_key(path: &std::path::Path) -> Vec<u8> {
+    [&b"pos:"[..], path.as_os_str().as_encoded_bytes()].concat()
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct RuleStats {
+    matches: u64,
+    errors: u64,
+}
+
+#[derive(Debug, Default)]
+struct Totals {
+    lines: u64,
+    too_long: u64,
+    bans: u64,
+    db_errors: u64,
+}
+
+pub struct Daemon<S: Store> {
+    store: S,
+    rule_file: PathBuf,
+    rules: RuleSet,
+    rule_stats: Vec<RuleStats>,
+    sources: Vec<SourceInfo>,
+    connkill: Option<Arc<ConnKill>>,
+    verbose: u8,
+    totals: Totals,
+    pending_bans: Vec<(IpAddr, usize)>,
+    pending_positions: HashMap<usize, FilePos>,
+    first_pending: Option<Instant>,
+    last_position_flush: Instant,
+    last_error: Option<String>,
+}
+
+impl<S: Store> Daemon<S> {
+    pub fn new(
+        store: S,
+        rule_file: PathBuf,
+        rules: RuleSet,
+        sources: Vec<SourceInfo>,
+        connkill: Option<ConnKill>,
+        verbose: u8,
+    ) -> Self {
+        let n = rules.rules().len();
+        Daemon {
+            store,
+            rule_file,
+            rules,
+            rule_stats: vec![RuleStats::default(); n],
+            sources,
+            connkill: connkill.map(Arc::new),
+            verbose,
+            totals: Totals::default(),
+            pending_bans: Vec::new(),
+            pending_positions: HashMap::new(),
+            first_pending: None,
+            last_position_flush: Instant::now(),
+            last_error: None,
+        }
+    }
+
+    /// Runs until terminated or until every source has ended; commits what is pending before it returns.
+    pub fn run(&mut self, rx: &Receiver<Event>, signals: &Signals) {
+        let mut open_ends = self.sources.iter().filter(|s| s.can_end).count();
+        let endless = self.sources.iter().any(|s| !s.can_end);
+        let mut retry_at: Option<Instant> = None;
+        loop {
+            if signals.terminate.load(Ordering::Relaxed) {
+                break;
+            }
+            if signals.reload.swap(false, Ordering::Relaxed) {
+                self.reload();
+            }
+            if signals.report.swap(false, Ordering::Relaxed) {
+                self.report();
+            }
+            if let Some(at) = retry_at {
+                // The database refused the last batch: take no more lines until it accepts one.
+                if Instant::now() < at {
+                    std::thread::sleep(Duration::from_millis(100).min(at - Instant::now()));
+                    continue;
+                }
+                retry_at = self.flush().err().map(|_| Instant::now() + RETRY);
+                continue;
+            }
+            let timeout = match self.first_pending {
+                Some(t) => MAX_DELAY.saturating_sub(t.elapsed()),
+                None => Duration::from_millis(200),
+            };
+            let mut ended = 0;
+            match rx.recv_timeout(timeout) {
+                Ok(ev) => ended += usize::from(self.handle(ev)),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            // Take what is already queued, up to a batch.
+            while self.pending_bans.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(ev) => ended += usize::from(self.handle(ev)),
+                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+                }
+            }
+            open_ends = open_ends.saturating_sub(ended);
+            if self.should_flush() {
+                retry_at = self.flush().err().map(|_| Instant::now() + RETRY);
+            }
+            if open_ends == 0 && !endless && retry_at.is_none() {
+                break;
+            }
+        }
+        // Commit what is pending; a database that still refuses gets a few more tries.
+        for _ in 0..5 {
+            if self.flush().is_ok() {
+                break;
+            }
+            std::thread::sleep(RETRY);
+        }
+    }
+
+    /// Handles one event; true when a source ended.
+    fn handle(&mut self, ev: Event) -> bool {
+        match ev {
+            Event::Line { source, line, pos } => {
+                self.totals.lines += 1;
+                match line {
+                    Ok(line) => self.check(source, &line),
+                    Err(len) => {
+                        self.totals.too_long += 1;
+                        self.log(Level::Warning, format!("{}: skipped a line of {len} bytes", self.sources[source].name));
+                    }
+                }
+                if let Some(p) = pos {
+                    self.pending_positions.insert(source, p);
+                }
+                false
+            }
+            Event::End { .. } => true,
+            Event::Error { source, message } => {
+                self.log(Level::Error, format!("{}: {message}", self.sources[source].name));
+                false
+            }
+        }
+    }
+
+    fn check(&mut self, source: usize, line: &[u8]) {
+        let path = self.sources[source].path.as_deref();
+        match self.rules.check(line, path) {
+            Outcome::Miss => {
+                if self.verbose >= 3 {
+                    self.log(Level::Debug, format!("no match: {}", String::from_utf8_lossy(line)));
+                }
+            }
+            Outcome::Hit { rule, ip } => {
+                self.rule_stats[rule].matches += 1;
+                self.pending_bans.push((ip, rule));
+                self.first_pending.get_or_insert_with(Instant::now);
+                if self.verbose >= 2 {
+                    let r = &self.rules.rules()[rule];
+                    self.log(Level::Debug, format!("rule at line {} caught {ip}: {}", r.line, String::from_utf8_lossy(line)));
+                }
+            }
+            Outcome::BadAddress { rule, text } => {
+                self.rule_stats[rule].errors += 1;
+                let r = &self.rules.rules()[rule];
+                self.log(Level::Warning, format!("rule at line {} matched but {text:?} is not an address", r.line));
+            }
+        }
+    }
+
+    fn should_flush(&self) -> bool {
+        let bans_due = !self.pending_bans.is_empty()
+            && (self.pending_bans.len() >= MAX_BATCH || self.first_pending.is_some_and(|t| t.elapsed() >= MAX_DELAY));
+        let positions_due =
+            !self.pending_positions.is_empty() && self.last_position_flush.elapsed() >= POSITION_INTERVAL;
+        bans_due || positions_due
+    }
+
+    /// Commits pending bans and positions in one transaction.
+    fn flush(&mut self) -> Result<(), ()> {
+        if self.pending_bans.is_empty() && self.pending_positions.is_empty() {
+            return Ok(());
+        }
+        let rules = self.rules.rules();
+        let bans: Vec<Ban<'_>> = self
+            .pending_bans
+            .iter()
+            .map(|&(ip, r)| Ban {
+                ip,
+                reason: &rules[r].reason,
+                initial_count: rules[r].initial_count,
+                decay: rules[r].decay,
+            })
+            .collect();
+        let notes: Vec<(Vec<u8>, Vec<u8>)> = self
+            .pending_positions
+            .iter()
+            .filter_map(|(&s, p)| self.sources[s].path.as_deref().map(|path| (position_key(path), p.encode())))
+            .collect();
+        match self.store.ban_batch_noting(&bans, now(), &notes) {
+            Ok(reports) => {
+                if self.last_error.take().is_some() {
+                    self.log(Level::Notice, "the database accepts bans again".into());
+                }
+                self.totals.bans += reports.len() as u64;
+                for (&(ip, r), report) in self.pending_bans.iter().zip(&reports) {
+                    if self.verbose >= 1 {
+                        if let Some(rec) = report.outcome.record {
+                            self.log(Level::Info, format!("{ip}: {:.3}% ({})", percent(rec.probability), rules[r].reason));
+                        }
+                    }
+                    if report.outcome.reached_max {
+                        self.kill_connections(ip);
+                    }
+                }
+                self.pending_bans.clear();
+                self.pending_positions.clear();
+                self.first_pending = None;
+                self.last_position_flush = Instant::now();
+                Ok(())
+            }
+            Err(e) => {
+                self.totals.db_errors += 1;
+                let msg = e.to_string();
+                if self.last_error.as_deref() != Some(&msg) {
+                    self.log(Level::Error, format!("{msg} (retrying; {} bans wait)", self.pending_bans.len()));
+                    self.last_error = Some(msg);
+                }
+                Err(())
+            }
+        }
+    }
+
+    fn kill_connections(&self, ip: IpAddr) {
+        let Some(ck) = self.connkill.clone() else { return };
+        // In the background: a slow conntrack must not stall parsing.
+        let _ = std::thread::Builder::new().name("connkill".into()).spawn(move || {
+            if let Err(e) = ck.run(ip) {
+                log(PROGRAM, Level::Error, &format!("connection kill for {ip}: {e}"));
+            }
+        });
+    }
+
+    fn reload(&mut self) {
+        let loaded = rules::load(&self.rule_file)
+            .map_err(|e| e.to_string())
+            .and_then(|r| RuleSet::new(r).map_err(|e| e.to_string()));
+        match loaded {
+            Ok(set) => {
+                // Bans already matched keep the reasons of the rules that matched them.
+                let _ = self.flush();
+                self.rule_stats = vec![RuleStats::default(); set.rules().len()];
+                self.rules = set;
+                self.log(Level::Notice, format!("reloaded {} rules from {}", self.rules.rules().len(), self.rule_file.display()));
+            }
+            Err(e) => self.log(Level::Error, format!("{e}; keeping the {} rules in use", self.rules.rules().len())),
+        }
+    }
+
+    fn report(&self) {
+        let t = &self.totals;
+        self.log(
+            Level::Notice,
+            format!("{} lines, {} bans, {} too long, {} database errors", t.lines, t.bans, t.too_long, t.db_errors),
+        );
+        for (r, s) in self.rules.rules().iter().zip(&self.rule_stats) {
+            self.log(Level::Notice, format!("rule at line {}: {} matches, {} errors ({})", r.line, s.matches, s.errors, r.reason));
+        }
+    }
+
+    fn log(&self, level: Level, message: String) {
+        log(PROGRAM, level, &message);
+    }
+}
