@@ -193,7 +193,13 @@ impl<S: Store> Daemon<S> {
                     Ok(line) => self.check(source, &line),
                     Err(len) => {
                         self.totals.too_long += 1;
-                        self.log(Level::Warning, format!("{}: skipped a line of {len} bytes", self.sources[source].name));
+                        self.log(
+                            Level::Warning,
+                            format!(
+                                "{}: skipped a line of {len} bytes",
+                                self.sources[source].name
+                            ),
+                        );
                     }
                 }
                 if let Some(p) = pos {
@@ -203,7 +209,10 @@ impl<S: Store> Daemon<S> {
             }
             Event::End { .. } => true,
             Event::Error { source, message } => {
-                self.log(Level::Error, format!("{}: {message}", self.sources[source].name));
+                self.log(
+                    Level::Error,
+                    format!("{}: {message}", self.sources[source].name),
+                );
                 false
             }
         }
@@ -214,7 +223,10 @@ impl<S: Store> Daemon<S> {
         match self.rules.check(line, path) {
             Outcome::Miss => {
                 if self.verbose >= 3 {
-                    self.log(Level::Debug, format!("no match: {}", String::from_utf8_lossy(line)));
+                    self.log(
+                        Level::Debug,
+                        format!("no match: {}", String::from_utf8_lossy(line)),
+                    );
                 }
             }
             Outcome::Hit { rule, ip } => {
@@ -223,22 +235,36 @@ impl<S: Store> Daemon<S> {
                 self.first_pending.get_or_insert_with(Instant::now);
                 if self.verbose >= 2 {
                     let r = &self.rules.rules()[rule];
-                    self.log(Level::Debug, format!("rule at line {} caught {ip}: {}", r.line, String::from_utf8_lossy(line)));
+                    self.log(
+                        Level::Debug,
+                        format!(
+                            "rule at line {} caught {ip}: {}",
+                            r.line,
+                            String::from_utf8_lossy(line)
+                        ),
+                    );
                 }
             }
             Outcome::BadAddress { rule, text } => {
                 self.rule_stats[rule].errors += 1;
                 let r = &self.rules.rules()[rule];
-                self.log(Level::Warning, format!("rule at line {} matched but {text:?} is not an address", r.line));
+                self.log(
+                    Level::Warning,
+                    format!(
+                        "rule at line {} matched but {text:?} is not an address",
+                        r.line
+                    ),
+                );
             }
         }
     }
 
     fn should_flush(&self) -> bool {
         let bans_due = !self.pending_bans.is_empty()
-            && (self.pending_bans.len() >= MAX_BATCH || self.first_pending.is_some_and(|t| t.elapsed() >= MAX_DELAY));
-        let positions_due =
-            !self.pending_positions.is_empty() && self.last_position_flush.elapsed() >= POSITION_INTERVAL;
+            && (self.pending_bans.len() >= MAX_BATCH
+                || self.first_pending.is_some_and(|t| t.elapsed() >= MAX_DELAY));
+        let positions_due = !self.pending_positions.is_empty()
+            && self.last_position_flush.elapsed() >= POSITION_INTERVAL;
         bans_due || positions_due
     }
 
@@ -261,7 +287,12 @@ impl<S: Store> Daemon<S> {
         let notes: Vec<(Vec<u8>, Vec<u8>)> = self
             .pending_positions
             .iter()
-            .filter_map(|(&s, p)| self.sources[s].path.as_deref().map(|path| (position_key(path), p.encode())))
+            .filter_map(|(&s, p)| {
+                self.sources[s]
+                    .path
+                    .as_deref()
+                    .map(|path| (position_key(path), p.encode()))
+            })
             .collect();
         match self.store.ban_batch_noting(&bans, now(), &notes) {
             Ok(reports) => {
@@ -272,7 +303,14 @@ impl<S: Store> Daemon<S> {
                 for (&(ip, r), report) in self.pending_bans.iter().zip(&reports) {
                     if self.verbose >= 1 {
                         if let Some(rec) = report.outcome.record {
-                            self.log(Level::Info, format!("{ip}: {:.3}% ({})", percent(rec.probability), rules[r].reason));
+                            self.log(
+                                Level::Info,
+                                format!(
+                                    "{ip}: {:.3}% ({})",
+                                    percent(rec.probability),
+                                    rules[r].reason
+                                ),
+                            );
                         }
                     }
                     if report.outcome.reached_max {
@@ -289,7 +327,10 @@ impl<S: Store> Daemon<S> {
                 self.totals.db_errors += 1;
                 let msg = e.to_string();
                 if self.last_error.as_deref() != Some(&msg) {
-                    self.log(Level::Error, format!("{msg} (retrying; {} bans wait)", self.pending_bans.len()));
+                    self.log(
+                        Level::Error,
+                        format!("{msg} (retrying; {} bans wait)", self.pending_bans.len()),
+                    );
                     self.last_error = Some(msg);
                 }
                 Err(())
@@ -298,13 +339,21 @@ impl<S: Store> Daemon<S> {
     }
 
     fn kill_connections(&self, ip: IpAddr) {
-        let Some(ck) = self.connkill.clone() else { return };
+        let Some(ck) = self.connkill.clone() else {
+            return;
+        };
         // In the background: a slow conntrack must not stall parsing.
-        let _ = std::thread::Builder::new().name("connkill".into()).spawn(move || {
-            if let Err(e) = ck.run(ip) {
-                log(PROGRAM, Level::Error, &format!("connection kill for {ip}: {e}"));
-            }
-        });
+        let _ = std::thread::Builder::new()
+            .name("connkill".into())
+            .spawn(move || {
+                if let Err(e) = ck.run(ip) {
+                    log(
+                        PROGRAM,
+                        Level::Error,
+                        &format!("connection kill for {ip}: {e}"),
+                    );
+                }
+            });
     }
 
     fn reload(&mut self) {
@@ -317,9 +366,19 @@ impl<S: Store> Daemon<S> {
                 let _ = self.flush();
                 self.rule_stats = vec![RuleStats::default(); set.rules().len()];
                 self.rules = set;
-                self.log(Level::Notice, format!("reloaded {} rules from {}", self.rules.rules().len(), self.rule_file.display()));
+                self.log(
+                    Level::Notice,
+                    format!(
+                        "reloaded {} rules from {}",
+                        self.rules.rules().len(),
+                        self.rule_file.display()
+                    ),
+                );
             }
-            Err(e) => self.log(Level::Error, format!("{e}; keeping the {} rules in use", self.rules.rules().len())),
+            Err(e) => self.log(
+                Level::Error,
+                format!("{e}; keeping the {} rules in use", self.rules.rules().len()),
+            ),
         }
     }
 
@@ -327,10 +386,19 @@ impl<S: Store> Daemon<S> {
         let t = &self.totals;
         self.log(
             Level::Notice,
-            format!("{} lines, {} bans, {} too long, {} database errors", t.lines, t.bans, t.too_long, t.db_errors),
+            format!(
+                "{} lines, {} bans, {} too long, {} database errors",
+                t.lines, t.bans, t.too_long, t.db_errors
+            ),
         );
         for (r, s) in self.rules.rules().iter().zip(&self.rule_stats) {
-            self.log(Level::Notice, format!("rule at line {}: {} matches, {} errors ({})", r.line, s.matches, s.errors, r.reason));
+            self.log(
+                Level::Notice,
+                format!(
+                    "rule at line {}: {} matches, {} errors ({})",
+                    r.line, s.matches, s.errors, r.reason
+                ),
+            );
         }
     }
 

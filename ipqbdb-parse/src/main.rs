@@ -66,11 +66,7 @@ fn run(cli: Cli) -> Result<(), String> {
     };
     // Standard input is an input only for a process that keeps it.
     let foreground = cli.foreground || cli.stdin;
-    let ready = if foreground {
-        None
-    } else {
-        Some(detach()?)
-    };
+    let ready = if foreground { None } else { Some(detach()?) };
     if !foreground || cli.log_syslog || s.log_syslog.unwrap_or(false) {
         log::use_syslog(PROGRAM);
     }
@@ -120,7 +116,8 @@ fn start(
     if !cli.no_fifo {
         let fifo = setup.db_dir.join(PARSE_SOCKET);
         sources::make_fifo(&fifo).map_err(|e| format!("{}: {e}", fifo.display()))?;
-        sources::spawn_fifo(fifo.clone(), infos.len(), tx.clone()).map_err(|e| format!("{}: {e}", fifo.display()))?;
+        sources::spawn_fifo(fifo.clone(), infos.len(), tx.clone())
+            .map_err(|e| format!("{}: {e}", fifo.display()))?;
         infos.push(SourceInfo {
             name: fifo.display().to_string(),
             path: None,
@@ -159,10 +156,20 @@ fn start(
         return Err("no input: give files to follow, --stdin, or drop --no-fifo".into());
     }
     drop(tx);
-    Ok((Daemon::new(store, rule_file, rules, infos, connkill, verbose), rx, signals))
+    Ok((
+        Daemon::new(store, rule_file, rules, infos, connkill, verbose),
+        rx,
+        signals,
+    ))
 }
 
-fn test(setup: &Setup, log_file: &Path, rule_file: Option<PathBuf>, verbose: bool, missed: bool) -> Result<(), String> {
+fn test(
+    setup: &Setup,
+    log_file: &Path,
+    rule_file: Option<PathBuf>,
+    verbose: bool,
+    missed: bool,
+) -> Result<(), String> {
     let rule_file = rule_file
         .or_else(|| setup.settings.rule_file.clone())
         .unwrap_or_else(|| PathBuf::from(DEFAULT_RULE_FILE));

@@ -55,7 +55,11 @@ pub fn run(
                 s.per_rule[rule].0 += 1;
                 s.addresses.entry(ip).or_insert((0, rule)).0 += 1;
                 if verbose {
-                    writeln!(out, "+ line {:>4} {ip:<39} | {shown}", rules.rules()[rule].line)
+                    writeln!(
+                        out,
+                        "+ line {:>4} {ip:<39} | {shown}",
+                        rules.rules()[rule].line
+                    )
                 } else {
                     Ok(())
                 }
@@ -63,7 +67,11 @@ pub fn run(
             Outcome::BadAddress { rule, text } => {
                 s.address_errors += 1;
                 s.per_rule[rule].1 += 1;
-                writeln!(out, "! line {:>4} {text:?} is not an address | {shown}", rules.rules()[rule].line)
+                writeln!(
+                    out,
+                    "! line {:>4} {text:?} is not an address | {shown}",
+                    rules.rules()[rule].line
+                )
             }
             Outcome::Miss if verbose && missed => writeln!(out, "- {shown}"),
             Outcome::Miss => Ok(()),
@@ -96,7 +104,11 @@ pub fn report(rules: &RuleSet, s: &Summary, out: &mut dyn Write) -> std::io::Res
         s.address_errors,
         s.too_long
     )?;
-    writeln!(out, "\nRules:\n  {:>5} {:>8} {:>7}  REASON", "LINE", "MATCHES", "ERRORS")?;
+    writeln!(
+        out,
+        "\nRules:\n  {:>5} {:>8} {:>7}  REASON",
+        "LINE", "MATCHES", "ERRORS"
+    )?;
     for (r, (m, e)) in rules.rules().iter().zip(&s.per_rule) {
         writeln!(out, "  {:>5} {m:>8} {e:>7}  {}", r.line, r.reason)?;
     }
@@ -121,7 +133,15 @@ mod tests {
         let set = RuleSet::new(rules).unwrap();
         let log = "Failed password for root from 192.0.2.1 port 1\nhello\nrip=300.1.1.1\nFailed password for x from 192.0.2.1 port 2\n";
         let mut out = Vec::new();
-        let s = run(&set, Path::new("auth.log"), &mut log.as_bytes(), true, true, &mut out).unwrap();
+        let s = run(
+            &set,
+            Path::new("auth.log"),
+            &mut log.as_bytes(),
+            true,
+            true,
+            &mut out,
+        )
+        .unwrap();
         assert_eq!((s.lines, s.matched, s.address_errors), (4, 2, 1));
         assert_eq!(s.per_rule, [(2, 0), (0, 1)]);
         assert_eq!(s.addresses.len(), 1);
@@ -131,6 +151,9 @@ mod tests {
         let mut rep = Vec::new();
         report(&set, &s, &mut rep).unwrap();
         let rep = String::from_utf8(rep).unwrap();
-        assert!(rep.starts_with("Lines: 4 lines, 2 matched, 1 missed, 1 address errors, 0 too long"), "{rep}");
+        assert!(
+            rep.starts_with("Lines: 4 lines, 2 matched, 1 missed, 1 address errors, 0 too long"),
+            "{rep}"
+        );
     }
 }
