@@ -97,7 +97,11 @@ pub struct Daemon<S: Store> {
     first_pending: Option<Instant>,
     last_position_flush: Instant,
     last_error: Option<String>,
+    kills: Vec<std::thread::JoinHandle<()>>,
 }
+
+/// How long shutdown waits for connection kills still running.
+const KILL_GRACE: Duration = Duration::from_secs(10);
 
 impl<S: Store> Daemon<S> {
     pub fn new(
@@ -123,6 +127,7 @@ impl<S: Store> Daemon<S> {
             first_pending: None,
             last_position_flush: Instant::now(),
             last_error: None,
+            kills: Vec::new(),
         }
     }
 
@@ -181,6 +186,11 @@ impl<S: Store> Daemon<S> {
                 break;
             }
             std::thread::sleep(RETRY);
+        }
+        // Let the connection kills of the last bans finish, within reason.
+        let deadline = Instant::now() + KILL_GRACE;
+        while self.kills.iter().any(|k| !k.is_finished()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 
@@ -300,6 +310,7 @@ impl<S: Store> Daemon<S> {
                     self.log(Level::Notice, "the database accepts bans again".into());
                 }
                 self.totals.bans += reports.len() as u64;
+                let mut to_kill = Vec::new();
                 for (&(ip, r), report) in self.pending_bans.iter().zip(&reports) {
                     if self.verbose >= 1 {
                         if let Some(rec) = report.outcome.record {
@@ -314,8 +325,11 @@ impl<S: Store> Daemon<S> {
                         }
                     }
                     if report.outcome.reached_max {
-                        self.kill_connections(ip);
+                        to_kill.push(ip);
                     }
+                }
+                for ip in to_kill {
+                    self.kill_connections(ip);
                 }
                 self.pending_bans.clear();
                 self.pending_positions.clear();
@@ -338,12 +352,13 @@ impl<S: Store> Daemon<S> {
         }
     }
 
-    fn kill_connections(&self, ip: IpAddr) {
+    fn kill_connections(&mut self, ip: IpAddr) {
         let Some(ck) = self.connkill.clone() else {
             return;
         };
+        self.kills.retain(|k| !k.is_finished());
         // In the background: a slow conntrack must not stall parsing.
-        let _ = std::thread::Builder::new()
+        let spawned = std::thread::Builder::new()
             .name("connkill".into())
             .spawn(move || {
                 if let Err(e) = ck.run(ip) {
@@ -354,6 +369,10 @@ impl<S: Store> Daemon<S> {
                     );
                 }
             });
+        match spawned {
+            Ok(handle) => self.kills.push(handle),
+            Err(e) => self.log(Level::Error, format!("connection kill for {ip}: {e}")),
+        }
     }
 
     fn reload(&mut self) {

@@ -214,6 +214,55 @@ struct Open {
     dev: u64,
     ino: u64,
     splitter: Splitter,
+    /// File position after the last read.
+    pos: u64,
+    /// The last bytes read, ending at `pos`: if the file no longer holds them there, it was truncated
+    /// and rewritten (copytruncate), even when it has since grown back past `pos`.
+    tail: Vec<u8>,
+    /// Size and modification time when last checked.
+    seen: (u64, i64, i64),
+}
+
+const TAIL: usize = 64;
+
+impl Open {
+    fn remember(&mut self, data: &[u8]) {
+        self.pos += data.len() as u64;
+        let keep = TAIL.min(data.len());
+        let old = TAIL.saturating_sub(keep).min(self.tail.len());
+        self.tail.drain(..self.tail.len() - old);
+        self.tail.extend_from_slice(&data[data.len() - keep..]);
+    }
+
+    /// Whether the file was truncated (and maybe rewritten) since it was last read.
+    fn truncated(&mut self) -> bool {
+        let Ok(m) = self.file.metadata() else {
+            return false;
+        };
+        let now = (m.len(), m.mtime(), m.mtime_nsec());
+        if now == self.seen {
+            return false;
+        }
+        self.seen = now;
+        if m.len() < self.pos {
+            return true;
+        }
+        let mut buf = vec![0u8; self.tail.len()];
+        use std::os::unix::fs::FileExt;
+        let start = self.pos - self.tail.len() as u64;
+        match self.file.read_exact_at(&mut buf, start) {
+            Ok(()) => buf != self.tail,
+            Err(_) => true,
+        }
+    }
+
+    fn restart(&mut self) {
+        if self.file.seek(SeekFrom::Start(0)).is_ok() {
+            self.splitter = Splitter::at(0);
+            self.pos = 0;
+            self.tail.clear();
+        }
+    }
 }
 
 impl Follower {
@@ -243,6 +292,7 @@ impl Follower {
                 Ok(0) => {}
                 Ok(n) => {
                     let id = Some((open.dev, open.ino));
+                    open.remember(&buf[..n]);
                     if !send_lines(&self.tx, self.source, &mut open.splitter, &buf[..n], id) {
                         return;
                     }
@@ -268,16 +318,13 @@ impl Follower {
                     current = None;
                     continue;
                 }
-                Ok(m) if m.len() < open.splitter.line_end() => {
-                    // Truncated in place (copytruncate): everything now in it is new.
-                    if open.file.seek(SeekFrom::Start(0)).is_ok() {
-                        open.splitter = Splitter::at(0);
-                    }
-                    continue;
-                }
                 _ => {}
             }
             std::thread::sleep(POLL);
+            if open.truncated() {
+                // Truncated in place (copytruncate): everything now in it is new.
+                open.restart();
+            }
         }
     }
 
@@ -344,6 +391,9 @@ impl Follower {
             dev: m.dev(),
             ino: m.ino(),
             splitter: Splitter::at(offset),
+            pos: offset,
+            tail: Vec::new(),
+            seen: (m.len(), m.mtime(), m.mtime_nsec()),
         })
     }
 

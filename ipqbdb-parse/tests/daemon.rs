@@ -1,0 +1,420 @@
+//! The real `ibd-parse` binary: inputs, restarts, signals and bad input, against a real database.
+
+use std::fs::OpenOptions as FileOptions;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ipqbdb_core::AddrKey;
+use ipqbdb_store::{AnyStore, Backend, OpenOptions, Store};
+
+const PARSE: &str = env!("CARGO_BIN_EXE_ibd-parse");
+const RULES: &str =
+    "/Failed password for \\S+ from <HOST> port/ * \"ssh\" 5\n/FTP fail <HOST>/ * \"ftp\" 5\n";
+
+struct Setup {
+    tmp: tempfile::TempDir,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let s = Setup {
+            tmp: tempfile::tempdir().unwrap(),
+        };
+        std::fs::write(s.rules(), RULES).unwrap();
+        s
+    }
+    fn db(&self) -> PathBuf {
+        self.tmp.path().join("db")
+    }
+    fn rules(&self) -> PathBuf {
+        self.tmp.path().join("rules.conf")
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+    fn log_of(&self, n: usize) -> PathBuf {
+        self.tmp.path().join(format!("parse-{n}.stderr"))
+    }
+
+    /// Starts the daemon in the foreground; stderr goes to a file the test can read.
+    fn start(&self, backend: Backend, extra: &[&str], n: usize) -> Daemon {
+        let err = std::fs::File::create(self.log_of(n)).unwrap();
+        let child = Command::new(PARSE)
+            .args([
+                "-D",
+                "-v",
+                "--config",
+                "/dev/null",
+                "--backend",
+                backend.name(),
+            ])
+            .arg("--db-dir")
+            .arg(self.db())
+            .arg("--rule-file")
+            .arg(self.rules())
+            .args(extra)
+            .env_remove("IPQBDB_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(err)
+            .spawn()
+            .unwrap();
+        let d = Daemon {
+            child,
+            log: self.log_of(n),
+        };
+        d.wait_log("ibd-parse: started");
+        d
+    }
+
+    fn store(&self) -> AnyStore {
+        AnyStore::open(
+            &self.db(),
+            &OpenOptions {
+                create: false,
+                ..OpenOptions::default()
+            },
+        )
+        .unwrap()
+    }
+
+    /// Waits until `addr` was caught `times` times (or fails after a generous deadline).
+    fn wait_caught(&self, addr: &str, times: u64) {
+        let key: AddrKey = addr.parse().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let caught = self.store().lookup(key).unwrap().map_or(0, |r| r.caught);
+            if caught == times {
+                return;
+            }
+            assert!(
+                caught < times,
+                "{addr} caught {caught} times, expected {times}"
+            );
+            assert!(
+                Instant::now() < deadline,
+                "{addr} caught {caught} times, waited for {times}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn caught(&self, addr: &str) -> u64 {
+        self.store()
+            .lookup(addr.parse().unwrap())
+            .unwrap()
+            .map_or(0, |r| r.caught)
+    }
+}
+
+struct Daemon {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn wait_log(&self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.text().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} in the log:\n{}",
+                self.text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        // SAFETY: kill(2) on our own live child.
+        assert_eq!(
+            unsafe { libc::kill(self.child.id() as libc::pid_t, sig) },
+            0
+        );
+    }
+
+    /// SIGTERM, then waits for a clean exit.
+    fn stop(mut self) {
+        self.signal(libc::SIGTERM);
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "exit {status:?}:\n{}", self.text());
+    }
+
+    fn kill9(mut self) {
+        self.signal(libc::SIGKILL);
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn ssh(addr: &str) -> String {
+    format!("Nov 21 10:00:00 h sshd[1]: Failed password for root from {addr} port 22 ssh2\n")
+}
+
+fn append(path: &Path, text: &str) {
+    let mut f = FileOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+fn write_fifo(fifo: &Path, data: &[u8]) {
+    let mut f = FileOptions::new().write(true).open(fifo).unwrap();
+    f.write_all(data).unwrap();
+}
+
+#[test]
+fn fifo_serves_successive_writers() {
+    for backend in Backend::compiled() {
+        let s = Setup::new();
+        let d = s.start(backend, &[], 0);
+        let fifo = s.db().join("ibd-parse.sock");
+        // Two writers, one after the other, like `cat log > ibd-parse.sock` run twice.
+        write_fifo(&fifo, ssh("192.0.2.1").as_bytes());
+        s.wait_caught("192.0.2.1", 1);
+        write_fifo(
+            &fifo,
+            format!("{}{}", ssh("192.0.2.1"), ssh("2001:db8::1")).as_bytes(),
+        );
+        s.wait_caught("192.0.2.1", 2);
+        s.wait_caught("2001:db8::", 1);
+        d.stop();
+    }
+}
+
+#[test]
+fn bad_input_through_the_fifo_is_survived() {
+    let s = Setup::new();
+    let d = s.start(Backend::Lmdb, &[], 0);
+    let fifo = s.db().join("ibd-parse.sock");
+    let mut junk: Vec<u8> = (0..=255u8).cycle().take(64 * 1024).collect();
+    junk.extend_from_slice(b"\n\x00\x00 Failed password for r\x00t from 192.0.2.9 port 1\n");
+    junk.extend(std::iter::repeat_n(b'A', 10 * 1024 * 1024));
+    junk.extend_from_slice(b" Failed password for root from 192.0.2.66 port 22\n\xff\xfe\n");
+    junk.extend_from_slice(ssh("192.0.2.7").as_bytes());
+    write_fifo(&fifo, &junk);
+    s.wait_caught("192.0.2.7", 1);
+    assert_eq!(
+        s.caught("192.0.2.66"),
+        0,
+        "the 10 MB line is skipped, not matched in part"
+    );
+    assert_eq!(
+        s.caught("192.0.2.9"),
+        1,
+        "rules match bytes: a NUL is just another byte"
+    );
+    d.wait_log("ibd-parse.sock: skipped a line of 104858");
+    d.stop();
+}
+
+#[test]
+fn followed_file_across_rotation_restart_and_kill() {
+    let s = Setup::new();
+    let log = s.path("auth.log");
+    append(&log, &ssh("198.51.100.1")); // history before the first start is not banned
+    let d = s.start(Backend::Sqlite, &[log.to_str().unwrap()], 0);
+    append(&log, &ssh("198.51.100.2"));
+    s.wait_caught("198.51.100.2", 1);
+    // Rotation by rename: the old file gets a last line after the rename, the new one its own.
+    let rotated = s.path("auth.log.1");
+    std::fs::rename(&log, &rotated).unwrap();
+    append(&rotated, &ssh("198.51.100.3"));
+    append(&log, &ssh("198.51.100.4"));
+    s.wait_caught("198.51.100.3", 1);
+    s.wait_caught("198.51.100.4", 1);
+    // copytruncate: the file is emptied in place, then written again.
+    std::fs::write(&log, "").unwrap();
+    append(&log, &ssh("198.51.100.5"));
+    s.wait_caught("198.51.100.5", 1);
+    d.stop();
+    // Written while the daemon is down: read at restart, nothing read twice.
+    append(&log, &ssh("198.51.100.6"));
+    let d = s.start(Backend::Sqlite, &[log.to_str().unwrap()], 1);
+    s.wait_caught("198.51.100.6", 1);
+    // Rotated while down: the rest of the old file is read before the new one.
+    append(&log, &ssh("198.51.100.7"));
+    s.wait_caught("198.51.100.7", 1);
+    d.stop();
+    append(&log, &ssh("198.51.100.8"));
+    std::fs::rename(&log, &rotated).unwrap();
+    append(&log, &ssh("198.51.100.9"));
+    let d = s.start(Backend::Sqlite, &[log.to_str().unwrap()], 2);
+    s.wait_caught("198.51.100.8", 1);
+    s.wait_caught("198.51.100.9", 1);
+    // SIGKILL during a stream of lines: after the restart every line is banned exactly once.
+    let many: String = (0..300)
+        .map(|i| ssh(&format!("203.0.113.{}", i % 250 + 1)))
+        .collect();
+    append(&log, &many);
+    d.kill9();
+    let d = s.start(Backend::Sqlite, &[log.to_str().unwrap()], 3);
+    s.wait_caught("203.0.113.50", 2); // 50 occurs twice among the 300 lines (i = 49 and 299)
+    s.wait_caught("203.0.113.51", 1);
+    d.stop();
+    for addr in [
+        "198.51.100.2",
+        "198.51.100.3",
+        "198.51.100.4",
+        "198.51.100.5",
+        "198.51.100.6",
+        "198.51.100.9",
+    ] {
+        assert_eq!(s.caught(addr), 1, "{addr} banned once");
+    }
+    assert_eq!(s.caught("198.51.100.1"), 0);
+    let total: u64 = s
+        .store()
+        .list_records(None)
+        .unwrap()
+        .iter()
+        .map(|(_, r)| r.caught)
+        .sum();
+    assert_eq!(
+        total,
+        9 + 300 - 1,
+        "every line once: 8 single lines and 300 more (198.51.100.1 was history)"
+    );
+}
+
+#[test]
+fn signals_reload_report_and_refuse_broken_rules() {
+    let s = Setup::new();
+    let d = s.start(Backend::Redb, &["--stdin"][..0], 0);
+    let fifo = s.db().join("ibd-parse.sock");
+    write_fifo(&fifo, b"FTP fail 192.0.2.30\n");
+    s.wait_caught("192.0.2.30", 1);
+    // A broken rule file: the old rules stay.
+    std::fs::write(s.rules(), "/Failed (/ * \"x\"\n").unwrap();
+    d.signal(libc::SIGHUP);
+    d.wait_log("rules.conf:1:9: invalid regex: unclosed group; keeping the 2 rules in use");
+    write_fifo(&fifo, b"FTP fail 192.0.2.30\n");
+    s.wait_caught("192.0.2.30", 2);
+    // A good one replaces them.
+    std::fs::write(s.rules(), "/NEW <HOST>/ * \"new rule\" 0\n").unwrap();
+    d.signal(libc::SIGHUP);
+    d.wait_log("reloaded 1 rules");
+    write_fifo(&fifo, b"NEW 192.0.2.31\nFTP fail 192.0.2.30\n");
+    s.wait_caught("192.0.2.31", 1);
+    d.signal(libc::SIGUSR1);
+    d.wait_log("rule at line 1: 1 matches, 0 errors (new rule)");
+    assert_eq!(s.caught("192.0.2.30"), 2, "the old rule is gone");
+    d.stop();
+    // Starting with a broken rule file is refused, naming file, line and column.
+    std::fs::write(s.rules(), "# ok\n/x <HOST>/ 7 \"r\"\n").unwrap();
+    let out = Command::new(PARSE)
+        .args(["-D", "--config", "/dev/null", "--db-dir"])
+        .arg(s.db())
+        .arg("--rule-file")
+        .arg(s.rules())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("rules.conf:2:12: group 7 does not exist (the regex has 1)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn stdin_input_and_connection_kill() {
+    let s = Setup::new();
+    let ck_log = s.path("ck.log");
+    let ck = s.path("connkill.cmd");
+    std::fs::write(
+        &ck,
+        format!("sh -c 'echo \"$1\" >> {}' sh ADDRESS\n", ck_log.display()),
+    )
+    .unwrap();
+    std::fs::write(s.rules(), "/evil <HOST>/ * \"evil\" 1\n").unwrap();
+    let input: String = (0..3).map(|_| "evil 192.0.2.44\n").collect();
+    let mut child = Command::new(PARSE)
+        .args([
+            "--stdin",
+            "--no-fifo",
+            "-e",
+            "--config",
+            "/dev/null",
+            "--db-dir",
+        ])
+        .arg(s.db())
+        .arg("--rule-file")
+        .arg(s.rules())
+        .arg("--connkill-file")
+        .arg(&ck)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "{err}");
+    assert_eq!(s.caught("192.0.2.44"), 3);
+    // 1/2, then 100 % (the event), then still 100 %: exactly one kill. It runs in the background,
+    // so wait for its line.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(&ck_log)
+        .unwrap_or_default()
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "connection kill never ran");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(std::fs::read_to_string(&ck_log).unwrap(), "192.0.2.44\n");
+}
+
+#[test]
+fn test_mode_prints_what_rules_catch() {
+    let s = Setup::new();
+    let log = s.path("auth.log");
+    std::fs::write(
+        &log,
+        format!("{}hello\n{}", ssh("192.0.2.1"), ssh("192.0.2.1")),
+    )
+    .unwrap();
+    let out = Command::new(PARSE)
+        .args(["--config", "/dev/null", "-v", "--missed", "--test"])
+        .arg(&log)
+        .arg(s.rules())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Lines: 3 lines, 2 matched, 1 missed"),
+        "{text}"
+    );
+    assert!(text.contains("- hello"), "{text}");
+    assert!(
+        text.contains("192.0.2.1                                    2  ssh"),
+        "{text}"
+    );
+    assert!(!s.db().exists(), "test mode writes no database");
+}
