@@ -48,7 +48,7 @@ pub fn run(
                 return;
             }
         };
-        let shown = String::from_utf8_lossy(text);
+        let shown = || String::from_utf8_lossy(text);
         let res = match rules.check(text, Some(name)) {
             Outcome::Hit { rule, ip } => {
                 s.matched += 1;
@@ -57,8 +57,9 @@ pub fn run(
                 if verbose {
                     writeln!(
                         out,
-                        "+ line {:>4} {ip:<39} | {shown}",
-                        rules.rules()[rule].line
+                        "+ line {:>4} {ip:<39} | {}",
+                        rules.rules()[rule].line,
+                        shown()
                     )
                 } else {
                     Ok(())
@@ -69,11 +70,12 @@ pub fn run(
                 s.per_rule[rule].1 += 1;
                 writeln!(
                     out,
-                    "! line {:>4} {text:?} is not an address | {shown}",
-                    rules.rules()[rule].line
+                    "! line {:>4} {text:?} is not an address | {}",
+                    rules.rules()[rule].line,
+                    shown()
                 )
             }
-            Outcome::Miss if verbose && missed => writeln!(out, "- {shown}"),
+            Outcome::Miss if verbose && missed => writeln!(out, "- {}", shown()),
             Outcome::Miss => Ok(()),
         };
         if let Err(e) = res {

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Parser benchmark (issue 4): the shipped rule set over a generated mixed sshd/postfix/dovecot log.
+# Prints lines per second and peak resident memory of the matcher (ibd-parse --test), the same for
+# sshguard's sshg-parser when installed (Debian package sshguard) with the ratio, and the daemon end
+# to end per backend (every attack line a durable ban).
+# Usage: scripts/bench-parse.sh [LINES]   (default 1000000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+lines=${1:-1000000}
+cargo build --release --quiet -p ipqbdb-parse -p ipqbdb-admin -p ipqbdb-benches --bins
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+rules=ipqbdb-parse/rules/ipqbdb-pcre.conf
+./target/release/ipqbdb-gen-log "$lines" > "$tmp/mixed.log"
+echo "log: $lines lines, $(du -m "$tmp/mixed.log" | cut -f1) MB"
+
+measure() { # label, command...: prints seconds and KB as "S KB"
+    local label=$1; shift
+    /usr/bin/time -f "%e %M" -o "$tmp/time" "$@" > /dev/null 2> "$tmp/err" || { cat "$tmp/err"; exit 1; }
+    read -r secs kb < "$tmp/time"
+    printf '%-26s %8.2f s %12.0f lines/s %8d KB max RSS\n' "$label" "$secs" "$(echo "$lines / $secs" | bc -l)" "$kb"
+    echo "$secs"  > "$tmp/last"
+}
+
+measure "ibd-parse --test" ./target/release/ibd-parse --config /dev/null --test "$tmp/mixed.log" "$rules"
+ours=$(cat "$tmp/last")
+sshg=/usr/libexec/sshguard/sshg-parser
+if [ -x "$sshg" ]; then
+    measure "sshg-parser" sh -c "$sshg < '$tmp/mixed.log'"
+    printf 'ratio: ibd-parse is %.2f times as fast as sshg-parser\n' "$(echo "$(cat "$tmp/last") / $ours" | bc -l)"
+else
+    echo "sshg-parser not installed (apt-get install sshguard): no ratio"
+fi
+for b in lmdb sqlite redb; do
+    measure "daemon, $b" sh -c "./target/release/ibd-parse --config /dev/null --db-dir '$tmp/db-$b' --backend $b --stdin --no-fifo -f '$rules' < '$tmp/mixed.log'"
+done
