@@ -10,6 +10,7 @@ pub mod connkill;
 pub mod error;
 pub mod log;
 pub mod model;
+pub mod process;
 pub mod range;
 pub mod record;
 pub mod retention;

@@ -23,7 +23,9 @@ pub mod sqlite;
 pub use any::AnyStore;
 pub use backend::{Backend, UnknownBackend};
 pub use error::{Result, StoreError};
-pub use store::{Ban, BanReport, OpenOptions, ReasonStats, Store, WhiteEntry, MAX_REASON_LEN};
+pub use store::{
+    Ban, BanReport, OpenOptions, ReasonStats, Snapshot, Store, WhiteEntry, MAX_REASON_LEN,
+};
 
 #[cfg(feature = "lmdb")]
 pub use lmdb::LmdbStore;

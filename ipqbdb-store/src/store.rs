@@ -145,16 +145,15 @@ pub trait Store: Send + Sync + Sized {
 
     /// Looks up what a verdict needs for `ip`: its record and its whitelist decay.
     fn verdict_state(&self, ip: IpAddr) -> Result<(Option<Record>, Option<u32>)> {
+        self.with_snapshot(&mut |snap| snap.verdict_state(ip).map(|(_, rec, white)| (rec, white)))
+    }
+
+    /// Runs `f` with one consistent snapshot for many verdict lookups: the judge holds one for a
+    /// bounded time instead of paying a transaction per packet.
+    fn with_snapshot<R>(&self, f: &mut dyn FnMut(&Snapshot<'_>) -> Result<R>) -> Result<R> {
         let path = self.engine_path();
-        let key = AddrKey::banned(ip, self.options().v6_prefix);
-        self.read(&mut |tx| {
-            let rec = get_record(tx, path, key)?;
-            let white = match rec {
-                Some(_) => white_lookup_in(tx, path, AddrKey::exact(ip))?.map(|w| w.decay),
-                None => None,
-            };
-            Ok((rec, white))
-        })
+        let prefix = self.options().v6_prefix;
+        self.read(&mut |tx| f(&Snapshot { tx, path, prefix }))
     }
 
     /// Adds the judge's block counters in one transaction. Records deleted meanwhile are skipped.
@@ -341,6 +340,26 @@ pub trait Store: Send + Sync + Sized {
             })?;
             Ok(stats)
         })
+    }
+}
+
+/// A read snapshot answering the judge's questions.
+pub struct Snapshot<'a> {
+    tx: &'a dyn ReadTx,
+    path: &'a Path,
+    prefix: V6Prefix,
+}
+
+impl Snapshot<'_> {
+    /// The key `ip` is banned under, its record, and (when it has a record) its whitelist decay.
+    pub fn verdict_state(&self, ip: IpAddr) -> Result<(AddrKey, Option<Record>, Option<u32>)> {
+        let key = AddrKey::banned(ip, self.prefix);
+        let rec = get_record(self.tx, self.path, key)?;
+        let white = match rec {
+            Some(_) => white_lookup_in(self.tx, self.path, AddrKey::exact(ip))?.map(|w| w.decay),
+            None => None,
+        };
+        Ok((key, rec, white))
     }
 }
 

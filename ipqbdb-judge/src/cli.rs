@@ -1,0 +1,57 @@
+//! Command-line definition of `ibd-judge`, apart from the program so man pages can be generated.
+
+use clap::{ArgAction, CommandFactory, Parser};
+use ipqbdb_store::cli::DbArgs;
+
+use crate::qspec::QSpec;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ibd-judge",
+    version,
+    about = "Give each queued packet a verdict from the block probability of its address",
+    long_about = "Give each queued packet a verdict from the block probability of its address.\n\n\
+        QSPEC is Q<num>[S|D][M<mark>]: the NFQUEUE number, whether the Source (default) or the \
+        Destination address is judged, and with M a guilty packet is accepted with that mark instead \
+        of dropped (so a rule in a later table can REJECT it). Innocent packets are accepted.\n\n\
+        Example: iptables -A INPUT -m conntrack --ctstate NEW -j NFQUEUE --queue-num 0; ibd-judge Q0\n\n\
+        Without --fail-open, packets are dropped while the queue is full (fail-closed); with it the \
+        kernel accepts them unjudged. While no judge listens at all, the kernel drops queued packets \
+        unless the iptables rule has --queue-bypass.\n\n\
+        Signals: SIGUSR1 logs counters per queue, SIGTERM and SIGINT exit cleanly."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Queues to judge, e.g. Q0 Q1D Q2SM4
+    #[arg(value_name = "QSPEC", required = true)]
+    pub specs: Vec<QSpec>,
+    /// Stay in the foreground (as under systemd); otherwise detach and log to syslog
+    #[arg(short = 'D', long)]
+    pub foreground: bool,
+    /// More messages: -vv each guilty packet, -vvv every packet with its probability and draw
+    #[arg(short, action = ArgAction::Count)]
+    pub verbose: u8,
+    /// Maximum packets waiting in each kernel queue
+    #[arg(long, value_name = "N", default_value_t = 8192)]
+    pub queue_maxlen: u32,
+    /// Netlink receive buffer, e.g. 16M (bursts of 100,000 packets/s need megabytes)
+    #[arg(long, value_name = "BYTES", default_value = "16M")]
+    pub rcvbuf: String,
+    /// Accept packets unjudged while a queue is full, instead of dropping them
+    #[arg(long)]
+    pub fail_open: bool,
+    /// Bytes of each packet copied to the judge (the IP header is enough)
+    #[arg(long, value_name = "BYTES", default_value_t = crate::packet::COPY_RANGE)]
+    pub copy_range: u16,
+    /// Longest time a verdict may use a database snapshot, in milliseconds
+    #[arg(long, value_name = "MS", default_value_t = 100)]
+    pub staleness_ms: u64,
+    /// Log to syslog even in the foreground
+    #[arg(long)]
+    pub log_syslog: bool,
+}
+
+pub fn command() -> clap::Command {
+    Cli::command()
+}

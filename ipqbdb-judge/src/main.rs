@@ -1,0 +1,118 @@
+//! `ibd-judge`: see the library for the parts; this file wires them.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use ipqbdb_core::log::{self, Level};
+use ipqbdb_core::parse_count;
+use ipqbdb_judge::cli::Cli;
+use ipqbdb_judge::daemon::{Daemon, Options, Signals};
+use ipqbdb_judge::netlink::NfqSocket;
+use ipqbdb_store::cli::Setup;
+
+const PROGRAM: &str = "ibd-judge";
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            log::log(PROGRAM, Level::Error, &msg);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    let setup = Setup::resolve(&cli.db, "judge").map_err(|e| e.to_string())?;
+    let rcvbuf = parse_count(&cli.rcvbuf).map_err(|e| format!("--rcvbuf: {e}"))?;
+    if cli.staleness_ms == 0 {
+        return Err("--staleness-ms must be at least 1".into());
+    }
+    let mut seen = std::collections::HashSet::new();
+    if let Some(dup) = cli.specs.iter().find(|s| !seen.insert(s.queue)) {
+        return Err(format!("queue {} is given twice", dup.queue));
+    }
+    let ready = if cli.foreground {
+        None
+    } else {
+        Some(ipqbdb_core::process::detach(PROGRAM)?)
+    };
+    if !cli.foreground || cli.log_syslog || setup.settings.log_syslog.unwrap_or(false) {
+        log::use_syslog(PROGRAM);
+    }
+    let started = start(&cli, &setup, rcvbuf as usize);
+    let (mut daemon, signals) = match started {
+        Ok(x) => x,
+        Err(msg) => {
+            if let Some(mut w) = ready {
+                let _ = w.write_all(msg.as_bytes());
+            }
+            return Err(msg);
+        }
+    };
+    drop(ready);
+    daemon.run(&signals);
+    log::log(PROGRAM, Level::Notice, "stopped");
+    Ok(())
+}
+
+fn start(
+    cli: &Cli,
+    setup: &Setup,
+    rcvbuf: usize,
+) -> Result<(Daemon<ipqbdb_store::AnyStore>, Signals), String> {
+    // The socket first, while no other thread exists (see netlink.rs).
+    let mut sock = NfqSocket::open()
+        .map_err(|e| format!("NFQUEUE socket: {e} (ibd-judge needs CAP_NET_ADMIN)"))?;
+    let got = sock
+        .set_rcvbuf(rcvbuf)
+        .map_err(|e| format!("receive buffer: {e}"))?;
+    let staleness = Duration::from_millis(cli.staleness_ms);
+    sock.set_timeout(staleness.min(Duration::from_millis(100)))
+        .map_err(|e| format!("receive timeout: {e}"))?;
+    sock.queue
+        .set_recv_enobufs(true)
+        .map_err(|e| format!("ENOBUFS reporting: {e}"))?;
+    let store = setup.open(true).map_err(|e| e.to_string())?;
+    for spec in &cli.specs {
+        let q = spec.queue;
+        let ctx = |what: &str, e: std::io::Error| format!("queue {q}: {what}: {e}");
+        sock.queue
+            .bind(q)
+            .map_err(|e| ctx("bind (is another judge on it?)", e))?;
+        sock.queue
+            .set_copy_range(q, cli.copy_range)
+            .map_err(|e| ctx("copy range", e))?;
+        sock.queue
+            .set_queue_max_len(q, cli.queue_maxlen)
+            .map_err(|e| ctx("maximum length", e))?;
+        sock.queue
+            .set_fail_open(q, cli.fail_open)
+            .map_err(|e| ctx("fail-open", e))?;
+    }
+    let signals = Signals::register().map_err(|e| format!("signals: {e}"))?;
+    let specs: Vec<String> = cli.specs.iter().map(ToString::to_string).collect();
+    log::log(
+        PROGRAM,
+        Level::Notice,
+        &format!(
+            "listening on {} ({} backend, receive buffer {got} bytes)",
+            specs.join(" "),
+            ipqbdb_store::Store::backend(&store)
+        ),
+    );
+    let opts = Options {
+        staleness,
+        verbose: cli.verbose,
+    };
+    Ok((Daemon::new(store, sock, cli.specs.clone(), opts), signals))
+}
