@@ -4,6 +4,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use ipqbdb_tests::netns::Netns;
+
 const IBD: &str = env!("CARGO_BIN_EXE_ibd");
 
 struct Env {
@@ -406,36 +408,6 @@ fn connkill_runs_once_with_the_address_only() {
         stderr(&o)
     );
     assert!(find(&records(&env), "198.51.100.1").is_none());
-}
-
-/// A network namespace that removes itself.
-struct Netns(String);
-
-impl Netns {
-    fn new(tag: &str) -> Netns {
-        let name = format!("ipqbdb-{tag}-{}", std::process::id());
-        let ok = Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "ip netns add {name}");
-        Netns(name)
-    }
-
-    fn exec(&self, argv: &[&str]) -> Output {
-        Command::new("ip")
-            .args(["netns", "exec", &self.0])
-            .args(argv)
-            .output()
-            .unwrap()
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
 }
 
 #[test]

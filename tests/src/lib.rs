@@ -1,4 +1,7 @@
-//! Helpers shared by the cross-crate tests: addresses, store opening, child processes.
+//! Helpers shared by the cross-crate tests: addresses, store opening, child processes, network
+//! namespaces.
+
+pub mod netns;
 
 use std::io::{BufRead, BufReader};
 use std::net::IpAddr;

@@ -1,0 +1,435 @@
+//! ibd-judge end to end: real packets between two network namespaces, real iptables rules, the real
+//! binary, for every backend.
+//!
+//! Every burst of packets is followed by a sentinel from an innocent source on the same queue. The
+//! queue is verdicted in order, so once the sentinel arrives every earlier packet has been judged:
+//! counts are read when they are final, not after a guessed sleep.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use ipqbdb_store::{AnyStore, Backend, OpenOptions, Store};
+use ipqbdb_tests::netns::{pair, Netns};
+
+const JUDGE: &str = env!("CARGO_BIN_EXE_ibd-judge");
+const INNOCENT: &str = "10.77.0.2";
+/// In another /64 than the IPv6 attacker: a ban covers the attacker's whole /64.
+const INNOCENT6: &str = "fd78::2";
+
+struct Lab {
+    j: Netns,
+    c: Netns,
+    tmp: tempfile::TempDir,
+    judge: Option<Child>,
+    backend: Backend,
+    /// Receiving sockets in the judge's namespace, by port.
+    rx: HashMap<u16, UdpSocket>,
+}
+
+impl Lab {
+    fn new(backend: Backend) -> Lab {
+        let j = Netns::new("judge");
+        let c = Netns::new("client");
+        pair(
+            &j,
+            &["10.77.0.1/24", "10.77.0.9/24", "fd77::1/64", "fd78::1/64"],
+            &c,
+            &[
+                "10.77.0.2/24",
+                "10.77.0.3/24",
+                "10.77.0.4/24",
+                "10.77.0.5/24",
+                "fd77::2/64",
+                "fd77::3/64",
+                "fd78::2/64",
+            ],
+        );
+        // Queue 0 judges sources on ports 7000 (IPv4) and 7002 (IPv6). Queue 1, in the mangle
+        // table, judges destinations and marks; the filter table then rejects marked packets.
+        j.must(&[
+            "iptables",
+            "-A",
+            "INPUT",
+            "-p",
+            "udp",
+            "--dport",
+            "7000",
+            "-j",
+            "NFQUEUE",
+            "--queue-num",
+            "0",
+        ]);
+        j.must(&[
+            "ip6tables",
+            "-A",
+            "INPUT",
+            "-p",
+            "udp",
+            "--dport",
+            "7002",
+            "-j",
+            "NFQUEUE",
+            "--queue-num",
+            "0",
+        ]);
+        j.must(&[
+            "iptables",
+            "-t",
+            "mangle",
+            "-A",
+            "INPUT",
+            "-p",
+            "udp",
+            "--dport",
+            "7001",
+            "-j",
+            "NFQUEUE",
+            "--queue-num",
+            "1",
+        ]);
+        j.must(&[
+            "iptables", "-A", "INPUT", "-p", "udp", "--dport", "7001", "-m", "mark", "--mark", "4",
+            "-j", "REJECT",
+        ]);
+        let rx = [
+            (7000, "0.0.0.0:7000"),
+            (7001, "0.0.0.0:7001"),
+            (7002, "[::]:7002"),
+        ]
+        .into_iter()
+        .map(|(port, addr)| {
+            let s = j.udp(addr);
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            (port, s)
+        })
+        .collect();
+        let mut lab = Lab {
+            j,
+            c,
+            tmp: tempfile::tempdir().unwrap(),
+            judge: None,
+            backend,
+            rx,
+        };
+        lab.start_judge();
+        lab
+    }
+
+    fn db(&self) -> PathBuf {
+        self.tmp.path().join("db")
+    }
+
+    fn log(&self) -> PathBuf {
+        self.tmp.path().join("judge.log")
+    }
+
+    fn start_judge(&mut self) {
+        let err = std::fs::File::create(self.log()).unwrap();
+        let child = self
+            .j
+            .command(JUDGE)
+            .args([
+                "-D",
+                "-v",
+                "--config",
+                "/dev/null",
+                "--backend",
+                self.backend.name(),
+                "--db-dir",
+            ])
+            .arg(self.db())
+            .args(["Q0", "Q1DM4"])
+            .stdout(Stdio::null())
+            .stderr(err)
+            .spawn()
+            .unwrap();
+        self.judge = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !std::fs::read_to_string(self.log())
+            .unwrap_or_default()
+            .contains("listening on Q0S Q1DM4")
+        {
+            assert!(
+                Instant::now() < deadline,
+                "judge did not start: {}",
+                std::fs::read_to_string(self.log()).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `ibd ban ARGS` against the lab's database (the admin program's own entry point).
+    fn ban(&self, args: &[&str]) {
+        let mut argv: Vec<std::ffi::OsString> =
+            ["ibd", "ban", "--quiet", "--config", "/dev/null", "--db-dir"]
+                .map(Into::into)
+                .to_vec();
+        argv.push(self.db().into());
+        argv.extend(args.iter().map(Into::into));
+        assert_eq!(ipqbdb_admin::run(argv), 0, "ibd ban {args:?}");
+    }
+
+    /// Sends `n` packets from `src` to `dst`, then a sentinel from the innocent source (to
+    /// `sentinel_dst`, default `dst`), and returns how many of the `n` arrived.
+    fn burst_to(&self, src: &str, dst: &str, n: usize, sentinel_dst: Option<&str>) -> usize {
+        let dst: SocketAddr = dst.parse().unwrap();
+        let default_sentinel = if dst.is_ipv4() {
+            dst.to_string()
+        } else {
+            format!("[fd78::1]:{}", dst.port())
+        };
+        let sdst: SocketAddr = sentinel_dst.unwrap_or(&default_sentinel).parse().unwrap();
+        let innocent = if dst.is_ipv4() { INNOCENT } else { INNOCENT6 };
+        let tag = format!("{:x}", Instant::now().elapsed().as_nanos() ^ rand_tag());
+        self.c.enter(|| {
+            let s = UdpSocket::bind(SocketAddr::new(src.parse().unwrap(), 0)).unwrap();
+            for _ in 0..n {
+                s.send_to(b"data", dst).unwrap();
+            }
+            let sentinel = UdpSocket::bind(SocketAddr::new(innocent.parse().unwrap(), 0)).unwrap();
+            sentinel
+                .send_to(format!("end {tag}").as_bytes(), sdst)
+                .unwrap();
+        });
+        let rx = &self.rx[&dst.port()];
+        let mut got = 0;
+        let mut buf = [0u8; 64];
+        loop {
+            let (len, from) = rx.recv_from(&mut buf).expect("the sentinel never arrived");
+            if &buf[..len] == format!("end {tag}").as_bytes() {
+                return got;
+            }
+            if from.ip() == src.parse::<std::net::IpAddr>().unwrap() && &buf[..len] == b"data" {
+                got += 1;
+            }
+        }
+    }
+
+    fn burst(&self, src: &str, dst: &str, n: usize) -> usize {
+        self.burst_to(src, dst, n, None)
+    }
+
+    /// Waits until a single probe from `src` to `dst` is judged `dropped` (or passes, when false).
+    fn await_probe(
+        &self,
+        src: &str,
+        dst: &str,
+        sentinel_dst: Option<&str>,
+        dropped: bool,
+        limit: Duration,
+    ) -> Duration {
+        let start = Instant::now();
+        loop {
+            let passed = self.burst_to(src, dst, 1, sentinel_dst) == 1;
+            if passed != dropped {
+                return start.elapsed();
+            }
+            assert!(
+                start.elapsed() < limit,
+                "{src} -> {dst} still {} after {limit:?}",
+                if dropped { "passes" } else { "dropped" }
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn store(&self) -> AnyStore {
+        AnyStore::open(
+            &self.db(),
+            &OpenOptions {
+                create: false,
+                ..OpenOptions::default()
+            },
+        )
+        .unwrap()
+    }
+
+    fn reject_count(&self) -> u64 {
+        let out = self.j.must(&["iptables", "-L", "INPUT", "-v", "-x", "-n"]);
+        out.lines()
+            .find(|l| l.contains("REJECT"))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .expect("REJECT rule counter")
+    }
+
+    /// Stops the judge with SIGTERM and checks it exits cleanly.
+    fn stop(&mut self) -> String {
+        let mut child = self.judge.take().unwrap();
+        // SAFETY: kill(2) on our child (`ip netns exec` execs the judge in place).
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        let status = child.wait().unwrap();
+        let log = std::fs::read_to_string(self.log()).unwrap();
+        assert!(status.success(), "judge exit {status:?}: {log}");
+        assert!(log.contains("ibd-judge: stopped"), "{log}");
+        log
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.judge.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn rand_tag() -> u128 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u8(0);
+    u128::from(h.finish())
+}
+
+/// A ban at 100 % is exactly 100 % only within the second it was made; after that it decays. With a
+/// 30-day half-life a packet passes with probability about 3e-7 per second elapsed, so bursts allow
+/// one pass at most.
+const LONG: &str = "30d";
+
+fn every_backend(f: impl Fn(Backend)) {
+    for b in Backend::compiled() {
+        f(b);
+    }
+}
+
+#[test]
+fn unknown_accepted_banned_dropped_and_live_bans_enforced() {
+    every_backend(|b| {
+        let mut lab = Lab::new(b);
+        assert_eq!(
+            lab.burst("10.77.0.3", "10.77.0.1:7000", 100),
+            100,
+            "{b}: unknown source accepted"
+        );
+        assert_eq!(
+            lab.burst("fd77::3", "[fd77::1]:7002", 100),
+            100,
+            "{b}: unknown IPv6 source accepted"
+        );
+        // Banned with `ibd ban` while the judge runs: enforced within the staleness bound.
+        lab.ban(&["-c", "0", "-t", LONG, "10.77.0.3", "fd77::3"]);
+        let took = lab.await_probe(
+            "10.77.0.3",
+            "10.77.0.1:7000",
+            None,
+            true,
+            Duration::from_secs(5),
+        );
+        eprintln!("{b}: a live ban took effect after {took:?}");
+        let passed = lab.burst("10.77.0.3", "10.77.0.1:7000", 200);
+        assert!(passed <= 1, "{b}: 100 % drops everything, {passed} passed");
+        assert!(
+            lab.burst("fd77::3", "[fd77::1]:7002", 200) <= 1,
+            "{b}: IPv6 ban applies"
+        );
+        assert!(
+            lab.burst("fd77::2", "[fd77::1]:7002", 50) <= 1,
+            "{b}: to the whole /64"
+        );
+        assert_eq!(
+            lab.burst(INNOCENT6, "[fd77::1]:7002", 50),
+            50,
+            "{b}: other /64s pass"
+        );
+        assert_eq!(
+            lab.burst(INNOCENT, "10.77.0.1:7000", 200),
+            200,
+            "{b}: others pass"
+        );
+        // Block counters reach the database in batches, not per packet.
+        let key: ipqbdb_core::AddrKey = "10.77.0.3".parse().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        // The probe that showed the ban, and the burst.
+        while lab.store().lookup(key).unwrap().unwrap().blocked < 201 - passed as u64 {
+            assert!(
+                Instant::now() < deadline,
+                "{b}: block counter not written back"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let log = lab.stop();
+        assert!(log.contains("queue 0: "), "{log}");
+    });
+}
+
+#[test]
+fn a_quarter_probability_drops_about_a_quarter() {
+    every_backend(|b| {
+        let lab = Lab::new(b);
+        // 10.77.0.4 at 25 %, and in the same transaction 10.77.0.5 at 100 % as a visibility marker.
+        lab.ban(&["-c", "2", "-t", "1w", "10.77.0.4"]);
+        lab.ban(&["-c", "0", "-t", LONG, "10.77.0.5"]);
+        lab.await_probe(
+            "10.77.0.5",
+            "10.77.0.1:7000",
+            None,
+            true,
+            Duration::from_secs(5),
+        );
+        let n = 2000;
+        let dropped = n - lab.burst("10.77.0.4", "10.77.0.1:7000", n);
+        // Binomial(2000, 1/4): mean 500, standard deviation 19.4; six of them either side.
+        eprintln!("{b}: 25 % dropped {dropped} of {n}");
+        assert!(
+            (384..=616).contains(&dropped),
+            "{b}: {dropped} of {n} dropped at 25 %"
+        );
+    });
+}
+
+#[test]
+fn marked_packets_are_rejected_by_a_later_rule() {
+    every_backend(|b| {
+        let lab = Lab::new(b);
+        // Q1DM4 judges destinations: ban the destination 10.77.0.9.
+        lab.ban(&["-c", "0", "-t", LONG, "10.77.0.9"]);
+        lab.await_probe(
+            INNOCENT,
+            "10.77.0.9:7001",
+            Some("10.77.0.1:7001"),
+            true,
+            Duration::from_secs(5),
+        );
+        let before = lab.reject_count();
+        let passed = lab.burst_to(INNOCENT, "10.77.0.9:7001", 50, Some("10.77.0.1:7001"));
+        assert!(passed <= 1, "{b}: {passed} unmarked");
+        assert_eq!(
+            lab.reject_count() - before,
+            50 - passed as u64,
+            "{b}: every marked packet met the REJECT rule"
+        );
+        assert_eq!(
+            lab.burst(INNOCENT, "10.77.0.1:7001", 50),
+            50,
+            "{b}: other destinations pass"
+        );
+    });
+}
+
+#[test]
+fn decay_lets_a_banned_source_back_in() {
+    every_backend(|b| {
+        let lab = Lab::new(b);
+        // 100 % with a one-second half-life.
+        lab.ban(&["-c", "0", "-t", "1s", "10.77.0.5"]);
+        lab.await_probe(
+            "10.77.0.5",
+            "10.77.0.1:7000",
+            None,
+            true,
+            Duration::from_secs(5),
+        );
+        let took = lab.await_probe(
+            "10.77.0.5",
+            "10.77.0.1:7000",
+            None,
+            false,
+            Duration::from_secs(30),
+        );
+        eprintln!("{b}: back in after {took:?}");
+    });
+}
