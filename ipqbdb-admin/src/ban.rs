@@ -2,10 +2,7 @@
 
 use std::io::Write;
 use std::net::IpAddr;
-use std::path::PathBuf;
 
-use ipqbdb_core::config::DEFAULT_CONNKILL_FILE;
-use ipqbdb_core::connkill::ConnKill;
 use ipqbdb_core::log::{self, Level};
 use ipqbdb_core::model::{initial_count, DEFAULT_INITIAL_COUNT};
 use ipqbdb_core::{format_duration, now, parse_duration, parse_ip, percent, BanKind};
@@ -40,16 +37,7 @@ pub fn run(ctx: &Context, args: &BanArgs) -> Result<()> {
         log::use_syslog("ibd-ban");
     }
     // Load the command before banning: a broken command file is reported while nothing has happened.
-    let connkill = if args.exec_connkill || s.exec_connkill.unwrap_or(false) {
-        let path = args
-            .connkill_file
-            .clone()
-            .or_else(|| s.connkill_file.clone())
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONNKILL_FILE));
-        Some(ConnKill::load(&path)?)
-    } else {
-        None
-    };
+    let connkill = args.connkill.load(s)?;
 
     let store = ctx.open(true)?;
     let mut out = std::io::stdout().lock();

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
-use ipqbdb_store::cli::DbArgs;
+use ipqbdb_store::cli::{ConnKillArgs, DbArgs};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -53,12 +53,8 @@ pub struct BanArgs {
     /// Half-life of the probability of a new record, e.g. 30m, 4h, 2d [default: 1h]
     #[arg(short = 't', long, value_name = "DURATION")]
     pub decay: Option<String>,
-    /// Run the connection-kill command for addresses that reach 100 %
-    #[arg(short = 'e', long)]
-    pub exec_connkill: bool,
-    /// Connection-kill command file [default: /etc/ipqbdb-connkill.cmd]
-    #[arg(long, value_name = "FILE")]
-    pub connkill_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub connkill: ConnKillArgs,
     /// Also log each ban to syslog
     #[arg(long)]
     pub log_syslog: bool,

@@ -1,6 +1,29 @@
 //! Process-level helpers the daemons share.
 
 use std::os::fd::FromRawFd;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+/// The signals a daemon reacts to, as flags its loop reads and clears: SIGTERM and SIGINT ask it to
+/// end, SIGHUP to reload, SIGUSR1 to log its counters.
+#[derive(Debug, Default, Clone)]
+pub struct Signals {
+    pub terminate: Arc<AtomicBool>,
+    pub reload: Arc<AtomicBool>,
+    pub report: Arc<AtomicBool>,
+}
+
+impl Signals {
+    pub fn register() -> std::io::Result<Signals> {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+        let s = Signals::default();
+        signal_hook::flag::register(SIGTERM, s.terminate.clone())?;
+        signal_hook::flag::register(SIGINT, s.terminate.clone())?;
+        signal_hook::flag::register(SIGHUP, s.reload.clone())?;
+        signal_hook::flag::register(SIGUSR1, s.report.clone())?;
+        Ok(s)
+    }
+}
 
 /// Forks into the background. The parent waits on a pipe: end-of-file means the daemon started, a
 /// message means it failed (the parent prints it and exits 1), so a daemon started from a script

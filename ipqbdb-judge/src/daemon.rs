@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 use std::io::ErrorKind;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ipqbdb_core::log::{log, Level};
+pub use ipqbdb_core::process::Signals;
 use ipqbdb_core::{now, percent};
 use ipqbdb_store::Store;
 use nfq::Verdict;
@@ -20,23 +20,6 @@ use crate::qspec::QSpec;
 const PROGRAM: &str = "ibd-judge";
 /// How often block counters are written back.
 const COUNTER_FLUSH: Duration = Duration::from_secs(1);
-
-#[derive(Debug, Default, Clone)]
-pub struct Signals {
-    pub terminate: Arc<AtomicBool>,
-    pub report: Arc<AtomicBool>,
-}
-
-impl Signals {
-    pub fn register() -> std::io::Result<Signals> {
-        use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
-        let s = Signals::default();
-        signal_hook::flag::register(SIGTERM, s.terminate.clone())?;
-        signal_hook::flag::register(SIGINT, s.terminate.clone())?;
-        signal_hook::flag::register(SIGUSR1, s.report.clone())?;
-        Ok(s)
-    }
-}
 
 /// Per-queue counters, as SIGUSR1 logs them.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

@@ -4,7 +4,6 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
 use ipqbdb_core::log::{self, Level};
 use ipqbdb_core::parse_count;
 use ipqbdb_judge::cli::Cli;
@@ -15,20 +14,7 @@ use ipqbdb_store::cli::Setup;
 const PROGRAM: &str = "ibd-judge";
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
-        }
-    };
-    match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(msg) => {
-            log::log(PROGRAM, Level::Error, &msg);
-            ExitCode::FAILURE
-        }
-    }
+    ipqbdb_store::cli::daemon_main(PROGRAM, run)
 }
 
 fn run(cli: Cli) -> Result<(), String> {

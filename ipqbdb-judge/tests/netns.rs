@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use ipqbdb_store::{AnyStore, Backend, OpenOptions, Store};
 use ipqbdb_tests::netns::{pair, Netns};
+use ipqbdb_tests::wait_until;
 
 const JUDGE: &str = env!("CARGO_BIN_EXE_ibd-judge");
 const INNOCENT: &str = "10.77.0.2";
@@ -147,18 +148,12 @@ impl Lab {
             .spawn()
             .unwrap();
         self.judge = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !std::fs::read_to_string(self.log())
-            .unwrap_or_default()
-            .contains("listening on Q0S Q1DM4")
-        {
-            assert!(
-                Instant::now() < deadline,
-                "judge did not start: {}",
-                std::fs::read_to_string(self.log()).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let log = || std::fs::read_to_string(self.log()).unwrap_or_default();
+        wait_until(
+            || format!("judge did not start: {}", log()),
+            Duration::from_secs(20),
+            || log().contains("listening on Q0S Q1DM4"),
+        );
     }
 
     /// `ibd ban ARGS` against the lab's database (the admin program's own entry point).
@@ -256,6 +251,12 @@ impl Lab {
             .expect("REJECT rule counter")
     }
 
+    fn signal(&self, sig: libc::c_int) {
+        let child = self.judge.as_ref().unwrap();
+        // SAFETY: kill(2) on our child (`ip netns exec` execs the judge in place).
+        assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, sig) }, 0);
+    }
+
     /// Stops the judge with SIGTERM and checks it exits cleanly.
     fn stop(&mut self) -> String {
         let mut child = self.judge.take().unwrap();
@@ -342,15 +343,21 @@ fn unknown_accepted_banned_dropped_and_live_bans_enforced() {
         );
         // Block counters reach the database in batches, not per packet.
         let key: ipqbdb_core::AddrKey = "10.77.0.3".parse().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
         // The probe that showed the ban, and the burst.
-        while lab.store().lookup(key).unwrap().unwrap().blocked < 201 - passed as u64 {
-            assert!(
-                Instant::now() < deadline,
-                "{b}: block counter not written back"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let blocked = || lab.store().lookup(key).unwrap().unwrap().blocked;
+        wait_until(
+            || format!("{b}: block counter at {}", blocked()),
+            Duration::from_secs(10),
+            || blocked() >= 201 - passed as u64,
+        );
+        // SIGUSR1 logs the counters per queue.
+        lab.signal(libc::SIGUSR1);
+        let log = || std::fs::read_to_string(lab.log()).unwrap_or_default();
+        wait_until(
+            || format!("{b}: no counters in {}", log()),
+            Duration::from_secs(10),
+            || log().contains("queue 0: ") && log().contains("queue 1: 0 packets"),
+        );
         let log = lab.stop();
         assert!(log.contains("queue 0: "), "{log}");
     });

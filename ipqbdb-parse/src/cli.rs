@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{ArgAction, CommandFactory, Parser};
-use ipqbdb_store::cli::DbArgs;
+use ipqbdb_store::cli::{ConnKillArgs, DbArgs};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -39,12 +39,8 @@ pub struct Cli {
     /// More messages: -v each ban, -vv each matching line, -vvv every line
     #[arg(short, action = ArgAction::Count)]
     pub verbose: u8,
-    /// Run the connection-kill command for addresses that reach 100 %
-    #[arg(short = 'e', long)]
-    pub exec_connkill: bool,
-    /// Connection-kill command file [default: /etc/ipqbdb-connkill.cmd]
-    #[arg(long, value_name = "FILE")]
-    pub connkill_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub connkill: ConnKillArgs,
     /// Log to syslog even in the foreground
     #[arg(long)]
     pub log_syslog: bool,

@@ -9,13 +9,14 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ipqbdb_core::connkill::ConnKill;
 use ipqbdb_core::log::{log, Level};
+pub use ipqbdb_core::process::Signals;
 use ipqbdb_core::{now, percent};
 use ipqbdb_store::{Ban, Store};
 
@@ -31,27 +32,6 @@ const MAX_DELAY: Duration = Duration::from_millis(50);
 /// How often read positions are committed when no ban carries them.
 const POSITION_INTERVAL: Duration = Duration::from_secs(1);
 const RETRY: Duration = Duration::from_secs(1);
-
-/// The signals the loop reacts to, set by handlers and cleared by the loop.
-#[derive(Debug, Default, Clone)]
-pub struct Signals {
-    pub terminate: Arc<AtomicBool>,
-    pub reload: Arc<AtomicBool>,
-    pub report: Arc<AtomicBool>,
-}
-
-impl Signals {
-    /// Registers SIGTERM/SIGINT, SIGHUP and SIGUSR1.
-    pub fn register() -> std::io::Result<Signals> {
-        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
-        let s = Signals::default();
-        signal_hook::flag::register(SIGTERM, s.terminate.clone())?;
-        signal_hook::flag::register(SIGINT, s.terminate.clone())?;
-        signal_hook::flag::register(SIGHUP, s.reload.clone())?;
-        signal_hook::flag::register(SIGUSR1, s.report.clone())?;
-        Ok(s)
-    }
-}
 
 /// What the daemon knows of a source.
 #[derive(Debug, Clone)]

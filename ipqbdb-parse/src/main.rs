@@ -6,8 +6,7 @@ use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use clap::Parser;
-use ipqbdb_core::config::{DEFAULT_CONNKILL_FILE, DEFAULT_RULE_FILE, PARSE_SOCKET};
+use ipqbdb_core::config::{DEFAULT_RULE_FILE, PARSE_SOCKET};
 use ipqbdb_core::connkill::ConnKill;
 use ipqbdb_core::log::{self, Level};
 use ipqbdb_parse::cli::Cli;
@@ -23,20 +22,7 @@ const PROGRAM: &str = "ibd-parse";
 const QUEUE: usize = 8192;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
-        }
-    };
-    match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(msg) => {
-            log::log(PROGRAM, Level::Error, &msg);
-            ExitCode::FAILURE
-        }
-    }
+    ipqbdb_store::cli::daemon_main(PROGRAM, run)
 }
 
 fn run(cli: Cli) -> Result<(), String> {
@@ -54,16 +40,7 @@ fn run(cli: Cli) -> Result<(), String> {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_RULE_FILE));
     // Everything that can be wrong with the configuration is found before detaching.
     let rules = load_rules(&rule_file)?;
-    let connkill = if cli.exec_connkill || s.exec_connkill.unwrap_or(false) {
-        let path = cli
-            .connkill_file
-            .clone()
-            .or_else(|| s.connkill_file.clone())
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONNKILL_FILE));
-        Some(ConnKill::load(&path).map_err(|e| e.to_string())?)
-    } else {
-        None
-    };
+    let connkill = cli.connkill.load(s).map_err(|e| e.to_string())?;
     // Standard input is an input only for a process that keeps it.
     let foreground = cli.foreground || cli.stdin;
     let ready = if foreground {

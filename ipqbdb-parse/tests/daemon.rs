@@ -4,12 +4,15 @@ use std::fs::OpenOptions as FileOptions;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ipqbdb_core::AddrKey;
 use ipqbdb_store::{AnyStore, Backend, OpenOptions, Store};
+use ipqbdb_tests::wait_until;
 
 const PARSE: &str = env!("CARGO_BIN_EXE_ibd-parse");
+/// Generous: these wait for another process, and CI machines are slow at times.
+const LIMIT: Duration = Duration::from_secs(20);
 const RULES: &str =
     "/Failed password for \\S+ from <HOST> port/ * \"ssh\" 5\n/FTP fail <HOST>/ * \"ftp\" 5\n";
 
@@ -83,22 +86,16 @@ impl Setup {
     /// Waits until `addr` was caught `times` times (or fails after a generous deadline).
     fn wait_caught(&self, addr: &str, times: u64) {
         let key: AddrKey = addr.parse().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let caught = self.store().lookup(key).unwrap().map_or(0, |r| r.caught);
-            if caught == times {
-                return;
-            }
-            assert!(
-                caught < times,
-                "{addr} caught {caught} times, expected {times}"
-            );
-            assert!(
-                Instant::now() < deadline,
-                "{addr} caught {caught} times, waited for {times}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let caught = || self.store().lookup(key).unwrap().map_or(0, |r| r.caught);
+        wait_until(
+            || format!("{addr} caught {} times, not {times}", caught()),
+            LIMIT,
+            || {
+                let now = caught();
+                assert!(now <= times, "{addr} caught {now} times, expected {times}");
+                now == times
+            },
+        );
     }
 
     fn caught(&self, addr: &str) -> u64 {
@@ -120,15 +117,11 @@ impl Daemon {
     }
 
     fn wait_log(&self, needle: &str) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !self.text().contains(needle) {
-            assert!(
-                Instant::now() < deadline,
-                "no {needle:?} in the log:\n{}",
-                self.text()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_until(
+            || format!("no {needle:?} in the log:\n{}", self.text()),
+            LIMIT,
+            || self.text().contains(needle),
+        );
     }
 
     fn signal(&self, sig: libc::c_int) {
@@ -379,14 +372,11 @@ fn stdin_input_and_connection_kill() {
     assert_eq!(s.caught("192.0.2.44"), 3);
     // 1/2, then 100 % (the event), then still 100 %: exactly one kill. It runs in the background,
     // so wait for its line.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::fs::read_to_string(&ck_log)
-        .unwrap_or_default()
-        .is_empty()
-    {
-        assert!(Instant::now() < deadline, "connection kill never ran");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(
+        || "connection kill never ran".into(),
+        LIMIT,
+        || ck_log.exists(),
+    );
     assert_eq!(std::fs::read_to_string(&ck_log).unwrap(), "192.0.2.44\n");
 }
 

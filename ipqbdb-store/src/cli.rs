@@ -5,9 +5,14 @@
 //! level, then the built-in default.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
-use clap::Args;
-use ipqbdb_core::config::{ConfigError, Settings, DEFAULT_CONFIG_FILE, DEFAULT_DB_DIR};
+use clap::{Args, Parser};
+use ipqbdb_core::config::{
+    ConfigError, Settings, DEFAULT_CONFIG_FILE, DEFAULT_CONNKILL_FILE, DEFAULT_DB_DIR,
+};
+use ipqbdb_core::connkill::{ConnKill, ConnKillError};
+use ipqbdb_core::log::{self, Level};
 use ipqbdb_core::{ModelParams, V6Prefix};
 use thiserror::Error;
 
@@ -27,6 +32,55 @@ pub struct DbArgs {
     /// IPv6 prefix length a ban applies to [default: 64]
     #[arg(long, global = true, value_name = "BITS")]
     pub ipv6_prefix: Option<u32>,
+}
+
+/// The connection-kill options of the programs that ban.
+#[derive(Debug, Clone, Args)]
+pub struct ConnKillArgs {
+    /// Run the connection-kill command for addresses that reach 100 %
+    #[arg(short = 'e', long)]
+    pub exec_connkill: bool,
+    /// Connection-kill command file [default: /etc/ipqbdb-connkill.cmd]
+    #[arg(long, value_name = "FILE")]
+    pub connkill_file: Option<PathBuf>,
+}
+
+impl ConnKillArgs {
+    /// The command to run, when asked for on the command line or in the configuration. Loaded up
+    /// front, so a broken command file is reported before anything is banned.
+    pub fn load(&self, settings: &Settings) -> Result<Option<ConnKill>, ConnKillError> {
+        if !(self.exec_connkill || settings.exec_connkill.unwrap_or(false)) {
+            return Ok(None);
+        }
+        let path = self
+            .connkill_file
+            .clone()
+            .or_else(|| settings.connkill_file.clone())
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONNKILL_FILE));
+        ConnKill::load(&path).map(Some)
+    }
+}
+
+/// `main` of a daemon: parses its command line (usage errors exit 2), runs it, and logs a failure
+/// as one line (exit 1).
+pub fn daemon_main<C: Parser>(
+    program: &str,
+    run: impl FnOnce(C) -> Result<(), String>,
+) -> ExitCode {
+    let cli = match C::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            log::log(program, Level::Error, &msg);
+            ExitCode::FAILURE
+        }
+    }
 }
 
 #[derive(Debug, Error)]

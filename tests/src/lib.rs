@@ -49,6 +49,21 @@ pub fn must_finish<T: Send + 'static>(
         .unwrap_or_else(|_| panic!("{what} did not finish within {limit:?}: it hangs"))
 }
 
+/// Polls `cond` every 20 ms until it holds; fails the test, saying `what`, after `limit`. For
+/// conditions another process brings about (a ban committed, a log line written), where there is no
+/// event to block on.
+pub fn wait_until(what: impl Fn() -> String, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited {limit:?} in vain: {}",
+            what()
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Lines of a child's stdout, read on a thread so the test can wait for a given line with a deadline.
 pub struct Lines {
     rx: mpsc::Receiver<String>,
