@@ -5,11 +5,21 @@
 //! killed with -9 are cleared at open and at every maintenance, since LMDB otherwise keeps the pages
 //! those readers pinned and the file grows without bound; `MapResized` (a file grown by a program
 //! built with a larger map) is handled by adopting the new size.
+//!
+//! Monotonic reads. LMDB (as bundled by heed 0.23) lets a reader take the id `T` of the last commit
+//! from the lock file and then copy the meta page of slot `T & 1` without checking it still holds
+//! `T`. A reader preempted between the two for two commits copies the meta page of `T + 2`, written
+//! but not yet published; the next reader then gets the published `T + 1`, a snapshot older than
+//! the one before it. Every write here therefore bumps a generation counter, and a read that finds a
+//! generation older than one this process has seen begins again, until the writer publishes (or a
+//! bounded wait passes). The concurrency conformance test caught this under load.
 
 use std::collections::HashMap;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock, RwLock};
+use std::time::{Duration, Instant};
 
 use heed::types::Bytes;
 use heed::{CommitOrAbort, Database, Env, EnvOpenOptions, MdbError, RoTxn, RwTxn, WithoutTls};
@@ -23,6 +33,10 @@ use crate::store::{check_format, OpenOptions, Store};
 /// At about 100 bytes per record including B-tree overhead, this holds tens of millions of records.
 pub const MAP_SIZE: usize = 16 << 30;
 const MAX_READERS: u32 = 1022;
+/// Meta-table key of the generation counter every write bumps.
+const GENERATION: &[u8] = b"generation";
+/// How long a read waits for a writer to publish a commit it has already seen the data of.
+const STALE_WAIT: Duration = Duration::from_secs(1);
 
 type Db = Database<'static, Bytes, Bytes>;
 
@@ -32,6 +46,8 @@ pub struct LmdbStore {
     /// Transactions hold it shared; adopting a resized map needs it exclusive, because LMDB allows
     /// that only while this process has no transaction open.
     resize: RwLock<()>,
+    /// The newest generation a read transaction of this process has seen.
+    seen: AtomicU64,
     dir: PathBuf,
     path: PathBuf,
     opts: OpenOptions,
@@ -108,6 +124,7 @@ impl Store for LmdbStore {
             env,
             dbs,
             resize: RwLock::new(()),
+            seen: AtomicU64::new(0),
             dir: dir.to_path_buf(),
             path: path.clone(),
             opts: opts.clone(),
@@ -142,11 +159,21 @@ impl Store for LmdbStore {
             }
             other => other.map_err(|e| err(&self.path, e))?,
         };
-        let out = f(&LmdbRead {
+        let reader = LmdbRead {
             txn: &txn,
             dbs: &self.dbs,
             path: &self.path,
-        })?;
+        };
+        let generation = reader.generation()?;
+        let seen = self.seen.load(Ordering::Acquire);
+        if generation < seen {
+            // An older snapshot than one already seen: the race described at the top of this file.
+            drop(txn);
+            drop(_shared);
+            return self.read_again(f, seen);
+        }
+        self.seen.fetch_max(generation, Ordering::AcqRel);
+        let out = f(&reader)?;
         drop(txn);
         Ok(out)
     }
@@ -167,7 +194,10 @@ impl Store for LmdbStore {
             path: &self.path,
         };
         let out = f(&mut w)?;
+        let generation = w.reader().generation()? + 1;
+        w.put(Table::Meta, GENERATION, &generation.to_be_bytes())?;
         w.txn.commit().map_err(|e| err(&self.path, e))?;
+        self.seen.fetch_max(generation, Ordering::AcqRel);
         Ok(out)
     }
 
@@ -187,6 +217,32 @@ impl Store for LmdbStore {
 }
 
 impl LmdbStore {
+    /// Begins read transactions until one is at least as new as generation `seen`, or the wait
+    /// ends (a writer killed between writing and publishing its commit leaves it unpublished until
+    /// the next write), then runs `f` on it.
+    fn read_again<R>(&self, f: &mut dyn FnMut(&dyn ReadTx) -> Result<R>, seen: u64) -> Result<R> {
+        let deadline = Instant::now() + STALE_WAIT;
+        let mut pause = Duration::from_micros(20);
+        loop {
+            let _shared = self.resize.read().unwrap_or_else(|p| p.into_inner());
+            let txn = self.env.read_txn().map_err(|e| err(&self.path, e))?;
+            let reader = LmdbRead {
+                txn: &txn,
+                dbs: &self.dbs,
+                path: &self.path,
+            };
+            if reader.generation()? >= seen || Instant::now() >= deadline {
+                let out = f(&reader)?;
+                drop(txn);
+                return Ok(out);
+            }
+            drop(txn);
+            drop(_shared);
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(5));
+        }
+    }
+
     fn adopt_new_map_size(&self) -> Result<()> {
         let _exclusive = self.resize.write().unwrap_or_else(|p| p.into_inner());
         // SAFETY: the exclusive lock guarantees this process has no transaction open.
@@ -204,6 +260,15 @@ struct LmdbWrite<'a> {
     txn: RwTxn<'a>,
     dbs: &'a [Db; 5],
     path: &'a Path,
+}
+
+impl LmdbRead<'_, '_> {
+    fn generation(&self) -> Result<u64> {
+        Ok(self
+            .get(Table::Meta, GENERATION)?
+            .and_then(|v| v.try_into().ok())
+            .map_or(0, u64::from_be_bytes))
+    }
 }
 
 impl LmdbWrite<'_> {

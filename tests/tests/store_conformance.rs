@@ -383,7 +383,10 @@ mod suite {
     }
 
     pub fn concurrent_processes(b: Backend) {
-        const N: u32 = 300;
+        // Two writers and twelve readers in tight loops for a few seconds: readers check that no read
+        // goes back in time (the LMDB race described in lmdb.rs shows only under such load), and the
+        // database must then hold exactly the bans the writers acknowledged.
+        const SECS: &str = "3";
         let dir = tempfile::tempdir().unwrap();
         drop(open_any(dir.path(), b).unwrap());
         let spawn = |args: &[&str]| {
@@ -396,13 +399,18 @@ mod suite {
                 .spawn()
                 .unwrap()
         };
-        let n = N.to_string();
-        let total = (2 * N).to_string();
-        let reader = spawn(&["read-loop", &total]);
-        let w1 = spawn(&["ban-loop", &n, "10"]);
-        let w2 = spawn(&["ban-loop", &n, "11"]);
-        for (name, child) in [("writer 1", w1), ("writer 2", w2), ("reader", reader)] {
-            let out = must_finish(name, Duration::from_secs(180), move || {
+        let readers: Vec<_> = (0..12).map(|_| spawn(&["read-loop", SECS])).collect();
+        let writers = [
+            spawn(&["ban-loop", SECS, "10"]),
+            spawn(&["ban-loop", SECS, "11"]),
+        ];
+        let mut acked = 0u64;
+        for (name, child) in writers
+            .into_iter()
+            .map(|w| ("writer", w))
+            .chain(readers.into_iter().map(|r| ("reader", r)))
+        {
+            let out = must_finish(name, Duration::from_secs(120), move || {
                 child.wait_with_output().unwrap()
             });
             assert!(
@@ -410,11 +418,20 @@ mod suite {
                 "{name} failed: {}",
                 String::from_utf8_lossy(&out.stderr)
             );
+            let text = String::from_utf8_lossy(&out.stdout);
+            if let Some(done) = text.lines().find_map(|l| l.strip_prefix("DONE ")) {
+                acked += done.parse::<u64>().unwrap();
+            }
         }
+        eprintln!("{b}: two writers committed {acked} rounds in {SECS} s beside twelve readers");
+        assert!(acked > 0, "{b}: the writers made no progress at all");
         let s = open_any(dir.path(), b).unwrap();
         let counter = s.lookup(key("192.0.2.1")).unwrap().unwrap();
-        assert_eq!(counter.caught, u64::from(2 * N), "no ban was lost");
-        assert_eq!(s.record_count().unwrap(), u64::from(2 * N) + 1);
+        assert_eq!(
+            counter.caught, acked,
+            "{b}: no acknowledged ban was lost, none counted twice"
+        );
+        assert_eq!(s.record_count().unwrap(), acked + 1);
     }
 
     pub fn sigkill_mid_transaction(b: Backend) {

@@ -2,8 +2,9 @@
 //! operation, so the parent knows exactly what was committed before it killed or stopped the child.
 //!
 //! Usage: ipqbdb-store-worker BACKEND DIR MODE [ARGS]
-//!   ban-loop N OCTET   ban the shared counter address and N distinct addresses OCTET.x.y.z
-//!   read-loop N        read until the counter was caught N times, checking nothing ever goes back
+//!   ban-loop SECS OCTET  for SECS seconds, ban the shared counter address and a new address
+//!                        OCTET.x.y.z per round; prints ACK per round and DONE with the count
+//!   read-loop SECS       read for SECS seconds, checking that no read goes back in time
 //!   big-txn ACKS       ACKS single durable bans, then one huge transaction (to be killed in)
 
 use std::io::Write;
@@ -42,8 +43,10 @@ fn run() -> Result<(), String> {
     };
     match arg(2)?.as_str() {
         "ban-loop" => {
-            let (n, octet) = (num(3)?, num(4)? as u8);
-            for i in 0..n {
+            let (secs, octet) = (num(3)?, num(4)? as u8);
+            let deadline = Instant::now() + Duration::from_secs(secs.into());
+            let mut i = 0;
+            while Instant::now() < deadline {
                 for addr in [ip(COUNTER), nth_v4(octet, i)] {
                     let ban = Ban {
                         ip: addr,
@@ -54,17 +57,16 @@ fn run() -> Result<(), String> {
                     store.ban(&ban, now()).map_err(|e| e.to_string())?;
                 }
                 say(format!("ACK {i}"))?;
+                i += 1;
             }
+            say(format!("DONE {i}"))?;
         }
         "read-loop" => {
-            let n = u64::from(num(3)?);
+            let secs = num(3)?;
             let key = AddrKey::exact(ip(COUNTER));
-            let deadline = Instant::now() + Duration::from_secs(120);
+            let deadline = Instant::now() + Duration::from_secs(secs.into());
             let (mut caught, mut count, mut reads) = (0u64, 0u64, 0u64);
-            while caught < n {
-                if Instant::now() > deadline {
-                    return Err(format!("counter stuck at {caught} of {n}"));
-                }
+            while Instant::now() < deadline {
                 let (c, k) = store
                     .read(&mut |tx| {
                         let rec = tx.get(Table::Block, &key.to_bytes())?;
@@ -79,7 +81,7 @@ fn run() -> Result<(), String> {
                 }
                 (caught, count, reads) = (c, k, reads + 1);
             }
-            say(format!("DONE {reads} {count}"))?;
+            say(format!("READS {reads} {count}"))?;
         }
         "big-txn" => {
             let acks = num(3)?;

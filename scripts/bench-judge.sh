@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Judge benchmark (issue 5), inside two network namespaces made here and removed at the end.
+# Per backend, with a 1,000,000-record database:
+#   - packets per second through one queue, ibd-judge against an accept-all nfq loop set up the same
+#     way, measured back to back in the same run, and their ratio;
+#   - a paced 100,000 packets/s run of 200,000 packets: every packet must arrive (none banned) and be
+#     judged (the judge's own count), with no kernel queue drop.
+# Usage: scripts/bench-judge.sh [RECORDS] [PACKETS]    (defaults 1000000 and 500000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+records=${1:-1000000}
+packets=${2:-500000}
+cargo build --release --quiet -p ipqbdb-judge -p ipqbdb-benches --bins
+bin=$PWD/target/release
+tmp=$(mktemp -d)
+J=ipqbdb-bj-$$
+C=ipqbdb-bc-$$
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    ip netns del "$J" 2>/dev/null || true
+    ip netns del "$C" 2>/dev/null || true
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+ip netns add "$J"; ip netns add "$C"
+ip link add vj netns "$J" type veth peer name vc netns "$C"
+ip -n "$J" addr add 10.88.0.1/24 dev vj
+sources=""
+for i in $(seq 2 65); do
+    ip -n "$C" addr add "10.88.0.$i/24" dev vc
+    sources="${sources:+$sources,}10.88.0.$i"
+done
+for ns in "$J" "$C"; do ip -n "$ns" link set lo up; done
+ip -n "$J" link set vj up; ip -n "$C" link set vc up
+ip netns exec "$J" iptables -A INPUT -p udp --dport 9000 -j NFQUEUE --queue-num 0
+
+wait_for() { # file, text
+    for _ in $(seq 1 500); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.02; done
+    echo "timed out waiting for '$2' in $1:"; cat "$1"; exit 1
+}
+
+# run_traffic COUNT [PPS]: receiver in J, flood from C; prints "received N rate R"
+run_traffic() {
+    local out=$tmp/recv.out
+    : > "$out"
+    ip netns exec "$J" "$bin/ipqbdb-udp-count" 0.0.0.0:9000 "$1" 1000 > "$out" &
+    local rp=$!
+    wait_for "$out" ready
+    ip netns exec "$C" "$bin/ipqbdb-udp-flood" "$sources" 10.88.0.1:9000 "$1" ${2:-} > "$tmp/flood.out"
+    wait "$rp"
+    grep received "$out"
+}
+
+start() { # log file, command...
+    local log=$1; shift
+    : > "$log"
+    ip netns exec "$J" "$@" 2> "$log" > "$log.out" &
+    pids+=($!)
+    echo $!
+}
+
+printf '%-8s %14s %14s %7s   %s\n' backend "judge pkt/s" "accept pkt/s" ratio "paced 100k pkt/s x 200k"
+for backend in lmdb redb sqlite; do
+    db=$tmp/db-$backend
+    "$bin/ipqbdb-fill-db" "$db" "$backend" "$records" > /dev/null
+
+    ap=$(start "$tmp/accept.log" "$bin/ipqbdb-nfq-accept-all" 0)
+    wait_for "$tmp/accept.log" listening
+    accept=$(run_traffic "$packets" | awk '{print $4}')
+    kill "$ap"; wait "$ap" || true
+
+    jp=$(start "$tmp/judge.log" "$bin/ibd-judge" -D --config /dev/null --db-dir "$db" Q0)
+    wait_for "$tmp/judge.log" "listening on"
+    judge=$(run_traffic "$packets" | awk '{print $4}')
+    kill "$jp"; wait "$jp" || true
+
+    # Paced: nothing may be lost or pass unjudged.
+    jp=$(start "$tmp/judge2.log" "$bin/ibd-judge" -D --config /dev/null --db-dir "$db" Q0)
+    wait_for "$tmp/judge2.log" "listening on"
+    received=$(run_traffic 200000 100000 | awk '{print $2}')
+    kill -USR1 "$jp"
+    wait_for "$tmp/judge2.log" "queue 0:"
+    judged=$(grep -m1 "queue 0:" "$tmp/judge2.log" | awk '{print $4}')
+    qdrops=$(ip netns exec "$J" awk '$1 == 0 {print $6 + $7}' /proc/net/netfilter/nfnetlink_queue)
+    kill "$jp"; wait "$jp" || true
+    paced="received $received, judged $judged, queue drops $qdrops"
+    [ "$received" = 200000 ] && [ "$judged" = 200000 ] && [ "$qdrops" = 0 ] && paced="$paced: ok" || paced="$paced: LOSS"
+    printf '%-8s %14.0f %14.0f %7.3f   %s\n' "$backend" "$judge" "$accept" "$(echo "$judge / $accept" | bc -l)" "$paced"
+done
