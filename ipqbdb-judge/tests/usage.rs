@@ -1,0 +1,41 @@
+//! Command-line errors of the real ibd-judge binary: refused before any socket is opened.
+
+use std::process::Command;
+
+const JUDGE: &str = env!("CARGO_BIN_EXE_ibd-judge");
+
+fn run(args: &[&str]) -> (i32, String) {
+    let out = Command::new(JUDGE)
+        .args([
+            "-D",
+            "--config",
+            "/dev/null",
+            "--db-dir",
+            "/nonexistent/ipqbdb-usage-test",
+        ])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn bad_queue_specs_are_usage_errors() {
+    for bad in ["Q", "Q1X", "P0", "Q0DM", "Q99999"] {
+        let (code, err) = run(&[bad]);
+        assert_eq!(code, 2, "{bad}: {err}");
+        assert!(err.contains("invalid queue spec"), "{bad}: {err}");
+    }
+    let (code, err) = run(&[]);
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn a_queue_given_twice_is_refused() {
+    let (code, err) = run(&["Q3", "Q3DM1"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("queue 3 is given twice"), "{err}");
+}
