@@ -54,31 +54,32 @@ run_traffic() {
     grep received "$out"
 }
 
-start() { # log file, command...
+start() { # log file, command...: runs it in the judge namespace; its pid is left in $started
     local log=$1; shift
     : > "$log"
     ip netns exec "$J" "$@" 2> "$log" > "$log.out" &
-    pids+=($!)
-    echo $!
+    started=$!
+    pids+=("$started")
 }
 
-printf '%-8s %14s %14s %7s   %s\n' backend "judge pkt/s" "accept pkt/s" ratio "paced 100k pkt/s x 200k"
+printf '%-8s %12s %14s %14s %7s   %s\n' backend "sent pkt/s" "judge pkt/s" "accept pkt/s" ratio "paced 100k pkt/s x 200k"
 for backend in lmdb redb sqlite; do
     db=$tmp/db-$backend
     "$bin/ipqbdb-fill-db" "$db" "$backend" "$records" > /dev/null
 
-    ap=$(start "$tmp/accept.log" "$bin/ipqbdb-nfq-accept-all" 0)
+    start "$tmp/accept.log" "$bin/ipqbdb-nfq-accept-all" 0; ap=$started
     wait_for "$tmp/accept.log" listening
     accept=$(run_traffic "$packets" | awk '{print $4}')
+    sent=$(awk '{print $6}' "$tmp/flood.out")
     kill "$ap"; wait "$ap" || true
 
-    jp=$(start "$tmp/judge.log" "$bin/ibd-judge" -D --config /dev/null --db-dir "$db" Q0)
+    start "$tmp/judge.log" "$bin/ibd-judge" -D --config /dev/null --db-dir "$db" Q0; jp=$started
     wait_for "$tmp/judge.log" "listening on"
     judge=$(run_traffic "$packets" | awk '{print $4}')
     kill "$jp"; wait "$jp" || true
 
     # Paced: nothing may be lost or pass unjudged.
-    jp=$(start "$tmp/judge2.log" "$bin/ibd-judge" -D --config /dev/null --db-dir "$db" Q0)
+    start "$tmp/judge2.log" "$bin/ibd-judge" -D --config /dev/null --db-dir "$db" Q0; jp=$started
     wait_for "$tmp/judge2.log" "listening on"
     received=$(run_traffic 200000 100000 | awk '{print $2}')
     kill -USR1 "$jp"
@@ -88,5 +89,5 @@ for backend in lmdb redb sqlite; do
     kill "$jp"; wait "$jp" || true
     paced="received $received, judged $judged, queue drops $qdrops"
     [ "$received" = 200000 ] && [ "$judged" = 200000 ] && [ "$qdrops" = 0 ] && paced="$paced: ok" || paced="$paced: LOSS"
-    printf '%-8s %14.0f %14.0f %7.3f   %s\n' "$backend" "$judge" "$accept" "$(echo "$judge / $accept" | bc -l)" "$paced"
+    printf '%-8s %12.0f %14.0f %14.0f %7.3f   %s\n' "$backend" "$sent" "$judge" "$accept" "$(echo "$judge / $accept" | bc -l)" "$paced"
 done
