@@ -46,6 +46,13 @@ fn run(cli: Cli) -> Result<(), String> {
         }
     };
     drop(ready);
+    if let Err(e) = ipqbdb_core::process::notify_ready() {
+        log::log(
+            PROGRAM,
+            Level::Warning,
+            &format!("systemd notification: {e}"),
+        );
+    }
     daemon.run(&signals);
     log::log(PROGRAM, Level::Notice, "stopped");
     Ok(())

@@ -63,6 +63,13 @@ fn run(cli: Cli) -> Result<(), String> {
     };
     drop(ready); // Tells the waiting parent that the daemon runs.
     log::log(PROGRAM, Level::Notice, "started");
+    if let Err(e) = ipqbdb_core::process::notify_ready() {
+        log::log(
+            PROGRAM,
+            Level::Warning,
+            &format!("systemd notification: {e}"),
+        );
+    }
     daemon.run(&rx, &signals);
     log::log(PROGRAM, Level::Notice, "stopped");
     Ok(())

@@ -1,0 +1,95 @@
+//! Man pages and shell completions, generated from the same clap definitions the programs parse with,
+//! so the documentation cannot drift from the options.
+
+use std::path::{Path, PathBuf};
+
+use clap::Command;
+use clap_complete::Shell;
+
+/// Every documented program: the three binaries, and each `ibd` subcommand under its link name.
+pub fn programs() -> Vec<Command> {
+    let mut ibd = ipqbdb_admin::cli::command();
+    // Propagates the global options (--config, --db-dir, ...) into the subcommands.
+    ibd.build();
+    let mut out = vec![
+        ibd.clone(),
+        ipqbdb_parse::cli::command(),
+        ipqbdb_judge::cli::command(),
+    ];
+    for (link, sub) in ipqbdb_admin::cli::LINKS {
+        let cmd = ibd
+            .find_subcommand(sub)
+            .unwrap_or_else(|| panic!("ibd has no subcommand {sub}"))
+            .clone()
+            .name(link)
+            .bin_name(link)
+            .version(env!("CARGO_PKG_VERSION"));
+        out.push(cmd);
+    }
+    out
+}
+
+/// Writes `man/NAME.8` and `completions/{bash,zsh,fish}/...` under `dir`; returns the files.
+pub fn write_docs(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let man = dir.join("man");
+    std::fs::create_dir_all(&man)?;
+    for cmd in programs() {
+        let name = cmd.get_name().to_string();
+        let path = man.join(format!("{name}.8"));
+        let mut buf = Vec::new();
+        clap_mangen::Man::new(cmd.clone())
+            .section("8")
+            .render(&mut buf)?;
+        std::fs::write(&path, buf)?;
+        files.push(path);
+        for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+            let sub = dir.join("completions").join(shell.to_string());
+            std::fs::create_dir_all(&sub)?;
+            let mut c = cmd.clone();
+            let file = clap_complete::generate_to(shell, &mut c, name.clone(), &sub)?;
+            files.push(file);
+        }
+    }
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn man_pages_and_completions_for_every_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = write_docs(dir.path()).unwrap();
+        let names = [
+            "ibd",
+            "ibd-parse",
+            "ibd-judge",
+            "ibd-ban",
+            "ibd-del",
+            "ibd-white",
+            "ibd-config",
+            "ibd-category",
+        ];
+        for name in names {
+            let page = std::fs::read_to_string(dir.path().join(format!("man/{name}.8"))).unwrap();
+            assert!(page.contains(".TH"), "{name}: not a man page");
+        }
+        let del = std::fs::read_to_string(dir.path().join("man/ibd-del.8")).unwrap();
+        assert!(
+            del.contains("min\\-time") && del.contains("max\\-records"),
+            "ibd-del options missing"
+        );
+        assert!(del.contains("db\\-dir"), "ibd-del lacks the global options");
+        let judge = std::fs::read_to_string(dir.path().join("man/ibd-judge.8")).unwrap();
+        assert!(
+            judge.contains("QSPEC") && judge.contains("fail\\-open"),
+            "ibd-judge options missing"
+        );
+        assert_eq!(files.len(), names.len() * 4);
+        assert!(dir.path().join("completions/bash/ibd-ban.bash").exists());
+        assert!(dir.path().join("completions/zsh/_ibd-parse").exists());
+        assert!(dir.path().join("completions/fish/ibd-judge.fish").exists());
+    }
+}
