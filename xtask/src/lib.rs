@@ -47,7 +47,13 @@ pub fn write_docs(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
             let sub = dir.join("completions").join(shell.to_string());
             std::fs::create_dir_all(&sub)?;
             let mut c = cmd.clone();
-            let file = clap_complete::generate_to(shell, &mut c, name.clone(), &sub)?;
+            let mut file = clap_complete::generate_to(shell, &mut c, name.clone(), &sub)?;
+            if shell == Shell::Bash {
+                // bash-completion loads a command's completion from a file named after it.
+                let plain = sub.join(&name);
+                std::fs::rename(&file, &plain)?;
+                file = plain;
+            }
             files.push(file);
         }
     }
@@ -88,7 +94,7 @@ mod tests {
             "ibd-judge options missing"
         );
         assert_eq!(files.len(), names.len() * 4);
-        assert!(dir.path().join("completions/bash/ibd-ban.bash").exists());
+        assert!(dir.path().join("completions/bash/ibd-ban").exists());
         assert!(dir.path().join("completions/zsh/_ibd-parse").exists());
         assert!(dir.path().join("completions/fish/ibd-judge.fish").exists());
     }
