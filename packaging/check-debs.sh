@@ -35,4 +35,8 @@ grep -qx "backends-compiled lmdb" "$tmp/config"
 grep -qx "config-file /etc/ipqbdb/ipqbdb.toml" "$tmp/config"
 ibd-ban --db-dir "$tmp/db" -c 0 192.0.2.1 | grep -q "reached 100%"
 getent passwd ipqbdb > /dev/null || { echo "postinst did not create the ipqbdb user"; exit 1; }
+if command -v systemd-analyze > /dev/null; then
+    systemd-analyze verify --man=no /lib/systemd/system/ibd-*.service /lib/systemd/system/ibd-*.timer
+    echo "systemd-analyze verify: the installed units are valid"
+fi
 echo "installed ipqbdb-lmdb: ibd config and ibd-ban work"
