@@ -49,6 +49,25 @@ pub fn must_finish<T: Send + 'static>(
         .unwrap_or_else(|_| panic!("{what} did not finish within {limit:?}: it hangs"))
 }
 
+/// The path of a workspace binary, built first if needed (`cargo build -p PACKAGE --bin NAME`), for
+/// tests that drive programs of other packages. Cargo provides `$CARGO` to tests it runs.
+pub fn workspace_bin(package: &str, name: &str) -> std::path::PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .args(["build", "--quiet", "-p", package, "--bin", name])
+        .current_dir(root)
+        .status()
+        .expect("cargo build");
+    assert!(status.success(), "building {name} failed");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    target.join("debug").join(name)
+}
+
 /// Polls `cond` every 20 ms until it holds; fails the test, saying `what`, after `limit`. For
 /// conditions another process brings about (a ban committed, a log line written), where there is no
 /// event to block on.

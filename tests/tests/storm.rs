@@ -1,0 +1,186 @@
+//! The storm that froze the original ipqbdb: eight `ibd ban` processes banning as fast as they can for
+//! 30 seconds, beside a running ibd-parse (fed all along) and ibd-judge, on every backend. No process
+//! may fail or hang, no acknowledged ban may be lost, every count must be exact.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use ipqbdb_core::AddrKey;
+use ipqbdb_store::{Backend, Store};
+use ipqbdb_tests::netns::Netns;
+use ipqbdb_tests::{open_any, wait_until, workspace_bin};
+
+const SECS: u64 = 30;
+const BANNERS: u32 = 8;
+/// Banned by every banner on every round: the hot record everybody contends for.
+const HOT: &str = "192.0.2.1";
+
+#[test]
+fn eight_banners_beside_parse_and_judge() {
+    let ibd = workspace_bin("ipqbdb-admin", "ibd");
+    let parse = workspace_bin("ipqbdb-parse", "ibd-parse");
+    let judge = workspace_bin("ipqbdb-judge", "ibd-judge");
+    for backend in Backend::compiled() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = tmp.path().join("db");
+        drop(open_any(&db, backend).unwrap());
+        let rules = tmp.path().join("rules.conf");
+        std::fs::write(&rules, "/storm <HOST>/ * \"storm\" 31\n").unwrap();
+        let log = tmp.path().join("storm.log");
+        std::fs::write(&log, "").unwrap();
+        let common = |c: &mut Command| {
+            c.args(["--config", "/dev/null", "--db-dir"]).arg(&db);
+        };
+        let mut p = Command::new(&parse);
+        common(&mut p);
+        let mut parse_child = p
+            .args(["-D", "--no-fifo", "--from-start", "--rule-file"])
+            .arg(&rules)
+            .arg(&log)
+            .stderr(std::fs::File::create(tmp.path().join("parse.err")).unwrap())
+            .spawn()
+            .unwrap();
+        let ns = Netns::new("storm");
+        let mut judge_child = ns.command(judge.to_str().unwrap());
+        common(&mut judge_child);
+        let mut judge_child = judge_child
+            .args(["-D", "Q0"])
+            .stderr(std::fs::File::create(tmp.path().join("judge.err")).unwrap())
+            .spawn()
+            .unwrap();
+        let judge_err =
+            || std::fs::read_to_string(tmp.path().join("judge.err")).unwrap_or_default();
+        wait_until(
+            || format!("judge: {}", judge_err()),
+            Duration::from_secs(20),
+            || judge_err().contains("listening on"),
+        );
+
+        let deadline = Instant::now() + Duration::from_secs(SECS);
+        let acks = std::thread::scope(|s| {
+            // The parser's input grows all along: one line per 5 ms, each a new address.
+            let feeder = s.spawn(|| {
+                let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+                let mut n = 0u32;
+                while Instant::now() < deadline {
+                    writeln!(f, "storm 198.18.{}.{}", n / 250, n % 250 + 1).unwrap();
+                    n += 1;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                n
+            });
+            let banners: Vec<_> = (0..BANNERS)
+                .map(|b| {
+                    let ibd = &ibd;
+                    let db = &db;
+                    s.spawn(move || {
+                        let mut acked: HashMap<String, u64> = HashMap::new();
+                        let mut round = 0u32;
+                        while Instant::now() < deadline {
+                            let own = format!("10.{b}.{}.{}", round / 250, round % 250 + 1);
+                            let out = Command::new(ibd)
+                                .args([
+                                    "ban",
+                                    "--quiet",
+                                    "-c",
+                                    "31",
+                                    "--config",
+                                    "/dev/null",
+                                    "--db-dir",
+                                ])
+                                .arg(db)
+                                .args([HOT, &own])
+                                .output()
+                                .unwrap();
+                            assert!(
+                                out.status.success(),
+                                "banner {b}: ibd ban failed: {}",
+                                String::from_utf8_lossy(&out.stderr)
+                            );
+                            *acked.entry(HOT.to_string()).or_default() += 1;
+                            *acked.entry(own).or_default() += 1;
+                            round += 1;
+                        }
+                        acked
+                    })
+                })
+                .collect();
+            let mut all: HashMap<String, u64> = HashMap::new();
+            for b in banners {
+                for (k, v) in b.join().expect("banner thread") {
+                    *all.entry(k).or_default() += v;
+                }
+            }
+            (all, feeder.join().unwrap())
+        });
+        let (acked, fed) = acks;
+        // Let the parser finish the lines already written, then stop both daemons cleanly.
+        let store = open_any(&db, backend).unwrap();
+        let last = format!("198.18.{}.{}", (fed - 1) / 250, (fed - 1) % 250 + 1);
+        let key: AddrKey = last.parse().unwrap();
+        wait_until(
+            || format!("{backend}: the parser did not reach {last}"),
+            Duration::from_secs(60),
+            || store.lookup(key).unwrap().is_some(),
+        );
+        for child in [&mut parse_child, &mut judge_child] {
+            stop(child);
+        }
+        let rounds = acked[HOT];
+        eprintln!("{backend}: {rounds} ibd ban runs by {BANNERS} processes and {fed} parsed lines in {SECS} s");
+        for (addr, n) in &acked {
+            let rec = store.lookup(addr.parse().unwrap()).unwrap();
+            assert_eq!(
+                rec.map(|r| r.caught),
+                Some(*n),
+                "{backend}: {addr} caught count"
+            );
+        }
+        let parsed = store.find_reason("storm").unwrap().is_some();
+        assert!(parsed, "{backend}: the parser banned nothing");
+        let records = store.record_count().unwrap();
+        assert_eq!(
+            records,
+            acked.len() as u64 + u64::from(fed),
+            "{backend}: records"
+        );
+        // Each daemon said only what a healthy run says.
+        let parse_err = std::fs::read_to_string(tmp.path().join("parse.err")).unwrap();
+        only_lines(&parse_err, &["started", "stopped"], backend);
+        let judged = judge_err();
+        only_lines(
+            &judged,
+            &["listening on", "queue 0: ", "receive errors: 0,", "stopped"],
+            backend,
+        );
+    }
+}
+
+fn only_lines(log: &str, expected: &[&str], backend: Backend) {
+    for line in log.lines() {
+        assert!(
+            expected.iter().any(|e| line.contains(e)),
+            "{backend}: unexpected log line {line:?} in:\n{log}"
+        );
+    }
+}
+
+/// SIGTERM, and a clean exit within the limit.
+fn stop(child: &mut Child) {
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "exit {status:?}");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a daemon did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
