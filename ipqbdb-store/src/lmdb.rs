@@ -27,7 +27,7 @@ use heed::{CommitOrAbort, Database, Env, EnvOpenOptions, MdbError, RoTxn, RwTxn,
 use crate::backend::Backend;
 use crate::error::{Result, StoreError};
 use crate::kv::{Direction, ReadTx, Table, Visit, WriteTx};
-use crate::store::{check_format, OpenOptions, Store};
+use crate::store::{ensure_format, OpenOptions, Store};
 
 /// The map size every process uses: address space, not disk (the file grows only as pages are used).
 /// At about 100 bytes per record including B-tree overhead, this holds tens of millions of records.
@@ -108,18 +108,25 @@ impl Store for LmdbStore {
         crate::dir::create_dir(&path)?;
         let env = shared_env(&path)?;
         env.clear_stale_readers().map_err(|e| err(&path, e))?;
-        let wtxn = env.write_txn().map_err(|e| err(&path, e))?;
-        let dbs = env
-            .create_databases_and_commit(wtxn, |opener, wtxn| -> heed::Result<_> {
+        // Open the tables in a read transaction; create them (a write) only when one is missing.
+        let rtxn = env.read_txn().map_err(|e| err(&path, e))?;
+        let opened = env
+            .open_databases_and_commit(rtxn, |opener, rtxn| -> heed::Result<_> {
                 let mut dbs = Vec::with_capacity(Table::ALL.len());
                 for t in Table::ALL {
-                    dbs.push(opener.create_database::<Bytes, Bytes>(wtxn, Some(t.name()))?);
+                    match opener.open_database::<Bytes, Bytes>(rtxn, Some(t.name()))? {
+                        Some(db) => dbs.push(db),
+                        None => return Ok(CommitOrAbort::Abort(())),
+                    }
                 }
                 let dbs: [_; 5] = dbs.try_into().map_err(|_| MdbError::Incompatible)?;
-                Ok(CommitOrAbort::<_, ()>::Commit(dbs))
+                Ok(CommitOrAbort::Commit(dbs))
             })
-            .map_err(|e| err(&path, e))?
-            .unwrap_commit();
+            .map_err(|e| err(&path, e))?;
+        let dbs = match opened {
+            CommitOrAbort::Commit(dbs) => dbs,
+            CommitOrAbort::Abort(()) => Self::create_tables(&env, &path)?,
+        };
         let store = LmdbStore {
             env,
             dbs,
@@ -129,7 +136,7 @@ impl Store for LmdbStore {
             path: path.clone(),
             opts: opts.clone(),
         };
-        store.write(&mut |tx| check_format(tx, &path))?;
+        ensure_format(&store)?;
         Ok(store)
     }
 
@@ -217,6 +224,22 @@ impl Store for LmdbStore {
 }
 
 impl LmdbStore {
+    /// Creates the named databases (a write transaction), for a new environment.
+    fn create_tables(env: &Env<WithoutTls>, path: &Path) -> Result<[Db; 5]> {
+        let wtxn = env.write_txn().map_err(|e| err(path, e))?;
+        Ok(env
+            .create_databases_and_commit(wtxn, |opener, wtxn| -> heed::Result<_> {
+                let mut dbs = Vec::with_capacity(Table::ALL.len());
+                for t in Table::ALL {
+                    dbs.push(opener.create_database::<Bytes, Bytes>(wtxn, Some(t.name()))?);
+                }
+                let dbs: [_; 5] = dbs.try_into().map_err(|_| MdbError::Incompatible)?;
+                Ok(CommitOrAbort::<_, ()>::Commit(dbs))
+            })
+            .map_err(|e| err(path, e))?
+            .unwrap_commit())
+    }
+
     /// Begins read transactions until one is at least as new as generation `seen`, or the wait
     /// ends (a writer killed between writing and publishing its commit leaves it unpublished until
     /// the next write), then runs `f` on it.

@@ -16,7 +16,7 @@ use redb::{
 use crate::backend::Backend;
 use crate::error::{Result, StoreError};
 use crate::kv::{Direction, ReadTx, Table, Visit, WriteTx};
-use crate::store::{check_format, OpenOptions, Store};
+use crate::store::{ensure_format, OpenOptions, Store};
 
 type Def = TableDefinition<'static, &'static [u8], &'static [u8]>;
 
@@ -71,7 +71,16 @@ impl Store for RedbStore {
             path: path.clone(),
             opts: opts.clone(),
         };
-        store.write(&mut |tx| check_format(tx, &path))?;
+        // A write transaction (which opens, and so creates, every table) only for a new file.
+        let tables = store
+            .db
+            .begin_read()
+            .and_then(|t| Ok(t.list_tables()?.count()))
+            .map_err(|e| err(&path, e))?;
+        if tables < DEFS.len() {
+            store.write(&mut |_| Ok(()))?;
+        }
+        ensure_format(&store)?;
         Ok(store)
     }
 

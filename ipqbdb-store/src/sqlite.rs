@@ -14,7 +14,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionB
 use crate::backend::Backend;
 use crate::error::{Result, StoreError};
 use crate::kv::{Direction, ReadTx, Table, Visit, WriteTx};
-use crate::store::{check_format, OpenOptions, Store};
+use crate::store::{ensure_format, OpenOptions, Store};
 
 /// How long a writer waits for another process's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -81,14 +81,25 @@ impl Store for SqliteStore {
             txn.commit()
         };
         let mut conn = conn;
-        create_tables(&mut conn).map_err(|e| err(&path, e))?;
+        // The DDL is a write transaction: only for a database that lacks a table.
+        let present: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN \
+                 ('block', 'white', 'reason', 'reason_text', 'meta')",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| err(&path, e))?;
+        if present < Table::ALL.len() as i64 {
+            create_tables(&mut conn).map_err(|e| err(&path, e))?;
+        }
         let store = SqliteStore {
             conn: Mutex::new(conn),
             dir: dir.to_path_buf(),
             path: path.clone(),
             opts: opts.clone(),
         };
-        store.write(&mut |tx| check_format(tx, &path))?;
+        ensure_format(&store)?;
         Ok(store)
     }
 

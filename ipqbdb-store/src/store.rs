@@ -363,12 +363,27 @@ impl Snapshot<'_> {
     }
 }
 
-/// Writes the format marker into a new database and refuses one of another format. Backends call it
-/// from `open`, inside their first write transaction.
-pub(crate) fn check_format(tx: &mut dyn WriteTx, path: &Path) -> Result<()> {
+/// Refuses a database of another format, and writes the format marker into a new one. Backends call
+/// it at the end of `open`. It only reads when the marker is there, so a short-lived program such as
+/// `ibd ban` pays no extra commit for opening.
+pub(crate) fn ensure_format<S: Store>(store: &S) -> Result<()> {
+    let path = store.engine_path();
+    if store.read(&mut |tx| check_format(tx, path))? {
+        return Ok(());
+    }
+    store.write(&mut |tx| {
+        if !check_format(tx, path)? {
+            tx.put(Table::Meta, FORMAT_KEY, FORMAT_VERSION)?;
+        }
+        Ok(())
+    })
+}
+
+/// Whether the marker is present (and right); an error for another format.
+fn check_format(tx: &dyn ReadTx, path: &Path) -> Result<bool> {
     match tx.get(Table::Meta, FORMAT_KEY)? {
-        None => tx.put(Table::Meta, FORMAT_KEY, FORMAT_VERSION),
-        Some(v) if v == FORMAT_VERSION => Ok(()),
+        None => Ok(false),
+        Some(v) if v == FORMAT_VERSION => Ok(true),
         Some(v) => Err(StoreError::Corrupt {
             path: path.to_path_buf(),
             what: format!(
