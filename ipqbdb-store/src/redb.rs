@@ -3,10 +3,15 @@
 //! Multi-process rules (DESIGN.md section 3): every process opens the file in
 //! `ConcurrencyMode::MultiWriter` (the default mode locks every other process out), and commits with
 //! the default, durable, `Durability::Immediate`.
+//!
+//! After an I/O error (a full disk, say) a redb `Database` fails every later call with `PreviousIo`
+//! until it is reopened; the daemons run for months, so this backend reopens the file itself and
+//! runs the operation once more (found by the full-disk test).
 
 use std::cell::OnceCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::sync::RwLock;
 
 use redb::{
     ConcurrencyMode, Database, ReadOnlyTable, ReadableDatabase, ReadableTable,
@@ -29,7 +34,8 @@ const DEFS: [Def; 5] = [
 ];
 
 pub struct RedbStore {
-    db: Database,
+    /// `None` between a failed reopen and the next attempt.
+    db: RwLock<Option<Database>>,
     dir: PathBuf,
     path: PathBuf,
     opts: OpenOptions,
@@ -55,28 +61,18 @@ impl Store for RedbStore {
                 dir: dir.to_path_buf(),
             });
         }
-        let mut builder = Database::builder();
-        builder.set_concurrency_mode(ConcurrencyMode::MultiWriter);
-        // redb documents that a damaged file may make a plain open panic; a damaged file must be an
-        // error naming it, never a crash of the daemon.
-        let db = catch_unwind(AssertUnwindSafe(|| builder.create(&path)))
-            .map_err(|_| StoreError::Corrupt {
-                path: path.clone(),
-                what: "redb could not read the file".into(),
-            })?
+        let db = open_db(&path)?;
+        // A write transaction (which opens, and so creates, every table) only for a new file.
+        let tables = db
+            .begin_read()
+            .and_then(|t| Ok(t.list_tables()?.count()))
             .map_err(|e| err(&path, e))?;
         let store = RedbStore {
-            db,
+            db: RwLock::new(Some(db)),
             dir: dir.to_path_buf(),
             path: path.clone(),
             opts: opts.clone(),
         };
-        // A write transaction (which opens, and so creates, every table) only for a new file.
-        let tables = store
-            .db
-            .begin_read()
-            .and_then(|t| Ok(t.list_tables()?.count()))
-            .map_err(|e| err(&path, e))?;
         if tables < DEFS.len() {
             store.write(&mut |_| Ok(()))?;
         }
@@ -102,34 +98,38 @@ impl Store for RedbStore {
 
     fn read<R>(&self, f: &mut dyn FnMut(&dyn ReadTx) -> Result<R>) -> Result<R> {
         let p = &self.path;
-        let txn = self.db.begin_read().map_err(|e| err(p, e))?;
-        f(&RedbRead {
-            txn: &txn,
-            tables: Default::default(),
-            path: p,
+        self.with_db(&mut |db| {
+            let txn = db.begin_read().map_err(|e| err(p, e))?;
+            f(&RedbRead {
+                txn: &txn,
+                tables: Default::default(),
+                path: p,
+            })
         })
     }
 
     fn write<R>(&self, f: &mut dyn FnMut(&mut dyn WriteTx) -> Result<R>) -> Result<R> {
         let p = &self.path;
-        let txn = self.db.begin_write().map_err(|e| err(p, e))?;
-        let out = {
-            let mut tables = Vec::with_capacity(DEFS.len());
-            for def in DEFS {
-                tables.push(txn.open_table(def).map_err(|e| err(p, e))?);
+        self.with_db(&mut |db| {
+            let txn = db.begin_write().map_err(|e| err(p, e))?;
+            let out = {
+                let mut tables = Vec::with_capacity(DEFS.len());
+                for def in DEFS {
+                    tables.push(txn.open_table(def).map_err(|e| err(p, e))?);
+                }
+                f(&mut RedbWrite { tables, path: p })
+            };
+            match out {
+                Ok(v) => {
+                    txn.commit().map_err(|e| err(p, e))?;
+                    Ok(v)
+                }
+                Err(e) => {
+                    let _ = txn.abort();
+                    Err(e)
+                }
             }
-            f(&mut RedbWrite { tables, path: p })
-        };
-        match out {
-            Ok(v) => {
-                txn.commit().map_err(|e| err(p, e))?;
-                Ok(v)
-            }
-            Err(e) => {
-                let _ = txn.abort();
-                Err(e)
-            }
-        }
+        })
     }
 
     fn maintenance(&self) -> Result<()> {
@@ -146,6 +146,46 @@ impl Store for RedbStore {
 type RoTable = ReadOnlyTable<&'static [u8], &'static [u8]>;
 
 /// Opens tables on first use: opening all five costs more than a lookup.
+/// Opens the file in multi-writer mode. redb documents that a damaged file may make a plain open
+/// panic; a damaged file must be an error naming it, never a crash of the daemon.
+fn open_db(path: &Path) -> Result<Database> {
+    let mut builder = Database::builder();
+    builder.set_concurrency_mode(ConcurrencyMode::MultiWriter);
+    catch_unwind(AssertUnwindSafe(|| builder.create(path)))
+        .map_err(|_| StoreError::Corrupt {
+            path: path.to_path_buf(),
+            what: "redb could not read the file".into(),
+        })?
+        .map_err(|e| err(path, e))
+}
+
+/// Whether redb refuses because of an earlier I/O error, which only a reopen clears.
+fn failed_earlier(e: &StoreError) -> bool {
+    matches!(e, StoreError::Backend { source, .. }
+        if matches!(source.downcast_ref::<redb::Error>(), Some(redb::Error::PreviousIo)))
+}
+
+impl RedbStore {
+    /// Runs `op` on the database; after `PreviousIo` (or a failed reopen) reopens it and runs `op`
+    /// once more.
+    fn with_db<R>(&self, op: &mut dyn FnMut(&Database) -> Result<R>) -> Result<R> {
+        {
+            let guard = self.db.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(db) = guard.as_ref() {
+                match op(db) {
+                    Err(e) if failed_earlier(&e) => {}
+                    other => return other,
+                }
+            }
+        }
+        let mut guard = self.db.write().unwrap_or_else(|p| p.into_inner());
+        // Close the failed handle first: it holds the file's locks.
+        drop(guard.take());
+        *guard = Some(open_db(&self.path)?);
+        op(guard.as_ref().expect("just opened"))
+    }
+}
+
 struct RedbRead<'a> {
     txn: &'a redb::ReadTransaction,
     tables: [OnceCell<RoTable>; 5],

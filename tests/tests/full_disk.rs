@@ -1,0 +1,284 @@
+//! A full disk and a read-only file system, for every backend: clear one-line errors, nothing lost or
+//! corrupted, and recovery (for a running ibd-parse too) once the space or write access returns.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use ipqbdb_store::Backend;
+use ipqbdb_tests::{wait_until, workspace_bin};
+
+/// A small tmpfs, unmounted on drop.
+struct SmallFs {
+    dir: tempfile::TempDir,
+}
+
+impl SmallFs {
+    fn new(size: &str) -> SmallFs {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mount tmpfs");
+        SmallFs { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Takes all the space left.
+    fn fill(&self) -> PathBuf {
+        let filler = self.path().join("filler");
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let block = vec![0xa5u8; 4096];
+        while f.write_all(&block).is_ok() {}
+        let _ = f.sync_all();
+        filler
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.path()).status();
+    }
+}
+
+/// A read-only bind mount of `source` (the same files, no writes through it), unmounted on drop.
+struct ReadOnlyView {
+    dir: tempfile::TempDir,
+}
+
+impl ReadOnlyView {
+    fn new(source: &Path) -> ReadOnlyView {
+        let dir = tempfile::tempdir().unwrap();
+        for args in [&["--bind"][..], &["-o", "remount,bind,ro"]] {
+            let ok = Command::new("mount")
+                .args(args)
+                .arg(source)
+                .arg(dir.path())
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "mount {args:?}");
+        }
+        ReadOnlyView { dir }
+    }
+}
+
+impl Drop for ReadOnlyView {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+/// A child killed on drop, so a failing test leaves no daemon holding the file system.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn ibd(db: &Path, args: &[&str]) -> Output {
+    Command::new(workspace_bin("ipqbdb-admin", "ibd"))
+        .args(["--config", "/dev/null", "--db-dir"])
+        .arg(db)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Read through `ibd`, not in this process: an LMDB environment opened here would stay open (and
+/// the file system busy) until the test process ends.
+fn caught(db: &Path, _backend: Backend, addr: &str) -> u64 {
+    let out = ibd(db, &["del", "--ls", "--json", addr]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    list.as_array()
+        .unwrap()
+        .first()
+        .map_or(0, |r| r["caught"].as_u64().unwrap())
+}
+
+/// `ibd ban` on a full or read-only file system: exit 1 and one line naming the database.
+fn assert_refused(db: &Path, addr: &str, what: &str) {
+    let out = ibd(db, &["ban", "-q", addr]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{what}: {err}");
+    assert_eq!(err.lines().count(), 1, "{what}: one line: {err}");
+    assert!(
+        err.starts_with("ibd ban: ") && err.contains(db.to_str().unwrap()),
+        "{what}: {err}"
+    );
+}
+
+#[test]
+fn full_disk_and_read_only_file_system() {
+    let parse = workspace_bin("ipqbdb-parse", "ibd-parse");
+    for backend in Backend::compiled() {
+        let fs = SmallFs::new("4m");
+        let db = fs.path().join("db");
+        let out = ibd(
+            &db,
+            &[
+                "--backend",
+                backend.name(),
+                "ban",
+                "-q",
+                "192.0.2.1",
+                "192.0.2.2",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{backend}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let rules = fs.path().join("rules.conf");
+        std::fs::write(&rules, "/attack <HOST>/ * \"attack\" 31\n").unwrap();
+        let err_log =
+            std::env::temp_dir().join(format!("ipqbdb-full-{}-{backend}.err", std::process::id()));
+        let mut daemon = Killed(
+            Command::new(&parse)
+                .args(["-D", "--config", "/dev/null", "--db-dir"])
+                .arg(&db)
+                .arg("--rule-file")
+                .arg(&rules)
+                .stderr(std::fs::File::create(&err_log).unwrap())
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let log = || std::fs::read_to_string(&err_log).unwrap_or_default();
+        wait_until(
+            || log(),
+            Duration::from_secs(20),
+            || log().contains("started"),
+        );
+        let fifo = db.join("ibd-parse.sock");
+        let feed = |line: &str| {
+            let mut f = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+            writeln!(f, "{line}").unwrap();
+        };
+
+        // Full.
+        let filler = fs.fill();
+        // Grow the database until the disk refuses: every refusal must be one clear line, and every
+        // acknowledged ban must stay. (Once full, an engine may still fit some small writes into
+        // space it allocated before, so refusals and successes may alternate.)
+        let mut acked: Vec<String> = vec!["192.0.2.1".into(), "192.0.2.2".into()];
+        let mut refusals = 0;
+        for round in 0..2000u32 {
+            let batch = if refusals == 0 { 200 } else { 1 };
+            let addrs: Vec<String> = (0..batch)
+                .map(|i| format!("10.{}.{}.{}", round / 250, round % 250, i + 1))
+                .collect();
+            let mut args = vec!["ban", "-q"];
+            args.extend(addrs.iter().map(String::as_str));
+            let out = ibd(&db, &args);
+            if out.status.success() {
+                acked.extend(addrs);
+                continue;
+            }
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{backend} full: {err}");
+            assert_eq!(err.lines().count(), 1, "{backend} full, one line: {err}");
+            assert!(
+                err.contains(db.to_str().unwrap()),
+                "{backend} full, names the database: {err}"
+            );
+            refusals += 1;
+            if refusals == 5 {
+                break;
+            }
+        }
+        assert_eq!(refusals, 5, "{backend}: the disk never filled");
+        let listed = ibd(&db, &["del", "--ls", "--json"]);
+        assert!(
+            listed.status.success(),
+            "{backend}: listing a full database"
+        );
+        let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+        let present: std::collections::HashSet<&str> = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["address"].as_str().unwrap())
+            .collect();
+        let lost: Vec<&String> = acked
+            .iter()
+            .filter(|a| !present.contains(a.as_str()))
+            .collect();
+        assert!(
+            lost.is_empty(),
+            "{backend}: {} acknowledged bans lost, e.g. {:?}",
+            lost.len(),
+            lost.first()
+        );
+        eprintln!(
+            "{backend}: disk full after {} acknowledged bans, all present",
+            acked.len()
+        );
+        // The parser meets the full disk too: it writes the ban, or holds it and retries.
+        feed("attack 198.51.100.7");
+        wait_until(
+            || format!("{backend}: parser said {}", log()),
+            Duration::from_secs(20),
+            || log().contains("retrying") || caught(&db, backend, "198.51.100.7") == 1,
+        );
+        // Space returns: everything works again, and the held ban arrives.
+        std::fs::remove_file(&filler).unwrap();
+        wait_until(
+            || format!("{backend}: held ban not written: {}", log()),
+            Duration::from_secs(20),
+            || caught(&db, backend, "198.51.100.7") == 1,
+        );
+        assert!(
+            ibd(&db, &["ban", "-q", "192.0.2.1"]).status.success(),
+            "{backend}: bans after recovery"
+        );
+        assert_eq!(caught(&db, backend, "192.0.2.1"), 2);
+
+        // A read-only view of the same directory: writing through it is refused clearly, listing
+        // either works or is refused clearly, and nothing changes for the writers.
+        let view = ReadOnlyView::new(&db);
+        assert_refused(
+            view.dir.path(),
+            "192.0.2.4",
+            &format!("{backend} read-only"),
+        );
+        let list = ibd(view.dir.path(), &["del", "--ls"]);
+        let err = String::from_utf8_lossy(&list.stderr);
+        assert!(
+            list.status.success() || (list.status.code() == Some(1) && err.lines().count() == 1),
+            "{backend}: listing a read-only directory: {err}"
+        );
+        drop(view);
+        feed("attack 198.51.100.8");
+        wait_until(
+            || format!("{backend}: parser stalled: {}", log()),
+            Duration::from_secs(20),
+            || caught(&db, backend, "198.51.100.8") == 1,
+        );
+        assert_eq!(
+            caught(&db, backend, "192.0.2.1"),
+            2,
+            "{backend}: nothing changed"
+        );
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(daemon.0.id() as libc::pid_t, libc::SIGTERM) };
+        assert!(daemon.0.wait().unwrap().success(), "{backend}: {}", log());
+        let _ = std::fs::remove_file(&err_log);
+    }
+}
