@@ -69,6 +69,24 @@ fn err(path: &Path, e: heed::Error) -> StoreError {
     }
 }
 
+/// Refuses a data file shorter than the pages its meta page claims: LMDB maps the file, and reading a
+/// page past its end raises SIGBUS, a crash instead of an error.
+fn check_length(env: &Env<WithoutTls>, path: &Path) -> Result<()> {
+    let data = path.join("data.mdb");
+    let len = std::fs::metadata(&data)
+        .map_err(|e| StoreError::io(&data, e))?
+        .len();
+    let page = u64::from(env.unnamed_database_stat().page_size);
+    let needed = (env.info().last_page_number as u64 + 1) * page;
+    if len < needed {
+        return Err(StoreError::Corrupt {
+            path: data,
+            what: format!("truncated: {len} bytes, its pages need {needed}"),
+        });
+    }
+    Ok(())
+}
+
 /// heed refuses to open one environment twice in a process; every store of a directory in this process
 /// shares one `Env` instead.
 fn shared_env(path: &Path) -> Result<Env<WithoutTls>> {
@@ -107,6 +125,7 @@ impl Store for LmdbStore {
         }
         crate::dir::create_dir(&path)?;
         let env = shared_env(&path)?;
+        check_length(&env, &path)?;
         env.clear_stale_readers().map_err(|e| err(&path, e))?;
         // Open the tables in a read transaction; create them (a write) only when one is missing.
         let rtxn = env.read_txn().map_err(|e| err(&path, e))?;
