@@ -8,7 +8,7 @@ use std::path::Path;
 use crate::backend::Backend;
 use crate::error::{Result, StoreError};
 use crate::kv::{ReadTx, WriteTx};
-use crate::store::{OpenOptions, Store};
+use crate::store::{Location, OpenOptions, Store};
 
 /// A store of whichever engine the directory uses.
 pub enum AnyStore {
@@ -71,16 +71,8 @@ impl Store for AnyStore {
         each!(self, s => s.backend())
     }
 
-    fn dir(&self) -> &Path {
-        each!(self, s => s.dir())
-    }
-
-    fn options(&self) -> &OpenOptions {
-        each!(self, s => s.options())
-    }
-
-    fn engine_path(&self) -> &Path {
-        each!(self, s => s.engine_path())
+    fn location(&self) -> &Location {
+        each!(self, s => s.location())
     }
 
     fn read<R>(&self, f: &mut dyn FnMut(&dyn ReadTx) -> Result<R>) -> Result<R> {

@@ -24,7 +24,7 @@ pub use any::AnyStore;
 pub use backend::{Backend, UnknownBackend};
 pub use error::{Result, StoreError};
 pub use store::{
-    Ban, BanReport, OpenOptions, ReasonStats, Snapshot, Store, WhiteEntry, MAX_REASON_LEN,
+    Ban, BanReport, Location, OpenOptions, ReasonStats, Snapshot, Store, WhiteEntry, MAX_REASON_LEN,
 };
 
 #[cfg(feature = "lmdb")]

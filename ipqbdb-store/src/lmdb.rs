@@ -27,7 +27,7 @@ use heed::{CommitOrAbort, Database, Env, EnvOpenOptions, MdbError, RoTxn, RwTxn,
 use crate::backend::Backend;
 use crate::error::{Result, StoreError};
 use crate::kv::{Direction, ReadTx, Table, Visit, WriteTx};
-use crate::store::{ensure_format, OpenOptions, Store};
+use crate::store::{ensure_format, Location, OpenOptions, Store};
 
 /// The map size every process uses: address space, not disk (the file grows only as pages are used).
 /// At about 100 bytes per record including B-tree overhead, this holds tens of millions of records.
@@ -48,9 +48,7 @@ pub struct LmdbStore {
     resize: RwLock<()>,
     /// The newest generation a read transaction of this process has seen.
     seen: AtomicU64,
-    dir: PathBuf,
-    path: PathBuf,
-    opts: OpenOptions,
+    loc: Location,
 }
 
 fn err(path: &Path, e: heed::Error) -> StoreError {
@@ -151,9 +149,11 @@ impl Store for LmdbStore {
             dbs,
             resize: RwLock::new(()),
             seen: AtomicU64::new(0),
-            dir: dir.to_path_buf(),
-            path: path.clone(),
-            opts: opts.clone(),
+            loc: Location {
+                dir: dir.to_path_buf(),
+                path: path.clone(),
+                opts: opts.clone(),
+            },
         };
         ensure_format(&store)?;
         Ok(store)
@@ -163,16 +163,8 @@ impl Store for LmdbStore {
         Backend::Lmdb
     }
 
-    fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    fn options(&self) -> &OpenOptions {
-        &self.opts
-    }
-
-    fn engine_path(&self) -> &Path {
-        &self.path
+    fn location(&self) -> &Location {
+        &self.loc
     }
 
     fn read<R>(&self, f: &mut dyn FnMut(&dyn ReadTx) -> Result<R>) -> Result<R> {
@@ -183,12 +175,12 @@ impl Store for LmdbStore {
                 self.adopt_new_map_size()?;
                 return self.read(f);
             }
-            other => other.map_err(|e| err(&self.path, e))?,
+            other => other.map_err(|e| err(&self.loc.path, e))?,
         };
         let reader = LmdbRead {
             txn: &txn,
             dbs: &self.dbs,
-            path: &self.path,
+            path: &self.loc.path,
         };
         let generation = reader.generation()?;
         let seen = self.seen.load(Ordering::Acquire);
@@ -212,17 +204,17 @@ impl Store for LmdbStore {
                 self.adopt_new_map_size()?;
                 return self.write(f);
             }
-            other => other.map_err(|e| err(&self.path, e))?,
+            other => other.map_err(|e| err(&self.loc.path, e))?,
         };
         let mut w = LmdbWrite {
             txn,
             dbs: &self.dbs,
-            path: &self.path,
+            path: &self.loc.path,
         };
         let out = f(&mut w)?;
         let generation = w.reader().generation()? + 1;
         w.put(Table::Meta, GENERATION, &generation.to_be_bytes())?;
-        w.txn.commit().map_err(|e| err(&self.path, e))?;
+        w.txn.commit().map_err(|e| err(&self.loc.path, e))?;
         self.seen.fetch_max(generation, Ordering::AcqRel);
         Ok(out)
     }
@@ -231,11 +223,11 @@ impl Store for LmdbStore {
         self.env
             .clear_stale_readers()
             .map(drop)
-            .map_err(|e| err(&self.path, e))
+            .map_err(|e| err(&self.loc.path, e))
     }
 
     fn disk_size(&self) -> Result<u64> {
-        let data = self.path.join("data.mdb");
+        let data = self.loc.path.join("data.mdb");
         std::fs::metadata(&data)
             .map(|m| m.len())
             .map_err(|e| StoreError::io(&data, e))
@@ -267,11 +259,11 @@ impl LmdbStore {
         let mut pause = Duration::from_micros(20);
         loop {
             let _shared = self.resize.read().unwrap_or_else(|p| p.into_inner());
-            let txn = self.env.read_txn().map_err(|e| err(&self.path, e))?;
+            let txn = self.env.read_txn().map_err(|e| err(&self.loc.path, e))?;
             let reader = LmdbRead {
                 txn: &txn,
                 dbs: &self.dbs,
-                path: &self.path,
+                path: &self.loc.path,
             };
             if reader.generation()? >= seen || Instant::now() >= deadline {
                 let out = f(&reader)?;
@@ -288,7 +280,7 @@ impl LmdbStore {
     fn adopt_new_map_size(&self) -> Result<()> {
         let _exclusive = self.resize.write().unwrap_or_else(|p| p.into_inner());
         // SAFETY: the exclusive lock guarantees this process has no transaction open.
-        unsafe { self.env.resize(0) }.map_err(|e| err(&self.path, e))
+        unsafe { self.env.resize(0) }.map_err(|e| err(&self.loc.path, e))
     }
 }
 

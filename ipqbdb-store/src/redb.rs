@@ -10,7 +10,7 @@
 
 use std::cell::OnceCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::RwLock;
 
 use redb::{
@@ -21,7 +21,7 @@ use redb::{
 use crate::backend::Backend;
 use crate::error::{Result, StoreError};
 use crate::kv::{Direction, ReadTx, Table, Visit, WriteTx};
-use crate::store::{ensure_format, OpenOptions, Store};
+use crate::store::{ensure_format, Location, OpenOptions, Store};
 
 type Def = TableDefinition<'static, &'static [u8], &'static [u8]>;
 
@@ -36,9 +36,7 @@ const DEFS: [Def; 5] = [
 pub struct RedbStore {
     /// `None` between a failed reopen and the next attempt.
     db: RwLock<Option<Database>>,
-    dir: PathBuf,
-    path: PathBuf,
-    opts: OpenOptions,
+    loc: Location,
 }
 
 fn err(path: &Path, e: impl Into<redb::Error>) -> StoreError {
@@ -69,9 +67,11 @@ impl Store for RedbStore {
             .map_err(|e| err(&path, e))?;
         let store = RedbStore {
             db: RwLock::new(Some(db)),
-            dir: dir.to_path_buf(),
-            path: path.clone(),
-            opts: opts.clone(),
+            loc: Location {
+                dir: dir.to_path_buf(),
+                path: path.clone(),
+                opts: opts.clone(),
+            },
         };
         if tables < DEFS.len() {
             store.write(&mut |_| Ok(()))?;
@@ -84,20 +84,12 @@ impl Store for RedbStore {
         Backend::Redb
     }
 
-    fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    fn options(&self) -> &OpenOptions {
-        &self.opts
-    }
-
-    fn engine_path(&self) -> &Path {
-        &self.path
+    fn location(&self) -> &Location {
+        &self.loc
     }
 
     fn read<R>(&self, f: &mut dyn FnMut(&dyn ReadTx) -> Result<R>) -> Result<R> {
-        let p = &self.path;
+        let p = &self.loc.path;
         self.with_db(&mut |db| {
             let txn = db.begin_read().map_err(|e| err(p, e))?;
             f(&RedbRead {
@@ -109,7 +101,7 @@ impl Store for RedbStore {
     }
 
     fn write<R>(&self, f: &mut dyn FnMut(&mut dyn WriteTx) -> Result<R>) -> Result<R> {
-        let p = &self.path;
+        let p = &self.loc.path;
         self.with_db(&mut |db| {
             let txn = db.begin_write().map_err(|e| err(p, e))?;
             let out = {
@@ -137,9 +129,9 @@ impl Store for RedbStore {
     }
 
     fn disk_size(&self) -> Result<u64> {
-        std::fs::metadata(&self.path)
+        std::fs::metadata(&self.loc.path)
             .map(|m| m.len())
-            .map_err(|e| StoreError::io(&self.path, e))
+            .map_err(|e| StoreError::io(&self.loc.path, e))
     }
 }
 
@@ -181,7 +173,7 @@ impl RedbStore {
         let mut guard = self.db.write().unwrap_or_else(|p| p.into_inner());
         // Close the failed handle first: it holds the file's locks.
         drop(guard.take());
-        *guard = Some(open_db(&self.path)?);
+        *guard = Some(open_db(&self.loc.path)?);
         op(guard.as_ref().expect("just opened"))
     }
 }

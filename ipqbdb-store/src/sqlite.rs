@@ -14,7 +14,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionB
 use crate::backend::Backend;
 use crate::error::{Result, StoreError};
 use crate::kv::{Direction, ReadTx, Table, Visit, WriteTx};
-use crate::store::{ensure_format, OpenOptions, Store};
+use crate::store::{ensure_format, Location, OpenOptions, Store};
 
 /// How long a writer waits for another process's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -23,9 +23,7 @@ const APPLICATION_ID: i32 = 0x6970_6462;
 
 pub struct SqliteStore {
     conn: Mutex<Connection>,
-    dir: PathBuf,
-    path: PathBuf,
-    opts: OpenOptions,
+    loc: Location,
 }
 
 fn err(path: &Path, e: rusqlite::Error) -> StoreError {
@@ -95,9 +93,11 @@ impl Store for SqliteStore {
         }
         let store = SqliteStore {
             conn: Mutex::new(conn),
-            dir: dir.to_path_buf(),
-            path: path.clone(),
-            opts: opts.clone(),
+            loc: Location {
+                dir: dir.to_path_buf(),
+                path: path.clone(),
+                opts: opts.clone(),
+            },
         };
         ensure_format(&store)?;
         Ok(store)
@@ -107,28 +107,20 @@ impl Store for SqliteStore {
         Backend::Sqlite
     }
 
-    fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    fn options(&self) -> &OpenOptions {
-        &self.opts
-    }
-
-    fn engine_path(&self) -> &Path {
-        &self.path
+    fn location(&self) -> &Location {
+        &self.loc
     }
 
     fn read<R>(&self, f: &mut dyn FnMut(&dyn ReadTx) -> Result<R>) -> Result<R> {
         let mut conn = self.lock();
         let txn = conn
             .transaction_with_behavior(TransactionBehavior::Deferred)
-            .map_err(|e| err(&self.path, e))?;
+            .map_err(|e| err(&self.loc.path, e))?;
         let out = f(&SqliteTx {
             conn: &txn,
-            path: &self.path,
+            path: &self.loc.path,
         })?;
-        txn.finish().map_err(|e| err(&self.path, e))?;
+        txn.finish().map_err(|e| err(&self.loc.path, e))?;
         Ok(out)
     }
 
@@ -136,25 +128,25 @@ impl Store for SqliteStore {
         let mut conn = self.lock();
         let txn = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| err(&self.path, e))?;
+            .map_err(|e| err(&self.loc.path, e))?;
         let out = f(&mut SqliteTx {
             conn: &txn,
-            path: &self.path,
+            path: &self.loc.path,
         })?;
-        txn.commit().map_err(|e| err(&self.path, e))?;
+        txn.commit().map_err(|e| err(&self.loc.path, e))?;
         Ok(out)
     }
 
     fn maintenance(&self) -> Result<()> {
         let conn = self.lock();
         conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-            .map_err(|e| err(&self.path, e))
+            .map_err(|e| err(&self.loc.path, e))
     }
 
     fn disk_size(&self) -> Result<u64> {
         let mut total = 0;
         for suffix in ["", "-wal", "-shm"] {
-            let p = PathBuf::from(format!("{}{suffix}", self.path.display()));
+            let p = PathBuf::from(format!("{}{suffix}", self.loc.path.display()));
             if let Ok(m) = std::fs::metadata(&p) {
                 total += m.len();
             }

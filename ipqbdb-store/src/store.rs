@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use ipqbdb_core::{
     apply_ban, AddrKey, AddrRange, BanKind, BanOutcome, BanRequest, ModelParams, Reason, ReasonId,
@@ -80,12 +80,35 @@ pub struct ReasonStats {
     pub live_blocked: u64,
 }
 
+/// Where a store lives and how it was opened: the same for every engine.
+#[derive(Debug, Clone)]
+pub struct Location {
+    /// The database directory.
+    pub dir: PathBuf,
+    /// The engine's main file or directory inside it, named in error messages.
+    pub path: PathBuf,
+    pub opts: OpenOptions,
+}
+
 pub trait Store: Send + Sync + Sized {
     /// Opens (and with `opts.create`, creates) the database in `dir`.
     fn open(dir: &Path, opts: &OpenOptions) -> Result<Self>;
     fn backend(&self) -> Backend;
-    fn dir(&self) -> &Path;
-    fn options(&self) -> &OpenOptions;
+    fn location(&self) -> &Location;
+
+    fn dir(&self) -> &Path {
+        &self.location().dir
+    }
+
+    fn options(&self) -> &OpenOptions {
+        &self.location().opts
+    }
+
+    /// The engine's main file or directory, named in error messages.
+    fn engine_path(&self) -> &Path {
+        &self.location().path
+    }
+
     /// Runs `f` on a consistent snapshot.
     fn read<R>(&self, f: &mut dyn FnMut(&dyn ReadTx) -> Result<R>) -> Result<R>;
     /// Runs `f` in one write transaction, committed durably when `f` succeeds and rolled back when it
@@ -96,9 +119,6 @@ pub trait Store: Send + Sync + Sized {
     fn maintenance(&self) -> Result<()>;
     /// Bytes the database occupies on disk.
     fn disk_size(&self) -> Result<u64>;
-
-    /// The engine's main file or directory, named in error messages.
-    fn engine_path(&self) -> &Path;
 
     /// Bans one address, atomically (read, model, write in one transaction).
     fn ban(&self, ban: &Ban<'_>, now: UnixTime) -> Result<BanReport> {
