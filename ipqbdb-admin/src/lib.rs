@@ -17,6 +17,8 @@ use std::path::Path;
 use clap::Parser;
 
 pub use error::AdminError;
+/// The whitelist line parser, public for the fuzzer.
+pub use white::parse_line as parse_white_line;
 
 use cli::{Cli, Command, LINKS};
 use context::Context;

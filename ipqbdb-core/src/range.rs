@@ -64,13 +64,16 @@ impl AddrRange {
         out
     }
 
+    /// Decodes a stored range. Only the order of the ends is checked: an IPv6 CIDR block such as
+    /// `::/0` or `::/80` contains the IPv4-mapped block, so its ends differ in family (the family
+    /// check of [`AddrRange::new`] is for ranges people write as `a-b`). Found by fuzzing.
     pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
         if bytes.len() != Self::LEN {
             return None;
         }
         let start = AddrKey::from_bytes(&bytes[..16])?;
         let end = AddrKey::from_bytes(&bytes[16..])?;
-        AddrRange::new(start, end).ok()
+        (start <= end).then_some(AddrRange { start, end })
     }
 
     /// The CIDR prefix length if this range is exactly one CIDR block.
@@ -207,5 +210,22 @@ mod tests {
         let c = r("2001:db8::5-2001:db8::9");
         assert_eq!(AddrRange::from_bytes(&c.to_bytes()), Some(c));
         assert_eq!(AddrRange::from_bytes(&[0; 31]), None);
+        let mut backwards = c.to_bytes();
+        backwards.swap(15, 31);
+        assert_eq!(AddrRange::from_bytes(&backwards), None);
+    }
+
+    #[test]
+    fn v6_blocks_that_contain_the_v4_mapped_block_round_trip() {
+        // Regression (fuzzing): these were stored but then refused as corrupt when read back.
+        for s in ["::/80", "::/0"] {
+            let range = r(s);
+            assert_eq!(AddrRange::from_bytes(&range.to_bytes()), Some(range), "{s}");
+            assert_eq!(range.to_string(), s);
+            assert!(
+                range.contains("192.0.2.1".parse().unwrap()),
+                "{s} holds the IPv4-mapped block"
+            );
+        }
     }
 }

@@ -4,6 +4,11 @@
 //! one a database directory uses is recorded in the directory itself (see [`dir`]). [`AnyStore`]
 //! picks the engine at run time among those compiled in.
 
+#[cfg(not(any(feature = "sqlite", feature = "lmdb", feature = "redb")))]
+compile_error!(
+    "ipqbdb-store needs at least one storage engine: enable the feature sqlite, lmdb or redb"
+);
+
 mod any;
 mod backend;
 #[cfg(feature = "cli")]

@@ -181,6 +181,19 @@ mod suite {
         .unwrap();
         assert_eq!(w("2001:db8:ffff::1"), Some(77));
         assert_eq!(w("2001:db9::1"), None);
+        // An IPv6 block holding the IPv4-mapped block reads back (fuzzing found it refused as
+        // corrupt); the IPv4 addresses in it are covered, since they live in that block.
+        s.white_set(&[WhiteEntry {
+            range: range("::/80"),
+            decay: 9,
+        }])
+        .unwrap();
+        assert!(s
+            .white_list()
+            .unwrap()
+            .iter()
+            .any(|e| e.range == range("::/80")));
+        assert_eq!(w("0.0.0.1"), Some(9));
     }
 
     pub fn reasons_categories_and_statistics(b: Backend) {
