@@ -168,32 +168,38 @@ impl Store for LmdbStore {
     }
 
     fn read<R>(&self, f: &mut dyn FnMut(&dyn ReadTx) -> Result<R>) -> Result<R> {
-        let _shared = self.resize.read().unwrap_or_else(|p| p.into_inner());
-        let txn = match self.env.read_txn() {
-            Err(heed::Error::Mdb(MdbError::MapResized)) => {
-                drop(_shared);
-                self.adopt_new_map_size()?;
-                return self.read(f);
+        // Begins read transactions until one is at least as new as every snapshot this process has
+        // seen (the race described at the top of this file), or a bounded wait passes: a writer killed
+        // between writing and publishing its commit leaves it unpublished until the next write.
+        let mut deadline = None;
+        let mut pause = Duration::from_micros(20);
+        loop {
+            let shared = self.resize.read().unwrap_or_else(|p| p.into_inner());
+            let txn = match self.env.read_txn() {
+                Err(heed::Error::Mdb(MdbError::MapResized)) => {
+                    drop(shared);
+                    self.adopt_new_map_size()?;
+                    continue;
+                }
+                other => other.map_err(|e| err(&self.loc.path, e))?,
+            };
+            let reader = LmdbRead {
+                txn: &txn,
+                dbs: &self.dbs,
+                path: &self.loc.path,
+            };
+            let generation = reader.generation()?;
+            let waited = deadline.is_some_and(|d| Instant::now() >= d);
+            if generation >= self.seen.load(Ordering::Acquire) || waited {
+                self.seen.fetch_max(generation, Ordering::AcqRel);
+                return f(&reader);
             }
-            other => other.map_err(|e| err(&self.loc.path, e))?,
-        };
-        let reader = LmdbRead {
-            txn: &txn,
-            dbs: &self.dbs,
-            path: &self.loc.path,
-        };
-        let generation = reader.generation()?;
-        let seen = self.seen.load(Ordering::Acquire);
-        if generation < seen {
-            // An older snapshot than one already seen: the race described at the top of this file.
+            deadline.get_or_insert_with(|| Instant::now() + STALE_WAIT);
             drop(txn);
-            drop(_shared);
-            return self.read_again(f, seen);
+            drop(shared);
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(5));
         }
-        self.seen.fetch_max(generation, Ordering::AcqRel);
-        let out = f(&reader)?;
-        drop(txn);
-        Ok(out)
     }
 
     fn write<R>(&self, f: &mut dyn FnMut(&mut dyn WriteTx) -> Result<R>) -> Result<R> {
@@ -249,32 +255,6 @@ impl LmdbStore {
             })
             .map_err(|e| err(path, e))?
             .unwrap_commit())
-    }
-
-    /// Begins read transactions until one is at least as new as generation `seen`, or the wait
-    /// ends (a writer killed between writing and publishing its commit leaves it unpublished until
-    /// the next write), then runs `f` on it.
-    fn read_again<R>(&self, f: &mut dyn FnMut(&dyn ReadTx) -> Result<R>, seen: u64) -> Result<R> {
-        let deadline = Instant::now() + STALE_WAIT;
-        let mut pause = Duration::from_micros(20);
-        loop {
-            let _shared = self.resize.read().unwrap_or_else(|p| p.into_inner());
-            let txn = self.env.read_txn().map_err(|e| err(&self.loc.path, e))?;
-            let reader = LmdbRead {
-                txn: &txn,
-                dbs: &self.dbs,
-                path: &self.loc.path,
-            };
-            if reader.generation()? >= seen || Instant::now() >= deadline {
-                let out = f(&reader)?;
-                drop(txn);
-                return Ok(out);
-            }
-            drop(txn);
-            drop(_shared);
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(5));
-        }
     }
 
     fn adopt_new_map_size(&self) -> Result<()> {
