@@ -50,6 +50,7 @@ pub fn run(ctx: &Context, args: &BanArgs) -> Result<()> {
     }
 
     let mut refused = 0;
+    let mut kills_failed = 0;
     let mut ips: Vec<IpAddr> = Vec::with_capacity(args.addresses.len());
     for a in &args.addresses {
         match parse_ip(a) {
@@ -83,7 +84,7 @@ pub fn run(ctx: &Context, args: &BanArgs) -> Result<()> {
             if let Some(ck) = &connkill {
                 if let Err(e) = ck.run(*ip) {
                     ctx.warn(format!("connection kill for {ip}: {e}"));
-                    refused += 1;
+                    kills_failed += 1;
                 }
             }
         }
@@ -92,6 +93,12 @@ pub fn run(ctx: &Context, args: &BanArgs) -> Result<()> {
         return Err(AdminError::Partial(format!(
             "addresses refused: {refused} of {}",
             args.addresses.len()
+        )));
+    }
+    if kills_failed > 0 {
+        // The bans stand; only killing their connections failed.
+        return Err(AdminError::Partial(format!(
+            "connection kills failed: {kills_failed}"
         )));
     }
     Ok(())
