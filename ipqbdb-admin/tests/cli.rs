@@ -395,6 +395,19 @@ fn connkill_runs_once_with_the_address_only() {
     let ran = std::fs::read_to_string(&log).unwrap();
     assert_eq!(ran, "ipv4|192.0.2.1|\nipv6|2001:db8::7|\n");
     assert!(!Path::new("/tmp/ipqbdb-pwned").exists());
+    // A kill command that fails: the ban stands, the exit code and the message say the kill failed.
+    std::fs::write(&cmd, "false\n").unwrap();
+    let o = env.run(
+        "ibd-ban",
+        &["-e", "--connkill-file", ck, "-c", "0", "203.0.113.5"],
+    );
+    assert_eq!(code(&o), 1);
+    let err = stderr(&o);
+    assert!(
+        err.contains("connection kills failed: 1") && !err.contains("refused"),
+        "{err}"
+    );
+    assert!(find(&records(&env), "203.0.113.5").is_some());
     // A broken command file stops the ban before anything happens.
     std::fs::write(&cmd, "conntrack -D -s ADDRESS; rm -rf /\n").unwrap();
     let o = env.run(
