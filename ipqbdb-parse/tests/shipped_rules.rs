@@ -14,7 +14,7 @@ fn shipped() -> RuleSet {
 }
 
 fn corpus_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/sshguard-parser-tests.txt")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/sshguard-parser-tests.txt")
 }
 
 /// One corpus case: a log line, and sshguard's verdict (service code and address) or none.
@@ -24,7 +24,7 @@ struct Case {
 }
 
 fn corpus() -> Vec<Case> {
-    let text = std::fs::read_to_string(corpus_path()).expect("the corpus in ../shared/corpus");
+    let text = std::fs::read_to_string(corpus_path()).expect("the corpus in tests/corpus");
     let mut cases = Vec::new();
     let lines: Vec<&str> = text.lines().collect();
     let mut i = 0;
