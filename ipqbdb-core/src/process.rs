@@ -4,6 +4,15 @@ use std::os::fd::FromRawFd;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
+/// Lets a closed standard output end the program quietly, as it ends `cat` or `grep` (`ibd del --ls |
+/// head`). Rust ignores SIGPIPE, which turns the closed pipe into an error message instead. Only for
+/// programs and modes whose job is to print: a daemon keeps ignoring it, so a vanished log reader
+/// cannot kill it.
+pub fn default_sigpipe() {
+    // SAFETY: restoring a signal's default disposition has no preconditions.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+}
+
 /// Tells systemd that the daemon is ready (`Type=notify` units), when `$NOTIFY_SOCKET` says where to.
 /// Outside systemd it does nothing.
 pub fn notify_ready() -> std::io::Result<()> {

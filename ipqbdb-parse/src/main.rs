@@ -30,6 +30,7 @@ fn run(cli: Cli) -> Result<(), String> {
     let s = &setup.settings;
     let verbose = cli.verbose.max(s.verbose.unwrap_or(0));
     if let Some(log_file) = &cli.test {
+        ipqbdb_core::process::default_sigpipe();
         let rule_file = cli.files.first().cloned().or_else(|| cli.rule_file.clone());
         return test(&setup, log_file, rule_file, verbose > 0, cli.missed);
     }
