@@ -3,8 +3,10 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 use ipqbdb_tests::netns::Netns;
+use ipqbdb_tests::Proc;
 
 const IBD: &str = env!("CARGO_BIN_EXE_ibd");
 
@@ -55,8 +57,8 @@ impl Env {
         } else {
             self.bin.join(prog)
         };
-        let mut child = Command::new(exe)
-            .arg("--config")
+        let mut cmd = Command::new(exe);
+        cmd.arg("--config")
             .arg(self.config())
             .arg("--db-dir")
             .arg(self.db())
@@ -64,16 +66,16 @@ impl Env {
             .env_remove("IPQBDB_CONFIG")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
+            .stderr(Stdio::piped());
+        let mut child = Proc::spawn(prog, &mut cmd);
+        // A program that exits without reading its input closes the pipe: not the test's concern.
+        let _ = child
+            .child()
             .stdin
             .take()
             .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+            .write_all(stdin.as_bytes());
+        child.output(Duration::from_secs(60))
     }
 }
 

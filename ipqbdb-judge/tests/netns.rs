@@ -8,12 +8,12 @@
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use ipqbdb_store::{AnyStore, Backend, OpenOptions, Store};
 use ipqbdb_tests::netns::{pair, Netns};
-use ipqbdb_tests::wait_until;
+use ipqbdb_tests::{wait_until, Proc};
 
 const JUDGE: &str = env!("CARGO_BIN_EXE_ibd-judge");
 const INNOCENT: &str = "10.77.0.2";
@@ -24,7 +24,7 @@ struct Lab {
     j: Netns,
     c: Netns,
     tmp: tempfile::TempDir,
-    judge: Option<Child>,
+    judge: Option<Proc>,
     backend: Backend,
     /// Receiving sockets in the judge's namespace, by port.
     rx: HashMap<u16, UdpSocket>,
@@ -128,32 +128,23 @@ impl Lab {
     }
 
     fn start_judge(&mut self) {
-        let err = std::fs::File::create(self.log()).unwrap();
-        let child = self
-            .j
-            .command(JUDGE)
-            .args([
-                "-D",
-                "-v",
-                "--config",
-                "/dev/null",
-                "--backend",
-                self.backend.name(),
-                "--db-dir",
-            ])
-            .arg(self.db())
-            .args(["Q0", "Q1DM4"])
-            .stdout(Stdio::null())
-            .stderr(err)
-            .spawn()
-            .unwrap();
-        self.judge = Some(child);
-        let log = || std::fs::read_to_string(self.log()).unwrap_or_default();
-        wait_until(
-            || format!("judge did not start: {}", log()),
-            Duration::from_secs(20),
-            || log().contains("listening on Q0S Q1DM4"),
-        );
+        let _ = std::fs::remove_file(self.log());
+        let mut cmd = self.j.command(JUDGE);
+        cmd.args([
+            "-D",
+            "-v",
+            "--config",
+            "/dev/null",
+            "--backend",
+            self.backend.name(),
+            "--db-dir",
+        ])
+        .arg(self.db())
+        .args(["Q0", "Q1DM4"])
+        .stdin(Stdio::null());
+        let mut judge = Proc::spawn_logged("ibd-judge", &mut cmd, &self.log());
+        judge.wait_log("listening on Q0S Q1DM4", Duration::from_secs(20));
+        self.judge = Some(judge);
     }
 
     /// `ibd ban ARGS` against the lab's database (the admin program's own entry point).
@@ -252,30 +243,17 @@ impl Lab {
     }
 
     fn signal(&self, sig: libc::c_int) {
-        let child = self.judge.as_ref().unwrap();
-        // SAFETY: kill(2) on our child (`ip netns exec` execs the judge in place).
-        assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, sig) }, 0);
+        // `ip netns exec` execs the judge in place: the child is the judge.
+        self.judge.as_ref().unwrap().signal(sig);
     }
 
     /// Stops the judge with SIGTERM and checks it exits cleanly.
     fn stop(&mut self) -> String {
-        let mut child = self.judge.take().unwrap();
-        // SAFETY: kill(2) on our child (`ip netns exec` execs the judge in place).
-        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-        let status = child.wait().unwrap();
-        let log = std::fs::read_to_string(self.log()).unwrap();
-        assert!(status.success(), "judge exit {status:?}: {log}");
+        let mut judge = self.judge.take().unwrap();
+        judge.stop(Duration::from_secs(20));
+        let log = judge.log();
         assert!(log.contains("ibd-judge: stopped"), "{log}");
         log
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.judge.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
     }
 }
 

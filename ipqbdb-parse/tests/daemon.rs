@@ -1,14 +1,14 @@
 //! The real `ibd-parse` binary: inputs, restarts, signals and bad input, against a real database.
 
 use std::fs::OpenOptions as FileOptions;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use ipqbdb_core::AddrKey;
 use ipqbdb_store::{AnyStore, Backend, OpenOptions, Store};
-use ipqbdb_tests::wait_until;
+use ipqbdb_tests::{wait_until, Proc};
 
 const PARSE: &str = env!("CARGO_BIN_EXE_ibd-parse");
 /// Generous: these wait for another process, and CI machines are slow at times.
@@ -41,33 +41,25 @@ impl Setup {
         self.tmp.path().join(format!("parse-{n}.stderr"))
     }
 
-    /// Starts the daemon in the foreground; stderr goes to a file the test can read.
+    /// Starts the daemon in the foreground; its output goes to a file the test can read.
     fn start(&self, backend: Backend, extra: &[&str], n: usize) -> Daemon {
-        let err = std::fs::File::create(self.log_of(n)).unwrap();
-        let child = Command::new(PARSE)
-            .args([
-                "-D",
-                "-v",
-                "--config",
-                "/dev/null",
-                "--backend",
-                backend.name(),
-            ])
-            .arg("--db-dir")
-            .arg(self.db())
-            .arg("--rule-file")
-            .arg(self.rules())
-            .args(extra)
-            .env_remove("IPQBDB_CONFIG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(err)
-            .spawn()
-            .unwrap();
-        let d = Daemon {
-            child,
-            log: self.log_of(n),
-        };
+        let mut cmd = Command::new(PARSE);
+        cmd.args([
+            "-D",
+            "-v",
+            "--config",
+            "/dev/null",
+            "--backend",
+            backend.name(),
+        ])
+        .arg("--db-dir")
+        .arg(self.db())
+        .arg("--rule-file")
+        .arg(self.rules())
+        .args(extra)
+        .env_remove("IPQBDB_CONFIG")
+        .stdin(Stdio::null());
+        let d = Daemon(Proc::spawn_logged("ibd-parse", &mut cmd, &self.log_of(n)));
         d.wait_log("ibd-parse: started");
         d
     }
@@ -106,14 +98,12 @@ impl Setup {
     }
 }
 
-struct Daemon {
-    child: Child,
-    log: PathBuf,
-}
+/// The daemon under test, owned by the shared guard (killed and reaped however the test ends).
+struct Daemon(Proc);
 
 impl Daemon {
     fn text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.0.log()
     }
 
     fn wait_log(&self, needle: &str) {
@@ -125,30 +115,16 @@ impl Daemon {
     }
 
     fn signal(&self, sig: libc::c_int) {
-        // SAFETY: kill(2) on our own live child.
-        assert_eq!(
-            unsafe { libc::kill(self.child.id() as libc::pid_t, sig) },
-            0
-        );
+        self.0.signal(sig);
     }
 
     /// SIGTERM, then waits for a clean exit.
     fn stop(mut self) {
-        self.signal(libc::SIGTERM);
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "exit {status:?}:\n{}", self.text());
+        self.0.stop(LIMIT);
     }
 
     fn kill9(mut self) {
-        self.signal(libc::SIGKILL);
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.0.sigkill();
     }
 }
 
@@ -336,39 +312,34 @@ fn stdin_input_and_connection_kill() {
     .unwrap();
     std::fs::write(s.rules(), "/evil <HOST>/ * \"evil\" 1\n").unwrap();
     let input: String = (0..3).map(|_| "evil 192.0.2.44\n").collect();
-    let mut child = Command::new(PARSE)
-        .args([
-            "--stdin",
-            "--no-fifo",
-            "-e",
-            "--config",
-            "/dev/null",
-            "--db-dir",
-        ])
-        .arg(s.db())
-        .arg("--rule-file")
-        .arg(s.rules())
-        .arg("--connkill-file")
-        .arg(&ck)
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut cmd = Command::new(PARSE);
+    cmd.args([
+        "--stdin",
+        "--no-fifo",
+        "-e",
+        "--config",
+        "/dev/null",
+        "--db-dir",
+    ])
+    .arg(s.db())
+    .arg("--rule-file")
+    .arg(s.rules())
+    .arg("--connkill-file")
+    .arg(&ck)
+    .stdin(Stdio::piped())
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
+    let mut child = Proc::spawn("ibd-parse --stdin", &mut cmd);
     child
+        .child()
         .stdin
         .take()
         .unwrap()
         .write_all(input.as_bytes())
         .unwrap();
-    let status = child.wait().unwrap();
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    assert!(status.success(), "{err}");
+    let out = child.output(LIMIT);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
     assert_eq!(s.caught("192.0.2.44"), 3);
     // 1/2, then 100 % (the event), then still 100 %: exactly one kill. It runs in the background,
     // so wait for its line.

@@ -2,11 +2,14 @@
 //! namespaces.
 
 pub mod netns;
+pub mod proc;
+
+pub use proc::Proc;
 
 use std::io::{BufRead, BufReader};
 use std::net::IpAddr;
 use std::path::Path;
-use std::process::{Child, ChildStdout};
+use std::process::ChildStdout;
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
@@ -107,11 +110,31 @@ impl Lines {
     }
 }
 
-/// Kills a child with SIGKILL and reaps it.
-pub fn sigkill(child: &mut Child) {
-    // SAFETY: plain kill(2) on a child we own and have not yet reaped.
-    let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
-    assert_eq!(rc, 0, "kill -9 failed");
-    let status = child.wait().expect("reap child");
-    assert!(!status.success(), "the child had already exited");
+/// The `n`-th address of a stream of distinct test addresses, for logs of any length: 198.18.0.0/15
+/// (benchmarking addresses, 131,072 of them) first, then one IPv6 /64 each in 2001:db8::/32 (so no
+/// two share the default IPv6 ban prefix).
+pub fn stream_addr(n: u32) -> String {
+    if n < 1 << 17 {
+        let [_, b, c, d] = n.to_be_bytes();
+        format!("198.{}.{c}.{d}", 18 + b)
+    } else {
+        let m = n - (1 << 17);
+        format!("2001:db8:{:x}:{:x}::1", m >> 16, m & 0xffff)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn stream_addresses_are_distinct_and_valid() {
+        let mut seen = std::collections::HashSet::new();
+        for n in (0..300_000).chain([u32::MAX - 1, u32::MAX]) {
+            let a = super::stream_addr(n);
+            let key: ipqbdb_core::AddrKey = a.parse().unwrap_or_else(|e| panic!("{n}: {a}: {e:?}"));
+            assert!(seen.insert(key), "{n}: {a} repeats");
+        }
+        assert_eq!(super::stream_addr(0), "198.18.0.0");
+        assert_eq!(super::stream_addr(131_071), "198.19.255.255");
+        assert_eq!(super::stream_addr(131_072), "2001:db8:0:0::1");
+    }
 }

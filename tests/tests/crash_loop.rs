@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,85 +17,57 @@ use std::time::Duration;
 use ipqbdb_core::AddrKey;
 use ipqbdb_store::{Backend, Store};
 use ipqbdb_tests::netns::Netns;
-use ipqbdb_tests::{must_finish, open_any, sigkill, wait_until, workspace_bin, Lines};
+use ipqbdb_tests::{must_finish, open_any, stream_addr, wait_until, workspace_bin, Lines, Proc};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_ipqbdb-store-worker");
+/// How long a restarted daemon may take to say it runs: a hang detector, not a timing.
+const START_LIMIT: Duration = Duration::from_secs(30);
 
 struct Programs {
     parse: PathBuf,
     judge: PathBuf,
 }
 
-/// A running program, killed on drop so a failing test leaves none behind.
-struct Proc {
-    child: Child,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn wait_log(log: &Path, text: &str) {
-    let read = || std::fs::read_to_string(log).unwrap_or_default();
-    wait_until(
-        || format!("no {text:?} in {}", read()),
-        Duration::from_secs(30),
-        || read().contains(text),
-    );
-}
-
 fn start_parse(p: &Programs, db: &Path, rules: &Path, log_file: &Path, dir: &Path, n: u32) -> Proc {
-    let log = dir.join(format!("parse-{n}.err"));
-    let child = Command::new(&p.parse)
-        .args([
-            "-D",
-            "--no-fifo",
-            "--from-start",
-            "--config",
-            "/dev/null",
-            "--db-dir",
-        ])
-        .arg(db)
-        .arg("--rule-file")
-        .arg(rules)
-        .arg(log_file)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    wait_log(&log, "started");
-    Proc { child }
+    let mut cmd = Command::new(&p.parse);
+    cmd.args([
+        "-D",
+        "--no-fifo",
+        "--from-start",
+        "--config",
+        "/dev/null",
+        "--db-dir",
+    ])
+    .arg(db)
+    .arg("--rule-file")
+    .arg(rules)
+    .arg(log_file)
+    .stdin(Stdio::null());
+    let mut proc = Proc::spawn_logged("ibd-parse", &mut cmd, &dir.join(format!("parse-{n}.err")));
+    proc.wait_log("started", START_LIMIT);
+    proc
 }
 
 fn start_judge(p: &Programs, ns: &Netns, db: &Path, dir: &Path, n: u32) -> Proc {
-    let log = dir.join(format!("judge-{n}.err"));
-    let child = ns
-        .command(p.judge.to_str().unwrap())
-        .args(["-D", "--config", "/dev/null", "--db-dir"])
+    let mut cmd = ns.command(p.judge.to_str().unwrap());
+    cmd.args(["-D", "--config", "/dev/null", "--db-dir"])
         .arg(db)
         .arg("Q0")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    wait_log(&log, "listening on");
-    Proc { child }
+        .stdin(Stdio::null());
+    let mut proc = Proc::spawn_logged("ibd-judge", &mut cmd, &dir.join(format!("judge-{n}.err")));
+    proc.wait_log("listening on", START_LIMIT);
+    proc
 }
 
 /// A banning worker: its acknowledged addresses are collected as it prints them.
-fn start_worker(backend: Backend, db: &Path, octet: u8, acked: Arc<Mutex<Vec<String>>>) -> Child {
-    let mut child = Command::new(WORKER)
-        .arg(backend.name())
+fn start_worker(backend: Backend, db: &Path, octet: u8, acked: Arc<Mutex<Vec<String>>>) -> Proc {
+    let mut cmd = Command::new(WORKER);
+    cmd.arg(backend.name())
         .arg(db)
         .args(["ban-loop", "3600", &octet.to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let lines = Lines::new(child.stdout.take().unwrap());
+        .stderr(Stdio::null());
+    let mut proc = Proc::spawn_piped("ipqbdb-store-worker", &mut cmd);
+    let lines = Lines::new(proc.child().stdout.take().unwrap());
     std::thread::spawn(move || {
         while let Some(line) = lines.next(Duration::from_secs(3600)) {
             if let Some(round) = line.strip_prefix("ACK ") {
@@ -105,7 +77,7 @@ fn start_worker(backend: Backend, db: &Path, octet: u8, acked: Arc<Mutex<Vec<Str
             }
         }
     });
-    child
+    proc
 }
 
 #[test]
@@ -141,7 +113,7 @@ fn kill_anything_any_time() {
                     .unwrap();
                 while !stop.load(Ordering::Relaxed) {
                     let mut n = fed.lock().unwrap();
-                    writeln!(f, "crash 198.18.{}.{}", *n / 250, *n % 250 + 1).unwrap();
+                    writeln!(f, "crash {}", stream_addr(*n)).unwrap();
                     *n += 1;
                     drop(n);
                     std::thread::sleep(Duration::from_millis(2));
@@ -163,16 +135,16 @@ fn kill_anything_any_time() {
             seed ^= seed << 17;
             match seed % 4 {
                 0 => {
-                    sigkill(&mut parse.child);
+                    parse.sigkill();
                     parse = start_parse(&p, &db, &rules, &log_file, dir, k);
                 }
                 1 => {
-                    sigkill(&mut judge.child);
+                    judge.sigkill();
                     judge = start_judge(&p, &ns, &db, dir, k);
                 }
                 w => {
                     let w = (w - 2) as usize;
-                    sigkill(&mut workers[w]);
+                    workers[w].sigkill();
                     workers[w] = start_worker(backend, &db, 10 + w as u8, acked.clone());
                 }
             }
@@ -198,12 +170,12 @@ fn kill_anything_any_time() {
         stop.store(true, Ordering::Relaxed);
         feeder.join().unwrap();
         for w in &mut workers {
-            sigkill(w);
+            w.sigkill();
         }
         let total = *fed.lock().unwrap();
         // The parser, restarted many times, catches up: every line banned exactly once.
         let s = open_any(&db, backend).unwrap();
-        let last = format!("198.18.{}.{}", (total - 1) / 250, (total - 1) % 250 + 1);
+        let last = stream_addr(total - 1);
         let key: AddrKey = last.parse().unwrap();
         wait_until(
             || format!("{backend}: parser did not reach {last}"),
@@ -212,7 +184,7 @@ fn kill_anything_any_time() {
         );
         let mut wrong = Vec::new();
         for n in 0..total {
-            let addr = format!("198.18.{}.{}", n / 250, n % 250 + 1);
+            let addr = stream_addr(n);
             let caught = s
                 .lookup(addr.parse().unwrap())
                 .unwrap()

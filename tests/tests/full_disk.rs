@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use ipqbdb_store::Backend;
-use ipqbdb_tests::{wait_until, workspace_bin};
+use ipqbdb_tests::{wait_until, workspace_bin, Proc};
 
 /// A small tmpfs, unmounted on drop.
 struct SmallFs {
@@ -76,16 +76,6 @@ impl Drop for ReadOnlyView {
     }
 }
 
-/// A child killed on drop, so a failing test leaves no daemon holding the file system.
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn ibd(db: &Path, args: &[&str]) -> Output {
     Command::new(workspace_bin("ipqbdb-admin", "ibd"))
         .args(["--config", "/dev/null", "--db-dir"])
@@ -149,23 +139,16 @@ fn full_disk_and_read_only_file_system() {
         std::fs::write(&rules, "/attack <HOST>/ * \"attack\" 31\n").unwrap();
         let err_log =
             std::env::temp_dir().join(format!("ipqbdb-full-{}-{backend}.err", std::process::id()));
-        let mut daemon = Killed(
-            Command::new(&parse)
-                .args(["-D", "--config", "/dev/null", "--db-dir"])
-                .arg(&db)
-                .arg("--rule-file")
-                .arg(&rules)
-                .stderr(std::fs::File::create(&err_log).unwrap())
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
-        let log = || std::fs::read_to_string(&err_log).unwrap_or_default();
-        wait_until(
-            || log(),
-            Duration::from_secs(20),
-            || log().contains("started"),
-        );
+        let _ = std::fs::remove_file(&err_log);
+        let mut cmd = Command::new(&parse);
+        cmd.args(["-D", "--config", "/dev/null", "--db-dir"])
+            .arg(&db)
+            .arg("--rule-file")
+            .arg(&rules);
+        // A guard kills it however the test ends, so no daemon is left holding the file system.
+        let mut daemon = Proc::spawn_logged("ibd-parse", &mut cmd, &err_log);
+        daemon.wait_log("started", Duration::from_secs(20));
+        let log = || daemon.log();
         let fifo = db.join("ibd-parse.sock");
         let feed = |line: &str| {
             let mut f = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
@@ -276,9 +259,8 @@ fn full_disk_and_read_only_file_system() {
             2,
             "{backend}: nothing changed"
         );
-        // SAFETY: kill(2) on our own child.
-        unsafe { libc::kill(daemon.0.id() as libc::pid_t, libc::SIGTERM) };
-        assert!(daemon.0.wait().unwrap().success(), "{backend}: {}", log());
+        daemon.stop(Duration::from_secs(20));
+        drop(daemon);
         let _ = std::fs::remove_file(&err_log);
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use ipqbdb_core::{AddrKey, AddrRange, BanKind, Record, UnixTime, P_MAX};
 use ipqbdb_store::kv::Table;
 use ipqbdb_store::{AnyStore, Backend, Ban, OpenOptions, Store, StoreError, WhiteEntry};
-use ipqbdb_tests::{ip, must_finish, nth_v4, open_any, sigkill, Lines};
+use ipqbdb_tests::{ip, must_finish, nth_v4, open_any, Lines, Proc};
 
 const T0: UnixTime = 1_700_000_000;
 const WORKER: &str = env!("CARGO_BIN_EXE_ipqbdb-store-worker");
@@ -403,14 +403,12 @@ mod suite {
         let dir = tempfile::tempdir().unwrap();
         drop(open_any(dir.path(), b).unwrap());
         let spawn = |args: &[&str]| {
-            Command::new(WORKER)
-                .arg(b.name())
+            let mut cmd = Command::new(WORKER);
+            cmd.arg(b.name())
                 .arg(dir.path())
                 .args(args)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
+                .stderr(Stdio::piped());
+            Proc::spawn_piped(args[0], &mut cmd)
         };
         let readers: Vec<_> = (0..12).map(|_| spawn(&["read-loop", SECS])).collect();
         let writers = [
@@ -423,9 +421,7 @@ mod suite {
             .map(|w| ("writer", w))
             .chain(readers.into_iter().map(|r| ("reader", r)))
         {
-            let out = must_finish(name, Duration::from_secs(120), move || {
-                child.wait_with_output().unwrap()
-            });
+            let out = child.output(Duration::from_secs(120));
             assert!(
                 out.status.success(),
                 "{name} failed: {}",
@@ -450,15 +446,13 @@ mod suite {
     pub fn sigkill_mid_transaction(b: Backend) {
         const ACKS: u32 = 40;
         let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(WORKER)
-            .arg(b.name())
+        let mut cmd = Command::new(WORKER);
+        cmd.arg(b.name())
             .arg(dir.path())
             .args(["big-txn", &ACKS.to_string()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let lines = Lines::new(child.stdout.take().unwrap());
+            .stderr(Stdio::null());
+        let mut child = Proc::spawn_piped("big-txn worker", &mut cmd);
+        let lines = Lines::new(child.child().stdout.take().unwrap());
         let mut acked = Vec::new();
         loop {
             match lines.next(Duration::from_secs(120)).as_deref() {
@@ -467,7 +461,7 @@ mod suite {
                 other => panic!("worker said {other:?} before reaching the big transaction"),
             }
         }
-        sigkill(&mut child);
+        child.sigkill();
         assert_eq!(acked.len() as u32, ACKS);
         let path = dir.path().to_path_buf();
         let (count, missing, write_ok) =

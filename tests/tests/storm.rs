@@ -4,13 +4,13 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ipqbdb_core::AddrKey;
 use ipqbdb_store::{Backend, Store};
 use ipqbdb_tests::netns::Netns;
-use ipqbdb_tests::{open_any, wait_until, workspace_bin};
+use ipqbdb_tests::{open_any, stream_addr, wait_until, workspace_bin, Proc};
 
 const SECS: u64 = 30;
 const BANNERS: u32 = 8;
@@ -35,28 +35,17 @@ fn eight_banners_beside_parse_and_judge() {
         };
         let mut p = Command::new(&parse);
         common(&mut p);
-        let mut parse_child = p
-            .args(["-D", "--no-fifo", "--from-start", "--rule-file"])
+        p.args(["-D", "--no-fifo", "--from-start", "--rule-file"])
             .arg(&rules)
-            .arg(&log)
-            .stderr(std::fs::File::create(tmp.path().join("parse.err")).unwrap())
-            .spawn()
-            .unwrap();
+            .arg(&log);
+        let mut parse_proc = Proc::spawn_logged("ibd-parse", &mut p, &tmp.path().join("parse.err"));
         let ns = Netns::new("storm");
-        let mut judge_child = ns.command(judge.to_str().unwrap());
-        common(&mut judge_child);
-        let mut judge_child = judge_child
-            .args(["-D", "Q0"])
-            .stderr(std::fs::File::create(tmp.path().join("judge.err")).unwrap())
-            .spawn()
-            .unwrap();
-        let judge_err =
-            || std::fs::read_to_string(tmp.path().join("judge.err")).unwrap_or_default();
-        wait_until(
-            || format!("judge: {}", judge_err()),
-            Duration::from_secs(20),
-            || judge_err().contains("listening on"),
-        );
+        let mut j = ns.command(judge.to_str().unwrap());
+        common(&mut j);
+        j.args(["-D", "Q0"]);
+        let mut judge_proc = Proc::spawn_logged("ibd-judge", &mut j, &tmp.path().join("judge.err"));
+        judge_proc.wait_log("listening on", Duration::from_secs(20));
+        parse_proc.wait_log("started", Duration::from_secs(20));
 
         let deadline = Instant::now() + Duration::from_secs(SECS);
         let acks = std::thread::scope(|s| {
@@ -65,7 +54,7 @@ fn eight_banners_beside_parse_and_judge() {
                 let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
                 let mut n = 0u32;
                 while Instant::now() < deadline {
-                    writeln!(f, "storm 198.18.{}.{}", n / 250, n % 250 + 1).unwrap();
+                    writeln!(f, "storm {}", stream_addr(n)).unwrap();
                     n += 1;
                     std::thread::sleep(Duration::from_millis(5));
                 }
@@ -118,15 +107,15 @@ fn eight_banners_beside_parse_and_judge() {
         let (acked, fed) = acks;
         // Let the parser finish the lines already written, then stop both daemons cleanly.
         let store = open_any(&db, backend).unwrap();
-        let last = format!("198.18.{}.{}", (fed - 1) / 250, (fed - 1) % 250 + 1);
+        let last = stream_addr(fed - 1);
         let key: AddrKey = last.parse().unwrap();
         wait_until(
             || format!("{backend}: the parser did not reach {last}"),
             Duration::from_secs(60),
             || store.lookup(key).unwrap().is_some(),
         );
-        for child in [&mut parse_child, &mut judge_child] {
-            stop(child);
+        for p in [&mut parse_proc, &mut judge_proc] {
+            p.stop(Duration::from_secs(20));
         }
         let rounds = acked[HOT];
         eprintln!("{backend}: {rounds} ibd ban runs by {BANNERS} processes and {fed} parsed lines in {SECS} s");
@@ -147,11 +136,9 @@ fn eight_banners_beside_parse_and_judge() {
             "{backend}: records"
         );
         // Each daemon said only what a healthy run says.
-        let parse_err = std::fs::read_to_string(tmp.path().join("parse.err")).unwrap();
-        only_lines(&parse_err, &["started", "stopped"], backend);
-        let judged = judge_err();
+        only_lines(&parse_proc.log(), &["started", "stopped"], backend);
         only_lines(
-            &judged,
+            &judge_proc.log(),
             &["listening on", "queue 0: ", "receive errors: 0,", "stopped"],
             backend,
         );
@@ -164,23 +151,5 @@ fn only_lines(log: &str, expected: &[&str], backend: Backend) {
             expected.iter().any(|e| line.contains(e)),
             "{backend}: unexpected log line {line:?} in:\n{log}"
         );
-    }
-}
-
-/// SIGTERM, and a clean exit within the limit.
-fn stop(child: &mut Child) {
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "exit {status:?}");
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "a daemon did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
