@@ -20,8 +20,9 @@ pub use ipqbdb_core::process::Signals;
 use ipqbdb_core::{now, percent};
 use ipqbdb_store::{Ban, Store};
 
-use crate::matcher::{Outcome, RuleSet};
+use crate::matcher::RuleSet;
 use crate::rules;
+use crate::sessions::{Counted, Sessions};
 use crate::sources::{Event, FilePos};
 
 const PROGRAM: &str = "ibd-parse";
@@ -66,13 +67,17 @@ struct Totals {
 pub struct Daemon<S: Store> {
     store: S,
     rule_file: PathBuf,
-    rules: RuleSet,
+    rules: Arc<RuleSet>,
+    sessions: Sessions,
+    started: Instant,
     rule_stats: Vec<RuleStats>,
     sources: Vec<SourceInfo>,
     connkill: Option<Arc<ConnKill>>,
     verbose: u8,
     totals: Totals,
-    pending_bans: Vec<(IpAddr, usize)>,
+    /// Each pending ban keeps the rule set it was matched with, so a reload cannot change its
+    /// reason, count or decay however long the database refuses it.
+    pending_bans: Vec<(IpAddr, Arc<RuleSet>, usize)>,
     pending_positions: HashMap<usize, FilePos>,
     first_pending: Option<Instant>,
     last_position_flush: Instant,
@@ -96,7 +101,9 @@ impl<S: Store> Daemon<S> {
         Daemon {
             store,
             rule_file,
-            rules,
+            rules: Arc::new(rules),
+            sessions: Sessions::default(),
+            started: Instant::now(),
             rule_stats: vec![RuleStats::default(); n],
             sources,
             connkill: connkill.map(Arc::new),
@@ -210,8 +217,10 @@ impl<S: Store> Daemon<S> {
 
     fn check(&mut self, source: usize, line: &[u8]) {
         let path = self.sources[source].path.as_deref();
-        match self.rules.check(line, path) {
-            Outcome::Miss => {
+        let outcome = self.rules.check(line, path);
+        let now = self.started.elapsed().as_secs();
+        match self.sessions.count(&self.rules, outcome, now) {
+            Counted::Miss => {
                 if self.verbose >= 3 {
                     self.log(
                         Level::Debug,
@@ -219,23 +228,40 @@ impl<S: Store> Daemon<S> {
                     );
                 }
             }
-            Outcome::Hit { rule, ip } => {
+            Counted::Caught {
+                rule,
+                ip,
+                bans,
+                folded,
+            } => {
                 self.rule_stats[rule].matches += 1;
-                self.pending_bans.push((ip, rule));
-                self.first_pending.get_or_insert_with(Instant::now);
+                for _ in 0..bans {
+                    self.pending_bans.push((ip, self.rules.clone(), rule));
+                }
+                if bans > 0 {
+                    self.first_pending.get_or_insert_with(Instant::now);
+                }
                 if self.verbose >= 2 {
                     let r = &self.rules.rules()[rule];
+                    let how = if folded > 0 && bans == 0 {
+                        "folded into the attempt already banned".to_string()
+                    } else {
+                        format!("{bans} ban(s)")
+                    };
                     self.log(
                         Level::Debug,
                         format!(
-                            "rule at line {} caught {ip}: {}",
+                            "rule at line {} caught {ip}, {how}: {}",
                             r.line,
                             String::from_utf8_lossy(line)
                         ),
                     );
                 }
             }
-            Outcome::BadAddress { rule, text } => {
+            Counted::Noted { rule, .. } | Counted::NoSession { rule } => {
+                self.rule_stats[rule].matches += 1;
+            }
+            Counted::BadAddress { rule, text } => {
                 self.rule_stats[rule].errors += 1;
                 let r = &self.rules.rules()[rule];
                 self.log(
@@ -263,15 +289,17 @@ impl<S: Store> Daemon<S> {
         if self.pending_bans.is_empty() && self.pending_positions.is_empty() {
             return Ok(());
         }
-        let rules = self.rules.rules();
         let bans: Vec<Ban<'_>> = self
             .pending_bans
             .iter()
-            .map(|&(ip, r)| Ban {
-                ip,
-                reason: &rules[r].reason,
-                initial_count: rules[r].initial_count,
-                decay: rules[r].decay,
+            .map(|(ip, set, r)| {
+                let rule = &set.rules()[*r];
+                Ban {
+                    ip: *ip,
+                    reason: &rule.reason,
+                    initial_count: rule.initial_count,
+                    decay: rule.decay,
+                }
             })
             .collect();
         let notes: Vec<(Vec<u8>, Vec<u8>)> = self
@@ -291,16 +319,13 @@ impl<S: Store> Daemon<S> {
                 }
                 self.totals.bans += reports.len() as u64;
                 let mut to_kill = Vec::new();
-                for (&(ip, r), report) in self.pending_bans.iter().zip(&reports) {
+                for ((ip, set, r), report) in self.pending_bans.iter().zip(&reports) {
+                    let (ip, reason) = (*ip, &set.rules()[*r].reason);
                     if self.verbose >= 1 {
                         if let Some(rec) = report.outcome.record {
                             self.log(
                                 Level::Info,
-                                format!(
-                                    "{ip}: {:.3}% ({})",
-                                    percent(rec.probability),
-                                    rules[r].reason
-                                ),
+                                format!("{ip}: {:.3}% ({})", percent(rec.probability), reason),
                             );
                         }
                     }
@@ -358,13 +383,14 @@ impl<S: Store> Daemon<S> {
     fn reload(&mut self) {
         let loaded = rules::load(&self.rule_file)
             .map_err(|e| e.to_string())
-            .and_then(|r| RuleSet::new(r).map_err(|e| e.to_string()));
+            .and_then(|r| RuleSet::with_mode(r, self.rules.mode()).map_err(|e| e.to_string()));
         match loaded {
             Ok(set) => {
-                // Bans already matched keep the reasons of the rules that matched them.
+                // Bans already matched keep the rules that matched them (each holds its set), so
+                // they are committed as matched even if this flush fails and a later one succeeds.
                 let _ = self.flush();
                 self.rule_stats = vec![RuleStats::default(); set.rules().len()];
-                self.rules = set;
+                self.rules = Arc::new(set);
                 self.log(
                     Level::Notice,
                     format!(

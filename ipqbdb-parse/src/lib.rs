@@ -6,5 +6,6 @@ pub mod daemon;
 pub mod lines;
 pub mod matcher;
 pub mod rules;
+pub mod sessions;
 pub mod sources;
 pub mod testmode;

@@ -1,8 +1,11 @@
-//! Matching log lines against a rule set.
+//! Recognising log lines: which rule matches a line, and what it captured.
 //!
 //! Most log lines match no rule, so a `RegexSet` over every rule decides first, in one pass, whether
 //! any rule matches; only then is the first applicable rule run for its captures. Lines are bytes:
 //! logs carry attacker-chosen bytes, and invalid UTF-8 must neither panic nor hide an address.
+//!
+//! This module is stateless; what a recognised line counts for (a ban, part of an attempt already
+//! counted, a note about a session) is decided by `sessions`.
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -10,15 +13,22 @@ use std::path::Path;
 use ipqbdb_core::parse_ip;
 use regex::bytes::{RegexSet, RegexSetBuilder};
 
-use crate::rules::{AddrGroup, Rule};
+use crate::rules::{AddrGroup, Mode, Rule};
 
-/// What a line did.
+/// What a line is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// No rule matched.
     Miss,
-    /// Rule `rule` (index in the set) matched and captured `ip`.
-    Hit { rule: usize, ip: IpAddr },
+    /// Rule `rule` (index in the set) matched. `ip` is what it captured (`None` for a rule that takes
+    /// the session's address); `repeat` is how many log lines the line stands for (syslog's "message
+    /// repeated N times"); `session` names the process that wrote it (`prog[pid]`), when known.
+    Hit {
+        rule: usize,
+        ip: Option<IpAddr>,
+        repeat: u32,
+        session: Option<Box<[u8]>>,
+    },
     /// Rule `rule` matched, but what it captured is not an address.
     BadAddress { rule: usize, text: String },
 }
@@ -26,24 +36,63 @@ pub enum Outcome {
 pub struct RuleSet {
     rules: Vec<Rule>,
     set: RegexSet,
+    mode: Mode,
 }
 
+/// The most repeats one line may stand for: rsyslog's counts are small, and a forged huge count must
+/// not become millions of bans.
+pub const MAX_REPEAT: u32 = 1000;
+
 impl RuleSet {
+    /// The rules of `rules` that `mode` runs (the others are kept, for listing, but never match).
+    pub fn with_mode(rules: Vec<Rule>, mode: Mode) -> Result<Self, regex::Error> {
+        let never = "[^\\x00-\\xff]"; // matches nothing: keeps indices aligned with the rule file
+        let set = RegexSetBuilder::new(rules.iter().map(|r| {
+            if mode.includes(r.mode) {
+                r.pattern()
+            } else {
+                never
+            }
+        }))
+        .unicode(false)
+        .size_limit(256 << 20)
+        .dfa_size_limit(64 << 20)
+        .build()?;
+        Ok(RuleSet { rules, set, mode })
+    }
+
+    /// The `normal` rules of `rules`.
     pub fn new(rules: Vec<Rule>) -> Result<Self, regex::Error> {
-        let set = RegexSetBuilder::new(rules.iter().map(|r| r.pattern()))
-            .unicode(false)
-            .size_limit(256 << 20)
-            .dfa_size_limit(64 << 20)
-            .build()?;
-        Ok(RuleSet { rules, set })
+        RuleSet::with_mode(rules, Mode::Normal)
     }
 
     pub fn rules(&self) -> &[Rule] {
         &self.rules
     }
 
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
     /// Checks one line (without its newline) read from `input` (`None`: FIFO or stdin).
     pub fn check(&self, line: &[u8], input: Option<&Path>) -> Outcome {
+        if let Some((inner, n)) = unwrap_repeated(line) {
+            return match self.check_one(&inner, input) {
+                Outcome::Hit {
+                    rule, ip, session, ..
+                } => Outcome::Hit {
+                    rule,
+                    ip,
+                    repeat: n,
+                    session,
+                },
+                other => other,
+            };
+        }
+        self.check_one(line, input)
+    }
+
+    fn check_one(&self, line: &[u8], input: Option<&Path>) -> Outcome {
         if !self.set.is_match(line) {
             return Outcome::Miss;
         }
@@ -55,14 +104,34 @@ impl RuleSet {
             let Some(caps) = rule.regex.captures(line) else {
                 continue;
             };
-            let text = match rule.group {
+            let session = caps.name("TAG").and_then(|tag| {
+                let pid = caps.name("PID")?;
+                let mut key = tag.as_bytes().to_vec();
+                key.push(b'[');
+                key.extend_from_slice(pid.as_bytes());
+                key.push(b']');
+                Some(key.into_boxed_slice())
+            });
+            let m = match rule.group {
                 AddrGroup::Named => caps.name("IP"),
                 AddrGroup::Index(n) => caps.get(n),
-            }
-            .map_or(&b""[..], |m| m.as_bytes());
-            let text = String::from_utf8_lossy(text);
+                AddrGroup::Session => {
+                    return Outcome::Hit {
+                        rule: i,
+                        ip: None,
+                        repeat: 1,
+                        session,
+                    }
+                }
+            };
+            let text = String::from_utf8_lossy(m.map_or(&b""[..], |m| m.as_bytes()));
             return match parse_ip(&text) {
-                Ok(ip) => Outcome::Hit { rule: i, ip },
+                Ok(ip) => Outcome::Hit {
+                    rule: i,
+                    ip: Some(ip),
+                    repeat: 1,
+                    session,
+                },
                 Err(_) => Outcome::BadAddress {
                     rule: i,
                     text: text.into_owned(),
@@ -73,12 +142,39 @@ impl RuleSet {
     }
 }
 
+/// Syslog daemons write a run of identical messages once, as `TAG: message repeated N times: [ MSG]`.
+/// Returns the line as it was (`TAG: MSG`) and N. Only the first `: message repeated ` counts, so the
+/// wrapper must follow the tag: a client cannot fake one inside its own text to multiply a ban
+/// because the rules that read the result are anchored at the tag.
+fn unwrap_repeated(line: &[u8]) -> Option<(Vec<u8>, u32)> {
+    const WRAP: &[u8] = b": message repeated ";
+    let at = memchr::memmem::find(line, WRAP)?;
+    let rest = &line[at + WRAP.len()..];
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    let n: u32 = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
+    let rest = rest[digits..].strip_prefix(b" times: [")?;
+    let rest = rest.strip_suffix(b"]")?;
+    let msg = rest.strip_prefix(b" ").unwrap_or(rest);
+    let mut out = line[..at + 2].to_vec();
+    out.extend_from_slice(msg);
+    Some((out, n.clamp(1, MAX_REPEAT)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn set(text: &str) -> RuleSet {
         RuleSet::new(crate::rules::parse(text, Path::new("r")).unwrap()).unwrap()
+    }
+
+    fn hit(rule: usize, ip: &str) -> Outcome {
+        Outcome::Hit {
+            rule,
+            ip: Some(ip.parse().unwrap()),
+            repeat: 1,
+            session: None,
+        }
     }
 
     #[test]
@@ -89,12 +185,11 @@ mod tests {
             "/Failed password for .* from <HOST>/ * \"pw-any\"\n",
         ));
         let line = b"sshd[1]: Failed password for root from 192.0.2.1 port 22";
-        let ip: IpAddr = "192.0.2.1".parse().unwrap();
         assert_eq!(
             s.check(line, Some(Path::new("/var/log/secure"))),
-            Outcome::Hit { rule: 0, ip }
+            hit(0, "192.0.2.1")
         );
-        assert_eq!(s.check(line, None), Outcome::Hit { rule: 1, ip });
+        assert_eq!(s.check(line, None), hit(1, "192.0.2.1"));
         assert_eq!(s.check(b"nothing here", None), Outcome::Miss);
     }
 
@@ -113,12 +208,75 @@ mod tests {
         // Bytes glued to an address make it no address: an error, not a wrong ban.
         assert!(matches!(s.check(&line, None), Outcome::BadAddress { .. }));
         let line = b"\xff\x00 user=\xc3\x28 rip=192.0.2.7 \xff";
-        assert_eq!(
-            s.check(line, None),
-            Outcome::Hit {
-                rule: 0,
-                ip: "192.0.2.7".parse().unwrap()
+        assert_eq!(s.check(line, None), hit(0, "192.0.2.7"));
+    }
+
+    #[test]
+    fn tags_anchor_rules_and_name_sessions() {
+        let s = set("/Failed password for .* from <HOST> port \\d+$/ * \"pw\" tag=sshd\n");
+        let ok = [
+            "Nov 21 10:00:00 gw sshd[42]: Failed password for root from 192.0.2.1 port 22",
+            "2026-11-21T10:00:00.123456+01:00 gw sshd[42]: Failed password for root from 192.0.2.1 port 22",
+            "sshd[42]: Failed password for root from 192.0.2.1 port 22",
+            "Nov  1 10:00:00 sshd[42]: Failed password for root from 192.0.2.1 port 22",
+        ];
+        for line in ok {
+            match s.check(line.as_bytes(), None) {
+                Outcome::Hit { session, ip, .. } => {
+                    assert_eq!(session.as_deref(), Some(&b"sshd[42]"[..]), "{line}");
+                    assert_eq!(ip, Some("192.0.2.1".parse().unwrap()));
+                }
+                other => panic!("{line}: {other:?}"),
             }
-        );
+        }
+        // Another program's message that quotes an sshd line, and text before the tag.
+        let forged = [
+            "Nov 21 10:00:00 gw cron[7]: sshd[42]: Failed password for root from 192.0.2.1 port 22",
+            "Nov 21 10:00:00 gw sshd[42]: x Failed password for root from 192.0.2.1 port 22",
+            "Nov 21 10:00:00 gw notsshd[42]: Failed password for root from 192.0.2.1 port 22",
+        ];
+        for line in forged {
+            assert_eq!(s.check(line.as_bytes(), None), Outcome::Miss, "{line}");
+        }
+    }
+
+    #[test]
+    fn repeated_messages_count_their_repeats() {
+        let s = set("/Failed password for .* from <HOST> port \\d+ ssh2$/ * \"pw\" tag=sshd\n");
+        let line = b"Nov 21 10:00:00 gw sshd[42]: message repeated 3 times: [ Failed password for root from 192.0.2.1 port 22 ssh2]";
+        match s.check(line, None) {
+            Outcome::Hit { repeat, ip, .. } => {
+                assert_eq!(repeat, 3);
+                assert_eq!(ip, Some("192.0.2.1".parse().unwrap()));
+            }
+            other => panic!("{other:?}"),
+        }
+        let huge = b"Nov 21 10:00:00 gw sshd[42]: message repeated 99999999 times: [ Failed password for root from 192.0.2.1 port 22 ssh2]";
+        assert!(matches!(
+            s.check(huge, None),
+            Outcome::Hit {
+                repeat: MAX_REPEAT,
+                ..
+            }
+        ));
+        // A wrapper inside a message is not at the tag: the anchored rule does not match.
+        let inner = b"Nov 21 10:00:00 gw cron[1]: x: message repeated 3 times: [ Failed password for root from 192.0.2.1 port 22 ssh2]";
+        assert_eq!(s.check(inner, None), Outcome::Miss);
+    }
+
+    #[test]
+    fn modes_select_rules() {
+        let text = "/a <HOST>/ * \"a\"\n/b <HOST>/ * \"b\" mode=ddos\n/c <HOST>/ * \"c\" mode=aggressive\n";
+        let rules = || crate::rules::parse(text, Path::new("r")).unwrap();
+        let caught = |mode: Mode| -> Vec<bool> {
+            let s = RuleSet::with_mode(rules(), mode).unwrap();
+            ["a 192.0.2.1", "b 192.0.2.1", "c 192.0.2.1"]
+                .iter()
+                .map(|l| s.check(l.as_bytes(), None) != Outcome::Miss)
+                .collect()
+        };
+        assert_eq!(caught(Mode::Normal), [true, false, false]);
+        assert_eq!(caught(Mode::Ddos), [true, true, false]);
+        assert_eq!(caught(Mode::Aggressive), [true, true, true]);
     }
 }

@@ -6,7 +6,23 @@
 //!
 //! with any delimiter, `-` as a placeholder for an optional field, and `#` comments. `<HOST>` in the
 //! regex stands for an IPv4 or IPv6 address captured as the group `IP`. `I` says where the address is:
-//! `*` (the `<HOST>` group), `-` (a group the rule names `IP` itself) or a group number.
+//! `*` (the `<HOST>` group), `-` (a group the rule names `IP` itself), a group number, or `@` (the
+//! address the same process logged earlier in this session, see `sessions`).
+//!
+//! Options may follow the reason, anywhere among the positional fields, as `name=value`:
+//!
+//! - `tag=sshd,sshd-session`: the line must come from one of these programs (the syslog tag, with or
+//!   without `[pid]`, right after the timestamp and host), and the regex matches the message from its
+//!   first byte. Nothing a client writes into a message can then make the rule fire for another
+//!   program, or move where the message starts. The pid names the session (`sessions`).
+//! - `mode=normal|ddos|aggressive`: the set the rule belongs to (default `normal`). The daemon runs
+//!   `normal` unless configured otherwise; `ddos` adds the `ddos` rules; `aggressive` runs all.
+//! - `attempt=start|end`: the line is one step of an authentication attempt that the service logs on
+//!   several lines. The first line of an attempt bans; its other lines are folded into it (reported,
+//!   not banned again). `start` opens an attempt in the session, `end` closes it.
+//! - `ban=no`: the line is recognised and its address noted for the session, but never banned (a
+//!   line that repeats what another line of the same attempt says, or names the client before the
+//!   failure does).
 //!
 //! Rules match bytes with Unicode classes off: `\S`, `.` and `\w` see bytes, so invalid UTF-8 that
 //! an attacker puts in a user name cannot make a rule skip the line (with Unicode classes, `\S+`
@@ -29,8 +45,10 @@ const HOST_MACRO: &str = "<HOST>";
 /// Compiled size limit per rule: generous for real rules, a wall for pathological ones.
 const REGEX_SIZE_LIMIT: usize = 2 << 20;
 
+/// Shown as `FILE:LINE:COLUMN: message`, or `FILE: message` when the error has no line (the file
+/// cannot be read).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("{file}:{line}:{column}: {message}")]
+#[error("{}{}: {message}", file.display(), place(*line, *column))]
 pub struct RuleError {
     pub file: PathBuf,
     pub line: usize,
@@ -38,11 +56,81 @@ pub struct RuleError {
     pub message: String,
 }
 
+fn place(line: usize, column: usize) -> String {
+    match (line, column) {
+        (0, _) => String::new(),
+        (l, 0) => format!(":{l}"),
+        (l, c) => format!(":{l}:{c}"),
+    }
+}
+
 /// Where a rule finds the address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AddrGroup {
     Named,
     Index(usize),
+    /// The session's address (`@`).
+    Session,
+}
+
+/// The rule sets a daemon can run, as fail2ban's filter modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum Mode {
+    /// The conservative default: signs of an attack that a legitimate client does not produce.
+    #[default]
+    Normal,
+    /// Adds noisy signs that floods and scanners produce (connections dropped before authentication).
+    Ddos,
+    /// Every rule.
+    Aggressive,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Normal => "normal",
+            Mode::Ddos => "ddos",
+            Mode::Aggressive => "aggressive",
+        }
+    }
+
+    /// Whether a daemon running `self` runs a rule of mode `rule`.
+    pub fn includes(self, rule: Mode) -> bool {
+        match self {
+            Mode::Normal => rule == Mode::Normal,
+            Mode::Ddos => rule != Mode::Aggressive,
+            Mode::Aggressive => true,
+        }
+    }
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "normal" => Ok(Mode::Normal),
+            "ddos" => Ok(Mode::Ddos),
+            "aggressive" => Ok(Mode::Aggressive),
+            _ => Err(format!("unknown mode {s:?} (normal, ddos or aggressive)")),
+        }
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A rule's step in a multi-line authentication attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// A line of its own: always bans.
+    Single,
+    /// Opens an attempt (bans unless one is open for the address in this session).
+    Start,
+    /// Closes the attempt (bans unless one was open for the address in this session).
+    End,
 }
 
 #[derive(Debug, Clone)]
@@ -58,6 +146,12 @@ pub struct Rule {
     pub decay: Option<u32>,
     /// Line in the rule file, for messages.
     pub line: usize,
+    pub mode: Mode,
+    pub attempt: Attempt,
+    /// `ban=no`: recognised and noted for the session, never banned.
+    pub note_only: bool,
+    /// The programs (syslog tags) whose lines the rule reads; empty: any line.
+    pub tags: Vec<String>,
 }
 
 impl Rule {
@@ -160,14 +254,24 @@ fn parse_line(line: &str, lineno: usize) -> Result<Option<Rule>, LineError> {
     if source.is_empty() {
         return Err((open + 1, "empty regex".into()));
     }
-    let fields = split_fields(&chars, pos)?;
+    let all_fields = split_fields(&chars, pos)?;
+    // `name=value` fields after the reason are options; the rest are positional.
+    let (options, fields): (Vec<_>, Vec<_>) = all_fields
+        .into_iter()
+        .enumerate()
+        .partition(|(i, (_, text))| *i >= 2 && text.contains('=') && !text.starts_with('/'));
+    let fields: Vec<(usize, String)> = fields.into_iter().map(|(_, f)| f).collect();
     let field = |i: usize| fields.get(i).map(|(col, text)| (*col, text.as_str()));
+    let opts = parse_options(options.into_iter().map(|(_, f)| f))?;
 
     let has_host = source.matches(HOST_MACRO).count();
     if has_host > 1 {
         return Err((regex_col, "<HOST> may appear only once".into()));
     }
-    let expanded = source.replace(HOST_MACRO, HOST_PATTERN);
+    let mut expanded = source.replace(HOST_MACRO, HOST_PATTERN);
+    if !opts.tags.is_empty() {
+        expanded = format!("{}(?:{expanded})", tag_prefix(&opts.tags));
+    }
     let regex = compile(&source, &expanded, regex_col)?;
 
     let (icol, ifield) = field(0).ok_or((
@@ -175,6 +279,17 @@ fn parse_line(line: &str, lineno: usize) -> Result<Option<Rule>, LineError> {
         "missing the address field I (*, - or a group number)".to_string(),
     ))?;
     let group = match ifield {
+        "@" if opts.tags.is_empty() => {
+            return Err((
+                icol,
+                "I is @ (the session's address) but the rule has no tag= to name the session"
+                    .into(),
+            ))
+        }
+        "@" if opts.note_only => {
+            return Err((icol, "a ban=no rule must name an address, not @".into()))
+        }
+        "@" => AddrGroup::Session,
         "*" if has_host == 1 => AddrGroup::Named,
         "*" => return Err((icol, "I is * but the regex has no <HOST>".into())),
         "-" if regex.capture_names().any(|n| n == Some("IP")) => AddrGroup::Named,
@@ -190,7 +305,12 @@ fn parse_line(line: &str, lineno: usize) -> Result<Option<Rule>, LineError> {
                     ),
                 ))
             }
-            Err(_) => return Err((icol, format!("I must be *, - or a group number, not {n:?}"))),
+            Err(_) => {
+                return Err((
+                    icol,
+                    format!("I must be *, -, @ or a group number, not {n:?}"),
+                ))
+            }
         },
     };
     let (rcol, reason) = field(1).ok_or((chars.len() + 1, "missing the reason".to_string()))?;
@@ -234,7 +354,90 @@ fn parse_line(line: &str, lineno: usize) -> Result<Option<Rule>, LineError> {
         input,
         decay,
         line: lineno,
+        mode: opts.mode,
+        attempt: opts.attempt.unwrap_or(Attempt::Single),
+        note_only: opts.note_only,
+        tags: opts.tags,
     }))
+}
+
+#[derive(Default)]
+struct Options {
+    mode: Mode,
+    attempt: Option<Attempt>,
+    note_only: bool,
+    tags: Vec<String>,
+}
+
+fn parse_options(fields: impl Iterator<Item = (usize, String)>) -> Result<Options, LineError> {
+    let mut o = Options::default();
+    let mut seen = Vec::new();
+    for (col, text) in fields {
+        let (name, value) = text.split_once('=').unwrap_or((&text, ""));
+        if seen.contains(&name.to_string()) {
+            return Err((col, format!("option {name} given twice")));
+        }
+        seen.push(name.to_string());
+        match name {
+            "mode" => o.mode = value.parse().map_err(|e| (col, e))?,
+            "attempt" => {
+                o.attempt = Some(match value {
+                    "start" => Attempt::Start,
+                    "end" => Attempt::End,
+                    _ => return Err((col, format!("attempt must be start or end, not {value:?}"))),
+                })
+            }
+            "ban" => {
+                o.note_only = match value {
+                    "no" => true,
+                    "yes" => false,
+                    _ => return Err((col, format!("ban must be yes or no, not {value:?}"))),
+                }
+            }
+            "tag" => {
+                for t in value.split(',') {
+                    let ok = !t.is_empty()
+                        && t.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b));
+                    if !ok {
+                        return Err((
+                            col,
+                            format!("{t:?} is not a program name (letters, digits, - _ . /)"),
+                        ));
+                    }
+                    o.tags.push(t.to_string());
+                }
+            }
+            _ => {
+                return Err((
+                    col,
+                    format!("unknown option {name:?} (mode, attempt, ban or tag)"),
+                ))
+            }
+        }
+    }
+    if o.attempt.is_some() && o.tags.is_empty() {
+        let col = 1;
+        return Err((col, "attempt= needs tag=: an attempt is followed by the session of the program that logs it".into()));
+    }
+    Ok(o)
+}
+
+/// Syslog timestamps as files and the journal write them: `Nov  3 10:00:00` (optionally with a
+/// fraction and a year), ISO 8601 (`2026-11-03T10:00:00.123+01:00`, also with a space), and
+/// daemontools' TAI64N label.
+const TIMESTAMP: &str = r"(?:[A-Z][a-z]{2} +\d{1,2} \d\d:\d\d:\d\d(?:\.\d+)?(?: \d{4})?|\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?|@[0-9a-f]{24})";
+
+/// The start of a syslog line up to the message of one of `tags`: timestamp, host (both optional, so
+/// a journal or a program's own file also fits), the tag with an optional `[pid]` (captured as `PID`,
+/// the program as `TAG`), and Solaris' `[ID n facility]`. Anchored at the start of the line: the
+/// tag cannot be forged from inside another program's message.
+pub fn tag_prefix(tags: &[String]) -> String {
+    let names: Vec<String> = tags.iter().map(|t| regex_syntax::escape(t)).collect();
+    format!(
+        r"^(?:{TIMESTAMP}\s+)?(?:[^\s\[\]:]+\s+)?(?P<TAG>{})(?:\[(?P<PID>\d+)\])?:\s+(?:\[ID \d+ [\w.]+\]\s+)?",
+        names.join("|")
+    )
 }
 
 fn skip_space(chars: &[char], mut pos: usize) -> usize {
@@ -403,7 +606,7 @@ mod tests {
         );
         assert_eq!(
             err(r#"/<HOST>/ x "r""#),
-            format!("{f}:1:10: I must be *, - or a group number, not \"x\"")
+            format!("{f}:1:10: I must be *, -, @ or a group number, not \"x\"")
         );
         assert_eq!(
             err(r#"/<HOST>/ *"#),
@@ -434,6 +637,50 @@ mod tests {
         assert_eq!(
             err(r#"/<HOST>/ * """#),
             format!("{f}:1:12: the reason may not be empty")
+        );
+    }
+
+    #[test]
+    fn options() {
+        let r = rules(concat!(
+            r#"/Failed .* from <HOST> port \d+$/ * "pw" 3 attempt=end tag=sshd,sshd-session - 2h mode=aggressive"#,
+            "\n",
+            r#"/Disconnecting: Too many/ @ "too many" tag=sshd"#,
+            "\n",
+            r#"/pam .* rhost=<HOST>/ * "pam" ban=no tag=sshd"#,
+        ))
+        .unwrap();
+        assert_eq!((r[0].initial_count, r[0].decay), (3, Some(7200)));
+        assert_eq!(r[0].input, None);
+        assert_eq!(r[0].mode, Mode::Aggressive);
+        assert_eq!(r[0].attempt, Attempt::End);
+        assert_eq!(r[0].tags, ["sshd", "sshd-session"]);
+        assert_eq!(r[1].group, AddrGroup::Session);
+        assert!(r[2].note_only && r[2].mode == Mode::Normal && r[2].attempt == Attempt::Single);
+        let f = "/etc/ipqbdb-pcre.conf";
+        assert_eq!(
+            err(r#"/<HOST>/ * "r" colour=red"#),
+            format!("{f}:1:16: unknown option \"colour\" (mode, attempt, ban or tag)")
+        );
+        assert_eq!(
+            err(r#"/<HOST>/ * "r" mode=wild"#),
+            format!("{f}:1:16: unknown mode \"wild\" (normal, ddos or aggressive)")
+        );
+        assert_eq!(
+            err(r#"/<HOST>/ * "r" mode=ddos mode=ddos"#),
+            format!("{f}:1:26: option mode given twice")
+        );
+        assert!(err(r#"/<HOST>/ * "r" attempt=start"#).contains("attempt= needs tag="));
+        assert!(err(r#"/x/ @ "r""#).contains("no tag= to name the session"));
+        assert!(err(r#"/<HOST>/ * "r" tag=ss;hd"#).contains("is not a program name"));
+    }
+
+    #[test]
+    fn unreadable_file_has_no_line() {
+        let e = load(Path::new("/nonexistent/rules.conf")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "/nonexistent/rules.conf: No such file or directory (os error 2)"
         );
     }
 

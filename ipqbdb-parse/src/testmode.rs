@@ -7,13 +7,21 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use crate::lines::{Line, Splitter};
-use crate::matcher::{Outcome, RuleSet};
+use crate::matcher::RuleSet;
+use crate::sessions::{Counted, Sessions};
 
 /// What the test found; printed by [`report`].
 #[derive(Debug, Default)]
 pub struct Summary {
     pub lines: u64,
+    /// Lines a rule caught, including those folded into an attempt already banned.
     pub matched: u64,
+    /// Bans the daemon would make.
+    pub bans: u64,
+    /// Caught lines that belonged to an attempt already banned.
+    pub folded: u64,
+    /// Lines of `ban=no` rules, and address-less lines of sessions the log did not show.
+    pub noted: u64,
     pub address_errors: u64,
     pub too_long: u64,
     /// Per rule: matches and address errors.
@@ -37,6 +45,7 @@ pub fn run(
         ..Summary::default()
     };
     let mut splitter = Splitter::default();
+    let mut sessions = Sessions::default();
     let mut buf = vec![0u8; 64 * 1024];
     let mut io_err = None;
     let mut handle = |line: Line<'_>, _end: u64| {
@@ -49,34 +58,81 @@ pub fn run(
             }
         };
         let shown = || String::from_utf8_lossy(text);
-        let res = match rules.check(text, Some(name)) {
-            Outcome::Hit { rule, ip } => {
+        let rule_line = |r: usize| rules.rules()[r].line;
+        let outcome = rules.check(text, Some(name));
+        let res = match sessions.count(rules, outcome, 0) {
+            Counted::Caught {
+                rule,
+                ip,
+                bans,
+                folded,
+            } => {
                 s.matched += 1;
+                s.bans += u64::from(bans);
+                s.folded += u64::from(folded);
                 s.per_rule[rule].0 += 1;
-                s.addresses.entry(ip).or_insert((0, rule)).0 += 1;
+                s.addresses.entry(ip).or_insert((0, rule)).0 += u64::from(bans);
+                if !verbose {
+                    Ok(())
+                } else if bans == 0 {
+                    writeln!(
+                        out,
+                        "= line {:>4} {ip:<39} | (folded into the attempt already banned) {}",
+                        rule_line(rule),
+                        shown()
+                    )
+                } else if bans > 1 || folded > 0 {
+                    writeln!(
+                        out,
+                        "+ line {:>4} {ip:<39} | ({bans} bans) {}",
+                        rule_line(rule),
+                        shown()
+                    )
+                } else {
+                    writeln!(out, "+ line {:>4} {ip:<39} | {}", rule_line(rule), shown())
+                }
+            }
+            Counted::Noted { rule, ip } => {
+                s.noted += 1;
+                s.per_rule[rule].0 += 1;
                 if verbose {
                     writeln!(
                         out,
-                        "+ line {:>4} {ip:<39} | {}",
-                        rules.rules()[rule].line,
+                        "~ line {:>4} {ip:<39} | (noted, not banned) {}",
+                        rule_line(rule),
                         shown()
                     )
                 } else {
                     Ok(())
                 }
             }
-            Outcome::BadAddress { rule, text } => {
+            Counted::NoSession { rule } => {
+                s.noted += 1;
+                s.per_rule[rule].0 += 1;
+                if verbose {
+                    writeln!(
+                        out,
+                        "? line {:>4} {:<39} | (its session's address is unknown) {}",
+                        rule_line(rule),
+                        "-",
+                        shown()
+                    )
+                } else {
+                    Ok(())
+                }
+            }
+            Counted::BadAddress { rule, text } => {
                 s.address_errors += 1;
                 s.per_rule[rule].1 += 1;
                 writeln!(
                     out,
                     "! line {:>4} {text:?} is not an address | {}",
-                    rules.rules()[rule].line,
+                    rule_line(rule),
                     shown()
                 )
             }
-            Outcome::Miss if verbose && missed => writeln!(out, "- {}", shown()),
-            Outcome::Miss => Ok(()),
+            Counted::Miss if verbose && missed => writeln!(out, "- {}", shown()),
+            Counted::Miss => Ok(()),
         };
         if let Err(e) = res {
             io_err.get_or_insert(e);
@@ -102,17 +158,35 @@ pub fn report(rules: &RuleSet, s: &Summary, out: &mut dyn Write) -> std::io::Res
         "Lines: {} lines, {} matched, {} missed, {} address errors, {} too long",
         s.lines,
         s.matched,
-        s.lines - s.matched - s.address_errors - s.too_long,
+        s.lines - s.matched - s.noted - s.address_errors - s.too_long,
         s.address_errors,
         s.too_long
     )?;
     writeln!(
         out,
-        "\nRules:\n  {:>5} {:>8} {:>7}  REASON",
-        "LINE", "MATCHES", "ERRORS"
+        "Bans: {} ({} caught lines folded into an attempt already banned; {} lines noted, not banned)",
+        s.bans, s.folded, s.noted
+    )?;
+    writeln!(
+        out,
+        "\nRules (mode {}; rules of other modes are off):\n  {:>5} {:>8} {:>7}  {:<10}  REASON",
+        rules.mode(),
+        "LINE",
+        "MATCHES",
+        "ERRORS",
+        "MODE"
     )?;
     for (r, (m, e)) in rules.rules().iter().zip(&s.per_rule) {
-        writeln!(out, "  {:>5} {m:>8} {e:>7}  {}", r.line, r.reason)?;
+        let mode = if rules.mode().includes(r.mode) {
+            r.mode.to_string()
+        } else {
+            format!("{} (off)", r.mode)
+        };
+        writeln!(
+            out,
+            "  {:>5} {m:>8} {e:>7}  {mode:<10}  {}",
+            r.line, r.reason
+        )?;
     }
     writeln!(out, "\nAddresses caught: {}", s.addresses.len())?;
     for (ip, (n, rule)) in &s.addresses {

@@ -1,0 +1,432 @@
+//! What a recognised line counts for: services log one authentication attempt on several lines
+//! (OpenSSH: `Invalid user`, a PAM failure and `Failed password` for one password tried), and some
+//! lines that matter name no address at all (`Disconnecting: Too many authentication failures`). A
+//! session is one process of a service (`sshd[4242]`, one connection): it remembers the client's
+//! address and whether an attempt is open, so each attempt is banned once however many lines it
+//! takes, and address-less lines are credited to the right client.
+//!
+//! The table is bounded in size (oldest sessions go first) and in time (a session not heard from for
+//! `ttl` seconds is forgotten); a restart forgets the sessions in flight, which costs at most one
+//! attempt's fold or one address-less line per session.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+
+use crate::matcher::{Outcome, RuleSet};
+use crate::rules::Attempt;
+
+/// Default bounds: far more concurrent connections than one host serves, and longer than
+/// LoginGraceTime-style limits, so live sessions are kept and a flood cannot grow the table.
+pub const DEFAULT_CAPACITY: usize = 50_000;
+pub const DEFAULT_TTL_SECS: u64 = 600;
+
+/// What a line counts for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Counted {
+    /// No rule matched.
+    Miss,
+    /// Rule `rule` caught `ip`: `bans` bans to apply, `folded` lines (0 or 1) that belonged to an
+    /// attempt already banned.
+    Caught {
+        rule: usize,
+        ip: IpAddr,
+        bans: u32,
+        folded: u32,
+    },
+    /// A `ban=no` rule: the address is noted for the session, nothing is banned.
+    Noted { rule: usize, ip: IpAddr },
+    /// A rule that takes the session's address matched, but the session is unknown (began before
+    /// the parser started, or was forgotten).
+    NoSession { rule: usize },
+    /// The rule captured something that is not an address.
+    BadAddress { rule: usize, text: String },
+}
+
+impl Counted {
+    /// Whether a rule recognised the line (caught, folded or noted).
+    pub fn recognised(&self) -> bool {
+        !matches!(self, Counted::Miss)
+    }
+}
+
+#[derive(Debug)]
+struct Session {
+    ip: IpAddr,
+    /// An attempt of `ip` is open: its next lines fold into it.
+    open: bool,
+    last_seen: u64,
+    seq: u64,
+}
+
+/// The sessions a parser follows.
+#[derive(Debug)]
+pub struct Sessions {
+    map: HashMap<Box<[u8]>, Session>,
+    /// Sessions in the order they were last touched; entries whose `seq` no longer matches the map's
+    /// are stale and skipped.
+    order: VecDeque<(Box<[u8]>, u64)>,
+    seq: u64,
+    capacity: usize,
+    ttl: u64,
+    evicted: u64,
+}
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Sessions::new(DEFAULT_CAPACITY, DEFAULT_TTL_SECS)
+    }
+}
+
+impl Sessions {
+    pub fn new(capacity: usize, ttl_secs: u64) -> Self {
+        Sessions {
+            map: HashMap::new(),
+            order: VecDeque::new(),
+            seq: 0,
+            capacity: capacity.max(1),
+            ttl: ttl_secs,
+            evicted: 0,
+        }
+    }
+
+    /// Sessions held now.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Sessions dropped because the table was full (not counting those that expired).
+    pub fn evicted(&self) -> u64 {
+        self.evicted
+    }
+
+    /// Decides what `outcome` (of `rules`) counts for at time `now` (seconds, any monotonic origin).
+    pub fn count(&mut self, rules: &RuleSet, outcome: Outcome, now: u64) -> Counted {
+        self.expire(now);
+        let (rule, ip, repeat, key) = match outcome {
+            Outcome::Miss => return Counted::Miss,
+            Outcome::BadAddress { rule, text } => return Counted::BadAddress { rule, text },
+            Outcome::Hit {
+                rule,
+                ip,
+                repeat,
+                session,
+            } => (rule, ip, repeat, session),
+        };
+        let r = &rules.rules()[rule];
+        let Some(key) = key else {
+            // No session to follow: every line stands alone.
+            return match ip {
+                None => Counted::NoSession { rule },
+                Some(ip) if r.note_only => Counted::Noted { rule, ip },
+                Some(ip) => Counted::Caught {
+                    rule,
+                    ip,
+                    bans: repeat,
+                    folded: 0,
+                },
+            };
+        };
+        let known = self.map.get(&key).map(|s| (s.ip, s.open));
+        let ip = match (ip, known) {
+            (Some(ip), _) => ip,
+            (None, Some((ip, _))) => ip,
+            (None, None) => return Counted::NoSession { rule },
+        };
+        // A session that changes address is a new client (a reused pid): nothing of it is open.
+        let open = known.is_some_and(|(k, open)| k == ip && open);
+        let (counted, open_after) = if r.note_only {
+            (Counted::Noted { rule, ip }, open)
+        } else {
+            let folded = u32::from(open && r.attempt != Attempt::Single);
+            let counted = Counted::Caught {
+                rule,
+                ip,
+                bans: repeat - folded,
+                folded,
+            };
+            let open_after = match r.attempt {
+                Attempt::Start => true,
+                Attempt::End => false,
+                Attempt::Single => open,
+            };
+            (counted, open_after)
+        };
+        self.touch(key, ip, open_after, now);
+        counted
+    }
+
+    fn touch(&mut self, key: Box<[u8]>, ip: IpAddr, open: bool, now: u64) {
+        self.seq += 1;
+        let seq = self.seq;
+        let fresh = !self.map.contains_key(&key);
+        if fresh && self.map.len() >= self.capacity {
+            self.evict_oldest();
+        }
+        self.order.push_back((key.clone(), seq));
+        self.map.insert(
+            key,
+            Session {
+                ip,
+                open,
+                last_seen: now,
+                seq,
+            },
+        );
+        // Stale entries are skipped lazily; compact when they outnumber the live ones.
+        if self.order.len() > 2 * self.capacity.max(self.map.len()) + 16 {
+            let map = &self.map;
+            self.order
+                .retain(|(k, s)| map.get(k).is_some_and(|x| x.seq == *s));
+        }
+    }
+
+    fn evict_oldest(&mut self) {
+        while let Some((k, s)) = self.order.pop_front() {
+            if self.map.get(&k).is_some_and(|x| x.seq == s) {
+                self.map.remove(&k);
+                self.evicted += 1;
+                return;
+            }
+        }
+    }
+
+    fn expire(&mut self, now: u64) {
+        while let Some((k, s)) = self.order.front() {
+            match self.map.get(k) {
+                Some(x) if x.seq == *s => {
+                    if now.saturating_sub(x.last_seen) < self.ttl {
+                        return;
+                    }
+                    let k = k.clone();
+                    self.map.remove(&k);
+                }
+                _ => {}
+            }
+            self.order.pop_front();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    const RULES: &str = concat!(
+        "/Invalid user .* from <HOST> port \\d+$/ * \"invalid user\" attempt=start tag=sshd\n",
+        "/pam_unix\\(sshd:auth\\): authentication failure;.* rhost=<HOST>(?: |$)/ * \"pam\" ban=no tag=sshd\n",
+        "/Failed password for .* from <HOST> port \\d+ ssh2$/ * \"failed\" attempt=end tag=sshd\n",
+        "/Disconnecting: Too many authentication failures/ @ \"too many\" tag=sshd\n",
+        "/Connection from <HOST> port \\d+/ * \"connection\" ban=no tag=sshd\n",
+    );
+
+    fn rules() -> RuleSet {
+        RuleSet::new(crate::rules::parse(RULES, Path::new("r")).unwrap()).unwrap()
+    }
+
+    fn run(s: &mut Sessions, rules: &RuleSet, line: &str, now: u64) -> Counted {
+        let line = format!("Nov 21 10:00:00 gw {line}");
+        s.count(rules, rules.check(line.as_bytes(), None), now)
+    }
+
+    fn bans(c: &Counted) -> u32 {
+        match c {
+            Counted::Caught { bans, .. } => *bans,
+            _ => 0,
+        }
+    }
+
+    #[test]
+    fn one_ban_per_attempt() {
+        let r = rules();
+        let mut s = Sessions::default();
+        let lines = [
+            "sshd[10]: Invalid user bob from 192.0.2.1 port 4000",
+            "sshd[10]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=192.0.2.1",
+            "sshd[10]: Failed password for invalid user bob from 192.0.2.1 port 4000 ssh2",
+            "sshd[10]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=192.0.2.1",
+            "sshd[10]: Failed password for invalid user bob from 192.0.2.1 port 4000 ssh2",
+        ];
+        let got: Vec<u32> = lines.iter().map(|l| bans(&run(&mut s, &r, l, 0))).collect();
+        assert_eq!(got, [1, 0, 0, 0, 1], "two attempts, two bans");
+        assert!(matches!(
+            run(&mut s, &r, lines[2], 0),
+            Counted::Caught {
+                bans: 1,
+                folded: 0,
+                ..
+            }
+        ));
+        // The folded line is still recognised.
+        let mut s = Sessions::default();
+        run(&mut s, &r, lines[0], 0);
+        assert!(matches!(
+            run(&mut s, &r, lines[2], 0),
+            Counted::Caught {
+                bans: 0,
+                folded: 1,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn repeats_count_and_fold_once() {
+        let r = rules();
+        let mut s = Sessions::default();
+        run(
+            &mut s,
+            &r,
+            "sshd[11]: Invalid user x from 192.0.2.2 port 1",
+            0,
+        );
+        let c = run(
+            &mut s,
+            &r,
+            "sshd[11]: message repeated 3 times: [ Failed password for invalid user x from 192.0.2.2 port 1 ssh2]",
+            0,
+        );
+        assert_eq!(
+            c,
+            Counted::Caught {
+                rule: 2,
+                ip: "192.0.2.2".parse().unwrap(),
+                bans: 2,
+                folded: 1
+            }
+        );
+    }
+
+    #[test]
+    fn address_less_lines_use_the_session() {
+        let r = rules();
+        let mut s = Sessions::default();
+        assert!(matches!(
+            run(
+                &mut s,
+                &r,
+                "sshd[12]: Disconnecting: Too many authentication failures [preauth]",
+                0
+            ),
+            Counted::NoSession { rule: 3 }
+        ));
+        assert!(matches!(
+            run(
+                &mut s,
+                &r,
+                "sshd[12]: Connection from 192.0.2.3 port 5000 on 192.0.2.100 port 22",
+                0
+            ),
+            Counted::Noted { .. }
+        ));
+        // Another process's line does not borrow this session.
+        assert!(matches!(
+            run(
+                &mut s,
+                &r,
+                "sshd[13]: Disconnecting: Too many authentication failures [preauth]",
+                0
+            ),
+            Counted::NoSession { .. }
+        ));
+        assert_eq!(
+            run(
+                &mut s,
+                &r,
+                "sshd[12]: Disconnecting: Too many authentication failures [preauth]",
+                1
+            ),
+            Counted::Caught {
+                rule: 3,
+                ip: "192.0.2.3".parse().unwrap(),
+                bans: 1,
+                folded: 0
+            }
+        );
+    }
+
+    #[test]
+    fn expiry_and_capacity_bound_the_table() {
+        let r = rules();
+        let mut s = Sessions::new(1000, 60);
+        run(
+            &mut s,
+            &r,
+            "sshd[1]: Connection from 192.0.2.9 port 1 on 192.0.2.100 port 22",
+            0,
+        );
+        // Still known at 59 s, forgotten at 120 s (60 s after its last line at 60 s).
+        let late = "sshd[1]: Disconnecting: Too many authentication failures [preauth]";
+        assert!(matches!(run(&mut s, &r, late, 59), Counted::Caught { .. }));
+        assert!(matches!(run(&mut s, &r, late, 60), Counted::Caught { .. }));
+        assert!(matches!(
+            run(&mut s, &r, late, 120),
+            Counted::NoSession { .. }
+        ));
+        assert!(s.is_empty());
+        // A flood of distinct sessions within the ttl: the table stays at its capacity, the newest
+        // sessions are kept, and the memory of the order queue is bounded too.
+        for pid in 0..100_000u32 {
+            let line = format!(
+                "sshd[{pid}]: Connection from 198.18.{}.{} port 1 on x port 22",
+                pid / 256 % 256,
+                pid % 256
+            );
+            run(&mut s, &r, &line, 200);
+        }
+        assert_eq!(s.len(), 1000);
+        assert_eq!(s.evicted(), 99_000);
+        assert!(s.order.len() <= 2 * 1000 + 16);
+        assert!(matches!(
+            run(
+                &mut s,
+                &r,
+                "sshd[99999]: Disconnecting: Too many authentication failures [preauth]",
+                200
+            ),
+            Counted::Caught { .. }
+        ));
+        assert!(matches!(
+            run(
+                &mut s,
+                &r,
+                "sshd[5]: Disconnecting: Too many authentication failures [preauth]",
+                200
+            ),
+            Counted::NoSession { .. }
+        ));
+    }
+
+    #[test]
+    fn a_reused_pid_with_another_address_opens_nothing() {
+        let r = rules();
+        let mut s = Sessions::default();
+        run(
+            &mut s,
+            &r,
+            "sshd[20]: Invalid user a from 192.0.2.4 port 1",
+            0,
+        );
+        let c = run(
+            &mut s,
+            &r,
+            "sshd[20]: Failed password for a from 192.0.2.5 port 1 ssh2",
+            0,
+        );
+        assert!(
+            matches!(
+                c,
+                Counted::Caught {
+                    bans: 1,
+                    folded: 0,
+                    ..
+                }
+            ),
+            "{c:?}"
+        );
+    }
+}
