@@ -31,6 +31,10 @@ if [ -x "$sshg" ]; then
 else
     echo "sshg-parser not installed (apt-get install sshguard): no ratio"
 fi
+# Bans per failed password attempt on a multi-line OpenSSH log (goal 0.9-1.2: one ban per attempt).
+./target/release/ipqbdb-gen-log --sshd 20000 > "$tmp/sshd.log" 2> "$tmp/attempts"
+bans=$(./target/release/ibd-parse --config /dev/null --test "$tmp/sshd.log" "$rules" | awk '/^Bans:/ {print $2}')
+printf 'sshd log: %d lines, %d attempts, %d bans: %.3f bans per attempt\n' "$(wc -l < "$tmp/sshd.log")" "$(cat "$tmp/attempts")" "$bans" "$(echo "$bans / $(cat "$tmp/attempts")" | bc -l)"
 for b in lmdb sqlite redb; do
     measure "daemon, $b" sh -c "./target/release/ibd-parse --config /dev/null --db-dir '$tmp/db-$b' --backend $b --stdin --no-fifo -f '$rules' < '$tmp/mixed.log'"
 done

@@ -1,5 +1,7 @@
 //! Helpers shared by the benchmarks: building large databases quickly and reproducibly.
 
+pub mod sshd_log;
+
 use std::net::IpAddr;
 
 use ipqbdb_store::{Ban, Store};

@@ -76,8 +76,13 @@ pub struct Settings {
     pub initial_count: Option<u32>,
     pub decay: Option<DurationValue>,
     pub rule_file: Option<PathBuf>,
+    /// The rule set `ibd-parse` runs: `normal`, `ddos` or `aggressive`.
+    pub mode: Option<String>,
     pub verbose: Option<u8>,
 }
+
+/// The values of `mode`.
+pub const RULE_MODES: [&str; 3] = ["normal", "ddos", "aggressive"];
 
 impl Settings {
     /// Loads `path` for `program`. A missing file is an error only when `required` (the user named
@@ -148,6 +153,7 @@ impl Settings {
             initial_count: other.initial_count.or(self.initial_count),
             decay: other.decay.or(self.decay),
             rule_file: other.rule_file.or(self.rule_file),
+            mode: other.mode.or(self.mode),
             verbose: other.verbose.or(self.verbose),
         }
     }
@@ -165,6 +171,14 @@ impl Settings {
         if let Some(c) = self.initial_count {
             crate::model::initial_count(c).map_err(|e| value("initial-count", e))?;
         }
+        if let Some(m) = &self.mode {
+            if !RULE_MODES.contains(&m.as_str()) {
+                return Err(ConfigError::Syntax {
+                    path: path.to_path_buf(),
+                    message: format!("mode must be one of {}, not {m:?}", RULE_MODES.join(", ")),
+                });
+            }
+        }
         if let Some(p) = self.ipv6_prefix {
             crate::addr::V6Prefix::new(p).map_err(|e| value("ipv6-prefix", e))?;
         }
@@ -178,6 +192,17 @@ mod tests {
 
     fn parse(text: &str, program: &str) -> Result<Settings, ConfigError> {
         Settings::parse(text, Path::new("/etc/test.toml"), program)
+    }
+
+    #[test]
+    fn rule_mode() {
+        let s = parse("[parse]\nmode = \"aggressive\"\n", "parse").unwrap();
+        assert_eq!(s.mode.as_deref(), Some("aggressive"));
+        let e = parse("mode = \"wild\"\n", "parse").unwrap_err().to_string();
+        assert!(
+            e.contains("mode must be one of normal, ddos, aggressive"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use clap::{ArgAction, CommandFactory, Parser};
 use ipqbdb_store::cli::{ConnKillArgs, DbArgs};
 
+use crate::rules::Mode;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "ibd-parse",
@@ -27,6 +29,10 @@ pub struct Cli {
     /// Rule file [default: /etc/ipqbdb-pcre.conf]
     #[arg(short = 'f', long, value_name = "FILE")]
     pub rule_file: Option<PathBuf>,
+    /// Rule set to run: normal (the conservative default), ddos (adds noisy pre-authentication
+    /// signals) or aggressive (every rule) [default: normal, or `mode` in the configuration]
+    #[arg(long, value_name = "MODE")]
+    pub mode: Option<Mode>,
     /// Do not create or read the FIFO
     #[arg(long)]
     pub no_fifo: bool,

@@ -184,19 +184,21 @@ impl<S: Store> Daemon<S> {
     /// Handles one event; true when a source ended.
     fn handle(&mut self, ev: Event) -> bool {
         match ev {
-            Event::Line { source, line, pos } => {
-                self.totals.lines += 1;
-                match line {
-                    Ok(line) => self.check(source, &line),
-                    Err(len) => {
-                        self.totals.too_long += 1;
-                        self.log(
-                            Level::Warning,
-                            format!(
-                                "{}: skipped a line of {len} bytes",
-                                self.sources[source].name
-                            ),
-                        );
+            Event::Lines { source, lines, pos } => {
+                self.totals.lines += lines.len() as u64;
+                for line in lines.iter() {
+                    match line {
+                        Ok(line) => self.check(source, line),
+                        Err(len) => {
+                            self.totals.too_long += 1;
+                            self.log(
+                                Level::Warning,
+                                format!(
+                                    "{}: skipped a line of {len} bytes",
+                                    self.sources[source].name
+                                ),
+                            );
+                        }
                     }
                 }
                 if let Some(p) = pos {

@@ -12,14 +12,16 @@ use ipqbdb_core::log::{self, Level};
 use ipqbdb_parse::cli::Cli;
 use ipqbdb_parse::daemon::{position_key, Daemon, Signals, SourceInfo};
 use ipqbdb_parse::matcher::RuleSet;
+use ipqbdb_parse::rules::Mode;
 use ipqbdb_parse::sources::{self, FilePos, Start};
 use ipqbdb_parse::{rules, testmode};
 use ipqbdb_store::cli::Setup;
 use ipqbdb_store::Store;
 
 const PROGRAM: &str = "ibd-parse";
-/// Lines queued between the sources and the matcher.
-const QUEUE: usize = 8192;
+/// Reads (each up to 64 KiB of lines) queued between the sources and the matcher: enough to ride
+/// out a commit, bounded in memory (4 MiB).
+const QUEUE: usize = 64;
 
 fn main() -> ExitCode {
     ipqbdb_store::cli::daemon_main(PROGRAM, run)
@@ -29,10 +31,15 @@ fn run(cli: Cli) -> Result<(), String> {
     let setup = Setup::resolve(&cli.db, "parse").map_err(|e| e.to_string())?;
     let s = &setup.settings;
     let verbose = cli.verbose.max(s.verbose.unwrap_or(0));
+    let mode = match (cli.mode, &s.mode) {
+        (Some(m), _) => m,
+        (None, Some(m)) => m.parse()?,
+        (None, None) => Mode::Normal,
+    };
     if let Some(log_file) = &cli.test {
         ipqbdb_core::process::default_sigpipe();
         let rule_file = cli.files.first().cloned().or_else(|| cli.rule_file.clone());
-        return test(&setup, log_file, rule_file, verbose > 0, cli.missed);
+        return test(&setup, log_file, rule_file, mode, verbose > 0, cli.missed);
     }
     let rule_file = cli
         .rule_file
@@ -40,7 +47,7 @@ fn run(cli: Cli) -> Result<(), String> {
         .or_else(|| s.rule_file.clone())
         .unwrap_or_else(|| PathBuf::from(DEFAULT_RULE_FILE));
     // Everything that can be wrong with the configuration is found before detaching.
-    let rules = load_rules(&rule_file)?;
+    let rules = load_rules(&rule_file, mode)?;
     let connkill = cli.connkill.load(s).map_err(|e| e.to_string())?;
     // Standard input is an input only for a process that keeps it.
     let foreground = cli.foreground || cli.stdin;
@@ -76,12 +83,12 @@ fn run(cli: Cli) -> Result<(), String> {
     Ok(())
 }
 
-fn load_rules(path: &Path) -> Result<RuleSet, String> {
+fn load_rules(path: &Path, mode: Mode) -> Result<RuleSet, String> {
     let rules = rules::load(path).map_err(|e| e.to_string())?;
     if rules.is_empty() {
         return Err(format!("{}: no rules", path.display()));
     }
-    RuleSet::new(rules).map_err(|e| format!("{}: {e}", path.display()))
+    RuleSet::with_mode(rules, mode).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 type Started = (
@@ -156,13 +163,14 @@ fn test(
     setup: &Setup,
     log_file: &Path,
     rule_file: Option<PathBuf>,
+    mode: Mode,
     verbose: bool,
     missed: bool,
 ) -> Result<(), String> {
     let rule_file = rule_file
         .or_else(|| setup.settings.rule_file.clone())
         .unwrap_or_else(|| PathBuf::from(DEFAULT_RULE_FILE));
-    let rules = load_rules(&rule_file)?;
+    let rules = load_rules(&rule_file, mode)?;
     let mut input: Box<dyn std::io::Read> = if log_file.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
     } else {

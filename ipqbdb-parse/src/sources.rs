@@ -49,11 +49,11 @@ impl FilePos {
 
 #[derive(Debug)]
 pub enum Event {
-    /// A line (`Err(len)` when too long) from `source`; `pos` is where a followed file's reading
-    /// stands once this line is handled.
-    Line {
+    /// Lines of `source` read in one go; `pos` is where a followed file's reading stands once they
+    /// are handled.
+    Lines {
         source: usize,
-        line: Result<Vec<u8>, usize>,
+        lines: Batch,
         pos: Option<FilePos>,
     },
     /// `source` ended (standard input at EOF).
@@ -62,9 +62,80 @@ pub enum Event {
     Error { source: usize, message: String },
 }
 
+/// The lines of one read, in one buffer: a channel message and an allocation per line cost more
+/// than matching the line.
+#[derive(Debug, Default)]
+pub struct Batch {
+    data: Vec<u8>,
+    /// Each line: its end in `data` (it starts where the previous one ends), or the length of a
+    /// line too long to keep.
+    items: Vec<Result<usize, usize>>,
+}
+
+impl Batch {
+    fn push(&mut self, line: Line<'_>) {
+        match line {
+            Line::Text(t) => {
+                self.data.extend_from_slice(t);
+                self.items.push(Ok(self.data.len()));
+            }
+            Line::TooLong(n) => self.items.push(Err(n)),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Each line (`Err(len)` for one too long to keep).
+    pub fn iter(&self) -> impl Iterator<Item = Result<&[u8], usize>> {
+        let mut start = 0;
+        self.items.iter().map(move |item| match *item {
+            Ok(end) => {
+                let line = &self.data[start..end];
+                start = end;
+                Ok(line)
+            }
+            Err(n) => Err(n),
+        })
+    }
+}
+
 type Tx = SyncSender<Event>;
 
-/// Sends every line of `data` as events; false when the receiver is gone.
+/// Sends the lines `produce` emits as one event; false when the receiver is gone.
+fn send_batch(
+    tx: &Tx,
+    source: usize,
+    id: Option<(u64, u64)>,
+    produce: impl FnOnce(&mut dyn FnMut(Line<'_>, u64)),
+) -> bool {
+    let mut lines = Batch::default();
+    let mut last_end = None;
+    produce(&mut |line, end| {
+        lines.push(line);
+        last_end = Some(end);
+    });
+    let Some(end) = last_end else {
+        return true;
+    };
+    tx.send(Event::Lines {
+        source,
+        lines,
+        pos: id.map(|(dev, ino)| FilePos {
+            dev,
+            ino,
+            offset: end,
+        }),
+    })
+    .is_ok()
+}
+
+/// Sends every line of `data` (one event); false when the receiver is gone.
 fn send_lines(
     tx: &Tx,
     source: usize,
@@ -72,28 +143,7 @@ fn send_lines(
     data: &[u8],
     id: Option<(u64, u64)>,
 ) -> bool {
-    let mut alive = true;
-    splitter.feed(data, &mut |line, end| {
-        if alive {
-            alive = tx.send(event(source, line, end, id)).is_ok();
-        }
-    });
-    alive
-}
-
-fn event(source: usize, line: Line<'_>, end: u64, id: Option<(u64, u64)>) -> Event {
-    Event::Line {
-        source,
-        line: match line {
-            Line::Text(t) => Ok(t.to_vec()),
-            Line::TooLong(n) => Err(n),
-        },
-        pos: id.map(|(dev, ino)| FilePos {
-            dev,
-            ino,
-            offset: end,
-        }),
-    }
+    send_batch(tx, source, id, |emit| splitter.feed(data, emit))
 }
 
 /// Creates the FIFO (mode 0620: the daemon's user reads, its group, e.g. the syslog daemon's, writes),
@@ -161,9 +211,7 @@ fn stream(r: &mut dyn Read, source: usize, tx: &Tx, report_end: bool) {
             }
         }
     }
-    splitter.finish(&mut |line, end| {
-        let _ = tx.send(event(source, line, end, None));
-    });
+    send_batch(tx, source, None, |emit| splitter.finish(emit));
     if report_end {
         let _ = tx.send(Event::End { source });
     }
@@ -311,10 +359,7 @@ impl Follower {
                 Ok(m) if (m.dev(), m.ino()) != (open.dev, open.ino) => {
                     // Renamed away and replaced: the old file was read to its end just now.
                     let id = Some((open.dev, open.ino));
-                    let (tx, source) = (&self.tx, self.source);
-                    open.splitter.finish(&mut |line, end| {
-                        let _ = tx.send(event(source, line, end, id));
-                    });
+                    send_batch(&self.tx, self.source, id, |emit| open.splitter.finish(emit));
                     current = None;
                     continue;
                 }
@@ -376,10 +421,7 @@ impl Follower {
                 break;
             }
         }
-        let (tx, source) = (&self.tx, self.source);
-        splitter.finish(&mut |line, end| {
-            let _ = tx.send(event(source, line, end, id));
-        });
+        send_batch(&self.tx, self.source, id, |emit| splitter.finish(emit));
     }
 
     fn open_at(&self, offset: u64) -> std::io::Result<Open> {

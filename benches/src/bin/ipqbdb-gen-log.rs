@@ -2,12 +2,27 @@
 //! attack) to standard output, for the parser benchmark.
 //!
 //! Usage: ipqbdb-gen-log N > log
+//!        ipqbdb-gen-log --sshd CONNECTIONS > log   (multi-line OpenSSH failures; prints the number
+//!                                                  of attempts on standard error)
 
 use std::io::{BufWriter, Write};
 
 use ipqbdb_benches::Indices;
 
 fn main() -> std::io::Result<()> {
+    if std::env::args().nth(1).as_deref() == Some("--sshd") {
+        let n: u32 = std::env::args()
+            .nth(2)
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(10_000);
+        let log = ipqbdb_benches::sshd_log::generate(n, 7);
+        let mut out = BufWriter::new(std::io::stdout().lock());
+        for line in &log.lines {
+            writeln!(out, "{line}")?;
+        }
+        eprintln!("{}", log.attempts);
+        return out.flush();
+    }
     let n: u64 = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())
