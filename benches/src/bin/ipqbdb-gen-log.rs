@@ -56,8 +56,8 @@ fn main() -> std::io::Result<()> {
             // Normal operation.
             4 | 5 => format!("{ts} sshd[{pid}]: Accepted publickey for {user} from {a} port {} ssh2: ED25519 SHA256:Zm9vYmFyYmF6cXV4", 1024 + pid),
             6 | 7 => format!("{ts} sshd[{pid}]: pam_unix(sshd:session): session opened for user {user}(uid=1000) by (uid=0)"),
-            8 | 9 | 10 => format!("{ts} postfix/smtpd[{pid}]: connect from mail{pid}.example.net[{a}]"),
-            11 | 12 | 13 => format!("{ts} postfix/smtpd[{pid}]: disconnect from mail{pid}.example.net[{a}] ehlo=1 mail=1 rcpt=1 data=1 quit=1 commands=5"),
+            8..=10 => format!("{ts} postfix/smtpd[{pid}]: connect from mail{pid}.example.net[{a}]"),
+            11..=13 => format!("{ts} postfix/smtpd[{pid}]: disconnect from mail{pid}.example.net[{a}] ehlo=1 mail=1 rcpt=1 data=1 quit=1 commands=5"),
             14 | 15 => format!("{ts} postfix/qmgr[{pid}]: 4F{pid:X}A2: from=<{user}@example.org>, size={}, nrcpt=1 (queue active)", 900 + pid),
             16 | 17 => format!("{ts} postfix/smtp[{pid}]: 4F{pid:X}A2: to=<{user}@example.com>, relay=mx.example.com[{a}]:25, delay=0.4, status=sent (250 2.0.0 Ok)"),
             18 | 19 => format!("{ts} dovecot: imap-login: Login: user=<{user}>, method=PLAIN, rip={a}, lip=192.0.2.1, mpid={pid}, TLS, session=<y{pid}>"),
