@@ -33,6 +33,10 @@ pub struct Cli {
     /// signals) or aggressive (every rule) [default: normal, or `mode` in the configuration]
     #[arg(long, value_name = "MODE")]
     pub mode: Option<Mode>,
+    /// How often to do the database's housekeeping (LMDB stale reader slots, SQLite WAL checkpoint);
+    /// 0 for never
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_interval)]
+    pub maintenance_interval: u32,
     /// Do not create or read the FIFO
     #[arg(long)]
     pub no_fifo: bool,
@@ -59,6 +63,10 @@ pub struct Cli {
     /// With --test -v, print the lines no rule matched too
     #[arg(long, requires = "test")]
     pub missed: bool,
+}
+
+fn parse_interval(s: &str) -> Result<u32, String> {
+    ipqbdb_core::parse_duration(s).map_err(|e| e.to_string())
 }
 
 pub fn command() -> clap::Command {

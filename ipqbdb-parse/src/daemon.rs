@@ -20,6 +20,7 @@ pub use ipqbdb_core::process::Signals;
 use ipqbdb_core::{now, percent};
 use ipqbdb_store::{Ban, Store};
 
+use crate::killer::Killer;
 use crate::matcher::RuleSet;
 use crate::rules;
 use crate::sessions::{Counted, Sessions};
@@ -72,7 +73,7 @@ pub struct Daemon<S: Store> {
     started: Instant,
     rule_stats: Vec<RuleStats>,
     sources: Vec<SourceInfo>,
-    connkill: Option<Arc<ConnKill>>,
+    killer: Option<Killer>,
     verbose: u8,
     totals: Totals,
     /// Each pending ban keeps the rule set it was matched with, so a reload cannot change its
@@ -82,8 +83,14 @@ pub struct Daemon<S: Store> {
     first_pending: Option<Instant>,
     last_position_flush: Instant,
     last_error: Option<String>,
-    kills: Vec<std::thread::JoinHandle<()>>,
+    last_maintenance: Instant,
+    maintenance_every: Option<Duration>,
 }
+
+/// How often the daemon does the database's housekeeping (LMDB's stale reader slots, SQLite's WAL
+/// checkpoint) by default: a reader killed with SIGKILL otherwise keeps its slot, and LMDB's file
+/// grows, until some process opens the environment again.
+pub const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// How long shutdown waits for connection kills still running.
 const KILL_GRACE: Duration = Duration::from_secs(10);
@@ -106,7 +113,17 @@ impl<S: Store> Daemon<S> {
             started: Instant::now(),
             rule_stats: vec![RuleStats::default(); n],
             sources,
-            connkill: connkill.map(Arc::new),
+            killer: connkill.and_then(|ck| {
+                Killer::start(ck, crate::killer::QUEUE, |ip, e| {
+                    log(
+                        PROGRAM,
+                        Level::Error,
+                        &format!("connection kill for {ip}: {e}"),
+                    )
+                })
+                .map_err(|e| log(PROGRAM, Level::Error, &format!("connection kills: {e}")))
+                .ok()
+            }),
             verbose,
             totals: Totals::default(),
             pending_bans: Vec::new(),
@@ -114,8 +131,14 @@ impl<S: Store> Daemon<S> {
             first_pending: None,
             last_position_flush: Instant::now(),
             last_error: None,
-            kills: Vec::new(),
+            last_maintenance: Instant::now(),
+            maintenance_every: Some(MAINTENANCE_INTERVAL),
         }
+    }
+
+    /// How often to do the database's housekeeping (`None`: never, for tests that show its effect).
+    pub fn set_maintenance_interval(&mut self, every: Option<Duration>) {
+        self.maintenance_every = every;
     }
 
     /// Runs until terminated or until every source has ended; commits what is pending before it returns.
@@ -160,6 +183,7 @@ impl<S: Store> Daemon<S> {
                 }
             }
             open_ends = open_ends.saturating_sub(ended);
+            self.maintain();
             if self.should_flush() {
                 retry_at = self.flush().err().map(|_| Instant::now() + RETRY);
             }
@@ -175,9 +199,14 @@ impl<S: Store> Daemon<S> {
             std::thread::sleep(RETRY);
         }
         // Let the connection kills of the last bans finish, within reason.
-        let deadline = Instant::now() + KILL_GRACE;
-        while self.kills.iter().any(|k| !k.is_finished()) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
+        if let Some(k) = &mut self.killer {
+            if !k.finish(KILL_GRACE) {
+                log(
+                    PROGRAM,
+                    Level::Warning,
+                    "connection kills still running at exit",
+                );
+            }
         }
     }
 
@@ -360,25 +389,32 @@ impl<S: Store> Daemon<S> {
     }
 
     fn kill_connections(&mut self, ip: IpAddr) {
-        let Some(ck) = self.connkill.clone() else {
+        let Some(k) = &mut self.killer else {
             return;
         };
-        self.kills.retain(|k| !k.is_finished());
-        // In the background: a slow conntrack must not stall parsing.
-        let spawned = std::thread::Builder::new()
-            .name("connkill".into())
-            .spawn(move || {
-                if let Err(e) = ck.run(ip) {
-                    log(
-                        PROGRAM,
-                        Level::Error,
-                        &format!("connection kill for {ip}: {e}"),
-                    );
-                }
-            });
-        match spawned {
-            Ok(handle) => self.kills.push(handle),
-            Err(e) => self.log(Level::Error, format!("connection kill for {ip}: {e}")),
+        if !k.kill(ip) {
+            let dropped = k.dropped();
+            // The first drop at once, then every thousandth: a flood must not flood the log too.
+            if dropped == 1 || dropped % 1000 == 0 {
+                self.log(
+                    Level::Warning,
+                    format!("connection kill queue full: skipped the kill for {ip} ({dropped} skipped so far)"),
+                );
+            }
+        }
+    }
+
+    /// The database's housekeeping, when due.
+    fn maintain(&mut self) {
+        let Some(every) = self.maintenance_every else {
+            return;
+        };
+        if self.last_maintenance.elapsed() < every {
+            return;
+        }
+        self.last_maintenance = Instant::now();
+        if let Err(e) = self.store.maintenance() {
+            self.log(Level::Warning, format!("database housekeeping: {e}"));
         }
     }
 
@@ -418,6 +454,16 @@ impl<S: Store> Daemon<S> {
                 t.lines, t.bans, t.too_long, t.db_errors
             ),
         );
+        if let Some(k) = &self.killer {
+            self.log(
+                Level::Notice,
+                format!(
+                    "connection kills: {} skipped (queue full), {} failed",
+                    k.dropped(),
+                    k.failed()
+                ),
+            );
+        }
         for (r, s) in self.rules.rules().iter().zip(&self.rule_stats) {
             self.log(
                 Level::Notice,

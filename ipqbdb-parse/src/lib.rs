@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod daemon;
+pub mod killer;
 pub mod lines;
 pub mod matcher;
 pub mod rules;

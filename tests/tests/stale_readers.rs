@@ -1,0 +1,98 @@
+//! Readers killed with SIGKILL leave their LMDB reader slots behind, pinning old pages, so every
+//! later commit takes new pages and the file grows until some process clears the slots. Opening an
+//! environment clears them, which hides the problem in tests that restart programs; a long-running
+//! parser must clear them itself (`--maintenance-interval`). Here one parser runs throughout, with
+//! and without its housekeeping, while the readers around it are killed: the file must stay far
+//! smaller with it.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ipqbdb_store::Backend;
+use ipqbdb_tests::{open_any, stream_addr, wait_until, workspace_bin, Proc};
+
+const WORKER: &str = env!("CARGO_BIN_EXE_ipqbdb-store-worker");
+const READERS: usize = 8;
+
+/// Runs the scenario; returns data.mdb's size at the end.
+fn run(maintenance: &str) -> u64 {
+    let parse = workspace_bin("ipqbdb-parse", "ibd-parse");
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("db");
+    drop(open_any(&db, Backend::Lmdb).unwrap());
+    let rules = tmp.path().join("rules.conf");
+    std::fs::write(&rules, "/stale <HOST>/ * \"stale\" 5\n").unwrap();
+    let log = tmp.path().join("stale.log");
+    std::fs::write(&log, "").unwrap();
+    let mut readers: Vec<Proc> = (0..READERS)
+        .map(|_| {
+            let mut cmd = Command::new(WORKER);
+            cmd.args(["lmdb"])
+                .arg(&db)
+                .args(["read-loop", "600"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            Proc::spawn("reader", &mut cmd)
+        })
+        .collect();
+    let mut cmd = Command::new(&parse);
+    cmd.args([
+        "-D",
+        "--no-fifo",
+        "--from-start",
+        "--config",
+        "/dev/null",
+        "--db-dir",
+    ])
+    .arg(&db)
+    .args(["--maintenance-interval", maintenance, "--rule-file"])
+    .arg(&rules)
+    .arg(&log)
+    .stdin(Stdio::null());
+    let mut parser = Proc::spawn_logged("ibd-parse", &mut cmd, &tmp.path().join("parse.err"));
+    parser.wait_log("started", Duration::from_secs(20));
+
+    // The log grows for 12 s, one new address per millisecond or so; the readers die one by one
+    // during the first two seconds, each (most likely) inside a read transaction.
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    let start = Instant::now();
+    let mut n = 0u32;
+    while start.elapsed() < Duration::from_secs(12) {
+        for _ in 0..10 {
+            writeln!(f, "stale {}", stream_addr(n)).unwrap();
+            n += 1;
+        }
+        let due = (start.elapsed().as_millis() / 250) as usize;
+        while READERS - readers.len() < due.min(READERS) {
+            readers.pop().unwrap().sigkill();
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Opening the environment here would clear the slots (the parser's job): the parser's own
+    // counters (SIGUSR1) tell when it has read every line.
+    let done = format!("ibd-parse: {n} lines, ");
+    wait_until(
+        || format!("the parser did not reach line {n}: {}", parser.log()),
+        Duration::from_secs(60),
+        || {
+            parser.signal(libc::SIGUSR1);
+            std::thread::sleep(Duration::from_millis(50));
+            parser.log().contains(&done)
+        },
+    );
+    parser.stop(Duration::from_secs(20));
+    std::fs::metadata(db.join("lmdb/data.mdb")).unwrap().len()
+}
+
+#[test]
+fn housekeeping_keeps_lmdb_bounded_beside_killed_readers() {
+    let without = run("0");
+    let with = run("1s");
+    eprintln!("lmdb data.mdb after 12 s with {READERS} killed readers: {without} bytes without housekeeping, {with} with it every second");
+    assert!(
+        with * 2 < without,
+        "housekeeping should keep the file far smaller: {with} with, {without} without"
+    );
+}
