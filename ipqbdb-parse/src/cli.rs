@@ -37,6 +37,19 @@ pub struct Cli {
     /// 0 for never
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_interval)]
     pub maintenance_interval: u32,
+    /// Read the systemd journal (through journalctl): each line's program comes from the fields
+    /// journald records itself, so a local user cannot forge another program's lines; lines of
+    /// regular users' processes are skipped; the journal cursor is kept with the bans
+    #[arg(long)]
+    pub journal: bool,
+    /// The journalctl program for --journal
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "journalctl",
+        requires = "journal"
+    )]
+    pub journalctl: PathBuf,
     /// Do not create or read the FIFO
     #[arg(long)]
     pub no_fifo: bool,

@@ -24,7 +24,7 @@ use crate::killer::Killer;
 use crate::matcher::RuleSet;
 use crate::rules;
 use crate::sessions::{Counted, Sessions};
-use crate::sources::{Event, FilePos};
+use crate::sources::Event;
 
 const PROGRAM: &str = "ibd-parse";
 /// Most lines' bans in one transaction.
@@ -40,8 +40,11 @@ const RETRY: Duration = Duration::from_secs(1);
 pub struct SourceInfo {
     /// For log messages.
     pub name: String,
-    /// A followed file's path: rules may be restricted to it, and its position is saved under it.
+    /// A followed file's path: rules may be restricted to it.
     pub path: Option<PathBuf>,
+    /// Where the source's read position is saved (with the bans of the lines before it), for
+    /// sources that resume after a restart.
+    pub note_key: Option<Vec<u8>>,
     /// The daemon ends when every source that can end (standard input) has, and no other remains.
     pub can_end: bool,
 }
@@ -79,7 +82,7 @@ pub struct Daemon<S: Store> {
     /// Each pending ban keeps the rule set it was matched with, so a reload cannot change its
     /// reason, count or decay however long the database refuses it.
     pending_bans: Vec<(IpAddr, Arc<RuleSet>, usize)>,
-    pending_positions: HashMap<usize, FilePos>,
+    pending_positions: HashMap<usize, Vec<u8>>,
     first_pending: Option<Instant>,
     last_position_flush: Instant,
     last_error: Option<String>,
@@ -336,12 +339,7 @@ impl<S: Store> Daemon<S> {
         let notes: Vec<(Vec<u8>, Vec<u8>)> = self
             .pending_positions
             .iter()
-            .filter_map(|(&s, p)| {
-                self.sources[s]
-                    .path
-                    .as_deref()
-                    .map(|path| (position_key(path), p.encode()))
-            })
+            .filter_map(|(&s, p)| self.sources[s].note_key.clone().map(|k| (k, p.clone())))
             .collect();
         match self.store.ban_batch_noting(&bans, now(), &notes) {
             Ok(reports) => {

@@ -118,6 +118,7 @@ fn start(
         infos.push(SourceInfo {
             name: fifo.display().to_string(),
             path: None,
+            note_key: None,
             can_end: false,
         });
     }
@@ -126,7 +127,27 @@ fn start(
         infos.push(SourceInfo {
             name: "<stdin>".into(),
             path: None,
+            note_key: None,
             can_end: true,
+        });
+    }
+    if cli.journal {
+        let cursor = store
+            .note(ipqbdb_parse::journal::CURSOR_KEY)
+            .map_err(|e| e.to_string())?
+            .map(|c| String::from_utf8_lossy(&c).into_owned());
+        ipqbdb_parse::journal::spawn_journal(
+            cli.journalctl.clone(),
+            cursor,
+            infos.len(),
+            tx.clone(),
+        )
+        .map_err(|e| format!("journal: {e}"))?;
+        infos.push(SourceInfo {
+            name: "journal".into(),
+            path: None,
+            note_key: Some(ipqbdb_parse::journal::CURSOR_KEY.to_vec()),
+            can_end: false,
         });
     }
     let stop = Arc::new(AtomicBool::new(false));
@@ -145,12 +166,13 @@ fn start(
             .map_err(|e| format!("{}: {e}", path.display()))?;
         infos.push(SourceInfo {
             name: path.display().to_string(),
+            note_key: Some(position_key(&path)),
             path: Some(path),
             can_end: false,
         });
     }
     if infos.is_empty() {
-        return Err("no input: give files to follow, --stdin, or drop --no-fifo".into());
+        return Err("no input: give files to follow, --stdin, --journal, or drop --no-fifo".into());
     }
     drop(tx);
     let mut daemon = Daemon::new(store, rule_file, rules, infos, connkill, verbose);

@@ -49,12 +49,12 @@ impl FilePos {
 
 #[derive(Debug)]
 pub enum Event {
-    /// Lines of `source` read in one go; `pos` is where a followed file's reading stands once they
-    /// are handled.
+    /// Lines of `source` read in one go; `pos` is where the source's reading stands once they are
+    /// handled (an encoded [`FilePos`] or journal cursor), for sources that can resume.
     Lines {
         source: usize,
         lines: Batch,
-        pos: Option<FilePos>,
+        pos: Option<Vec<u8>>,
     },
     /// `source` ended (standard input at EOF).
     End { source: usize },
@@ -73,7 +73,7 @@ pub struct Batch {
 }
 
 impl Batch {
-    fn push(&mut self, line: Line<'_>) {
+    pub(crate) fn push(&mut self, line: Line<'_>) {
         match line {
             Line::Text(t) => {
                 self.data.extend_from_slice(t);
@@ -105,7 +105,7 @@ impl Batch {
     }
 }
 
-type Tx = SyncSender<Event>;
+pub(crate) type Tx = SyncSender<Event>;
 
 /// Sends the lines `produce` emits as one event; false when the receiver is gone.
 fn send_batch(
@@ -126,10 +126,13 @@ fn send_batch(
     tx.send(Event::Lines {
         source,
         lines,
-        pos: id.map(|(dev, ino)| FilePos {
-            dev,
-            ino,
-            offset: end,
+        pos: id.map(|(dev, ino)| {
+            FilePos {
+                dev,
+                ino,
+                offset: end,
+            }
+            .encode()
         }),
     })
     .is_ok()

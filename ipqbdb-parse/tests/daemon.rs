@@ -379,3 +379,87 @@ fn test_mode_prints_what_rules_catch() {
     );
     assert!(!s.db().exists(), "test mode writes no database");
 }
+
+/// `--journal`: lines come from `journalctl --output=json` (here a script standing in for it, so
+/// the test controls the records, sees the arguments, and makes it end once). Programs are named
+/// by journald's trusted fields: a `logger -t sshd` line and a regular user's line ban nothing;
+/// journalctl is started again after the last cursor when it ends, and a restarted parser resumes
+/// after the cursor committed with its bans.
+#[test]
+fn journal_input_trusts_journald_and_resumes_at_its_cursor() {
+    let s = Setup::new();
+    std::fs::write(
+        s.rules(),
+        "/Failed password for .* from <HOST> port \\d+ ssh2$/ * \"ssh\" 5 tag=sshd\n",
+    )
+    .unwrap();
+    let rec = |cursor: &str, uid: &str, comm: &str, ident: &str, addr: &str| {
+        format!(
+            "{{\"__CURSOR\":\"{cursor}\",\"_UID\":\"{uid}\",\"_COMM\":\"{comm}\",\"_PID\":\"77\",\"SYSLOG_IDENTIFIER\":\"{ident}\",\"MESSAGE\":\"Failed password for root from {addr} port 22 ssh2\"}}\n"
+        )
+    };
+    let first: String = [
+        rec("c1", "0", "sshd", "sshd", "192.0.2.1"),
+        rec("c2", "0", "logger", "sshd", "192.0.2.2"),
+        rec("c3", "1000", "sshd", "sshd", "192.0.2.3"),
+    ]
+    .concat();
+    std::fs::write(s.path("first.json"), first).unwrap();
+    std::fs::write(
+        s.path("second.json"),
+        rec("c4", "0", "sshd", "sshd", "192.0.2.4"),
+    )
+    .unwrap();
+    let args = s.path("args");
+    let script = s.path("journalctl");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$@\" >> {args}\nn=$(wc -l < {args})\n\
+             if [ \"$n\" = 1 ]; then cat {first}; exit 0; fi\n\
+             if [ \"$n\" = 2 ]; then cat {second}; fi\nexec sleep 60\n",
+            args = args.display(),
+            first = s.path("first.json").display(),
+            second = s.path("second.json").display(),
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let journal = [
+        "--no-fifo",
+        "--journal",
+        "--journalctl",
+        script.to_str().unwrap(),
+    ];
+    {
+        let backend = Backend::compiled()[0];
+        let d = s.start(backend, &journal, 0);
+        s.wait_caught("192.0.2.1", 1);
+        s.wait_caught("192.0.2.4", 1);
+        assert_eq!(
+            s.caught("192.0.2.2"),
+            0,
+            "logger -t sshd banned its address"
+        );
+        assert_eq!(
+            s.caught("192.0.2.3"),
+            0,
+            "a regular user's line banned its address"
+        );
+        d.wait_log("starting it again");
+        d.stop();
+        let d = s.start(backend, &journal, 1);
+        let runs = || std::fs::read_to_string(&args).unwrap_or_default();
+        wait_until(
+            || format!("journalctl not started a third time: {}", runs()),
+            LIMIT,
+            || runs().lines().count() == 3,
+        );
+        let runs: Vec<String> = runs().lines().map(String::from).collect();
+        assert!(runs[0].contains("--lines=0"), "{runs:?}");
+        assert!(runs[1].contains("--after-cursor=c3"), "{runs:?}");
+        assert!(runs[2].contains("--after-cursor=c4"), "{runs:?}");
+        d.stop();
+        assert_eq!(s.caught("192.0.2.1"), 1, "read twice");
+    }
+}

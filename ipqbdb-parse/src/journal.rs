@@ -1,0 +1,260 @@
+//! The systemd journal as an input, read from `journalctl --output=json`.
+//!
+//! A syslog line's tag is whatever the writer says: any local user can run `logger -t sshd "Failed
+//! password for root from X port 22 ssh2"` and, through a rule for sshd, ban X. The journal records
+//! who really wrote each message (`_COMM`, `_UID`, set by journald itself, not by the writer), so
+//! this input builds each line as `TAG[PID]: MESSAGE` from those trusted fields: the tag is the
+//! command name (or the writer's own identifier when its last component is that command name, as
+//! Postfix's `postfix/smtpd` for `smtpd`), and messages of regular users' processes (UID above
+//! [`SYSTEM_UID_MAX`]) are skipped. A rule anchored with `tag=sshd` then only sees what sshd wrote.
+//!
+//! The journal cursor of the last record read is the source's position: it is committed with the
+//! bans, and `journalctl` starts after it (at start and whenever it has to be restarted), so nothing
+//! logged while the parser was down or `journalctl` was restarting is lost, and nothing is read
+//! twice.
+
+use std::io::{ErrorKind, Read};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::lines::{Line, Splitter};
+use crate::sources::{Batch, Event, Tx};
+
+/// Debian's range of system users (adduser's LAST_SYSTEM_UID): daemons run below it, people above.
+pub const SYSTEM_UID_MAX: u32 = 999;
+/// The note under which the journal cursor is kept.
+pub const CURSOR_KEY: &[u8] = b"pos:journal";
+/// How long to wait before starting `journalctl` again after it ended.
+const RESTART: Duration = Duration::from_secs(1);
+
+/// What a journal record becomes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Record {
+    /// The line to match.
+    Line(Vec<u8>),
+    /// Not matched, with the reason (a regular user's process, no trusted command name, no message).
+    Skipped(&'static str),
+}
+
+/// Converts one JSON record of `journalctl --output=json`.
+pub fn convert(record: &Value) -> Record {
+    let field = |name: &str| record.get(name).and_then(Value::as_str);
+    let Some(uid) = field("_UID").and_then(|u| u.parse::<u32>().ok()) else {
+        return Record::Skipped("no _UID");
+    };
+    if uid > SYSTEM_UID_MAX {
+        return Record::Skipped("written by a regular user's process");
+    }
+    let Some(comm) = field("_COMM").filter(|c| !c.is_empty()) else {
+        return Record::Skipped("no _COMM");
+    };
+    let tag = match field("SYSLOG_IDENTIFIER") {
+        Some(id)
+            if id.rsplit('/').next() == Some(comm)
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-/".contains(&b)) =>
+        {
+            id
+        }
+        _ => comm,
+    };
+    // MESSAGE is a string, or an array of bytes when it is not valid UTF-8.
+    let message: Vec<u8> = match record.get("MESSAGE") {
+        Some(Value::String(s)) => s.clone().into_bytes(),
+        Some(Value::Array(bytes)) => bytes
+            .iter()
+            .map(|b| {
+                b.as_u64()
+                    .and_then(|b| u8::try_from(b).ok())
+                    .unwrap_or(b'?')
+            })
+            .collect(),
+        _ => return Record::Skipped("no MESSAGE"),
+    };
+    let mut line = tag.as_bytes().to_vec();
+    if let Some(pid) = field("_PID").filter(|p| p.bytes().all(|b| b.is_ascii_digit())) {
+        line.push(b'[');
+        line.extend_from_slice(pid.as_bytes());
+        line.push(b']');
+    }
+    line.extend_from_slice(b": ");
+    // One record is one line, whatever it contains.
+    line.extend(message.iter().map(|&b| if b == b'\n' { b' ' } else { b }));
+    Record::Line(line)
+}
+
+/// Reads the journal through `journalctl` (the program at `journalctl`), after `cursor` or from
+/// now, restarting it whenever it ends.
+pub fn spawn_journal(
+    journalctl: PathBuf,
+    cursor: Option<String>,
+    source: usize,
+    tx: Tx,
+) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("journal".into())
+        .spawn(move || {
+            let mut cursor = cursor;
+            loop {
+                match run_once(&journalctl, &mut cursor, source, &tx) {
+                    Ok(true) => return,
+                    Ok(false) => {}
+                    Err(message) => {
+                        if tx.send(Event::Error { source, message }).is_err() {
+                            return;
+                        }
+                    }
+                }
+                std::thread::sleep(RESTART);
+            }
+        })?;
+    Ok(())
+}
+
+/// One run of `journalctl`; `Ok(true)` when the daemon is gone, `Ok(false)` or an error when
+/// `journalctl` ended and should be started again.
+fn run_once(
+    journalctl: &PathBuf,
+    cursor: &mut Option<String>,
+    source: usize,
+    tx: &Tx,
+) -> Result<bool, String> {
+    let mut cmd = Command::new(journalctl);
+    cmd.args(["--follow", "--output=json", "--no-pager", "--quiet"]);
+    match cursor {
+        Some(c) => cmd.arg(format!("--after-cursor={c}")),
+        None => cmd.arg("--lines=0"),
+    };
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped());
+    // SAFETY: prctl only, between fork and exec: journalctl ends with the parser.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("{}: {e}", journalctl.display()))?;
+    let mut out = child.stdout.take().expect("piped");
+    let mut splitter = Splitter::default();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut gone = false;
+    loop {
+        let n = match out.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("reading {}: {e}", journalctl.display()));
+            }
+        };
+        let mut lines = Batch::default();
+        let mut advanced = false;
+        splitter.feed(&buf[..n], &mut |line, _| {
+            let Line::Text(json) = line else {
+                return; // a record too long to keep: its cursor comes with the next one
+            };
+            let Ok(record) = serde_json::from_slice::<Value>(json) else {
+                return;
+            };
+            if let Some(c) = record.get("__CURSOR").and_then(Value::as_str) {
+                *cursor = Some(c.to_string());
+                advanced = true;
+            }
+            if let Record::Line(l) = convert(&record) {
+                lines.push(Line::Text(&l));
+            }
+        });
+        if advanced || !lines.is_empty() {
+            let pos = cursor.as_ref().map(|c| c.as_bytes().to_vec());
+            if tx.send(Event::Lines { source, lines, pos }).is_err() {
+                gone = true;
+                break;
+            }
+        }
+    }
+    let _ = child.kill();
+    let status = child.wait().map_err(|e| e.to_string())?;
+    if gone {
+        return Ok(true);
+    }
+    Err(format!(
+        "{} ended ({status}); starting it again",
+        journalctl.display()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn line(v: Value) -> String {
+        match convert(&v) {
+            Record::Line(l) => String::from_utf8(l).unwrap(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn trusted_fields_make_the_tag() {
+        let msg = "Failed password for root from 192.0.2.1 port 22 ssh2";
+        assert_eq!(
+            line(
+                json!({"_UID": "0", "_COMM": "sshd", "_PID": "42", "SYSLOG_IDENTIFIER": "sshd", "MESSAGE": msg})
+            ),
+            format!("sshd[42]: {msg}")
+        );
+        // logger -t sshd: the command is logger, whatever it claims.
+        assert_eq!(
+            line(
+                json!({"_UID": "0", "_COMM": "logger", "_PID": "7", "SYSLOG_IDENTIFIER": "sshd", "MESSAGE": msg})
+            ),
+            format!("logger[7]: {msg}")
+        );
+        // Postfix names its processes service/command.
+        assert_eq!(
+            line(
+                json!({"_UID": "105", "_COMM": "smtpd", "_PID": "9", "SYSLOG_IDENTIFIER": "postfix/smtpd", "MESSAGE": "x"})
+            ),
+            "postfix/smtpd[9]: x"
+        );
+        // An identifier with odd bytes is not trusted even if it ends in the command name.
+        assert_eq!(
+            line(
+                json!({"_UID": "0", "_COMM": "sshd", "SYSLOG_IDENTIFIER": "a: b/sshd", "MESSAGE": "m"})
+            ),
+            "sshd: m"
+        );
+        // Binary messages and new lines.
+        assert_eq!(
+            convert(
+                &json!({"_UID": "0", "_COMM": "sshd", "_PID": "1", "MESSAGE": [104, 105, 10, 255]})
+            ),
+            Record::Line(b"sshd[1]: hi \xff".to_vec())
+        );
+    }
+
+    #[test]
+    fn untrusted_records_are_skipped() {
+        for (v, why) in [
+            (
+                json!({"_UID": "1000", "_COMM": "sshd", "MESSAGE": "m"}),
+                "written by a regular user's process",
+            ),
+            (json!({"_COMM": "sshd", "MESSAGE": "m"}), "no _UID"),
+            (json!({"_UID": "0", "MESSAGE": "m"}), "no _COMM"),
+            (json!({"_UID": "0", "_COMM": "sshd"}), "no MESSAGE"),
+        ] {
+            assert_eq!(convert(&v), Record::Skipped(why), "{v}");
+        }
+    }
+}
