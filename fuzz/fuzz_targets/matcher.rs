@@ -1,8 +1,11 @@
-//! The shipped rule set over arbitrary log bytes: a hit always carries a real address.
+//! The shipped rule set (every mode) and the session logic over arbitrary log bytes: a hit always
+//! carries a rule of the set, and what it counts stays within its repeat count.
 #![no_main]
 use std::sync::OnceLock;
 
-use ipqbdb_parse::matcher::{Outcome, RuleSet};
+use ipqbdb_parse::matcher::{RuleSet, MAX_REPEAT};
+use ipqbdb_parse::rules::Mode;
+use ipqbdb_parse::sessions::{Counted, Sessions};
 use libfuzzer_sys::fuzz_target;
 
 fn rules() -> &'static RuleSet {
@@ -10,12 +13,24 @@ fn rules() -> &'static RuleSet {
     RULES.get_or_init(|| {
         let text = include_str!("../../ipqbdb-parse/rules/ipqbdb-pcre.conf");
         let rules = ipqbdb_parse::rules::parse(text, std::path::Path::new("ipqbdb-pcre.conf")).unwrap();
-        RuleSet::new(rules).unwrap()
+        RuleSet::with_mode(rules, Mode::Aggressive).unwrap()
     })
 }
 
 fuzz_target!(|data: &[u8]| {
-    if let Outcome::Hit { rule, .. } = rules().check(data, None) {
-        assert!(rule < rules().rules().len());
+    // Lines of one input share a small session table, so eviction is exercised too.
+    let mut sessions = Sessions::new(8, 600);
+    let n = rules().rules().len();
+    for line in data.split(|&b| b == b'\n') {
+        match sessions.count(rules(), rules().check(line, None), 0) {
+            Counted::Caught { rule, bans, folded, .. } => {
+                assert!(rule < n);
+                assert!(folded <= 1 && bans + folded >= 1 && bans <= MAX_REPEAT);
+            }
+            Counted::Noted { rule, .. } | Counted::NoSession { rule } | Counted::BadAddress { rule, .. } => {
+                assert!(rule < n)
+            }
+            Counted::Miss => {}
+        }
     }
 });

@@ -105,7 +105,7 @@ impl RuleSet {
                 continue;
             };
             let session = caps.name("TAG").and_then(|tag| {
-                let pid = caps.name("PID")?;
+                let pid = caps.name("PID").or_else(|| caps.name("PID5"))?;
                 let mut key = tag.as_bytes().to_vec();
                 key.push(b'[');
                 key.extend_from_slice(pid.as_bytes());
@@ -219,6 +219,9 @@ mod tests {
             "2026-11-21T10:00:00.123456+01:00 gw sshd[42]: Failed password for root from 192.0.2.1 port 22",
             "sshd[42]: Failed password for root from 192.0.2.1 port 22",
             "Nov  1 10:00:00 sshd[42]: Failed password for root from 192.0.2.1 port 22",
+            "Jun 20 02:18:39 vps auth.info sshd[42]: Failed password for root from 192.0.2.1 port 22",
+            "<35>1 2020-01-03T11:57:14.257387-05:00 gw sshd 42 - - Failed password for root from 192.0.2.1 port 22",
+            "2020-05-29T11:28:56.058908+02:00 bastion sshd[42] Failed password for root from 192.0.2.1 port 22",
         ];
         for line in ok {
             match s.check(line.as_bytes(), None) {
@@ -234,6 +237,8 @@ mod tests {
             "Nov 21 10:00:00 gw cron[7]: sshd[42]: Failed password for root from 192.0.2.1 port 22",
             "Nov 21 10:00:00 gw sshd[42]: x Failed password for root from 192.0.2.1 port 22",
             "Nov 21 10:00:00 gw notsshd[42]: Failed password for root from 192.0.2.1 port 22",
+            "Nov 21 10:00:00 gw cron[7]: x y sshd[42]: Failed password for root from 192.0.2.1 port 22",
+            "Nov 21 10:00:00 a b c sshd[42]: Failed password for root from 192.0.2.1 port 22",
         ];
         for line in forged {
             assert_eq!(s.check(line.as_bytes(), None), Outcome::Miss, "{line}");

@@ -428,15 +428,21 @@ fn parse_options(fields: impl Iterator<Item = (usize, String)>) -> Result<Option
 /// daemontools' TAI64N label.
 const TIMESTAMP: &str = r"(?:[A-Z][a-z]{2} +\d{1,2} \d\d:\d\d:\d\d(?:\.\d+)?(?: \d{4})?|\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?|@[0-9a-f]{24})";
 
-/// The start of a syslog line up to the message of one of `tags`: timestamp, host (both optional, so
-/// a journal or a program's own file also fits), the tag with an optional `[pid]` (captured as `PID`,
-/// the program as `TAG`), and Solaris' `[ID n facility]`. Anchored at the start of the line: the
-/// tag cannot be forged from inside another program's message.
+/// The start of a syslog line up to the message of one of `tags`: an optional priority (`<13>`,
+/// with RFC 5424's version), timestamp (socklog's `facility.level:` and a second timestamp may
+/// follow), up to two plain words (the host; some daemons add a facility such as `auth.info` or a
+/// relay address), then the tag as `prog[pid]:`, `prog[pid]`, `prog:`, `[prog]` (no session: it
+/// has no pid) or RFC 5424's `prog PROCID MSGID SD`, and Solaris' `[ID n facility]`. The program
+/// is captured as `TAG`, its pid as `PID` (or `PID5` in RFC 5424). Anchored at the start of the
+/// line, and no word before the tag may contain `[`, `]` or `:`, so another program's tag, or
+/// anything after it, can never stand in for the tag.
 pub fn tag_prefix(tags: &[String]) -> String {
     let names: Vec<String> = tags.iter().map(|t| regex_syntax::escape(t)).collect();
+    let names = names.join("|");
+    // RFC 5424's structured data: `-`, or elements `[id k="v" ...]` whose quoted values may hold `]`.
+    let sd = r#"(?:-|(?:\[(?:[^\]"\\]|\\.|"(?:[^"\\]|\\.)*")*\])+)"#;
     format!(
-        r"^(?:{TIMESTAMP}\s+)?(?:[^\s\[\]:]+\s+)?(?P<TAG>{})(?:\[(?P<PID>\d+)\])?:\s+(?:\[ID \d+ [\w.]+\]\s+)?",
-        names.join("|")
+        r"^(?:<\d{{1,3}}>(?:1 )?)?(?:{TIMESTAMP}\s+)?(?:[a-z0-9]+\.[a-z]+:\s+(?:{TIMESTAMP}\s+)?)?(?:[^\s\[\]:]+\s+){{0,2}}(?:\[(?:{names})\]:?|(?P<TAG>{names})(?:\[(?P<PID>\d+)\]:?|:|\s(?:(?P<PID5>\d+)|-)\s\S+\s{sd}))\s+(?:\[ID \d+ [\w.]+\]\s+)?"
     )
 }
 

@@ -80,6 +80,29 @@ const NOT_CAUGHT: &[(&str, &str, &str)] = &[
         "OpenSSH writes nothing after 'ssh2' for a password failure, so the text before the last \
          address is the client's user name: the real client is the last address, not 127.0.0.1",
     ),
+    (
+        "sshd",
+        "11: Bye Bye [preauth]",
+        "a client that disconnects before authenticating (code 11, 'Bye Bye') is a ddos-mode \
+         signal here, as 'Connection closed ... [preauth]' is in fail2ban's own modes",
+    ),
+    (
+        "sshd",
+        "11: Normal Shutdown, Thank you for playing [preauth]",
+        "as 'Bye Bye': a client leaving before it authenticated is a ddos-mode signal",
+    ),
+    (
+        "nginx-http-auth",
+        "host: \"localhost:8443\"\": was not found in",
+        "the client wrote quotes into its user name and Host header on both sides of the address: \
+         taking an address between client texts would let a Referer choose it",
+    ),
+    (
+        "asterisk",
+        "'<sip:'or''='@4.5.6.7>'",
+        "a From header with quotes before an address that the client's Call-ID follows: not told \
+         apart from a forged one",
+    ),
 ];
 
 /// One annotated line.

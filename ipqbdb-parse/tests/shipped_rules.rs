@@ -113,13 +113,12 @@ fn corpus() -> Vec<Case> {
 
 /// sshguard service codes of what the shipped rules claim to cover: sshd, dropbear, named, dovecot,
 /// exim, postfix, courier, ProFTPD, Pure-FTPd, vsftpd, web basic-auth failures, web bot probes and
-/// MySQL.
-const CLAIMED: [u32; 13] = [
-    100, 101, 120, 210, 240, 260, 280, 310, 320, 330, 350, 360, 601,
-];
+/// MySQL. (Web bot probes, 360, are claimed only as far as fail2ban's nginx-botsearch goes: known
+/// exploit paths answered 404; see `fail2ban_samples.rs`.)
+const CLAIMED: [u32; 12] = [100, 101, 120, 210, 240, 260, 280, 310, 320, 330, 350, 601];
 
 /// Attacks of claimed services deliberately not caught, each with the reason.
-const NOT_CAUGHT: [(&str, &str); 4] = [
+const NOT_CAUGHT: [(&str, &str); 9] = [
     (
         "lost connection after CONNECT from",
         "health checks and impatient MTAs do the same; too noisy",
@@ -136,7 +135,33 @@ const NOT_CAUGHT: [(&str, &str); 4] = [
         "\"GET / HTTP/1.1\" 401 314",
         "a 401 without a user name is a browser's first basic-auth request",
     ),
+    (
+        "XYZ",
+        "sshguard's placeholder for removed text: not a line any service writes",
+    ),
+    (
+        " Time(s)",
+        "logwatch's summary of exim lines, not a log line",
+    ),
+    (
+        "[exim] LOGIN",
+        "a syslog tag without a colon after it: not anchorable to exim",
+    ),
+    (
+        "auth.info: Invalid user",
+        "no program tag at all (socklog without one): nothing says sshd wrote it",
+    ),
+    (
+        "13:22:02.108781500 Failed password",
+        "no program tag at all: nothing says sshd wrote it",
+    ),
 ];
+
+/// Lines sshguard leaves alone that the default set bans on purpose, with the reason.
+const DISAGREE: [(&str, &str); 1] = [(
+    "com.jcraft.jsch.JSchException: Auth fail",
+    "the client itself reports that its authentication failed (fail2ban counts it too)",
+)];
 
 fn same(a: IpAddr, b: IpAddr) -> bool {
     AddrKey::exact(a) == AddrKey::exact(b)
@@ -144,7 +169,14 @@ fn same(a: IpAddr, b: IpAddr) -> bool {
 
 #[test]
 fn sshguard_corpus() {
+    // sshguard has no modes: what it catches must be caught by the whole set (aggressive), and
+    // what it leaves alone must not be banned by the default set.
     let rules = shipped();
+    let all = RuleSet::with_mode(
+        ipqbdb_parse::rules::load(&rule_path()).unwrap(),
+        Mode::Aggressive,
+    )
+    .unwrap();
     let cases = corpus();
     assert!(cases.len() >= 216, "corpus read: {} cases", cases.len());
     let mut per_code: BTreeMap<u32, (u32, u32)> = BTreeMap::new();
@@ -159,12 +191,14 @@ fn sshguard_corpus() {
             tries.extend(extra.iter().map(|p| format!("{p}{}", c.line)));
         }
         let mut got = None;
+        let set = if c.expected.is_some() { &all } else { &rules };
         for t in &tries {
-            match catch(&rules, t) {
+            match catch(set, t) {
                 Err(text) => failures.push(format!("address error {text:?}: {t}")),
                 Ok(Some((_, ip))) => {
                     got.get_or_insert(ip);
                     match &c.expected {
+                        None if DISAGREE.iter().any(|(s, _)| t.contains(s)) => {}
                         None => failures.push(format!("false positive {ip}: {t}")),
                         Some((_, want)) if !same(ip, *want) => {
                             failures.push(format!("caught {ip}, expected {want}: {t}"))
@@ -210,7 +244,6 @@ const ATTACKS: &[(&str, &str, &str)] = &[
     // OpenSSH
     ("Nov 21 10:01:02 gw sshd[1201]: Failed password for root from 203.0.113.9 port 52144 ssh2", "203.0.113.9", "sshd: failed authentication"),
     ("Nov 21 10:01:03 gw sshd[1201]: Failed password for invalid user oracle from 2001:db8:5::9 port 52145 ssh2", "2001:db8:5::9", "sshd: failed authentication"),
-    ("Nov 21 10:01:04 gw sshd[1202]: Failed publickey for git from 198.51.100.23 port 40022 ssh2: RSA SHA256:abcdef", "198.51.100.23", "sshd: failed authentication"),
     ("Nov 21 10:01:05 gw sshd[1203]: Invalid user ubnt from 192.0.2.77 port 33902", "192.0.2.77", "sshd: invalid user"),
     ("Nov 21 10:01:06 gw sshd[1204]: Connection closed by invalid user admin 192.0.2.78 port 44120 [preauth]", "192.0.2.78", "sshd: disconnect before authentication"),
     ("Nov 21 10:01:07 gw sshd[1205]: Disconnected from authenticating user root 192.0.2.79 port 60122 [preauth]", "192.0.2.79", "sshd: disconnect before authentication"),
@@ -252,12 +285,38 @@ const ATTACKS: &[(&str, &str, &str)] = &[
     ("2026/11/21 10:07:04 [error] 8801#8801: *12 user \"admin\": password mismatch, client: 203.0.113.92, server: example.org, request: \"GET /private/ HTTP/1.1\", host: \"example.org\"", "203.0.113.92", "nginx: basic auth failure"),
     ("2026/11/21 10:07:05 [error] 8801#8801: *13 user \"root\" was not found in \"/etc/nginx/.htpasswd\", client: 2001:db8:92::1, server: example.org, request: \"GET /private/ HTTP/2.0\"", "2001:db8:92::1", "nginx: basic auth failure"),
     ("203.0.113.93 - admin [21/Nov/2026:10:07:06 +0000] \"GET /private/ HTTP/1.1\" 401 381 \"-\" \"curl/8.5.0\"", "203.0.113.93", "web: basic auth failure"),
-    // Generic PAM
-    ("Nov 21 10:08:01 gw login[9901]: pam_unix(login:auth): authentication failure; logname= uid=0 euid=0 tty=/dev/pts/1 ruser= rhost=203.0.113.99  user=root", "203.0.113.99", "pam: authentication failure"),
+];
+
+/// Forms and messages the corpora lack (syslog forms of services that also write their own files,
+/// address-less lines after the line that names the client), in order: they share sessions.
+const MORE_FORMS: &[&str] = &[
+    "Nov 21 10:09:01 gw sshd[3001]: Failed none for invalid user admin from 203.0.113.10 port 40100 ssh2",
+    "Nov 21 10:09:02 gw sshd[3002]: drop connection #3 from [203.0.113.11]:40101 on [192.0.2.1]:22 penalty: failed authentication",
+    "Nov 21 10:09:03 gw [sshd]: Failed password for root from 203.0.113.12 port 40102 ssh2",
+    "Nov 21 10:09:04 gw sshd[3004]: drop connection #4 from [203.0.113.13]:40103 on [192.0.2.1]:22 past MaxStartups",
+    "Nov 21 10:09:05 gw dropbear[3005]: Child connection from 203.0.113.14:40104",
+    "Nov 21 10:09:06 gw dropbear[3006]: Exit before auth from <203.0.113.15:40105>: (user 'root', 10 fails): Max auth tries reached - user 'root'",
+    "Nov 21 10:09:07 gw dropbear[3007]: Child connection from 203.0.113.16:40106",
+    "Nov 21 10:09:07 gw dropbear[3007]: Exit before auth (user 'root', 10 fails): Max auth tries reached - user 'root'",
+    "Nov 21 10:09:08 mx roundcube: FAILED login for admin from 203.0.113.17",
+    "Nov 21 10:09:09 web nginx: 2026/11/21 10:09:09 [error] 812#812: *33 limiting connections by zone \"addr\", client: 203.0.113.18, server: example.org, request: \"GET / HTTP/1.1\", host: \"example.org\"",
+    "Nov 21 10:09:10 ftp proftpd[3010] ftp.example.org (203.0.113.19[203.0.113.19]): USER nosuch: no such user found from 203.0.113.19 [203.0.113.19] to 192.0.2.1:21",
+    "Nov 21 10:09:11 ftp proftpd[3011] ftp.example.org (203.0.113.20[203.0.113.20]): USER bob (Login failed): Incorrect password",
+    "Nov 21 10:09:12 ftp proftpd[3012] ftp.example.org (203.0.113.21[203.0.113.21]): SECURITY VIOLATION: Root login attempted",
+    "Nov 21 10:09:13 ftp proftpd[3013] ftp.example.org (203.0.113.22[203.0.113.22]): Maximum login attempts (3) exceeded",
+    "Nov 21 10:09:14 pbx asterisk[3014]: NOTICE[1638] chan_sip.c: Call from '' (203.0.113.23:5060) to extension '0046123' rejected because extension not found in context 'default'.",
+    "Nov 21 10:09:15 pbx asterisk[3015]: NOTICE[1638] res_pjsip/pjsip_distributor.c: Request 'INVITE' from '<sip:100@192.0.2.1>' failed for '203.0.113.24:5060' (callid: abc@x) - No matching endpoint found",
+    "Nov 21 10:09:16 pbx asterisk[3016]: NOTICE[1638] chan_iax2.c: Host 203.0.113.25 failed MD5 authentication for 'admin' (a != b)",
+    "Nov 21 10:09:17 pbx asterisk[3017]: NOTICE[1638] chan_iax2.c: No registration for peer 'x' (from 203.0.113.26)",
+    "Nov 21 10:09:18 pbx asterisk[3018]: NOTICE[1638] chan_sip.c: hacking attempt detected '203.0.113.27'",
+    "Nov 21 10:09:19 pbx asterisk[3019]: SECURITY[1204] res_security_log.c: SecurityEvent=\"InvalidAccountID\",EventTV=\"1368439853-500975\",Severity=\"Error\",Service=\"SIP\",EventVersion=\"1\",AccountID=\"00972599580679\",SessionID=\"0x7f8ecc0421f8\",LocalAddress=\"IPV4/UDP/192.0.2.1/5060\",RemoteAddress=\"IPV4/UDP/203.0.113.28/5070\"",
+    "Nov 21 10:09:20 pbx asterisk[3020]: SECURITY[1204] res_security_log.c: SecurityEvent=\"InvalidPassword\",EventTV=\"1389368346-880526\",Severity=\"Error\",Service=\"SIP\",EventVersion=\"2\",AccountID=\"1001\",SessionID=\"0x7f8ecc0421f8\",LocalAddress=\"IPV4/UDP/192.0.2.1/5060\",RemoteAddress=\"IPV4/UDP/203.0.113.29/5060\",Challenge=\"1234\",ReceivedChallenge=\"1234\",ReceivedHash=\"abcd\"",
 ];
 
 /// Lines of normal operation that must never ban anyone.
 const BENIGN: &[&str] = &[
+    // Clients try their keys in turn: a refused key is no attack by itself.
+    "Nov 21 11:00:00 gw sshd[1202]: Failed publickey for git from 198.51.100.23 port 40022 ssh2: RSA SHA256:abcdef",
     "Nov 21 11:00:01 gw sshd[2001]: Accepted publickey for alice from 192.0.2.10 port 50000 ssh2: ED25519 SHA256:xyz",
     "Nov 21 11:00:02 gw sshd[2002]: Accepted password for bob from 2001:db8::10 port 50001 ssh2",
     "Nov 21 11:00:03 gw sshd[2003]: Disconnected from user alice 192.0.2.10 port 50000",
@@ -276,12 +335,36 @@ const BENIGN: &[&str] = &[
 
 #[test]
 fn realistic_lines_of_every_claimed_service() {
-    let rules = shipped();
     let mut failures = Vec::new();
+    // Each attack is caught by the rule set of some mode (the whole set).
+    let all = RuleSet::with_mode(
+        ipqbdb_parse::rules::load(&rule_path()).unwrap(),
+        Mode::Aggressive,
+    )
+    .unwrap();
     for (line, addr, _what) in ATTACKS {
-        match catch(&rules, line) {
+        match catch(&all, line) {
             Ok(Some((_, ip))) if same(ip, addr.parse().unwrap()) => {}
             other => failures.push(format!("{other:?} instead of {addr}: {line}")),
+        }
+    }
+    // The other forms, in order with shared sessions: each line that names 203.0.113.x (or names no
+    // address but follows one of its session) bans that address or is a note.
+    let mut sessions = Sessions::default();
+    let mut last = None;
+    for line in MORE_FORMS {
+        let want = line
+            .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .find(|w| w.starts_with("203.0.113."))
+            .map(String::from)
+            .or_else(|| last.clone());
+        last = want.clone();
+        match sessions.count(&all, all.check(line.as_bytes(), None), 0) {
+            Counted::Caught { ip, .. } | Counted::Noted { ip, .. }
+                if want
+                    .as_deref()
+                    .is_some_and(|w| same(ip, w.parse().unwrap())) => {}
+            other => failures.push(format!("{other:?} instead of {want:?}: {line}")),
         }
     }
     // Benign lines are tried in every mode: even the aggressive set must leave them alone.
@@ -311,6 +394,7 @@ fn every_shipped_rule_is_exercised() {
     .unwrap();
     let mut used = vec![false; rules.rules().len()];
     let mut lines: Vec<String> = ATTACKS.iter().map(|a| a.0.to_string()).collect();
+    lines.extend(MORE_FORMS.iter().map(|l| l.to_string()));
     for c in corpus() {
         if let Some((code, _)) = c.expected {
             lines.extend(prefixes(code).iter().map(|p| format!("{p}{}", c.line)));
@@ -321,13 +405,26 @@ fn every_shipped_rule_is_exercised() {
     for entry in
         std::fs::read_dir(samples).expect("fail2ban's sample logs (apt-get install fail2ban)")
     {
-        let text = std::fs::read(entry.unwrap().path()).unwrap();
-        lines.extend(
-            String::from_utf8_lossy(&text)
-                .lines()
-                .filter(|l| !l.starts_with('#'))
-                .map(String::from),
-        );
+        let path = entry.unwrap().path();
+        if !path.is_file() {
+            continue;
+        }
+        let text = std::fs::read(path).unwrap();
+        // Blocks whose options give a prefix (the journal form of a service) get it, as in
+        // fail2ban's own test.
+        let mut prefix = String::new();
+        for line in String::from_utf8_lossy(&text).lines() {
+            if let Some(opts) = line.strip_prefix("# filterOptions:") {
+                prefix = opts
+                    .split("\"test.prefix-line\": \"")
+                    .nth(1)
+                    .and_then(|p| p.split('"').next())
+                    .unwrap_or("")
+                    .to_string();
+            } else if !line.starts_with('#') {
+                lines.push(format!("{prefix}{line}"));
+            }
+        }
     }
     let mut sessions = Sessions::default();
     for line in &lines {
