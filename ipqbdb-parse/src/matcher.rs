@@ -35,7 +35,13 @@ pub enum Outcome {
 
 pub struct RuleSet {
     rules: Vec<Rule>,
-    set: RegexSet,
+    /// Rules with `tag=`, over the message after the syslog header; `tagged[i]` is the rule index
+    /// of the set's pattern `i`.
+    tagged_set: RegexSet,
+    tagged: Vec<usize>,
+    /// The other rules, over the whole line.
+    plain_set: RegexSet,
+    plain: Vec<usize>,
     mode: Mode,
 }
 
@@ -43,22 +49,33 @@ pub struct RuleSet {
 /// not become millions of bans.
 pub const MAX_REPEAT: u32 = 1000;
 
-impl RuleSet {
-    /// The rules of `rules` that `mode` runs (the others are kept, for listing, but never match).
-    pub fn with_mode(rules: Vec<Rule>, mode: Mode) -> Result<Self, regex::Error> {
-        let never = "[^\\x00-\\xff]"; // matches nothing: keeps indices aligned with the rule file
-        let set = RegexSetBuilder::new(rules.iter().map(|r| {
-            if mode.includes(r.mode) {
-                r.pattern()
-            } else {
-                never
-            }
-        }))
+fn build_set<'a>(patterns: impl Iterator<Item = &'a str>) -> Result<RegexSet, regex::Error> {
+    RegexSetBuilder::new(patterns)
         .unicode(false)
         .size_limit(256 << 20)
         .dfa_size_limit(64 << 20)
-        .build()?;
-        Ok(RuleSet { rules, set, mode })
+        .build()
+}
+
+impl RuleSet {
+    /// The rules of `rules` that `mode` runs (the others are kept, for listing, but never match).
+    pub fn with_mode(rules: Vec<Rule>, mode: Mode) -> Result<Self, regex::Error> {
+        let active = |tagged: bool| -> Vec<usize> {
+            (0..rules.len())
+                .filter(|&i| mode.includes(rules[i].mode) && rules[i].tags.is_empty() != tagged)
+                .collect()
+        };
+        let (tagged, plain) = (active(true), active(false));
+        let tagged_set = build_set(tagged.iter().map(|&i| rules[i].pattern()))?;
+        let plain_set = build_set(plain.iter().map(|&i| rules[i].pattern()))?;
+        Ok(RuleSet {
+            rules,
+            tagged_set,
+            tagged,
+            plain_set,
+            plain,
+            mode,
+        })
     }
 
     /// The `normal` rules of `rules`.
@@ -93,25 +110,61 @@ impl RuleSet {
     }
 
     fn check_one(&self, line: &[u8], input: Option<&Path>) -> Outcome {
-        if !self.set.is_match(line) {
+        // The message starts after the syslog header, if the line has one.
+        let msg_at = if self.tagged.is_empty() {
+            None
+        } else {
+            crate::rules::header().find(line).map(|m| m.end())
+        };
+        let mut candidates: Vec<(usize, bool)> = Vec::new();
+        // `is_match` stops at the first match; most lines match nothing, and only hits pay for
+        // finding every pattern that matches.
+        if let Some(at) = msg_at {
+            let msg = &line[at..];
+            if self.tagged_set.is_match(msg) {
+                let hits = self.tagged_set.matches(msg);
+                candidates.extend(hits.iter().map(|i| (self.tagged[i], true)));
+            }
+        }
+        if !self.plain.is_empty() && self.plain_set.is_match(line) {
+            let hits = self.plain_set.matches(line);
+            candidates.extend(hits.iter().map(|i| (self.plain[i], false)));
+        }
+        if candidates.is_empty() {
             return Outcome::Miss;
         }
-        for i in self.set.matches(line).iter() {
+        // The first applicable rule in file order wins.
+        candidates.sort_unstable();
+        let mut header: Option<Option<TagPid<'_>>> = None;
+        for (i, tagged) in candidates {
             let rule = &self.rules[i];
             if !rule.applies_to(input) {
                 continue;
             }
-            let Some(caps) = rule.regex.captures(line) else {
+            let (text, session) = if tagged {
+                let at = msg_at.unwrap_or(0);
+                let (tag, pid) = match *header.get_or_insert_with(|| parse_header(&line[..at])) {
+                    Some(h) => h,
+                    None => continue,
+                };
+                if !rule.tags.iter().any(|t| t.as_bytes() == tag) {
+                    continue;
+                }
+                let session = pid.map(|pid| {
+                    let mut key = Vec::with_capacity(tag.len() + pid.len() + 2);
+                    key.extend_from_slice(tag);
+                    key.push(b'[');
+                    key.extend_from_slice(pid);
+                    key.push(b']');
+                    key.into_boxed_slice()
+                });
+                (&line[msg_at.unwrap_or(0)..], session)
+            } else {
+                (line, None)
+            };
+            let Some(caps) = rule.regex.captures(text) else {
                 continue;
             };
-            let session = caps.name("TAG").and_then(|tag| {
-                let pid = caps.name("PID").or_else(|| caps.name("PID5"))?;
-                let mut key = tag.as_bytes().to_vec();
-                key.push(b'[');
-                key.extend_from_slice(pid.as_bytes());
-                key.push(b']');
-                Some(key.into_boxed_slice())
-            });
             let m = match rule.group {
                 AddrGroup::Named => caps.name("IP"),
                 AddrGroup::Index(n) => caps.get(n),
@@ -140,6 +193,17 @@ impl RuleSet {
         }
         Outcome::Miss
     }
+}
+
+/// A syslog line's program and pid (`[prog]` has no pid).
+type TagPid<'a> = (&'a [u8], Option<&'a [u8]>);
+
+/// The program and pid in a syslog header.
+fn parse_header(header: &[u8]) -> Option<TagPid<'_>> {
+    let caps = crate::rules::header_tag().captures(header)?;
+    let tag = caps.name("TAG").or_else(|| caps.name("BTAG"))?;
+    let pid = caps.name("PID").or_else(|| caps.name("PID5"));
+    Some((tag.as_bytes(), pid.map(|p| p.as_bytes())))
 }
 
 /// Syslog daemons write a run of identical messages once, as `TAG: message repeated N times: [ MSG]`.

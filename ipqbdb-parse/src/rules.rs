@@ -270,7 +270,8 @@ fn parse_line(line: &str, lineno: usize) -> Result<Option<Rule>, LineError> {
     }
     let mut expanded = source.replace(HOST_MACRO, HOST_PATTERN);
     if !opts.tags.is_empty() {
-        expanded = format!("{}(?:{expanded})", tag_prefix(&opts.tags));
+        // A tagged rule reads the message only (see `header`): it starts where the message does.
+        expanded = format!("^(?:{expanded})");
     }
     let regex = compile(&source, &expanded, regex_col)?;
 
@@ -428,22 +429,42 @@ fn parse_options(fields: impl Iterator<Item = (usize, String)>) -> Result<Option
 /// daemontools' TAI64N label.
 const TIMESTAMP: &str = r"(?:[A-Z][a-z]{2} +\d{1,2} \d\d:\d\d:\d\d(?:\.\d+)?(?: \d{4})?|\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?|@[0-9a-f]{24})";
 
-/// The start of a syslog line up to the message of one of `tags`: an optional priority (`<13>`,
-/// with RFC 5424's version), timestamp (socklog's `facility.level:` and a second timestamp may
-/// follow), up to two plain words (the host; some daemons add a facility such as `auth.info` or a
-/// relay address), then the tag as `prog[pid]:`, `prog[pid]`, `prog:`, `[prog]` (no session: it
-/// has no pid) or RFC 5424's `prog PROCID MSGID SD`, and Solaris' `[ID n facility]`. The program
-/// is captured as `TAG`, its pid as `PID` (or `PID5` in RFC 5424). Anchored at the start of the
-/// line, and no word before the tag may contain `[`, `]` or `:`, so another program's tag, or
-/// anything after it, can never stand in for the tag.
-pub fn tag_prefix(tags: &[String]) -> String {
-    let names: Vec<String> = tags.iter().map(|t| regex_syntax::escape(t)).collect();
-    let names = names.join("|");
-    // RFC 5424's structured data: `-`, or elements `[id k="v" ...]` whose quoted values may hold `]`.
-    let sd = r#"(?:-|(?:\[(?:[^\]"\\]|\\.|"(?:[^"\\]|\\.)*")*\])+)"#;
-    format!(
-        r"^(?:<\d{{1,3}}>(?:1 )?)?(?:{TIMESTAMP}\s+)?(?:[a-z0-9]+\.[a-z]+:\s+(?:{TIMESTAMP}\s+)?)?(?:[^\s\[\]:]+\s+){{0,2}}(?:\[(?:{names})\]:?|(?P<TAG>{names})(?:\[(?P<PID>\d+)\]:?|:|\s(?:(?P<PID5>\d+)|-)\s\S+\s{sd}))\s+(?:\[ID \d+ [\w.]+\]\s+)?"
-    )
+/// The start of a syslog line up to its message: an optional priority (`<13>`, with RFC 5424's
+/// version), timestamp (socklog's `facility.level:` and a second timestamp may follow), up to two
+/// plain words (the host; some daemons add a facility such as `auth.info` or a relay address), then
+/// the program's tag as `prog[pid]:`, `prog[pid]`, `prog:`, `[prog]` (captured as `BTAG`: it has no
+/// pid, so no session) or RFC 5424's `prog PROCID MSGID SD`, and Solaris' `[ID n facility]`. The
+/// program is captured as `TAG`, its pid as `PID` (or `PID5` in RFC 5424). Anchored at the start of
+/// the line, and no word before the tag may contain `[`, `]` or `:`, so another program's tag, or
+/// anything after it, can never stand in for the tag: a rule with `tag=` runs only on lines whose
+/// tag is one of its programs, from the first byte of the message. Parsed once per line for every
+/// tagged rule.
+pub fn header() -> &'static Regex {
+    static HEADER: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    HEADER.get_or_init(|| {
+        let pattern = format!(
+            r"^(?:<\d{{1,3}}>(?:1 )?)?(?:{TIMESTAMP}\s+)?(?:[a-z0-9]+\.[a-z]+:\s+(?:{TIMESTAMP}\s+)?)?(?:[^\s\[\]:]+\s+){{0,2}}{TAG_PART}"
+        );
+        compile_builtin(&pattern)
+    })
+}
+
+/// The tag at the end of a header [`header`] found, with its captures: matched backwards from the
+/// end of the header (a search anchored at the end), so it costs a few bytes, not the line.
+pub fn header_tag() -> &'static Regex {
+    static TAG: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    TAG.get_or_init(|| compile_builtin(&format!("{TAG_PART}$")))
+}
+
+/// The tag part of a header; RFC 5424's structured data is `-` or elements `[id k="v" ...]` whose
+/// quoted values may hold `]`.
+const TAG_PART: &str = r#"(?:\[(?P<BTAG>[A-Za-z0-9_./-]+)\]:?|(?P<TAG>[A-Za-z0-9_./-]+)(?:\[(?P<PID>\d+)\]:?|:|\s(?:(?P<PID5>\d+)|-)\s\S+\s(?:-|(?:\[(?:[^\]"\\]|\\.|"(?:[^"\\]|\\.)*")*\])+)))\s+(?:\[ID \d+ [\w.]+\]\s+)?"#;
+
+fn compile_builtin(pattern: &str) -> Regex {
+    regex::bytes::RegexBuilder::new(pattern)
+        .unicode(false)
+        .build()
+        .expect("a built-in pattern compiles")
 }
 
 fn skip_space(chars: &[char], mut pos: usize) -> usize {
