@@ -212,7 +212,10 @@ fn parse_header(header: &[u8]) -> Option<TagPid<'_>> {
 /// because the rules that read the result are anchored at the tag.
 fn unwrap_repeated(line: &[u8]) -> Option<(Vec<u8>, u32)> {
     const WRAP: &[u8] = b": message repeated ";
-    let at = memchr::memmem::find(line, WRAP)?;
+    static FINDER: std::sync::OnceLock<memchr::memmem::Finder<'static>> = std::sync::OnceLock::new();
+    let at = FINDER
+        .get_or_init(|| memchr::memmem::Finder::new(WRAP))
+        .find(line)?;
     let rest = &line[at + WRAP.len()..];
     let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
     let n: u32 = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
