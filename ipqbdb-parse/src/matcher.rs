@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use ipqbdb_core::parse_ip;
-use regex::bytes::{RegexSet, RegexSetBuilder};
+use regex::bytes::{Regex, RegexSet, RegexSetBuilder};
 
 use crate::rules::{AddrGroup, Mode, Rule};
 
@@ -39,6 +39,8 @@ pub struct RuleSet {
     /// of the set's pattern `i`.
     tagged_set: RegexSet,
     tagged: Vec<usize>,
+    /// The syslog header of the programs the tagged rules name.
+    header: Regex,
     /// The other rules, over the whole line.
     plain_set: RegexSet,
     plain: Vec<usize>,
@@ -67,11 +69,17 @@ impl RuleSet {
         };
         let (tagged, plain) = (active(true), active(false));
         let tagged_set = build_set(tagged.iter().map(|&i| rules[i].pattern()))?;
+        let tags: Vec<&str> = tagged
+            .iter()
+            .flat_map(|&i| rules[i].tags.iter().map(String::as_str))
+            .collect();
+        let header = crate::rules::header(if tags.is_empty() { &["-"] } else { &tags });
         let plain_set = build_set(plain.iter().map(|&i| rules[i].pattern()))?;
         Ok(RuleSet {
             rules,
             tagged_set,
             tagged,
+            header,
             plain_set,
             plain,
             mode,
@@ -114,7 +122,7 @@ impl RuleSet {
         let msg_at = if self.tagged.is_empty() {
             None
         } else {
-            crate::rules::header().find(line).map(|m| m.end())
+            self.header.find(line).map(|m| m.end())
         };
         let mut candidates: Vec<(usize, bool)> = Vec::new();
         // `is_match` stops at the first match; most lines match nothing, and only hits pay for
@@ -212,7 +220,8 @@ fn parse_header(header: &[u8]) -> Option<TagPid<'_>> {
 /// because the rules that read the result are anchored at the tag.
 fn unwrap_repeated(line: &[u8]) -> Option<(Vec<u8>, u32)> {
     const WRAP: &[u8] = b": message repeated ";
-    static FINDER: std::sync::OnceLock<memchr::memmem::Finder<'static>> = std::sync::OnceLock::new();
+    static FINDER: std::sync::OnceLock<memchr::memmem::Finder<'static>> =
+        std::sync::OnceLock::new();
     let at = FINDER
         .get_or_init(|| memchr::memmem::Finder::new(WRAP))
         .find(line)?;

@@ -437,28 +437,32 @@ const TIMESTAMP: &str = r"(?:[A-Z][a-z]{2} +\d{1,2} \d\d:\d\d:\d\d(?:\.\d+)?(?: 
 /// program is captured as `TAG`, its pid as `PID` (or `PID5` in RFC 5424). Anchored at the start of
 /// the line, and no word before the tag may contain `[`, `]` or `:`, so another program's tag, or
 /// anything after it, can never stand in for the tag: a rule with `tag=` runs only on lines whose
-/// tag is one of its programs, from the first byte of the message. Parsed once per line for every
-/// tagged rule.
-pub fn header() -> &'static Regex {
-    static HEADER: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
-    HEADER.get_or_init(|| {
-        let pattern = format!(
-            r"^(?:<\d{{1,3}}>(?:1 )?)?(?:{TIMESTAMP}\s+)?(?:[a-z0-9]+\.[a-z]+:\s+(?:{TIMESTAMP}\s+)?)?(?:[^\s\[\]:]+\s+){{0,2}}{TAG_PART}"
-        );
-        compile_builtin(&pattern)
-    })
+/// tag is one of its programs, from the first byte of the message. Built for the programs `tags`
+/// that a rule set names, so a line of any other program (the kernel, cron) costs one short search.
+pub fn header(tags: &[&str]) -> Regex {
+    let mut names: Vec<String> = tags.iter().map(|t| regex_syntax::escape(t)).collect();
+    names.sort();
+    names.dedup();
+    let part = TAG_PART.replace(TAG_NAME, &format!("(?:{})", names.join("|")));
+    compile_builtin(&format!(
+        r"^(?:<\d{{1,3}}>(?:1 )?)?(?:{TIMESTAMP}\s+)?(?:[a-z0-9]+\.[a-z]+:\s+(?:{TIMESTAMP}\s+)?)?(?:[^\s\[\]:]+\s+){{0,2}}{part}"
+    ))
 }
 
 /// The tag at the end of a header [`header`] found, with its captures: matched backwards from the
 /// end of the header (a search anchored at the end), so it costs a few bytes, not the line.
 pub fn header_tag() -> &'static Regex {
     static TAG: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
-    TAG.get_or_init(|| compile_builtin(&format!("{TAG_PART}$")))
+    TAG.get_or_init(|| compile_builtin(&format!("{TAG_PART}$").replace(TAG_NAME, TAG_CHARS)))
 }
+
+/// Where the program's name goes in [`TAG_PART`], and what a name may be.
+const TAG_NAME: &str = "{NAME}";
+const TAG_CHARS: &str = "[A-Za-z0-9_./-]+";
 
 /// The tag part of a header; RFC 5424's structured data is `-` or elements `[id k="v" ...]` whose
 /// quoted values may hold `]`.
-const TAG_PART: &str = r#"(?:\[(?P<BTAG>[A-Za-z0-9_./-]+)\]:?|(?P<TAG>[A-Za-z0-9_./-]+)(?:\[(?P<PID>\d+)\]:?|:|\s(?:(?P<PID5>\d+)|-)\s\S+\s(?:-|(?:\[(?:[^\]"\\]|\\.|"(?:[^"\\]|\\.)*")*\])+)))\s+(?:\[ID \d+ [\w.]+\]\s+)?"#;
+const TAG_PART: &str = r#"(?:\[(?P<BTAG>{NAME})\]:?|(?P<TAG>{NAME})(?:\[(?P<PID>\d+)\]:?|:|\s(?:(?P<PID5>\d+)|-)\s\S+\s(?:-|(?:\[(?:[^\]"\\]|\\.|"(?:[^"\\]|\\.)*")*\])+)))\s+(?:\[ID \d+ [\w.]+\]\s+)?"#;
 
 fn compile_builtin(pattern: &str) -> Regex {
     regex::bytes::RegexBuilder::new(pattern)
