@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use ipqbdb_core::log::{self, Level};
 use ipqbdb_core::model::{initial_count, DEFAULT_INITIAL_COUNT};
-use ipqbdb_core::{format_duration, now, parse_duration, parse_ip, percent, BanKind};
+use ipqbdb_core::{format_duration, now, parse_ban_decay, parse_ip, percent, BanKind};
 use ipqbdb_store::{Ban, BanReport, Store};
 
 use crate::cli::BanArgs;
@@ -27,9 +27,12 @@ pub fn run(ctx: &Context, args: &BanArgs) -> Result<()> {
     };
     let decay = match (&args.decay, &s.decay) {
         (Some(text), _) => {
-            Some(parse_duration(text).map_err(|e| AdminError::Usage(e.to_string()))?)
+            Some(parse_ban_decay(text).map_err(|e| AdminError::Usage(e.to_string()))?)
         }
-        (None, Some(d)) => Some(d.seconds().map_err(|e| AdminError::Usage(e.to_string()))?),
+        (None, Some(d)) => Some(
+            d.ban_seconds()
+                .map_err(|e| AdminError::Usage(e.to_string()))?,
+        ),
         (None, None) => None,
     };
     let syslog = args.log_syslog || s.log_syslog.unwrap_or(false);

@@ -31,7 +31,7 @@ pub enum Command {
     Del(DelArgs),
     /// Read whitelist entries (ADDRESS, a-b or CIDR, then a decay), list or delete them
     White(WhiteArgs),
-    /// Print settings as `NAME value` lines
+    /// Print settings as `NAME value` lines, or change the database's IPv6 prefix
     Config(ConfigArgs),
     /// Show, set or clear the report category of a reason
     Category(CategoryArgs),
@@ -108,7 +108,13 @@ pub struct WhiteArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ConfigArgs {}
+pub struct ConfigArgs {
+    /// Change the IPv6 prefix length the database bans by (1-128), rewriting its IPv6 records in one
+    /// transaction (records that fall under one prefix are merged); creates the database if missing.
+    /// Then remove or change ipv6-prefix in the configuration, or programs will refuse to start
+    #[arg(long, value_name = "BITS")]
+    pub set_ipv6_prefix: Option<u32>,
+}
 
 #[derive(Debug, Args)]
 pub struct CategoryArgs {

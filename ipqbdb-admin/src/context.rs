@@ -37,6 +37,16 @@ impl Context {
         Ok(self.setup.open(create)?)
     }
 
+    /// Opens the database without checking the configured IPv6 prefix against the database's: for
+    /// the command that shows or changes the database's own, which must work while they disagree.
+    pub fn open_any_prefix(&self, create: bool) -> Result<AnyStore> {
+        let setup = Setup {
+            v6_prefix: None,
+            ..self.setup.clone()
+        };
+        Ok(setup.open(create)?)
+    }
+
     /// Reports one refused input on stderr, in the one-line form every program uses.
     pub fn warn(&self, message: impl std::fmt::Display) {
         eprintln!("{}: {message}", self.program);

@@ -4,9 +4,11 @@ use std::collections::HashMap;
 use std::io::Write;
 
 use ipqbdb_core::time::format_utc;
+use std::net::IpAddr;
+
 use ipqbdb_core::{
     current_probability, format_duration, now, parse_count, parse_duration, percent, AddrKey,
-    AddrRange, Reason, ReasonId, Record, UnixTime,
+    AddrRange, Reason, ReasonId, Record, UnixTime, V6Prefix,
 };
 use ipqbdb_store::{AnyStore, Store};
 use serde_json::json;
@@ -32,7 +34,7 @@ pub fn run(ctx: &Context, args: &DelArgs) -> Result<()> {
     let selection = args
         .selection
         .iter()
-        .map(|s| selection_range(s, ctx))
+        .map(|s| Selection::parse(s))
         .collect::<Result<Vec<_>>>()?;
     if max_records.is_some() && !args.del {
         return Err(AdminError::Usage("--max-records goes with --del".into()));
@@ -48,6 +50,8 @@ pub fn run(ctx: &Context, args: &DelArgs) -> Result<()> {
     if args.stats {
         return print_stats(&store, args, &mut out);
     }
+    let prefix = store.v6_prefix()?;
+    let selection: Vec<AddrRange> = selection.iter().map(|s| s.range(prefix)).collect();
     let reasons: HashMap<ReasonId, Reason> =
         store.reasons()?.into_iter().map(|r| (r.id, r)).collect();
     let stale = |r: &Record| {
@@ -58,16 +62,7 @@ pub fn run(ctx: &Context, args: &DelArgs) -> Result<()> {
         if selection.is_empty() {
             store.retain(min_age.unwrap_or(0), max_records, now)?
         } else {
-            let mut keys = Vec::new();
-            for range in &selection {
-                store.for_each_record(Some(*range), &mut |k, r| {
-                    if stale(r) {
-                        keys.push(k);
-                    }
-                    true
-                })?;
-            }
-            store.delete_records(&keys)?
+            store.delete_selected(&selection, min_age, now)?
         }
     } else {
         let mut found = Vec::new();
@@ -98,13 +93,29 @@ pub fn run(ctx: &Context, args: &DelArgs) -> Result<()> {
     Ok(())
 }
 
-/// A selection argument: an IPv6 address selects the record of its prefix, as a ban would.
-fn selection_range(s: &str, ctx: &Context) -> Result<AddrRange> {
-    if let Ok(ip) = ipqbdb_core::parse_ip(s) {
-        return Ok(AddrRange::single(AddrKey::banned(ip, ctx.v6_prefix)));
+/// A selection argument, checked before the database is opened.
+enum Selection {
+    Address(IpAddr),
+    Range(AddrRange),
+}
+
+impl Selection {
+    fn parse(s: &str) -> Result<Selection> {
+        if let Ok(ip) = ipqbdb_core::parse_ip(s) {
+            return Ok(Selection::Address(ip));
+        }
+        s.parse()
+            .map(Selection::Range)
+            .map_err(|e: ipqbdb_core::ParseError| AdminError::Usage(e.to_string()))
     }
-    s.parse()
-        .map_err(|e: ipqbdb_core::ParseError| AdminError::Usage(e.to_string()))
+
+    /// An IPv6 address selects the record of its prefix (the database's), as a ban would.
+    fn range(&self, prefix: V6Prefix) -> AddrRange {
+        match *self {
+            Selection::Address(ip) => AddrRange::single(AddrKey::banned(ip, prefix)),
+            Selection::Range(r) => r,
+        }
+    }
 }
 
 fn print_records(
@@ -171,8 +182,8 @@ fn print_stats(store: &AnyStore, args: &DelArgs, out: &mut impl Write) -> Result
                     "reason": s.reason.text,
                     "category": s.reason.category,
                     "records": s.live_records,
-                    "caught": s.reason.caught + s.live_caught,
-                    "blocked": s.reason.blocked + s.live_blocked,
+                    "caught": s.total_caught(),
+                    "blocked": s.total_blocked(),
                     "caught_deleted": s.reason.caught,
                     "blocked_deleted": s.reason.blocked,
                 })
@@ -195,8 +206,8 @@ fn print_stats(store: &AnyStore, args: &DelArgs, out: &mut impl Write) -> Result
             s.reason.id,
             s.reason.category,
             s.live_records,
-            s.reason.caught + s.live_caught,
-            s.reason.blocked + s.live_blocked,
+            s.total_caught(),
+            s.total_blocked(),
             s.reason.text
         );
     }

@@ -74,7 +74,7 @@ fn dispatch(cli: &Cli, section: &str, program: &str) -> Result<(), AdminError> {
         Command::Ban(a) => ban::run(&ctx()?, a),
         Command::Del(a) => del::run(&ctx()?, a),
         Command::White(a) => white::run(&ctx()?, a),
-        Command::Config(_) => show_config::run(&ctx()?),
+        Command::Config(a) => show_config::run(&ctx()?, a),
         Command::Category(a) => category::run(&ctx()?, a),
         Command::InstallLinks(a) => links::run(a),
     }

@@ -1,4 +1,5 @@
-//! `ibd config`: every setting as a `NAME value` line, for people and for awk.
+//! `ibd config`: every setting as a `NAME value` line, for people and for awk; and the one setting
+//! kept in the database, the IPv6 prefix, changed with `--set-ipv6-prefix`.
 
 use std::io::Write;
 
@@ -7,16 +8,36 @@ use ipqbdb_core::model::{
     DEFAULT_DECAY, DEFAULT_DECAY_ADDEND, DEFAULT_DECAY_MAX, DEFAULT_INITIAL_COUNT,
     DEFAULT_THRESHOLD,
 };
-use ipqbdb_core::P_MAX;
-use ipqbdb_store::Backend;
+use ipqbdb_core::{now, V6Prefix, P_MAX};
+use ipqbdb_store::{Backend, Store};
 
+use crate::cli::ConfigArgs;
 use crate::context::Context;
-use crate::error::Result;
+use crate::error::{AdminError, Result};
 
-pub fn run(ctx: &Context) -> Result<()> {
+pub fn run(ctx: &Context, args: &ConfigArgs) -> Result<()> {
+    if let Some(bits) = args.set_ipv6_prefix {
+        return set_prefix(ctx, bits);
+    }
     let s = &ctx.settings;
-    let db_backend = ipqbdb_store::dir::detect(&ctx.db_dir)?
-        .map_or_else(|| "none".to_string(), |b| b.to_string());
+    let detected = ipqbdb_store::dir::detect(&ctx.db_dir)?;
+    let db_backend = detected.map_or_else(|| "none".to_string(), |b| b.to_string());
+    // The database's prefix is the one in force; a configured one that differs is reported, as every
+    // program that opens the database will refuse it.
+    let v6_prefix = match detected {
+        Some(_) => {
+            let own = ctx.open_any_prefix(false)?.v6_prefix()?;
+            if let Some(given) = ctx.v6_prefix.filter(|&g| g != own) {
+                ctx.warn(format!(
+                    "ipv6-prefix is set to {} here, but the database bans by /{}: programs will refuse to open it",
+                    given.bits(),
+                    own.bits()
+                ));
+            }
+            own
+        }
+        None => ctx.v6_prefix.unwrap_or_default(),
+    };
     let new_backend = ctx
         .backend
         .or_else(Backend::default_for_new)
@@ -68,11 +89,34 @@ pub fn run(ctx: &Context) -> Result<()> {
         ("decay-max", DEFAULT_DECAY_MAX.to_string()),
         ("threshold", DEFAULT_THRESHOLD.to_string()),
         ("p-max", P_MAX.to_string()),
-        ("ipv6-prefix", ctx.v6_prefix.bits().to_string()),
+        ("ipv6-prefix", v6_prefix.bits().to_string()),
     ];
     let mut out = std::io::stdout().lock();
     for (name, value) in lines {
         let _ = writeln!(out, "{name} {value}");
+    }
+    Ok(())
+}
+
+/// `ibd config --set-ipv6-prefix BITS`.
+fn set_prefix(ctx: &Context, bits: u32) -> Result<()> {
+    let new = V6Prefix::new(bits).map_err(|e| AdminError::Usage(e.to_string()))?;
+    let store = ctx.open_any_prefix(true)?;
+    let change = store.set_v6_prefix(new, now())?;
+    let _ = writeln!(
+        std::io::stdout().lock(),
+        "ipv6-prefix {} -> {}: {} records moved, {} merged",
+        change.old.bits(),
+        change.new.bits(),
+        change.moved,
+        change.merged
+    );
+    if let Some(given) = ctx.v6_prefix.filter(|&g| g != new) {
+        ctx.warn(format!(
+            "ipv6-prefix is still set to {} in the configuration or on the command line: programs will refuse to open the database until it is removed or set to {}",
+            given.bits(),
+            new.bits()
+        ));
     }
     Ok(())
 }

@@ -239,6 +239,134 @@ fn del_lists_deletes_and_expires() {
         assert_eq!(stats[0]["caught"], 6);
         assert_eq!(stats[0]["records"], 1);
         assert_eq!(stats[0]["caught_deleted"], 5);
+        // A selection with --min-time deletes only what is old enough.
+        let left = records(&env)[0]["address"].as_str().unwrap().to_string();
+        let o = env.run("ibd-del", &["--del", "--min-time", "1h", &left]);
+        assert_eq!(stdout(&o).trim(), "0 records deleted", "{}", stderr(&o));
+        let o = env.run(
+            "ibd-del",
+            &["--del", "--min-time", "0", &left, "192.0.2.0/24"],
+        );
+        assert_eq!(stdout(&o).trim(), "1 records deleted", "{}", stderr(&o));
+        assert!(records(&env).is_empty());
+    });
+}
+
+#[test]
+fn statistics_saturate_near_the_counter_maximum() {
+    use ipqbdb_store::kv::Table;
+    use ipqbdb_store::Store;
+    each_backend(|b| {
+        let env = Env::new(b);
+        assert_eq!(code(&env.run("ibd-ban", &["-r", "big", "192.0.2.1"])), 0);
+        let store = ipqbdb_tests::open_any(&env.db(), b.parse().unwrap()).unwrap();
+        let mut rec = store.lookup("192.0.2.1".parse().unwrap()).unwrap().unwrap();
+        (rec.caught, rec.blocked) = (u64::MAX - 1, u64::MAX);
+        for addr in ["192.0.2.1", "192.0.2.2"] {
+            let key: ipqbdb_core::AddrKey = addr.parse().unwrap();
+            store
+                .write(&mut |tx| tx.put(Table::Block, &key.to_bytes(), &rec.encode()))
+                .unwrap();
+        }
+        drop(store);
+        for args in [&["--stats", "--json"][..], &["--stats"]] {
+            let o = env.run("ibd-del", args);
+            assert_eq!(code(&o), 0, "{args:?}: {}", stderr(&o));
+        }
+        let o = env.run("ibd-del", &["--stats", "--json"]);
+        let stats: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        assert_eq!(stats[0]["caught"], u64::MAX);
+        assert_eq!(stats[0]["blocked"], u64::MAX);
+        // Credited by a deletion, and again with the live record.
+        let o = env.run("ibd-del", &["--del", "192.0.2.1"]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        let o = env.run("ibd-del", &["--stats", "--json"]);
+        let stats: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        assert_eq!(stats[0]["caught_deleted"], u64::MAX - 1);
+        assert_eq!(stats[0]["caught"], u64::MAX);
+    });
+}
+
+#[test]
+fn ban_decay_zero_is_refused() {
+    let env = Env::new("sqlite");
+    for decay in ["0", "0s", "0h"] {
+        let o = env.run("ibd-ban", &["--decay", decay, "192.0.2.1"]);
+        assert_eq!(code(&o), 2, "{decay}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.starts_with("ibd-ban: a ban's decay cannot be 0") && err.lines().count() == 1,
+            "{err}"
+        );
+    }
+    std::fs::write(env.config(), "backend = \"sqlite\"\n[ban]\ndecay = 0\n").unwrap();
+    let o = env.run("ibd-ban", &["192.0.2.1"]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("ipqbdb.toml: decay: a ban's decay cannot be 0") && err.lines().count() == 1,
+        "{err}"
+    );
+    assert!(!env.db().exists(), "nothing was banned");
+    std::fs::write(env.config(), "backend = \"sqlite\"\n[ban]\ndecay = 1\n").unwrap();
+    let o = env.run("ibd-ban", &["192.0.2.1"]);
+    assert!(stdout(&o).contains("decay 1s"), "{}", stdout(&o));
+}
+
+#[test]
+fn ipv6_prefix_lives_in_the_database() {
+    each_backend(|b| {
+        let env = Env::new(b);
+        let o = env.run("ibd", &["--ipv6-prefix", "56", "ban", "2001:db8:1:100::1"]);
+        assert!(
+            stdout(&o).contains("(as 2001:db8:1:100::): new"),
+            "{}",
+            stdout(&o)
+        );
+        // Without a prefix of its own, a program bans by the database's.
+        let o = env.run("ibd-ban", &["2001:db8:1:1ff::2", "2001:db8:1:200::1"]);
+        let out = stdout(&o);
+        assert!(out.contains("(as 2001:db8:1:100::): raised"), "{out}");
+        assert!(out.contains("(as 2001:db8:1:200::): new"), "{out}");
+        // One that disagrees, on the command line or in its configuration, is refused.
+        let o = env.run("ibd", &["--ipv6-prefix", "64", "ban", "2001:db8::1"]);
+        assert_eq!(code(&o), 1);
+        let err = stderr(&o);
+        assert!(
+            err.starts_with("ibd ban: ")
+                && err.contains("/56")
+                && err.contains("ipv6-prefix is set to 64")
+                && err.lines().count() == 1,
+            "{err}"
+        );
+        let config = format!("backend = \"{b}\"\n[ban]\nipv6-prefix = 48\n");
+        std::fs::write(env.config(), &config).unwrap();
+        let o = env.run("ibd-ban", &["2001:db8::1"]);
+        assert_eq!(code(&o), 1);
+        assert!(stderr(&o).contains("set to 48"), "{}", stderr(&o));
+        // `ibd config` shows the database's, and changes it, merging what falls together.
+        let o = env.run("ibd-config", &[]);
+        assert!(stdout(&o).contains("\nipv6-prefix 56\n"), "{}", stdout(&o));
+        let o = env.run("ibd-config", &["--set-ipv6-prefix", "48"]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        assert_eq!(
+            stdout(&o).trim(),
+            "ipv6-prefix 56 -> 48: 2 records moved, 1 merged"
+        );
+        // The [ban] section now agrees; `ibd config` reads the [config] one, which says nothing.
+        let recs = records(&env);
+        assert_eq!(recs.len(), 1);
+        assert_eq!(recs[0]["address"], "2001:db8:1::");
+        assert_eq!(recs[0]["caught"], 3);
+        let o = env.run("ibd-ban", &["2001:db8:1:ffff::1"]);
+        assert!(
+            stdout(&o).contains("(as 2001:db8:1::): raised"),
+            "{}",
+            stdout(&o)
+        );
+        let o = env.run("ibd-config", &["--set-ipv6-prefix", "0"]);
+        assert_eq!(code(&o), 2, "{}", stderr(&o));
+        assert!(stderr(&o).contains("prefix length 0"), "{}", stderr(&o));
     });
 }
 

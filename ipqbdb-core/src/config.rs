@@ -59,6 +59,12 @@ impl DurationValue {
             DurationValue::Text(t) => parse_duration(t),
         }
     }
+
+    /// The value as a ban's decay, which cannot be 0 ([`crate::model::ban_decay`]): `decay` is only
+    /// ever a ban's.
+    pub fn ban_seconds(&self) -> Result<u32, ParseError> {
+        self.seconds().and_then(crate::model::ban_decay)
+    }
 }
 
 /// Every setting any program reads from the file; all optional.
@@ -166,7 +172,7 @@ impl Settings {
             source,
         };
         if let Some(d) = &self.decay {
-            d.seconds().map_err(|e| value("decay", e))?;
+            d.ban_seconds().map_err(|e| value("decay", e))?;
         }
         if let Some(c) = self.initial_count {
             crate::model::initial_count(c).map_err(|e| value("initial-count", e))?;
@@ -237,6 +243,13 @@ mod tests {
         assert!(e.contains("unknown section [bna]"), "{e}");
         let e = parse("decay = \"4y\"", "ban").unwrap_err().to_string();
         assert!(e.contains("decay") && e.contains("4y"), "{e}");
+        for zero in ["decay = 0", "decay = \"0s\"", "[ban]\ndecay = \"0m\""] {
+            let e = parse(zero, "ban").unwrap_err().to_string();
+            assert!(
+                e.starts_with("/etc/test.toml: decay: a ban's decay cannot be 0"),
+                "{zero}: {e}"
+            );
+        }
         let e = parse("initial-count = 40", "ban").unwrap_err().to_string();
         assert!(e.contains("initial-count"), "{e}");
         let e = parse("reason = ", "ban").unwrap_err().to_string();

@@ -20,4 +20,6 @@ pub enum ParseError {
     Prefix(u32),
     #[error("invalid initial count {0} (must be 0 to 31)")]
     InitialCount(u32),
+    #[error("a ban's decay cannot be 0 (it would never block, yet a second ban would leave it at 50 %); to never block an address, whitelist it with decay 0")]
+    ZeroBanDecay,
 }

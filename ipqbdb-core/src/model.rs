@@ -58,15 +58,38 @@ pub fn initial_probability(count: u8) -> u32 {
 /// `P * 2^(-(t - t0) / decay)`, truncated. A decay of 0 means the record never blocks. A clock that went
 /// backwards (t < t0) does not raise the probability.
 pub fn current_probability(record: &Record, now: UnixTime) -> u32 {
+    exact_probability(record, now) as u32
+}
+
+/// [`current_probability`] before truncation. A re-ban doubles this value, not the truncated one: a
+/// record at 100 % banned again one half-life later is at exactly `P_MAX / 2`, whose double is
+/// `P_MAX`, so it reaches 100 % (and the connection kill runs) when the formula says it does.
+fn exact_probability(record: &Record, now: UnixTime) -> f64 {
     if record.decay == 0 {
-        return 0;
+        return 0.0;
     }
     let elapsed = now.saturating_sub(record.last_update);
     if elapsed <= 0 {
-        return record.probability;
+        return f64::from(record.probability);
     }
     let factor = (-(elapsed as f64) / f64::from(record.decay)).exp2();
-    (f64::from(record.probability) * factor) as u32
+    f64::from(record.probability) * factor
+}
+
+/// Checks the decay a rule, a command or the configuration gives a ban. 0 is refused: `P(t)` of such
+/// a record is always 0, so its next ban crosses the threshold from 0 and leaves a 50 % record with a
+/// grown decay, the opposite of what was meant. Never blocking an address is the whitelist's job.
+pub fn ban_decay(secs: u32) -> Result<u32, ParseError> {
+    if secs == 0 {
+        Err(ParseError::ZeroBanDecay)
+    } else {
+        Ok(secs)
+    }
+}
+
+/// A ban's decay as typed (`4h`, `600`): [`crate::parse_duration`], then [`ban_decay`].
+pub fn parse_ban_decay(text: &str) -> Result<u32, ParseError> {
+    crate::units::parse_duration(text).and_then(ban_decay)
 }
 
 /// The verdict: guilty iff a uniform draw in `0..P_MAX` is below the current probability, so 100 % is
@@ -122,7 +145,22 @@ pub struct BanOutcome {
 /// overrides the request's decay for a new record, and a value of 0 means "never insert". The threshold
 /// rule applies to existing records only: a new record takes exactly the decay its whitelist entry,
 /// rule or command gives, as an administrator who set that decay expects to read it back.
+///
+/// A request with a decay of 0 is refused ([`ban_decay`]), whether or not the address has a record.
 pub fn apply_ban(
+    existing: Option<&Record>,
+    white_decay: Option<u32>,
+    req: &BanRequest,
+    now: UnixTime,
+    params: &ModelParams,
+) -> Result<BanOutcome, ParseError> {
+    if let Some(d) = req.decay {
+        ban_decay(d)?;
+    }
+    Ok(apply_checked(existing, white_decay, req, now, params))
+}
+
+fn apply_checked(
     existing: Option<&Record>,
     white_decay: Option<u32>,
     req: &BanRequest,
@@ -161,8 +199,9 @@ pub fn apply_ban(
             }
         }
         Some(old) => {
-            let before = current_probability(old, now);
-            let doubled = (u64::from(before) * 2).min(u64::from(P_MAX)) as u32;
+            let exact = exact_probability(old, now);
+            let before = exact as u32;
+            let doubled = (2.0 * exact).min(f64::from(P_MAX)) as u32;
             let p_new = doubled.max(p0);
             let reason_replaced = p0 > doubled;
             let decay_grew = before < params.threshold && params.threshold <= p_new;
@@ -197,6 +236,20 @@ pub fn apply_ban(
     }
 }
 
+/// One record out of two that fall under one key (an IPv6 prefix change): the one with the higher
+/// current probability at `now` keeps its probability, decay, update time and reason, since it is
+/// the one that blocks more; ties go to the longer decay. Counters add up, saturating, so no ban or
+/// blocked packet is lost from the statistics.
+pub fn merge_records(a: &Record, b: &Record, now: UnixTime) -> Record {
+    let rank = |r: &Record| (current_probability(r, now), r.decay, r.last_update);
+    let (win, other) = if rank(b) > rank(a) { (b, a) } else { (a, b) };
+    Record {
+        caught: win.caught.saturating_add(other.caught),
+        blocked: win.blocked.saturating_add(other.blocked),
+        ..*win
+    }
+}
+
 /// Whether the judge may skip the draw: no record, or a whitelist decay of 0, is innocent.
 pub fn verdict_probability(
     record: Option<&Record>,
@@ -228,6 +281,120 @@ mod tests {
         ModelParams::default()
     }
 
+    fn apply(
+        existing: Option<&Record>,
+        white: Option<u32>,
+        req: &BanRequest,
+        now: UnixTime,
+        params: &ModelParams,
+    ) -> BanOutcome {
+        apply_ban(existing, white, req, now, params).expect("a valid request")
+    }
+
+    fn record(probability: u32, decay: u32) -> Record {
+        Record {
+            probability,
+            decay,
+            last_update: T0,
+            caught: 1,
+            blocked: 0,
+            reason: 1,
+        }
+    }
+
+    #[test]
+    fn reaching_max_follows_the_exact_formula() {
+        // 100 % banned again one half-life later: exactly 2 * P_MAX / 2 = P_MAX, reached again.
+        let full = record(P_MAX, 3600);
+        let out = apply(Some(&full), None, &req(5, 1), T0 + 3600, &params());
+        assert_eq!(
+            out.before,
+            P_MAX / 2,
+            "P(t) itself is still shown truncated"
+        );
+        assert_eq!(out.record.unwrap().probability, P_MAX);
+        assert!(out.reached_max);
+        // A second earlier the double is above 100 %: capped, and reached too.
+        let out = apply(Some(&full), None, &req(5, 1), T0 + 3599, &params());
+        assert_eq!(out.record.unwrap().probability, P_MAX);
+        assert!(out.reached_max);
+        // A second later the exact double is just below: 2 * P_MAX * 2^(-3601/3600), truncated.
+        let out = apply(Some(&full), None, &req(5, 1), T0 + 3601, &params());
+        let exact = 2.0 * (f64::from(P_MAX) * (-3601.0f64 / 3600.0).exp2());
+        assert_eq!(out.record.unwrap().probability, exact as u32);
+        assert_eq!(out.record.unwrap().probability, 2_147_070_208);
+        assert!(!out.reached_max);
+        // An odd probability at t0: its exact double exceeds P_MAX - 1 only by being P_MAX's double.
+        let half = record(P_MAX / 2, 3600);
+        let out = apply(Some(&half), None, &req(5, 1), T0, &params());
+        assert_eq!(out.record.unwrap().probability, P_MAX - 1, "2 * (2^30 - 1)");
+        assert!(!out.reached_max);
+        // Two half-lives of 100 %, then two bans at that instant: P_MAX/4 -> P_MAX/2 -> P_MAX.
+        let out = apply(Some(&full), None, &req(5, 1), T0 + 7200, &params());
+        let r = out.record.unwrap();
+        assert_eq!(r.probability, P_MAX / 2);
+        let out = apply(Some(&r), None, &req(5, 1), T0 + 7200, &params());
+        assert_eq!(out.record.unwrap().probability, P_MAX - 1);
+        assert!(!out.reached_max);
+    }
+
+    #[test]
+    fn merging_keeps_the_higher_probability_and_sums_counters() {
+        let high = Record {
+            caught: u64::MAX - 1,
+            blocked: 5,
+            reason: 2,
+            ..record(1 << 30, 600)
+        };
+        // Stored higher, but decayed below `high` by now (two half-lives of 3600 s later it is 2^28).
+        let old = Record {
+            probability: P_MAX,
+            decay: 3600,
+            last_update: T0 - 7200,
+            caught: 3,
+            blocked: u64::MAX,
+            reason: 3,
+        };
+        for (a, b) in [(&high, &old), (&old, &high)] {
+            let m = merge_records(a, b, T0);
+            assert_eq!(
+                (m.probability, m.decay, m.last_update, m.reason),
+                (1 << 30, 600, T0, 2),
+                "the higher current probability wins, whatever the order"
+            );
+            assert_eq!((m.caught, m.blocked), (u64::MAX, u64::MAX), "saturating");
+        }
+    }
+
+    #[test]
+    fn zero_ban_decay_is_refused() {
+        let zero = BanRequest {
+            decay: Some(0),
+            ..req(5, 7)
+        };
+        assert_eq!(
+            apply_ban(None, None, &zero, T0, &params()),
+            Err(ParseError::ZeroBanDecay)
+        );
+        let old = record(1 << 26, 3600);
+        assert_eq!(
+            apply_ban(Some(&old), None, &zero, T0, &params()),
+            Err(ParseError::ZeroBanDecay),
+            "refused for an existing record too: the request is wrong"
+        );
+        assert_eq!(ban_decay(0), Err(ParseError::ZeroBanDecay));
+        assert_eq!(ban_decay(1), Ok(1));
+        assert_eq!(parse_ban_decay("4h"), Ok(14_400));
+        assert_eq!(parse_ban_decay("0"), Err(ParseError::ZeroBanDecay));
+        assert_eq!(parse_ban_decay("0s"), Err(ParseError::ZeroBanDecay));
+        assert!(matches!(
+            parse_ban_decay("4y"),
+            Err(ParseError::Duration { .. })
+        ));
+        let msg = ParseError::ZeroBanDecay.to_string();
+        assert!(msg.contains("whitelist"), "{msg}");
+    }
+
     #[test]
     fn initial_probabilities() {
         assert_eq!(initial_probability(0), P_MAX, "c = 0 is 100 %");
@@ -240,7 +407,7 @@ mod tests {
 
     #[test]
     fn new_record_takes_request_or_default() {
-        let out = apply_ban(None, None, &req(5, 7), T0, &params());
+        let out = apply(None, None, &req(5, 7), T0, &params());
         assert_eq!(out.kind, BanKind::New);
         let r = out.record.unwrap();
         assert_eq!(r.probability, 1 << 26);
@@ -255,7 +422,7 @@ mod tests {
             ..req(5, 7)
         };
         assert_eq!(
-            apply_ban(None, None, &with_decay, T0, &params())
+            apply(None, None, &with_decay, T0, &params())
                 .record
                 .unwrap()
                 .decay,
@@ -269,9 +436,9 @@ mod tests {
             decay: Some(600),
             ..req(5, 7)
         };
-        let out = apply_ban(None, Some(60), &with_decay, T0, &params());
+        let out = apply(None, Some(60), &with_decay, T0, &params());
         assert_eq!(out.record.unwrap().decay, 60);
-        let out = apply_ban(None, Some(0), &with_decay, T0, &params());
+        let out = apply(None, Some(0), &with_decay, T0, &params());
         assert_eq!(out.kind, BanKind::Whitelisted);
         assert_eq!(out.record, None);
         assert!(!out.reached_max);
@@ -279,12 +446,10 @@ mod tests {
 
     #[test]
     fn five_doublings_reach_max_once() {
-        let mut rec = apply_ban(None, None, &req(5, 1), T0, &params())
-            .record
-            .unwrap();
+        let mut rec = apply(None, None, &req(5, 1), T0, &params()).record.unwrap();
         let mut reached = 0;
         for i in 1..=5 {
-            let out = apply_ban(Some(&rec), None, &req(5, 1), T0, &params());
+            let out = apply(Some(&rec), None, &req(5, 1), T0, &params());
             rec = out.record.unwrap();
             reached += u32::from(out.reached_max);
             if i < 5 {
@@ -295,14 +460,14 @@ mod tests {
         assert_eq!(reached, 1);
         assert_eq!(rec.caught, 6);
         // Already at 100 %: no second event.
-        let out = apply_ban(Some(&rec), None, &req(5, 1), T0, &params());
+        let out = apply(Some(&rec), None, &req(5, 1), T0, &params());
         assert_eq!(out.record.unwrap().probability, P_MAX);
         assert!(!out.reached_max);
     }
 
     #[test]
     fn c0_new_record_is_an_event() {
-        let out = apply_ban(None, None, &req(0, 1), T0, &params());
+        let out = apply(None, None, &req(0, 1), T0, &params());
         assert_eq!(out.record.unwrap().probability, P_MAX);
         assert!(out.reached_max);
     }
@@ -345,12 +510,12 @@ mod tests {
             blocked: 9,
             reason: 1,
         };
-        let at_half = apply_ban(Some(&old), None, &req(4, 2), T0, &params());
+        let at_half = apply(Some(&old), None, &req(4, 2), T0, &params());
         assert_eq!(at_half.record.unwrap().probability, 1 << 27);
         assert!(!at_half.reason_replaced);
         assert_eq!(at_half.record.unwrap().reason, 1);
         // One second later P(t) < P0/2: P0 wins and brings its reason.
-        let below = apply_ban(Some(&old), None, &req(4, 2), T0 + 1, &params());
+        let below = apply(Some(&old), None, &req(4, 2), T0 + 1, &params());
         let r = below.record.unwrap();
         assert_eq!(r.probability, 1 << 27);
         assert!(below.reason_replaced);
@@ -363,10 +528,10 @@ mod tests {
     #[test]
     fn decay_grows_once_when_crossing_threshold_upward() {
         let p = params();
-        let mut rec = apply_ban(None, None, &req(3, 1), T0, &p).record.unwrap(); // 2^28
+        let mut rec = apply(None, None, &req(3, 1), T0, &p).record.unwrap(); // 2^28
         let mut grown = Vec::new();
         for _ in 0..4 {
-            let out = apply_ban(Some(&rec), None, &req(3, 1), T0, &p);
+            let out = apply(Some(&rec), None, &req(3, 1), T0, &p);
             grown.push(out.decay_grew);
             rec = out.record.unwrap();
         }
@@ -386,7 +551,7 @@ mod tests {
             blocked: 0,
             reason: 1,
         };
-        let out = apply_ban(Some(&old), None, &req(5, 1), T0, &p);
+        let out = apply(Some(&old), None, &req(5, 1), T0, &p);
         assert!(out.decay_grew);
         assert_eq!(out.record.unwrap().decay, DEFAULT_DECAY_MAX);
         // A whitelist-given decay above the cap is never shortened by growth.
@@ -394,7 +559,7 @@ mod tests {
             decay: DEFAULT_DECAY_MAX + 100,
             ..old
         };
-        let out = apply_ban(Some(&long), None, &req(5, 1), T0, &p);
+        let out = apply(Some(&long), None, &req(5, 1), T0, &p);
         assert_eq!(out.record.unwrap().decay, DEFAULT_DECAY_MAX + 100);
     }
 
@@ -429,7 +594,7 @@ mod tests {
         ) {
             let old = Record { probability: prob, decay, last_update: T0, caught: 1, blocked: 0, reason: 1 };
             let now = T0 + age;
-            let out = apply_ban(Some(&old), white, &req(count, 2), now, &params());
+            let out = apply(Some(&old), white, &req(count, 2), now, &params());
             let r = out.record.unwrap();
             prop_assert!(r.probability <= P_MAX);
             prop_assert!(r.probability >= out.before);

@@ -29,7 +29,8 @@ pub struct DbArgs {
     /// Storage engine for a new database directory (an existing one keeps its own)
     #[arg(long, global = true, value_name = "ENGINE")]
     pub backend: Option<Backend>,
-    /// IPv6 prefix length a ban applies to [default: 64]
+    /// IPv6 prefix length bans apply to: a new database stores it [default: 64]; an existing one
+    /// keeps its own, and a different value here is an error
     #[arg(long, global = true, value_name = "BITS")]
     pub ipv6_prefix: Option<u32>,
 }
@@ -105,7 +106,9 @@ pub struct Setup {
     pub settings: Settings,
     pub db_dir: PathBuf,
     pub backend: Option<Backend>,
-    pub v6_prefix: V6Prefix,
+    /// The IPv6 prefix given on the command line or in the configuration, checked against the
+    /// database's at open (see [`OpenOptions::v6_prefix`]).
+    pub v6_prefix: Option<V6Prefix>,
 }
 
 impl Setup {
@@ -130,10 +133,11 @@ impl Setup {
             })?),
             (None, None) => None,
         };
-        let v6_prefix = match args.ipv6_prefix.or(settings.ipv6_prefix) {
-            Some(bits) => V6Prefix::new(bits)?,
-            None => V6Prefix::default(),
-        };
+        let v6_prefix = args
+            .ipv6_prefix
+            .or(settings.ipv6_prefix)
+            .map(V6Prefix::new)
+            .transpose()?;
         Ok(Setup {
             config_file,
             settings,

@@ -48,9 +48,27 @@ pub enum StoreError {
     NoSuchReason(u32),
     #[error("no reason with text {0:?}")]
     NoSuchReasonText(String),
+    /// A request the model refuses (a ban's decay of 0).
+    #[error(transparent)]
+    Invalid(#[from] ipqbdb_core::ParseError),
+    /// The database bans IPv6 by another prefix than the program was configured with: the two would
+    /// look addresses up under different keys, so the program refuses to start rather than never
+    /// blocking IPv6.
+    #[error("{dir}: the database bans IPv6 addresses by /{stored} prefixes, but ipv6-prefix is set to {given} here (remove ipv6-prefix from the configuration and command line, or change the database's with `ibd config --set-ipv6-prefix {given}`)")]
+    PrefixMismatch { dir: PathBuf, stored: u8, given: u8 },
+    /// A read found the database older than a snapshot this process already saw, and the writer did
+    /// not publish its commit within the short wait a packet thread can afford (LMDB only). Nothing
+    /// is wrong: try again.
+    #[error("{path}: a concurrent commit is not yet published; try again")]
+    Retry { path: PathBuf },
 }
 
 impl StoreError {
+    /// Whether the same operation may succeed if simply run again.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Retry { .. })
+    }
+
     pub(crate) fn backend(
         path: &std::path::Path,
         backend: Backend,

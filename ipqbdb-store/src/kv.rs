@@ -46,6 +46,12 @@ impl Table {
 }
 
 /// Scan direction: forward visits keys `>= from` ascending, backward keys `<= from` descending.
+///
+/// Keys compare as byte strings, so the empty key is the smallest of all, and no table holds it
+/// (LMDB cannot store it). Hence a forward scan from `&[]` visits the whole table and a backward scan
+/// from `&[]` visits nothing; every engine must agree (the conformance suite checks it). To walk a
+/// table backwards from its end, start from a key above every key it holds (e.g. `[0xff; N]` for
+/// keys of length at most N).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
     Forward,
@@ -55,10 +61,10 @@ pub enum Direction {
 /// The callback of [`ReadTx::scan`]: gets each key and value, returns whether to go on.
 pub type Visit<'a> = dyn FnMut(&[u8], &[u8]) -> Result<bool> + 'a;
 
-/// A consistent snapshot.
+/// A consistent snapshot. Keys are never empty.
 pub trait ReadTx {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>>;
-    /// Calls `visit` per entry until it returns `Ok(false)` or the table ends.
+    /// Calls `visit` per entry until it returns `Ok(false)` or the table ends (see [`Direction`]).
     fn scan(&self, table: Table, from: &[u8], dir: Direction, visit: &mut Visit<'_>) -> Result<()>;
     fn len(&self, table: Table) -> Result<u64>;
 }

@@ -67,16 +67,13 @@ impl Store for RedbStore {
             .map_err(|e| err(&path, e))?;
         let store = RedbStore {
             db: RwLock::new(Some(db)),
-            loc: Location {
-                dir: dir.to_path_buf(),
-                path: path.clone(),
-                opts: opts.clone(),
-            },
+            loc: Location::new(dir, &path, opts),
         };
         if tables < DEFS.len() {
             store.write(&mut |_| Ok(()))?;
         }
-        ensure_format(&store)?;
+        let mut store = store;
+        store.loc.v6_prefix = ensure_format(&store)?;
         Ok(store)
     }
 

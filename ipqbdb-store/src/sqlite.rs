@@ -93,13 +93,10 @@ impl Store for SqliteStore {
         }
         let store = SqliteStore {
             conn: Mutex::new(conn),
-            loc: Location {
-                dir: dir.to_path_buf(),
-                path: path.clone(),
-                opts: opts.clone(),
-            },
+            loc: Location::new(dir, &path, opts),
         };
-        ensure_format(&store)?;
+        let mut store = store;
+        store.loc.v6_prefix = ensure_format(&store)?;
         Ok(store)
     }
 

@@ -3,10 +3,11 @@
 //! A backend implements the required methods (open, transactions, maintenance). Every operation with
 //! meaning is a provided method over the key-value traits, so it is written, and tested, once.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+use ipqbdb_core::model::merge_records;
 use ipqbdb_core::{
     apply_ban, AddrKey, AddrRange, BanKind, BanOutcome, BanRequest, ModelParams, Reason, ReasonId,
     Record, UnixTime, V6Prefix,
@@ -20,7 +21,12 @@ use crate::kv::{Direction, ReadTx, Table, WriteTx};
 pub const MAX_REASON_LEN: usize = 400;
 
 const FORMAT_KEY: &[u8] = b"format";
-const FORMAT_VERSION: &[u8] = b"ipqbdb-1";
+/// Version 2 keys whitelist ranges by span class (see [`white_key`]).
+const FORMAT_VERSION: &[u8] = b"ipqbdb-2";
+/// Version 1 keyed whitelist ranges by start and end alone; [`ensure_format`] migrates it.
+const FORMAT_V1: &[u8] = b"ipqbdb-1";
+/// Meta key of the IPv6 prefix every program must ban and look up by (ASCII decimal).
+const PREFIX_KEY: &[u8] = b"setting:ipv6-prefix";
 
 /// How a store is opened and how it applies the model.
 #[derive(Debug, Clone)]
@@ -30,7 +36,10 @@ pub struct OpenOptions {
     pub create: bool,
     /// With several backends compiled in: the engine for a new directory (an existing one says its own).
     pub backend: Option<Backend>,
-    pub v6_prefix: V6Prefix,
+    /// The IPv6 prefix this program was configured with, if it was. A new database stores it (or the
+    /// default); an existing one keeps its own, and a different value here is
+    /// [`StoreError::PrefixMismatch`]. `None` takes whatever the database says.
+    pub v6_prefix: Option<V6Prefix>,
     pub model: ModelParams,
 }
 
@@ -39,7 +48,7 @@ impl Default for OpenOptions {
         OpenOptions {
             create: true,
             backend: None,
-            v6_prefix: V6Prefix::default(),
+            v6_prefix: None,
             model: ModelParams::default(),
         }
     }
@@ -80,6 +89,30 @@ pub struct ReasonStats {
     pub live_blocked: u64,
 }
 
+impl ReasonStats {
+    /// Bans of live and deleted records, saturating: counters are read from a database, where any value
+    /// may be stored, and a total must never wrap or panic.
+    pub fn total_caught(&self) -> u64 {
+        self.reason.caught.saturating_add(self.live_caught)
+    }
+
+    /// Blocked packets of live and deleted records, saturating like [`ReasonStats::total_caught`].
+    pub fn total_blocked(&self) -> u64 {
+        self.reason.blocked.saturating_add(self.live_blocked)
+    }
+}
+
+/// What [`Store::set_v6_prefix`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrefixChange {
+    pub old: V6Prefix,
+    pub new: V6Prefix,
+    /// IPv6 records that moved to a new key.
+    pub moved: u64,
+    /// IPv6 records merged into another one that took the same key.
+    pub merged: u64,
+}
+
 /// Where a store lives and how it was opened: the same for every engine.
 #[derive(Debug, Clone)]
 pub struct Location {
@@ -88,6 +121,22 @@ pub struct Location {
     /// The engine's main file or directory inside it, named in error messages.
     pub path: PathBuf,
     pub opts: OpenOptions,
+    /// The IPv6 prefix found (or stored) at open. Operations read the stored one inside their own
+    /// transaction, so a change by `ibd config --set-ipv6-prefix` takes effect in running programs
+    /// at once; this value stands in only where the database has none (an old database opened by a
+    /// program that does not write).
+    pub v6_prefix: V6Prefix,
+}
+
+impl Location {
+    pub(crate) fn new(dir: &Path, path: &Path, opts: &OpenOptions) -> Self {
+        Location {
+            dir: dir.to_path_buf(),
+            path: path.to_path_buf(),
+            opts: opts.clone(),
+            v6_prefix: opts.v6_prefix.unwrap_or_default(),
+        }
+    }
 }
 
 pub trait Store: Send + Sync + Sized {
@@ -140,11 +189,13 @@ pub trait Store: Send + Sync + Sized {
         notes: &[(Vec<u8>, Vec<u8>)],
     ) -> Result<Vec<BanReport>> {
         let path = self.engine_path();
-        let opts = self.options().clone();
+        let model = self.options().model;
+        let fallback = self.location().v6_prefix;
         self.write(&mut |tx| {
+            let prefix = prefix_in(tx, path, fallback)?;
             let mut reports = Vec::with_capacity(bans.len());
             for ban in bans {
-                reports.push(ban_in(tx, path, &opts, ban, now)?);
+                reports.push(ban_in(tx, path, prefix, &model, ban, now)?);
             }
             for (key, value) in notes {
                 tx.put(Table::Meta, &note_key(key), value)?;
@@ -172,8 +223,71 @@ pub trait Store: Send + Sync + Sized {
     /// bounded time instead of paying a transaction per packet.
     fn with_snapshot<R>(&self, f: &mut dyn FnMut(&Snapshot<'_>) -> Result<R>) -> Result<R> {
         let path = self.engine_path();
-        let prefix = self.options().v6_prefix;
-        self.read(&mut |tx| f(&Snapshot { tx, path, prefix }))
+        let fallback = self.location().v6_prefix;
+        self.read(&mut |tx| {
+            let prefix = prefix_in(tx, path, fallback)?;
+            f(&Snapshot { tx, path, prefix })
+        })
+    }
+
+    /// The IPv6 prefix bans and lookups use: the database's own.
+    fn v6_prefix(&self) -> Result<V6Prefix> {
+        let path = self.engine_path();
+        let fallback = self.location().v6_prefix;
+        self.read(&mut |tx| prefix_in(tx, path, fallback))
+    }
+
+    /// Changes the database's IPv6 prefix, rewriting every IPv6 record under its new key, in one
+    /// transaction. Records that fall under one key are merged ([`merge_records`]: the higher
+    /// current probability at `now` wins, counters add up). A longer prefix keeps each record at its
+    /// old network address, which is the first of the narrower networks it covered.
+    fn set_v6_prefix(&self, new: V6Prefix, now: UnixTime) -> Result<PrefixChange> {
+        let path = self.engine_path();
+        let fallback = self.location().v6_prefix;
+        self.write(&mut |tx| {
+            let old = prefix_in(tx, path, fallback)?;
+            let mut change = PrefixChange {
+                old,
+                new,
+                moved: 0,
+                merged: 0,
+            };
+            tx.put(Table::Meta, PREFIX_KEY, new.bits().to_string().as_bytes())?;
+            if old == new {
+                return Ok(change);
+            }
+            let mut v6 = Vec::new();
+            scan_records(tx, path, None, &mut |k, r| {
+                if !k.is_v4() {
+                    v6.push((k, *r));
+                }
+                Ok(true)
+            })?;
+            let mut groups: BTreeMap<AddrKey, (Record, bool)> = BTreeMap::new();
+            for (key, rec) in v6 {
+                let to = AddrKey::banned(key.ip(), new);
+                if to != key {
+                    tx.delete(Table::Block, &key.to_bytes())?;
+                    change.moved += 1;
+                }
+                match groups.get_mut(&to) {
+                    Some((merged, dirty)) => {
+                        *merged = merge_records(merged, &rec, now);
+                        *dirty = true;
+                        change.merged += 1;
+                    }
+                    None => {
+                        groups.insert(to, (rec, to != key));
+                    }
+                }
+            }
+            for (key, (rec, dirty)) in groups {
+                if dirty {
+                    tx.put(Table::Block, &key.to_bytes(), &rec.encode())?;
+                }
+            }
+            Ok(change)
+        })
     }
 
     /// Adds the judge's block counters in one transaction. Records deleted meanwhile are skipped.
@@ -222,14 +336,33 @@ pub trait Store: Send + Sync + Sized {
 
     /// Deletes every record within `range`, returning them.
     fn delete_range(&self, range: AddrRange) -> Result<Vec<(AddrKey, Record)>> {
+        self.delete_selected(&[range], None, 0)
+    }
+
+    /// Deletes the records within any of `ranges` that were not updated for `min_age` seconds (every
+    /// one without it), crediting their counters to their reasons, and returns them. Choosing and
+    /// deleting are one write transaction, so a record banned meanwhile is never deleted: the rule of
+    /// `ibd del --min-time` holds under concurrent bans.
+    fn delete_selected(
+        &self,
+        ranges: &[AddrRange],
+        min_age: Option<u32>,
+        now: UnixTime,
+    ) -> Result<Vec<(AddrKey, Record)>> {
         let path = self.engine_path();
         self.write(&mut |tx| {
-            let mut keys = Vec::new();
-            scan_records(tx, path, Some(range), &mut |k, _| {
-                keys.push(k);
-                Ok(true)
-            })?;
-            delete_in(tx, path, keys.into_iter())
+            let mut keys = BTreeSet::new();
+            for &range in ranges {
+                scan_records(tx, path, Some(range), &mut |k, r| {
+                    if min_age
+                        .is_none_or(|t| ipqbdb_core::retention::is_stale(r.last_update, now, t))
+                    {
+                        keys.insert(k);
+                    }
+                    Ok(true)
+                })?;
+            }
+            delete_in(tx, path, keys.iter().copied())
         })
     }
 
@@ -265,26 +398,29 @@ pub trait Store: Send + Sync + Sized {
     fn white_set(&self, entries: &[WhiteEntry]) -> Result<()> {
         self.write(&mut |tx| {
             for e in entries {
-                tx.put(Table::White, &e.range.to_bytes(), &e.decay.to_be_bytes())?;
+                tx.put(Table::White, &white_key(e.range), &e.decay.to_be_bytes())?;
             }
             Ok(())
         })
     }
 
     fn white_remove(&self, range: AddrRange) -> Result<bool> {
-        self.write(&mut |tx| tx.delete(Table::White, &range.to_bytes()))
+        self.write(&mut |tx| tx.delete(Table::White, &white_key(range)))
     }
 
+    /// The whitelist in range order.
     fn white_list(&self) -> Result<Vec<WhiteEntry>> {
         let path = self.engine_path();
-        self.read(&mut |tx| {
+        let mut out = self.read(&mut |tx| {
             let mut out = Vec::new();
             tx.scan(Table::White, &[], Direction::Forward, &mut |k, v| {
                 out.push(decode_white(path, k, v)?);
                 Ok(true)
             })?;
             Ok(out)
-        })
+        })?;
+        out.sort_unstable_by_key(|e| e.range);
+        Ok(out)
     }
 
     /// The narrowest whitelist range containing `addr` (an exact, unmasked key).
@@ -353,8 +489,8 @@ pub trait Store: Send + Sync + Sized {
                 if let Some(&i) = index.get(&r.reason) {
                     let s = &mut stats[i];
                     s.live_records += 1;
-                    s.live_caught += r.caught;
-                    s.live_blocked += r.blocked;
+                    s.live_caught = s.live_caught.saturating_add(r.caught);
+                    s.live_blocked = s.live_blocked.saturating_add(r.blocked);
                 }
                 Ok(true)
             })?;
@@ -383,27 +519,64 @@ impl Snapshot<'_> {
     }
 }
 
-/// Refuses a database of another format, and writes the format marker into a new one. Backends call
-/// it at the end of `open`. It only reads when the marker is there, so a short-lived program such as
-/// `ibd ban` pays no extra commit for opening.
-pub(crate) fn ensure_format<S: Store>(store: &S) -> Result<()> {
+/// Refuses a database of another format, writes the format marker and the IPv6 prefix into a new
+/// one, migrates a version-1 database, and returns the database's IPv6 prefix. Backends call it at
+/// the end of `open` and keep the result in [`Location::v6_prefix`]. It only reads when all is in
+/// place, so a short-lived program such as `ibd ban` pays no extra commit for opening.
+///
+/// A database without a stored prefix (made before the prefix was stored) adopts the configured or
+/// default one when a writer (`opts.create`) opens it; until then readers use their own.
+pub(crate) fn ensure_format<S: Store>(store: &S) -> Result<V6Prefix> {
     let path = store.engine_path();
-    if store.read(&mut |tx| check_format(tx, path))? {
-        return Ok(());
+    let opts = store.options();
+    let given = opts.v6_prefix.unwrap_or_default();
+    let (format, stored) =
+        store.read(&mut |tx| Ok((check_format(tx, path)?, stored_prefix(tx, path)?)))?;
+    let prefix = match (format, stored) {
+        (Format::Current, Some(p)) => p,
+        (Format::Current, None) if !opts.create => given,
+        _ => store.write(&mut |tx| {
+            let format = check_format(tx, path)?;
+            if format == Format::V1 {
+                migrate_white_v1(tx, path)?;
+            }
+            if format != Format::Current {
+                tx.put(Table::Meta, FORMAT_KEY, FORMAT_VERSION)?;
+            }
+            match stored_prefix(tx, path)? {
+                Some(p) => Ok(p),
+                None => {
+                    if opts.create || format == Format::Missing {
+                        tx.put(Table::Meta, PREFIX_KEY, given.bits().to_string().as_bytes())?;
+                    }
+                    Ok(given)
+                }
+            }
+        })?,
+    };
+    match opts.v6_prefix {
+        Some(g) if g != prefix => Err(StoreError::PrefixMismatch {
+            dir: store.dir().to_path_buf(),
+            stored: prefix.bits(),
+            given: g.bits(),
+        }),
+        _ => Ok(prefix),
     }
-    store.write(&mut |tx| {
-        if !check_format(tx, path)? {
-            tx.put(Table::Meta, FORMAT_KEY, FORMAT_VERSION)?;
-        }
-        Ok(())
-    })
 }
 
-/// Whether the marker is present (and right); an error for another format.
-fn check_format(tx: &dyn ReadTx, path: &Path) -> Result<bool> {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Missing,
+    V1,
+    Current,
+}
+
+/// The format of the database; an error for a format this program does not know.
+fn check_format(tx: &dyn ReadTx, path: &Path) -> Result<Format> {
     match tx.get(Table::Meta, FORMAT_KEY)? {
-        None => Ok(false),
-        Some(v) if v == FORMAT_VERSION => Ok(true),
+        None => Ok(Format::Missing),
+        Some(v) if v == FORMAT_VERSION => Ok(Format::Current),
+        Some(v) if v == FORMAT_V1 => Ok(Format::V1),
         Some(v) => Err(StoreError::Corrupt {
             path: path.to_path_buf(),
             what: format!(
@@ -413,6 +586,47 @@ fn check_format(tx: &dyn ReadTx, path: &Path) -> Result<bool> {
             ),
         }),
     }
+}
+
+/// Rewrites version-1 whitelist keys (start ++ end) as [`white_key`]s.
+fn migrate_white_v1(tx: &mut dyn WriteTx, path: &Path) -> Result<()> {
+    let mut old = Vec::new();
+    tx.scan(Table::White, &[], Direction::Forward, &mut |k, v| {
+        if k.len() == AddrRange::LEN {
+            old.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(true)
+    })?;
+    for (k, v) in old {
+        let range =
+            AddrRange::from_bytes(&k).ok_or_else(|| corrupt(path, "a bad whitelist key"))?;
+        tx.delete(Table::White, &k)?;
+        tx.put(Table::White, &white_key(range), &v)?;
+    }
+    Ok(())
+}
+
+/// The stored IPv6 prefix, if the database has one.
+fn stored_prefix(tx: &dyn ReadTx, path: &Path) -> Result<Option<V6Prefix>> {
+    let Some(v) = tx.get(Table::Meta, PREFIX_KEY)? else {
+        return Ok(None);
+    };
+    std::str::from_utf8(&v)
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .and_then(|bits| V6Prefix::new(bits).ok())
+        .map(Some)
+        .ok_or_else(|| {
+            corrupt(
+                path,
+                format!("ipv6-prefix {:?}", String::from_utf8_lossy(&v)),
+            )
+        })
+}
+
+/// The prefix an operation uses, read in its own transaction; `fallback` where none is stored.
+fn prefix_in(tx: &dyn ReadTx, path: &Path, fallback: V6Prefix) -> Result<V6Prefix> {
+    Ok(stored_prefix(tx, path)?.unwrap_or(fallback))
 }
 
 /// Notes live in the meta table under their own prefix, apart from the format marker.
@@ -441,8 +655,37 @@ fn decode_id(path: &Path, v: &[u8]) -> Result<ReasonId> {
     Ok(u32::from_be_bytes(arr))
 }
 
+/// The span class of a range: the bit length of its span (0 for one address, 128 for a span of
+/// 2^127 or more). A range of class `c` has a span below `2^c`, and at least `2^(c-1)` for `c > 0`,
+/// so every range of a lower class is narrower than every range of a higher one.
+fn span_class(range: AddrRange) -> u8 {
+    (128 - range.span().leading_zeros()) as u8
+}
+
+/// The largest span of a class.
+fn class_max_span(class: u8) -> u128 {
+    if class >= 128 {
+        u128::MAX
+    } else {
+        (1u128 << class) - 1
+    }
+}
+
+/// A whitelist key: span class, then start, then end (33 bytes). See [`white_lookup_in`].
+fn white_key(range: AddrRange) -> [u8; 1 + AddrRange::LEN] {
+    let mut key = [0u8; 1 + AddrRange::LEN];
+    key[0] = span_class(range);
+    key[1..].copy_from_slice(&range.to_bytes());
+    key
+}
+
 fn decode_white(path: &Path, k: &[u8], v: &[u8]) -> Result<WhiteEntry> {
-    let range = AddrRange::from_bytes(k).ok_or_else(|| corrupt(path, "a bad whitelist key"))?;
+    let bad = || corrupt(path, "a bad whitelist key");
+    let (&class, rest) = k.split_first().ok_or_else(bad)?;
+    let range = AddrRange::from_bytes(rest).ok_or_else(bad)?;
+    if span_class(range) != class {
+        return Err(bad());
+    }
     let decay = decode_id(path, v).map_err(|_| corrupt(path, "a bad whitelist decay"))?;
     Ok(WhiteEntry { range, decay })
 }
@@ -493,24 +736,52 @@ fn scan_records(
     })
 }
 
+/// The narrowest whitelist range containing `addr`.
+///
+/// Keys are span class, start, end ([`white_key`]). Classes are visited narrowest first, and only
+/// those holding a range (a forward seek finds the next one), so the first class with a containing
+/// range holds the answer. Within class `c` a containing range starts in `[addr - (2^c - 1), addr]`,
+/// so one backward seek from `addr` reads only the ranges starting in that window: for ranges of one
+/// class that do not overlap, at most two. A lookup costs two seeks per occupied class, whatever the
+/// size of the whitelist; before, an address in no range read every range starting below it.
+/// Among containing ranges of equal span, the one starting last wins.
 fn white_lookup_in(tx: &dyn ReadTx, path: &Path, addr: AddrKey) -> Result<Option<WhiteEntry>> {
-    // Ranges are keyed by start, so every range that may contain `addr` starts at or before it. Walking
-    // those backwards, a range starting further than the best span found so far cannot be narrower.
-    let mut from = [0xffu8; AddrRange::LEN];
-    from[..16].copy_from_slice(&addr.to_bytes());
-    let mut best: Option<WhiteEntry> = None;
-    tx.scan(Table::White, &from, Direction::Backward, &mut |k, v| {
-        let entry = decode_white(path, k, v)?;
-        let distance = addr.to_u128() - entry.range.start().to_u128();
-        if best.is_some_and(|b| distance > b.range.span()) {
-            return Ok(false);
+    let a = addr.to_u128();
+    let mut class = 0u8;
+    loop {
+        let mut next = None;
+        tx.scan(Table::White, &[class], Direction::Forward, &mut |k, _| {
+            next = k.first().copied();
+            Ok(false)
+        })?;
+        let Some(c) = next else {
+            return Ok(None);
+        };
+        let lowest = a.saturating_sub(class_max_span(c));
+        let mut from = [0xffu8; 1 + AddrRange::LEN];
+        from[0] = c;
+        from[1..17].copy_from_slice(&addr.to_bytes());
+        let mut best: Option<WhiteEntry> = None;
+        tx.scan(Table::White, &from, Direction::Backward, &mut |k, v| {
+            if k.first() != Some(&c) {
+                return Ok(false);
+            }
+            let entry = decode_white(path, k, v)?;
+            if entry.range.start().to_u128() < lowest {
+                return Ok(false);
+            }
+            if entry.range.contains(addr)
+                && best.is_none_or(|b| entry.range.span() < b.range.span())
+            {
+                best = Some(entry);
+            }
+            Ok(true)
+        })?;
+        if best.is_some() || c >= 128 {
+            return Ok(best);
         }
-        if entry.range.contains(addr) && best.is_none_or(|b| entry.range.span() < b.range.span()) {
-            best = Some(entry);
-        }
-        Ok(true)
-    })?;
-    Ok(best)
+        class = c + 1;
+    }
 }
 
 fn reason_id_in(tx: &mut dyn WriteTx, path: &Path, text: &str) -> Result<ReasonId> {
@@ -551,11 +822,12 @@ fn reason_id_in(tx: &mut dyn WriteTx, path: &Path, text: &str) -> Result<ReasonI
 fn ban_in(
     tx: &mut dyn WriteTx,
     path: &Path,
-    opts: &OpenOptions,
+    prefix: V6Prefix,
+    model: &ModelParams,
     ban: &Ban<'_>,
     now: UnixTime,
 ) -> Result<BanReport> {
-    let key = AddrKey::banned(ban.ip, opts.v6_prefix);
+    let key = AddrKey::banned(ban.ip, prefix);
     let reason = reason_id_in(tx, path, ban.reason)?;
     let existing = get_record(tx, path, key)?;
     let white = white_lookup_in(tx, path, AddrKey::exact(ban.ip))?.map(|w| w.decay);
@@ -564,7 +836,7 @@ fn ban_in(
         decay: ban.decay,
         reason,
     };
-    let outcome = apply_ban(existing.as_ref(), white, &req, now, &opts.model);
+    let outcome = apply_ban(existing.as_ref(), white, &req, now, model)?;
     if outcome.kind != BanKind::Whitelisted {
         if let Some(rec) = &outcome.record {
             tx.put(Table::Block, &key.to_bytes(), &rec.encode())?;

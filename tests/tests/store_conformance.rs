@@ -5,8 +5,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use ipqbdb_core::{AddrKey, AddrRange, BanKind, Record, UnixTime, P_MAX};
-use ipqbdb_store::kv::Table;
+use ipqbdb_core::{AddrKey, AddrRange, BanKind, ParseError, Record, UnixTime, V6Prefix, P_MAX};
+use ipqbdb_store::kv::{Direction, Table};
 use ipqbdb_store::{AnyStore, Backend, Ban, OpenOptions, Store, StoreError, WhiteEntry};
 use ipqbdb_tests::{ip, must_finish, nth_v4, open_any, Lines, Proc};
 
@@ -34,6 +34,41 @@ fn fresh(b: Backend) -> (tempfile::TempDir, AnyStore) {
     let dir = tempfile::tempdir().unwrap();
     let store = open_any(dir.path(), b).unwrap();
     (dir, store)
+}
+
+/// Opens `dir` as a program configured with `prefix` (`None`: not configured) would.
+fn open_with_prefix(
+    dir: &Path,
+    b: Backend,
+    prefix: Option<u32>,
+    create: bool,
+) -> ipqbdb_store::Result<AnyStore> {
+    AnyStore::open(
+        dir,
+        &OpenOptions {
+            backend: Some(b),
+            create,
+            v6_prefix: prefix.map(|p| V6Prefix::new(p).unwrap()),
+            ..OpenOptions::default()
+        },
+    )
+}
+
+/// Writes `rec` under `addr` directly, for states no sequence of bans reaches quickly.
+fn put_record(s: &AnyStore, addr: &str, rec: Record) {
+    s.write(&mut |tx| tx.put(Table::Block, &key(addr).to_bytes(), &rec.encode()))
+        .unwrap();
+}
+
+fn record(probability: u32, last_update: UnixTime, caught: u64, blocked: u64) -> Record {
+    Record {
+        probability,
+        decay: 3600,
+        last_update,
+        caught,
+        blocked,
+        reason: 1,
+    }
 }
 
 mod suite {
@@ -395,6 +430,320 @@ mod suite {
         assert!(e.to_string().contains("ipqbdb-99"), "{e}");
     }
 
+    pub fn backward_scan_from_the_empty_key_visits_nothing(b: Backend) {
+        let (_dir, s) = fresh(b);
+        s.ban(&ban("192.0.2.1", "r", 5), T0).unwrap();
+        s.ban(&ban("192.0.2.2", "r", 5), T0).unwrap();
+        let visited = |dir: Direction| {
+            s.read(&mut |tx| {
+                let mut n = 0;
+                for table in Table::ALL {
+                    tx.scan(table, &[], dir, &mut |_, _| {
+                        n += 1;
+                        Ok(true)
+                    })?;
+                }
+                Ok(n)
+            })
+            .unwrap()
+        };
+        assert_eq!(
+            visited(Direction::Backward),
+            0,
+            "nothing is below the empty key"
+        );
+        // Forward from the empty key is the whole database: 2 records, 1 reason and its text, and
+        // the meta table's format and prefix (and LMDB's generation).
+        let meta = s.read(&mut |tx| tx.len(Table::Meta)).unwrap();
+        assert_eq!(visited(Direction::Forward), 2 + 1 + 1 + meta);
+        // Backward from above every key still reads them all, in descending order.
+        let mut keys = Vec::new();
+        s.read(&mut |tx| {
+            tx.scan(
+                Table::Block,
+                &[0xff; 16],
+                Direction::Backward,
+                &mut |k, _| {
+                    keys.push(k.to_vec());
+                    Ok(true)
+                },
+            )
+        })
+        .unwrap();
+        assert_eq!(
+            keys,
+            [key("192.0.2.2").to_bytes(), key("192.0.2.1").to_bytes()]
+        );
+    }
+
+    pub fn ipv6_prefix_is_a_database_setting(b: Backend) {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // A new database stores the configured prefix; a program without one uses it.
+        let s = open_with_prefix(d, b, Some(56), true).unwrap();
+        assert_eq!(s.v6_prefix().unwrap().bits(), 56);
+        drop(s);
+        let s = open_with_prefix(d, b, None, true).unwrap();
+        assert_eq!(s.v6_prefix().unwrap().bits(), 56);
+        let r = s.ban(&ban("2001:db8:0:ff::1", "r", 5), T0).unwrap();
+        assert_eq!(r.key, key("2001:db8::"), "banned by /56");
+        let (rec, _) = s.verdict_state(ip("2001:db8:0:12::9")).unwrap();
+        assert!(rec.is_some(), "and looked up by /56");
+        drop(s);
+        // A program configured otherwise is refused, naming both values.
+        for create in [true, false] {
+            let e = open_with_prefix(d, b, Some(64), create)
+                .err()
+                .expect("a disagreeing prefix must be refused");
+            assert!(
+                matches!(
+                    e,
+                    StoreError::PrefixMismatch {
+                        stored: 56,
+                        given: 64,
+                        ..
+                    }
+                ),
+                "{e}"
+            );
+            let msg = e.to_string();
+            assert!(msg.contains("/56") && msg.contains("64"), "{msg}");
+        }
+        // A database made before the prefix was stored: a reader uses its own, the first writer's
+        // becomes the database's.
+        let s = open_with_prefix(d, b, None, true).unwrap();
+        s.write(&mut |tx| tx.delete(Table::Meta, b"setting:ipv6-prefix").map(drop))
+            .unwrap();
+        drop(s);
+        let reader = open_with_prefix(d, b, Some(48), false).unwrap();
+        assert_eq!(reader.v6_prefix().unwrap().bits(), 48);
+        drop(reader);
+        let writer = open_with_prefix(d, b, Some(60), true).unwrap();
+        assert_eq!(writer.v6_prefix().unwrap().bits(), 60);
+        drop(writer);
+        let s = open_with_prefix(d, b, None, false).unwrap();
+        assert_eq!(s.v6_prefix().unwrap().bits(), 60, "adopted and stored");
+        assert!(open_with_prefix(d, b, Some(48), true).is_err());
+    }
+
+    pub fn ipv6_prefix_change_rewrites_and_merges(b: Backend) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open_with_prefix(dir.path(), b, Some(64), true).unwrap();
+        // Another store of the directory, opened before the change, follows it at once.
+        let other = open_with_prefix(dir.path(), b, None, true).unwrap();
+        s.reason_id("r").unwrap();
+        // Three /64s of one /48, one of another /48, and an IPv4 record that must not move.
+        put_record(&s, "2001:db8:1:1::", record(1 << 20, T0, u64::MAX - 5, 7));
+        put_record(&s, "2001:db8:1:2::", record(1 << 29, T0, 10, u64::MAX));
+        put_record(&s, "2001:db8:1::", record(1 << 10, T0 - 50, 1, 1));
+        put_record(&s, "2001:db8:2:5::", record(1 << 25, T0, 3, 4));
+        put_record(&s, "192.0.2.1", record(1 << 26, T0, 1, 0));
+        let change = s.set_v6_prefix(V6Prefix::new(48).unwrap(), T0).unwrap();
+        assert_eq!((change.old.bits(), change.new.bits()), (64, 48));
+        assert_eq!((change.moved, change.merged), (3, 2));
+        let all = s.list_records(None).unwrap();
+        let keys: Vec<String> = all.iter().map(|(k, _)| k.to_string()).collect();
+        assert_eq!(keys, ["192.0.2.1", "2001:db8:1::", "2001:db8:2::"]);
+        let merged = all[1].1;
+        assert_eq!(merged.probability, 1 << 29, "the higher probability wins");
+        assert_eq!(
+            (merged.caught, merged.blocked),
+            (u64::MAX, u64::MAX),
+            "counters add up, saturating"
+        );
+        assert_eq!(all[2].1, record(1 << 25, T0, 3, 4));
+        assert_eq!(all[0].1, record(1 << 26, T0, 1, 0));
+        // Everyone uses the new prefix now: bans, verdicts, a reopen.
+        assert_eq!(other.v6_prefix().unwrap().bits(), 48);
+        let r = other.ban(&ban("2001:db8:2:ffff::1", "r", 5), T0).unwrap();
+        assert_eq!(r.key, key("2001:db8:2::"));
+        assert_eq!(r.outcome.kind, BanKind::Raised);
+        let (rec, _) = other.verdict_state(ip("2001:db8:1:abcd::1")).unwrap();
+        assert_eq!(rec.unwrap().probability, 1 << 29);
+        drop((s, other));
+        assert!(open_with_prefix(dir.path(), b, Some(64), true).is_err());
+        let s = open_with_prefix(dir.path(), b, Some(48), true).unwrap();
+        // Setting the same prefix again changes nothing.
+        let same = s.set_v6_prefix(V6Prefix::new(48).unwrap(), T0).unwrap();
+        assert_eq!((same.moved, same.merged), (0, 0));
+        assert_eq!(s.record_count().unwrap(), 3);
+    }
+
+    pub fn counters_near_the_maximum_saturate(b: Backend) {
+        let (_dir, s) = fresh(b);
+        let id = s.reason_id("r").unwrap();
+        put_record(&s, "192.0.2.1", record(1, T0, u64::MAX - 1, u64::MAX - 2));
+        put_record(&s, "192.0.2.2", record(1, T0, 5, 5));
+        let stats = s.reason_stats().unwrap();
+        let st = stats.iter().find(|x| x.reason.id == id).unwrap();
+        assert_eq!((st.live_caught, st.live_blocked), (u64::MAX, u64::MAX));
+        // Deleted counters are credited, and totals of credited and live saturate too.
+        s.delete_records(&[key("192.0.2.1")]).unwrap();
+        put_record(&s, "192.0.2.3", record(1, T0, u64::MAX, u64::MAX));
+        let stats = s.reason_stats().unwrap();
+        let st = stats.iter().find(|x| x.reason.id == id).unwrap();
+        assert_eq!(st.reason.caught, u64::MAX - 1);
+        assert_eq!(
+            (st.total_caught(), st.total_blocked()),
+            (u64::MAX, u64::MAX)
+        );
+        s.add_blocked(&[(key("192.0.2.3"), 10)]).unwrap();
+        assert_eq!(
+            s.lookup(key("192.0.2.3")).unwrap().unwrap().blocked,
+            u64::MAX
+        );
+    }
+
+    pub fn selected_deletion_checks_age_in_its_transaction(b: Backend) {
+        let (_dir, s) = fresh(b);
+        let now = T0 + 1000;
+        s.ban(&ban("192.0.2.1", "r", 5), T0).unwrap();
+        s.ban(&ban("192.0.2.2", "r", 5), now - 10).unwrap();
+        s.ban(&ban("192.0.2.3", "r", 5), T0).unwrap();
+        s.ban(&ban("198.51.100.1", "r", 5), T0).unwrap();
+        // Overlapping selections select a record once; the fresh one and the one outside stay.
+        let sel = [range("192.0.2.0/24"), range("192.0.2.1-192.0.2.2")];
+        let gone = s.delete_selected(&sel, Some(100), now).unwrap();
+        let gone: Vec<String> = gone.iter().map(|(k, _)| k.to_string()).collect();
+        assert_eq!(gone, ["192.0.2.1", "192.0.2.3"]);
+        assert_eq!(s.record_count().unwrap(), 2);
+        assert_eq!(s.find_reason("r").unwrap().unwrap().caught, 2, "credited");
+        // Without an age, everything selected goes.
+        assert_eq!(s.delete_selected(&sel, None, now).unwrap().len(), 1);
+        // Under concurrent bans, a record made fresh before the deletion's transaction is never
+        // deleted: after a ban and a deletion race, the address always has a record (the ban came
+        // first and the record was fresh, or it came after and made a new one).
+        let target = "203.0.113.9";
+        let sel = [range(target)];
+        for round in 0..200 {
+            put_record(&s, target, record(1, T0, 1, 0));
+            std::thread::scope(|sc| {
+                sc.spawn(|| s.ban(&ban(target, "r", 5), now).unwrap());
+                s.delete_selected(&sel, Some(100), now).unwrap();
+            });
+            assert!(
+                s.lookup(key(target)).unwrap().is_some(),
+                "round {round}: a record banned at the deletion's time was deleted"
+            );
+        }
+    }
+
+    pub fn zero_ban_decay_is_refused(b: Backend) {
+        let (_dir, s) = fresh(b);
+        let zero = Ban {
+            decay: Some(0),
+            ..ban("192.0.2.1", "r", 5)
+        };
+        let e = s.ban(&zero, T0).unwrap_err();
+        assert!(
+            matches!(e, StoreError::Invalid(ParseError::ZeroBanDecay)),
+            "{e}"
+        );
+        assert!(e.to_string().contains("whitelist"), "{e}");
+        // The batch is refused whole, and an existing record is not touched either.
+        s.ban(&ban("192.0.2.2", "r", 5), T0).unwrap();
+        assert!(s.ban_batch(&[ban("192.0.2.3", "r", 5), zero], T0).is_err());
+        assert!(s
+            .ban(
+                &Ban {
+                    decay: Some(0),
+                    ..ban("192.0.2.2", "r", 5)
+                },
+                T0
+            )
+            .is_err());
+        assert_eq!(s.record_count().unwrap(), 1);
+        assert_eq!(s.lookup(key("192.0.2.2")).unwrap().unwrap().caught, 1);
+    }
+
+    pub fn whitelist_lookup_matches_a_full_search(b: Backend) {
+        // Ranges of many spans, nested and overlapping, IPv4 and IPv6: the indexed lookup must give
+        // what reading every range gives (narrowest; among equal spans, the one starting last).
+        let (_dir, s) = fresh(b);
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let base = u128::from(key("10.0.0.0").to_u128());
+        let mut entries = Vec::new();
+        for i in 0..400u32 {
+            let start = base + u128::from(next() % 4096);
+            let span = match i % 4 {
+                0 => 0,
+                1 => u128::from(next() % 16),
+                2 => u128::from(next() % 512),
+                _ => u128::from(next() % 4096),
+            };
+            let r = AddrRange::new(
+                AddrKey::from_bytes(&start.to_be_bytes()).unwrap(),
+                AddrKey::from_bytes(&(start + span).to_be_bytes()).unwrap(),
+            )
+            .unwrap();
+            entries.push(WhiteEntry { range: r, decay: i });
+        }
+        entries.push(WhiteEntry {
+            range: range("::/0"),
+            decay: 9999,
+        });
+        entries.push(WhiteEntry {
+            range: range("2001:db8::/32"),
+            decay: 32,
+        });
+        s.white_set(&entries).unwrap();
+        let stored = s.white_list().unwrap();
+        assert_eq!(stored.len(), entries.len() - dupes(&entries));
+        assert!(
+            stored.windows(2).all(|w| w[0].range < w[1].range),
+            "listed in order"
+        );
+        let naive = |a: AddrKey| {
+            stored
+                .iter()
+                .filter(|e| e.range.contains(a))
+                .min_by(|x, y| {
+                    x.range
+                        .span()
+                        .cmp(&y.range.span())
+                        .then(y.range.start().cmp(&x.range.start()))
+                })
+                .copied()
+        };
+        for off in (0..8192u128).step_by(7) {
+            let a = AddrKey::from_bytes(&(base + off).to_be_bytes()).unwrap();
+            assert_eq!(s.white_lookup(a).unwrap(), naive(a), "{a}");
+        }
+        for a in ["2001:db8::1", "2001:db9::1", "9.255.255.255", "11.0.0.0"] {
+            assert_eq!(s.white_lookup(key(a)).unwrap(), naive(key(a)), "{a}");
+        }
+    }
+
+    pub fn version_1_whitelist_is_migrated(b: Backend) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open_any(dir.path(), b).unwrap();
+        // A version-1 database: whitelist keyed by start and end, no stored prefix.
+        s.write(&mut |tx| {
+            tx.put(Table::Meta, b"format", b"ipqbdb-1")?;
+            tx.delete(Table::Meta, b"setting:ipv6-prefix")?;
+            for (r, decay) in [("10.0.0.0/8", 600u32), ("10.1.2.3", 0)] {
+                tx.put(Table::White, &range(r).to_bytes(), &decay.to_be_bytes())?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        drop(s);
+        let s = open_any(dir.path(), b).unwrap();
+        let list = s.white_list().unwrap();
+        assert_eq!(list.len(), 2);
+        assert_eq!(s.white_lookup(key("10.1.2.3")).unwrap().unwrap().decay, 0);
+        assert_eq!(s.white_lookup(key("10.1.2.4")).unwrap().unwrap().decay, 600);
+        assert_eq!(s.v6_prefix().unwrap().bits(), 64);
+        let format = s.read(&mut |tx| tx.get(Table::Meta, b"format")).unwrap();
+        assert_eq!(format.as_deref(), Some(&b"ipqbdb-2"[..]));
+    }
+
     pub fn concurrent_processes(b: Backend) {
         // Two writers and twelve readers in tight loops for a few seconds: readers check that no read
         // goes back in time (the LMDB race described in lmdb.rs shows only under such load), and the
@@ -486,6 +835,12 @@ mod suite {
     }
 }
 
+/// How many entries of `entries` repeat an earlier range (and so replace it).
+fn dupes(entries: &[WhiteEntry]) -> usize {
+    let mut seen = std::collections::HashSet::new();
+    entries.iter().filter(|e| !seen.insert(e.range)).count()
+}
+
 /// Expands to one `#[test]` per suite case for `$backend`. Adding a case here adds it for every engine.
 macro_rules! cases {
     ($backend:expr) => {
@@ -504,6 +859,14 @@ macro_rules! cases {
             persists_and_refuses_foreign_format,
             concurrent_processes,
             sigkill_mid_transaction,
+            backward_scan_from_the_empty_key_visits_nothing,
+            ipv6_prefix_is_a_database_setting,
+            ipv6_prefix_change_rewrites_and_merges,
+            counters_near_the_maximum_saturate,
+            selected_deletion_checks_age_in_its_transaction,
+            zero_ban_decay_is_refused,
+            whitelist_lookup_matches_a_full_search,
+            version_1_whitelist_is_migrated,
         );
     };
     (@each $backend:expr; $($case:ident),* $(,)?) => {$(

@@ -65,15 +65,22 @@ fn run() -> Result<(), String> {
             let secs = num(3)?;
             let key = AddrKey::exact(ip(COUNTER));
             let deadline = Instant::now() + Duration::from_secs(secs.into());
-            let (mut caught, mut count, mut reads) = (0u64, 0u64, 0u64);
+            let (mut caught, mut count, mut reads, mut retries) = (0u64, 0u64, 0u64, 0u64);
             while Instant::now() < deadline {
-                let (c, k) = store
-                    .read(&mut |tx| {
-                        let rec = tx.get(Table::Block, &key.to_bytes())?;
-                        let c = rec.and_then(|v| Record::decode(&v)).map_or(0, |r| r.caught);
-                        Ok((c, tx.len(Table::Block)?))
-                    })
-                    .map_err(|e| e.to_string())?;
+                let read = store.read(&mut |tx| {
+                    let rec = tx.get(Table::Block, &key.to_bytes())?;
+                    let c = rec.and_then(|v| Record::decode(&v)).map_or(0, |r| r.caught);
+                    Ok((c, tx.len(Table::Block)?))
+                });
+                let (c, k) = match read {
+                    // A bounded wait for a writer to publish ran out (LMDB): what a caller does is
+                    // read again.
+                    Err(e) if e.is_retryable() => {
+                        retries += 1;
+                        continue;
+                    }
+                    other => other.map_err(|e| e.to_string())?,
+                };
                 if c < caught || k < count {
                     return Err(format!(
                         "went back: caught {caught}->{c}, records {count}->{k}"
@@ -81,7 +88,7 @@ fn run() -> Result<(), String> {
                 }
                 (caught, count, reads) = (c, k, reads + 1);
             }
-            say(format!("READS {reads} {count}"))?;
+            say(format!("READS {reads} {count} RETRIES {retries}"))?;
         }
         "big-txn" => {
             let acks = num(3)?;
