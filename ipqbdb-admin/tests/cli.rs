@@ -638,3 +638,46 @@ fn connkill_removes_a_real_conntrack_entry() {
     );
     assert_eq!(flows("192.0.2.60", "ipv4"), 1, "the bystander's flow stays");
 }
+
+/// A database directory its group may write (systemd's `StateDirectoryMode=2770`) is shared with
+/// that group: the engine's files end up group-writable whatever the creating program's umask, so a
+/// web application in the group can ban. A private directory stays private.
+#[test]
+fn a_group_writable_directory_shares_its_files() {
+    use std::os::unix::fs::PermissionsExt;
+    for backend in ["lmdb", "sqlite", "redb"] {
+        for shared in [true, false] {
+            let tmp = tempfile::tempdir().unwrap();
+            let db = tmp.path().join("db");
+            std::fs::create_dir(&db).unwrap();
+            let mode = if shared { 0o2770 } else { 0o700 };
+            std::fs::set_permissions(&db, std::fs::Permissions::from_mode(mode)).unwrap();
+            let out = Command::new("sh")
+                .arg("-c")
+                .arg(r#"umask 077; exec "$0" --config /dev/null --db-dir "$1" --backend "$2" ban -q 192.0.2.1"#)
+                .arg(IBD)
+                .arg(&db)
+                .arg(backend)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{backend}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let files: &[&str] = match backend {
+                "lmdb" => &["lmdb/data.mdb", "lmdb/lock.mdb"],
+                "sqlite" => &["ipqbdb.sqlite"],
+                _ => &["ipqbdb.redb"],
+            };
+            for f in files {
+                let m = std::fs::metadata(db.join(f)).unwrap().permissions().mode();
+                assert_eq!(
+                    m & 0o060 == 0o060,
+                    shared,
+                    "{backend}, directory {mode:o}: {f} has mode {m:o}"
+                );
+            }
+        }
+    }
+}

@@ -34,7 +34,7 @@
 use std::path::{Path, PathBuf};
 
 use ipqbdb_core::model::{initial_count, DEFAULT_INITIAL_COUNT};
-use ipqbdb_core::parse_duration;
+use ipqbdb_core::parse_ban_decay;
 use regex::bytes::Regex;
 use thiserror::Error;
 
@@ -341,7 +341,9 @@ fn parse_line(line: &str, lineno: usize) -> Result<Option<Rule>, LineError> {
     };
     let decay = match field(4) {
         None | Some((_, "-")) => None,
-        Some((col, text)) => Some(parse_duration(text).map_err(|e| (col, e.to_string()))?),
+        // "Never block" is the whitelist's job: a ban with no decay would become 50 % on its
+        // second offence.
+        Some((col, text)) => Some(parse_ban_decay(text).map_err(|e| (col, e.to_string()))?),
     };
     if let Some((col, text)) = field(5) {
         return Err((col, format!("unexpected {text:?} after the decay")));
@@ -648,6 +650,11 @@ mod tests {
             format!("{f}:1:16: initial count must be 0 to 31, not \"32\"")
         );
         assert!(err(r#"/<HOST>/ * "r" - - 4y"#).starts_with(&format!("{f}:1:20: invalid duration")));
+        let zero = err(r#"/<HOST>/ * "r" - - 0"#);
+        assert!(
+            zero.starts_with(&format!("{f}:1:20: ")) && zero.contains("whitelist"),
+            "{zero}"
+        );
         assert_eq!(
             err(r#"/<HOST>/ * "r" - - 4h extra"#),
             format!("{f}:1:23: unexpected \"extra\" after the decay")

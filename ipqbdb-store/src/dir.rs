@@ -106,6 +106,42 @@ pub(crate) fn create_dir(dir: &Path) -> Result<()> {
         .map_err(|e| StoreError::io(dir, e))
 }
 
+/// Shares the engine's files with the directory's group when the directory lets its group write
+/// (systemd's `StateDirectoryMode=2770`): a web application whose user is in that group can then
+/// run `ibd ban`, whichever program created the files first and whatever its umask (LMDB creates
+/// its files 0600). Only what lacks group access is changed; files this process does not own are
+/// left to their owner (whose own open shares them). A directory without group write is private
+/// and stays so.
+pub(crate) fn share_with_group(dir: &Path, backend: Backend) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = fs::metadata(dir) else {
+        return;
+    };
+    if meta.permissions().mode() & 0o020 == 0 {
+        return;
+    }
+    let files: &[&str] = match backend {
+        Backend::Sqlite => &["ipqbdb.sqlite", "ipqbdb.sqlite-wal", "ipqbdb.sqlite-shm"],
+        Backend::Lmdb => &["lmdb", "lmdb/data.mdb", "lmdb/lock.mdb"],
+        Backend::Redb => &["ipqbdb.redb"],
+    };
+    for f in files {
+        let path = dir.join(f);
+        let Ok(m) = fs::metadata(&path) else {
+            continue;
+        };
+        let mode = m.permissions().mode() & 0o7777;
+        let want = if m.is_dir() {
+            mode | 0o2070
+        } else {
+            mode | 0o060
+        };
+        if want != mode {
+            let _ = fs::set_permissions(&path, fs::Permissions::from_mode(want));
+        }
+    }
+}
+
 /// Makes a new directory entry durable; failure only weakens durability, so it is not an error.
 pub(crate) fn sync_dir(dir: &Path) {
     if let Ok(d) = fs::File::open(dir) {

@@ -195,6 +195,7 @@ impl Store for LmdbStore {
         };
         let mut store = store;
         store.loc.v6_prefix = ensure_format(&store)?;
+        crate::dir::share_with_group(dir, Backend::Lmdb);
         Ok(store)
     }
 

@@ -74,6 +74,7 @@ impl Store for RedbStore {
         }
         let mut store = store;
         store.loc.v6_prefix = ensure_format(&store)?;
+        crate::dir::share_with_group(dir, Backend::Redb);
         Ok(store)
     }
 

@@ -97,6 +97,7 @@ impl Store for SqliteStore {
         };
         let mut store = store;
         store.loc.v6_prefix = ensure_format(&store)?;
+        crate::dir::share_with_group(dir, Backend::Sqlite);
         Ok(store)
     }
 
