@@ -41,7 +41,10 @@ impl Report {
     }
 
     pub fn received_from(&self, src: &str) -> u64 {
-        self.received.get(&src.parse().unwrap()).copied().unwrap_or(0)
+        self.received
+            .get(&src.parse().unwrap())
+            .copied()
+            .unwrap_or(0)
     }
 
     pub fn total_sent(&self) -> u64 {
@@ -226,10 +229,10 @@ pub fn queue_counters(ns: &Netns, queue: u16) -> Option<QueueCounters> {
 /// `log`: packets, accepted, dropped, marked, errors.
 pub fn judge_counters(log: &str, queue: u16) -> Option<[u64; 5]> {
     let prefix = format!("queue {queue}: ");
-    let line = log.lines().rev().find_map(|l| {
-        l.find(&prefix)
-            .map(|at| l[at + prefix.len()..].to_string())
-    })?;
+    let line = log
+        .lines()
+        .rev()
+        .find_map(|l| l.find(&prefix).map(|at| l[at + prefix.len()..].to_string()))?;
     let nums: Vec<u64> = line
         .split(|c: char| !c.is_ascii_digit())
         .filter(|w| !w.is_empty())
