@@ -252,3 +252,63 @@ pub fn logged_number(log: &str, label: &str) -> Option<u64> {
         .collect();
     digits.parse().ok()
 }
+
+/// A client namespace joined to a judge's namespace `j`, whose UDP packets to port 7000 go through
+/// NFQUEUE queue 0: for tests of other things that want a judge with real traffic to judge.
+pub struct Link {
+    pub client: Netns,
+    rx: Option<UdpSocket>,
+}
+
+impl Link {
+    /// The address traffic goes to, in the judge's namespace.
+    pub const DST: &'static str = "10.66.0.1:7000";
+    /// Client addresses: two the tests leave unbanned, one test address they may ban.
+    pub const INNOCENT: &'static str = "10.66.0.2";
+    pub const SENTINEL: &'static str = "10.66.0.3";
+    pub const TEST_NET: &'static str = "192.0.2.1";
+
+    pub fn new(j: &Netns) -> Link {
+        let client = Netns::new("client");
+        // The judge's side has an address in each client network, so no reverse-path filter
+        // stands between the packets and the queue.
+        crate::netns::pair(
+            j,
+            &["10.66.0.1/24", "192.0.2.254/24"],
+            &client,
+            &["10.66.0.2/24", "10.66.0.3/24", "192.0.2.1/24"],
+        );
+        j.must(&[
+            "iptables",
+            "-A",
+            "INPUT",
+            "-p",
+            "udp",
+            "--dport",
+            "7000",
+            "-j",
+            "NFQUEUE",
+            "--queue-num",
+            "0",
+        ]);
+        let rx = j.udp("0.0.0.0:7000");
+        Link {
+            client,
+            rx: Some(rx),
+        }
+    }
+
+    /// Starts the one stream of this link (see [`Stream::start`]).
+    pub fn stream(&mut self, sources: &[&str], rate: u32, max: u64) -> Stream {
+        let rx = self.rx.take().expect("one stream per link");
+        Stream::start(
+            &self.client,
+            rx,
+            Self::DST.parse().unwrap(),
+            sources,
+            Self::SENTINEL,
+            rate,
+            max,
+        )
+    }
+}
