@@ -1,5 +1,8 @@
-//! The `ibd-judge` loop: receive, judge, verdict; renew the snapshot at the staleness bound; write
-//! block counters back in batches; survive every receive error.
+//! The `ibd-judge` loop: receive, judge, verdict; renew the snapshot at the staleness bound; hand
+//! block counters to the writer thread in batches; survive every receive error.
+//!
+//! Nothing on this thread waits for the database's writer: the snapshot reads do not, and the
+//! writes happen on the writer thread (`writer.rs`).
 
 use std::collections::BTreeMap;
 use std::io::ErrorKind;
@@ -16,10 +19,15 @@ use crate::judge::Judge;
 use crate::netlink::NfqSocket;
 use crate::packet;
 use crate::qspec::QSpec;
+use crate::writer::{CounterWriter, Refused};
 
 const PROGRAM: &str = "ibd-judge";
-/// How often block counters are written back.
+/// How often block counters are handed to the writer.
 const COUNTER_FLUSH: Duration = Duration::from_secs(1);
+/// How long a stop waits for the writer to write what it holds.
+pub const WRITER_GRACE: Duration = Duration::from_secs(5);
+/// At most one line per this period for an error that may repeat per packet.
+const SUMMARY_PERIOD: Duration = Duration::from_secs(60);
 
 /// Per-queue counters, as SIGUSR1 logs them.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +40,69 @@ pub struct Counters {
     pub errors: u64,
 }
 
+/// Health of the packet loop itself, as SIGUSR1 logs it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LoopStats {
+    /// The longest time the loop spent away from its queues between two receives: opening a
+    /// snapshot, handing over counters, logging. What a packet may wait beyond the kernel's queue.
+    pub longest_pause: Duration,
+    pub snapshots: u64,
+    pub snapshot_failures: u64,
+    pub lookup_errors: u64,
+}
+
+/// Logs an error that may come with every packet without flooding the log: the first occurrence
+/// at once, then at most one summary line per [`SUMMARY_PERIOD`] with the count and the latest.
+pub struct Throttle {
+    what: &'static str,
+    last_line: Option<Instant>,
+    suppressed: u64,
+    latest: String,
+}
+
+impl Throttle {
+    pub fn new(what: &'static str) -> Self {
+        Throttle {
+            what,
+            last_line: None,
+            suppressed: 0,
+            latest: String::new(),
+        }
+    }
+
+    pub fn hit(&mut self, message: impl FnOnce() -> String) {
+        let quiet = self.last_line.is_none_or(|t| t.elapsed() >= SUMMARY_PERIOD);
+        if quiet && self.suppressed == 0 {
+            log(
+                PROGRAM,
+                Level::Error,
+                &format!("{}: {}", self.what, message()),
+            );
+            self.last_line = Some(Instant::now());
+        } else {
+            self.suppressed += 1;
+            self.latest = message();
+            self.tick();
+        }
+    }
+
+    /// Writes the summary once it is due, even when no new error comes to call [`Throttle::hit`].
+    pub fn tick(&mut self) {
+        if self.suppressed > 0 && self.last_line.is_none_or(|t| t.elapsed() >= SUMMARY_PERIOD) {
+            log(
+                PROGRAM,
+                Level::Error,
+                &format!(
+                    "{}: {} more in the last minute, the latest: {}",
+                    self.what, self.suppressed, self.latest
+                ),
+            );
+            self.suppressed = 0;
+            self.last_line = Some(Instant::now());
+        }
+    }
+}
+
 pub struct Options {
     /// How old the snapshot the verdicts use may be.
     pub staleness: Duration,
@@ -39,7 +110,9 @@ pub struct Options {
 }
 
 pub struct Daemon<S: Store> {
+    /// Read only: every write goes through `writer`.
     store: S,
+    writer: Option<CounterWriter>,
     sock: NfqSocket,
     specs: Vec<QSpec>,
     opts: Options,
@@ -49,16 +122,29 @@ pub struct Daemon<S: Store> {
     enobufs: u64,
     last_flush: Instant,
     last_db_error: Option<String>,
+    stats: LoopStats,
+    /// When the loop last left its queues, to measure the pause until it is back.
+    away_since: Option<Instant>,
+    lookup_errors: Throttle,
+    dropped_batches: Throttle,
 }
 
 impl<S: Store> Daemon<S> {
-    pub fn new(store: S, sock: NfqSocket, specs: Vec<QSpec>, opts: Options) -> Self {
+    /// `store` serves the snapshots; `writer` (with a store of its own) writes block counters.
+    pub fn new(
+        store: S,
+        writer: CounterWriter,
+        sock: NfqSocket,
+        specs: Vec<QSpec>,
+        opts: Options,
+    ) -> Self {
         let counters = specs
             .iter()
             .map(|s| (s.queue, Counters::default()))
             .collect();
         Daemon {
             store,
+            writer: Some(writer),
             sock,
             specs,
             opts,
@@ -68,6 +154,10 @@ impl<S: Store> Daemon<S> {
             enobufs: 0,
             last_flush: Instant::now(),
             last_db_error: None,
+            stats: LoopStats::default(),
+            away_since: None,
+            lookup_errors: Throttle::new("lookup"),
+            dropped_batches: Throttle::new("block counters"),
         }
     }
 
@@ -77,7 +167,6 @@ impl<S: Store> Daemon<S> {
                 self.report();
             }
             let deadline = Instant::now() + self.opts.staleness;
-            self.judge.new_snapshot();
             let store = &self.store;
             let mut inner = Inner {
                 sock: &mut self.sock,
@@ -86,49 +175,106 @@ impl<S: Store> Daemon<S> {
                 counters: &mut self.counters,
                 recv_errors: &mut self.recv_errors,
                 enobufs: &mut self.enobufs,
+                stats: &mut self.stats,
+                away_since: &mut self.away_since,
+                lookup_errors: &mut self.lookup_errors,
                 verbose: self.opts.verbose,
                 terminate: &signals.terminate,
             };
+            let mut opened = false;
             let res = store.with_snapshot(&mut |snap| {
+                opened = true;
+                inner.stats.snapshots += 1;
+                // The cache belongs to the previous snapshot: forgotten only now that a new one
+                // exists, so a failed refresh leaves it to judge by.
+                inner.judge.new_snapshot();
                 inner.serve(Some(snap), deadline);
                 Ok(())
             });
-            if let Err(e) = res {
-                // Without a snapshot, packets are still answered (accepted), never left queued.
-                let msg = e.to_string();
-                if self.last_db_error.as_deref() != Some(&msg) {
-                    log(
-                        PROGRAM,
-                        Level::Error,
-                        &format!("{msg}; accepting packets until the database reads again"),
-                    );
-                    self.last_db_error = Some(msg);
+            match res {
+                Err(e) if !opened => {
+                    inner.stats.snapshot_failures += 1;
+                    let msg = e.to_string();
+                    if self.last_db_error.as_deref() != Some(&msg) {
+                        log(
+                            PROGRAM,
+                            Level::Error,
+                            &format!(
+                                "{msg}; judging by the previous snapshot (addresses it did not \
+                                 cover are accepted), trying again every {} ms",
+                                self.opts.staleness.as_millis()
+                            ),
+                        );
+                        self.last_db_error = Some(msg);
+                    }
+                    // Packets are still answered, never left queued, until the next attempt.
+                    inner.serve(None, deadline);
                 }
-                inner.serve(None, deadline);
-            } else if self.last_db_error.take().is_some() {
-                log(PROGRAM, Level::Notice, "the database reads again");
+                // Closing a snapshot after serving from it: the verdicts were given; nothing
+                // to recover.
+                Err(e) => inner
+                    .lookup_errors
+                    .hit(|| format!("closing a snapshot: {e}")),
+                Ok(()) => {
+                    if self.last_db_error.take().is_some() {
+                        log(PROGRAM, Level::Notice, "the database reads again");
+                    }
+                }
             }
+            self.lookup_errors.tick();
+            self.dropped_batches.tick();
             if self.last_flush.elapsed() >= COUNTER_FLUSH {
                 self.flush_counters();
             }
         }
         self.flush_counters();
-        self.report();
+        if let Some(writer) = self.writer.take() {
+            let stats = writer.finish(WRITER_GRACE);
+            if stats.blocks_unwritten > 0 {
+                log(
+                    PROGRAM,
+                    Level::Warning,
+                    &format!(
+                        "block counters: {} blocks not written within {} s (the database's \
+                         writer is busy); they are lost",
+                        stats.blocks_unwritten,
+                        WRITER_GRACE.as_secs()
+                    ),
+                );
+            }
+            self.report_with(stats);
+        }
     }
 
+    /// Hands the summed block counters to the writer; never waits for it.
     fn flush_counters(&mut self) {
         self.last_flush = Instant::now();
         let counts = self.judge.take_blocked();
         if counts.is_empty() {
             return;
         }
-        if let Err(e) = self.store.add_blocked(&counts) {
-            log(PROGRAM, Level::Error, &format!("block counters: {e}"));
-            self.judge.restore_blocked(counts);
+        let Some(writer) = &self.writer else { return };
+        let blocks: u64 = counts.iter().map(|&(_, n)| n).sum();
+        if let Err(why) = writer.submit(counts) {
+            let why = match why {
+                Refused::Full => format!(
+                    "the writer is {} batches behind (the database's writer is busy)",
+                    crate::writer::QUEUE
+                ),
+                Refused::Gone => "the writer thread is gone".to_string(),
+            };
+            self.dropped_batches
+                .hit(|| format!("dropped a batch of {blocks} blocks: {why}"));
         }
     }
 
     fn report(&self) {
+        if let Some(w) = &self.writer {
+            self.report_with(w.stats());
+        }
+    }
+
+    fn report_with(&self, w: crate::writer::WriterStats) {
         for (q, c) in &self.counters {
             log(
                 PROGRAM,
@@ -147,10 +293,39 @@ impl<S: Store> Daemon<S> {
                 self.recv_errors, self.enobufs
             ),
         );
+        let l = &self.stats;
+        log(
+            PROGRAM,
+            Level::Notice,
+            &format!(
+                "longest pause between verdicts {} ms, {} snapshots, {} failed, {} lookup errors",
+                l.longest_pause.as_millis(),
+                l.snapshots,
+                l.snapshot_failures,
+                l.lookup_errors
+            ),
+        );
+        log(
+            PROGRAM,
+            Level::Notice,
+            &format!(
+                "block counters: {} batches written, batches dropped: {} ({} blocks), \
+                 write errors: {}, blocks waiting: {}",
+                w.batches_written,
+                w.batches_dropped,
+                w.blocks_dropped,
+                w.write_errors,
+                w.blocks_unwritten
+            ),
+        );
     }
 
     pub fn counters(&self) -> &BTreeMap<u16, Counters> {
         &self.counters
+    }
+
+    pub fn loop_stats(&self) -> LoopStats {
+        self.stats
     }
 }
 
@@ -162,13 +337,25 @@ struct Inner<'a> {
     counters: &'a mut BTreeMap<u16, Counters>,
     recv_errors: &'a mut u64,
     enobufs: &'a mut u64,
+    stats: &'a mut LoopStats,
+    away_since: &'a mut Option<Instant>,
+    lookup_errors: &'a mut Throttle,
     verbose: u8,
     terminate: &'a AtomicBool,
 }
 
 impl Inner<'_> {
-    /// Verdicts packets until `deadline` (or a receive timeout, or termination).
+    /// Verdicts packets until `deadline` (or a receive timeout, or termination). Without a
+    /// snapshot, addresses the previous one covered are judged by it, others accepted.
     fn serve(&mut self, snap: Option<&ipqbdb_store::Snapshot<'_>>, deadline: Instant) {
+        if let Some(t) = self.away_since.take() {
+            self.stats.longest_pause = self.stats.longest_pause.max(t.elapsed());
+        }
+        self.serve_until(snap, deadline);
+        *self.away_since = Some(Instant::now());
+    }
+
+    fn serve_until(&mut self, snap: Option<&ipqbdb_store::Snapshot<'_>>, deadline: Instant) {
         while Instant::now() < deadline && !self.terminate.load(Ordering::Relaxed) {
             let mut msg = match self.sock.queue.recv() {
                 Ok(m) => m,
@@ -210,10 +397,19 @@ impl Inner<'_> {
             let spec = self.specs.iter().find(|s| s.queue == qnum).copied();
             let counters = self.counters.entry(qnum).or_default();
             counters.packets += 1;
-            let verdict = match (spec, snap) {
-                (Some(spec), Some(snap)) => match packet::address(msg.get_payload(), spec.side) {
-                    Some(ip) => match self.judge.judge(snap, ip, now()) {
-                        Ok(j) => {
+            let judged = spec.map(|spec| {
+                let ip = packet::address(msg.get_payload(), spec.side);
+                (spec, ip)
+            });
+            let verdict = match judged {
+                Some((spec, Some(ip))) => {
+                    let now = now();
+                    let j = match snap {
+                        Some(snap) => self.judge.judge(snap, ip, now).map(Some),
+                        None => Ok(self.judge.judge_cached(ip, now)),
+                    };
+                    match j {
+                        Ok(Some(j)) => {
                             if self.verbose >= 3 || (self.verbose >= 2 && j.guilty) {
                                 let draw = j.draw.map_or_else(|| "-".into(), |d| d.to_string());
                                 log(
@@ -242,16 +438,21 @@ impl Inner<'_> {
                                 }
                             }
                         }
-                        Err(_) => {
+                        // No snapshot, and the previous one did not cover the address.
+                        Ok(None) => {
                             counters.errors += 1;
                             Verdict::Accept
                         }
-                    },
-                    None => {
-                        counters.errors += 1;
-                        Verdict::Accept
+                        Err(e) => {
+                            // A damaged record, say: accepted, and said, so it is seen.
+                            counters.errors += 1;
+                            self.stats.lookup_errors += 1;
+                            self.lookup_errors
+                                .hit(|| format!("{ip} (queue {qnum}): {e}; accepted"));
+                            Verdict::Accept
+                        }
                     }
-                },
+                }
                 _ => {
                     counters.errors += 1;
                     Verdict::Accept

@@ -3,6 +3,9 @@
 //! Lookups go to a [`Snapshot`] the caller renews at a bounded staleness; within one snapshot an
 //! address's state is cached, so a burst from one source costs one database lookup. Block counters
 //! are summed in memory and written back in batches by the caller.
+//!
+//! The cache is also what keeps verdicts going when a new snapshot cannot be opened: the states
+//! read from the last good one still judge their addresses (see [`Judge::judge_cached`]).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -64,39 +67,43 @@ impl Judge {
                 c
             }
         };
+        Ok(self.decide(state, now))
+    }
+
+    /// Judges `ip` by the state the last snapshot gave it, without a snapshot; `None` when that
+    /// snapshot never looked `ip` up.
+    pub fn judge_cached(&mut self, ip: IpAddr, now: UnixTime) -> Option<Judgement> {
+        let state = *self.cache.get(&ip)?;
+        Some(self.decide(state, now))
+    }
+
+    fn decide(&mut self, state: Cached, now: UnixTime) -> Judgement {
         let probability = verdict_probability(state.record.as_ref(), state.white, now);
         let key = state.record.map(|_| state.key);
         if probability == 0 {
-            return Ok(Judgement {
+            return Judgement {
                 guilty: false,
                 key,
                 probability,
                 draw: None,
-            });
+            };
         }
         let r = draw(&mut rand::rng());
         let guilty = is_guilty(probability, r);
         if guilty {
             *self.blocked.entry(state.key).or_default() += 1;
         }
-        Ok(Judgement {
+        Judgement {
             guilty,
             key,
             probability,
             draw: Some(r),
-        })
+        }
     }
 
     /// The block counters summed since the last call.
     pub fn take_blocked(&mut self) -> Vec<(AddrKey, u64)> {
         self.blocked.drain().collect()
-    }
-
-    /// Gives back counters a failed write could not store, so they are tried again.
-    pub fn restore_blocked(&mut self, counts: Vec<(AddrKey, u64)>) {
-        for (k, n) in counts {
-            *self.blocked.entry(k).or_default() += n;
-        }
     }
 }
 
@@ -179,5 +186,30 @@ mod tests {
         let after = s.with_snapshot(&mut |snap| j.judge(snap, ip, NOW)).unwrap();
         assert!(after.guilty);
         assert_eq!(after.probability, ipqbdb_core::P_MAX);
+    }
+
+    #[test]
+    fn without_a_snapshot_the_last_one_judges() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        ban(&s, "192.0.2.9", 0);
+        let mut j = Judge::default();
+        let banned: IpAddr = "192.0.2.9".parse().unwrap();
+        let unknown: IpAddr = "198.51.100.1".parse().unwrap();
+        s.with_snapshot(&mut |snap| {
+            j.judge(snap, banned, NOW)?;
+            j.judge(snap, unknown, NOW)
+        })
+        .unwrap();
+        let cached = j.judge_cached(banned, NOW).expect("looked up before");
+        assert!(cached.guilty);
+        assert!(
+            !j.judge_cached(unknown, NOW)
+                .expect("looked up before")
+                .guilty
+        );
+        assert_eq!(j.judge_cached("203.0.113.1".parse().unwrap(), NOW), None);
+        // The blocks judged from the cache are counted like any other.
+        assert_eq!(j.take_blocked().iter().map(|&(_, n)| n).sum::<u64>(), 2);
     }
 }

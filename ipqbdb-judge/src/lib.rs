@@ -1,5 +1,5 @@
-//! Verdicts for ipqbdb: queue specs, packet addresses, the verdict engine, the NFQUEUE socket and the
-//! `ibd-judge` loop.
+//! Verdicts for ipqbdb: queue specs, packet addresses, the verdict engine, the NFQUEUE socket, the
+//! `ibd-judge` loop and its block-counter writer.
 
 pub mod cli;
 pub mod daemon;
@@ -7,3 +7,4 @@ pub mod judge;
 pub mod netlink;
 pub mod packet;
 pub mod qspec;
+pub mod writer;

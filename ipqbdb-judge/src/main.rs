@@ -9,6 +9,7 @@ use ipqbdb_core::parse_count;
 use ipqbdb_judge::cli::Cli;
 use ipqbdb_judge::daemon::{Daemon, Options, Signals};
 use ipqbdb_judge::netlink::NfqSocket;
+use ipqbdb_judge::writer::CounterWriter;
 use ipqbdb_store::cli::Setup;
 
 const PROGRAM: &str = "ibd-judge";
@@ -76,6 +77,8 @@ fn start(
         .set_recv_enobufs(true)
         .map_err(|e| format!("ENOBUFS reporting: {e}"))?;
     let store = setup.open(true).map_err(|e| e.to_string())?;
+    // The writer's own: see CounterWriter::start.
+    let writer_store = setup.open(false).map_err(|e| e.to_string())?;
     for spec in &cli.specs {
         let q = spec.queue;
         let ctx = |what: &str, e: std::io::Error| format!("queue {q}: {what}: {e}");
@@ -93,6 +96,8 @@ fn start(
             .map_err(|e| ctx("fail-open", e))?;
     }
     let signals = Signals::register().map_err(|e| format!("signals: {e}"))?;
+    // After the socket: threads may exist from here on.
+    let writer = CounterWriter::start(writer_store).map_err(|e| format!("writer thread: {e}"))?;
     let specs: Vec<String> = cli.specs.iter().map(ToString::to_string).collect();
     log::log(
         PROGRAM,
@@ -107,5 +112,8 @@ fn start(
         staleness,
         verbose: cli.verbose,
     };
-    Ok((Daemon::new(store, sock, cli.specs.clone(), opts), signals))
+    Ok((
+        Daemon::new(store, writer, sock, cli.specs.clone(), opts),
+        signals,
+    ))
 }

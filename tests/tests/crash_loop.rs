@@ -4,6 +4,9 @@
 //! banned exactly once, and the LMDB file must not have grown without bound. This is what the original
 //! needed READMEcrash.txt (manual clean-up) for.
 //!
+//! The judge judges real traffic all along (a paced stream through an NFQUEUE queue). Fail-closed,
+//! the kernel drops what is queued while the judge is dead; every restarted judge must judge again.
+//!
 //! `IPQBDB_CRASH_KILLS` sets the kills per backend (default 50; more for a longer run).
 
 use std::collections::HashSet;
@@ -17,11 +20,16 @@ use std::time::Duration;
 use ipqbdb_core::AddrKey;
 use ipqbdb_store::{Backend, Store};
 use ipqbdb_tests::netns::Netns;
+use ipqbdb_tests::traffic::{judge_counters, Link};
 use ipqbdb_tests::{must_finish, open_any, stream_addr, wait_until, workspace_bin, Lines, Proc};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_ipqbdb-store-worker");
 /// How long a restarted daemon may take to say it runs: a hang detector, not a timing.
 const START_LIMIT: Duration = Duration::from_secs(30);
+/// Packets per second through the judge's queue, from an innocent address.
+const RATE: u32 = 500;
+/// Packets a restarted judge must let through before the loop goes on.
+const AFTER_RESTART: u64 = 50;
 
 struct Programs {
     parse: PathBuf,
@@ -100,6 +108,8 @@ fn kill_anything_any_time() {
         let log_file = dir.join("crash.log");
         std::fs::write(&log_file, "").unwrap();
         let ns = Netns::new("crash");
+        let mut link = Link::new(&ns);
+        let stream = link.stream(&[Link::INNOCENT], RATE, u64::from(RATE) * 3600);
 
         // The log grows all along, one line every 2 ms, each a new address.
         let stop = Arc::new(AtomicBool::new(false));
@@ -129,6 +139,7 @@ fn kill_anything_any_time() {
         ];
         let mut seed: u64 = 0x9e37_79b9_7f4a_7c15 ^ u64::from(kills);
         let mut lmdb_sizes = Vec::new();
+        let mut judge_restarts = 0u32;
         for k in 1..=kills {
             seed ^= seed << 13;
             seed ^= seed >> 7;
@@ -141,6 +152,13 @@ fn kill_anything_any_time() {
                 1 => {
                     judge.sigkill();
                     judge = start_judge(&p, &ns, &db, dir, k);
+                    let before = stream.received();
+                    wait_until(
+                        || format!("{backend}, kill {k}: the restarted judge lets nothing through"),
+                        START_LIMIT,
+                        || stream.received() >= before + AFTER_RESTART,
+                    );
+                    judge_restarts += 1;
                 }
                 w => {
                     let w = (w - 2) as usize;
@@ -204,7 +222,19 @@ fn kill_anything_any_time() {
             eprintln!("lmdb: data.mdb {first} -> {mid} (half way) -> {last} bytes over the kills");
             assert!(*last < 64 << 20, "lmdb: data.mdb grew to {last} bytes");
         }
+        // The last judge judged the stream to its end, sentinel included.
+        let traffic = stream.finish();
+        judge.stop(Duration::from_secs(20));
+        let jlog = judge.log();
+        let [packets, accepted, ..] = judge_counters(&jlog, 0).expect("judge counters");
+        let sent = traffic.sent_from(Link::INNOCENT);
+        let got = traffic.received_from(Link::INNOCENT);
+        eprintln!(
+            "{backend}: {judge_restarts} judge restarts; {got} of {sent} packets through, \
+             {packets} judged by the last judge"
+        );
+        assert!(packets > 0 && accepted == packets, "{backend}: {jlog}");
+        assert!(got <= sent);
         drop(parse);
-        drop(judge);
     }
 }

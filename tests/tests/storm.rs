@@ -1,6 +1,10 @@
 //! The storm that froze the original ipqbdb: eight `ibd ban` processes banning as fast as they can for
 //! 30 seconds, beside a running ibd-parse (fed all along) and ibd-judge, on every backend. No process
 //! may fail or hang, no acknowledged ban may be lost, every count must be exact.
+//!
+//! The judge has real traffic to judge meanwhile: a paced stream through an NFQUEUE queue from an
+//! innocent address and from the hot address, whose probability the banners drive to 100 %, so the
+//! judge drops packets and writes block counters while eight processes fight over the writer.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -10,12 +14,15 @@ use std::time::{Duration, Instant};
 use ipqbdb_core::AddrKey;
 use ipqbdb_store::{Backend, Store};
 use ipqbdb_tests::netns::Netns;
+use ipqbdb_tests::traffic::{judge_counters, queue_counters, Link};
 use ipqbdb_tests::{open_any, stream_addr, wait_until, workspace_bin, Proc};
 
 const SECS: u64 = 30;
 const BANNERS: u32 = 8;
 /// Banned by every banner on every round: the hot record everybody contends for.
-const HOT: &str = "192.0.2.1";
+const HOT: &str = Link::TEST_NET;
+/// Packets per second the judge is given, from the innocent and the hot address in turn.
+const RATE: u32 = 1_000;
 
 #[test]
 fn eight_banners_beside_parse_and_judge() {
@@ -40,6 +47,7 @@ fn eight_banners_beside_parse_and_judge() {
             .arg(&log);
         let mut parse_proc = Proc::spawn_logged("ibd-parse", &mut p, &tmp.path().join("parse.err"));
         let ns = Netns::new("storm");
+        let mut link = Link::new(&ns);
         let mut j = ns.command(judge.to_str().unwrap());
         common(&mut j);
         j.args(["-D", "Q0"]);
@@ -47,6 +55,7 @@ fn eight_banners_beside_parse_and_judge() {
         judge_proc.wait_log("listening on", Duration::from_secs(20));
         parse_proc.wait_log("started", Duration::from_secs(20));
 
+        let stream = link.stream(&[Link::INNOCENT, HOT], RATE, u64::from(RATE) * SECS * 2);
         let deadline = Instant::now() + Duration::from_secs(SECS);
         let acks = std::thread::scope(|s| {
             // The parser's input grows all along: one line per 5 ms, each a new address.
@@ -114,9 +123,41 @@ fn eight_banners_beside_parse_and_judge() {
             Duration::from_secs(60),
             || store.lookup(key).unwrap().is_some(),
         );
+        let traffic = stream.finish();
+        let queue = queue_counters(&ns, 0).expect("queue 0 bound");
         for p in [&mut parse_proc, &mut judge_proc] {
             p.stop(Duration::from_secs(20));
         }
+        // Every packet judged, none lost in the kernel, every innocent one delivered, and every
+        // drop counted in the database (the judge wrote its counters beside the storm).
+        let jlog = judge_proc.log();
+        let [packets, _, dropped, _, errors] = judge_counters(&jlog, 0).expect("judge counters");
+        eprintln!(
+            "{backend}: the judge judged {packets} packets, dropped {dropped}; arrival latency max {:?}, p99 {:?}",
+            traffic.max_latency, traffic.p99_latency
+        );
+        assert_eq!(
+            (queue.queue_dropped, queue.user_dropped),
+            (0, 0),
+            "{backend}: {queue:?}"
+        );
+        assert_eq!(
+            packets,
+            traffic.total_sent() + 1,
+            "{backend}: packets judged"
+        );
+        assert_eq!(errors, 0, "{backend}: judgement errors");
+        assert_eq!(
+            traffic.received_from(Link::INNOCENT),
+            traffic.sent_from(Link::INNOCENT),
+            "{backend}: innocent packets delivered"
+        );
+        assert_eq!(
+            traffic.received_from(HOT) + dropped,
+            traffic.sent_from(HOT),
+            "{backend}: hot packets dropped or delivered"
+        );
+        assert!(dropped > 0, "{backend}: the hot address was never dropped");
         let rounds = acked[HOT];
         eprintln!("{backend}: {rounds} ibd ban runs by {BANNERS} processes and {fed} parsed lines in {SECS} s");
         for (addr, n) in &acked {
@@ -127,6 +168,11 @@ fn eight_banners_beside_parse_and_judge() {
                 "{backend}: {addr} caught count"
             );
         }
+        let hot = store
+            .lookup(HOT.parse().unwrap())
+            .unwrap()
+            .expect("hot record");
+        assert_eq!(hot.blocked, dropped, "{backend}: block counter of {HOT}");
         let parsed = store.find_reason("storm").unwrap().is_some();
         assert!(parsed, "{backend}: the parser banned nothing");
         let records = store.record_count().unwrap();
@@ -139,7 +185,14 @@ fn eight_banners_beside_parse_and_judge() {
         only_lines(&parse_proc.log(), &["started", "stopped"], backend);
         only_lines(
             &judge_proc.log(),
-            &["listening on", "queue 0: ", "receive errors: 0,", "stopped"],
+            &[
+                "listening on",
+                "queue 0: ",
+                "receive errors: 0,",
+                " 0 failed, 0 lookup errors",
+                "batches dropped: 0 (0 blocks), write errors: 0, blocks waiting: 0",
+                "stopped",
+            ],
             backend,
         );
     }

@@ -6,6 +6,8 @@
 //!                        OCTET.x.y.z per round; prints ACK per round and DONE with the count
 //!   read-loop SECS       read for SECS seconds, checking that no read goes back in time
 //!   big-txn ACKS       ACKS single durable bans, then one huge transaction (to be killed in)
+//!   hold-write SECS      open a write transaction, print HOLDING, keep it SECS seconds, commit it
+//!                        empty and print RELEASED: the writer lock another process must wait for
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -128,6 +130,24 @@ fn run() -> Result<(), String> {
                 })
                 .map_err(|e| e.to_string())?;
             say("COMMITTED".into())?;
+        }
+        "hold-write" => {
+            let secs = num(3)?;
+            let mut said = false;
+            store
+                .write(&mut |_tx| {
+                    if !said {
+                        said = true;
+                        say("HOLDING".into()).map_err(|e| ipqbdb_store::StoreError::Io {
+                            path: "stdout".into(),
+                            source: std::io::Error::other(e),
+                        })?;
+                    }
+                    std::thread::sleep(Duration::from_secs(secs.into()));
+                    Ok(())
+                })
+                .map_err(|e| e.to_string())?;
+            say("RELEASED".into())?;
         }
         other => return Err(format!("unknown mode {other}")),
     }
