@@ -554,6 +554,10 @@ fn connkill_runs_once_with_the_address_only() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root (network namespaces, iptables, mounts): run with --features root-tests or --all-features"
+)]
 fn connkill_removes_a_real_conntrack_entry() {
     let env = Env::new("lmdb");
     let ns = Netns::new("ck");

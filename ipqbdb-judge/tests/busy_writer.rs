@@ -421,16 +421,19 @@ macro_rules! per_engine {
                 use super::*;
 
                 #[test]
+                #[cfg_attr(not(feature = "root-tests"), ignore = "needs root (network namespaces, iptables, mounts): run with --features root-tests or --all-features")]
                 fn held_writer_stalls_no_verdict() {
                     held_writer($backend);
                 }
 
                 #[test]
+                #[cfg_attr(not(feature = "root-tests"), ignore = "needs root (network namespaces, iptables, mounts): run with --features root-tests or --all-features")]
                 fn retention_pass_stalls_no_verdict() {
                     retention_pass($backend);
                 }
 
                 #[test]
+                #[cfg_attr(not(feature = "root-tests"), ignore = "needs root (network namespaces, iptables, mounts): run with --features root-tests or --all-features")]
                 fn a_damaged_record_is_accepted_and_logged_once() {
                     damaged_record($backend);
                 }

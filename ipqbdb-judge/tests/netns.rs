@@ -276,6 +276,10 @@ fn every_backend(f: impl Fn(Backend)) {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root (network namespaces, iptables, mounts): run with --features root-tests or --all-features"
+)]
 fn unknown_accepted_banned_dropped_and_live_bans_enforced() {
     every_backend(|b| {
         let mut lab = Lab::new(b);
@@ -342,6 +346,10 @@ fn unknown_accepted_banned_dropped_and_live_bans_enforced() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root (network namespaces, iptables, mounts): run with --features root-tests or --all-features"
+)]
 fn a_quarter_probability_drops_about_a_quarter() {
     every_backend(|b| {
         let lab = Lab::new(b);
@@ -367,6 +375,10 @@ fn a_quarter_probability_drops_about_a_quarter() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root (network namespaces, iptables, mounts): run with --features root-tests or --all-features"
+)]
 fn marked_packets_are_rejected_by_a_later_rule() {
     every_backend(|b| {
         let lab = Lab::new(b);
@@ -396,6 +408,10 @@ fn marked_packets_are_rejected_by_a_later_rule() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root (network namespaces, iptables, mounts): run with --features root-tests or --all-features"
+)]
 fn decay_lets_a_banned_source_back_in() {
     every_backend(|b| {
         let lab = Lab::new(b);

@@ -105,11 +105,15 @@ fn err(path: &Path, e: heed::Error) -> StoreError {
 /// page past its end raises SIGBUS, a crash instead of an error.
 fn check_length(env: &Env<WithoutTls>, path: &Path) -> Result<()> {
     let data = path.join("data.mdb");
+    // The pages the last commit uses first, the file's length second: another process may commit
+    // in between, and a commit only ever grows the file after its pages are written, so the length
+    // read afterwards covers the pages read before. (Read the other way round, a commit landing in
+    // between made a healthy file look truncated: the storm test caught it.)
+    let page = u64::from(env.unnamed_database_stat().page_size);
+    let needed = (env.info().last_page_number as u64 + 1) * page;
     let len = std::fs::metadata(&data)
         .map_err(|e| StoreError::io(&data, e))?
         .len();
-    let page = u64::from(env.unnamed_database_stat().page_size);
-    let needed = (env.info().last_page_number as u64 + 1) * page;
     if len < needed {
         return Err(StoreError::Corrupt {
             path: data,

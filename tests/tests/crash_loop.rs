@@ -89,6 +89,10 @@ fn start_worker(backend: Backend, db: &Path, octet: u8, acked: Arc<Mutex<Vec<Str
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root (network namespaces, iptables, mounts): run with --features root-tests or --all-features"
+)]
 fn kill_anything_any_time() {
     let kills: u32 = std::env::var("IPQBDB_CRASH_KILLS")
         .ok()

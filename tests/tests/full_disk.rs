@@ -114,6 +114,10 @@ fn assert_refused(db: &Path, addr: &str, what: &str) {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root (network namespaces, iptables, mounts): run with --features root-tests or --all-features"
+)]
 fn full_disk_and_read_only_file_system() {
     let parse = workspace_bin("ipqbdb-parse", "ibd-parse");
     for backend in Backend::compiled() {
@@ -282,6 +286,10 @@ fn record(db: &Path, addr: &str) -> Option<serde_json::Value> {
 /// count and decay (it once took the index of the rule into the new set: a wrong reason, or a
 /// panic past its end).
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root (network namespaces, iptables, mounts): run with --features root-tests or --all-features"
+)]
 fn a_reload_while_the_database_refuses_keeps_the_waiting_bans() {
     let parse = workspace_bin("ipqbdb-parse", "ibd-parse");
     for backend in Backend::compiled() {

@@ -25,6 +25,10 @@ const HOT: &str = Link::TEST_NET;
 const RATE: u32 = 1_000;
 
 #[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root (network namespaces, iptables, mounts): run with --features root-tests or --all-features"
+)]
 fn eight_banners_beside_parse_and_judge() {
     let ibd = workspace_bin("ipqbdb-admin", "ibd");
     let parse = workspace_bin("ipqbdb-parse", "ibd-parse");
