@@ -1,7 +1,7 @@
 //! Command-line definition of `ibd-judge`, apart from the program so man pages can be generated.
 
 use clap::{ArgAction, CommandFactory, Parser};
-use ipqbdb_store::cli::DbArgs;
+use ipqbdb_store::cli::{DbArgs, MaintenanceArgs};
 
 use crate::qspec::QSpec;
 
@@ -47,6 +47,8 @@ pub struct Cli {
     /// Longest time a verdict may use a database snapshot, in milliseconds
     #[arg(long, value_name = "MS", default_value_t = 100)]
     pub staleness_ms: u64,
+    #[command(flatten)]
+    pub maintenance: MaintenanceArgs,
     /// Log to syslog even in the foreground
     #[arg(long)]
     pub log_syslog: bool,

@@ -97,7 +97,8 @@ fn start(
     }
     let signals = Signals::register().map_err(|e| format!("signals: {e}"))?;
     // After the socket: threads may exist from here on.
-    let writer = CounterWriter::start(writer_store).map_err(|e| format!("writer thread: {e}"))?;
+    let writer = CounterWriter::start(writer_store, cli.maintenance.every())
+        .map_err(|e| format!("writer thread: {e}"))?;
     let specs: Vec<String> = cli.specs.iter().map(ToString::to_string).collect();
     log::log(
         PROGRAM,

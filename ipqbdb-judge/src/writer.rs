@@ -78,7 +78,13 @@ pub enum Refused {
 impl CounterWriter {
     /// Starts the writer thread with its own `store`: SQLite serialises the statements of one
     /// connection, so a writer waiting on the database must not share the packet thread's.
-    pub fn start<S: Store + 'static>(store: S) -> std::io::Result<Self> {
+    ///
+    /// It also does the database's housekeeping every `maintenance` (LMDB's stale reader slots,
+    /// SQLite's WAL checkpoint): off the packet thread, since a checkpoint writes.
+    pub fn start<S: Store + 'static>(
+        store: S,
+        maintenance: Option<Duration>,
+    ) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::sync_channel(QUEUE);
         let (done_tx, done) = mpsc::channel();
         let shared = Arc::new(Shared::default());
@@ -87,7 +93,7 @@ impl CounterWriter {
             std::thread::Builder::new()
                 .name("counter-writer".into())
                 .spawn(move || {
-                    write_loop(&store, &rx, &shared);
+                    write_loop(&store, &rx, &shared, maintenance);
                     let _ = done_tx.send(());
                 })?
         };
@@ -148,7 +154,31 @@ impl CounterWriter {
 
 /// Merges batches while a write is under way or failing, so a busy database costs one larger
 /// transaction afterwards rather than a backlog of small ones.
-fn write_loop<S: Store>(store: &S, rx: &Receiver<Batch>, shared: &Shared) {
+fn write_loop<S: Store>(
+    store: &S,
+    rx: &Receiver<Batch>,
+    shared: &Shared,
+    maintenance: Option<Duration>,
+) {
+    let mut last_maintenance = Instant::now();
+    let mut maintain = || {
+        let Some(every) = maintenance else {
+            return None;
+        };
+        let due = every.saturating_sub(last_maintenance.elapsed());
+        if due.is_zero() {
+            last_maintenance = Instant::now();
+            if let Err(e) = store.maintenance() {
+                log(
+                    PROGRAM,
+                    Level::Warning,
+                    &format!("database housekeeping: {e}"),
+                );
+            }
+            return Some(every);
+        }
+        Some(due)
+    };
     let mut pending: HashMap<AddrKey, u64> = HashMap::new();
     let mut pending_batches = 0u64;
     let mut closed = false;
@@ -162,11 +192,20 @@ fn write_loop<S: Store>(store: &S, rx: &Receiver<Batch>, shared: &Shared) {
             std::thread::sleep(RETRY.saturating_sub(failed_at.map_or(RETRY, |t| t.elapsed())));
             None
         } else if pending.is_empty() {
-            match rx.recv() {
-                Ok(b) => Some(b),
-                Err(_) => return,
+            // Idle: wake for the housekeeping when it is due.
+            match maintain() {
+                None => match rx.recv() {
+                    Ok(b) => Some(b),
+                    Err(_) => return,
+                },
+                Some(due) => match rx.recv_timeout(due) {
+                    Ok(b) => Some(b),
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => return,
+                },
             }
         } else {
+            maintain();
             let wait = RETRY.saturating_sub(failed_at.map_or(RETRY, |t| t.elapsed()));
             match rx.recv_timeout(wait) {
                 Ok(b) => Some(b),
@@ -262,7 +301,7 @@ mod tests {
                 .unwrap()
                 .key;
             // Opened first: redb's open waits for a held writer.
-            let writer = CounterWriter::start(open(dir.path(), backend)).unwrap();
+            let writer = CounterWriter::start(open(dir.path(), backend), None).unwrap();
             let (holding_tx, holding) = channel();
             let (release_tx, release) = channel::<()>();
             let holder = {

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{ArgAction, CommandFactory, Parser};
-use ipqbdb_store::cli::{ConnKillArgs, DbArgs};
+use ipqbdb_store::cli::{ConnKillArgs, DbArgs, MaintenanceArgs};
 
 use crate::rules::Mode;
 
@@ -33,10 +33,8 @@ pub struct Cli {
     /// signals) or aggressive (every rule) [default: normal, or `mode` in the configuration]
     #[arg(long, value_name = "MODE")]
     pub mode: Option<Mode>,
-    /// How often to do the database's housekeeping (LMDB stale reader slots, SQLite WAL checkpoint);
-    /// 0 for never
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_interval)]
-    pub maintenance_interval: u32,
+    #[command(flatten)]
+    pub maintenance: MaintenanceArgs,
     /// Read the systemd journal (through journalctl): each line's program comes from the fields
     /// journald records itself, so a local user cannot forge another program's lines; lines of
     /// regular users' processes are skipped; the journal cursor is kept with the bans
@@ -76,10 +74,6 @@ pub struct Cli {
     /// With --test -v, print the lines no rule matched too
     #[arg(long, requires = "test")]
     pub missed: bool,
-}
-
-fn parse_interval(s: &str) -> Result<u32, String> {
-    ipqbdb_core::parse_duration(s).map_err(|e| e.to_string())
 }
 
 pub fn command() -> clap::Command {

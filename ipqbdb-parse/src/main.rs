@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::Duration;
 
 use ipqbdb_core::config::{DEFAULT_RULE_FILE, PARSE_SOCKET};
 use ipqbdb_core::connkill::ConnKill;
@@ -176,8 +175,7 @@ fn start(
     }
     drop(tx);
     let mut daemon = Daemon::new(store, rule_file, rules, infos, connkill, verbose);
-    let every = cli.maintenance_interval;
-    daemon.set_maintenance_interval((every > 0).then(|| Duration::from_secs(every.into())));
+    daemon.set_maintenance_interval(cli.maintenance.every());
     Ok((daemon, rx, signals))
 }
 

@@ -35,6 +35,27 @@ pub struct DbArgs {
     pub ipv6_prefix: Option<u32>,
 }
 
+/// The housekeeping option of the daemons.
+#[derive(Debug, Clone, Args)]
+pub struct MaintenanceArgs {
+    /// How often to do the database's housekeeping (LMDB's stale reader slots, SQLite's WAL
+    /// checkpoint); 0 for never
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_interval)]
+    pub maintenance_interval: u32,
+}
+
+impl MaintenanceArgs {
+    /// The interval, `None` for never.
+    pub fn every(&self) -> Option<std::time::Duration> {
+        (self.maintenance_interval > 0)
+            .then(|| std::time::Duration::from_secs(self.maintenance_interval.into()))
+    }
+}
+
+fn parse_interval(s: &str) -> Result<u32, String> {
+    ipqbdb_core::parse_duration(s).map_err(|e| e.to_string())
+}
+
 /// The connection-kill options of the programs that ban.
 #[derive(Debug, Clone, Args)]
 pub struct ConnKillArgs {

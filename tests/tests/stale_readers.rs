@@ -1,9 +1,10 @@
 //! Readers killed with SIGKILL leave their LMDB reader slots behind, pinning old pages, so every
 //! later commit takes new pages and the file grows until some process clears the slots. Opening an
-//! environment clears them, which hides the problem in tests that restart programs; a long-running
-//! parser must clear them itself (`--maintenance-interval`). Here one parser runs throughout, with
-//! and without its housekeeping, while the readers around it are killed: the file must stay far
-//! smaller with it.
+//! environment clears them, which hides the problem in tests that restart programs; the long-running
+//! daemons must clear them themselves (`--maintenance-interval`). Here one daemon runs throughout,
+//! with and without its housekeeping, while the readers around it are killed: the file must stay
+//! far smaller with it. The parser writes the bans itself; beside the judge, a banning worker
+//! (which opened the environment before the kills) writes them.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -84,6 +85,68 @@ fn run(maintenance: &str) -> u64 {
     );
     parser.stop(Duration::from_secs(20));
     std::fs::metadata(db.join("lmdb/data.mdb")).unwrap().len()
+}
+
+/// The judge beside a banning worker, both started before the readers are killed.
+fn run_judge(maintenance: &str) -> u64 {
+    let judge = workspace_bin("ipqbdb-judge", "ibd-judge");
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("db");
+    drop(open_any(&db, Backend::Lmdb).unwrap());
+    let mut readers: Vec<Proc> = (0..READERS)
+        .map(|_| {
+            let mut cmd = Command::new(WORKER);
+            cmd.args(["lmdb"])
+                .arg(&db)
+                .args(["read-loop", "600"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            Proc::spawn("reader", &mut cmd)
+        })
+        .collect();
+    let ns = ipqbdb_tests::netns::Netns::new("stale");
+    let mut cmd = ns.command(judge.to_str().unwrap());
+    cmd.args(["-D", "--config", "/dev/null", "--db-dir"])
+        .arg(&db)
+        .args(["--maintenance-interval", maintenance, "Q0"])
+        .stdin(Stdio::null());
+    let mut judge = Proc::spawn_logged("ibd-judge", &mut cmd, &tmp.path().join("judge.err"));
+    judge.wait_log("listening on", Duration::from_secs(20));
+    let mut cmd = Command::new(WORKER);
+    cmd.args(["lmdb"])
+        .arg(&db)
+        .args(["ban-loop", "12", "10"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null());
+    let writer = Proc::spawn_piped("banning worker", &mut cmd);
+    let start = Instant::now();
+    while !readers.is_empty() {
+        let due = (start.elapsed().as_millis() / 250) as usize;
+        while READERS - readers.len() < due.min(READERS) {
+            readers.pop().unwrap().sigkill();
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = writer.output(Duration::from_secs(60));
+    assert!(out.status.success(), "the banning worker failed");
+    judge.stop(Duration::from_secs(20));
+    std::fs::metadata(db.join("lmdb/data.mdb")).unwrap().len()
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root (network namespaces, iptables, mounts): run with --features root-tests or --all-features"
+)]
+fn judge_housekeeping_keeps_lmdb_bounded_beside_killed_readers() {
+    let without = run_judge("0");
+    let with = run_judge("1s");
+    eprintln!("lmdb data.mdb after 12 s of bans beside a judge and {READERS} killed readers: {without} bytes without its housekeeping, {with} with it every second");
+    assert!(
+        with * 2 < without,
+        "the judge's housekeeping should keep the file far smaller: {with} with, {without} without"
+    );
 }
 
 #[test]
