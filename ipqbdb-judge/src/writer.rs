@@ -162,9 +162,7 @@ fn write_loop<S: Store>(
 ) {
     let mut last_maintenance = Instant::now();
     let mut maintain = || {
-        let Some(every) = maintenance else {
-            return None;
-        };
+        let every = maintenance?;
         let due = every.saturating_sub(last_maintenance.elapsed());
         if due.is_zero() {
             last_maintenance = Instant::now();
