@@ -1,7 +1,7 @@
 //! `ibd-parse --test LOGFILE [RULEFILE]`: what a rule set would do to a log, without a database,
 //! in the manner of fail2ban-regex.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::IpAddr;
 use std::path::Path;
@@ -27,7 +27,8 @@ pub struct Summary {
     /// Per rule: matches and address errors.
     pub per_rule: Vec<(u64, u64)>,
     /// Per address: times caught and the first rule that caught it.
-    pub addresses: BTreeMap<IpAddr, (u64, usize)>,
+    /// (A hash map: a log may name hundreds of thousands of addresses; the report sorts them.)
+    pub addresses: HashMap<IpAddr, (u64, usize)>,
 }
 
 /// Runs `rules` over `log` (named `name`; rules restricted to a file see it as that file).
@@ -189,7 +190,9 @@ pub fn report(rules: &RuleSet, s: &Summary, out: &mut dyn Write) -> std::io::Res
         )?;
     }
     writeln!(out, "\nAddresses caught: {}", s.addresses.len())?;
-    for (ip, (n, rule)) in &s.addresses {
+    let mut sorted: Vec<_> = s.addresses.iter().collect();
+    sorted.sort_unstable_by_key(|(ip, _)| **ip);
+    for (ip, (n, rule)) in sorted {
         writeln!(out, "  {ip:<39} {n:>6}  {}", rules.rules()[*rule].reason)?;
     }
     Ok(())
