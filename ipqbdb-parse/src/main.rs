@@ -196,8 +196,10 @@ fn test(
     } else {
         Box::new(std::fs::File::open(log_file).map_err(|e| format!("{}: {e}", log_file.display()))?)
     };
-    let mut out = std::io::stdout().lock();
+    // Standard output flushes at every line; a report can list hundreds of thousands.
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     let summary = testmode::run(&rules, log_file, &mut input, verbose, missed, &mut out)
         .map_err(|e| format!("{}: {e}", log_file.display()))?;
-    testmode::report(&rules, &summary, &mut out).map_err(|e| e.to_string())
+    testmode::report(&rules, &summary, &mut out).map_err(|e| e.to_string())?;
+    out.flush().map_err(|e| e.to_string())
 }
