@@ -69,19 +69,7 @@ impl Lab {
                 "10.88.0.6/24",
             ],
         );
-        j.must(&[
-            "iptables",
-            "-A",
-            "INPUT",
-            "-p",
-            "udp",
-            "--dport",
-            "7000",
-            "-j",
-            "NFQUEUE",
-            "--queue-num",
-            "0",
-        ]);
+        j.queue_udp("iptables", 7000, 0);
         let lab = Lab {
             j,
             c,

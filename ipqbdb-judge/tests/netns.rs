@@ -50,32 +50,8 @@ impl Lab {
         );
         // Queue 0 judges sources on ports 7000 (IPv4) and 7002 (IPv6). Queue 1, in the mangle
         // table, judges destinations and marks; the filter table then rejects marked packets.
-        j.must(&[
-            "iptables",
-            "-A",
-            "INPUT",
-            "-p",
-            "udp",
-            "--dport",
-            "7000",
-            "-j",
-            "NFQUEUE",
-            "--queue-num",
-            "0",
-        ]);
-        j.must(&[
-            "ip6tables",
-            "-A",
-            "INPUT",
-            "-p",
-            "udp",
-            "--dport",
-            "7002",
-            "-j",
-            "NFQUEUE",
-            "--queue-num",
-            "0",
-        ]);
+        j.queue_udp("iptables", 7000, 0);
+        j.queue_udp("ip6tables", 7002, 0);
         j.must(&[
             "iptables",
             "-t",

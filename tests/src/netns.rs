@@ -61,6 +61,25 @@ impl Netns {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Sends UDP packets to `port` that arrive in this namespace to NFQUEUE `queue`, with `tool`
+    /// (`iptables` or `ip6tables`).
+    pub fn queue_udp(&self, tool: &str, port: u16, queue: u16) {
+        let (port, queue) = (port.to_string(), queue.to_string());
+        self.must(&[
+            tool,
+            "-A",
+            "INPUT",
+            "-p",
+            "udp",
+            "--dport",
+            &port,
+            "-j",
+            "NFQUEUE",
+            "--queue-num",
+            &queue,
+        ]);
+    }
+
     /// A command builder that runs inside the namespace.
     pub fn command(&self, program: &str) -> Command {
         let mut c = Command::new("ip");

@@ -278,19 +278,7 @@ impl Link {
             &client,
             &["10.66.0.2/24", "10.66.0.3/24", "192.0.2.1/24"],
         );
-        j.must(&[
-            "iptables",
-            "-A",
-            "INPUT",
-            "-p",
-            "udp",
-            "--dport",
-            "7000",
-            "-j",
-            "NFQUEUE",
-            "--queue-num",
-            "0",
-        ]);
+        j.queue_udp("iptables", 7000, 0);
         let rx = j.udp("0.0.0.0:7000");
         Link {
             client,
