@@ -16,6 +16,40 @@ use ipqbdb_tests::{open_any, stream_addr, wait_until, workspace_bin, Proc};
 const WORKER: &str = env!("CARGO_BIN_EXE_ipqbdb-store-worker");
 const READERS: usize = 8;
 
+/// Reading processes that open the environment before the kills, then die one every 250 ms.
+struct Readers(Vec<Proc>);
+
+impl Readers {
+    fn start(db: &std::path::Path) -> Readers {
+        Readers(
+            (0..READERS)
+                .map(|_| {
+                    let mut cmd = Command::new(WORKER);
+                    cmd.args(["lmdb"])
+                        .arg(db)
+                        .args(["read-loop", "600"])
+                        .stdin(Stdio::null())
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null());
+                    Proc::spawn("reader", &mut cmd)
+                })
+                .collect(),
+        )
+    }
+
+    /// Kills the readers whose time has come, `start` being when the first may die.
+    fn kill_due(&mut self, start: Instant) {
+        let due = (start.elapsed().as_millis() / 250) as usize;
+        while READERS - self.0.len() < due.min(READERS) {
+            self.0.pop().unwrap().sigkill();
+        }
+    }
+
+    fn all_killed(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// Runs the scenario; returns data.mdb's size at the end.
 fn run(maintenance: &str) -> u64 {
     let parse = workspace_bin("ipqbdb-parse", "ibd-parse");
@@ -26,18 +60,7 @@ fn run(maintenance: &str) -> u64 {
     std::fs::write(&rules, "/stale <HOST>/ * \"stale\" 5\n").unwrap();
     let log = tmp.path().join("stale.log");
     std::fs::write(&log, "").unwrap();
-    let mut readers: Vec<Proc> = (0..READERS)
-        .map(|_| {
-            let mut cmd = Command::new(WORKER);
-            cmd.args(["lmdb"])
-                .arg(&db)
-                .args(["read-loop", "600"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
-            Proc::spawn("reader", &mut cmd)
-        })
-        .collect();
+    let mut readers = Readers::start(&db);
     let mut cmd = Command::new(&parse);
     cmd.args([
         "-D",
@@ -65,10 +88,7 @@ fn run(maintenance: &str) -> u64 {
             writeln!(f, "stale {}", stream_addr(n)).unwrap();
             n += 1;
         }
-        let due = (start.elapsed().as_millis() / 250) as usize;
-        while READERS - readers.len() < due.min(READERS) {
-            readers.pop().unwrap().sigkill();
-        }
+        readers.kill_due(start);
         std::thread::sleep(Duration::from_millis(10));
     }
     // Opening the environment here would clear the slots (the parser's job): the parser's own
@@ -93,18 +113,7 @@ fn run_judge(maintenance: &str) -> u64 {
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("db");
     drop(open_any(&db, Backend::Lmdb).unwrap());
-    let mut readers: Vec<Proc> = (0..READERS)
-        .map(|_| {
-            let mut cmd = Command::new(WORKER);
-            cmd.args(["lmdb"])
-                .arg(&db)
-                .args(["read-loop", "600"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
-            Proc::spawn("reader", &mut cmd)
-        })
-        .collect();
+    let mut readers = Readers::start(&db);
     let ns = ipqbdb_tests::netns::Netns::new("stale");
     let mut cmd = ns.command(judge.to_str().unwrap());
     cmd.args(["-D", "--config", "/dev/null", "--db-dir"])
@@ -121,11 +130,8 @@ fn run_judge(maintenance: &str) -> u64 {
         .stderr(Stdio::null());
     let writer = Proc::spawn_piped("banning worker", &mut cmd);
     let start = Instant::now();
-    while !readers.is_empty() {
-        let due = (start.elapsed().as_millis() / 250) as usize;
-        while READERS - readers.len() < due.min(READERS) {
-            readers.pop().unwrap().sigkill();
-        }
+    while !readers.all_killed() {
+        readers.kill_due(start);
         std::thread::sleep(Duration::from_millis(10));
     }
     let out = writer.output(Duration::from_secs(60));
