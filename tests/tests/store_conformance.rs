@@ -667,7 +667,7 @@ mod suite {
             seed ^= seed << 17;
             seed
         };
-        let base = u128::from(key("10.0.0.0").to_u128());
+        let base = key("10.0.0.0").to_u128();
         let mut entries = Vec::new();
         for i in 0..400u32 {
             let start = base + u128::from(next() % 4096);
