@@ -113,6 +113,66 @@ fn assert_refused(db: &Path, addr: &str, what: &str) {
     );
 }
 
+/// `ibd-parse` on a database in a small file system, fed through its FIFO. Its log lives outside
+/// that file system, so it survives the disk filling up. Fields drop in order: the parser dies
+/// before the file system is unmounted.
+struct ParserOnSmallFs {
+    daemon: Proc,
+    err_log: PathBuf,
+    db: PathBuf,
+    rules: PathBuf,
+    fs: SmallFs,
+}
+
+impl ParserOnSmallFs {
+    /// A database of `backend` holding `bans`, and a parser on it with the rules `rules`.
+    fn start(parse: &Path, backend: Backend, name: &str, bans: &[&str], rules: &str) -> Self {
+        let fs = SmallFs::new("4m");
+        let db = fs.path().join("db");
+        let mut args = vec!["--backend", backend.name(), "ban", "-q"];
+        args.extend_from_slice(bans);
+        let out = ibd(&db, &args);
+        assert!(
+            out.status.success(),
+            "{backend}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let rules_path = fs.path().join("rules.conf");
+        std::fs::write(&rules_path, rules).unwrap();
+        let err_log = std::env::temp_dir().join(format!(
+            "ipqbdb-{name}-{}-{backend}.err",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&err_log);
+        let mut cmd = Command::new(parse);
+        cmd.args(["-D", "--config", "/dev/null", "--db-dir"])
+            .arg(&db)
+            .arg("--rule-file")
+            .arg(&rules_path);
+        let mut daemon = Proc::spawn_logged("ibd-parse", &mut cmd, &err_log);
+        daemon.wait_log("started", Duration::from_secs(20));
+        ParserOnSmallFs {
+            daemon,
+            err_log,
+            db,
+            rules: rules_path,
+            fs,
+        }
+    }
+
+    fn feed(&self, line: &str) {
+        let fifo = self.db.join("ibd-parse.sock");
+        let mut f = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+        writeln!(f, "{line}").unwrap();
+    }
+
+    /// A clean stop; the log goes only when all went well (a failing test prints it).
+    fn finish(mut self) {
+        self.daemon.stop(Duration::from_secs(20));
+        let _ = std::fs::remove_file(&self.err_log);
+    }
+}
+
 #[test]
 #[cfg_attr(
     not(feature = "root-tests"),
@@ -121,43 +181,16 @@ fn assert_refused(db: &Path, addr: &str, what: &str) {
 fn full_disk_and_read_only_file_system() {
     let parse = workspace_bin("ipqbdb-parse", "ibd-parse");
     for backend in Backend::compiled() {
-        let fs = SmallFs::new("4m");
-        let db = fs.path().join("db");
-        let out = ibd(
-            &db,
-            &[
-                "--backend",
-                backend.name(),
-                "ban",
-                "-q",
-                "192.0.2.1",
-                "192.0.2.2",
-            ],
+        let p = ParserOnSmallFs::start(
+            &parse,
+            backend,
+            "full",
+            &["192.0.2.1", "192.0.2.2"],
+            "/attack <HOST>/ * \"attack\" 31\n",
         );
-        assert!(
-            out.status.success(),
-            "{backend}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let rules = fs.path().join("rules.conf");
-        std::fs::write(&rules, "/attack <HOST>/ * \"attack\" 31\n").unwrap();
-        let err_log =
-            std::env::temp_dir().join(format!("ipqbdb-full-{}-{backend}.err", std::process::id()));
-        let _ = std::fs::remove_file(&err_log);
-        let mut cmd = Command::new(&parse);
-        cmd.args(["-D", "--config", "/dev/null", "--db-dir"])
-            .arg(&db)
-            .arg("--rule-file")
-            .arg(&rules);
-        // A guard kills it however the test ends, so no daemon is left holding the file system.
-        let mut daemon = Proc::spawn_logged("ibd-parse", &mut cmd, &err_log);
-        daemon.wait_log("started", Duration::from_secs(20));
-        let log = || daemon.log();
-        let fifo = db.join("ibd-parse.sock");
-        let feed = |line: &str| {
-            let mut f = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
-            writeln!(f, "{line}").unwrap();
-        };
+        let (fs, db) = (&p.fs, &p.db);
+        let log = || p.daemon.log();
+        let feed = |line: &str| p.feed(line);
 
         // Full.
         let filler = fs.fill();
@@ -263,9 +296,7 @@ fn full_disk_and_read_only_file_system() {
             2,
             "{backend}: nothing changed"
         );
-        daemon.stop(Duration::from_secs(20));
-        drop(daemon);
-        let _ = std::fs::remove_file(&err_log);
+        p.finish();
     }
 }
 
@@ -292,42 +323,11 @@ fn record(db: &Path, addr: &str) -> Option<serde_json::Value> {
 )]
 fn a_reload_while_the_database_refuses_keeps_the_waiting_bans() {
     let parse = workspace_bin("ipqbdb-parse", "ibd-parse");
+    let beta = "/alpha <HOST>/ * \"alpha\" 1 - 2h\n/beta <HOST>/ * \"beta\" 2 - 3h\n";
     for backend in Backend::compiled() {
-        let fs = SmallFs::new("4m");
-        let db = fs.path().join("db");
-        let out = ibd(
-            &db,
-            &["--backend", backend.name(), "ban", "-q", "192.0.2.1"],
-        );
-        assert!(
-            out.status.success(),
-            "{backend}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let rules = fs.path().join("rules.conf");
-        std::fs::write(
-            &rules,
-            "/alpha <HOST>/ * \"alpha\" 1 - 2h\n/beta <HOST>/ * \"beta\" 2 - 3h\n",
-        )
-        .unwrap();
-        let err_log = std::env::temp_dir().join(format!(
-            "ipqbdb-reload-{}-{backend}.err",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_file(&err_log);
-        let mut cmd = Command::new(&parse);
-        cmd.args(["-D", "--config", "/dev/null", "--db-dir"])
-            .arg(&db)
-            .arg("--rule-file")
-            .arg(&rules);
-        let mut daemon = Proc::spawn_logged("ibd-parse", &mut cmd, &err_log);
-        daemon.wait_log("started", Duration::from_secs(20));
-        let fifo = db.join("ibd-parse.sock");
-        let feed = |line: &str| {
-            let mut f = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
-            writeln!(f, "{line}").unwrap();
-        };
-        let beta = "/alpha <HOST>/ * \"alpha\" 1 - 2h\n/beta <HOST>/ * \"beta\" 2 - 3h\n";
+        let p = ParserOnSmallFs::start(&parse, backend, "reload", &["192.0.2.1"], beta);
+        let (fs, db, rules, daemon) = (&p.fs, &p.db, &p.rules, &p.daemon);
+        let feed = |line: &str| p.feed(line);
         let count = |what: &str| daemon.log().matches(what).count();
         let filler = fs.fill();
         // Until a ban of the second rule waits for the database across a reload: an engine may fit
@@ -408,13 +408,11 @@ fn a_reload_while_the_database_refuses_keeps_the_waiting_bans() {
         // The new rules work too.
         feed("gamma 10.9.9.9");
         wait_until(
-            || format!("{backend}: gamma not banned: {}", daemon.log()),
+            || format!("{backend}: gamma not banned: {}", p.daemon.log()),
             Duration::from_secs(20),
             || record(&db, "10.9.9.9").is_some(),
         );
         assert_eq!(record(&db, "10.9.9.9").unwrap()["reason"], "gamma");
-        daemon.stop(Duration::from_secs(20));
-        drop(daemon);
-        let _ = std::fs::remove_file(&err_log);
+        p.finish();
     }
 }
