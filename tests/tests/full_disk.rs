@@ -206,7 +206,7 @@ fn full_disk_and_read_only_file_system() {
                 .collect();
             let mut args = vec!["ban", "-q"];
             args.extend(addrs.iter().map(String::as_str));
-            let out = ibd(&db, &args);
+            let out = ibd(db, &args);
             if out.status.success() {
                 acked.extend(addrs);
                 continue;
@@ -224,7 +224,7 @@ fn full_disk_and_read_only_file_system() {
             }
         }
         assert_eq!(refusals, 5, "{backend}: the disk never filled");
-        let listed = ibd(&db, &["del", "--ls", "--json"]);
+        let listed = ibd(db, &["del", "--ls", "--json"]);
         assert!(
             listed.status.success(),
             "{backend}: listing a full database"
@@ -255,24 +255,24 @@ fn full_disk_and_read_only_file_system() {
         wait_until(
             || format!("{backend}: parser said {}", log()),
             Duration::from_secs(20),
-            || log().contains("retrying") || caught(&db, backend, "198.51.100.7") == 1,
+            || log().contains("retrying") || caught(db, backend, "198.51.100.7") == 1,
         );
         // Space returns: everything works again, and the held ban arrives.
         std::fs::remove_file(&filler).unwrap();
         wait_until(
             || format!("{backend}: held ban not written: {}", log()),
             Duration::from_secs(20),
-            || caught(&db, backend, "198.51.100.7") == 1,
+            || caught(db, backend, "198.51.100.7") == 1,
         );
         assert!(
-            ibd(&db, &["ban", "-q", "192.0.2.1"]).status.success(),
+            ibd(db, &["ban", "-q", "192.0.2.1"]).status.success(),
             "{backend}: bans after recovery"
         );
-        assert_eq!(caught(&db, backend, "192.0.2.1"), 2);
+        assert_eq!(caught(db, backend, "192.0.2.1"), 2);
 
         // A read-only view of the same directory: writing through it is refused clearly, listing
         // either works or is refused clearly, and nothing changes for the writers.
-        let view = ReadOnlyView::new(&db);
+        let view = ReadOnlyView::new(db);
         assert_refused(
             view.dir.path(),
             "192.0.2.4",
@@ -289,10 +289,10 @@ fn full_disk_and_read_only_file_system() {
         wait_until(
             || format!("{backend}: parser stalled: {}", log()),
             Duration::from_secs(20),
-            || caught(&db, backend, "198.51.100.8") == 1,
+            || caught(db, backend, "198.51.100.8") == 1,
         );
         assert_eq!(
-            caught(&db, backend, "192.0.2.1"),
+            caught(db, backend, "192.0.2.1"),
             2,
             "{backend}: nothing changed"
         );
@@ -350,13 +350,13 @@ fn a_reload_while_the_database_refuses_keeps_the_waiting_bans() {
                     )
                 },
                 Duration::from_secs(20),
-                || count("retrying") > retries || record(&db, &addr).is_some(),
+                || count("retrying") > retries || record(db, &addr).is_some(),
             );
             if count("retrying") == retries {
                 continue;
             }
             // The rules shrink to one (a different one) while the ban waits.
-            std::fs::write(&rules, "/gamma <HOST>/ * \"gamma\" 7 - 1h\n").unwrap();
+            std::fs::write(rules, "/gamma <HOST>/ * \"gamma\" 7 - 1h\n").unwrap();
             daemon.signal(libc::SIGHUP);
             wait_until(
                 || format!("{backend}: no reload: {}", daemon.log()),
@@ -367,7 +367,7 @@ fn a_reload_while_the_database_refuses_keeps_the_waiting_bans() {
                 waiting = Some(addr);
                 break;
             }
-            std::fs::write(&rules, beta).unwrap();
+            std::fs::write(rules, beta).unwrap();
             daemon.signal(libc::SIGHUP);
             wait_until(
                 || format!("{backend}: no reload: {}", daemon.log()),
@@ -395,9 +395,9 @@ fn a_reload_while_the_database_refuses_keeps_the_waiting_bans() {
                 )
             },
             Duration::from_secs(30),
-            || record(&db, &addr).is_some(),
+            || record(db, &addr).is_some(),
         );
-        let r = record(&db, &addr).unwrap();
+        let r = record(db, &addr).unwrap();
         assert_eq!(r["reason"], "beta", "{backend}: {r}");
         assert_eq!(
             r["stored_probability"],
@@ -410,9 +410,9 @@ fn a_reload_while_the_database_refuses_keeps_the_waiting_bans() {
         wait_until(
             || format!("{backend}: gamma not banned: {}", p.daemon.log()),
             Duration::from_secs(20),
-            || record(&db, "10.9.9.9").is_some(),
+            || record(db, "10.9.9.9").is_some(),
         );
-        assert_eq!(record(&db, "10.9.9.9").unwrap()["reason"], "gamma");
+        assert_eq!(record(db, "10.9.9.9").unwrap()["reason"], "gamma");
         p.finish();
     }
 }
