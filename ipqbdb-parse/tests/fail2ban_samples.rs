@@ -11,16 +11,17 @@
 //! Lines are fed in file order through one session table per file, so multi-line cases work as in
 //! the daemon; positives whose address is only on an earlier line are reported, not required.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use ipqbdb_core::AddrKey;
-use ipqbdb_parse::matcher::RuleSet;
 use ipqbdb_parse::rules::Mode;
 use ipqbdb_parse::sessions::{Counted, Sessions};
 
-const SAMPLES: &str = "/usr/lib/python3/dist-packages/fail2ban/tests/files/logs";
+use common::FAIL2BAN_SAMPLES as SAMPLES;
 
 /// Each sample file we claim, with the default mode of fail2ban's filter for it (a block of samples
 /// counts as default-mode when its options include `{}` or that mode).
@@ -45,19 +46,6 @@ pub const SERVICES: &[(&str, &str)] = &[
     ("haproxy-http-auth", "normal"),
     ("dropbear", "normal"),
 ];
-
-/// The shipped rule file, or (while writing rules) the file `$IPQBDB_RULES` names.
-fn shipped(mode: Mode) -> RuleSet {
-    let path = std::env::var_os("IPQBDB_RULES").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/ipqbdb-pcre.conf"),
-        PathBuf::from,
-    );
-    RuleSet::with_mode(
-        ipqbdb_parse::rules::load(&path).expect("shipped rules"),
-        mode,
-    )
-    .unwrap()
-}
 
 /// Positives of fail2ban's samples that the shipped rules deliberately do not catch, with the
 /// reason: they are left out of the recall (and listed when the test runs).
@@ -245,7 +233,7 @@ fn score(service: &str, default: &str) -> Score {
     assert!(!samples.is_empty(), "{service}: no samples read");
     let mut sc = Score::default();
     for mode in [Mode::Normal, Mode::Aggressive] {
-        let rules = shipped(mode);
+        let rules = common::rules(mode);
         let mut sessions = Sessions::default();
         for s in &samples {
             let got = sessions.count(&rules, rules.check(s.line.as_bytes(), None), 0);

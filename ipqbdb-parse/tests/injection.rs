@@ -7,22 +7,16 @@
 //! write. Each line must ban the attacker or nothing, and every shipped rule must be reached by at
 //! least one such line (so every rule is tried against injection).
 
+mod common;
+
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use ipqbdb_core::AddrKey;
-use ipqbdb_parse::matcher::RuleSet;
 use ipqbdb_parse::rules::Mode;
 use ipqbdb_parse::sessions::{Counted, Sessions};
 
 const ATTACKERS: [&str; 2] = ["203.0.113.66", "2001:db8:66::66"];
-
-fn rule_file() -> PathBuf {
-    std::env::var_os("IPQBDB_RULES").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/ipqbdb-pcre.conf"),
-        PathBuf::from,
-    )
-}
 
 /// Every injection file, or (while writing rules) the one `$IPQBDB_INJECTION` names.
 fn case_files() -> Vec<PathBuf> {
@@ -47,11 +41,7 @@ fn is_attacker(ip: IpAddr) -> bool {
 
 #[test]
 fn injected_addresses_are_never_banned() {
-    let rules = RuleSet::with_mode(
-        ipqbdb_parse::rules::load(&rule_file()).unwrap(),
-        Mode::Aggressive,
-    )
-    .unwrap();
+    let rules = common::rules(Mode::Aggressive);
     let mut reached = vec![false; rules.rules().len()];
     let mut failures = Vec::new();
     let mut cases = 0;

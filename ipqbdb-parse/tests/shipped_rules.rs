@@ -1,6 +1,8 @@
 //! The shipped rule set against sshguard's parser test cases and against realistic log lines of every
 //! service it claims to cover.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -9,18 +11,6 @@ use ipqbdb_core::AddrKey;
 use ipqbdb_parse::matcher::RuleSet;
 use ipqbdb_parse::rules::Mode;
 use ipqbdb_parse::sessions::{Counted, Sessions};
-
-/// The shipped rule file, or (while writing rules) the file `$IPQBDB_RULES` names.
-fn rule_path() -> PathBuf {
-    std::env::var_os("IPQBDB_RULES").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/ipqbdb-pcre.conf"),
-        PathBuf::from,
-    )
-}
-
-fn shipped() -> RuleSet {
-    RuleSet::new(ipqbdb_parse::rules::load(&rule_path()).expect("shipped rules parse")).unwrap()
-}
 
 /// What one line, alone, does: the rule that caught it and the address (notes and misses: none).
 fn catch(rules: &RuleSet, line: &str) -> Result<Option<(usize, IpAddr)>, String> {
@@ -171,12 +161,8 @@ fn same(a: IpAddr, b: IpAddr) -> bool {
 fn sshguard_corpus() {
     // sshguard has no modes: what it catches must be caught by the whole set (aggressive), and
     // what it leaves alone must not be banned by the default set.
-    let rules = shipped();
-    let all = RuleSet::with_mode(
-        ipqbdb_parse::rules::load(&rule_path()).unwrap(),
-        Mode::Aggressive,
-    )
-    .unwrap();
+    let rules = common::rules(Mode::Normal);
+    let all = common::rules(Mode::Aggressive);
     let cases = corpus();
     assert!(cases.len() >= 216, "corpus read: {} cases", cases.len());
     let mut per_code: BTreeMap<u32, (u32, u32)> = BTreeMap::new();
@@ -337,11 +323,7 @@ const BENIGN: &[&str] = &[
 fn realistic_lines_of_every_claimed_service() {
     let mut failures = Vec::new();
     // Each attack is caught by the rule set of some mode (the whole set).
-    let all = RuleSet::with_mode(
-        ipqbdb_parse::rules::load(&rule_path()).unwrap(),
-        Mode::Aggressive,
-    )
-    .unwrap();
+    let all = common::rules(Mode::Aggressive);
     for (line, addr, _what) in ATTACKS {
         match catch(&all, line) {
             Ok(Some((_, ip))) if same(ip, addr.parse().unwrap()) => {}
@@ -369,8 +351,7 @@ fn realistic_lines_of_every_claimed_service() {
     }
     // Benign lines are tried in every mode: even the aggressive set must leave them alone.
     for mode in [Mode::Normal, Mode::Aggressive] {
-        let rules =
-            RuleSet::with_mode(ipqbdb_parse::rules::load(&rule_path()).unwrap(), mode).unwrap();
+        let rules = common::rules(mode);
         for line in BENIGN {
             if let Ok(Some((rule, ip))) = catch(&rules, line) {
                 failures.push(format!(
@@ -387,11 +368,7 @@ fn realistic_lines_of_every_claimed_service() {
 fn every_shipped_rule_is_exercised() {
     // Every rule must be reached by a realistic line: ours, sshguard's, or one of fail2ban's sample
     // logs (the injection test checks the same with injection lines).
-    let rules = RuleSet::with_mode(
-        ipqbdb_parse::rules::load(&rule_path()).unwrap(),
-        Mode::Aggressive,
-    )
-    .unwrap();
+    let rules = common::rules(Mode::Aggressive);
     let mut used = vec![false; rules.rules().len()];
     let mut lines: Vec<String> = ATTACKS.iter().map(|a| a.0.to_string()).collect();
     lines.extend(MORE_FORMS.iter().map(|l| l.to_string()));
@@ -401,7 +378,7 @@ fn every_shipped_rule_is_exercised() {
         }
         lines.push(c.line);
     }
-    let samples = Path::new("/usr/lib/python3/dist-packages/fail2ban/tests/files/logs");
+    let samples = Path::new(common::FAIL2BAN_SAMPLES);
     for entry in
         std::fs::read_dir(samples).expect("fail2ban's sample logs (apt-get install fail2ban)")
     {
