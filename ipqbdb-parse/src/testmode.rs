@@ -61,6 +61,8 @@ pub fn run(
         let shown = || String::from_utf8_lossy(text);
         let rule_line = |r: usize| rules.rules()[r].line;
         let outcome = rules.check(text, Some(name));
+        // What a recognised line is shown as with -v: mark, address, rule and a remark.
+        let mut shown_as: Option<(char, Option<IpAddr>, usize, String)> = None;
         let res = match sessions.count(rules, outcome, 0) {
             Counted::Caught {
                 rule,
@@ -73,54 +75,32 @@ pub fn run(
                 s.folded += u64::from(folded);
                 s.per_rule[rule].0 += 1;
                 s.addresses.entry(ip).or_insert((0, rule)).0 += u64::from(bans);
-                if !verbose {
-                    Ok(())
-                } else if bans == 0 {
-                    writeln!(
-                        out,
-                        "= line {:>4} {ip:<39} | (folded into the attempt already banned) {}",
-                        rule_line(rule),
-                        shown()
-                    )
-                } else if bans > 1 || folded > 0 {
-                    writeln!(
-                        out,
-                        "+ line {:>4} {ip:<39} | ({bans} bans) {}",
-                        rule_line(rule),
-                        shown()
-                    )
-                } else {
-                    writeln!(out, "+ line {:>4} {ip:<39} | {}", rule_line(rule), shown())
+                if verbose {
+                    let (mark, remark) = match (bans, folded) {
+                        (0, _) => ('=', "(folded into the attempt already banned) ".into()),
+                        (1, 0) => ('+', String::new()),
+                        (n, _) => ('+', format!("({n} bans) ")),
+                    };
+                    shown_as = Some((mark, Some(ip), rule, remark));
                 }
+                Ok(())
             }
             Counted::Noted { rule, ip } => {
                 s.noted += 1;
                 s.per_rule[rule].0 += 1;
                 if verbose {
-                    writeln!(
-                        out,
-                        "~ line {:>4} {ip:<39} | (noted, not banned) {}",
-                        rule_line(rule),
-                        shown()
-                    )
-                } else {
-                    Ok(())
+                    shown_as = Some(('~', Some(ip), rule, "(noted, not banned) ".into()));
                 }
+                Ok(())
             }
             Counted::NoSession { rule } => {
                 s.noted += 1;
                 s.per_rule[rule].0 += 1;
                 if verbose {
-                    writeln!(
-                        out,
-                        "? line {:>4} {:<39} | (its session's address is unknown) {}",
-                        rule_line(rule),
-                        "-",
-                        shown()
-                    )
-                } else {
-                    Ok(())
+                    let remark = "(its session's address is unknown) ".into();
+                    shown_as = Some(('?', None, rule, remark));
                 }
+                Ok(())
             }
             Counted::BadAddress { rule, text } => {
                 s.address_errors += 1;
@@ -135,6 +115,18 @@ pub fn run(
             Counted::Miss if verbose && missed => writeln!(out, "- {}", shown()),
             Counted::Miss => Ok(()),
         };
+        let res = res.and_then(|()| match shown_as {
+            Some((mark, ip, rule, remark)) => {
+                let ip = ip.map_or_else(|| "-".to_string(), |ip| ip.to_string());
+                writeln!(
+                    out,
+                    "{mark} line {:>4} {ip:<39} | {remark}{}",
+                    rule_line(rule),
+                    shown()
+                )
+            }
+            None => Ok(()),
+        });
         if let Err(e) = res {
             io_err.get_or_insert(e);
         }
