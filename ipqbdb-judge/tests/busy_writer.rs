@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 use ipqbdb_store::kv::Table;
 use ipqbdb_store::{Backend, Ban, Store};
 use ipqbdb_tests::netns::{pair, Netns};
-use ipqbdb_tests::traffic::{judge_counters, logged_number, queue_counters, Report, Stream};
+use ipqbdb_tests::traffic::{
+    assert_all_judged, judge_counters, logged_number, queue_counters, Report, Stream,
+};
 use ipqbdb_tests::{open_any, wait_until, workspace_bin, Lines, Proc};
 
 const JUDGE: &str = env!("CARGO_BIN_EXE_ibd-judge");
@@ -160,17 +162,7 @@ fn check(lab: &mut Lab, report: &Report, banned_blocked: bool, held_for: Duratio
         report.max_latency,
         report.p99_latency,
     );
-    assert_eq!(
-        (q.queue_dropped, q.user_dropped),
-        (0, 0),
-        "{b}: the kernel dropped queued packets"
-    );
-    assert_eq!(
-        packets,
-        report.total_sent() + 1,
-        "{b}: every packet (and the sentinel) was judged"
-    );
-    assert_eq!(errors, 0, "{b}: judgement errors");
+    assert_all_judged(&b.to_string(), &q, packets, errors, report);
     assert_eq!(marked, 0);
     assert_eq!(packets, accepted + dropped);
     for src in INNOCENT {

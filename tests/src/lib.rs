@@ -72,6 +72,32 @@ pub fn workspace_bin(package: &str, name: &str) -> std::path::PathBuf {
     target.join("debug").join(name)
 }
 
+/// `ibd-parse` (the program at `parse`) following `log` from its start with the rules in `rules`,
+/// on the database in `db`, in the foreground, with no FIFO and no configuration file: how the
+/// tests that feed a growing log run it. More options may be added before it starts.
+pub fn parser_following(
+    parse: &Path,
+    db: &Path,
+    rules: &Path,
+    log: &Path,
+) -> std::process::Command {
+    let mut cmd = std::process::Command::new(parse);
+    cmd.args([
+        "-D",
+        "--no-fifo",
+        "--from-start",
+        "--config",
+        "/dev/null",
+        "--db-dir",
+    ])
+    .arg(db)
+    .arg("--rule-file")
+    .arg(rules)
+    .arg(log)
+    .stdin(std::process::Stdio::null());
+    cmd
+}
+
 /// Polls `cond` every 20 ms until it holds; fails the test, saying `what`, after `limit`. For
 /// conditions another process brings about (a ban committed, a log line written), where there is no
 /// event to block on.

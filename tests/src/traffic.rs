@@ -241,6 +241,29 @@ pub fn judge_counters(log: &str, queue: u16) -> Option<[u64; 5]> {
     nums.try_into().ok()
 }
 
+/// What every test that sends traffic through a judge requires: the kernel dropped nothing from
+/// queue `q`, and the judge (its `packets` and `errors` counters) judged every packet of `report`
+/// and the sentinel, without an error.
+pub fn assert_all_judged(
+    what: &str,
+    q: &QueueCounters,
+    packets: u64,
+    errors: u64,
+    report: &Report,
+) {
+    assert_eq!(
+        (q.queue_dropped, q.user_dropped),
+        (0, 0),
+        "{what}: the kernel dropped queued packets: {q:?}"
+    );
+    assert_eq!(
+        packets,
+        report.total_sent() + 1,
+        "{what}: every packet (and the sentinel) was judged"
+    );
+    assert_eq!(errors, 0, "{what}: judgement errors");
+}
+
 /// The first number following `label` in the last line of `log` containing it.
 pub fn logged_number(log: &str, label: &str) -> Option<u64> {
     let line = log.lines().rev().find(|l| l.contains(label))?;

@@ -21,7 +21,9 @@ use ipqbdb_core::AddrKey;
 use ipqbdb_store::{Backend, Store};
 use ipqbdb_tests::netns::Netns;
 use ipqbdb_tests::traffic::{judge_counters, Link};
-use ipqbdb_tests::{must_finish, open_any, stream_addr, wait_until, workspace_bin, Lines, Proc};
+use ipqbdb_tests::{
+    must_finish, open_any, parser_following, stream_addr, wait_until, workspace_bin, Lines, Proc,
+};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_ipqbdb-store-worker");
 /// How long a restarted daemon may take to say it runs: a hang detector, not a timing.
@@ -37,20 +39,7 @@ struct Programs {
 }
 
 fn start_parse(p: &Programs, db: &Path, rules: &Path, log_file: &Path, dir: &Path, n: u32) -> Proc {
-    let mut cmd = Command::new(&p.parse);
-    cmd.args([
-        "-D",
-        "--no-fifo",
-        "--from-start",
-        "--config",
-        "/dev/null",
-        "--db-dir",
-    ])
-    .arg(db)
-    .arg("--rule-file")
-    .arg(rules)
-    .arg(log_file)
-    .stdin(Stdio::null());
+    let mut cmd = parser_following(&p.parse, db, rules, log_file);
     let mut proc = Proc::spawn_logged("ibd-parse", &mut cmd, &dir.join(format!("parse-{n}.err")));
     proc.wait_log("started", START_LIMIT);
     proc

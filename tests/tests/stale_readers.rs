@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ipqbdb_store::Backend;
-use ipqbdb_tests::{open_any, stream_addr, wait_until, workspace_bin, Proc};
+use ipqbdb_tests::{open_any, parser_following, stream_addr, wait_until, workspace_bin, Proc};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_ipqbdb-store-worker");
 const READERS: usize = 8;
@@ -61,20 +61,8 @@ fn run(maintenance: &str) -> u64 {
     let log = tmp.path().join("stale.log");
     std::fs::write(&log, "").unwrap();
     let mut readers = Readers::start(&db);
-    let mut cmd = Command::new(&parse);
-    cmd.args([
-        "-D",
-        "--no-fifo",
-        "--from-start",
-        "--config",
-        "/dev/null",
-        "--db-dir",
-    ])
-    .arg(&db)
-    .args(["--maintenance-interval", maintenance, "--rule-file"])
-    .arg(&rules)
-    .arg(&log)
-    .stdin(Stdio::null());
+    let mut cmd = parser_following(&parse, &db, &rules, &log);
+    cmd.args(["--maintenance-interval", maintenance]);
     let mut parser = Proc::spawn_logged("ibd-parse", &mut cmd, &tmp.path().join("parse.err"));
     parser.wait_log("started", Duration::from_secs(20));
 

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use ipqbdb_core::AddrKey;
 use ipqbdb_store::{Backend, Store};
 use ipqbdb_tests::netns::Netns;
-use ipqbdb_tests::traffic::{judge_counters, queue_counters, Link};
-use ipqbdb_tests::{open_any, stream_addr, wait_until, workspace_bin, Proc};
+use ipqbdb_tests::traffic::{assert_all_judged, judge_counters, queue_counters, Link};
+use ipqbdb_tests::{open_any, parser_following, stream_addr, wait_until, workspace_bin, Proc};
 
 const SECS: u64 = 30;
 const BANNERS: u32 = 8;
@@ -44,11 +44,7 @@ fn eight_banners_beside_parse_and_judge() {
         let common = |c: &mut Command| {
             c.args(["--config", "/dev/null", "--db-dir"]).arg(&db);
         };
-        let mut p = Command::new(&parse);
-        common(&mut p);
-        p.args(["-D", "--no-fifo", "--from-start", "--rule-file"])
-            .arg(&rules)
-            .arg(&log);
+        let mut p = parser_following(&parse, &db, &rules, &log);
         let mut parse_proc = Proc::spawn_logged("ibd-parse", &mut p, &tmp.path().join("parse.err"));
         let ns = Netns::new("storm");
         let mut link = Link::new(&ns);
@@ -140,17 +136,7 @@ fn eight_banners_beside_parse_and_judge() {
             "{backend}: the judge judged {packets} packets, dropped {dropped}; arrival latency max {:?}, p99 {:?}",
             traffic.max_latency, traffic.p99_latency
         );
-        assert_eq!(
-            (queue.queue_dropped, queue.user_dropped),
-            (0, 0),
-            "{backend}: {queue:?}"
-        );
-        assert_eq!(
-            packets,
-            traffic.total_sent() + 1,
-            "{backend}: packets judged"
-        );
-        assert_eq!(errors, 0, "{backend}: judgement errors");
+        assert_all_judged(&backend.to_string(), &queue, packets, errors, &traffic);
         assert_eq!(
             traffic.received_from(Link::INNOCENT),
             traffic.sent_from(Link::INNOCENT),
