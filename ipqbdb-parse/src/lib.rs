@@ -1,6 +1,7 @@
 //! Log parsing for ipqbdb: the rule file, the matcher, the inputs (FIFO, standard input, followed
 //! files) and the `ibd-parse` daemon built from them.
 
+pub mod capture;
 pub mod cli;
 pub mod daemon;
 pub mod journal;

@@ -13,7 +13,8 @@ use std::path::Path;
 use ipqbdb_core::parse_ip;
 use regex::bytes::{Regex, RegexSet, RegexSetBuilder};
 
-use crate::rules::{AddrGroup, Mode, Rule};
+use crate::capture::{group_span, FastCapture};
+use crate::rules::{Mode, Rule};
 
 /// What a line is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +46,9 @@ pub struct RuleSet {
     plain_set: RegexSet,
     plain: Vec<usize>,
     mode: Mode,
+    /// Per rule: the capture group of its address (`None`: the session's), and the automata that
+    /// find it without a capture search where they can (active rules only).
+    groups: Vec<(Option<usize>, Option<FastCapture>)>,
 }
 
 /// The most repeats one line may stand for: rsyslog's counts are small, and a forged huge count must
@@ -75,6 +79,16 @@ impl RuleSet {
             .collect();
         let header = crate::rules::header(if tags.is_empty() { &["-"] } else { &tags });
         let plain_set = build_set(plain.iter().map(|&i| rules[i].pattern()))?;
+        let groups = rules
+            .iter()
+            .map(|r| {
+                let index = r.address_group();
+                let fast = index
+                    .filter(|_| mode.includes(r.mode))
+                    .and_then(|i| FastCapture::new(r.pattern(), u32::try_from(i).ok()?));
+                (index, fast)
+            })
+            .collect();
         Ok(RuleSet {
             rules,
             tagged_set,
@@ -83,6 +97,7 @@ impl RuleSet {
             plain_set,
             plain,
             mode,
+            groups,
         })
     }
 
@@ -170,22 +185,20 @@ impl RuleSet {
             } else {
                 (line, None)
             };
-            let Some(caps) = rule.regex.captures(text) else {
+            let (group, fast) = &self.groups[i];
+            let Some(group) = *group else {
+                // The set has matched the pattern on this very text: nothing to capture.
+                return Outcome::Hit {
+                    rule: i,
+                    ip: None,
+                    repeat: 1,
+                    session,
+                };
+            };
+            let Some(span) = group_span(&rule.regex, fast.as_ref(), group, text) else {
                 continue;
             };
-            let m = match rule.group {
-                AddrGroup::Named => caps.name("IP"),
-                AddrGroup::Index(n) => caps.get(n),
-                AddrGroup::Session => {
-                    return Outcome::Hit {
-                        rule: i,
-                        ip: None,
-                        repeat: 1,
-                        session,
-                    }
-                }
-            };
-            let text = String::from_utf8_lossy(m.map_or(&b""[..], |m| m.as_bytes()));
+            let text = String::from_utf8_lossy(span.map_or(&b""[..], |s| &text[s]));
             return match parse_ip(&text) {
                 Ok(ip) => Outcome::Hit {
                     rule: i,

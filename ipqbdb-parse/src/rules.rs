@@ -155,6 +155,15 @@ pub struct Rule {
 }
 
 impl Rule {
+    /// The capture group that holds the address; `None` for a rule that takes the session's.
+    pub fn address_group(&self) -> Option<usize> {
+        match self.group {
+            AddrGroup::Named => self.regex.capture_names().position(|n| n == Some("IP")),
+            AddrGroup::Index(n) => Some(n),
+            AddrGroup::Session => None,
+        }
+    }
+
     /// The expanded pattern, as compiled.
     pub fn pattern(&self) -> &str {
         self.regex.as_str()

@@ -9,7 +9,9 @@
 //! `ttl` seconds is forgotten); a restart forgets the sessions in flight, which costs at most one
 //! attempt's fold or one address-less line per session.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use foldhash::HashMap;
 use std::net::IpAddr;
 
 use crate::matcher::{Outcome, RuleSet};
@@ -80,7 +82,7 @@ impl Default for Sessions {
 impl Sessions {
     pub fn new(capacity: usize, ttl_secs: u64) -> Self {
         Sessions {
-            map: HashMap::new(),
+            map: HashMap::default(),
             order: VecDeque::new(),
             seq: 0,
             capacity: capacity.max(1),

@@ -1,10 +1,11 @@
 //! `ibd-parse --test LOGFILE [RULEFILE]`: what a rule set would do to a log, without a database,
 //! in the manner of fail2ban-regex.
 
-use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::IpAddr;
 use std::path::Path;
+
+use foldhash::HashMap;
 
 use crate::lines::{Line, Splitter};
 use crate::matcher::RuleSet;
@@ -184,15 +185,57 @@ pub fn report(rules: &RuleSet, s: &Summary, out: &mut dyn Write) -> std::io::Res
     writeln!(out, "\nAddresses caught: {}", s.addresses.len())?;
     let mut sorted: Vec<_> = s.addresses.iter().collect();
     sorted.sort_unstable_by_key(|(ip, _)| **ip);
+    // A log may name hundreds of thousands of addresses: each line is built in one buffer, padded by
+    // slices rather than by the formatter's character-at-a-time padding.
+    let mut line = String::with_capacity(128);
     for (ip, (n, rule)) in sorted {
-        writeln!(out, "  {ip:<39} {n:>6}  {}", rules.rules()[*rule].reason)?;
+        line.clear();
+        line.push_str("  ");
+        push_padded(&mut line, format_args!("{ip}"), 39, false);
+        line.push(' ');
+        push_padded(&mut line, format_args!("{n}"), 6, true);
+        line.push_str("  ");
+        line.push_str(&rules.rules()[*rule].reason);
+        line.push('\n');
+        out.write_all(line.as_bytes())?;
     }
     Ok(())
+}
+
+/// Appends `value` to `line`, padded with spaces to `width` on the left (`right`) or on the right.
+fn push_padded(line: &mut String, value: std::fmt::Arguments<'_>, width: usize, right: bool) {
+    use std::fmt::Write as _;
+    const SPACES: &str = "                                                  ";
+    let start = line.len();
+    // Writing to a String cannot fail.
+    let _ = line.write_fmt(value);
+    let pad = width.saturating_sub(line.len() - start).min(SPACES.len());
+    if right {
+        line.insert_str(start, &SPACES[..pad]);
+    } else {
+        line.push_str(&SPACES[..pad]);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn padding_matches_the_formatter() {
+        for (v, w) in [
+            ("192.0.2.1", 39),
+            ("2001:db8::1", 6),
+            ("1234567", 6),
+            ("", 3),
+        ] {
+            let (mut left, mut right) = (String::new(), String::new());
+            push_padded(&mut left, format_args!("{v}"), w, false);
+            push_padded(&mut right, format_args!("{v}"), w, true);
+            assert_eq!(left, format!("{v:<w$}"));
+            assert_eq!(right, format!("{v:>w$}"));
+        }
+    }
 
     #[test]
     fn counts_and_lists() {
