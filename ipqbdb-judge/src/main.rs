@@ -10,6 +10,7 @@ use ipqbdb_judge::cli::Cli;
 use ipqbdb_judge::daemon::{Daemon, Options, Signals};
 use ipqbdb_judge::netlink::NfqSocket;
 use ipqbdb_judge::writer::CounterWriter;
+use ipqbdb_metrics::{Exporter, MetricsOptions};
 use ipqbdb_store::cli::Setup;
 
 const PROGRAM: &str = "ibd-judge";
@@ -37,7 +38,7 @@ fn run(cli: Cli) -> Result<(), String> {
         log::use_syslog(PROGRAM);
     }
     let started = start(&cli, &setup, rcvbuf as usize);
-    let (mut daemon, signals) = match started {
+    let (mut daemon, signals, exporter) = match started {
         Ok(x) => x,
         Err(msg) => {
             if let Some(mut w) = ready {
@@ -55,6 +56,7 @@ fn run(cli: Cli) -> Result<(), String> {
         );
     }
     daemon.run(&signals);
+    exporter.finish();
     log::log(PROGRAM, Level::Notice, "stopped");
     Ok(())
 }
@@ -63,7 +65,7 @@ fn start(
     cli: &Cli,
     setup: &Setup,
     rcvbuf: usize,
-) -> Result<(Daemon<ipqbdb_store::AnyStore>, Signals), String> {
+) -> Result<(Daemon<ipqbdb_store::AnyStore>, Signals, Exporter), String> {
     // The socket first, while no other thread exists (see netlink.rs).
     let mut sock = NfqSocket::open()
         .map_err(|e| format!("NFQUEUE socket: {e} (ibd-judge needs CAP_NET_ADMIN)"))?;
@@ -113,8 +115,16 @@ fn start(
         staleness,
         verbose: cli.verbose,
     };
-    Ok((
-        Daemon::new(store, writer, sock, cli.specs.clone(), opts),
-        signals,
-    ))
+    let daemon = Daemon::new(store, writer, sock, cli.specs.clone(), opts);
+    let metrics = MetricsOptions::resolve(&cli.metrics, &setup.settings);
+    let exporter =
+        Exporter::start(PROGRAM, &metrics, daemon.metrics_render()).map_err(|e| e.to_string())?;
+    if let Some(addr) = exporter.local_addr() {
+        log::log(
+            PROGRAM,
+            Level::Notice,
+            &format!("metrics at http://{addr}/metrics"),
+        );
+    }
+    Ok((daemon, signals, exporter))
 }

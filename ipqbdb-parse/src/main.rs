@@ -9,6 +9,7 @@ use std::sync::Arc;
 use ipqbdb_core::config::{DEFAULT_RULE_FILE, PARSE_SOCKET};
 use ipqbdb_core::connkill::ConnKill;
 use ipqbdb_core::log::{self, Level};
+use ipqbdb_metrics::{Exporter, MetricsOptions};
 use ipqbdb_parse::cli::Cli;
 use ipqbdb_parse::daemon::{position_key, Daemon, Signals, SourceInfo};
 use ipqbdb_parse::matcher::RuleSet;
@@ -60,7 +61,7 @@ fn run(cli: Cli) -> Result<(), String> {
         log::use_syslog(PROGRAM);
     }
     let started = start(&cli, &setup, rule_file, rules, connkill, verbose);
-    let (mut daemon, rx, signals) = match started {
+    let (mut daemon, rx, signals, exporter) = match started {
         Ok(x) => x,
         Err(msg) => {
             if let Some(mut w) = ready {
@@ -79,6 +80,7 @@ fn run(cli: Cli) -> Result<(), String> {
         );
     }
     daemon.run(&rx, &signals);
+    exporter.finish();
     log::log(PROGRAM, Level::Notice, "stopped");
     Ok(())
 }
@@ -95,6 +97,7 @@ type Started = (
     Daemon<ipqbdb_store::AnyStore>,
     std::sync::mpsc::Receiver<sources::Event>,
     Signals,
+    Exporter,
 );
 
 fn start(
@@ -176,7 +179,17 @@ fn start(
     drop(tx);
     let mut daemon = Daemon::new(store, rule_file, rules, infos, connkill, verbose);
     daemon.set_maintenance_interval(cli.maintenance.every());
-    Ok((daemon, rx, signals))
+    let metrics = MetricsOptions::resolve(&cli.metrics, &setup.settings);
+    let exporter =
+        Exporter::start(PROGRAM, &metrics, daemon.metrics_render()).map_err(|e| e.to_string())?;
+    if let Some(addr) = exporter.local_addr() {
+        log::log(
+            PROGRAM,
+            Level::Notice,
+            &format!("metrics at http://{addr}/metrics"),
+        );
+    }
+    Ok((daemon, rx, signals, exporter))
 }
 
 fn test(
