@@ -147,7 +147,23 @@ fn serve(mut conn: TcpStream, render: &Render) -> std::io::Result<()> {
     write_all_until(&mut conn, head.as_bytes(), until)?;
     write_all_until(&mut conn, &body, until)?;
     let _ = conn.shutdown(Shutdown::Write);
-    Ok(())
+    // Closing with unread input makes the kernel reset the connection, and a reset can destroy
+    // the answer before the client reads it (a refused, oversized request's 431): read what the
+    // client still sends until it closes, within the same deadline.
+    let mut scratch = [0u8; 1024];
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(());
+        }
+        conn.set_read_timeout(Some(left))?;
+        match conn.read(&mut scratch) {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return Ok(()),
+        }
+    }
 }
 
 /// Reads up to the end of the headers; `None` when the client closed or ran out of time.
