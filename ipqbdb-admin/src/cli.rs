@@ -38,6 +38,14 @@ pub enum Command {
     /// Create the ibd-ban, ibd-del, ibd-white, ibd-config and ibd-category links in DIR
     InstallLinks(InstallLinksArgs),
     /// Print the database's figures: records (by probability band), reasons, whitelist entries
+    ///
+    /// Prints the records, the records by current probability band, the reasons, the whitelist
+    /// entries and the size on disk as `NAME value` lines.
+    ///
+    /// With --prometheus they are gauges in the Prometheus text format, for a cron job or a timer
+    /// writing into node_exporter's textfile directory, e.g. `ibd stats --prometheus --output
+    /// /var/lib/prometheus/node-exporter/ipqbdb-db.prom` (the daemons export their own counters with
+    /// --metrics-listen or --metrics-file).
     Stats(StatsArgs),
 }
 
@@ -135,14 +143,6 @@ pub struct CategoryArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(
-    long_about = "Print the database's figures: records, records by current probability band, \
-        reasons, whitelist entries and size on disk, as `NAME value` lines.\n\n\
-        With --prometheus they are gauges in the Prometheus text format, for a cron job or a \
-        timer writing into node_exporter's textfile directory, e.g. \
-        `ibd stats --prometheus --output /var/lib/prometheus/node-exporter/ipqbdb-db.prom` \
-        (the daemons export their own counters with --metrics-listen or --metrics-file)."
-)]
 pub struct StatsArgs {
     /// Print gauges in the Prometheus text format
     #[arg(long)]
