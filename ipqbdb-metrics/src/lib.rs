@@ -57,7 +57,7 @@ pub fn registry(program: &str, engine: &str) -> Registry {
         .as_secs_f64();
     let fixed = [
         gauge(
-            &format!("{PREFIX}_build_info"),
+            "ipqbdb_build_info",
             "Always 1: the version, program and storage engine running",
             vec![(
                 vec![

@@ -424,3 +424,72 @@ fn hostile_clients_do_not_stop_the_scrapes() {
     drop(idle);
     parse_proc.stop(LIMIT);
 }
+
+/// The example dashboard's queries are valid PromQL (`promtool check rules` on them as recording
+/// rules) and name only metrics the programs export.
+#[test]
+fn the_dashboard_queries_real_metrics() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let dash: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("packaging/examples/grafana-ipqbdb.json")).unwrap(),
+    )
+    .expect("the dashboard is JSON");
+    let exprs: Vec<String> = dash["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["targets"].as_array())
+        .flatten()
+        .map(|t| t["expr"].as_str().expect("an expression").to_string())
+        .collect();
+    assert!(exprs.len() >= 10, "{exprs:?}");
+    // Where the programs name what they export.
+    let sources: String = [
+        "ipqbdb-metrics/src/lib.rs",
+        "ipqbdb-judge/src/metrics.rs",
+        "ipqbdb-parse/src/metrics.rs",
+        "ipqbdb-admin/src/stats.rs",
+    ]
+    .iter()
+    .map(|f| std::fs::read_to_string(root.join(f)).unwrap())
+    .collect();
+    let mut rules = Vec::new();
+    for (i, e) in exprs.iter().enumerate() {
+        for word in e.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            if !(word.starts_with("ipqbdb_") || word.starts_with("process_")) {
+                continue;
+            }
+            let name = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| word.strip_suffix(s))
+                .unwrap_or(word);
+            assert!(
+                sources.contains(&format!("\"{name}\"")),
+                "the dashboard queries {word}, which nothing exports: {e}"
+            );
+        }
+        let promql = e
+            .replace("$__rate_interval", "5m")
+            .replace("$instance", ".*");
+        rules.push(serde_json::json!({"record": format!("ipqbdb:dashboard{i}"), "expr": promql}));
+    }
+    // JSON is YAML: promtool reads it as a rule file.
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("dashboard-rules.yml");
+    std::fs::write(
+        &file,
+        serde_json::json!({"groups": [{"name": "dashboard", "rules": rules}]}).to_string(),
+    )
+    .unwrap();
+    let out = std::process::Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| panic!("promtool: {e} (install the Debian package `prometheus`)"));
+    assert!(
+        out.status.success(),
+        "promtool check rules refuses the dashboard's queries: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
