@@ -34,7 +34,6 @@ const STACK: usize = 128 * 1024;
 pub struct Server {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Server {
@@ -46,32 +45,27 @@ impl Server {
         let listener = TcpListener::bind(addr).map_err(listen_err)?;
         let addr = listener.local_addr().map_err(listen_err)?;
         let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
+        {
             let stop = stop.clone();
             std::thread::Builder::new()
                 .name("metrics-http".into())
                 .spawn(move || accept_loop(&listener, &render, &stop))
-                .map_err(MetricsError::Thread)?
-        };
-        Ok(Server {
-            addr,
-            stop,
-            thread: Some(thread),
-        })
+                .map_err(MetricsError::Thread)?;
+        }
+        Ok(Server { addr, stop })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
     }
 
-    /// Stops accepting; connections being served end within [`DEADLINE`] on their own.
-    pub fn stop(mut self) {
+    /// Stops accepting; connections being served end within [`DEADLINE`] on their own. Never
+    /// waits for the server's thread: a daemon's stop must not depend on its listening address
+    /// still being reachable (the thread ends with the process, or at its next connection).
+    pub fn stop(self) {
         self.stop.store(true, Ordering::Relaxed);
-        // Wakes the blocking accept.
+        // Wakes the blocking accept, when the address can still be reached.
         let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

@@ -294,7 +294,7 @@ impl<S: Store> Daemon<S> {
                 folded,
             } => {
                 self.rule_stats[rule].matches += 1;
-                self.metrics.matched(&self.rules.rules()[rule]);
+                self.metrics.matched(rule, &self.rules.rules()[rule]);
                 for _ in 0..bans {
                     self.pending_bans.push((ip, self.rules.clone(), rule));
                 }
@@ -320,7 +320,7 @@ impl<S: Store> Daemon<S> {
             }
             Counted::Noted { rule, .. } | Counted::NoSession { rule } => {
                 self.rule_stats[rule].matches += 1;
-                self.metrics.matched(&self.rules.rules()[rule]);
+                self.metrics.matched(rule, &self.rules.rules()[rule]);
             }
             Counted::BadAddress { rule, text } => {
                 self.rule_stats[rule].errors += 1;
@@ -460,6 +460,7 @@ impl<S: Store> Daemon<S> {
                 // they are committed as matched even if this flush fails and a later one succeeds.
                 let _ = self.flush();
                 self.rule_stats = vec![RuleStats::default(); set.rules().len()];
+                self.metrics.rules_changed();
                 self.rules = Arc::new(set);
                 self.log(
                     Level::Notice,

@@ -1,7 +1,7 @@
 //! What `ibd-parse` tells Prometheus (`--metrics-listen`, `--metrics-file`). Counters are bumped on
 //! the matching thread where match results and ban outcomes are consumed (`daemon.rs`), never in
 //! the matcher; per-rule series are made at a rule's first match or ban, so an idle rule set of a
-//! hundred rules costs nothing.
+//! hundred rules costs nothing, and a match costs an atomic add once its rule has its counter.
 
 use ipqbdb_core::model::{BanKind, BanOutcome};
 use ipqbdb_metrics::prometheus::{
@@ -48,6 +48,8 @@ pub struct ParseMetrics {
     pub db_errors: IntCounter,
     pub bans_waiting: IntGauge,
     pub followed_files: IntGauge,
+    /// Each rule's match counter, by its index in the rule set in use, made at its first match.
+    matched: Vec<Option<IntCounter>>,
 }
 
 fn must<T>(r: ipqbdb_metrics::prometheus::Result<T>) -> T {
@@ -142,7 +144,13 @@ impl ParseMetrics {
             db_errors,
             bans_waiting,
             followed_files,
+            matched: Vec::new(),
         }
+    }
+
+    /// A new rule set is in use: rule indices mean other rules now.
+    pub fn rules_changed(&mut self) {
+        self.matched.clear();
     }
 
     /// The counters of the input named `name` (a path, `<stdin>`, `journal`).
@@ -153,9 +161,18 @@ impl ParseMetrics {
         }
     }
 
-    pub fn matched(&self, rule: &Rule) {
-        let [line, reason] = rule_labels(rule);
-        self.matches.with_label_values(&[&line, &reason]).inc();
+    /// Rule `index` of the rule set in use, `rule`, recognised a line.
+    pub fn matched(&mut self, index: usize, rule: &Rule) {
+        if self.matched.len() <= index {
+            self.matched.resize(index + 1, None);
+        }
+        let matches = &self.matches;
+        self.matched[index]
+            .get_or_insert_with(|| {
+                let [line, reason] = rule_labels(rule);
+                matches.with_label_values(&[&line, &reason])
+            })
+            .inc();
     }
 
     pub fn bad_address(&self, rule: &Rule) {
