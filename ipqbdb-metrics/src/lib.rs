@@ -175,7 +175,8 @@ pub struct Exporter {
 
 impl Exporter {
     /// Starts what `opts` asks for; nothing when it asks for nothing. Binds and checks the file's
-    /// directory here, so a daemon refuses to start with an unusable setting.
+    /// directory here, so a daemon refuses to start with an unusable setting. Logs the address it
+    /// serves at (a port 0 resolved), which is how a test finds it.
     pub fn start(
         program: &'static str,
         opts: &MetricsOptions,
@@ -192,6 +193,13 @@ impl Exporter {
                 textfile::TextFile::start(program, path, opts.file_interval, render.clone())
             })
             .transpose()?;
+        if let Some(h) = &http {
+            ipqbdb_core::log::log(
+                program,
+                ipqbdb_core::log::Level::Notice,
+                &format!("metrics at http://{}/metrics", h.local_addr()),
+            );
+        }
         Ok(Exporter { http, file })
     }
 

@@ -182,13 +182,6 @@ fn start(
     let metrics = MetricsOptions::resolve(&cli.metrics, &setup.settings);
     let exporter =
         Exporter::start(PROGRAM, &metrics, daemon.metrics_render()).map_err(|e| e.to_string())?;
-    if let Some(addr) = exporter.local_addr() {
-        log::log(
-            PROGRAM,
-            Level::Notice,
-            &format!("metrics at http://{addr}/metrics"),
-        );
-    }
     Ok((daemon, rx, signals, exporter))
 }
 
