@@ -493,3 +493,54 @@ fn the_dashboard_queries_real_metrics() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A metrics setting that cannot work stops the daemon at start with one line naming it.
+#[test]
+fn unusable_metrics_settings_are_refused_at_start() {
+    let parse = workspace_bin("ipqbdb-parse", "ibd-parse");
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("db");
+    let rules = tmp.path().join("rules.conf");
+    std::fs::write(&rules, RULES).unwrap();
+    let log = tmp.path().join("app.log");
+    append(&log, &[]);
+    let refused = |p: &mut std::process::Command, expected: &str| {
+        p.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let out = Proc::spawn("ibd-parse", p).output(LIMIT);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.starts_with(expected) && err.lines().count() == 1,
+            "expected {expected:?}, got {err:?}"
+        );
+    };
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_addr = taken.local_addr().unwrap().to_string();
+    refused(
+        parser_following(&parse, &db, &rules, &log).args(["--metrics-listen", &taken_addr]),
+        &format!("ibd-parse: metrics listen address {taken_addr}: "),
+    );
+    refused(
+        parser_following(&parse, &db, &rules, &log)
+            .args(["--metrics-file", "/nonexistent-dir/p.prom"]),
+        "ibd-parse: metrics file /nonexistent-dir/p.prom: ",
+    );
+    let config = tmp.path().join("bad.toml");
+    std::fs::write(&config, "[parse]\nmetrics-listen = \"localhost:9100\"\n").unwrap();
+    refused(
+        std::process::Command::new(&parse)
+            .args(["-D", "--no-fifo", "--config"])
+            .arg(&config)
+            .arg("--db-dir")
+            .arg(&db)
+            .arg("--rule-file")
+            .arg(&rules)
+            .arg(&log),
+        &format!(
+            "ibd-parse: {}: metrics-listen must be ADDR:PORT",
+            config.display()
+        ),
+    );
+    drop(taken);
+}
