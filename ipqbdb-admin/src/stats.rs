@@ -15,14 +15,14 @@ use crate::cli::StatsArgs;
 use crate::context::Context;
 use crate::error::{AdminError, Result};
 
-/// Bands of current block probability, in percent: each includes its lower bound, the last is
-/// exactly 100 %.
-const BANDS: [&str; 5] = ["0-1", "1-10", "10-50", "50-100", "100"];
+/// Bands of current block probability, in percent, each including its lower bound. The top one
+/// is not "exactly 100 %": a record at 100 % is below it a second later, as it decays.
+const BANDS: [&str; 5] = ["0-1", "1-10", "10-50", "50-90", "90-100"];
 
 fn band(p: u32) -> usize {
     let at_least = |percent: u64| u64::from(p) * 100 >= u64::from(P_MAX) * percent;
     match () {
-        _ if p >= P_MAX => 4,
+        _ if at_least(90) => 4,
         _ if at_least(50) => 3,
         _ if at_least(10) => 2,
         _ if at_least(1) => 1,
@@ -128,7 +128,10 @@ mod tests {
         assert_eq!(band(P_MAX / 10 + 1), 2);
         assert_eq!(band(P_MAX / 2), 2, "just below 50 %");
         assert_eq!(band(P_MAX / 2 + 1), 3);
-        assert_eq!(band(P_MAX - 1), 3);
+        let ninety = (u64::from(P_MAX) * 90).div_ceil(100) as u32;
+        assert_eq!(band(ninety - 1), 3, "just below 90 %");
+        assert_eq!(band(ninety), 4);
+        assert_eq!(band(P_MAX - 1), 4);
         assert_eq!(band(P_MAX), 4);
     }
 }
