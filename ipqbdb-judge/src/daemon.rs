@@ -367,14 +367,14 @@ impl Inner<'_> {
         if let Some(t) = self.away_since.take() {
             self.stats.longest_pause = self.stats.longest_pause.max(t.elapsed());
         }
-        let judged = self.serve_until(snap, deadline);
-        self.metrics.batch.observe(judged as f64);
+        let verdicts = self.serve_until(snap, deadline);
+        self.metrics.batch.observe(verdicts as f64);
         *self.away_since = Some(Instant::now());
     }
 
     /// Returns how many packets got a verdict.
     fn serve_until(&mut self, snap: Option<&ipqbdb_store::Snapshot<'_>>, deadline: Instant) -> u64 {
-        let mut judged = 0;
+        let mut verdicts = 0;
         while Instant::now() < deadline && !self.terminate.load(Ordering::Relaxed) {
             let mut msg = match self.sock.queue.recv() {
                 Ok(m) => m,
@@ -384,7 +384,7 @@ impl Inner<'_> {
                         ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
                     ) =>
                 {
-                    return judged
+                    return verdicts
                 }
                 Err(e) => {
                     *self.recv_errors += 1;
@@ -418,7 +418,7 @@ impl Inner<'_> {
             let spec = self.specs.iter().find(|s| s.queue == qnum).copied();
             let counters = self.counters.entry(qnum).or_default();
             counters.packets += 1;
-            judged += 1;
+            verdicts += 1;
             let qm = self.metrics.queue(qnum);
             let judged = spec.map(|spec| {
                 let ip = packet::address(msg.get_payload(), spec.side);
@@ -501,6 +501,6 @@ impl Inner<'_> {
                 }
             }
         }
-        judged
+        verdicts
     }
 }
