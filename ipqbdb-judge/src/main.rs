@@ -29,6 +29,7 @@ fn run(cli: Cli) -> Result<(), String> {
     if let Some(dup) = cli.specs.iter().find(|s| !seen.insert(s.queue)) {
         return Err(format!("queue {} is given twice", dup.queue));
     }
+    let metrics = MetricsOptions::resolve(&cli.metrics, &setup.settings);
     let ready = if cli.foreground {
         None
     } else {
@@ -37,7 +38,7 @@ fn run(cli: Cli) -> Result<(), String> {
     if !cli.foreground || cli.log_syslog || setup.settings.log_syslog.unwrap_or(false) {
         log::use_syslog(PROGRAM);
     }
-    let started = start(&cli, &setup, rcvbuf as usize);
+    let started = start(&cli, &setup, rcvbuf as usize, &metrics);
     let (mut daemon, signals, exporter) = match started {
         Ok(x) => x,
         Err(msg) => {
@@ -65,6 +66,7 @@ fn start(
     cli: &Cli,
     setup: &Setup,
     rcvbuf: usize,
+    metrics: &MetricsOptions,
 ) -> Result<(Daemon<ipqbdb_store::AnyStore>, Signals, Exporter), String> {
     // The socket first, while no other thread exists (see netlink.rs).
     let mut sock = NfqSocket::open()
@@ -116,8 +118,7 @@ fn start(
         verbose: cli.verbose,
     };
     let daemon = Daemon::new(store, writer, sock, cli.specs.clone(), opts);
-    let metrics = MetricsOptions::resolve(&cli.metrics, &setup.settings);
     let exporter =
-        Exporter::start(PROGRAM, &metrics, daemon.metrics_render()).map_err(|e| e.to_string())?;
+        Exporter::start(PROGRAM, metrics, daemon.metrics_render()).map_err(|e| e.to_string())?;
     Ok((daemon, signals, exporter))
 }

@@ -29,8 +29,14 @@ pub struct MetricsOptions {
 }
 
 impl MetricsOptions {
-    /// The command line over the configuration (already checked at load).
+    /// The command line over the configuration (already checked at load). A relative file is made
+    /// absolute here: call it before detaching, which changes the directory to `/`.
     pub fn resolve(args: &MetricsArgs, settings: &Settings) -> MetricsOptions {
+        let file = args
+            .metrics_file
+            .clone()
+            .or_else(|| settings.metrics_file.clone())
+            .map(|f| std::path::absolute(&f).unwrap_or(f));
         MetricsOptions {
             listen: args.metrics_listen.or_else(|| {
                 settings
@@ -38,15 +44,56 @@ impl MetricsOptions {
                     .as_deref()
                     .and_then(|a| a.parse().ok())
             }),
-            file: args
-                .metrics_file
-                .clone()
-                .or_else(|| settings.metrics_file.clone()),
+            file,
             file_interval: crate::textfile::INTERVAL,
         }
     }
 
     pub fn any(&self) -> bool {
         self.listen.is_some() || self.file.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        metrics: MetricsArgs,
+    }
+
+    #[test]
+    fn the_command_line_wins_and_a_relative_file_is_made_absolute() {
+        let settings = Settings {
+            metrics_listen: Some("127.0.0.1:9100".into()),
+            metrics_file: Some(PathBuf::from("/var/lib/x.prom")),
+            ..Settings::default()
+        };
+        let none = Cli::parse_from(["t"]).metrics;
+        let o = MetricsOptions::resolve(&none, &settings);
+        assert_eq!(o.listen, Some("127.0.0.1:9100".parse().unwrap()));
+        assert_eq!(
+            o.file.as_deref(),
+            Some(std::path::Path::new("/var/lib/x.prom"))
+        );
+        let given = Cli::parse_from([
+            "t",
+            "--metrics-listen",
+            "[::1]:0",
+            "--metrics-file",
+            "m.prom",
+        ])
+        .metrics;
+        let o = MetricsOptions::resolve(&given, &settings);
+        assert_eq!(o.listen, Some("[::1]:0".parse().unwrap()));
+        assert_eq!(
+            o.file,
+            Some(std::env::current_dir().unwrap().join("m.prom")),
+            "relative to where the daemon was started, not to / after detaching"
+        );
+        assert!(!MetricsOptions::resolve(&none, &Settings::default()).any());
     }
 }

@@ -50,6 +50,7 @@ fn run(cli: Cli) -> Result<(), String> {
     // Everything that can be wrong with the configuration is found before detaching.
     let rules = load_rules(&rule_file, mode)?;
     let connkill = cli.connkill.load(s).map_err(|e| e.to_string())?;
+    let metrics = MetricsOptions::resolve(&cli.metrics, s);
     // Standard input is an input only for a process that keeps it.
     let foreground = cli.foreground || cli.stdin;
     let ready = if foreground {
@@ -60,7 +61,7 @@ fn run(cli: Cli) -> Result<(), String> {
     if !foreground || cli.log_syslog || s.log_syslog.unwrap_or(false) {
         log::use_syslog(PROGRAM);
     }
-    let started = start(&cli, &setup, rule_file, rules, connkill, verbose);
+    let started = start(&cli, &setup, rule_file, rules, connkill, verbose, &metrics);
     let (mut daemon, rx, signals, exporter) = match started {
         Ok(x) => x,
         Err(msg) => {
@@ -107,6 +108,7 @@ fn start(
     rules: RuleSet,
     connkill: Option<ConnKill>,
     verbose: u8,
+    metrics: &MetricsOptions,
 ) -> Result<Started, String> {
     let store = setup.open(true).map_err(|e| e.to_string())?;
     let signals = Signals::register().map_err(|e| format!("signals: {e}"))?;
@@ -179,9 +181,8 @@ fn start(
     drop(tx);
     let mut daemon = Daemon::new(store, rule_file, rules, infos, connkill, verbose);
     daemon.set_maintenance_interval(cli.maintenance.every());
-    let metrics = MetricsOptions::resolve(&cli.metrics, &setup.settings);
     let exporter =
-        Exporter::start(PROGRAM, &metrics, daemon.metrics_render()).map_err(|e| e.to_string())?;
+        Exporter::start(PROGRAM, metrics, daemon.metrics_render()).map_err(|e| e.to_string())?;
     Ok((daemon, rx, signals, exporter))
 }
 
