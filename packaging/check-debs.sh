@@ -146,7 +146,7 @@ required=(
     ./usr/sbin/ibd-ban ./usr/sbin/ibd-del ./usr/sbin/ibd-white ./usr/sbin/ibd-config ./usr/sbin/ibd-category
     ./etc/ipqbdb-pcre.conf ./etc/ipqbdb-connkill.cmd ./etc/ipqbdb/ipqbdb.toml
     "${units[@]/#/./usr/lib/systemd/system/}"
-    ./usr/share/man/man8/ibd-judge.8.gz ./usr/share/man/man8/ibd-ban.8.gz
+    ./usr/share/man/man8/ibd-judge.8.gz ./usr/share/man/man8/ibd-ban.8.gz ./usr/share/man/man8/ibd-stats.8.gz
     ./usr/share/bash-completion/completions/ibd
 )
 for b in lmdb sqlite redb; do
@@ -154,7 +154,7 @@ for b in lmdb sqlite redb; do
     name=ipqbdb-$b
     dpkg-deb -c "$deb" | awk '{print $6}' > "$tmp/list"
     for f in "${required[@]}" ./usr/share/doc/$name/copyright ./usr/share/doc/$name/README.md \
-        ./usr/share/doc/$name/examples/iptables-drop.rules; do
+        ./usr/share/doc/$name/examples/iptables-drop.rules ./usr/share/doc/$name/examples/grafana-ipqbdb.json; do
         grep -qx "$f" "$tmp/list" || fail "$deb lacks $f"
     done
     ! grep -E '^\./usr/share/doc/.*[^/]$' "$tmp/list" | grep -v "^\./usr/share/doc/$name/" ||

@@ -37,6 +37,16 @@ pub enum Command {
     Category(CategoryArgs),
     /// Create the ibd-ban, ibd-del, ibd-white, ibd-config and ibd-category links in DIR
     InstallLinks(InstallLinksArgs),
+    /// Print the database's figures: records (by probability band), reasons, whitelist entries
+    ///
+    /// Prints the records, the records by current probability band, the reasons, the whitelist
+    /// entries and the size on disk as `NAME value` lines.
+    ///
+    /// With --prometheus they are gauges in the Prometheus text format, for a cron job or a timer
+    /// writing into node_exporter's textfile directory, e.g. `ibd stats --prometheus --output
+    /// /var/lib/prometheus/node-exporter/ipqbdb-db.prom` (the daemons export their own counters with
+    /// --metrics-listen or --metrics-file).
+    Stats(StatsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -130,6 +140,17 @@ pub struct CategoryArgs {
     /// Clear the category
     #[arg(long, conflicts_with = "category")]
     pub clear: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Print gauges in the Prometheus text format
+    #[arg(long)]
+    pub prometheus: bool,
+    /// Replace FILE atomically (mode 0644) instead of printing, as node_exporter's textfile
+    /// collector needs
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -9,6 +9,7 @@ mod del;
 mod error;
 mod links;
 mod show_config;
+mod stats;
 mod white;
 
 use std::ffi::OsString;
@@ -52,6 +53,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
         Command::White(_) => ("white", "white"),
         Command::Config(_) => ("config", "config"),
         Command::Category(_) => ("category", "category"),
+        Command::Stats(_) => ("stats", "stats"),
         Command::InstallLinks(_) => ("config", "install-links"),
     };
     let program = if link.is_some() {
@@ -76,6 +78,7 @@ fn dispatch(cli: &Cli, section: &str, program: &str) -> Result<(), AdminError> {
         Command::White(a) => white::run(&ctx()?, a),
         Command::Config(a) => show_config::run(&ctx()?, a),
         Command::Category(a) => category::run(&ctx()?, a),
+        Command::Stats(a) => stats::run(&ctx()?, a),
         Command::InstallLinks(a) => links::run(a),
     }
 }

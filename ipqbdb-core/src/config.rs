@@ -21,8 +21,8 @@ pub const DEFAULT_CONNKILL_FILE: &str = "/etc/ipqbdb-connkill.cmd";
 pub const PARSE_SOCKET: &str = "ibd-parse.sock";
 
 /// Program sections a configuration file may hold.
-pub const SECTIONS: [&str; 7] = [
-    "ban", "del", "white", "config", "category", "parse", "judge",
+pub const SECTIONS: [&str; 8] = [
+    "ban", "del", "white", "config", "category", "parse", "judge", "stats",
 ];
 
 #[derive(Debug, Error)]
@@ -85,6 +85,10 @@ pub struct Settings {
     /// The rule set `ibd-parse` runs: `normal`, `ddos` or `aggressive`.
     pub mode: Option<String>,
     pub verbose: Option<u8>,
+    /// Where a daemon serves Prometheus metrics, `ADDR:PORT`.
+    pub metrics_listen: Option<String>,
+    /// Where a daemon writes Prometheus metrics for node_exporter's textfile collector.
+    pub metrics_file: Option<PathBuf>,
 }
 
 /// The values of `mode`.
@@ -161,6 +165,8 @@ impl Settings {
             rule_file: other.rule_file.or(self.rule_file),
             mode: other.mode.or(self.mode),
             verbose: other.verbose.or(self.verbose),
+            metrics_listen: other.metrics_listen.or(self.metrics_listen),
+            metrics_file: other.metrics_file.or(self.metrics_file),
         }
     }
 
@@ -182,6 +188,16 @@ impl Settings {
                 return Err(ConfigError::Syntax {
                     path: path.to_path_buf(),
                     message: format!("mode must be one of {}, not {m:?}", RULE_MODES.join(", ")),
+                });
+            }
+        }
+        if let Some(a) = &self.metrics_listen {
+            if a.parse::<std::net::SocketAddr>().is_err() {
+                return Err(ConfigError::Syntax {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "metrics-listen must be ADDR:PORT (127.0.0.1:9100, [::1]:9100), not {a:?}"
+                    ),
                 });
             }
         }
@@ -254,6 +270,24 @@ mod tests {
         assert!(e.contains("initial-count"), "{e}");
         let e = parse("reason = ", "ban").unwrap_err().to_string();
         assert!(e.starts_with("/etc/test.toml: "), "{e}");
+    }
+
+    #[test]
+    fn metrics_settings() {
+        let s = parse(
+            "[judge]\nmetrics-listen = \"127.0.0.1:9100\"\nmetrics-file = \"/run/j.prom\"\n",
+            "judge",
+        )
+        .unwrap();
+        assert_eq!(s.metrics_listen.as_deref(), Some("127.0.0.1:9100"));
+        assert_eq!(s.metrics_file.as_deref(), Some(Path::new("/run/j.prom")));
+        let e = parse("[judge]\nmetrics-listen = \"localhost\"\n", "judge")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("/etc/test.toml: metrics-listen must be ADDR:PORT"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Command-line definition of `ibd-judge`, apart from the program so man pages can be generated.
 
 use clap::{ArgAction, CommandFactory, Parser};
+use ipqbdb_metrics::MetricsArgs;
 use ipqbdb_store::cli::{DbArgs, MaintenanceArgs};
 
 use crate::qspec::QSpec;
@@ -18,7 +19,10 @@ use crate::qspec::QSpec;
         Without --fail-open, packets are dropped while the queue is full (fail-closed); with it the \
         kernel accepts them unjudged. While no judge listens at all, the kernel drops queued packets \
         unless the iptables rule has --queue-bypass.\n\n\
-        Signals: SIGUSR1 logs counters per queue, SIGTERM and SIGINT exit cleanly."
+        Signals: SIGUSR1 logs counters per queue, SIGTERM and SIGINT exit cleanly.\n\n\
+        Metrics: --metrics-listen serves the Prometheus text format at /metrics (packets by queue \
+        and verdict, unjudged packets by cause, receive errors, snapshot age, cache hits, counter \
+        write-backs); --metrics-file writes it for node_exporter's textfile collector."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -49,6 +53,8 @@ pub struct Cli {
     pub staleness_ms: u64,
     #[command(flatten)]
     pub maintenance: MaintenanceArgs,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
     /// Log to syslog even in the foreground
     #[arg(long)]
     pub log_syslog: bool,

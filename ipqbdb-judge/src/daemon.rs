@@ -16,6 +16,7 @@ use ipqbdb_store::Store;
 use nfq::Verdict;
 
 use crate::judge::Judge;
+use crate::metrics::{JudgeMetrics, Unjudged};
 use crate::netlink::NfqSocket;
 use crate::packet;
 use crate::qspec::QSpec;
@@ -127,6 +128,7 @@ pub struct Daemon<S: Store> {
     away_since: Option<Instant>,
     lookup_errors: Throttle,
     dropped_batches: Throttle,
+    metrics: JudgeMetrics,
 }
 
 impl<S: Store> Daemon<S> {
@@ -138,6 +140,8 @@ impl<S: Store> Daemon<S> {
         specs: Vec<QSpec>,
         opts: Options,
     ) -> Self {
+        let queues: Vec<u16> = specs.iter().map(|s| s.queue).collect();
+        let metrics = JudgeMetrics::new(store.backend().name(), &queues);
         let counters = specs
             .iter()
             .map(|s| (s.queue, Counters::default()))
@@ -158,7 +162,14 @@ impl<S: Store> Daemon<S> {
             away_since: None,
             lookup_errors: Throttle::new("lookup"),
             dropped_batches: Throttle::new("block counters"),
+            metrics,
         }
+    }
+
+    /// The metrics page, for an [`ipqbdb_metrics::Exporter`] running beside the loop.
+    pub fn metrics_render(&self) -> ipqbdb_metrics::Render {
+        let writer = self.writer.as_ref().expect("until run ends").watch();
+        self.metrics.render(writer, self.judge.cache_stats())
     }
 
     pub fn run(&mut self, signals: &Signals) {
@@ -178,6 +189,7 @@ impl<S: Store> Daemon<S> {
                 stats: &mut self.stats,
                 away_since: &mut self.away_since,
                 lookup_errors: &mut self.lookup_errors,
+                metrics: &mut self.metrics,
                 verbose: self.opts.verbose,
                 terminate: &signals.terminate,
             };
@@ -185,6 +197,8 @@ impl<S: Store> Daemon<S> {
             let res = store.with_snapshot(&mut |snap| {
                 opened = true;
                 inner.stats.snapshots += 1;
+                inner.metrics.snapshots.inc();
+                inner.metrics.snapshot_opened();
                 // The cache belongs to the previous snapshot: forgotten only now that a new one
                 // exists, so a failed refresh leaves it to judge by.
                 inner.judge.new_snapshot();
@@ -194,6 +208,7 @@ impl<S: Store> Daemon<S> {
             match res {
                 Err(e) if !opened => {
                     inner.stats.snapshot_failures += 1;
+                    inner.metrics.snapshot_failures.inc();
                     let msg = e.to_string();
                     if self.last_db_error.as_deref() != Some(&msg) {
                         log(
@@ -340,6 +355,7 @@ struct Inner<'a> {
     stats: &'a mut LoopStats,
     away_since: &'a mut Option<Instant>,
     lookup_errors: &'a mut Throttle,
+    metrics: &'a mut JudgeMetrics,
     verbose: u8,
     terminate: &'a AtomicBool,
 }
@@ -351,11 +367,14 @@ impl Inner<'_> {
         if let Some(t) = self.away_since.take() {
             self.stats.longest_pause = self.stats.longest_pause.max(t.elapsed());
         }
-        self.serve_until(snap, deadline);
+        let verdicts = self.serve_until(snap, deadline);
+        self.metrics.batch.observe(verdicts as f64);
         *self.away_since = Some(Instant::now());
     }
 
-    fn serve_until(&mut self, snap: Option<&ipqbdb_store::Snapshot<'_>>, deadline: Instant) {
+    /// Returns how many packets got a verdict.
+    fn serve_until(&mut self, snap: Option<&ipqbdb_store::Snapshot<'_>>, deadline: Instant) -> u64 {
+        let mut verdicts = 0;
         while Instant::now() < deadline && !self.terminate.load(Ordering::Relaxed) {
             let mut msg = match self.sock.queue.recv() {
                 Ok(m) => m,
@@ -365,11 +384,13 @@ impl Inner<'_> {
                         ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
                     ) =>
                 {
-                    return
+                    return verdicts
                 }
                 Err(e) => {
                     *self.recv_errors += 1;
+                    self.metrics.receive_errors.inc();
                     if e.raw_os_error() == Some(libc::ENOBUFS) {
+                        self.metrics.enobufs.inc();
                         // The kernel dropped messages: the socket buffer overflowed. Count, say so
                         // now and then, and go on.
                         *self.enobufs += 1;
@@ -397,6 +418,8 @@ impl Inner<'_> {
             let spec = self.specs.iter().find(|s| s.queue == qnum).copied();
             let counters = self.counters.entry(qnum).or_default();
             counters.packets += 1;
+            verdicts += 1;
+            let qm = self.metrics.queue(qnum);
             let judged = spec.map(|spec| {
                 let ip = packet::address(msg.get_payload(), spec.side);
                 (spec, ip)
@@ -425,14 +448,17 @@ impl Inner<'_> {
                             match (j.guilty, spec.mark) {
                                 (false, _) => {
                                     counters.accepted += 1;
+                                    qm.accepted.inc();
                                     Verdict::Accept
                                 }
                                 (true, None) => {
                                     counters.dropped += 1;
+                                    qm.dropped.inc();
                                     Verdict::Drop
                                 }
                                 (true, Some(mark)) => {
                                     counters.marked += 1;
+                                    qm.marked.inc();
                                     msg.set_nfmark(mark);
                                     Verdict::Accept
                                 }
@@ -441,11 +467,13 @@ impl Inner<'_> {
                         // No snapshot, and the previous one did not cover the address.
                         Ok(None) => {
                             counters.errors += 1;
+                            qm.unjudged(Unjudged::NoSnapshot).inc();
                             Verdict::Accept
                         }
                         Err(e) => {
                             // A damaged record, say: accepted, and said, so it is seen.
                             counters.errors += 1;
+                            qm.unjudged(Unjudged::LookupError).inc();
                             self.stats.lookup_errors += 1;
                             self.lookup_errors
                                 .hit(|| format!("{ip} (queue {qnum}): {e}; accepted"));
@@ -453,18 +481,26 @@ impl Inner<'_> {
                         }
                     }
                 }
-                _ => {
+                Some((_, None)) => {
                     counters.errors += 1;
+                    qm.unjudged(Unjudged::NotIp).inc();
+                    Verdict::Accept
+                }
+                None => {
+                    counters.errors += 1;
+                    qm.unjudged(Unjudged::UnknownQueue).inc();
                     Verdict::Accept
                 }
             };
             msg.set_verdict(verdict);
             if let Err(e) = self.sock.queue.verdict(msg) {
                 *self.recv_errors += 1;
+                self.metrics.verdict_errors.inc();
                 if self.recv_errors.is_power_of_two() {
                     log(PROGRAM, Level::Error, &format!("verdict: {e}"));
                 }
             }
         }
+        verdicts
     }
 }

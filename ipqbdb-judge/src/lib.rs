@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod daemon;
 pub mod judge;
+pub mod metrics;
 pub mod netlink;
 pub mod packet;
 pub mod qspec;

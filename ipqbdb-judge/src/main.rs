@@ -10,6 +10,7 @@ use ipqbdb_judge::cli::Cli;
 use ipqbdb_judge::daemon::{Daemon, Options, Signals};
 use ipqbdb_judge::netlink::NfqSocket;
 use ipqbdb_judge::writer::CounterWriter;
+use ipqbdb_metrics::{Exporter, MetricsOptions};
 use ipqbdb_store::cli::Setup;
 
 const PROGRAM: &str = "ibd-judge";
@@ -28,6 +29,7 @@ fn run(cli: Cli) -> Result<(), String> {
     if let Some(dup) = cli.specs.iter().find(|s| !seen.insert(s.queue)) {
         return Err(format!("queue {} is given twice", dup.queue));
     }
+    let metrics = MetricsOptions::resolve(&cli.metrics, &setup.settings);
     let ready = if cli.foreground {
         None
     } else {
@@ -36,8 +38,8 @@ fn run(cli: Cli) -> Result<(), String> {
     if !cli.foreground || cli.log_syslog || setup.settings.log_syslog.unwrap_or(false) {
         log::use_syslog(PROGRAM);
     }
-    let started = start(&cli, &setup, rcvbuf as usize);
-    let (mut daemon, signals) = match started {
+    let started = start(&cli, &setup, rcvbuf as usize, &metrics);
+    let (mut daemon, signals, exporter) = match started {
         Ok(x) => x,
         Err(msg) => {
             if let Some(mut w) = ready {
@@ -55,6 +57,7 @@ fn run(cli: Cli) -> Result<(), String> {
         );
     }
     daemon.run(&signals);
+    exporter.finish();
     log::log(PROGRAM, Level::Notice, "stopped");
     Ok(())
 }
@@ -63,7 +66,8 @@ fn start(
     cli: &Cli,
     setup: &Setup,
     rcvbuf: usize,
-) -> Result<(Daemon<ipqbdb_store::AnyStore>, Signals), String> {
+    metrics: &MetricsOptions,
+) -> Result<(Daemon<ipqbdb_store::AnyStore>, Signals, Exporter), String> {
     // The socket first, while no other thread exists (see netlink.rs).
     let mut sock = NfqSocket::open()
         .map_err(|e| format!("NFQUEUE socket: {e} (ibd-judge needs CAP_NET_ADMIN)"))?;
@@ -113,8 +117,8 @@ fn start(
         staleness,
         verbose: cli.verbose,
     };
-    Ok((
-        Daemon::new(store, writer, sock, cli.specs.clone(), opts),
-        signals,
-    ))
+    let daemon = Daemon::new(store, writer, sock, cli.specs.clone(), opts);
+    let exporter =
+        Exporter::start(PROGRAM, metrics, daemon.metrics_render()).map_err(|e| e.to_string())?;
+    Ok((daemon, signals, exporter))
 }

@@ -3,6 +3,7 @@
 
 pub mod netns;
 pub mod proc;
+pub mod scrape;
 pub mod traffic;
 
 pub use proc::Proc;
