@@ -28,7 +28,7 @@ fn main() -> ExitCode {
     ipqbdb_store::cli::daemon_main(PROGRAM, run)
 }
 
-fn run(cli: Cli) -> Result<(), String> {
+fn run(mut cli: Cli) -> Result<(), String> {
     let setup = Setup::resolve(&cli.db, "parse").map_err(|e| e.to_string())?;
     let s = &setup.settings;
     let verbose = cli.verbose.max(s.verbose.unwrap_or(0));
@@ -47,7 +47,15 @@ fn run(cli: Cli) -> Result<(), String> {
         .clone()
         .or_else(|| s.rule_file.clone())
         .unwrap_or_else(|| PathBuf::from(DEFAULT_RULE_FILE));
-    // Everything that can be wrong with the configuration is found before detaching.
+    // Everything that can be wrong with the configuration is found before detaching, and every path
+    // made absolute: detaching changes the directory to `/`, and a reload reads the rules again.
+    let absolute = |p: &Path| std::path::absolute(p).map_err(|e| format!("{}: {e}", p.display()));
+    let rule_file = absolute(&rule_file)?;
+    cli.files = cli
+        .files
+        .iter()
+        .map(|f| absolute(f))
+        .collect::<Result<_, _>>()?;
     let rules = load_rules(&rule_file, mode)?;
     let connkill = cli.connkill.load(s).map_err(|e| e.to_string())?;
     let metrics = MetricsOptions::resolve(&cli.metrics, s);

@@ -463,3 +463,80 @@ fn journal_input_trusts_journald_and_resumes_at_its_cursor() {
         assert_eq!(s.caught("192.0.2.1"), 1, "read twice");
     }
 }
+
+/// The pids of processes that hold `path` open.
+fn holders(path: &Path) -> Vec<i32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
+        if fds
+            .flatten()
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t == path))
+        {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Kills a detached daemon however the test ends.
+struct Detached(i32);
+
+impl Drop for Detached {
+    fn drop(&mut self) {
+        // SAFETY: signalling a pid this test found holding its own temporary file.
+        unsafe { libc::kill(self.0, libc::SIGKILL) };
+    }
+}
+
+#[test]
+fn detached_daemon_keeps_relative_paths() {
+    let s = Setup::new();
+    let log = s.path("auth.log");
+    std::fs::write(&log, "").unwrap();
+    // Started from the temporary directory with relative paths; it detaches (to `/`) before it
+    // opens the log, the database and, on a reload, the rules again.
+    let out = Command::new(PARSE)
+        .args(["--config", "/dev/null", "--no-fifo", "--db-dir", "db"])
+        .args(["--rule-file", "rules.conf", "auth.log"])
+        .env_remove("IPQBDB_CONFIG")
+        .current_dir(s.tmp.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut pid = Vec::new();
+    wait_until(
+        || "the daemon holds the log open".into(),
+        LIMIT,
+        || {
+            pid = holders(&log);
+            !pid.is_empty()
+        },
+    );
+    let daemon = Detached(pid[0]);
+    append(&log, &ssh("192.0.2.60"));
+    s.wait_caught("192.0.2.60", 1);
+    // The reload reads the rule file by the path it was given, relative to where it started.
+    std::fs::write(s.rules(), "/NEW <HOST>/ * \"new\" 5\n").unwrap();
+    // SAFETY: the daemon's pid, found above.
+    unsafe { libc::kill(daemon.0, libc::SIGHUP) };
+    // Lines before the reload are read by the old rules: new ones until the new rule catches.
+    wait_until(
+        || "the reloaded rule catches".into(),
+        LIMIT,
+        || {
+            append(&log, "NEW 192.0.2.61\n");
+            std::thread::sleep(Duration::from_millis(20));
+            s.caught("192.0.2.61") > 0
+        },
+    );
+}
