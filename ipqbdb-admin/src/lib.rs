@@ -8,6 +8,7 @@ mod context;
 mod del;
 mod error;
 mod links;
+mod report;
 mod show_config;
 mod white;
 
@@ -52,6 +53,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
         Command::White(_) => ("white", "white"),
         Command::Config(_) => ("config", "config"),
         Command::Category(_) => ("category", "category"),
+        Command::Report(_) => ("report", "report"),
         Command::InstallLinks(_) => ("config", "install-links"),
     };
     let program = if link.is_some() {
@@ -76,6 +78,7 @@ fn dispatch(cli: &Cli, section: &str, program: &str) -> Result<(), AdminError> {
         Command::White(a) => white::run(&ctx()?, a),
         Command::Config(a) => show_config::run(&ctx()?, a),
         Command::Category(a) => category::run(&ctx()?, a),
+        Command::Report(a) => report::run(&ctx()?, a),
         Command::InstallLinks(a) => links::run(a),
     }
 }
