@@ -940,6 +940,44 @@ mod suite {
         assert!(matches!(e, StoreError::Corrupt { .. }), "{e}");
         assert!(e.to_string().contains("report state for 198.18.0.1"), "{e}");
     }
+
+    /// A database of the version before the report table: opening it adds the table, empty, and
+    /// keeps everything else (the format stays `ipqbdb-2`: older programs ignore the new table).
+    pub fn database_without_report_table_gets_it(b: Backend) {
+        // Made and aged in other processes: this one must not have the environment open (LMDB
+        // keeps table handles per process, and no program removes a table in real life).
+        let dir = tempfile::tempdir().unwrap();
+        for args in [&["ban-loop", "1", "45"][..], &["drop-table", "report"]] {
+            let out = Command::new(WORKER)
+                .arg(b.name())
+                .arg(dir.path())
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let s = open_any(dir.path(), b).unwrap();
+        assert!(s.lookup(key("192.0.2.1")).unwrap().is_some());
+        assert!(s.report_states().unwrap().is_empty());
+        let started = ReportState {
+            kind: ReportKind::Sent,
+            ban_time: T0,
+            at: T0,
+            status: 0,
+        };
+        assert_eq!(
+            s.report_begin(key("45.33.32.1"), None, started, None)
+                .unwrap(),
+            ReportBegin::Started
+        );
+        assert_eq!(s.report_states().unwrap().len(), 1);
+        let format = s.read(&mut |tx| tx.get(Table::Meta, b"format")).unwrap();
+        assert_eq!(format.as_deref(), Some(&b"ipqbdb-2"[..]));
+    }
 }
 
 /// How many entries of `entries` repeat an earlier range (and so replace it).
@@ -975,6 +1013,7 @@ macro_rules! cases {
             whitelist_lookup_matches_a_full_search,
             version_1_whitelist_is_migrated,
             report_states_quota_and_candidates,
+            database_without_report_table_gets_it,
         );
     };
     (@each $backend:expr; $($case:ident),* $(,)?) => {$(
