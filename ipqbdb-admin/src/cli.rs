@@ -61,6 +61,10 @@ pub struct BanArgs {
     /// Also log each ban to syslog
     #[arg(long)]
     pub log_syslog: bool,
+    /// Append the reason's report category to each ban's line (`, category N`), for reporting with
+    /// one's own scripts
+    #[arg(long)]
+    pub log_category: bool,
     /// Print nothing on success
     #[arg(short, long)]
     pub quiet: bool,

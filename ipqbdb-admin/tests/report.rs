@@ -528,3 +528,33 @@ fn crash_mid_report_sqlite() {
 fn crash_mid_report_redb() {
     crash_mid_report(Backend::Redb);
 }
+
+#[test]
+fn ban_log_category_appends_the_category() {
+    let f = Fixture::new(Backend::Lmdb, "", vec![], Reply::ok());
+    let ban = |extra: &[&str]| {
+        let out = Command::new(IBD)
+            .args(["ban", "--config"])
+            .arg(f.config())
+            .args(["-r", SSH, "45.33.32.156"])
+            .args(extra)
+            .env_remove("IPQBDB_CONFIG")
+            .output()
+            .unwrap();
+        assert_exit(&out, 0);
+        stdout(&out)
+    };
+    assert_eq!(
+        ban(&["--log-category"]),
+        "45.33.32.156: new, 3.125%, decay 1h, category 0\n"
+    );
+    let out = Command::new(IBD)
+        .args(["category", "--config"])
+        .arg(f.config())
+        .args([SSH, "18"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    assert!(ban(&["--log-category"]).ends_with(", caught 2 times, category 18\n"));
+    assert!(!ban(&[]).contains("category"));
+}

@@ -176,6 +176,7 @@ fn start(
     drop(tx);
     let mut daemon = Daemon::new(store, rule_file, rules, infos, connkill, verbose);
     daemon.set_maintenance_interval(cli.maintenance.every());
+    daemon.set_log_category(cli.log_category || setup.settings.log_category.unwrap_or(false));
     Ok((daemon, rx, signals))
 }
 

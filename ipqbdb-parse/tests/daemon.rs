@@ -463,3 +463,54 @@ fn journal_input_trusts_journald_and_resumes_at_its_cursor() {
         assert_eq!(s.caught("192.0.2.1"), 1, "read twice");
     }
 }
+
+#[test]
+fn log_category_appends_each_bans_category() {
+    let s = Setup::new();
+    {
+        let store = ipqbdb_tests::open_any(&s.db(), Backend::compiled()[0]).unwrap();
+        let ssh = store.reason_id("ssh").unwrap();
+        store.set_category(ssh, 18).unwrap();
+    }
+    let input = format!(
+        "{}FTP fail 192.0.2.51\n{}",
+        ssh("192.0.2.50"),
+        ssh("192.0.2.50")
+    );
+    let mut cmd = Command::new(PARSE);
+    cmd.args([
+        "--stdin",
+        "--no-fifo",
+        "--log-category",
+        "--config",
+        "/dev/null",
+        "--db-dir",
+    ])
+    .arg(s.db())
+    .arg("--rule-file")
+    .arg(s.rules())
+    .stdin(Stdio::piped())
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
+    let mut child = Proc::spawn("ibd-parse --stdin --log-category", &mut cmd);
+    child
+        .child()
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.output(LIMIT);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let bans: Vec<&str> = err.lines().filter(|l| l.contains(", category ")).collect();
+    assert_eq!(
+        bans,
+        [
+            "ibd-parse: 192.0.2.50: 3.125% (ssh), category 18",
+            "ibd-parse: 192.0.2.51: 3.125% (ftp), category 0",
+            "ibd-parse: 192.0.2.50: 6.250% (ssh), category 18",
+        ],
+        "{err}"
+    );
+}
