@@ -37,7 +37,7 @@ getent group ipqbdb > /dev/null && fail "the group ipqbdb exists; run this check
 
 pkg=ipqbdb-lmdb
 web=ibdcheckweb # the throwaway "web application" user of step 4
-daemons=(ibd-judge.service ibd-parse.service ibd-parse-journal.service)
+daemons=(ibd-judge.service ibd-parse.service ibd-parse-journal.service ibd-report.service)
 units=("${daemons[@]}" ibd-retention.service ibd-retention.timer)
 tmp=$(mktemp -d)
 
@@ -144,6 +144,7 @@ step "package contents"
 required=(
     ./usr/sbin/ibd ./usr/sbin/ibd-parse ./usr/sbin/ibd-judge
     ./usr/sbin/ibd-ban ./usr/sbin/ibd-del ./usr/sbin/ibd-white ./usr/sbin/ibd-config ./usr/sbin/ibd-category
+    ./usr/sbin/ibd-report
     ./etc/ipqbdb-pcre.conf ./etc/ipqbdb-connkill.cmd ./etc/ipqbdb/ipqbdb.toml
     "${units[@]/#/./usr/lib/systemd/system/}"
     ./usr/share/man/man8/ibd-judge.8.gz ./usr/share/man/man8/ibd-ban.8.gz

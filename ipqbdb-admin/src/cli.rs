@@ -13,7 +13,7 @@ use ipqbdb_store::cli::{ConnKillArgs, DbArgs};
     about = "Administer the ipqbdb database of abusive IP addresses",
     long_about = "Administer the ipqbdb database of abusive IP addresses.\n\n\
         Each subcommand is also available as a program of its own through links named \
-        ibd-ban, ibd-del, ibd-white, ibd-config and ibd-category (see `ibd install-links`).\n\n\
+        ibd-ban, ibd-del, ibd-white, ibd-config, ibd-category and ibd-report (see `ibd install-links`).\n\n\
         Exit status: 0 success, 1 failure (for ban and white: some input refused), 2 usage error."
 )]
 pub struct Cli {
@@ -38,7 +38,7 @@ pub enum Command {
     /// Report banned addresses whose reason has a category to an AbuseIPDB-compatible database
     #[command(long_about = REPORT_ABOUT)]
     Report(ReportArgs),
-    /// Create the ibd-ban, ibd-del, ibd-white, ibd-config and ibd-category links in DIR
+    /// Create the ibd-ban, ibd-del, ibd-white, ibd-config, ibd-category and ibd-report links in DIR
     InstallLinks(InstallLinksArgs),
 }
 
@@ -183,12 +183,13 @@ pub struct InstallLinksArgs {
 }
 
 /// The program names that dispatch to a subcommand, with that subcommand.
-pub const LINKS: [(&str, &str); 5] = [
+pub const LINKS: [(&str, &str); 6] = [
     ("ibd-ban", "ban"),
     ("ibd-del", "del"),
     ("ibd-white", "white"),
     ("ibd-config", "config"),
     ("ibd-category", "category"),
+    ("ibd-report", "report"),
 ];
 
 /// The clap command, for man pages and completions.

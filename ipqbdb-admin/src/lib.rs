@@ -1,5 +1,5 @@
-//! The `ibd` administration program, also run as `ibd-ban`, `ibd-del`, `ibd-white`, `ibd-config` and
-//! `ibd-category` through links (it dispatches on the name it was called by).
+//! The `ibd` administration program, also run as `ibd-ban`, `ibd-del`, `ibd-white`, `ibd-config`,
+//! `ibd-category` and `ibd-report` through links (it dispatches on the name it was called by).
 
 mod ban;
 mod category;

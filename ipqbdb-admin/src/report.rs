@@ -53,6 +53,9 @@ pub fn run(ctx: &Context, args: &ReportArgs) -> Result<()> {
             cfg.url,
             format_duration(cfg.interval.as_secs() as u32)
         ));
+        if let Err(e) = ipqbdb_core::process::notify_ready() {
+            say(&format!("telling systemd we are ready: {e}"));
+        }
         let mut reporter = Reporter::new(&store, &cfg, sink, &clock, &mut say);
         reporter.follow(&signals.terminate, &mut stats);
         log::log(

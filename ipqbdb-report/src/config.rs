@@ -145,6 +145,25 @@ mod tests {
         }
     }
 
+    /// The example configuration's commented `report-*` lines, uncommented, are the defaults.
+    #[test]
+    fn example_configuration_shows_the_defaults() {
+        let example = include_str!("../../packaging/examples/ipqbdb.toml");
+        let text: String = example
+            .lines()
+            .filter_map(|l| l.strip_prefix("# report-"))
+            .map(|l| format!("report-{}\n", l.split(" #").next().unwrap()))
+            .collect();
+        assert_eq!(text.lines().count(), 9, "{text}");
+        let c = cfg(&text).unwrap();
+        let d = cfg("").unwrap();
+        assert_eq!(
+            (c.url, c.key_file, c.comment, c.policy, c.daily_quota),
+            (d.url, d.key_file, d.comment, d.policy, d.daily_quota)
+        );
+        assert_eq!((c.timeout, c.interval), (d.timeout, d.interval));
+    }
+
     #[test]
     fn key_file() {
         let dir = tempfile::tempdir().unwrap();
