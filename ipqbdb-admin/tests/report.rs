@@ -442,6 +442,36 @@ fn refused_timed_out_and_unreachable() {
     assert_eq!(f.reported_ips().len(), 4);
 }
 
+#[test]
+fn a_wrong_key_or_url_burns_no_report() {
+    let f = Fixture::new(
+        Backend::Lmdb,
+        "",
+        vec![
+            Reply::status(
+                401,
+                &[],
+                "{\"errors\":[{\"detail\":\"Authentication failed\"}]}",
+            ),
+            Reply::status(301, &[("Location", "https://example.invalid/")], ""),
+        ],
+        Reply::ok(),
+    );
+    f.ban("45.33.32.156", SSH, 18);
+    for want in [
+        "(401): {\"errors\"",
+        "(301): redirected to \"https://example.invalid/\"",
+    ] {
+        let out = f.report(&[]);
+        assert_exit(&out, 1);
+        assert!(stdout(&out).contains(want), "{}", stdout(&out));
+        assert_eq!(f.state("45.33.32.156"), None, "still due");
+    }
+    assert_exit(&f.report(&[]), 0);
+    assert_eq!(f.state("45.33.32.156"), Some(ReportKind::Accepted));
+    assert_eq!(f.reported_ips().len(), 3);
+}
+
 /// SIGKILL while a request waits for its answer, then a restart: the request in flight is not
 /// sent again (it shows as `sent`), every other due report goes out exactly once.
 fn crash_mid_report(backend: Backend) {

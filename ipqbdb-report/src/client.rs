@@ -30,6 +30,9 @@ pub enum Answer {
         status: u16,
         retry_after: Option<Duration>,
     },
+    /// 401 (the key is wrong) or a redirection (report-url is not the endpoint): nothing is wrong
+    /// with the report, which stays due, but the configuration needs fixing.
+    Misconfigured { status: u16, detail: String },
     /// Any other status: the server refuses this report; sending it again would not help.
     Refused { status: u16, detail: String },
     /// The request never left (resolution, connection or TLS handshake failed): retry later.
@@ -96,6 +99,16 @@ impl Client {
                 status,
                 retry_after,
             },
+            300..=399 => Answer::Misconfigured {
+                status,
+                detail: format!(
+                    "redirected to {:?}: set report-url to the endpoint itself",
+                    resp.headers()
+                        .get("location")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                ),
+            },
             _ => {
                 let detail = resp
                     .body_mut()
@@ -107,7 +120,11 @@ impl Client {
                     .chars()
                     .map(|c| if c.is_control() { ' ' } else { c })
                     .collect();
-                Answer::Refused { status, detail }
+                if status == 401 {
+                    Answer::Misconfigured { status, detail }
+                } else {
+                    Answer::Refused { status, detail }
+                }
             }
         }
     }

@@ -11,7 +11,8 @@
 //! - A request that may have reached the server but got no answer (a timeout waiting for it) is
 //!   recorded `in-doubt`, the same way, and not sent again.
 //! - A request that certainly did not arrive (no connection) or that the server did not take
-//!   (429, 5xx) puts the previous state back, so the address stays due, after the backoff.
+//!   (429, 5xx, and 401 or a redirection, which say the configuration is wrong) puts the previous
+//!   state back, so the address stays due, after the backoff.
 //!
 //! So a report is sent at most once per ban, and it is missing only when a request went out and
 //! the reporter could not learn whether it arrived: at most one address per crash or timeout, and
@@ -189,6 +190,15 @@ impl<'a, S: Store> Reporter<'a, S> {
                     "{ip}: not taken ({status}{}), next try in {}s",
                     retry_after
                         .map_or(String::new(), |d| format!(", Retry-After {}s", d.as_secs())),
+                    wait.as_secs()
+                ));
+                Ok(Some(PassEnd::Backoff(wait)))
+            }
+            Answer::Misconfigured { status, detail } => {
+                self.store.report_finish(c.key, c.state)?;
+                let wait = self.backoff.failed(None);
+                (self.say)(&format!(
+                    "{ip}: not taken ({status}): {detail} (check report-url and the key file); next try in {}s",
                     wait.as_secs()
                 ));
                 Ok(Some(PassEnd::Backoff(wait)))
