@@ -185,6 +185,10 @@ for b in lmdb sqlite redb; do
             fail "$deb: copyright lacks the bundled SQLite (public-domain)"
         ;;
     esac
+    grep -qE $'^ring-[0-9.]+/\\*\tISC and Apache-2\\.0$' "$tmp/dep5" ||
+        fail "$deb: copyright lacks ring (ISC and Apache-2.0), compiled into ibd"
+    grep -qE $'^webpki-roots-[0-9.]+/\\*\tCDLA-Permissive-2\\.0$' "$tmp/dep5" ||
+        fail "$deb: copyright lacks webpki-roots (CDLA-Permissive-2.0), compiled into ibd"
     [ "$b" = lmdb ] || ! grep -q OLDAP "$tmp/dep5" || fail "$deb: copyright lists LMDB, which it does not bundle"
     [ "$b" = sqlite ] || ! grep -q public-domain "$tmp/dep5" || fail "$deb: copyright lists SQLite, which it does not bundle"
     licences=$(awk -F '\t' '$1 == "LICENSE" {print $2}' "$tmp/dep5" | paste -sd ' ')
