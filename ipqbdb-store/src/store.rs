@@ -631,9 +631,12 @@ pub trait Store: Send + Sync + Sized {
     /// Forgets the attempts started before `before`, in one transaction; returns how many. A reporter
     /// calls it with a time before both its cooldown and the oldest ban it would still report, so a
     /// forgotten attempt can be neither repeated nor shorten a cooldown.
+    ///
+    /// It writes only when there is something to forget: a reporter calls it at every pass, and an
+    /// empty commit would still take the writer from the parser.
     fn report_prune(&self, before: UnixTime) -> Result<u64> {
         let path = self.engine_path();
-        self.write(&mut |tx| {
+        let old = |tx: &dyn ReadTx| -> Result<Vec<AddrKey>> {
             let mut old = Vec::new();
             tx.scan(Table::Report, &[], Direction::Forward, &mut |k, v| {
                 let (key, state) = decode_report_state(path, k, v)?;
@@ -642,6 +645,13 @@ pub trait Store: Send + Sync + Sized {
                 }
                 Ok(true)
             })?;
+            Ok(old)
+        };
+        if self.read(&mut |tx| old(tx))?.is_empty() {
+            return Ok(0);
+        }
+        self.write(&mut |tx| {
+            let old = old(&*tx)?;
             for key in &old {
                 tx.delete(Table::Report, &key.to_bytes())?;
             }
