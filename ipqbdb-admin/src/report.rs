@@ -24,7 +24,11 @@ pub fn run(ctx: &Context, args: &ReportArgs) -> Result<()> {
     let sink = if args.dry_run {
         Sink::DryRun
     } else {
-        Sink::Http(Client::new(&cfg.url, cfg.read_key()?, cfg.timeout))
+        let key = cfg.read_key()?;
+        if let Some(w) = ipqbdb_report::config::key_file_warning(&cfg.key_file) {
+            ctx.warn(w);
+        }
+        Sink::Http(Client::new(&cfg.url, key, cfg.timeout))
     };
     let store = ctx.open(!args.dry_run)?;
     let doubt = store

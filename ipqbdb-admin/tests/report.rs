@@ -31,7 +31,10 @@ impl Fixture {
     fn new(backend: Backend, extra: &str, script: Vec<Reply>, default: Reply) -> Fixture {
         let tmp = tempfile::tempdir().unwrap();
         let server = ScriptedServer::start(script, default);
-        std::fs::write(tmp.path().join("key"), format!("{KEY}\n")).unwrap();
+        let key = tmp.path().join("key");
+        std::fs::write(&key, format!("{KEY}\n")).unwrap();
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o640))
+            .unwrap();
         let f = Fixture {
             tmp,
             server,
@@ -208,15 +211,23 @@ fn one_shot_sends_exact_requests_and_never_the_excluded() {
     let out = f.report(&[]);
     assert_exit(&out, 0);
     assert_eq!(stdout(&out), "45.33.32.156: reported, category 18 (200)\n");
+    assert_eq!(stderr(&out), "");
     let reqs = f.server.requests();
     assert_eq!(reqs.len(), 1, "{reqs:?}");
     assert_report_request(&reqs[0], "45.33.32.156", "18", SSH_COMMENT);
     assert_eq!(f.state("45.33.32.156"), Some(ReportKind::Accepted));
 
-    // Nothing new: nothing sent again.
+    // Nothing new: nothing sent again. (A key every user can read is worth a warning.)
+    let key = f.tmp.path().join("key");
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     let out = f.report(&[]);
     assert_exit(&out, 0);
     assert_eq!(stdout(&out), "");
+    assert!(
+        stderr(&out).contains("the API key is readable by every user (mode 644)"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(f.server.requests().len(), 1);
 
     let out = f.report(&["--status"]);

@@ -84,6 +84,20 @@ impl ReportConfig {
     }
 }
 
+/// A warning when every user of the machine can read the key file: anyone holding the key can
+/// report in the administrator's name.
+pub fn key_file_warning(path: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode();
+    (mode & 0o004 != 0).then(|| {
+        format!(
+            "{}: the API key is readable by every user (mode {:o}); chmod o-r it",
+            path.display(),
+            mode & 0o7777
+        )
+    })
+}
+
 fn check_url(url: &str) -> Result<(), String> {
     let uri: ureq::http::Uri = url.parse().map_err(|e| format!("{url:?}: {e}"))?;
     match uri.scheme_str() {
@@ -177,6 +191,12 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("visible ASCII"));
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert_eq!(key_file_warning(&p), None);
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let w = key_file_warning(&p).unwrap();
+        assert!(w.contains("readable by every user (mode 644)"), "{w}");
         let e = read_key(&dir.path().join("none")).unwrap_err().to_string();
         assert!(e.contains("none"), "{e}");
     }
