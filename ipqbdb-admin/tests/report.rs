@@ -44,6 +44,11 @@ impl Fixture {
         f
     }
 
+    /// On LMDB, with a server that accepts every report.
+    fn answering_ok(extra: &str) -> Fixture {
+        Fixture::new(Backend::Lmdb, extra, vec![], Reply::ok())
+    }
+
     fn write_config(&self, name: &str, url: &str, extra: &str) -> PathBuf {
         let path = self.tmp.path().join(name);
         std::fs::write(
@@ -84,6 +89,12 @@ impl Fixture {
 
     fn report_with(&self, config: &Path, args: &[&str]) -> Output {
         self.cmd(config, args).output().unwrap()
+    }
+
+    /// Starts `ibd report --follow`, its output appended to `follow.log`.
+    fn follow(&self, name: &str) -> Proc {
+        let log = self.tmp.path().join("follow.log");
+        Proc::spawn_logged(name, &mut self.cmd(&self.config(), &["--follow"]), &log)
     }
 
     fn store(&self) -> AnyStore {
@@ -177,12 +188,7 @@ const SSH_COMMENT: &str = "sshd: failed password (caught 1 times; ipqbdb)";
 
 #[test]
 fn one_shot_sends_exact_requests_and_never_the_excluded() {
-    let f = Fixture::new(
-        Backend::Lmdb,
-        "report-min-probability = 3",
-        vec![],
-        Reply::ok(),
-    );
+    let f = Fixture::answering_ok("report-min-probability = 3");
     let t = now();
     f.ban("45.33.32.156", SSH, 18);
     // Never reported: special-purpose addresses, a whitelisted one, an IPv6 network (the database
@@ -240,7 +246,7 @@ fn one_shot_sends_exact_requests_and_never_the_excluded() {
 
 #[test]
 fn dry_run_prints_the_request_and_changes_nothing() {
-    let f = Fixture::new(Backend::Lmdb, "", vec![], Reply::ok());
+    let f = Fixture::answering_ok("");
     std::fs::remove_file(f.tmp.path().join("key")).unwrap();
     f.ban("45.33.32.156", SSH, 18);
     f.ban("192.168.1.1", SSH, 18);
@@ -269,7 +275,7 @@ fn dry_run_prints_the_request_and_changes_nothing() {
 
 #[test]
 fn daily_quota_stops_and_holds() {
-    let f = Fixture::new(Backend::Lmdb, "report-daily-quota = 2", vec![], Reply::ok());
+    let f = Fixture::answering_ok("report-daily-quota = 2");
     let t = now();
     for (i, a) in ["45.33.32.1", "45.33.32.2", "45.33.32.3"]
         .iter()
@@ -295,12 +301,7 @@ fn daily_quota_stops_and_holds() {
 
 #[test]
 fn one_report_per_address_per_cooldown() {
-    let f = Fixture::new(
-        Backend::Lmdb,
-        "report-cooldown = \"3s\"",
-        vec![],
-        Reply::ok(),
-    );
+    let f = Fixture::answering_ok("report-cooldown = \"3s\"");
     let first = now();
     f.ban("45.33.32.156", SSH, 18);
     assert_exit(&f.report(&[]), 0);
@@ -347,12 +348,7 @@ fn follow_backs_off_on_429_and_5xx_honouring_retry_after() {
         Reply::ok(),
     );
     f.ban("45.33.32.156", SSH, 18);
-    let log = f.tmp.path().join("follow.log");
-    let mut p = Proc::spawn_logged(
-        "ibd report --follow",
-        &mut f.cmd(&f.config(), &["--follow"]),
-        &log,
-    );
+    let mut p = f.follow("ibd report --follow");
     wait_until(
         || format!("three requests, got {:?}", f.reported_ips()),
         Duration::from_secs(30),
@@ -496,12 +492,7 @@ fn crash_mid_report(backend: Backend) {
     f.ban_at("45.33.32.1", SSH, 18, 5, t - 3);
     f.ban_at("45.33.32.2", SSH, 18, 5, t - 2);
     f.ban_at("45.33.32.3", SSH, 18, 5, t - 1);
-    let log = f.tmp.path().join("follow.log");
-    let mut p = Proc::spawn_logged(
-        "ibd report --follow",
-        &mut f.cmd(&f.config(), &["--follow"]),
-        &log,
-    );
+    let mut p = f.follow("ibd report --follow");
     wait_until(
         || "the first request at the server".into(),
         Duration::from_secs(20),
@@ -512,11 +503,7 @@ fn crash_mid_report(backend: Backend) {
     assert_eq!(f.state("45.33.32.1"), Some(ReportKind::Sent));
     assert_eq!(f.state("45.33.32.2"), None);
 
-    let mut p = Proc::spawn_logged(
-        "ibd report --follow (restarted)",
-        &mut f.cmd(&f.config(), &["--follow"]),
-        &log,
-    );
+    let mut p = f.follow("ibd report --follow (restarted)");
     wait_until(
         || format!("the other two reported, got {:?}", f.reported_ips()),
         Duration::from_secs(20),
@@ -572,7 +559,7 @@ fn crash_mid_report_redb() {
 
 #[test]
 fn ban_log_category_appends_the_category() {
-    let f = Fixture::new(Backend::Lmdb, "", vec![], Reply::ok());
+    let f = Fixture::answering_ok("");
     let ban = |extra: &[&str]| {
         let out = Command::new(IBD)
             .args(["ban", "--config"])

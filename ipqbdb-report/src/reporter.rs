@@ -184,35 +184,35 @@ impl<'a, S: Store> Reporter<'a, S> {
                 status,
                 retry_after,
             } => {
-                self.store.report_finish(c.key, c.state)?;
-                let wait = self.backoff.failed(retry_after);
-                (self.say)(&format!(
-                    "{ip}: not taken ({status}{}), next try in {}s",
-                    retry_after
-                        .map_or(String::new(), |d| format!(", Retry-After {}s", d.as_secs())),
-                    wait.as_secs()
-                ));
-                Ok(Some(PassEnd::Backoff(wait)))
+                let shown = retry_after
+                    .map_or(String::new(), |d| format!(", Retry-After {}s", d.as_secs()));
+                self.stays_due(c, &format!("not taken ({status}{shown}),"), retry_after)
             }
-            Answer::Misconfigured { status, detail } => {
-                self.store.report_finish(c.key, c.state)?;
-                let wait = self.backoff.failed(None);
-                (self.say)(&format!(
-                    "{ip}: not taken ({status}): {detail} (check report-url and the key file); next try in {}s",
-                    wait.as_secs()
-                ));
-                Ok(Some(PassEnd::Backoff(wait)))
-            }
-            Answer::NotSent(why) => {
-                self.store.report_finish(c.key, c.state)?;
-                let wait = self.backoff.failed(None);
-                (self.say)(&format!(
-                    "{ip}: not sent ({why}), next try in {}s",
-                    wait.as_secs()
-                ));
-                Ok(Some(PassEnd::Backoff(wait)))
-            }
+            Answer::Misconfigured { status, detail } => self.stays_due(
+                c,
+                &format!("not taken ({status}): {detail} (check report-url and the key file);"),
+                None,
+            ),
+            Answer::NotSent(why) => self.stays_due(c, &format!("not sent ({why}),"), None),
         }
+    }
+
+    /// The endpoint did not take the report (or never got it): puts the previous state back, so
+    /// the address stays due, and ends the pass for the backoff.
+    fn stays_due(
+        &mut self,
+        c: &ReportCandidate,
+        what: &str,
+        retry_after: Option<Duration>,
+    ) -> Result<Option<PassEnd>> {
+        self.store.report_finish(c.key, c.state)?;
+        let wait = self.backoff.failed(retry_after);
+        (self.say)(&format!(
+            "{}: {what} next try in {}s",
+            c.key,
+            wait.as_secs()
+        ));
+        Ok(Some(PassEnd::Backoff(wait)))
     }
 
     /// Passes until `stop` is set: every `interval` when all went out, after the backoff when the
