@@ -1,5 +1,5 @@
-//! The `ibd` administration program, also run as `ibd-ban`, `ibd-del`, `ibd-white`, `ibd-config` and
-//! `ibd-category` through links (it dispatches on the name it was called by).
+//! The `ibd` administration program, also run as `ibd-ban`, `ibd-del`, `ibd-white`, `ibd-config`,
+//! `ibd-category` and `ibd-report` through links (it dispatches on the name it was called by).
 
 mod ban;
 mod category;
@@ -8,6 +8,7 @@ mod context;
 mod del;
 mod error;
 mod links;
+mod report;
 mod show_config;
 mod stats;
 mod white;
@@ -54,6 +55,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
         Command::Config(_) => ("config", "config"),
         Command::Category(_) => ("category", "category"),
         Command::Stats(_) => ("stats", "stats"),
+        Command::Report(_) => ("report", "report"),
         Command::InstallLinks(_) => ("config", "install-links"),
     };
     let program = if link.is_some() {
@@ -79,6 +81,7 @@ fn dispatch(cli: &Cli, section: &str, program: &str) -> Result<(), AdminError> {
         Command::Config(a) => show_config::run(&ctx()?, a),
         Command::Category(a) => category::run(&ctx()?, a),
         Command::Stats(a) => stats::run(&ctx()?, a),
+        Command::Report(a) => report::run(&ctx()?, a),
         Command::InstallLinks(a) => links::run(a),
     }
 }

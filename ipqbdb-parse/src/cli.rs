@@ -71,6 +71,10 @@ pub struct Cli {
     /// Log to syslog even in the foreground
     #[arg(long)]
     pub log_syslog: bool,
+    /// Log every ban (as -v does) with its reason's report category appended (`, category N`), for
+    /// reporting with one's own scripts
+    #[arg(long)]
+    pub log_category: bool,
     /// Read followed files without a saved position from the start (default: from the end)
     #[arg(long)]
     pub from_start: bool,

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use ipqbdb_core::connkill::ConnKill;
 use ipqbdb_core::log::{log, Level};
 pub use ipqbdb_core::process::Signals;
-use ipqbdb_core::{now, percent};
+use ipqbdb_core::{now, percent, ReasonId};
 use ipqbdb_store::{Ban, Store};
 
 use crate::killer::Killer;
@@ -92,6 +92,8 @@ pub struct Daemon<S: Store> {
     metrics: ParseMetrics,
     /// Each source's counters, by index.
     inputs: Vec<InputMetrics>,
+    /// `--log-category`: log every ban with its reason's category.
+    log_category: bool,
 }
 
 /// How often the daemon does the database's housekeeping (LMDB's stale reader slots, SQLite's WAL
@@ -147,12 +149,19 @@ impl<S: Store> Daemon<S> {
             maintenance_every: Some(MAINTENANCE_INTERVAL),
             metrics,
             inputs,
+            log_category: false,
         }
     }
 
     /// The metrics page, for an [`ipqbdb_metrics::Exporter`] running beside the loop.
     pub fn metrics_render(&self) -> ipqbdb_metrics::Render {
         self.metrics.render()
+    }
+
+    /// Logs every ban with its reason's report category appended (the original's
+    /// `--log-category`), for administrators who report with their own scripts.
+    pub fn set_log_category(&mut self, on: bool) {
+        self.log_category = on;
     }
 
     /// How often to do the database's housekeeping (`None`: never, for tests that show its effect).
@@ -379,16 +388,22 @@ impl<S: Store> Daemon<S> {
                     self.log(Level::Notice, "the database accepts bans again".into());
                 }
                 self.totals.bans += reports.len() as u64;
+                let categories = self.categories();
                 let mut to_kill = Vec::new();
                 for ((ip, set, r), report) in self.pending_bans.iter().zip(&reports) {
                     let (ip, reason) = (*ip, &set.rules()[*r].reason);
                     self.metrics.banned(&set.rules()[*r], &report.outcome);
-                    if self.verbose >= 1 {
+                    if self.verbose >= 1 || self.log_category {
                         if let Some(rec) = report.outcome.record {
-                            self.log(
-                                Level::Info,
-                                format!("{ip}: {:.3}% ({})", percent(rec.probability), reason),
-                            );
+                            let mut line =
+                                format!("{ip}: {:.3}% ({})", percent(rec.probability), reason);
+                            let mut level = Level::Info;
+                            if let Some(c) = &categories {
+                                let category = c.get(&report.reason).copied().unwrap_or(0);
+                                line.push_str(&format!(", category {category}"));
+                                level = Level::Notice;
+                            }
+                            self.log(level, line);
                         }
                     }
                     if report.outcome.reached_max {
@@ -416,6 +431,21 @@ impl<S: Store> Daemon<S> {
                     self.last_error = Some(msg);
                 }
                 Err(())
+            }
+        }
+    }
+
+    /// With `--log-category`, every reason's category, read after the commit (`ibd category` may
+    /// change one at any time); a failed read is logged and the bans are logged with category 0.
+    fn categories(&self) -> Option<HashMap<ReasonId, u8>> {
+        if !self.log_category {
+            return None;
+        }
+        match self.store.reasons() {
+            Ok(all) => Some(all.into_iter().map(|r| (r.id, r.category)).collect()),
+            Err(e) => {
+                self.log(Level::Warning, format!("reading categories: {e}"));
+                Some(HashMap::new())
             }
         }
     }

@@ -189,6 +189,7 @@ fn start(
     drop(tx);
     let mut daemon = Daemon::new(store, rule_file, rules, infos, connkill, verbose);
     daemon.set_maintenance_interval(cli.maintenance.every());
+    daemon.set_log_category(cli.log_category || setup.settings.log_category.unwrap_or(false));
     let exporter =
         Exporter::start(PROGRAM, metrics, daemon.metrics_render()).map_err(|e| e.to_string())?;
     Ok((daemon, rx, signals, exporter))

@@ -1,6 +1,7 @@
 //! Helpers shared by the cross-crate tests: addresses, store opening, child processes, network
 //! namespaces.
 
+pub mod http_server;
 pub mod netns;
 pub mod proc;
 pub mod scrape;

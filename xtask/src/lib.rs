@@ -104,6 +104,7 @@ mod tests {
             "ibd-white",
             "ibd-config",
             "ibd-category",
+            "ibd-report",
         ];
         for name in names {
             let page = std::fs::read_to_string(dir.path().join(format!("man/{name}.8"))).unwrap();
@@ -115,6 +116,11 @@ mod tests {
             "ibd-del options missing"
         );
         assert!(del.contains("db\\-dir"), "ibd-del lacks the global options");
+        let report = std::fs::read_to_string(dir.path().join("man/ibd-report.8")).unwrap();
+        assert!(
+            report.contains("dry\\-run") && report.contains("Exactly once"),
+            "ibd-report options or description missing"
+        );
         let judge = std::fs::read_to_string(dir.path().join("man/ibd-judge.8")).unwrap();
         assert!(
             judge.contains("QSPEC") && judge.contains("fail\\-open"),
