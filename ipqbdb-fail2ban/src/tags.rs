@@ -121,7 +121,6 @@ pub fn pythonic_to_rust(re: &str) -> String {
     let mut out = String::with_capacity(re.len() + 8);
     let mut i = 0;
     let mut in_class = false;
-    let mut class_start = 0;
     while i < chars.len() {
         let c = chars[i];
         match c {
@@ -147,6 +146,21 @@ pub fn pythonic_to_rust(re: &str) -> String {
                 i += 2;
                 continue;
             }
+            // Python's `(?(name)yes|no)`: fancy-regex reads a bare name as a pattern to test.
+            '(' if !in_class && chars.get(i + 1) == Some(&'?') && chars.get(i + 2) == Some(&'(') => {
+                let end = chars[i + 3..].iter().position(|&c| c == ')').map(|p| i + 3 + p);
+                let name: String = end.map_or(String::new(), |e| chars[i + 3..e].iter().collect());
+                if let Some(e) = end.filter(|_| {
+                    !name.is_empty()
+                        && !name.bytes().all(|b| b.is_ascii_digit())
+                        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                }) {
+                    out.push_str(&format!("(?(<{name}>)"));
+                    i = e + 1;
+                    continue;
+                }
+                out.push('(');
+            }
             '[' if !in_class => {
                 in_class = true;
                 out.push('[');
@@ -160,7 +174,6 @@ pub fn pythonic_to_rust(re: &str) -> String {
                     out.push_str(r"\]");
                     i += 1;
                 }
-                class_start = i;
                 continue;
             }
             '[' => out.push_str(r"\["),
@@ -184,7 +197,6 @@ pub fn pythonic_to_rust(re: &str) -> String {
             '}' if !in_class => out.push_str(r"\}"),
             _ => out.push(c),
         }
-        let _ = class_start;
         i += 1;
     }
     out
@@ -242,5 +254,6 @@ mod tests {
         assert_eq!(pythonic_to_rust(r"a{,3}b{2}c{x}\Z"), r"a{0,3}b{2}c\{x\}\z");
         assert_eq!(pythonic_to_rust(r"[[\]a&&b]\<x\>"), r"[\[\]a\&\&b]<x>");
         assert_eq!(pythonic_to_rust(r"[]a]"), r"[\]a]");
+        assert_eq!(pythonic_to_rust(r"(?(cond)a|b)(?(1)c)"), r"(?(<cond>)a|b)(?(1)c)");
     }
 }

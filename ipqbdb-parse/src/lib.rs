@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod daemon;
+pub mod fail2ban_filters;
 pub mod journal;
 pub mod killer;
 pub mod lines;
