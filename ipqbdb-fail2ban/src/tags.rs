@@ -147,8 +147,14 @@ pub fn pythonic_to_rust(re: &str) -> String {
                 continue;
             }
             // Python's `(?(name)yes|no)`: fancy-regex reads a bare name as a pattern to test.
-            '(' if !in_class && chars.get(i + 1) == Some(&'?') && chars.get(i + 2) == Some(&'(') => {
-                let end = chars[i + 3..].iter().position(|&c| c == ')').map(|p| i + 3 + p);
+            '(' if !in_class
+                && chars.get(i + 1) == Some(&'?')
+                && chars.get(i + 2) == Some(&'(') =>
+            {
+                let end = chars[i + 3..]
+                    .iter()
+                    .position(|&c| c == ')')
+                    .map(|p| i + 3 + p);
                 let name: String = end.map_or(String::new(), |e| chars[i + 3..e].iter().collect());
                 if let Some(e) = end.filter(|_| {
                     !name.is_empty()
@@ -254,6 +260,9 @@ mod tests {
         assert_eq!(pythonic_to_rust(r"a{,3}b{2}c{x}\Z"), r"a{0,3}b{2}c\{x\}\z");
         assert_eq!(pythonic_to_rust(r"[[\]a&&b]\<x\>"), r"[\[\]a\&\&b]<x>");
         assert_eq!(pythonic_to_rust(r"[]a]"), r"[\]a]");
-        assert_eq!(pythonic_to_rust(r"(?(cond)a|b)(?(1)c)"), r"(?(<cond>)a|b)(?(1)c)");
+        assert_eq!(
+            pythonic_to_rust(r"(?(cond)a|b)(?(1)c)"),
+            r"(?(<cond>)a|b)(?(1)c)"
+        );
     }
 }

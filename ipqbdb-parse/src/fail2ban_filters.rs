@@ -227,8 +227,8 @@ impl ImportedFilter {
         let multiline = f.maxlines > 1;
         let mut regexes = Vec::new();
         let mut add = |kind: &'static str, loc: &Located| -> Result<usize, Error> {
-            let text = tags::translate(&loc.text)
-                .map_err(|u| loc.error(format!("{kind}: {}", u.0)))?;
+            let text =
+                tags::translate(&loc.text).map_err(|u| loc.error(format!("{kind}: {}", u.0)))?;
             let engine =
                 Engine::compile(&text, multiline).map_err(|e| loc.error(format!("{kind} {e}")))?;
             if kind == "failregex" {
@@ -251,7 +251,11 @@ impl ImportedFilter {
             });
             Ok(regexes.len() - 1)
         };
-        let pref = f.prefregex.as_ref().map(|p| add("prefregex", p)).transpose()?;
+        let pref = f
+            .prefregex
+            .as_ref()
+            .map(|p| add("prefregex", p))
+            .transpose()?;
         let fail = f
             .failregex
             .iter()
@@ -406,9 +410,17 @@ impl ImportedFilter {
 
 fn pref_has_id(f: &filter::Filter) -> bool {
     f.prefregex.as_ref().is_some_and(|p| {
-        ["<HOST>", "<ADDR>", "<IP4>", "<IP6>", "<F-ID", "<F-MLFID>", "<SUBNET>"]
-            .iter()
-            .any(|t| p.text.contains(t))
+        [
+            "<HOST>",
+            "<ADDR>",
+            "<IP4>",
+            "<IP6>",
+            "<F-ID",
+            "<F-MLFID>",
+            "<SUBNET>",
+        ]
+        .iter()
+        .any(|t| p.text.contains(t))
     })
 }
 
@@ -586,7 +598,8 @@ impl MlfidCache {
 /// nothing (the filter matches).
 pub fn rule_for(f: &ImportedFilter) -> crate::rules::Rule {
     static NEVER: std::sync::OnceLock<regex::bytes::Regex> = std::sync::OnceLock::new();
-    let never = NEVER.get_or_init(|| regex::bytes::Regex::new(r"(?-u:\A\z\A[^\x00-\xFF])").expect("valid"));
+    let never =
+        NEVER.get_or_init(|| regex::bytes::Regex::new(r"(?-u:\A\z\A[^\x00-\xFF])").expect("valid"));
     crate::rules::Rule {
         source: f.name(),
         regex: never.clone(),
@@ -682,13 +695,31 @@ mod tests {
             f.check("Nov 21 10:00:00 gw svc[7]: bad 'user x' from 192.0.2.1"),
             ip("192.0.2.1")
         );
-        assert_eq!(f.check("Nov 21 10:00:00 gw svc[7]: bad 'user x from 192.0.2.1"), Found::Miss);
-        assert_eq!(f.check("Nov 21 10:00:00 gw svc[7]: bad user x from 192.0.2.99"), Found::Miss);
+        assert_eq!(
+            f.check("Nov 21 10:00:00 gw svc[7]: bad 'user x from 192.0.2.1"),
+            Found::Miss
+        );
+        assert_eq!(
+            f.check("Nov 21 10:00:00 gw svc[7]: bad user x from 192.0.2.99"),
+            Found::Miss
+        );
         // A connection's address comes from an earlier line.
-        assert_eq!(f.check("Nov 21 10:00:01 gw svc[8]: connect from 192.0.2.2"), Found::Noted);
-        assert_eq!(f.check("Nov 21 10:00:02 gw svc[8]: too many failures"), ip("192.0.2.2"));
-        assert_eq!(f.check("Nov 21 10:00:02 gw svc[9]: too many failures"), Found::Noted);
-        assert_eq!(f.check("2026-11-21T10:00:00+01:00 gw svc[70]: bad user y from 2001:db8::1"), ip("2001:db8::1"));
+        assert_eq!(
+            f.check("Nov 21 10:00:01 gw svc[8]: connect from 192.0.2.2"),
+            Found::Noted
+        );
+        assert_eq!(
+            f.check("Nov 21 10:00:02 gw svc[8]: too many failures"),
+            ip("192.0.2.2")
+        );
+        assert_eq!(
+            f.check("Nov 21 10:00:02 gw svc[9]: too many failures"),
+            Found::Noted
+        );
+        assert_eq!(
+            f.check("2026-11-21T10:00:00+01:00 gw svc[70]: bad user y from 2001:db8::1"),
+            ip("2001:db8::1")
+        );
     }
 
     #[test]
@@ -696,15 +727,30 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let d = tmp.path();
         std::fs::write(d.join("a.conf"), "[Definition]\nfailregex = ^x (<HOST>\n").unwrap();
-        let e = ImportedFilter::load(d, &"a".parse().unwrap()).err().unwrap().to_string();
+        let e = ImportedFilter::load(d, &"a".parse().unwrap())
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("a.conf:2: failregex does not compile"), "{e}");
         std::fs::write(d.join("b.conf"), "[Definition]\nfailregex = ^x\n").unwrap();
-        let e = ImportedFilter::load(d, &"b".parse().unwrap()).err().unwrap().to_string();
+        let e = ImportedFilter::load(d, &"b".parse().unwrap())
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("b.conf:2: failregex has no <HOST>"), "{e}");
         std::fs::write(d.join("c.conf"), "[Definition]\nfailregex = ^x <DNS>\n").unwrap();
-        let e = ImportedFilter::load(d, &"c".parse().unwrap()).err().unwrap().to_string();
-        assert!(e.contains("c.conf:2") && e.contains("name resolution"), "{e}");
-        let e = ImportedFilter::load(d, &"a[initial-count=40]".parse().unwrap()).err().unwrap().to_string();
+        let e = ImportedFilter::load(d, &"c".parse().unwrap())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("c.conf:2") && e.contains("name resolution"),
+            "{e}"
+        );
+        let e = ImportedFilter::load(d, &"a[initial-count=40]".parse().unwrap())
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("initial"), "{e}");
         let (ok, errs) = load_all(d, &["a".parse().unwrap(), "b".parse().unwrap()], false).unwrap();
         assert_eq!((ok.len(), errs.len()), (0, 2));

@@ -126,7 +126,11 @@ impl RuleSet {
             // Every filter sees every line: its multi-line state must.
             let filters = imported.check(line);
             let rules = self.check_rules(line, input);
-            return if rules == Outcome::Miss { filters } else { rules };
+            return if rules == Outcome::Miss {
+                filters
+            } else {
+                rules
+            };
         }
         self.check_rules(line, input)
     }

@@ -17,7 +17,6 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use ipqbdb_core::AddrKey;
 use ipqbdb_parse::rules::Mode;
 use ipqbdb_parse::sessions::{Counted, Sessions};
 
@@ -178,40 +177,6 @@ fn read_samples(file: &Path, default: &str) -> Vec<Sample> {
     out
 }
 
-/// Evaluates the constraints fail2ban's samples use: `name == 'x'` and `opts.get('mode') == 'x'`
-/// (or `!=`), joined by `and`. `mode` is `None` for the filter's default mode.
-fn constraint_holds(c: &str, service: &str, mode: Option<&str>) -> bool {
-    c.split(" and ").all(|part| {
-        let part = part.replace(' ', "");
-        let (lhs, want, eq) = if let Some((l, r)) = part.split_once("==") {
-            (
-                l.to_string(),
-                r.trim_matches(|c| c == '\'' || c == '"').to_string(),
-                true,
-            )
-        } else if let Some((l, r)) = part.split_once("!=") {
-            (
-                l.to_string(),
-                r.trim_matches(|c| c == '\'' || c == '"').to_string(),
-                false,
-            )
-        } else {
-            panic!("unknown constraint {c:?}");
-        };
-        let have = match lhs.as_str() {
-            "name" => Some(service),
-            "opts.get('mode')" => mode,
-            other => panic!("unknown constraint subject {other:?} in {c:?}"),
-        };
-        (have == Some(want.as_str())) == eq
-    })
-}
-
-fn same(a: IpAddr, b: &str) -> bool {
-    b.parse::<IpAddr>()
-        .is_ok_and(|b| AddrKey::exact(a) == AddrKey::exact(b))
-}
-
 #[derive(Debug, Default)]
 struct Score {
     on_line: u32,
@@ -244,7 +209,7 @@ fn score(service: &str, default: &str) -> Score {
             let mode_name = (mode == Mode::Aggressive).then_some("aggressive");
             if s.constraint
                 .as_deref()
-                .is_some_and(|c| !constraint_holds(c, service, mode_name))
+                .is_some_and(|c| !common::constraint_holds(c, service, mode_name))
             {
                 continue;
             }
@@ -266,12 +231,12 @@ fn score(service: &str, default: &str) -> Score {
                         .iter()
                         .find(|(svc, text, _)| *svc == service && s.line.contains(text))
                     {
-                        if caught_ip.is_none_or(|ip| !same(ip, host)) {
+                        if caught_ip.is_none_or(|ip| !common::same(ip, host)) {
                             sc.excused.push(format!("{service}:{}: {why}", s.lineno));
                             continue;
                         }
                     }
-                    let ok = caught_ip.is_some_and(|ip| same(ip, host));
+                    let ok = caught_ip.is_some_and(|ip| common::same(ip, host));
                     if s.line.contains(host.as_str()) {
                         sc.on_line += 1;
                         sc.on_line_caught += u32::from(ok);
@@ -290,7 +255,8 @@ fn score(service: &str, default: &str) -> Score {
                     if s.aggressive && !s.default_mode && host.parse::<IpAddr>().is_ok() =>
                 {
                     sc.aggressive_only += 1;
-                    sc.aggressive_caught += u32::from(caught_ip.is_some_and(|ip| same(ip, host)));
+                    sc.aggressive_caught +=
+                        u32::from(caught_ip.is_some_and(|ip| common::same(ip, host)));
                 }
                 _ => {}
             }
