@@ -26,7 +26,7 @@ fn common_forms() -> Vec<String> {
         format!(r"\d{{8}}(?:T| {{1,2}})\d{{6}}(?:[.,]\d+)?(?:\s*{ZONE})?"),
         // syslog and asctime: [Sun ]Jan 23 21:59:59[.011][ 2005], Jan 23 2005 21:59:59
         format!(
-            r"(?:{WEEKDAY} )?{MONTH} {{1,2}}[0-3]?\d(?: \d{{4}})? {{1,2}}{hms}(?:\.\d+)?(?: \d{{4}})?"
+            r"(?:[A-Z]{{3,5}} )?(?:{WEEKDAY} )?{MONTH} {{1,2}}[0-3]?\d(?: \d{{4}})? {{1,2}}{hms}(?:\.\d+)?(?: \d{{4}})?"
         ),
         // Apache: 23/Jan/2005:21:59:59 +0100; 26-Jul-2007 15:20:52.252
         format!(r"[0-3]?\d[-/]{MONTH}[-/]\d{{4}}[ :]?{hms}(?:\.\d+)?(?: {ZONE})?"),
@@ -55,8 +55,12 @@ fn common_union() -> String {
 pub fn regexes(datepattern: Option<&str>) -> Vec<String> {
     let Some(dp) = datepattern else {
         // A timestamp at the start of the line is preferred, as fail2ban does.
+        // Elsewhere, the forms are tried one by one (not the leftmost of all): a number that
+        // looks like epoch seconds before the real timestamp must not win.
         let u = common_union();
-        return vec![format!(r"^\W{{0,2}}({u})"), format!(r"\b({u})")];
+        let mut v = vec![format!(r"^\W{{0,2}}({u})")];
+        v.extend(common_forms().iter().map(|f| format!(r"\b({f})")));
+        return v;
     };
     dp.split('\n')
         .map(str::trim)
@@ -185,7 +189,7 @@ mod tests {
     #[test]
     fn forms() {
         assert_eq!(regexes(Some("{NONE}")).len(), 0);
-        assert_eq!(regexes(None).len(), 2);
+        assert_eq!(regexes(None).len(), 1 + common_forms().len());
         let r = regexes(Some("^%Y-%m-%d %H:%M:%S\n{^LN-BEG}Epoch"));
         assert_eq!(r.len(), 2);
         assert!(r[0].starts_with(r"(^\d{4}-"), "{}", r[0]);

@@ -318,7 +318,11 @@ impl Config {
                         .or_else(|| self.defaults.get(&opt.to_lowercase()))
                 };
                 if let Some(v) = found {
-                    return self.interpolate(section, &v.text, vars, v, 0).map(Some);
+                    // Python reads it as that section's option: its context, without `vars`.
+                    let ctx = s.strip_prefix("KNOWN/").unwrap_or(&s);
+                    return self
+                        .interpolate(ctx, &v.text, &BTreeMap::new(), v, 0)
+                        .map(Some);
                 }
             }
         }
