@@ -85,6 +85,15 @@ pub struct Settings {
     /// The rule set `ibd-parse` runs: `normal`, `ddos` or `aggressive`.
     pub mode: Option<String>,
     pub verbose: Option<u8>,
+    /// fail2ban filters `ibd-parse` runs beside the rule file (`sshd[mode=aggressive]`, a path,
+    /// with `reason=`, `initial-count=` and `decay=` options for their bans).
+    pub fail2ban_filters: Option<Vec<String>>,
+    /// fail2ban's configuration directory: `ibd-parse` runs its enabled jails, and finds filters
+    /// named by name in its `filter.d`.
+    pub fail2ban_config: Option<PathBuf>,
+    /// A fail2ban filter or jail that cannot be loaded stops `ibd-parse` (otherwise it is reported
+    /// and left out).
+    pub fail2ban_strict: Option<bool>,
 }
 
 /// The values of `mode`.
@@ -161,6 +170,9 @@ impl Settings {
             rule_file: other.rule_file.or(self.rule_file),
             mode: other.mode.or(self.mode),
             verbose: other.verbose.or(self.verbose),
+            fail2ban_filters: other.fail2ban_filters.or(self.fail2ban_filters),
+            fail2ban_config: other.fail2ban_config.or(self.fail2ban_config),
+            fail2ban_strict: other.fail2ban_strict.or(self.fail2ban_strict),
         }
     }
 

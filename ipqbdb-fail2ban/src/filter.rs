@@ -65,7 +65,12 @@ pub fn load(filter_dir: &Path, spec: &FilterSpec) -> Result<Filter, Error> {
         filter_dir.join(&spec.name)
     };
     let cfg = Config::read_named(&base)?;
-    let main = cfg.files.first().cloned().unwrap_or_else(|| base.clone());
+    let conf = base.with_extension("conf");
+    let main = if conf.is_file() {
+        conf
+    } else {
+        cfg.files.last().cloned().unwrap_or_else(|| base.clone())
+    };
     if !cfg.has_section("Definition") {
         return Err(Error::file(
             &main,
