@@ -213,6 +213,19 @@ mod tests {
     }
 
     #[test]
+    fn fail2ban_keys() {
+        let s = parse(
+            "[parse]\nfail2ban-filters = [\"sshd[mode=aggressive]\"]\nfail2ban-config = \"/etc/fail2ban\"\nfail2ban-strict = true\n",
+            "parse",
+        )
+        .unwrap();
+        assert_eq!(s.fail2ban_filters.unwrap(), ["sshd[mode=aggressive]"]);
+        assert_eq!(s.fail2ban_config.unwrap(), Path::new("/etc/fail2ban"));
+        assert_eq!(s.fail2ban_strict, Some(true));
+        assert!(parse("fail2ban-filters = \"sshd\"\n", "parse").is_err());
+    }
+
+    #[test]
     fn rule_mode() {
         let s = parse("[parse]\nmode = \"aggressive\"\n", "parse").unwrap();
         assert_eq!(s.mode.as_deref(), Some("aggressive"));
