@@ -63,7 +63,7 @@ fn expand_tags(regex: &str) -> Result<String, Unsupported> {
             }
             "SKIPLINES" => return Err(Unsupported("<SKIPLINES> is not supported".into())),
             _ => match custom(name) {
-                Some((true, n)) if open.iter().any(|o| *o == n) => ")".to_string(),
+                Some((true, n)) if open.contains(&n) => ")".to_string(),
                 Some((false, n)) => {
                     let group = match n.to_lowercase().as_str() {
                         "id" => "fid".to_string(),

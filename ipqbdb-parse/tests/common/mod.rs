@@ -13,6 +13,7 @@ use ipqbdb_parse::rules::Mode;
 pub const FAIL2BAN_SAMPLES: &str = "/usr/lib/python3/dist-packages/fail2ban/tests/files/logs";
 
 /// The shipped rule file, or (while writing rules) the file `$IPQBDB_RULES` names.
+#[allow(dead_code)] // the fail2ban filter test runs no rules of ours
 fn rule_path() -> PathBuf {
     std::env::var_os("IPQBDB_RULES").map_or_else(
         || Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/ipqbdb-pcre.conf"),
@@ -21,6 +22,7 @@ fn rule_path() -> PathBuf {
 }
 
 /// The rules under test, as `mode` runs them.
+#[allow(dead_code)]
 pub fn rules(mode: Mode) -> RuleSet {
     let path = rule_path();
     let rules =
