@@ -154,6 +154,10 @@ pub struct ImportedFilter {
     pub regexes: Vec<Compiled>,
     /// Indices in `regexes`.
     pref: Option<usize>,
+    /// The part of a single-line `prefregex` before its `(?P<content>.+)$`, when that is how it
+    /// ends: found by the DFA alone, it says where the content starts, and the prefregex's own
+    /// groups (the costly part) are only captured for lines a failregex matches.
+    pref_head: Option<regex::Regex>,
     fail: Vec<usize>,
     ignore: Vec<usize>,
     state: Mutex<State>,
@@ -272,6 +276,10 @@ impl ImportedFilter {
                 Error::file(&f.file, format!("datepattern {:?} {e}", f.datepattern))
             })?);
         }
+        let pref_head = pref.and_then(|p| match (&regexes[p].engine, multiline) {
+            (Engine::Fast(r), false) => content_head(r.as_str()),
+            _ => None,
+        });
         Ok(ImportedFilter {
             spec: f.spec,
             file: f.file,
@@ -280,6 +288,7 @@ impl ImportedFilter {
             maxlines: f.maxlines,
             dates,
             regexes,
+            pref_head,
             pref,
             fail,
             ignore,
@@ -334,7 +343,23 @@ impl ImportedFilter {
             Cow::Borrowed(msg)
         };
         let mut pre = Groups::new();
-        if let Some(p) = self.pref {
+        // The prefregex's groups are still to be captured from this line (see `pref_head`).
+        let mut pre_pending: Option<&str> = None;
+        let head_end = self
+            .pref_head
+            .as_ref()
+            .map(|h| h.find(&buf).map(|m| m.end()));
+        if let (Some(head_end), Cow::Borrowed(line)) = (head_end, &buf) {
+            match head_end {
+                None => return Found::Miss,
+                Some(end) if end < line.len() => {
+                    pre_pending = Some(line);
+                    buf = Cow::Borrowed(&line[end..]);
+                }
+                Some(_) => {}
+            }
+        }
+        if let Some(p) = self.pref.filter(|_| pre_pending.is_none()) {
             let Some((_, mut g)) = self.regexes[p].engine.captures(&buf) else {
                 return Found::Miss;
             };
@@ -367,6 +392,12 @@ impl ImportedFilter {
             }
             if multiline {
                 drop_matched(&mut state.buffer, &buf, span);
+            }
+            if let (Some(line), Some(p)) = (pre_pending, self.pref) {
+                if let Some((_, mut g)) = self.regexes[p].engine.captures(line) {
+                    g.remove("content");
+                    pre = g;
+                }
             }
             let mut fail = pre.clone();
             fail.extend(groups);
@@ -406,6 +437,35 @@ impl ImportedFilter {
         }
         Found::Miss
     }
+}
+
+/// `^HEAD(?P<content>.+)$` -> `HEAD` compiled, when HEAD is a whole regex of its own.
+fn content_head(pattern: &str) -> Option<regex::Regex> {
+    let head = pattern.strip_suffix("(?P<content>.+)$")?;
+    // Balanced parentheses outside classes: the content group is not inside another group.
+    let (mut depth, mut escaped, mut in_class) = (0i32, false, false);
+    for c in head.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '[' if !in_class => in_class = true,
+            ']' if in_class => in_class = false,
+            '(' if !in_class => depth += 1,
+            ')' if !in_class => depth -= 1,
+            '|' if !in_class && depth == 0 => return None,
+            _ => {}
+        }
+        if depth < 0 {
+            return None;
+        }
+    }
+    if depth != 0 || in_class || escaped {
+        return None;
+    }
+    regex::RegexBuilder::new(head)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
+        .ok()
 }
 
 fn pref_has_id(f: &filter::Filter) -> bool {
@@ -539,6 +599,15 @@ impl MlfidCache {
             flags |= 2;
         }
         let user = fail.get("user").filter(|u| !u.is_empty()).cloned();
+        // A connection id that comes back with another address is a new connection (a reused
+        // pid), as in `sessions`: nothing of the old one (its users, its failures) carries over.
+        // fail2ban forgets it only by count (100 ids) or age.
+        let addr = |g: &Groups| g.get("ip4").or_else(|| g.get("ip6")).cloned();
+        if let (Some(new), Some(c)) = (addr(&fail), self.map.get(id)) {
+            if addr(&c.groups).is_some_and(|old| old != new) {
+                self.map.remove(id);
+            }
+        }
         let (mut merged, pending, users) = if let Some(c) = self.map.get_mut(id) {
             if let Some(u) = user {
                 c.users.insert(u);

@@ -62,6 +62,23 @@ fn run(cli: Cli) -> Result<(), String> {
         log::log(PROGRAM, Level::Error, &format!("fail2ban: {e} (left out)"));
     }
     let jail_files = fail2ban_jails::jail_files(&loaded);
+    for p in &loaded.jails {
+        for m in &p.missing {
+            let msg = format!(
+                "fail2ban jail [{}]: logpath {m} names no file now",
+                p.jail.name
+            );
+            log::log(PROGRAM, Level::Warning, &msg);
+        }
+    }
+    let white = fail2ban_jails::white_lines(&loaded.jails);
+    if !white.is_empty() {
+        let msg = format!(
+            "fail2ban ignoreip, not applied: give these lines to `ibd white`: {}",
+            white.join("; ")
+        );
+        log::log(PROGRAM, Level::Notice, &msg);
+    }
     let connkill = cli.connkill.load(s).map_err(|e| e.to_string())?;
     // Standard input is an input only for a process that keeps it.
     let foreground = cli.foreground || cli.stdin;
