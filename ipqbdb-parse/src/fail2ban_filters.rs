@@ -34,7 +34,9 @@ pub const MLFID_TTL: Duration = Duration::from_secs(600);
 /// One regex on the engine it compiled with.
 pub enum Engine {
     Fast(regex::Regex),
-    Fancy(fancy_regex::Regex),
+    /// With the literal text a match must start the line with, if the regex says so (`^Failed `):
+    /// the backtracking engine then runs only on lines that can match.
+    Fancy(fancy_regex::Regex, Option<String>),
 }
 
 /// The named groups of a match that took part in it.
@@ -62,7 +64,10 @@ impl Engine {
                     .backtrack_limit(BACKTRACK_LIMIT)
                     .delegate_size_limit(REGEX_SIZE_LIMIT)
                     .build()
-                    .map(Engine::Fancy)
+                    .map(|r| {
+                        let lit = (!multiline).then(|| anchored_literal(pattern)).flatten();
+                        Engine::Fancy(r, lit)
+                    })
                     .map_err(|e| {
                         let fast_err = fast_err.to_string();
                         let last = fast_err.lines().last().unwrap_or("").trim();
@@ -75,14 +80,17 @@ impl Engine {
     pub fn name(&self) -> &'static str {
         match self {
             Engine::Fast(_) => "regex",
-            Engine::Fancy(_) => "fancy-regex",
+            Engine::Fancy(..) => "fancy-regex",
         }
     }
 
     fn is_match(&self, text: &str) -> bool {
         match self {
             Engine::Fast(r) => r.is_match(text),
-            Engine::Fancy(r) => r.is_match(text).unwrap_or(false),
+            Engine::Fancy(r, lit) => {
+                lit.as_ref().is_none_or(|l| text.starts_with(l.as_str()))
+                    && r.is_match(text).unwrap_or(false)
+            }
         }
     }
 
@@ -100,7 +108,10 @@ impl Engine {
                 let m = c.get(0)?;
                 Some(((m.start(), m.end()), groups))
             }
-            Engine::Fancy(r) => {
+            Engine::Fancy(r, lit) => {
+                if lit.as_ref().is_some_and(|l| !text.starts_with(l.as_str())) {
+                    return None;
+                }
                 let c = r.captures(text).ok()??;
                 for name in r.capture_names().flatten() {
                     if let Some(m) = c.name(name) {
@@ -121,9 +132,40 @@ impl Engine {
                 r.captures_read(&mut locs, text)?;
                 locs.get(1)
             }
-            Engine::Fancy(r) => {
+            Engine::Fancy(r, _) => {
                 let c = r.captures(text).ok()??;
                 c.get(1).map(|m| (m.start(), m.end()))
+            }
+        }
+    }
+}
+
+/// How a timestamp is found.
+enum DateEngine {
+    /// `^\W{0,2}(X)`, as the regex X at the start of the line after at most two non-word
+    /// characters: found by the DFA alone (capturing group 1 costs most of a line's time).
+    LineBegin(regex::Regex),
+    /// Any other form: group 1 of the regex.
+    Group1(Engine),
+}
+
+impl DateEngine {
+    fn find(&self, line: &str) -> Option<(usize, usize)> {
+        match self {
+            DateEngine::Group1(e) => e.group1(line),
+            DateEngine::LineBegin(body) => {
+                // As many leading non-word characters as the timestamp allows, most first.
+                let mut offsets = vec![0];
+                for (i, c) in line.char_indices().take(2) {
+                    if c.is_alphanumeric() || c == '_' {
+                        break;
+                    }
+                    offsets.push(i + c.len_utf8());
+                }
+                offsets
+                    .into_iter()
+                    .rev()
+                    .find_map(|k| body.find(&line[k..]).map(|m| (k, k + m.end())))
             }
         }
     }
@@ -150,7 +192,7 @@ pub struct ImportedFilter {
     pub ban: BanParams,
     pub notes: Vec<String>,
     pub maxlines: usize,
-    dates: Vec<Engine>,
+    dates: Vec<DateEngine>,
     pub regexes: Vec<Compiled>,
     /// Indices in `regexes`.
     pref: Option<usize>,
@@ -238,7 +280,7 @@ impl ImportedFilter {
             if kind == "failregex" {
                 let names: Vec<String> = match &engine {
                     Engine::Fast(r) => r.capture_names().flatten().map(String::from).collect(),
-                    Engine::Fancy(r) => r.capture_names().flatten().map(String::from).collect(),
+                    Engine::Fancy(r, _) => r.capture_names().flatten().map(String::from).collect(),
                 };
                 let has_id = |n: &String| matches!(n.as_str(), "ip4" | "ip6" | "fid" | "mlfid");
                 if !names.iter().any(has_id) && !pref_has_id(&f) {
@@ -272,9 +314,14 @@ impl ImportedFilter {
             .collect::<Result<Vec<_>, _>>()?;
         let mut dates = Vec::new();
         for d in ipqbdb_fail2ban::datepattern::regexes(f.datepattern.as_deref()) {
-            dates.push(Engine::compile(&d, false).map_err(|e| {
-                Error::file(&f.file, format!("datepattern {:?} {e}", f.datepattern))
-            })?);
+            let body = ipqbdb_fail2ban::datepattern::line_begin_body(&d)
+                .and_then(|b| regex::Regex::new(&format!("^(?:{b})")).ok());
+            dates.push(match body {
+                Some(b) => DateEngine::LineBegin(b),
+                None => DateEngine::Group1(Engine::compile(&d, false).map_err(|e| {
+                    Error::file(&f.file, format!("datepattern {:?} {e}", f.datepattern))
+                })?),
+            });
         }
         let pref_head = pref.and_then(|p| match (&regexes[p].engine, multiline) {
             (Engine::Fast(r), false) => content_head(r.as_str()),
@@ -304,7 +351,7 @@ impl ImportedFilter {
     /// Cuts the timestamp out of `line`, as fail2ban does before its regexes run.
     pub fn strip_date<'a>(&self, line: &'a str) -> Cow<'a, str> {
         for d in &self.dates {
-            if let Some((s, e)) = d.group1(line) {
+            if let Some((s, e)) = d.find(line) {
                 if s == e {
                     continue;
                 }
@@ -437,6 +484,45 @@ impl ImportedFilter {
         }
         Found::Miss
     }
+}
+
+/// The literal text every match of `pattern` starts the text with (`^Failed (?:...` -> `Failed `),
+/// if it is anchored at the start and has no top-level alternative.
+fn anchored_literal(pattern: &str) -> Option<String> {
+    let rest = pattern.strip_prefix('^')?;
+    let (mut depth, mut escaped, mut in_class) = (0i32, false, false);
+    for c in rest.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '[' if !in_class => in_class = true,
+            ']' if in_class => in_class = false,
+            '(' if !in_class => depth += 1,
+            ')' if !in_class => depth -= 1,
+            '|' if !in_class && depth == 0 => return None,
+            _ => {}
+        }
+    }
+    let chars: Vec<char> = rest.chars().collect();
+    let mut lit = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let (c, len) = match chars[i] {
+            '\\' => match chars.get(i + 1) {
+                Some(&n) if n.is_ascii_punctuation() => (n, 2),
+                _ => break,
+            },
+            c if c.is_alphanumeric() || " :,;'\"=/@%!<>_-#&~`".contains(c) => (c, 1),
+            _ => break,
+        };
+        // A quantified character may be absent or repeated.
+        if matches!(chars.get(i + len), Some('?' | '*' | '+' | '{')) {
+            break;
+        }
+        lit.push(c);
+        i += len;
+    }
+    (!lit.is_empty()).then_some(lit)
 }
 
 /// `^HEAD(?P<content>.+)$` -> `HEAD` compiled, when HEAD is a whole regex of its own.
@@ -789,6 +875,20 @@ mod tests {
             f.check("2026-11-21T10:00:00+01:00 gw svc[70]: bad user y from 2001:db8::1"),
             ip("2001:db8::1")
         );
+    }
+
+    #[test]
+    fn literal_prefixes() {
+        assert_eq!(
+            anchored_literal(r"^Failed \S+ for").as_deref(),
+            Some("Failed ")
+        );
+        assert_eq!(anchored_literal(r"^ab?c").as_deref(), Some("a"));
+        assert_eq!(anchored_literal(r"^a\.b(?i)x").as_deref(), Some("a.b"));
+        assert_eq!(anchored_literal(r"^a|b"), None);
+        assert_eq!(anchored_literal(r"a"), None);
+        assert_eq!(anchored_literal(r"^[iI]x"), None);
+        assert_eq!(anchored_literal(r"^(?i)abc"), None);
     }
 
     #[test]
