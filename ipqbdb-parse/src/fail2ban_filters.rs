@@ -201,6 +201,9 @@ pub struct ImportedFilter {
     /// groups (the costly part) are only captured for lines a failregex matches.
     pref_head: Option<regex::Regex>,
     fail: Vec<usize>,
+    /// The failregexes on the `regex` crate as one set: one pass tells that none of them matches
+    /// a line (most lines), instead of asking each.
+    fast_set: Option<regex::RegexSet>,
     ignore: Vec<usize>,
     state: Mutex<State>,
 }
@@ -323,6 +326,18 @@ impl ImportedFilter {
                 })?),
             });
         }
+        let fast: Vec<&str> = fail
+            .iter()
+            .filter_map(|&i| match &regexes[i].engine {
+                Engine::Fast(r) => Some(r.as_str()),
+                Engine::Fancy(..) => None,
+            })
+            .collect();
+        let fast_set = regex::RegexSetBuilder::new(fast)
+            .multi_line(multiline)
+            .size_limit(REGEX_SIZE_LIMIT * 4)
+            .build()
+            .ok();
         let pref_head = pref.and_then(|p| match (&regexes[p].engine, multiline) {
             (Engine::Fast(r), false) => content_head(r.as_str()),
             _ => None,
@@ -338,6 +353,7 @@ impl ImportedFilter {
             pref_head,
             pref,
             fail,
+            fast_set,
             ignore,
             state: Mutex::new(State::default()),
         })
@@ -419,9 +435,11 @@ impl ImportedFilter {
             }
             pre = g;
         }
+        let any_fast = self.fast_set.as_ref().is_none_or(|set| set.is_match(&buf));
         for &i in &self.fail {
             let engine = &self.regexes[i].engine;
-            if !engine.is_match(&buf) {
+            let skip = matches!(engine, Engine::Fast(_)) && !any_fast;
+            if skip || !engine.is_match(&buf) {
                 continue;
             }
             let Some((span, groups)) = engine.captures(&buf) else {
