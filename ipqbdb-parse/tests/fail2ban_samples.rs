@@ -15,7 +15,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ipqbdb_parse::rules::Mode;
 use ipqbdb_parse::sessions::{Counted, Sessions};
@@ -108,73 +108,39 @@ struct Sample {
     lineno: usize,
 }
 
-fn read_samples(file: &Path, default: &str) -> Vec<Sample> {
-    let text = std::fs::read(file).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}: the fail2ban package's sample logs are the yardstick of these tests \
-             (apt-get install fail2ban)",
-            file.display()
-        )
-    });
-    let text = String::from_utf8_lossy(&text);
-    let mut out = Vec::new();
-    let (mut default_mode, mut aggressive, mut prefix) = (true, true, String::new());
-    let mut pending: Option<serde_json::Value> = None;
-    for (i, line) in text.lines().enumerate() {
-        if let Some(opts) = line.strip_prefix("# filterOptions:") {
-            let v: serde_json::Value = serde_json::from_str(opts.trim())
-                .unwrap_or_else(|e| panic!("{}:{}: {e}", file.display(), i + 1));
-            let list = match v {
-                serde_json::Value::Array(a) => a,
-                o => vec![o],
+/// The samples of fail2ban's log `service` (annotations read by `common::read_annotated`; the
+/// files its `# addFILE:` lines add are left out: they are the journal's format, not syslog's).
+fn read_samples(service: &str, default: &str) -> Vec<Sample> {
+    common::read_annotated(service, service)
+        .into_iter()
+        .filter(|a| a.file == service)
+        .map(|a| {
+            let list = a.options.as_deref().map(Vec::as_slice).unwrap_or(&[]);
+            let mode_of = |o: &serde_json::Map<String, serde_json::Value>| {
+                o.get("mode").and_then(|m| m.as_str()).map(String::from)
             };
-            let mode_of =
-                |o: &serde_json::Value| o.get("mode").and_then(|m| m.as_str()).map(String::from);
-            default_mode = list.iter().any(|o| mode_of(o).is_none_or(|m| m == default));
-            aggressive = default_mode
+            let default_mode =
+                a.options.is_none() || list.iter().any(|o| mode_of(o).is_none_or(|m| m == default));
+            let aggressive = default_mode
                 || list
                     .iter()
                     .any(|o| mode_of(o).as_deref() == Some("aggressive"));
-            prefix = list
+            let prefix = list
                 .iter()
                 .find_map(|o| o.get("test.prefix-line").and_then(|p| p.as_str()))
-                .unwrap_or("")
-                .to_string();
-            continue;
-        }
-        if let Some(json) = line.strip_prefix("# failJSON:") {
-            pending = Some(
-                serde_json::from_str(json.trim())
-                    .unwrap_or_else(|e| panic!("{}:{}: {e}", file.display(), i + 1)),
-            );
-            continue;
-        }
-        if line.starts_with('#') || line.trim().is_empty() {
-            continue;
-        }
-        let ann = pending.take();
-        out.push(Sample {
-            line: format!("{prefix}{line}"),
-            expect: ann
-                .as_ref()
-                .and_then(|a| a.get("match"))
-                .and_then(|m| m.as_bool()),
-            host: ann
-                .as_ref()
-                .and_then(|a| a.get("host"))
-                .and_then(|h| h.as_str())
-                .map(String::from),
-            constraint: ann
-                .as_ref()
-                .and_then(|a| a.get("constraint"))
-                .and_then(|c| c.as_str())
-                .map(String::from),
-            default_mode,
-            aggressive,
-            lineno: i + 1,
-        });
-    }
-    out
+                .unwrap_or("");
+            let field = |k: &str| a.fail.as_ref().and_then(|j| j.get(k)).cloned();
+            Sample {
+                line: format!("{prefix}{}", a.line),
+                expect: field("match").and_then(|m| m.as_bool()),
+                host: field("host").and_then(|h| h.as_str().map(String::from)),
+                constraint: field("constraint").and_then(|c| c.as_str().map(String::from)),
+                default_mode,
+                aggressive,
+                lineno: a.lineno,
+            }
+        })
+        .collect()
 }
 
 #[derive(Debug, Default)]
@@ -194,7 +160,7 @@ struct Score {
 }
 
 fn score(service: &str, default: &str) -> Score {
-    let samples = read_samples(&PathBuf::from(SAMPLES).join(service), default);
+    let samples = read_samples(service, default);
     assert!(!samples.is_empty(), "{service}: no samples read");
     let mut sc = Score::default();
     for mode in [Mode::Normal, Mode::Aggressive] {
