@@ -8,7 +8,8 @@
 //!   holds), so most imported regexes stay within the fast engine.
 //! - `<F-NAME>...</F-NAME>` becomes the group `name` (`F-ID` is `fid`, `F-PORT` is `fport`),
 //!   `<F-ID/>` and `<F-PORT/>` their default groups.
-//! - `<DNS>` is refused (it needs name resolution), `<SKIPLINES>` too (not supported).
+//! - `<SKIPLINES>` (in a multi-line regex, `maxlines` > 1) matches any lines in between.
+//! - `<DNS>` is refused (it needs name resolution).
 //! - Python spellings the `regex` crate reads otherwise: `\Z`, `\<`/`\>`, `{,n}`, a `{` that is no
 //!   repetition, and `[` or `&&`/`~~`/`--` inside a character class.
 
@@ -36,6 +37,7 @@ pub fn translate(regex: &str) -> Result<String, Unsupported> {
 fn expand_tags(regex: &str) -> Result<String, Unsupported> {
     let mut out = String::with_capacity(regex.len() * 2);
     let mut open: Vec<String> = Vec::new();
+    let mut skip = 0;
     let mut rest = regex;
     while let Some(at) = rest.find('<') {
         out.push_str(&rest[..at]);
@@ -61,7 +63,10 @@ fn expand_tags(regex: &str) -> Result<String, Unsupported> {
                     "<DNS> needs name resolution, which ibd-parse never does".into(),
                 ))
             }
-            "SKIPLINES" => return Err(Unsupported("<SKIPLINES> is not supported".into())),
+            "SKIPLINES" => {
+                skip += 1;
+                format!(r"\n(?P<skiplines{}>(?:(?:.*\n)*?))", skip - 1)
+            }
             _ => match custom(name) {
                 Some((true, n)) if open.contains(&n) => ")".to_string(),
                 Some((false, n)) => {
@@ -249,6 +254,11 @@ mod tests {
         assert!(t.contains("(?P<ip4>") && t.contains("(?P<ip6>") && t.contains("(?P<fid>"));
         assert!(t.ends_with(" </F-X>"), "{t}");
         assert!(translate("from <DNS>").is_err());
+        let t = translate("a<SKIPLINES>b<SKIPLINES>c").unwrap();
+        assert!(
+            t.contains("(?P<skiplines0>") && t.contains("(?P<skiplines1>"),
+            "{t}"
+        );
         assert_eq!(
             translate("<F-ALT_USER>a</F-ALT_USER>").unwrap(),
             "(?P<alt_user>a)"
