@@ -15,7 +15,7 @@ use crate::rules::Mode;
     long_about = "Ban the addresses that log lines matching the rules denounce.\n\n\
         Lines come from the FIFO ibd-parse.sock in the database directory (write to it from syslog, \
         or `cat log > ibd-parse.sock`), from standard input with --stdin, and from FILEs followed \
-        across rotation. Signals: SIGUSR1 logs per-rule counters, SIGHUP reloads the rule file \
+        across rotation. Signals: SIGUSR1 logs per-rule counters, SIGHUP reloads the rule file and fail2ban filters \
         (a broken file keeps the old rules), SIGTERM and SIGINT exit cleanly.\n\n\
         Test mode: `ibd-parse --test LOGFILE [RULEFILE]` prints what the rules catch in LOGFILE, \
         without a database.\n\n\
