@@ -20,6 +20,8 @@ pub struct Jail {
     pub bantime: Option<i64>,
     pub ignoreip: Vec<String>,
     pub backend: String,
+    /// `usedns` (fail2ban's default: `warn`).
+    pub usedns: String,
     /// Where the jail's section is (the file that enabled it, as far as known).
     pub file: PathBuf,
     pub line: usize,
@@ -104,6 +106,7 @@ pub fn read(dir: &Path) -> Result<Vec<Jail>, Error> {
             bantime,
             ignoreip,
             backend: get("backend")?.unwrap_or_else(|| "auto".into()),
+            usedns: get("usedns")?.unwrap_or_else(|| "warn".into()),
             file,
             line,
         });

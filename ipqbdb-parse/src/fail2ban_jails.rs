@@ -108,6 +108,19 @@ pub fn load(cfg: &Fail2banConfig) -> Result<Loaded, Error> {
         for jail in jails {
             let ban = ban_for(&jail);
             let spec = jail.filter.clone();
+            if jail.usedns.trim() == "yes" {
+                let e = Error::at(
+                    &jail.file,
+                    jail.line,
+                    format!(
+                        "jail [{}]: usedns = yes needs name resolution, which ibd-parse never \
+                         does (use no)",
+                        jail.name
+                    ),
+                );
+                keep(Err(e), &mut out)?;
+                continue;
+            }
             let r = ipqbdb_fail2ban::filter::load(&filter_dir, &spec)
                 .and_then(|f| ImportedFilter::compile(f, ban.clone()))
                 .map_err(|e| Error {

@@ -268,6 +268,17 @@ fn broken_filters_are_one_line_errors_naming_file_and_line() {
         "{out}"
     );
     assert!(out.contains("Bans: 2 "), "{out}");
+    // A jail that wants names resolved is refused on one line.
+    s.write("fail2ban/jail.d/dns.local", "[svc]\nusedns = yes\n");
+    let o = s.run(&[
+        "--test",
+        log.to_str().unwrap(),
+        rules.to_str().unwrap(),
+        "--fail2ban-strict",
+        "--fail2ban-config",
+        s.f2b().to_str().unwrap(),
+    ]);
+    one_line_error(&o, &["jail [svc]", "usedns = yes", "name resolution"]);
     // A daemon with only broken filters and no rules does not start.
     let o = s.run(&[
         "-D",
