@@ -591,7 +591,8 @@ fn pref_has_id(f: &filter::Filter) -> bool {
 /// Removes the lines a multi-line match used from the buffer (fail2ban keeps the others).
 fn drop_matched(buffer: &mut VecDeque<String>, buf: &str, (start, end): (usize, usize)) {
     let first = buf[..start].matches('\n').count();
-    let last = buf[..end.max(start + 1).min(buf.len())]
+    // (`start` and `end` are the regex's, so both are character boundaries.)
+    let last = buf[..end.max(start)]
         .trim_end_matches('\n')
         .matches('\n')
         .count();
@@ -677,6 +678,14 @@ impl MlfidCache {
             c.seen = now;
             c.seq = self.seq;
             self.order.push_back((id.to_string(), self.seq));
+        }
+        // One connection's many lines leave stale entries behind a live one at the front: keep
+        // the queue within a bound of the table.
+        if self.order.len() > 2 * self.map.len() + 1024 {
+            let mut live: Vec<(String, u64)> =
+                self.map.iter().map(|(k, c)| (k.clone(), c.seq)).collect();
+            live.sort_unstable_by_key(|(_, s)| *s);
+            self.order = live.into();
         }
     }
 
@@ -893,6 +902,21 @@ mod tests {
             f.check("2026-11-21T10:00:00+01:00 gw svc[70]: bad user y from 2001:db8::1"),
             ip("2001:db8::1")
         );
+    }
+
+    #[test]
+    fn connection_table_stays_bounded() {
+        let mut c = MlfidCache::default();
+        let g = |ip: &str| Groups::from([("ip4".to_string(), ip.to_string())]);
+        c.merge("first", g("192.0.2.1"));
+        for _ in 0..10_000 {
+            c.merge("busy", g("192.0.2.2"));
+        }
+        assert!(c.order.len() <= 2 * c.map.len() + 1024, "{}", c.order.len());
+        for i in 0..(MLFID_CAPACITY + 10) {
+            c.merge(&format!("id{i}"), g("192.0.2.3"));
+        }
+        assert!(c.map.len() <= MLFID_CAPACITY + 1, "{}", c.map.len());
     }
 
     #[test]
