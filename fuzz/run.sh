@@ -8,7 +8,7 @@ cd "$(dirname "$0")"
 seconds=${1:-20}
 command -v cargo-fuzz > /dev/null || cargo install --locked --quiet cargo-fuzz
 export RUSTC_BOOTSTRAP=1
-for target in units rule_file white_line matcher; do
+for target in units rule_file white_line matcher fail2ban_filter; do
     mkdir -p "corpus/$target"
     log=$(mktemp)
     if ! cargo fuzz run --fuzz-dir . "$target" "corpus/$target" -- -max_total_time="$seconds" -max_len=4096 -seed=1 > "$log" 2>&1; then

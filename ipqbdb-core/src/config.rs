@@ -113,6 +113,15 @@ pub struct Settings {
     pub report_timeout: Option<DurationValue>,
     /// `ibd report --follow`: how often to look for new bans.
     pub report_interval: Option<DurationValue>,
+    /// fail2ban filters `ibd-parse` runs beside the rule file (`sshd[mode=aggressive]`, a path,
+    /// with `reason=`, `initial-count=` and `decay=` options for their bans).
+    pub fail2ban_filters: Option<Vec<String>>,
+    /// fail2ban's configuration directory: `ibd-parse` runs its enabled jails, and finds filters
+    /// named by name in its `filter.d`.
+    pub fail2ban_config: Option<PathBuf>,
+    /// A fail2ban filter or jail that cannot be loaded stops `ibd-parse` (otherwise it is reported
+    /// and left out).
+    pub fail2ban_strict: Option<bool>,
 }
 
 /// The values of `mode`.
@@ -201,6 +210,9 @@ impl Settings {
             report_max_age: other.report_max_age.or(self.report_max_age),
             report_timeout: other.report_timeout.or(self.report_timeout),
             report_interval: other.report_interval.or(self.report_interval),
+            fail2ban_filters: other.fail2ban_filters.or(self.fail2ban_filters),
+            fail2ban_config: other.fail2ban_config.or(self.fail2ban_config),
+            fail2ban_strict: other.fail2ban_strict.or(self.fail2ban_strict),
         }
     }
 
@@ -266,6 +278,19 @@ mod tests {
 
     fn parse(text: &str, program: &str) -> Result<Settings, ConfigError> {
         Settings::parse(text, Path::new("/etc/test.toml"), program)
+    }
+
+    #[test]
+    fn fail2ban_keys() {
+        let s = parse(
+            "[parse]\nfail2ban-filters = [\"sshd[mode=aggressive]\"]\nfail2ban-config = \"/etc/fail2ban\"\nfail2ban-strict = true\n",
+            "parse",
+        )
+        .unwrap();
+        assert_eq!(s.fail2ban_filters.unwrap(), ["sshd[mode=aggressive]"]);
+        assert_eq!(s.fail2ban_config.unwrap(), Path::new("/etc/fail2ban"));
+        assert_eq!(s.fail2ban_strict, Some(true));
+        assert!(parse("fail2ban-filters = \"sshd\"\n", "parse").is_err());
     }
 
     #[test]

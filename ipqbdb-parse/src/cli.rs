@@ -16,13 +16,17 @@ use crate::rules::Mode;
     long_about = "Ban the addresses that log lines matching the rules denounce.\n\n\
         Lines come from the FIFO ibd-parse.sock in the database directory (write to it from syslog, \
         or `cat log > ibd-parse.sock`), from standard input with --stdin, and from FILEs followed \
-        across rotation. Signals: SIGUSR1 logs per-rule counters, SIGHUP reloads the rule file \
+        across rotation. Signals: SIGUSR1 logs per-rule counters, SIGHUP reloads the rule file and fail2ban filters \
         (a broken file keeps the old rules), SIGTERM and SIGINT exit cleanly.\n\n\
         Test mode: `ibd-parse --test LOGFILE [RULEFILE]` prints what the rules catch in LOGFILE, \
         without a database.\n\n\
         Metrics: --metrics-listen serves the Prometheus text format at /metrics (lines per input, \
         matches and bans per rule, commit durations, database errors, rotations); the packaged unit \
-        has no network, so give it --metrics-file in node_exporter's textfile directory instead."
+        has no network, so give it --metrics-file in node_exporter's textfile directory instead.\n\n\
+        fail2ban users: `ibd-parse --test /var/log/auth.log --fail2ban-config` shows what your \
+        enabled jails (their filters, unchanged) catch and how each maps to a reason, initial count \
+        and decay; drop --test to run them. Bans are probabilistic: an address's block \
+        probability doubles at each offence and halves every decay, instead of a fixed bantime."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -84,6 +88,32 @@ pub struct Cli {
     /// With --test -v, print the lines no rule matched too
     #[arg(long, requires = "test")]
     pub missed: bool,
+    /// Run a fail2ban filter beside the rule file: NAME[opt=value, ...] with NAME a filter of
+    /// filter.d in the fail2ban directory (or a path to a filter file), its options as a jail gives
+    /// them (mode=aggressive), and options of ours for its bans: reason= (default: the filter's
+    /// name), initial-count= and decay= (default: the defaults). Repeatable; adds to
+    /// `fail2ban-filters` in the configuration
+    #[arg(long = "fail2ban-filter", value_name = "SPEC")]
+    pub fail2ban_filters: Vec<String>,
+    /// Run fail2ban's enabled jails from its configuration directory (jail.conf, jail.d/*.conf,
+    /// jail.local, jail.d/*.local, later files overriding earlier ones): each jail's filter with its
+    /// options, its logpath files followed (glob patterns expanded at start), maxretry N mapped to
+    /// initial count N-1 (so the N-th offence in a row reaches 100 %: each ban doubles the
+    /// probability from 2^-(N-1)), bantime to the decay (the time the block probability takes to
+    /// halve; a permanent ban, bantime < 0, to 30 days). ignoreip is printed as `ibd white` lines
+    /// for the administrator to apply, never applied silently. --test shows the whole mapping.
+    /// Without DIR: /etc/fail2ban. Filters named by --fail2ban-filter are looked up in DIR/filter.d
+    #[arg(
+        long,
+        value_name = "DIR",
+        num_args = 0..=1,
+        default_missing_value = ipqbdb_fail2ban::DEFAULT_CONFIG_DIR
+    )]
+    pub fail2ban_config: Option<PathBuf>,
+    /// A fail2ban filter or jail that cannot be loaded is fatal (default: it is reported on one
+    /// line naming the file and line, and the others run)
+    #[arg(long)]
+    pub fail2ban_strict: bool,
 }
 
 pub fn command() -> clap::Command {

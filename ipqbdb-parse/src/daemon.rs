@@ -94,7 +94,13 @@ pub struct Daemon<S: Store> {
     inputs: Vec<InputMetrics>,
     /// `--log-category`: log every ban with its reason's category.
     log_category: bool,
+    /// Builds the rule set again on SIGHUP when the rules come from more than the rule file
+    /// (fail2ban filters); `None`: the rule file alone.
+    loader: Option<Loader>,
 }
+
+/// What SIGHUP runs to build the rule set again.
+pub type Loader = Box<dyn Fn(crate::rules::Mode) -> Result<RuleSet, String> + Send>;
 
 /// How often the daemon does the database's housekeeping (LMDB's stale reader slots, SQLite's WAL
 /// checkpoint) by default: a reader killed with SIGKILL otherwise keeps its slot, and LMDB's file
@@ -150,6 +156,7 @@ impl<S: Store> Daemon<S> {
             metrics,
             inputs,
             log_category: false,
+            loader: None,
         }
     }
 
@@ -480,10 +487,18 @@ impl<S: Store> Daemon<S> {
         }
     }
 
+    /// Makes SIGHUP build the rule set with `loader` rather than from the rule file alone.
+    pub fn set_loader(&mut self, loader: Loader) {
+        self.loader = Some(loader);
+    }
+
     fn reload(&mut self) {
-        let loaded = rules::load(&self.rule_file)
-            .map_err(|e| e.to_string())
-            .and_then(|r| RuleSet::with_mode(r, self.rules.mode()).map_err(|e| e.to_string()));
+        let loaded = match &self.loader {
+            Some(load) => load(self.rules.mode()),
+            None => rules::load(&self.rule_file)
+                .map_err(|e| e.to_string())
+                .and_then(|r| RuleSet::with_mode(r, self.rules.mode()).map_err(|e| e.to_string())),
+        };
         match loaded {
             Ok(set) => {
                 // Bans already matched keep the rules that matched them (each holds its set), so

@@ -4,6 +4,8 @@
 pub mod capture;
 pub mod cli;
 pub mod daemon;
+pub mod fail2ban_filters;
+pub mod fail2ban_jails;
 pub mod journal;
 pub mod killer;
 pub mod lines;

@@ -12,6 +12,7 @@ use ipqbdb_core::log::{self, Level};
 use ipqbdb_metrics::{Exporter, MetricsOptions};
 use ipqbdb_parse::cli::Cli;
 use ipqbdb_parse::daemon::{position_key, Daemon, Signals, SourceInfo};
+use ipqbdb_parse::fail2ban_jails::{self, Fail2banConfig};
 use ipqbdb_parse::matcher::RuleSet;
 use ipqbdb_parse::rules::Mode;
 use ipqbdb_parse::sources::{self, FilePos, Start};
@@ -37,10 +38,19 @@ fn run(mut cli: Cli) -> Result<(), String> {
         (None, Some(m)) => m.parse()?,
         (None, None) => Mode::Normal,
     };
+    let f2b = fail2ban_config(&cli, s);
     if let Some(log_file) = &cli.test {
         ipqbdb_core::process::default_sigpipe();
         let rule_file = cli.files.first().cloned().or_else(|| cli.rule_file.clone());
-        return test(&setup, log_file, rule_file, mode, verbose > 0, cli.missed);
+        return test(
+            &setup,
+            log_file,
+            rule_file,
+            mode,
+            &f2b,
+            verbose > 0,
+            cli.missed,
+        );
     }
     let rule_file = cli
         .rule_file
@@ -56,7 +66,31 @@ fn run(mut cli: Cli) -> Result<(), String> {
         .iter()
         .map(|f| absolute(f))
         .collect::<Result<_, _>>()?;
-    let rules = load_rules(&rule_file, mode)?;
+    let (rules, loaded) = build_rules(&rule_file, mode, &f2b)?;
+    for e in &loaded.errors {
+        log::log(PROGRAM, Level::Error, &format!("fail2ban: {e} (left out)"));
+    }
+    let jail_files = fail2ban_jails::jail_files(&loaded)
+        .iter()
+        .map(|f| absolute(f))
+        .collect::<Result<Vec<_>, _>>()?;
+    for p in &loaded.jails {
+        for m in &p.missing {
+            let msg = format!(
+                "fail2ban jail [{}]: logpath {m} names no file now",
+                p.jail.name
+            );
+            log::log(PROGRAM, Level::Warning, &msg);
+        }
+    }
+    let white = fail2ban_jails::white_lines(&loaded.jails);
+    if !white.is_empty() {
+        let msg = format!(
+            "fail2ban ignoreip, not applied: give these lines to `ibd white`: {}",
+            white.join("; ")
+        );
+        log::log(PROGRAM, Level::Notice, &msg);
+    }
     let connkill = cli.connkill.load(s).map_err(|e| e.to_string())?;
     let metrics = MetricsOptions::resolve(&cli.metrics, s);
     // Standard input is an input only for a process that keeps it.
@@ -69,7 +103,16 @@ fn run(mut cli: Cli) -> Result<(), String> {
     if !foreground || cli.log_syslog || s.log_syslog.unwrap_or(false) {
         log::use_syslog(PROGRAM);
     }
-    let started = start(&cli, &setup, rule_file, rules, connkill, verbose, &metrics);
+    let started = start(
+        &cli,
+        &setup,
+        rule_file,
+        rules,
+        (f2b, jail_files),
+        connkill,
+        verbose,
+        &metrics,
+    );
     let (mut daemon, rx, signals, exporter) = match started {
         Ok(x) => x,
         Err(msg) => {
@@ -94,12 +137,41 @@ fn run(mut cli: Cli) -> Result<(), String> {
     Ok(())
 }
 
-fn load_rules(path: &Path, mode: Mode) -> Result<RuleSet, String> {
+/// The fail2ban filters and jails the command line and the configuration name.
+fn fail2ban_config(cli: &Cli, s: &ipqbdb_core::config::Settings) -> Fail2banConfig {
+    let dir = cli
+        .fail2ban_config
+        .clone()
+        .or_else(|| s.fail2ban_config.clone());
+    let mut specs = s.fail2ban_filters.clone().unwrap_or_default();
+    specs.extend(cli.fail2ban_filters.iter().cloned());
+    Fail2banConfig {
+        jails: dir.is_some(),
+        dir: dir.unwrap_or_else(|| fail2ban_jails::default_dir().to_path_buf()),
+        specs,
+        strict: cli.fail2ban_strict || s.fail2ban_strict.unwrap_or(false),
+    }
+}
+
+/// The rule file's rules and the fail2ban filters, as one set; the fail2ban filters' load report
+/// (the filters themselves moved into the set).
+fn build_rules(
+    path: &Path,
+    mode: Mode,
+    f2b: &Fail2banConfig,
+) -> Result<(RuleSet, fail2ban_jails::Loaded), String> {
     let rules = rules::load(path).map_err(|e| e.to_string())?;
-    if rules.is_empty() {
+    let mut loaded = if f2b.is_empty() {
+        fail2ban_jails::Loaded::default()
+    } else {
+        fail2ban_jails::load(f2b).map_err(|e| e.to_string())?
+    };
+    if rules.is_empty() && loaded.filters.is_empty() {
         return Err(format!("{}: no rules", path.display()));
     }
-    RuleSet::with_mode(rules, mode).map_err(|e| format!("{}: {e}", path.display()))
+    let set = RuleSet::with_mode(rules, mode).map_err(|e| format!("{}: {e}", path.display()))?;
+    let filters = std::mem::take(&mut loaded.filters);
+    Ok((set.with_imported(filters), loaded))
 }
 
 type Started = (
@@ -109,11 +181,16 @@ type Started = (
     Exporter,
 );
 
+#[expect(
+    clippy::too_many_arguments,
+    reason = "each is a part resolved before detaching; start wires them once"
+)]
 fn start(
     cli: &Cli,
     setup: &Setup,
     rule_file: PathBuf,
     rules: RuleSet,
+    (f2b, jail_files): (Fail2banConfig, Vec<PathBuf>),
     connkill: Option<ConnKill>,
     verbose: u8,
     metrics: &MetricsOptions,
@@ -163,7 +240,9 @@ fn start(
         });
     }
     let stop = Arc::new(AtomicBool::new(false));
-    for file in &cli.files {
+    let mut files = cli.files.clone();
+    files.extend(jail_files.into_iter().filter(|f| !cli.files.contains(f)));
+    for file in &files {
         let path = std::path::absolute(file).map_err(|e| format!("{}: {e}", file.display()))?;
         let saved = store
             .note(&position_key(&path))
@@ -187,7 +266,17 @@ fn start(
         return Err("no input: give files to follow, --stdin, --journal, or drop --no-fifo".into());
     }
     drop(tx);
+    let reload_file = rule_file.clone();
     let mut daemon = Daemon::new(store, rule_file, rules, infos, connkill, verbose);
+    if !f2b.is_empty() {
+        daemon.set_loader(Box::new(move |mode| {
+            let (set, loaded) = build_rules(&reload_file, mode, &f2b)?;
+            for e in &loaded.errors {
+                log::log(PROGRAM, Level::Error, &format!("fail2ban: {e} (left out)"));
+            }
+            Ok(set)
+        }));
+    }
     daemon.set_maintenance_interval(cli.maintenance.every());
     daemon.set_log_category(cli.log_category || setup.settings.log_category.unwrap_or(false));
     let exporter =
@@ -200,13 +289,14 @@ fn test(
     log_file: &Path,
     rule_file: Option<PathBuf>,
     mode: Mode,
+    f2b: &Fail2banConfig,
     verbose: bool,
     missed: bool,
 ) -> Result<(), String> {
     let rule_file = rule_file
         .or_else(|| setup.settings.rule_file.clone())
         .unwrap_or_else(|| PathBuf::from(DEFAULT_RULE_FILE));
-    let rules = load_rules(&rule_file, mode)?;
+    let (rules, loaded) = build_rules(&rule_file, mode, f2b)?;
     let mut input: Box<dyn std::io::Read> = if log_file.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
     } else {
@@ -214,6 +304,17 @@ fn test(
     };
     // Standard output flushes at every line; a report can list hundreds of thousands.
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    if !f2b.is_empty() {
+        let mut all = loaded;
+        if let Some(imported) = rules.imported() {
+            // The description reads the filters where they now live, in the set.
+            fail2ban_jails::describe_filters(&imported.filters, &mut out)
+                .map_err(|e| e.to_string())?;
+        }
+        all.filters.clear();
+        fail2ban_jails::describe(&all, &mut out).map_err(|e| e.to_string())?;
+        writeln!(out).map_err(|e| e.to_string())?;
+    }
     let summary = testmode::run(&rules, log_file, &mut input, verbose, missed, &mut out)
         .map_err(|e| format!("{}: {e}", log_file.display()))?;
     testmode::report(&rules, &summary, &mut out).map_err(|e| e.to_string())?;

@@ -49,6 +49,8 @@ pub struct RuleSet {
     /// Per rule: the capture group of its address (`None`: the session's), and the automata that
     /// find it without a capture search where they can (active rules only).
     groups: Vec<(Option<usize>, Option<FastCapture>)>,
+    /// fail2ban filters run beside the rules (`fail2ban_filters`); their rules follow the file's.
+    imported: Option<crate::fail2ban_filters::Imported>,
 }
 
 /// The most repeats one line may stand for: rsyslog's counts are small, and a forged huge count must
@@ -98,7 +100,26 @@ impl RuleSet {
             plain,
             mode,
             groups,
+            imported: None,
         })
+    }
+
+    /// Adds fail2ban filters after the rules: each gets a rule (its reason, count and decay) that no
+    /// regex set holds, and decides its lines itself.
+    pub fn with_imported(mut self, filters: Vec<crate::fail2ban_filters::ImportedFilter>) -> Self {
+        let first_rule = self.rules.len();
+        let rules = filters.iter().map(crate::fail2ban_filters::rule_for);
+        self.rules.extend(rules);
+        self.imported = Some(crate::fail2ban_filters::Imported {
+            filters,
+            first_rule,
+        });
+        self
+    }
+
+    /// The fail2ban filters the set runs, if any.
+    pub fn imported(&self) -> Option<&crate::fail2ban_filters::Imported> {
+        self.imported.as_ref()
     }
 
     /// The `normal` rules of `rules`.
@@ -116,6 +137,20 @@ impl RuleSet {
 
     /// Checks one line (without its newline) read from `input` (`None`: FIFO or stdin).
     pub fn check(&self, line: &[u8], input: Option<&Path>) -> Outcome {
+        if let Some(imported) = &self.imported {
+            // Every filter sees every line: its multi-line state must.
+            let filters = imported.check(line);
+            let rules = self.check_rules(line, input);
+            return if rules == Outcome::Miss {
+                filters
+            } else {
+                rules
+            };
+        }
+        self.check_rules(line, input)
+    }
+
+    fn check_rules(&self, line: &[u8], input: Option<&Path>) -> Outcome {
         if let Some((inner, n)) = unwrap_repeated(line) {
             return match self.check_one(&inner, input) {
                 Outcome::Hit {

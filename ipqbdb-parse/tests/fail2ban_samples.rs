@@ -15,9 +15,8 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use ipqbdb_core::AddrKey;
 use ipqbdb_parse::rules::Mode;
 use ipqbdb_parse::sessions::{Counted, Sessions};
 
@@ -109,107 +108,39 @@ struct Sample {
     lineno: usize,
 }
 
-fn read_samples(file: &Path, default: &str) -> Vec<Sample> {
-    let text = std::fs::read(file).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}: the fail2ban package's sample logs are the yardstick of these tests \
-             (apt-get install fail2ban)",
-            file.display()
-        )
-    });
-    let text = String::from_utf8_lossy(&text);
-    let mut out = Vec::new();
-    let (mut default_mode, mut aggressive, mut prefix) = (true, true, String::new());
-    let mut pending: Option<serde_json::Value> = None;
-    for (i, line) in text.lines().enumerate() {
-        if let Some(opts) = line.strip_prefix("# filterOptions:") {
-            let v: serde_json::Value = serde_json::from_str(opts.trim())
-                .unwrap_or_else(|e| panic!("{}:{}: {e}", file.display(), i + 1));
-            let list = match v {
-                serde_json::Value::Array(a) => a,
-                o => vec![o],
+/// The samples of fail2ban's log `service` (annotations read by `common::read_annotated`; the
+/// files its `# addFILE:` lines add are left out: they are the journal's format, not syslog's).
+fn read_samples(service: &str, default: &str) -> Vec<Sample> {
+    common::read_annotated(service, service)
+        .into_iter()
+        .filter(|a| a.file == service)
+        .map(|a| {
+            let list = a.options.as_deref().map(Vec::as_slice).unwrap_or(&[]);
+            let mode_of = |o: &serde_json::Map<String, serde_json::Value>| {
+                o.get("mode").and_then(|m| m.as_str()).map(String::from)
             };
-            let mode_of =
-                |o: &serde_json::Value| o.get("mode").and_then(|m| m.as_str()).map(String::from);
-            default_mode = list.iter().any(|o| mode_of(o).is_none_or(|m| m == default));
-            aggressive = default_mode
+            let default_mode =
+                a.options.is_none() || list.iter().any(|o| mode_of(o).is_none_or(|m| m == default));
+            let aggressive = default_mode
                 || list
                     .iter()
                     .any(|o| mode_of(o).as_deref() == Some("aggressive"));
-            prefix = list
+            let prefix = list
                 .iter()
                 .find_map(|o| o.get("test.prefix-line").and_then(|p| p.as_str()))
-                .unwrap_or("")
-                .to_string();
-            continue;
-        }
-        if let Some(json) = line.strip_prefix("# failJSON:") {
-            pending = Some(
-                serde_json::from_str(json.trim())
-                    .unwrap_or_else(|e| panic!("{}:{}: {e}", file.display(), i + 1)),
-            );
-            continue;
-        }
-        if line.starts_with('#') || line.trim().is_empty() {
-            continue;
-        }
-        let ann = pending.take();
-        out.push(Sample {
-            line: format!("{prefix}{line}"),
-            expect: ann
-                .as_ref()
-                .and_then(|a| a.get("match"))
-                .and_then(|m| m.as_bool()),
-            host: ann
-                .as_ref()
-                .and_then(|a| a.get("host"))
-                .and_then(|h| h.as_str())
-                .map(String::from),
-            constraint: ann
-                .as_ref()
-                .and_then(|a| a.get("constraint"))
-                .and_then(|c| c.as_str())
-                .map(String::from),
-            default_mode,
-            aggressive,
-            lineno: i + 1,
-        });
-    }
-    out
-}
-
-/// Evaluates the constraints fail2ban's samples use: `name == 'x'` and `opts.get('mode') == 'x'`
-/// (or `!=`), joined by `and`. `mode` is `None` for the filter's default mode.
-fn constraint_holds(c: &str, service: &str, mode: Option<&str>) -> bool {
-    c.split(" and ").all(|part| {
-        let part = part.replace(' ', "");
-        let (lhs, want, eq) = if let Some((l, r)) = part.split_once("==") {
-            (
-                l.to_string(),
-                r.trim_matches(|c| c == '\'' || c == '"').to_string(),
-                true,
-            )
-        } else if let Some((l, r)) = part.split_once("!=") {
-            (
-                l.to_string(),
-                r.trim_matches(|c| c == '\'' || c == '"').to_string(),
-                false,
-            )
-        } else {
-            panic!("unknown constraint {c:?}");
-        };
-        let have = match lhs.as_str() {
-            "name" => Some(service),
-            "opts.get('mode')" => mode,
-            other => panic!("unknown constraint subject {other:?} in {c:?}"),
-        };
-        (have == Some(want.as_str())) == eq
-    })
-}
-
-fn same(a: IpAddr, b: &str) -> bool {
-    b.parse::<IpAddr>()
-        .is_ok_and(|b| AddrKey::exact(a) == AddrKey::exact(b))
+                .unwrap_or("");
+            let field = |k: &str| a.fail.as_ref().and_then(|j| j.get(k)).cloned();
+            Sample {
+                line: format!("{prefix}{}", a.line),
+                expect: field("match").and_then(|m| m.as_bool()),
+                host: field("host").and_then(|h| h.as_str().map(String::from)),
+                constraint: field("constraint").and_then(|c| c.as_str().map(String::from)),
+                default_mode,
+                aggressive,
+                lineno: a.lineno,
+            }
+        })
+        .collect()
 }
 
 #[derive(Debug, Default)]
@@ -229,7 +160,7 @@ struct Score {
 }
 
 fn score(service: &str, default: &str) -> Score {
-    let samples = read_samples(&PathBuf::from(SAMPLES).join(service), default);
+    let samples = read_samples(service, default);
     assert!(!samples.is_empty(), "{service}: no samples read");
     let mut sc = Score::default();
     for mode in [Mode::Normal, Mode::Aggressive] {
@@ -244,7 +175,7 @@ fn score(service: &str, default: &str) -> Score {
             let mode_name = (mode == Mode::Aggressive).then_some("aggressive");
             if s.constraint
                 .as_deref()
-                .is_some_and(|c| !constraint_holds(c, service, mode_name))
+                .is_some_and(|c| !common::constraint_holds(c, service, mode_name))
             {
                 continue;
             }
@@ -266,12 +197,12 @@ fn score(service: &str, default: &str) -> Score {
                         .iter()
                         .find(|(svc, text, _)| *svc == service && s.line.contains(text))
                     {
-                        if caught_ip.is_none_or(|ip| !same(ip, host)) {
+                        if caught_ip.is_none_or(|ip| !common::same(ip, host)) {
                             sc.excused.push(format!("{service}:{}: {why}", s.lineno));
                             continue;
                         }
                     }
-                    let ok = caught_ip.is_some_and(|ip| same(ip, host));
+                    let ok = caught_ip.is_some_and(|ip| common::same(ip, host));
                     if s.line.contains(host.as_str()) {
                         sc.on_line += 1;
                         sc.on_line_caught += u32::from(ok);
@@ -290,7 +221,8 @@ fn score(service: &str, default: &str) -> Score {
                     if s.aggressive && !s.default_mode && host.parse::<IpAddr>().is_ok() =>
                 {
                     sc.aggressive_only += 1;
-                    sc.aggressive_caught += u32::from(caught_ip.is_some_and(|ip| same(ip, host)));
+                    sc.aggressive_caught +=
+                        u32::from(caught_ip.is_some_and(|ip| common::same(ip, host)));
                 }
                 _ => {}
             }
