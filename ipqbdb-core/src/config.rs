@@ -85,6 +85,14 @@ pub struct Settings {
     /// The rule set `ibd-parse` runs: `normal`, `ddos` or `aggressive`.
     pub mode: Option<String>,
     pub verbose: Option<u8>,
+    /// The PostgreSQL server of the `postgres` backend (libpq connection string or URL, without a
+    /// password).
+    pub postgres_url: Option<String>,
+    /// A file whose first line is the PostgreSQL password (else libpq's `PGPASSFILE`).
+    pub postgres_password_file: Option<PathBuf>,
+    /// This host's name in a shared database (parser read positions are per host); default: the
+    /// system's host name.
+    pub host_name: Option<String>,
 }
 
 /// The values of `mode`.
@@ -161,6 +169,9 @@ impl Settings {
             rule_file: other.rule_file.or(self.rule_file),
             mode: other.mode.or(self.mode),
             verbose: other.verbose.or(self.verbose),
+            postgres_url: other.postgres_url.or(self.postgres_url),
+            postgres_password_file: other.postgres_password_file.or(self.postgres_password_file),
+            host_name: other.host_name.or(self.host_name),
         }
     }
 

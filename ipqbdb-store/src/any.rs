@@ -18,6 +18,8 @@ pub enum AnyStore {
     Lmdb(crate::LmdbStore),
     #[cfg(feature = "redb")]
     Redb(crate::RedbStore),
+    #[cfg(feature = "postgres")]
+    Postgres(crate::PostgresStore),
 }
 
 macro_rules! each {
@@ -29,6 +31,8 @@ macro_rules! each {
             AnyStore::Lmdb($s) => $body,
             #[cfg(feature = "redb")]
             AnyStore::Redb($s) => $body,
+            #[cfg(feature = "postgres")]
+            AnyStore::Postgres($s) => $body,
         }
     };
 }
@@ -58,6 +62,8 @@ impl Store for AnyStore {
             Backend::Lmdb => crate::LmdbStore::open(dir, opts).map(AnyStore::Lmdb),
             #[cfg(feature = "redb")]
             Backend::Redb => crate::RedbStore::open(dir, opts).map(AnyStore::Redb),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres => crate::PostgresStore::open(dir, opts).map(AnyStore::Postgres),
             #[allow(unreachable_patterns)]
             other => Err(StoreError::NotCompiled {
                 dir: dir.to_path_buf(),

@@ -21,6 +21,8 @@ fn engine_files(backend: Backend) -> &'static [&'static str] {
         Backend::Sqlite => &["ipqbdb.sqlite"],
         Backend::Lmdb => &["lmdb/data.mdb"],
         Backend::Redb => &["ipqbdb.redb"],
+        // The data is on the server; the directory holds the marker and the FIFO.
+        Backend::Postgres => &[],
     }
 }
 
@@ -124,6 +126,7 @@ pub(crate) fn share_with_group(dir: &Path, backend: Backend) {
         Backend::Sqlite => &["ipqbdb.sqlite", "ipqbdb.sqlite-wal", "ipqbdb.sqlite-shm"],
         Backend::Lmdb => &["lmdb", "lmdb/data.mdb", "lmdb/lock.mdb"],
         Backend::Redb => &["ipqbdb.redb"],
+        Backend::Postgres => &[],
     };
     for f in files {
         let path = dir.join(f);
@@ -151,6 +154,8 @@ pub(crate) fn sync_dir(dir: &Path) {
 
 /// Path of a backend's main file or directory, for error messages and size reports.
 pub fn engine_path(dir: &Path, backend: Backend) -> PathBuf {
-    let first = engine_files(backend)[0];
+    let Some(first) = engine_files(backend).first() else {
+        return dir.join(MARKER);
+    };
     dir.join(first.split('/').next().unwrap_or(first))
 }

@@ -31,6 +31,9 @@ pub enum StoreError {
     },
     #[error("{dir}: not an ipqbdb database directory: {why}")]
     Foreign { dir: PathBuf, why: String },
+    /// The `postgres` engine was chosen without a usable server configuration.
+    #[error("{dir}: postgres: {why}")]
+    ServerConfig { dir: PathBuf, why: String },
     #[error("{dir}: no database here (run a program that creates it first, e.g. ibd ban)")]
     Missing { dir: PathBuf },
     #[error("{path}: corrupt database: {what}")]

@@ -4,9 +4,14 @@
 //! one a database directory uses is recorded in the directory itself (see [`dir`]). [`AnyStore`]
 //! picks the engine at run time among those compiled in.
 
-#[cfg(not(any(feature = "sqlite", feature = "lmdb", feature = "redb")))]
+#[cfg(not(any(
+    feature = "sqlite",
+    feature = "lmdb",
+    feature = "redb",
+    feature = "postgres"
+)))]
 compile_error!(
-    "ipqbdb-store needs at least one storage engine: enable the feature sqlite, lmdb or redb"
+    "ipqbdb-store needs at least one storage engine: enable the feature sqlite, lmdb, redb or postgres"
 );
 
 mod any;
@@ -16,10 +21,13 @@ pub mod cli;
 pub mod dir;
 mod error;
 pub mod kv;
+pub mod server;
 mod store;
 
 #[cfg(feature = "lmdb")]
 pub mod lmdb;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 #[cfg(feature = "redb")]
 pub mod redb;
 #[cfg(feature = "sqlite")]
@@ -28,6 +36,7 @@ pub mod sqlite;
 pub use any::AnyStore;
 pub use backend::{Backend, UnknownBackend};
 pub use error::{Result, StoreError};
+pub use server::ServerOptions;
 pub use store::{
     Ban, BanReport, Location, OpenOptions, PrefixChange, ReasonStats, Snapshot, Store, WhiteEntry,
     MAX_REASON_LEN,
@@ -35,6 +44,8 @@ pub use store::{
 
 #[cfg(feature = "lmdb")]
 pub use lmdb::LmdbStore;
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
 #[cfg(feature = "redb")]
 pub use redb::RedbStore;
 #[cfg(feature = "sqlite")]
