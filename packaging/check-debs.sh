@@ -149,7 +149,7 @@ required=(
     ./usr/share/man/man8/ibd-judge.8.gz ./usr/share/man/man8/ibd-ban.8.gz
     ./usr/share/bash-completion/completions/ibd
 )
-for b in lmdb sqlite redb; do
+for b in lmdb sqlite redb postgres; do
     deb=$(ls target/debian/ipqbdb-"$b"_*.deb)
     name=ipqbdb-$b
     dpkg-deb -c "$deb" | awk '{print $6}' > "$tmp/list"

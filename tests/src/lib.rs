@@ -99,16 +99,20 @@ pub fn must_finish<T: Send + 'static>(
 
 /// The path of a workspace binary, built first if needed (`cargo build -p PACKAGE --bin NAME`), for
 /// tests that drive programs of other packages. Cargo provides `$CARGO` to tests it runs.
+/// With this crate's feature `postgres`, they are built with theirs.
 pub fn workspace_bin(package: &str, name: &str) -> std::path::PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("workspace root");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = std::process::Command::new(cargo)
-        .args(["build", "--quiet", "-p", package, "--bin", name])
-        .current_dir(root)
-        .status()
-        .expect("cargo build");
+    let mut build = std::process::Command::new(cargo);
+    build.args(["build", "--quiet", "-p", package, "--bin", name]);
+    // The same engines as this crate, so the postgres tests' programs can reach the server, and
+    // every test of a run builds the programs alike (one binary, not two swapping places).
+    if cfg!(feature = "postgres") {
+        build.args(["--features", "postgres"]);
+    }
+    let status = build.current_dir(root).status().expect("cargo build");
     assert!(status.success(), "building {name} failed");
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(std::path::PathBuf::from)

@@ -1,0 +1,301 @@
+//! The postgres engine where it differs from the local ones: many hosts writing at once, the
+//! server's equivalents of a damaged file (a dropped connection, a restart, a foreign or newer
+//! schema), per-host notes, and the configuration's refusals. Each test runs its own private
+//! server (`ipqbdb_tests::postgres::PgServer`); the conformance suite runs the rest.
+#![cfg(feature = "postgres")]
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use ipqbdb_core::UnixTime;
+use ipqbdb_store::{AnyStore, Backend, Ban, OpenOptions, ServerOptions, Store, StoreError};
+use ipqbdb_tests::postgres::{server_of, PgServer};
+use ipqbdb_tests::{ip, open_any, workspace_bin, Proc, TestDb};
+
+const T0: UnixTime = 1_700_000_000;
+const WORKER: &str = env!("CARGO_BIN_EXE_ipqbdb-store-worker");
+const PG: Backend = Backend::Postgres;
+
+fn ban(addr: &str) -> Ban<'_> {
+    Ban {
+        ip: ip(addr),
+        reason: "r",
+        initial_count: 5,
+        decay: None,
+    }
+}
+
+fn worker(db: &TestDb, args: &[&str]) -> Proc {
+    let mut cmd = Command::new(WORKER);
+    cmd.arg("postgres")
+        .arg(db.path())
+        .args(args)
+        .stderr(Stdio::piped());
+    Proc::spawn_piped(args[0], &mut cmd)
+}
+
+/// The `DONE n` of a worker that must succeed.
+fn done(p: Proc) -> u64 {
+    let out = p.output(Duration::from_secs(300));
+    assert!(
+        out.status.success(),
+        "worker failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("DONE "))
+        .expect("DONE line")
+        .parse()
+        .unwrap()
+}
+
+/// The bans counted for reason "same": of the live record and credited by deletions.
+fn same_caught(s: &AnyStore) -> u64 {
+    s.reason_stats()
+        .unwrap()
+        .iter()
+        .find(|r| r.reason.text == "same")
+        .map_or(0, |r| r.total_caught())
+}
+
+#[test]
+fn many_writers_ban_one_address_exactly() {
+    // Six processes (as six hosts' parsers and admins) ban one address at once, in batches and
+    // singly, while a seventh deletes its record again and again: every ban is counted once,
+    // whether in the live record or credited to the reason when a deletion took it.
+    let db = TestDb::new(PG);
+    drop(open_any(db.path(), PG).unwrap());
+    let deleter = worker(&db, &["delete-loop", "4"]);
+    let banners: Vec<Proc> = [
+        ["ban-same", "400", "50"],
+        ["ban-same", "400", "50"],
+        ["ban-same", "400", "50"],
+        ["ban-same", "60", "1"],
+        ["ban-same", "60", "1"],
+        ["ban-same", "60", "1"],
+    ]
+    .iter()
+    .map(|a| worker(&db, a))
+    .collect();
+    let banned: u64 = banners.into_iter().map(done).sum();
+    let deletions = done(deleter);
+    assert_eq!(banned, 3 * 400 + 3 * 60);
+    eprintln!("{banned} bans by six processes beside {deletions} deletions");
+    assert!(
+        deletions > 0,
+        "the deleter never found the record to delete"
+    );
+    let s = open_any(db.path(), PG).unwrap();
+    assert_eq!(
+        same_caught(&s),
+        banned,
+        "every ban counted exactly once, live or credited at deletion"
+    );
+}
+
+#[test]
+fn a_dropped_connection_is_made_again() {
+    let db = TestDb::new(PG);
+    let server = db.server.as_ref().unwrap();
+    let s = open_any(db.path(), PG).unwrap();
+    s.ban(&ban("192.0.2.1"), T0).unwrap();
+    let dropped = server.drop_connections(&db.dbname().unwrap());
+    assert!(dropped >= 1, "the store's connection was open");
+    // Neither the next write nor the next read fails: nothing was in flight.
+    s.ban(&ban("192.0.2.1"), T0).unwrap();
+    server.drop_connections(&db.dbname().unwrap());
+    let rec = s.lookup("192.0.2.1".parse().unwrap()).unwrap().unwrap();
+    assert_eq!(rec.caught, 2);
+}
+
+#[test]
+fn a_server_restart_needs_no_restart_of_ours() {
+    let mut db = TestDb::new(PG);
+    let s = open_any(db.path(), PG).unwrap();
+    s.ban(&ban("192.0.2.1"), T0).unwrap();
+    db.server.as_mut().unwrap().stop();
+    let e = s.ban(&ban("192.0.2.1"), T0).unwrap_err();
+    let text = e.to_string();
+    eprintln!("while stopped: {text}");
+    assert!(!text.contains('\n'), "one line: {text}");
+    assert!(
+        text.contains("postgresql://postgres@"),
+        "names the server: {text}"
+    );
+    assert!(s.lookup("192.0.2.1".parse().unwrap()).is_err());
+    db.server.as_mut().unwrap().resume();
+    s.ban(&ban("192.0.2.1"), T0).unwrap();
+    let rec = s.lookup("192.0.2.1".parse().unwrap()).unwrap().unwrap();
+    assert_eq!(rec.caught, 2, "the failed ban did not count");
+}
+
+#[test]
+fn foreign_and_newer_schemas_are_refused() {
+    let server = PgServer::start();
+    let open = |dbname: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let res = AnyStore::open(
+            dir.path(),
+            &OpenOptions {
+                backend: Some(PG),
+                server: Some(ServerOptions {
+                    url: server.conninfo(dbname),
+                    password_file: None,
+                    host_name: None,
+                }),
+                ..OpenOptions::default()
+            },
+        );
+        res.err().map(|e| e.to_string())
+    };
+    // Another application's table of our name.
+    let foreign = server.new_database();
+    server.psql(
+        &foreign,
+        "CREATE TABLE ipqbdb_schema (name text, size bigint)",
+    );
+    let e = open(&foreign).expect("foreign schema must be refused");
+    assert!(
+        e.contains("not ipqbdb's") || e.contains("not an ipqbdb"),
+        "{e}"
+    );
+    // Our table names without our schema table.
+    let lookalike = server.new_database();
+    server.psql(&lookalike, "CREATE TABLE ipqbdb_block (k bytea)");
+    let e = open(&lookalike).expect("lookalike tables must be refused");
+    assert!(e.contains("no ipqbdb_schema"), "{e}");
+    // A schema made by a newer ipqbdb.
+    let newer = server.new_database();
+    assert_eq!(open(&newer), None, "a new database is created");
+    server.psql(&newer, "UPDATE ipqbdb_schema SET version = 99");
+    let e = open(&newer).expect("a newer schema must be refused");
+    assert!(e.contains("version 99") && e.contains("upgrade"), "{e}");
+    // Nothing was created in the refused databases.
+    assert_eq!(
+        server
+            .psql(
+                &foreign,
+                "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'ipqbdb%'"
+            )
+            .trim(),
+        "1"
+    );
+}
+
+#[test]
+fn notes_are_per_host_and_bans_are_shared() {
+    let db = TestDb::new(PG);
+    let open_as = |host: &str| {
+        let mut server = server_of(db.path()).unwrap();
+        server.host_name = Some(host.into());
+        AnyStore::open(
+            db.path(),
+            &OpenOptions {
+                backend: Some(PG),
+                server: Some(server),
+                ..OpenOptions::default()
+            },
+        )
+        .unwrap()
+    };
+    let (mail, web) = (open_as("mail"), open_as("web"));
+    let pos = b"pos:/var/log/auth.log".to_vec();
+    mail.ban_batch_noting(&[ban("192.0.2.1")], T0, &[(pos.clone(), b"100".to_vec())])
+        .unwrap();
+    web.ban_batch_noting(&[ban("192.0.2.1")], T0, &[(pos.clone(), b"7".to_vec())])
+        .unwrap();
+    assert_eq!(mail.note(&pos).unwrap().as_deref(), Some(&b"100"[..]));
+    assert_eq!(web.note(&pos).unwrap().as_deref(), Some(&b"7"[..]));
+    let rec = mail.lookup("192.0.2.1".parse().unwrap()).unwrap().unwrap();
+    assert_eq!(rec.caught, 2, "both hosts' bans are on one record");
+    mail.white_set(&[ipqbdb_store::WhiteEntry {
+        range: "10.0.0.0/8".parse().unwrap(),
+        decay: 0,
+    }])
+    .unwrap();
+    assert_eq!(
+        web.white_list().unwrap().len(),
+        1,
+        "the whitelist is shared"
+    );
+}
+
+#[test]
+fn server_configuration_is_refused_clearly() {
+    let db = TestDb::new(PG);
+    drop(open_any(db.path(), PG).unwrap());
+    // The directory's marker says postgres: no engine is guessed.
+    let with = |server: Option<ServerOptions>| {
+        AnyStore::open(
+            db.path(),
+            &OpenOptions {
+                server,
+                ..OpenOptions::default()
+            },
+        )
+        .err()
+        .expect("must be refused")
+    };
+    let e = with(None);
+    assert!(
+        matches!(e, StoreError::ServerConfig { .. }) && e.to_string().contains("postgres-url"),
+        "{e}"
+    );
+    let mut server = server_of(db.path()).unwrap();
+    server.url.push_str(" password=hunter2");
+    let e = with(Some(server.clone())).to_string();
+    assert!(
+        e.contains("holds a password") && !e.contains("hunter2"),
+        "{e}"
+    );
+    server.url = "host=/nonexistent-socket-dir user=postgres dbname=x".into();
+    let e = with(Some(server.clone())).to_string();
+    assert!(
+        e.contains("/nonexistent-socket-dir") && !e.contains('\n'),
+        "{e}"
+    );
+    server.url = "postgresql://[broken".into();
+    let e = with(Some(server)).to_string();
+    assert!(e.contains("not a connection string"), "{e}");
+}
+
+#[test]
+fn ibd_says_one_line_and_exits_1_while_the_server_is_down() {
+    let mut db = TestDb::new(PG);
+    let ibd = workspace_bin("ipqbdb-admin", "ibd");
+    let conninfo = server_of(db.path()).unwrap().url;
+    let dir = db.path().to_path_buf();
+    let run = |args: &[&str]| {
+        Command::new(&ibd)
+            .args(["--config", "/dev/null", "--backend", "postgres", "--db-dir"])
+            .arg(&dir)
+            .args(["--postgres-url", &conninfo])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = run(&["ban", "-r", "test", "192.0.2.1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    db.server.as_mut().unwrap().stop();
+    for args in [
+        &["ban", "-r", "test", "192.0.2.2"][..],
+        &["del", "--ls"][..],
+    ] {
+        let out = run(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        eprintln!("ibd {args:?} while down: {err}");
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+        assert!(err.contains("postgres"), "{err}");
+    }
+    db.server.as_mut().unwrap().resume();
+    let out = run(&["del", "--ls"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("192.0.2.1") && !text.contains("192.0.2.2"));
+}
