@@ -20,6 +20,9 @@ pub enum AnyStore {
     Redb(crate::RedbStore),
     #[cfg(feature = "postgres")]
     Postgres(crate::PostgresStore),
+    /// The judge's local view of a postgres database ([`AnyStore::into_local_view`]).
+    #[cfg(feature = "postgres")]
+    View(crate::ViewStore),
 }
 
 macro_rules! each {
@@ -33,8 +36,32 @@ macro_rules! each {
             AnyStore::Redb($s) => $body,
             #[cfg(feature = "postgres")]
             AnyStore::Postgres($s) => $body,
+            #[cfg(feature = "postgres")]
+            AnyStore::View($s) => $body,
         }
     };
+}
+
+impl AnyStore {
+    /// For reading verdicts: a postgres store becomes a local view refreshed every `refresh`
+    /// (see [`crate::view`]), so no lookup waits on the network; a local engine stays as it is.
+    pub fn into_local_view(
+        self,
+        refresh: std::time::Duration,
+        program: &'static str,
+    ) -> Result<AnyStore> {
+        match self {
+            #[cfg(feature = "postgres")]
+            AnyStore::Postgres(s) => {
+                crate::ViewStore::start(s, refresh, program).map(AnyStore::View)
+            }
+            #[allow(unreachable_patterns)]
+            other => {
+                let _ = (refresh, program);
+                Ok(other)
+            }
+        }
+    }
 }
 
 impl Store for AnyStore {

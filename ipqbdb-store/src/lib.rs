@@ -32,6 +32,8 @@ pub mod postgres;
 pub mod redb;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+#[cfg(feature = "postgres")]
+pub mod view;
 
 pub use any::AnyStore;
 pub use backend::{Backend, UnknownBackend};
@@ -50,3 +52,5 @@ pub use postgres::PostgresStore;
 pub use redb::RedbStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
+#[cfg(feature = "postgres")]
+pub use view::ViewStore;

@@ -479,7 +479,7 @@ impl PostgresStore {
         Err(last.expect("an error"))
     }
 
-    /// What changed in the plain tables since `after` (a transaction id snapshot bound returned by
+    /// What changed in `tables` since `after` (a transaction id snapshot bound returned by
     /// an earlier call; 0 for everything): each changed key with its value (`None` when deleted),
     /// and the bound to pass next time. Rows of transactions that had not committed when the
     /// earlier call ran have ids at or above its bound, so none is missed.
@@ -494,6 +494,16 @@ impl PostgresStore {
             let mut changes = Vec::new();
             for &t in tables {
                 if scoped(t) {
+                    // Small, and only its shared rows matter to a view (format, settings): whole.
+                    let rows = txn
+                        .query(
+                            &format!("SELECT k, v FROM {} WHERE scope = ''", sql_table(t)),
+                            &[],
+                        )
+                        .map_err(PgFail::Db)?;
+                    for r in rows {
+                        changes.push((t, r.get::<_, Vec<u8>>(0), Some(r.get::<_, Vec<u8>>(1))));
+                    }
                     continue;
                 }
                 if after > 0 {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use ipqbdb_core::UnixTime;
 use ipqbdb_store::{AnyStore, Backend, Ban, OpenOptions, ServerOptions, Store, StoreError};
 use ipqbdb_tests::postgres::{server_of, PgServer};
-use ipqbdb_tests::{ip, open_any, workspace_bin, Proc, TestDb};
+use ipqbdb_tests::{ip, open_any, wait_until, workspace_bin, Proc, TestDb};
 
 const T0: UnixTime = 1_700_000_000;
 const WORKER: &str = env!("CARGO_BIN_EXE_ipqbdb-store-worker");
@@ -298,4 +298,62 @@ fn ibd_says_one_line_and_exits_1_while_the_server_is_down() {
     let out = run(&["del", "--ls"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && text.contains("192.0.2.1") && !text.contains("192.0.2.2"));
+}
+
+#[test]
+fn the_judges_view_follows_the_server_and_outlives_an_outage() {
+    let mut db = TestDb::new(PG);
+    let s = open_any(db.path(), PG).unwrap();
+    let key = |a: &str| -> ipqbdb_core::AddrKey { a.parse().unwrap() };
+    s.ban(&ban("192.0.2.1"), T0).unwrap();
+    let view = open_any(db.path(), PG)
+        .unwrap()
+        .into_local_view(Duration::from_millis(50), "test")
+        .unwrap();
+    assert!(matches!(view, AnyStore::View(_)));
+    assert!(
+        view.lookup(key("192.0.2.1")).unwrap().is_some(),
+        "loaded at start"
+    );
+    // A ban, a deletion, a whitelist range and a counter update, all made elsewhere.
+    s.ban(&ban("192.0.2.2"), T0).unwrap();
+    s.delete_records(&[key("192.0.2.1")]).unwrap();
+    s.white_set(&[ipqbdb_store::WhiteEntry {
+        range: "192.0.2.0/24".parse().unwrap(),
+        decay: 0,
+    }])
+    .unwrap();
+    s.add_blocked(&[(key("192.0.2.2"), 5)]).unwrap();
+    let seen = || {
+        let b = view.lookup(key("192.0.2.2")).unwrap();
+        let a = view.lookup(key("192.0.2.1")).unwrap();
+        let w = view.white_lookup(key("192.0.2.9")).unwrap();
+        b.is_some_and(|r| r.blocked == 5) && a.is_none() && w.is_some_and(|w| w.decay == 0)
+    };
+    wait_until(
+        || "the view to show the changes".into(),
+        Duration::from_secs(10),
+        seen,
+    );
+    let (rec, white) = view.verdict_state(ip("192.0.2.2")).unwrap();
+    assert_eq!((rec.map(|r| r.caught), white), (Some(1), Some(0)));
+    // The server goes away: the view keeps answering from what it has.
+    db.server.as_mut().unwrap().stop();
+    for _ in 0..20 {
+        assert!(view.lookup(key("192.0.2.2")).unwrap().is_some());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    db.server.as_mut().unwrap().resume();
+    s.ban(&ban("198.51.100.1"), T0).unwrap();
+    wait_until(
+        || "the view to catch up after the outage".into(),
+        Duration::from_secs(20),
+        || view.lookup(key("198.51.100.1")).unwrap().is_some(),
+    );
+    let AnyStore::View(v) = &view else {
+        unreachable!()
+    };
+    let stats = v.stats();
+    eprintln!("view: {stats:?}");
+    assert!(stats.failures > 0, "the outage was noticed");
 }
