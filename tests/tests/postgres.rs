@@ -4,6 +4,7 @@
 //! server (`ipqbdb_tests::postgres::PgServer`); the conformance suite runs the rest.
 #![cfg(feature = "postgres")]
 
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -356,4 +357,100 @@ fn the_judges_view_follows_the_server_and_outlives_an_outage() {
     let stats = v.stats();
     eprintln!("view: {stats:?}");
     assert!(stats.failures > 0, "the outage was noticed");
+}
+
+/// How long the server stays down in the outage test: as long as an administrator's restart of a
+/// busy server may take.
+const OUTAGE: Duration = Duration::from_secs(30);
+
+#[test]
+fn an_outage_during_a_ban_storm_loses_and_repeats_nothing() {
+    // Two hosts, each with its own database directory and ibd-parse following its own log, ban
+    // the same four addresses on every line (5 ms apart) into one server, which is stopped for
+    // 30 s in the middle. The parsers hold their bans and positions and retry; once the server
+    // is back, every line has been counted exactly once.
+    let mut db = TestDb::new(PG);
+    let parse = workspace_bin("ipqbdb-parse", "ibd-parse");
+    let conninfo = server_of(db.path()).unwrap().url;
+    let tmp = tempfile::tempdir().unwrap();
+    let rules = tmp.path().join("rules.conf");
+    std::fs::write(&rules, "/storm <HOST>/ * \"storm\" 31\n").unwrap();
+    let hosts = ["mail", "web"];
+    let mut parsers = Vec::new();
+    for host in hosts {
+        let config = tmp.path().join(format!("{host}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "backend = \"postgres\"\npostgres-url = \"{conninfo}\"\nhost-name = \"{host}\"\n"
+            ),
+        )
+        .unwrap();
+        let log = tmp.path().join(format!("{host}.log"));
+        std::fs::write(&log, "").unwrap();
+        let mut cmd = Command::new(&parse);
+        cmd.args(["-D", "--no-fifo", "--from-start", "--config"])
+            .arg(&config)
+            .arg("--db-dir")
+            .arg(tmp.path().join(host))
+            .arg("--rule-file")
+            .arg(&rules)
+            .arg(&log)
+            .stdin(Stdio::null());
+        let mut p = Proc::spawn_logged(host, &mut cmd, &tmp.path().join(format!("{host}.err")));
+        p.wait_log("started", Duration::from_secs(30));
+        parsers.push((p, log));
+    }
+    let hot = ["203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.4"];
+    let feed = |log: &Path, secs: u64| {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().append(true).open(log).unwrap();
+        let until = std::time::Instant::now() + Duration::from_secs(secs);
+        let mut n = 0u64;
+        while std::time::Instant::now() < until {
+            writeln!(f, "storm {}", hot[n as usize % hot.len()]).unwrap();
+            n += 1;
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        n
+    };
+    let lines: u64 = std::thread::scope(|s| {
+        let feeders: Vec<_> = parsers
+            .iter()
+            .map(|(_, log)| s.spawn(|| feed(log, 6 + OUTAGE.as_secs())))
+            .collect();
+        std::thread::sleep(Duration::from_secs(3));
+        db.server.as_mut().unwrap().stop();
+        eprintln!("server stopped");
+        std::thread::sleep(OUTAGE);
+        db.server.as_mut().unwrap().resume();
+        eprintln!("server back");
+        feeders.into_iter().map(|f| f.join().unwrap()).sum()
+    });
+    let s = open_any(db.path(), PG).unwrap();
+    let caught = || -> u64 {
+        hot.iter()
+            .filter_map(|a| s.lookup(a.parse().unwrap()).unwrap())
+            .map(|r| r.caught)
+            .sum()
+    };
+    wait_until(
+        || format!("{} of {lines} lines counted", caught()),
+        Duration::from_secs(120),
+        || caught() >= lines,
+    );
+    // Whatever was in flight when the server stopped is settled by now: nothing more may come.
+    for (p, _) in &mut parsers {
+        p.signal(libc::SIGTERM);
+        p.wait(Duration::from_secs(30));
+    }
+    assert_eq!(caught(), lines, "every line banned once, none twice");
+    for (p, _) in &parsers {
+        let log = p.log();
+        assert!(!log.contains("panicked"), "{log}");
+        assert!(
+            log.contains("postgres"),
+            "the parser said why it waited: {log}"
+        );
+    }
 }
