@@ -9,6 +9,7 @@ mod del;
 mod error;
 mod links;
 mod show_config;
+mod transfer;
 mod white;
 
 use std::ffi::OsString;
@@ -53,6 +54,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
         Command::Config(_) => ("config", "config"),
         Command::Category(_) => ("category", "category"),
         Command::InstallLinks(_) => ("config", "install-links"),
+        Command::Export(_) => ("config", "export"),
+        Command::Import(_) => ("config", "import"),
     };
     let program = if link.is_some() {
         called
@@ -77,5 +80,7 @@ fn dispatch(cli: &Cli, section: &str, program: &str) -> Result<(), AdminError> {
         Command::Config(a) => show_config::run(&ctx()?, a),
         Command::Category(a) => category::run(&ctx()?, a),
         Command::InstallLinks(a) => links::run(a),
+        Command::Export(a) => transfer::export(&ctx()?, a),
+        Command::Import(a) => transfer::import(&ctx()?, a),
     }
 }

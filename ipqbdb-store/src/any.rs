@@ -18,8 +18,9 @@ pub enum AnyStore {
     Lmdb(crate::LmdbStore),
     #[cfg(feature = "redb")]
     Redb(crate::RedbStore),
+    /// Boxed: its connection and statements make it several times larger than the others.
     #[cfg(feature = "postgres")]
-    Postgres(crate::PostgresStore),
+    Postgres(Box<crate::PostgresStore>),
     /// The judge's local view of a postgres database ([`AnyStore::into_local_view`]).
     #[cfg(feature = "postgres")]
     View(crate::ViewStore),
@@ -53,7 +54,7 @@ impl AnyStore {
         match self {
             #[cfg(feature = "postgres")]
             AnyStore::Postgres(s) => {
-                crate::ViewStore::start(s, refresh, program).map(AnyStore::View)
+                crate::ViewStore::start(*s, refresh, program).map(AnyStore::View)
             }
             #[allow(unreachable_patterns)]
             other => {
@@ -90,7 +91,9 @@ impl Store for AnyStore {
             #[cfg(feature = "redb")]
             Backend::Redb => crate::RedbStore::open(dir, opts).map(AnyStore::Redb),
             #[cfg(feature = "postgres")]
-            Backend::Postgres => crate::PostgresStore::open(dir, opts).map(AnyStore::Postgres),
+            Backend::Postgres => {
+                crate::PostgresStore::open(dir, opts).map(|s| AnyStore::Postgres(Box::new(s)))
+            }
             #[allow(unreachable_patterns)]
             other => Err(StoreError::NotCompiled {
                 dir: dir.to_path_buf(),

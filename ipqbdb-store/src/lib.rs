@@ -23,6 +23,7 @@ mod error;
 pub mod kv;
 pub mod server;
 mod store;
+pub mod transfer;
 
 #[cfg(feature = "lmdb")]
 pub mod lmdb;

@@ -149,7 +149,8 @@ struct Conn {
 }
 
 pub struct PostgresStore {
-    config: Config,
+    /// Boxed: it is large, and stores are moved around in `AnyStore`.
+    config: Box<Config>,
     /// `None` after the connection was found broken: the next operation connects again, so a
     /// server restart needs no restart of ours.
     conn: Mutex<Option<Conn>>,
@@ -446,10 +447,7 @@ impl PostgresStore {
 
     /// Runs `f` in one read-only transaction on the connection, with one reconnection if the
     /// connection turns out to be broken (a read is safe to run again).
-    fn with_read<R>(
-        &self,
-        f: &mut dyn FnMut(&mut Transaction<'_>, &[Stmts]) -> std::result::Result<R, PgFail>,
-    ) -> Result<R> {
+    fn with_read<R>(&self, f: &mut InTxn<'_, R>) -> Result<R> {
         let mut last = None;
         for _ in 0..2 {
             let mut guard = self.conn()?;
@@ -559,6 +557,10 @@ fn current_user() -> String {
     }
 }
 
+/// What [`PostgresStore::with_read`] runs in its transaction.
+type InTxn<'a, R> =
+    dyn FnMut(&mut Transaction<'_>, &[Stmts]) -> std::result::Result<R, PgFail> + 'a;
+
 /// A failure inside a transaction: the server's (maybe retryable) or the callback's own.
 enum PgFail {
     Db(postgres::Error),
@@ -588,7 +590,7 @@ impl Store for PostgresStore {
         }
         let path = PathBuf::from(describe(&config));
         let mut store = PostgresStore {
-            config,
+            config: Box::new(config),
             conn: Mutex::new(None),
             host,
             loc: Location::new(dir, &path, opts),
