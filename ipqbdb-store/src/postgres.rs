@@ -287,10 +287,15 @@ impl PostgresStore {
     }
 
     fn connect(&self) -> Result<Conn> {
-        let mut client = self
+        let client = self
             .config
             .connect(NoTls)
             .map_err(|e| self.backend_error(e))?;
+        self.prepare(client)
+    }
+
+    /// A connection with its statements prepared.
+    fn prepare(&self, mut client: Client) -> Result<Conn> {
         let prepared = (|| -> std::result::Result<Conn, postgres::Error> {
             let stmts = Table::ALL
                 .iter()
@@ -600,7 +605,9 @@ impl Store for PostgresStore {
             .connect(NoTls)
             .map_err(|e| store.backend_error(e))?;
         store.ensure_schema(&mut client, opts.create)?;
-        drop(client);
+        // The schema exists now: the same connection serves the store.
+        let conn = store.prepare(client)?;
+        *store.conn.get_mut().unwrap_or_else(|p| p.into_inner()) = Some(conn);
         store.loc.v6_prefix = ensure_format(&store)?;
         Ok(store)
     }

@@ -15,7 +15,7 @@
 //! records take about 150 MB. The view holds what the database holds: retention
 //! (`ibd del --del --min-time T --max-records N`) bounds both.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
@@ -39,28 +39,38 @@ const PENDING: usize = 64;
 
 type Map = BTreeMap<Box<[u8]>, Box<[u8]>>;
 
-/// The tables in memory.
+/// The tables in memory: ordered maps, but the block table in a hash map, because verdicts only
+/// ever get its keys one by one and a hash lookup is what keeps up with LMDB's (a scan of it, which
+/// no verdict makes, sorts its keys).
 #[derive(Default)]
 struct Tables {
     maps: Vec<Map>,
+    block: HashMap<Box<[u8]>, Box<[u8]>>,
 }
 
 impl Tables {
     fn new() -> Self {
         Tables {
             maps: Table::ALL.iter().map(|_| Map::new()).collect(),
+            block: HashMap::new(),
         }
     }
 
     fn apply(&mut self, set: ChangeSet) {
         for (table, key, value) in set.changes {
-            let map = &mut self.maps[table.index()];
-            match value {
-                Some(v) => {
-                    map.insert(key.into_boxed_slice(), v.into_boxed_slice());
+            match (table, value) {
+                (Table::Block, Some(v)) => {
+                    self.block
+                        .insert(key.into_boxed_slice(), v.into_boxed_slice());
                 }
-                None => {
-                    map.remove(&key[..]);
+                (Table::Block, None) => {
+                    self.block.remove(&key[..]);
+                }
+                (_, Some(v)) => {
+                    self.maps[table.index()].insert(key.into_boxed_slice(), v.into_boxed_slice());
+                }
+                (_, None) => {
+                    self.maps[table.index()].remove(&key[..]);
                 }
             }
         }
@@ -69,11 +79,26 @@ impl Tables {
 
 impl ReadTx for Tables {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.maps[table.index()].get(key).map(|v| v.to_vec()))
+        let v = match table {
+            Table::Block => self.block.get(key),
+            _ => self.maps[table.index()].get(key),
+        };
+        Ok(v.map(|v| v.to_vec()))
     }
 
     fn scan(&self, table: Table, from: &[u8], dir: Direction, visit: &mut Visit<'_>) -> Result<()> {
-        let map = &self.maps[table.index()];
+        let sorted: Map;
+        let map = match table {
+            Table::Block => {
+                sorted = self
+                    .block
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                &sorted
+            }
+            _ => &self.maps[table.index()],
+        };
         match dir {
             Direction::Forward => {
                 for (k, v) in map
@@ -99,7 +124,10 @@ impl ReadTx for Tables {
     }
 
     fn len(&self, table: Table) -> Result<u64> {
-        Ok(self.maps[table.index()].len() as u64)
+        Ok(match table {
+            Table::Block => self.block.len(),
+            _ => self.maps[table.index()].len(),
+        } as u64)
     }
 }
 

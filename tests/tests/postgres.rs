@@ -336,6 +336,11 @@ fn the_judges_view_follows_the_server_and_outlives_an_outage() {
         Duration::from_secs(10),
         seen,
     );
+    assert_eq!(
+        view.list_records(None).unwrap(),
+        s.list_records(None).unwrap(),
+        "a scan of the view is the server's"
+    );
     let (rec, white) = view.verdict_state(ip("192.0.2.2")).unwrap();
     assert_eq!((rec.map(|r| r.caught), white), (Some(1), Some(0)));
     // The server goes away: the view keeps answering from what it has.

@@ -100,8 +100,13 @@ fn verdicts_per_second(s: &AnyStore, records: u32) -> f64 {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let conninfo = args.first().expect("usage: ipqbdb-bench-fleet CONNINFO [RECORDS]");
-    let records: u32 = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(1_000_000);
+    let conninfo = args
+        .first()
+        .expect("usage: ipqbdb-bench-fleet CONNINFO [RECORDS]");
+    let records: u32 = args
+        .get(1)
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(1_000_000);
     let engines = [Backend::Lmdb, Backend::Sqlite, Backend::Postgres];
 
     println!("== durable bans per second (empty database)");
