@@ -81,22 +81,23 @@ done
 ibd() { "$bin/ibd" --config "$tmp/mail/ipqbdb.toml" "$@"; }
 echo "== every host runs ibd-judge and ibd-parse ($(ibd config | awk '$1 == "db-backend" {print $2}') backend, one server)"
 
-lost() { # source, host number: pings lost out of 40
-    ip netns exec "$N" ping -q -n -c 40 -i 0.01 -W 1 -I "$1" "10.98.0.$2" 2> /dev/null \
+lost() { # source, host number: pings lost out of 40 (ping fails when it loses all: not an error)
+    { ip netns exec "$N" ping -q -n -c 40 -i 0.01 -W 1 -I "$1" "10.98.0.$2" 2> /dev/null || true; } \
         | awk '/packets transmitted/ {print $1 - $4}'
 }
 caught() {
     ibd del --ls --json | tr '{' '\n' | awk -F'"caught":' '/"10.98.0.66"/ {split($2, a, ","); print a[1]}'
 }
 row() { # line, text, probability
-    printf '%-5s %-38s %11s %9s %9s %9s %13s\n' "$1" "$2" "$3" \
+    printf '%-5s %-44s %11s %10s %10s %10s %12s\n' "$1" "$2" "$3" \
         "$(lost 10.98.0.66 1)/40" "$(lost 10.98.0.66 2)/40" "$(lost 10.98.0.66 3)/40" \
         "$(($(lost 10.98.0.20 1) + $(lost 10.98.0.20 2) + $(lost 10.98.0.20 3)))/120"
 }
-printf '\n%-5s %-38s %11s %9s %9s %9s %13s\n' line "log line fed to the mail host" probability \
-    "mail" "web" "dns" "legit lost"
-printf '%-5s %-38s %11s %9s %9s %9s %13s\n' "" "" "" "(attacker lost)" "" "" ""
-row 0 "(none yet)" "0%"
+echo
+echo "The attacker's pings lost at each host, and the legitimate host's lost at all three together:"
+printf '\n%-5s %-44s %11s %10s %10s %10s %12s\n' step "what happened (on which host)" probability \
+    "mail" "web" "dns" "legitimate"
+row 0 "(nothing yet)" "0%"
 for i in 1 2 3 4 5 6; do
     line="Nov 21 10:0$i:00 mail sshd[40$i]: Failed password for root from 10.98.0.66 port 5$i$i$i ssh2"
     echo "$line" > "$tmp/mail/db/ibd-parse.sock"
@@ -104,9 +105,12 @@ for i in 1 2 3 4 5 6; do
     for _ in $(seq 1 250); do [ "$(caught)" = "$i" ] && break; sleep 0.02; done
     [ "$(caught)" = "$i" ] || { echo "fleet-demo.sh: the ban did not arrive"; cat "$tmp/mail/parse.log"; exit 1; }
     sleep 0.2
-    row "$i" "Failed password from 10.98.0.66 (mail)" "$(ibd del --ls | awk '$1 == "10.98.0.66" {print $2}')"
+    row "$i" "sshd: Failed password from 10.98.0.66 (mail)" "$(ibd del --ls | awk '$1 == "10.98.0.66" {print $2}')"
 done
-# At 100 % every host drops every packet of the attacker: the line above must say 40/40 three times.
+# An administrator on the dns host bans it at 100 % at once: every host drops every packet of it.
+"$bin/ibd" --config "$tmp/dns/ipqbdb.toml" ban -q -c 0 -r "admin on dns" 10.98.0.66
+sleep 0.2
+row 7 "ibd ban -c 0 10.98.0.66 (dns)" "$(ibd del --ls | awk '$1 == "10.98.0.66" {print $2}')"
 last=$(for h in 1 2 3; do lost 10.98.0.66 "$h"; done | sort -u)
 [ "$last" = 40 ] || { echo "fleet-demo.sh: a host still passes the attacker's packets at 100 %"; exit 1; }
 legit=$(for h in 1 2 3; do lost 10.98.0.20 "$h"; done | sort -u)
@@ -115,7 +119,10 @@ legit=$(for h in 1 2 3; do lost 10.98.0.20 "$h"; done | sort -u)
 echo
 echo "== the shared database (ibd del --ls -v on any host)"
 ibd del --ls -v
-for h in "${hosts[@]}"; do
-    echo "== $h's judge: $(grep -m1 'local view\|listening' "$tmp/$h/judge.log" | sed 's/^ibd-judge: //')"
+for i in 0 1 2; do
+    h=${hosts[$i]}
+    kill -USR1 "${pids[$((2 * i))]}" # the judges are started first on each host
+    wait_for "$tmp/$h/judge.log" "queue 0:"
+    echo "== $h's judge counted: $(grep -m1 'queue 0:' "$tmp/$h/judge.log" | sed 's/^ibd-judge: //')"
 done
 echo "fleet demo finished; namespaces, databases and server removed"
