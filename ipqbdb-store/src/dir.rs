@@ -114,6 +114,7 @@ pub(crate) fn create_dir(dir: &Path) -> Result<()> {
 /// its files 0600). Only what lacks group access is changed; files this process does not own are
 /// left to their owner (whose own open shares them). A directory without group write is private
 /// and stays so.
+#[cfg(any(feature = "sqlite", feature = "lmdb", feature = "redb"))]
 pub(crate) fn share_with_group(dir: &Path, backend: Backend) {
     use std::os::unix::fs::PermissionsExt;
     let Ok(meta) = fs::metadata(dir) else {

@@ -42,6 +42,8 @@ const SCHEMA_LOCK: i64 = 0x6970_6462_0001;
 const RETRY_FOR: Duration = Duration::from_secs(60);
 /// How long a connection attempt may take: an unreachable server is an error, never a hang.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long sent data may stay unacknowledged by a TCP server before the connection counts as lost.
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Commit tokens and tombstones older than this are deleted by `maintenance`: a view that has
 /// not caught up for that long loads the tables again.
 const TOKEN_KEEP_SECS: i64 = 86_400;
@@ -257,6 +259,12 @@ impl PostgresStore {
         }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        // A server that vanishes from the network (no reset) fails the statement within this,
+        // instead of after the kernel's quarter of an hour of retransmissions.
+        if config.get_tcp_user_timeout().is_none() {
+            config.tcp_user_timeout(TCP_USER_TIMEOUT);
+            config.keepalives_idle(TCP_USER_TIMEOUT);
         }
         if config.get_application_name().is_none() {
             config.application_name("ipqbdb");
