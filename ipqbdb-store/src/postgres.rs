@@ -189,6 +189,35 @@ fn is_serialisation_failure(e: &postgres::Error) -> bool {
     )
 }
 
+/// A client error with its causes on one line: the crate shows `db error` alone, and the server's
+/// message (`FATAL: terminating connection due to administrator command`) is in the source.
+#[derive(Debug)]
+struct Explained(String);
+
+impl From<&postgres::Error> for Explained {
+    fn from(e: &postgres::Error) -> Self {
+        let mut text = e.to_string();
+        let mut cause = std::error::Error::source(e);
+        while let Some(c) = cause {
+            let more = c.to_string();
+            if !text.ends_with(&more) {
+                text.push_str(": ");
+                text.push_str(&more);
+            }
+            cause = c.source();
+        }
+        Explained(text.replace('\n', " "))
+    }
+}
+
+impl std::fmt::Display for Explained {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Explained {}
+
 /// A random 16-byte token (no RNG crate needed: the kernel's).
 fn token() -> [u8; 16] {
     let mut t = [0u8; 16];
@@ -291,7 +320,7 @@ impl PostgresStore {
     }
 
     fn backend_error(&self, e: postgres::Error) -> StoreError {
-        StoreError::backend(&self.loc.path, Backend::Postgres, e)
+        StoreError::backend(&self.loc.path, Backend::Postgres, Explained::from(&e))
     }
 
     fn connect(&self) -> Result<Conn> {
@@ -798,11 +827,7 @@ impl<'t, 'c> PgTx<'t, 'c> {
     }
 
     fn fail(&self, e: postgres::Error) -> StoreError {
-        let shown = StoreError::Backend {
-            path: self.path.to_path_buf(),
-            backend: Backend::Postgres,
-            source: e.to_string().into(),
-        };
+        let shown = StoreError::backend(self.path, Backend::Postgres, Explained::from(&e));
         let first = self.failed.take();
         self.failed.set(Some(first.unwrap_or(e)));
         shown

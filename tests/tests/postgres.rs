@@ -459,3 +459,83 @@ fn an_outage_during_a_ban_storm_loses_and_repeats_nothing() {
         );
     }
 }
+
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root (network namespaces, iptables): run with --features root-tests or --all-features"
+)]
+fn the_judge_judges_through_an_outage_and_its_counters_survive() {
+    use ipqbdb_tests::netns::Netns;
+    use ipqbdb_tests::traffic::{assert_all_judged, judge_counters, queue_counters, Link};
+    // A real ibd-judge on a postgres database judges a paced stream while the server is stopped
+    // for 8 s: every packet is judged from the local view (the banned source dropped, the
+    // innocent delivered), the outage is logged once, and the block counters reach the database
+    // once the server is back.
+    let mut db = TestDb::new(PG);
+    let s = open_any(db.path(), PG).unwrap();
+    let hot = Ban {
+        ip: ip(Link::TEST_NET),
+        reason: "hot",
+        initial_count: 0,
+        decay: Some(86_400),
+    };
+    s.ban(&hot, ipqbdb_core::now()).unwrap();
+    let config = db.path().join("judge.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "backend = \"postgres\"\npostgres-url = \"{}\"\nhost-name = \"judge\"\n",
+            server_of(db.path()).unwrap().url
+        ),
+    )
+    .unwrap();
+    let judge = workspace_bin("ipqbdb-judge", "ibd-judge");
+    let ns = Netns::new("pgjudge");
+    let mut link = Link::new(&ns);
+    let mut cmd = ns.command(judge.to_str().unwrap());
+    cmd.args(["-D", "--config"])
+        .arg(&config)
+        .arg("--db-dir")
+        .arg(db.path())
+        .arg("Q0");
+    let log = db.path().join("judge.err");
+    let mut p = Proc::spawn_logged("ibd-judge", &mut cmd, &log);
+    p.wait_log("listening on", Duration::from_secs(30));
+    let stream = link.stream(&[Link::INNOCENT, Link::TEST_NET], 500, 500 * 16);
+    std::thread::sleep(Duration::from_secs(3));
+    db.server.as_mut().unwrap().stop();
+    std::thread::sleep(Duration::from_secs(8));
+    db.server.as_mut().unwrap().resume();
+    wait_until(
+        || "the stream to end".into(),
+        Duration::from_secs(60),
+        || stream.sender_done(),
+    );
+    let traffic = stream.finish();
+    let queue = queue_counters(&ns, 0).expect("queue 0 bound");
+    p.stop(Duration::from_secs(30));
+    let jlog = p.log();
+    let [packets, _, dropped, _, errors] = judge_counters(&jlog, 0).expect("judge counters");
+    assert_all_judged("postgres", &queue, packets, errors, &traffic);
+    assert_eq!(
+        traffic.received_from(Link::INNOCENT),
+        traffic.sent_from(Link::INNOCENT),
+        "innocent packets delivered"
+    );
+    // Banned at 100 % a few seconds ago: it has decayed by a few parts in 100,000 since.
+    let hot_sent = traffic.sent_from(Link::TEST_NET);
+    assert_eq!(traffic.received_from(Link::TEST_NET) + dropped, hot_sent);
+    assert!(
+        dropped * 1000 >= hot_sent * 999,
+        "{dropped} of {hot_sent} dropped"
+    );
+    assert_eq!(
+        jlog.matches("judging by the last view").count(),
+        1,
+        "the outage is said once: {jlog}"
+    );
+    assert!(jlog.contains("answers again"), "{jlog}");
+    let rec = s.lookup(Link::TEST_NET.parse().unwrap()).unwrap().unwrap();
+    assert_eq!(rec.blocked, dropped, "every drop counted in the database");
+}
