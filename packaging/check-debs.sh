@@ -9,8 +9,9 @@
 # 3. Life cycle of ipqbdb-lmdb on this machine: install, upgrade to revision 2, remove, purge; at each
 #    step the package state (dpkg -s), the user and group ipqbdb (getent), the units, their enablement
 #    and the database directory (ls). After install, `systemd-analyze verify` on the installed units.
-# 4. Each local-engine package in turn (ipqbdb-postgres needs a server): installs it, checks that a member of the group ipqbdb (a web application)
-#    can run `ibd ban` on the database the daemons use, purges it.
+# 4. Each local-engine package in turn (ipqbdb-postgres needs a server): installs it, checks that a
+#    member of the group ipqbdb (a web application) can run `ibd ban` on the database the daemons
+#    use, purges it.
 #
 # It installs the Debian packages it needs (apt-get) and purges exactly those at the end, also on
 # failure; any check that fails stops it with a line starting "check-debs.sh: FAIL".
