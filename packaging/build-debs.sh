@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Builds the Debian packages ipqbdb-lmdb, ipqbdb-sqlite and ipqbdb-redb, each with only its storage
+# Builds the Debian packages ipqbdb-lmdb, ipqbdb-sqlite, ipqbdb-redb and ipqbdb-postgres, each with only its storage
 # engine compiled in, into target/debian/. Needs cargo-deb (cargo install --locked cargo-deb).
-# Usage: packaging/build-debs.sh [BACKEND...]   (default: all three)
+# Usage: packaging/build-debs.sh [BACKEND...]   (default: all four)
 # Environment: DEB_OUTPUT, the output directory (default target/debian); DEB_REVISION, the Debian
 # revision (default 1, making version 0.1.0-1).
 set -euo pipefail
@@ -11,7 +11,7 @@ command -v cargo-deb > /dev/null || {
     exit 1
 }
 backends=("$@")
-[ ${#backends[@]} -gt 0 ] || backends=(lmdb sqlite redb)
+[ ${#backends[@]} -gt 0 ] || backends=(lmdb sqlite redb postgres)
 cargo run --quiet -p ipqbdb-xtask -- docs target/docs > /dev/null
 # One target directory for all variants: only the store and what links it are rebuilt per engine.
 export CARGO_TARGET_DIR=$PWD/target/deb-build

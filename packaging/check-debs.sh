@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CI check of the Debian packages (as root, on a machine without ipqbdb installed).
 #
-# 1. Builds the three packages (packaging/build-debs.sh) and a second ipqbdb-lmdb, revision 2.
+# 1. Builds the four packages (packaging/build-debs.sh) and a second ipqbdb-lmdb, revision 2.
 # 2. Checks each package: its files (docs under its own name), that it contains only its own storage
 #    engine, its DEP-5 copyright file (what the package bundles, with the licence texts), that every
 #    unit's Documentation= is in the package, and that its maintainer scripts hold the unit handling
@@ -9,8 +9,9 @@
 # 3. Life cycle of ipqbdb-lmdb on this machine: install, upgrade to revision 2, remove, purge; at each
 #    step the package state (dpkg -s), the user and group ipqbdb (getent), the units, their enablement
 #    and the database directory (ls). After install, `systemd-analyze verify` on the installed units.
-# 4. Each package in turn: installs it, checks that a member of the group ipqbdb (a web application)
-#    can run `ibd ban` on the database the daemons use, purges it.
+# 4. Each local-engine package in turn (ipqbdb-postgres needs a server): installs it, checks that a
+#    member of the group ipqbdb (a web application) can run `ibd ban` on the database the daemons
+#    use, purges it.
 #
 # It installs the Debian packages it needs (apt-get) and purges exactly those at the end, also on
 # failure; any check that fails stops it with a line starting "check-debs.sh: FAIL".
@@ -150,7 +151,7 @@ required=(
     ./usr/share/man/man8/ibd-judge.8.gz ./usr/share/man/man8/ibd-ban.8.gz ./usr/share/man/man8/ibd-stats.8.gz
     ./usr/share/bash-completion/completions/ibd
 )
-for b in lmdb sqlite redb; do
+for b in lmdb sqlite redb postgres; do
     deb=$(ls target/debian/ipqbdb-"$b"_*.deb)
     name=ipqbdb-$b
     dpkg-deb -c "$deb" | awk '{print $6}' > "$tmp/list"

@@ -107,7 +107,7 @@ fn bench_backend(c: &mut Criterion, backend: Backend) {
 }
 
 fn benches(c: &mut Criterion) {
-    for backend in Backend::compiled() {
+    for backend in Backend::compiled_local() {
         bench_backend(c, backend);
     }
 }

@@ -50,6 +50,35 @@ pub enum Command {
     /// /var/lib/prometheus/node-exporter/ipqbdb-db.prom` (the daemons export their own counters with
     /// --metrics-listen or --metrics-file).
     Stats(StatsArgs),
+    /// Write every table of the database (records, whitelist, reasons, settings, read positions)
+    /// to FILE or standard output, to move it to another engine with `ibd import`
+    #[command(
+        long_about = "Write every table of the database (block records, whitelist, reasons and \
+            their statistics, the IPv6 prefix, the parser's read positions) to FILE or standard \
+            output, from one consistent snapshot.\n\n\
+            To move a database to another engine (another ipqbdb-* package, or to a shared \
+            PostgreSQL server): stop ibd-parse, `ibd export > dump`, then \
+            `ibd import --db-dir NEWDIR --backend ENGINE dump` (a new, empty database), and \
+            point db-dir (and backend) at it. The dump is text: a header line, then one \
+            `TABLE<TAB>KEY<TAB>VALUE` line per entry, key and value in hex."
+    )]
+    Export(ExportArgs),
+    /// Read a dump written by `ibd export` into a new, empty database, in one transaction
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Where to write the dump [default: standard output]
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The dump; - for standard input
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -11,6 +11,7 @@ mod links;
 mod report;
 mod show_config;
 mod stats;
+mod transfer;
 mod white;
 
 use std::ffi::OsString;
@@ -57,6 +58,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
         Command::Stats(_) => ("stats", "stats"),
         Command::Report(_) => ("report", "report"),
         Command::InstallLinks(_) => ("config", "install-links"),
+        Command::Export(_) => ("config", "export"),
+        Command::Import(_) => ("config", "import"),
     };
     let program = if link.is_some() {
         called
@@ -83,5 +86,7 @@ fn dispatch(cli: &Cli, section: &str, program: &str) -> Result<(), AdminError> {
         Command::Stats(a) => stats::run(&ctx()?, a),
         Command::Report(a) => report::run(&ctx()?, a),
         Command::InstallLinks(a) => links::run(a),
+        Command::Export(a) => transfer::export(&ctx()?, a),
+        Command::Import(a) => transfer::import(&ctx()?, a),
     }
 }

@@ -122,6 +122,14 @@ pub struct Settings {
     /// A fail2ban filter or jail that cannot be loaded stops `ibd-parse` (otherwise it is reported
     /// and left out).
     pub fail2ban_strict: Option<bool>,
+    /// The PostgreSQL server of the `postgres` backend (libpq connection string or URL, without a
+    /// password).
+    pub postgres_url: Option<String>,
+    /// A file whose first line is the PostgreSQL password (else libpq's `PGPASSFILE`).
+    pub postgres_password_file: Option<PathBuf>,
+    /// This host's name in a shared database (parser read positions are per host); default: the
+    /// system's host name.
+    pub host_name: Option<String>,
 }
 
 /// The values of `mode`.
@@ -213,6 +221,9 @@ impl Settings {
             fail2ban_filters: other.fail2ban_filters.or(self.fail2ban_filters),
             fail2ban_config: other.fail2ban_config.or(self.fail2ban_config),
             fail2ban_strict: other.fail2ban_strict.or(self.fail2ban_strict),
+            postgres_url: other.postgres_url.or(self.postgres_url),
+            postgres_password_file: other.postgres_password_file.or(self.postgres_password_file),
+            host_name: other.host_name.or(self.host_name),
         }
     }
 

@@ -80,7 +80,11 @@ fn start(
     sock.queue
         .set_recv_enobufs(true)
         .map_err(|e| format!("ENOBUFS reporting: {e}"))?;
-    let store = setup.open(true).map_err(|e| e.to_string())?;
+    // A shared (postgres) database is judged from a local view refreshed at the staleness bound.
+    let store = setup
+        .open(true)
+        .and_then(|s| s.into_local_view(staleness, PROGRAM))
+        .map_err(|e| e.to_string())?;
     // The writer's own: see CounterWriter::start.
     let writer_store = setup.open(false).map_err(|e| e.to_string())?;
     for spec in &cli.specs {

@@ -296,7 +296,7 @@ mod tests {
     /// they are refused and counted; what was queued is written once the writer is free.
     #[test]
     fn a_held_writer_fills_the_queue_and_nothing_waits() {
-        for backend in Backend::compiled() {
+        for backend in Backend::compiled_local() {
             let dir = tempfile::tempdir().unwrap();
             let store = open(dir.path(), backend);
             let ip = "192.0.2.7".parse().unwrap();

@@ -174,7 +174,7 @@ fn write_fifo(fifo: &Path, data: &[u8]) {
 
 #[test]
 fn fifo_serves_successive_writers() {
-    for backend in Backend::compiled() {
+    for backend in Backend::compiled_local() {
         let s = Setup::new();
         let d = s.start(backend, &[], 0);
         let fifo = s.db().join("ibd-parse.sock");
@@ -432,7 +432,7 @@ fn journal_input_trusts_journald_and_resumes_at_its_cursor() {
         script.to_str().unwrap(),
     ];
     {
-        let backend = Backend::compiled()[0];
+        let backend = Backend::compiled_local()[0];
         let d = s.start(backend, &journal, 0);
         s.wait_caught("192.0.2.1", 1);
         s.wait_caught("192.0.2.4", 1);

@@ -18,6 +18,12 @@ pub enum AnyStore {
     Lmdb(crate::LmdbStore),
     #[cfg(feature = "redb")]
     Redb(crate::RedbStore),
+    /// Boxed: its connection and statements make it several times larger than the others.
+    #[cfg(feature = "postgres")]
+    Postgres(Box<crate::PostgresStore>),
+    /// The judge's local view of a postgres database ([`AnyStore::into_local_view`]).
+    #[cfg(feature = "postgres")]
+    View(crate::ViewStore),
 }
 
 macro_rules! each {
@@ -29,8 +35,34 @@ macro_rules! each {
             AnyStore::Lmdb($s) => $body,
             #[cfg(feature = "redb")]
             AnyStore::Redb($s) => $body,
+            #[cfg(feature = "postgres")]
+            AnyStore::Postgres($s) => $body,
+            #[cfg(feature = "postgres")]
+            AnyStore::View($s) => $body,
         }
     };
+}
+
+impl AnyStore {
+    /// For reading verdicts: a postgres store becomes a local view refreshed every `refresh`
+    /// (see [`crate::view`]), so no lookup waits on the network; a local engine stays as it is.
+    pub fn into_local_view(
+        self,
+        refresh: std::time::Duration,
+        program: &'static str,
+    ) -> Result<AnyStore> {
+        match self {
+            #[cfg(feature = "postgres")]
+            AnyStore::Postgres(s) => {
+                crate::ViewStore::start(*s, refresh, program).map(AnyStore::View)
+            }
+            #[allow(unreachable_patterns)]
+            other => {
+                let _ = (refresh, program);
+                Ok(other)
+            }
+        }
+    }
 }
 
 impl Store for AnyStore {
@@ -58,6 +90,10 @@ impl Store for AnyStore {
             Backend::Lmdb => crate::LmdbStore::open(dir, opts).map(AnyStore::Lmdb),
             #[cfg(feature = "redb")]
             Backend::Redb => crate::RedbStore::open(dir, opts).map(AnyStore::Redb),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres => {
+                crate::PostgresStore::open(dir, opts).map(|s| AnyStore::Postgres(Box::new(s)))
+            }
             #[allow(unreachable_patterns)]
             other => Err(StoreError::NotCompiled {
                 dir: dir.to_path_buf(),

@@ -10,16 +10,24 @@ pub enum Backend {
     Sqlite,
     Lmdb,
     Redb,
+    /// A shared PostgreSQL server: the database of a fleet (the directory keeps the marker only).
+    Postgres,
 }
 
 impl Backend {
-    pub const ALL: [Backend; 3] = [Backend::Lmdb, Backend::Sqlite, Backend::Redb];
+    pub const ALL: [Backend; 4] = [
+        Backend::Lmdb,
+        Backend::Sqlite,
+        Backend::Redb,
+        Backend::Postgres,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Backend::Sqlite => "sqlite",
             Backend::Lmdb => "lmdb",
             Backend::Redb => "redb",
+            Backend::Postgres => "postgres",
         }
     }
 
@@ -28,6 +36,7 @@ impl Backend {
             Backend::Sqlite => cfg!(feature = "sqlite"),
             Backend::Lmdb => cfg!(feature = "lmdb"),
             Backend::Redb => cfg!(feature = "redb"),
+            Backend::Postgres => cfg!(feature = "postgres"),
         }
     }
 
@@ -36,9 +45,24 @@ impl Backend {
         Self::ALL.into_iter().filter(|b| b.is_compiled()).collect()
     }
 
-    /// The backend a new directory gets when none is asked for: lmdb when built in.
+    /// Whether the engine keeps its data in files of the database directory (all but postgres).
+    pub fn is_local(self) -> bool {
+        self != Backend::Postgres
+    }
+
+    /// The compiled engines whose data lives in the directory: what tests of files (damage, full
+    /// disks, crashes of one host) and local benchmarks run over.
+    pub fn compiled_local() -> Vec<Backend> {
+        Self::compiled()
+            .into_iter()
+            .filter(|b| b.is_local())
+            .collect()
+    }
+
+    /// The backend a new directory gets when none is asked for: lmdb when built in. Never
+    /// postgres, which needs a server named in the configuration.
     pub fn default_for_new() -> Option<Backend> {
-        Self::compiled().first().copied()
+        Self::compiled_local().first().copied()
     }
 
     pub fn compiled_names() -> String {
@@ -58,7 +82,7 @@ impl fmt::Display for Backend {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown backend {0:?} (known: sqlite, lmdb, redb)")]
+#[error("unknown backend {0:?} (known: sqlite, lmdb, redb, postgres)")]
 pub struct UnknownBackend(pub String);
 
 impl FromStr for Backend {
@@ -69,6 +93,7 @@ impl FromStr for Backend {
             "sqlite" => Ok(Backend::Sqlite),
             "lmdb" => Ok(Backend::Lmdb),
             "redb" => Ok(Backend::Redb),
+            "postgres" => Ok(Backend::Postgres),
             other => Err(UnknownBackend(other.to_string())),
         }
     }

@@ -1,5 +1,5 @@
 //! Which database a program opens: the options every program shares (`--config`, `--db-dir`,
-//! `--backend`, `--ipv6-prefix`), resolved against the configuration file and the defaults.
+//! `--backend`, `--ipv6-prefix`, `--postgres-url`), resolved against the configuration file and the defaults.
 //!
 //! Precedence is command line, then the program's section of the configuration file, then its top
 //! level, then the built-in default.
@@ -16,7 +16,7 @@ use ipqbdb_core::log::{self, Level};
 use ipqbdb_core::{ModelParams, V6Prefix};
 use thiserror::Error;
 
-use crate::{AnyStore, Backend, OpenOptions, Store, StoreError};
+use crate::{AnyStore, Backend, OpenOptions, ServerOptions, Store, StoreError};
 
 #[derive(Debug, Clone, Args)]
 pub struct DbArgs {
@@ -33,6 +33,11 @@ pub struct DbArgs {
     /// keeps its own, and a different value here is an error
     #[arg(long, global = true, value_name = "BITS")]
     pub ipv6_prefix: Option<u32>,
+    /// PostgreSQL server of the postgres backend, as a libpq connection string or URL without a
+    /// password (e.g. "host=db1 dbname=ipqbdb user=ipqbdb"); the password comes from
+    /// postgres-password-file in the configuration or from the PGPASSFILE file
+    #[arg(long, global = true, value_name = "CONNINFO")]
+    pub postgres_url: Option<String>,
 }
 
 /// The housekeeping option of the daemons.
@@ -130,6 +135,8 @@ pub struct Setup {
     /// The IPv6 prefix given on the command line or in the configuration, checked against the
     /// database's at open (see [`OpenOptions::v6_prefix`]).
     pub v6_prefix: Option<V6Prefix>,
+    /// The server of the postgres backend, when a connection string is given.
+    pub server: Option<ServerOptions>,
 }
 
 impl Setup {
@@ -162,12 +169,22 @@ impl Setup {
             .or(settings.ipv6_prefix)
             .map(V6Prefix::new)
             .transpose()?;
+        let server = args
+            .postgres_url
+            .clone()
+            .or_else(|| settings.postgres_url.clone())
+            .map(|url| ServerOptions {
+                url,
+                password_file: settings.postgres_password_file.clone(),
+                host_name: settings.host_name.clone(),
+            });
         Ok(Setup {
             config_file,
             settings,
             db_dir,
             backend,
             v6_prefix,
+            server,
         })
     }
 
@@ -180,6 +197,7 @@ impl Setup {
                 backend: self.backend,
                 v6_prefix: self.v6_prefix,
                 model: ModelParams::default(),
+                server: self.server.clone(),
             },
         )
     }

@@ -21,6 +21,8 @@ fn engine_files(backend: Backend) -> &'static [&'static str] {
         Backend::Sqlite => &["ipqbdb.sqlite"],
         Backend::Lmdb => &["lmdb/data.mdb"],
         Backend::Redb => &["ipqbdb.redb"],
+        // The data is on the server; the directory holds the marker and the FIFO.
+        Backend::Postgres => &[],
     }
 }
 
@@ -112,6 +114,7 @@ pub(crate) fn create_dir(dir: &Path) -> Result<()> {
 /// its files 0600). Only what lacks group access is changed; files this process does not own are
 /// left to their owner (whose own open shares them). A directory without group write is private
 /// and stays so.
+#[cfg(any(feature = "sqlite", feature = "lmdb", feature = "redb"))]
 pub(crate) fn share_with_group(dir: &Path, backend: Backend) {
     use std::os::unix::fs::PermissionsExt;
     let Ok(meta) = fs::metadata(dir) else {
@@ -124,6 +127,7 @@ pub(crate) fn share_with_group(dir: &Path, backend: Backend) {
         Backend::Sqlite => &["ipqbdb.sqlite", "ipqbdb.sqlite-wal", "ipqbdb.sqlite-shm"],
         Backend::Lmdb => &["lmdb", "lmdb/data.mdb", "lmdb/lock.mdb"],
         Backend::Redb => &["ipqbdb.redb"],
+        Backend::Postgres => &[],
     };
     for f in files {
         let path = dir.join(f);
@@ -151,6 +155,8 @@ pub(crate) fn sync_dir(dir: &Path) {
 
 /// Path of a backend's main file or directory, for error messages and size reports.
 pub fn engine_path(dir: &Path, backend: Backend) -> PathBuf {
-    let first = engine_files(backend)[0];
+    let Some(first) = engine_files(backend).first() else {
+        return dir.join(MARKER);
+    };
     dir.join(first.split('/').next().unwrap_or(first))
 }

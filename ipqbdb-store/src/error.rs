@@ -31,6 +31,16 @@ pub enum StoreError {
     },
     #[error("{dir}: not an ipqbdb database directory: {why}")]
     Foreign { dir: PathBuf, why: String },
+    /// The `postgres` engine was chosen without a usable server configuration.
+    #[error("{dir}: postgres: {why}")]
+    ServerConfig { dir: PathBuf, why: String },
+    /// A dump `ibd import` cannot take (line 0: the file or database as a whole).
+    #[error("{}: {what}", at(path, *line))]
+    Import {
+        path: PathBuf,
+        line: usize,
+        what: String,
+    },
     #[error("{dir}: no database here (run a program that creates it first, e.g. ibd ban)")]
     Missing { dir: PathBuf },
     #[error("{path}: corrupt database: {what}")]
@@ -61,6 +71,15 @@ pub enum StoreError {
     /// is wrong: try again.
     #[error("{path}: a concurrent commit is not yet published; try again")]
     Retry { path: PathBuf },
+}
+
+/// `path:line`, or `path` alone for line 0.
+fn at(path: &std::path::Path, line: usize) -> String {
+    if line == 0 {
+        path.display().to_string()
+    } else {
+        format!("{}:{line}", path.display())
+    }
 }
 
 impl StoreError {

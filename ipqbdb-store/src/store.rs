@@ -44,6 +44,8 @@ pub struct OpenOptions {
     /// [`StoreError::PrefixMismatch`]. `None` takes whatever the database says.
     pub v6_prefix: Option<V6Prefix>,
     pub model: ModelParams,
+    /// The server of the `postgres` engine; the other engines ignore it.
+    pub server: Option<crate::server::ServerOptions>,
 }
 
 impl Default for OpenOptions {
@@ -53,6 +55,7 @@ impl Default for OpenOptions {
             backend: None,
             v6_prefix: None,
             model: ModelParams::default(),
+            server: None,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod http_server;
 pub mod netns;
+pub mod postgres;
 pub mod proc;
 pub mod scrape;
 pub mod traffic;
@@ -23,15 +24,58 @@ pub fn ip(s: &str) -> IpAddr {
     s.parse().expect("test address")
 }
 
-/// Opens (creating) a database of `backend` in `dir`.
+/// Opens (creating) a database of `backend` in `dir` (for postgres, on the server the directory
+/// names: see [`TestDb`]).
 pub fn open_any(dir: &Path, backend: Backend) -> ipqbdb_store::Result<AnyStore> {
     AnyStore::open(
         dir,
         &OpenOptions {
             backend: Some(backend),
-            ..OpenOptions::default()
+            ..options(dir)
         },
     )
+}
+
+/// The default options, with the test server of `dir` if it has one.
+pub fn options(dir: &Path) -> OpenOptions {
+    OpenOptions {
+        server: postgres::server_of(dir),
+        ..OpenOptions::default()
+    }
+}
+
+/// A database directory for a test of one engine; for postgres, with a private server and a
+/// database of its own on it, named in the directory (see [`postgres::CONNINFO_FILE`]), so
+/// [`open_any`] and child processes given the directory find it.
+pub struct TestDb {
+    // The directory goes first: it must not outlive the server it names.
+    dir: tempfile::TempDir,
+    pub server: Option<postgres::PgServer>,
+}
+
+impl TestDb {
+    pub fn new(backend: Backend) -> TestDb {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let server = (backend == Backend::Postgres).then(|| {
+            let server = postgres::PgServer::start();
+            server.attach(dir.path());
+            server
+        });
+        TestDb { dir, server }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The database name on the server (postgres only).
+    pub fn dbname(&self) -> Option<String> {
+        let conninfo = std::fs::read_to_string(self.path().join(postgres::CONNINFO_FILE)).ok()?;
+        conninfo
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("dbname="))
+            .map(str::to_string)
+    }
 }
 
 /// The `i`-th address of a /8, for tests that need many distinct addresses.
@@ -57,16 +101,20 @@ pub fn must_finish<T: Send + 'static>(
 
 /// The path of a workspace binary, built first if needed (`cargo build -p PACKAGE --bin NAME`), for
 /// tests that drive programs of other packages. Cargo provides `$CARGO` to tests it runs.
+/// With this crate's feature `postgres`, they are built with theirs.
 pub fn workspace_bin(package: &str, name: &str) -> std::path::PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("workspace root");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = std::process::Command::new(cargo)
-        .args(["build", "--quiet", "-p", package, "--bin", name])
-        .current_dir(root)
-        .status()
-        .expect("cargo build");
+    let mut build = std::process::Command::new(cargo);
+    build.args(["build", "--quiet", "-p", package, "--bin", name]);
+    // The same engines as this crate, so the postgres tests' programs can reach the server, and
+    // every test of a run builds the programs alike (one binary, not two swapping places).
+    if cfg!(feature = "postgres") {
+        build.args(["--features", "postgres"]);
+    }
+    let status = build.current_dir(root).status().expect("cargo build");
     assert!(status.success(), "building {name} failed");
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(std::path::PathBuf::from)

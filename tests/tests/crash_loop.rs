@@ -91,7 +91,7 @@ fn kill_anything_any_time() {
         parse: workspace_bin("ipqbdb-parse", "ibd-parse"),
         judge: workspace_bin("ipqbdb-judge", "ibd-judge"),
     };
-    for backend in Backend::compiled() {
+    for backend in Backend::compiled_local() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
         let db = dir.join("db");

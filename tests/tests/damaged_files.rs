@@ -14,6 +14,7 @@ fn engine_file(db: &Path, backend: Backend) -> PathBuf {
         Backend::Lmdb => db.join("lmdb/data.mdb"),
         Backend::Sqlite => db.join("ipqbdb.sqlite"),
         Backend::Redb => db.join("ipqbdb.redb"),
+        Backend::Postgres => unreachable!("postgres keeps no file in the directory"),
     }
 }
 
@@ -51,7 +52,7 @@ fn check(what: &str, out: &Output, file: &Path) {
 fn truncated_and_random_files() {
     let ibd = workspace_bin("ipqbdb-admin", "ibd");
     let parse = workspace_bin("ipqbdb-parse", "ibd-parse");
-    for backend in Backend::compiled() {
+    for backend in Backend::compiled_local() {
         for damage in ["truncated", "random"] {
             let tmp = tempfile::tempdir().unwrap();
             let db = tmp.path().join("db");

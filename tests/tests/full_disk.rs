@@ -191,7 +191,7 @@ impl ParserOnSmallFs {
 )]
 fn full_disk_and_read_only_file_system() {
     let parse = workspace_bin("ipqbdb-parse", "ibd-parse");
-    for backend in Backend::compiled() {
+    for backend in Backend::compiled_local() {
         let p = ParserOnSmallFs::start(
             &parse,
             backend,
@@ -335,7 +335,7 @@ fn record(db: &Path, addr: &str) -> Option<serde_json::Value> {
 fn a_reload_while_the_database_refuses_keeps_the_waiting_bans() {
     let parse = workspace_bin("ipqbdb-parse", "ibd-parse");
     let beta = "/alpha <HOST>/ * \"alpha\" 1 - 2h\n/beta <HOST>/ * \"beta\" 2 - 3h\n";
-    for backend in Backend::compiled() {
+    for backend in Backend::compiled_local() {
         let p = ParserOnSmallFs::start(&parse, backend, "reload", &["192.0.2.1"], beta);
         let (fs, db, rules, daemon) = (&p.fs, &p.db, &p.rules, &p.daemon);
         let feed = |line: &str| p.feed(line);

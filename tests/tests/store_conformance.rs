@@ -11,7 +11,7 @@ use ipqbdb_store::kv::{Direction, Table};
 use ipqbdb_store::{
     AnyStore, Backend, Ban, OpenOptions, ReportBegin, Store, StoreError, WhiteEntry,
 };
-use ipqbdb_tests::{ip, must_finish, nth_v4, open_any, Lines, Proc};
+use ipqbdb_tests::{ip, must_finish, nth_v4, open_any, options, Lines, Proc, TestDb};
 
 const T0: UnixTime = 1_700_000_000;
 const WORKER: &str = env!("CARGO_BIN_EXE_ipqbdb-store-worker");
@@ -33,8 +33,8 @@ fn range(s: &str) -> AddrRange {
     s.parse().unwrap()
 }
 
-fn fresh(b: Backend) -> (tempfile::TempDir, AnyStore) {
-    let dir = tempfile::tempdir().unwrap();
+fn fresh(b: Backend) -> (TestDb, AnyStore) {
+    let dir = TestDb::new(b);
     let store = open_any(dir.path(), b).unwrap();
     (dir, store)
 }
@@ -52,7 +52,7 @@ fn open_with_prefix(
             backend: Some(b),
             create,
             v6_prefix: prefix.map(|p| V6Prefix::new(p).unwrap()),
-            ..OpenOptions::default()
+            ..options(dir)
         },
     )
 }
@@ -83,12 +83,12 @@ mod suite {
         assert_eq!(ipqbdb_store::dir::detect(dir.path()).unwrap(), Some(b));
         drop(store);
         // Reopening without naming a backend finds it.
-        let again = AnyStore::open(dir.path(), &OpenOptions::default()).unwrap();
+        let again = AnyStore::open(dir.path(), &options(dir.path())).unwrap();
         assert_eq!(again.backend(), b);
         for other in Backend::ALL.into_iter().filter(|&o| o != b) {
             let opts = OpenOptions {
                 backend: Some(other),
-                ..OpenOptions::default()
+                ..options(dir.path())
             };
             match AnyStore::open(dir.path(), &opts) {
                 Err(StoreError::BackendMismatch { found, wanted, .. }) => {
@@ -410,7 +410,7 @@ mod suite {
     }
 
     pub fn persists_and_refuses_foreign_format(b: Backend) {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = TestDb::new(b);
         {
             let s = open_any(dir.path(), b).unwrap();
             s.ban(&ban("192.0.2.1", "r", 5), T0).unwrap();
@@ -480,7 +480,7 @@ mod suite {
     }
 
     pub fn ipv6_prefix_is_a_database_setting(b: Backend) {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = TestDb::new(b);
         let d = dir.path();
         // A new database stores the configured prefix; a program without one uses it.
         let s = open_with_prefix(d, b, Some(56), true).unwrap();
@@ -530,7 +530,7 @@ mod suite {
     }
 
     pub fn ipv6_prefix_change_rewrites_and_merges(b: Backend) {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = TestDb::new(b);
         let s = open_with_prefix(dir.path(), b, Some(64), true).unwrap();
         // Another store of the directory, opened before the change, follows it at once.
         let other = open_with_prefix(dir.path(), b, None, true).unwrap();
@@ -724,7 +724,7 @@ mod suite {
     }
 
     pub fn version_1_whitelist_is_migrated(b: Backend) {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = TestDb::new(b);
         let s = open_any(dir.path(), b).unwrap();
         // A version-1 database: whitelist keyed by start and end, no stored prefix.
         s.write(&mut |tx| {
@@ -752,7 +752,7 @@ mod suite {
         // goes back in time (the LMDB race described in lmdb.rs shows only under such load), and the
         // database must then hold exactly the bans the writers acknowledged.
         const SECS: &str = "3";
-        let dir = tempfile::tempdir().unwrap();
+        let dir = TestDb::new(b);
         drop(open_any(dir.path(), b).unwrap());
         let spawn = |args: &[&str]| {
             let mut cmd = Command::new(WORKER);
@@ -797,7 +797,7 @@ mod suite {
 
     pub fn sigkill_mid_transaction(b: Backend) {
         const ACKS: u32 = 40;
-        let dir = tempfile::tempdir().unwrap();
+        let dir = TestDb::new(b);
         let mut cmd = Command::new(WORKER);
         cmd.arg(b.name())
             .arg(dir.path())
@@ -946,8 +946,14 @@ mod suite {
     pub fn database_without_report_table_gets_it(b: Backend) {
         // Made and aged in other processes: this one must not have the environment open (LMDB
         // keeps table handles per process, and no program removes a table in real life).
-        let dir = tempfile::tempdir().unwrap();
-        for args in [&["ban-loop", "1", "45"][..], &["drop-table", "report"]] {
+        let db = TestDb::new(b);
+        let dir = &db;
+        // A server's table is dropped by its superuser (the worker knows local files only).
+        let steps: &[&[&str]] = match &db.server {
+            Some(_) => &[&["ban-loop", "1", "45"]],
+            None => &[&["ban-loop", "1", "45"], &["drop-table", "report"]],
+        };
+        for &args in steps {
             let out = Command::new(WORKER)
                 .arg(b.name())
                 .arg(dir.path())
@@ -959,6 +965,9 @@ mod suite {
                 "{args:?}: {}",
                 String::from_utf8_lossy(&out.stderr)
             );
+        }
+        if let (Some(server), Some(name)) = (&db.server, db.dbname()) {
+            server.psql(&name, "DROP TABLE ipqbdb_report");
         }
         let s = open_any(dir.path(), b).unwrap();
         assert!(s.lookup(key("192.0.2.1")).unwrap().is_some());
@@ -1037,6 +1046,12 @@ mod lmdb {
 #[cfg(feature = "redb")]
 mod redb {
     cases!(ipqbdb_store::Backend::Redb);
+}
+
+/// Against a private server per case (see `ipqbdb_tests::postgres`).
+#[cfg(feature = "postgres")]
+mod postgres {
+    cases!(ipqbdb_store::Backend::Postgres);
 }
 
 #[test]

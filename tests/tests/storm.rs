@@ -33,7 +33,7 @@ fn eight_banners_beside_parse_and_judge() {
     let ibd = workspace_bin("ipqbdb-admin", "ibd");
     let parse = workspace_bin("ipqbdb-parse", "ibd-parse");
     let judge = workspace_bin("ipqbdb-judge", "ibd-judge");
-    for backend in Backend::compiled() {
+    for backend in Backend::compiled_local() {
         let tmp = tempfile::tempdir().unwrap();
         let db = tmp.path().join("db");
         drop(open_any(&db, backend).unwrap());

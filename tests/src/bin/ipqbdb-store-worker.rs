@@ -6,6 +6,10 @@
 //!                        OCTET.x.y.z per round; prints ACK per round and DONE with the count
 //!   read-loop SECS       read for SECS seconds, checking that no read goes back in time
 //!   big-txn ACKS       ACKS single durable bans, then one huge transaction (to be killed in)
+//!   ban-same N BATCH     ban the shared counter address N times, BATCH bans per transaction;
+//!                        prints DONE with the count
+//!   delete-loop SECS     for SECS seconds, delete the counter address's record whenever it
+//!                        exists (crediting its counters to its reason); prints DONE with the count
 //!   hold-write SECS      open a write transaction, print HOLDING, keep it SECS seconds, commit it
 //!                        empty and print RELEASED: the writer lock another process must wait for
 //!   drop-table NAME      remove table NAME with the engine's own API, without opening a store
@@ -137,6 +141,38 @@ fn run() -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
             say("COMMITTED".into())?;
         }
+        "ban-same" => {
+            let (n, batch) = (num(3)?, num(4)?.max(1));
+            let one = Ban {
+                ip: ip(COUNTER),
+                reason: "same",
+                initial_count: 5,
+                decay: Some(86_400),
+            };
+            let mut done = 0;
+            while done < n {
+                let k = batch.min(n - done) as usize;
+                store
+                    .ban_batch(&vec![one; k], now())
+                    .map_err(|e| e.to_string())?;
+                done += k as u32;
+            }
+            say(format!("DONE {done}"))?;
+        }
+        "delete-loop" => {
+            let secs = num(3)?;
+            let key = AddrKey::exact(ip(COUNTER));
+            let deadline = Instant::now() + Duration::from_secs(secs.into());
+            let mut deleted = 0;
+            while Instant::now() < deadline {
+                deleted += store
+                    .delete_records(&[key])
+                    .map_err(|e| e.to_string())?
+                    .len();
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            say(format!("DONE {deleted}"))?;
+        }
         "hold-write" => {
             let secs = num(3)?;
             let mut said = false;
@@ -192,6 +228,7 @@ fn drop_table(backend: Backend, dir: &std::path::Path, name: &str) -> Result<(),
             .commit()
             .ok_or_else(|| e(&"no such table"))
         }
+        Backend::Postgres => Err(e(&"a server's tables are dropped with psql, not here")),
         Backend::Redb => {
             let mut builder = redb::Database::builder();
             builder.set_concurrency_mode(redb::ConcurrencyMode::MultiWriter);

@@ -1,0 +1,193 @@
+//! The postgres engine against lmdb and sqlite, in one run on one machine (`scripts/bench-postgres.sh`
+//! starts the server and passes its connection string):
+//!
+//! - durable bans per second, batched (1,000 per transaction, as the parser commits) and single
+//!   (one transaction each, as `ibd ban`), into an empty database;
+//! - the judge's verdict path (snapshot renewed every 100 ms, `Judge::judge` per packet) over
+//!   RECORDS records and 100,000 distinct sources, packets per second: postgres judges from its
+//!   local view, lmdb from its file; and the ratio;
+//! - the view's load time at start, its memory, and the cost of its refreshes (time per second on
+//!   the refresher's thread) while another connection bans 1,000 addresses per second.
+//!
+//! Usage: ipqbdb-bench-fleet CONNINFO [RECORDS]   (RECORDS default 1,000,000)
+
+use std::time::{Duration, Instant};
+
+use ipqbdb_benches::{addr, fill, Indices};
+use ipqbdb_judge::judge::Judge;
+use ipqbdb_store::{AnyStore, Backend, Ban, OpenOptions, ServerOptions, Store};
+
+const NOW: i64 = 1_700_000_000;
+const SOURCES: u32 = 100_000;
+const PACKETS: u32 = 2_000_000;
+const STALENESS: Duration = Duration::from_millis(100);
+
+fn open(dir: &std::path::Path, backend: Backend, conninfo: &str) -> AnyStore {
+    AnyStore::open(
+        dir,
+        &OpenOptions {
+            backend: Some(backend),
+            server: (backend == Backend::Postgres).then(|| ServerOptions {
+                url: conninfo.to_string(),
+                password_file: None,
+                host_name: None,
+            }),
+            ..OpenOptions::default()
+        },
+    )
+    .expect("open")
+}
+
+/// Resident memory of this process, bytes.
+fn rss() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+/// Durable bans per second: `batches` transactions of `per` new addresses from `first` on.
+fn bans_per_second(s: &AnyStore, first: u32, batches: u32, per: u32) -> f64 {
+    let started = Instant::now();
+    for b in 0..batches {
+        let from = first + b * per;
+        fill(s, from, from + per, per, NOW);
+    }
+    f64::from(batches * per) / started.elapsed().as_secs_f64()
+}
+
+/// Verdicts per second through the judge's path, renewing the snapshot at the staleness bound.
+fn verdicts_per_second(s: &AnyStore, records: u32) -> f64 {
+    let mut judge = Judge::default();
+    let mut idx = Indices::new(7);
+    // Half of the sources have a record, half not (the usual case for most packets).
+    let sources: Vec<_> = (0..SOURCES)
+        .map(|i| {
+            if i % 2 == 0 {
+                addr(idx.next_below(records))
+            } else {
+                addr(records + 1 + idx.next_below(1 << 20))
+            }
+        })
+        .collect();
+    let started = Instant::now();
+    let mut done = 0u32;
+    while done < PACKETS {
+        let deadline = Instant::now() + STALENESS;
+        s.with_snapshot(&mut |snap| {
+            judge.new_snapshot();
+            loop {
+                for _ in 0..1024 {
+                    let ip = sources[idx.next_below(SOURCES) as usize];
+                    std::hint::black_box(judge.judge(snap, ip, NOW)?);
+                    done += 1;
+                    if done == PACKETS {
+                        return Ok(());
+                    }
+                }
+                if Instant::now() >= deadline {
+                    return Ok(());
+                }
+            }
+        })
+        .expect("verdicts");
+    }
+    f64::from(PACKETS) / started.elapsed().as_secs_f64()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let conninfo = args
+        .first()
+        .expect("usage: ipqbdb-bench-fleet CONNINFO [RECORDS]");
+    let records: u32 = args
+        .get(1)
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(1_000_000);
+    let engines = [Backend::Lmdb, Backend::Sqlite, Backend::Postgres];
+
+    println!("== durable bans per second (empty database)");
+    println!("{:<10} {:>14} {:>14}", "engine", "batched/s", "single/s");
+    for b in engines {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = open(tmp.path(), b, conninfo);
+        let batched = bans_per_second(&s, 0, 20, 1000);
+        let single = bans_per_second(&s, 1 << 20, 500, 1);
+        println!("{:<10} {batched:>14.0} {single:>14.0}", b.name());
+        if b == Backend::Postgres {
+            // The next part needs an empty server database.
+            s.delete_range("10.0.0.0/8".parse().unwrap()).unwrap();
+        }
+    }
+
+    println!("== judge verdict path: {records} records, {SOURCES} sources, {PACKETS} packets");
+    let lmdb_dir = tempfile::tempdir().unwrap();
+    let lmdb = open(lmdb_dir.path(), Backend::Lmdb, conninfo);
+    fill(&lmdb, 0, records, 10_000, NOW);
+    let lmdb_rate = verdicts_per_second(&lmdb, records);
+    println!("lmdb       {lmdb_rate:>14.0} packets/s");
+    drop(lmdb);
+
+    let pg_dir = tempfile::tempdir().unwrap();
+    let pg = open(pg_dir.path(), Backend::Postgres, conninfo);
+    let started = Instant::now();
+    fill(&pg, 0, records, 10_000, NOW);
+    println!(
+        "(postgres filled with {records} records in {:.0} s)",
+        started.elapsed().as_secs_f64()
+    );
+    drop(pg);
+    let before = rss();
+    let view = open(pg_dir.path(), Backend::Postgres, conninfo)
+        .into_local_view(STALENESS, "bench")
+        .expect("view");
+    let after = rss();
+    let AnyStore::View(v) = &view else {
+        unreachable!("a postgres store becomes a view")
+    };
+    let load = v.stats().load;
+    let pg_rate = verdicts_per_second(&view, records);
+    println!("postgres   {pg_rate:>14.0} packets/s (local view)");
+    println!("ratio postgres/lmdb: {:.2}", pg_rate / lmdb_rate);
+    println!(
+        "view: loaded in {:.2} s, {:.0} MB resident ({:.0} bytes per record)",
+        load.as_secs_f64(),
+        (after.saturating_sub(before)) as f64 / 1e6,
+        (after.saturating_sub(before)) as f64 / f64::from(records.max(1))
+    );
+
+    println!("== view refresh cost while another host bans 1,000 addresses per second for 10 s");
+    let writer = open(pg_dir.path(), Backend::Postgres, conninfo);
+    let s0 = v.stats();
+    let started = Instant::now();
+    let mut i = 0u32;
+    while started.elapsed() < Duration::from_secs(10) {
+        let tick = Instant::now();
+        let bans: Vec<Ban<'_>> = (0..100)
+            .map(|k| Ban {
+                ip: addr(records + 2_000_000 + i * 100 + k),
+                reason: "benchmark",
+                initial_count: 5,
+                decay: None,
+            })
+            .collect();
+        writer.ban_batch(&bans, NOW).expect("ban");
+        i += 1;
+        // Keep the reader side going, so the view applies what it receives.
+        view.lookup(ipqbdb_core::AddrKey::exact(addr(0))).unwrap();
+        std::thread::sleep(Duration::from_millis(100).saturating_sub(tick.elapsed()));
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let s1 = v.stats();
+    println!(
+        "{:.0} bans/s written; {} refreshes, {} rows, {:.1} ms of refresh per second ({:.2} % of one core's time on the refresher)",
+        f64::from(i * 100) / secs,
+        s1.refreshes - s0.refreshes,
+        s1.rows - s0.rows,
+        (s1.refresh_time - s0.refresh_time).as_secs_f64() * 1000.0 / secs,
+        (s1.refresh_time - s0.refresh_time).as_secs_f64() * 100.0 / secs
+    );
+}

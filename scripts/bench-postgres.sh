@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The postgres engine against lmdb and sqlite in one run (issue 15): durable bans per second batched
+# and single, the judge's verdict path over RECORDS records and 100,000 sources (postgres from its
+# local view), the view's load time and memory, and its refresh cost at 1,000 bans/s. Starts a
+# private PostgreSQL server (the Debian package's binaries, run as the user postgres, reached by a
+# Unix socket in a temporary directory) and removes it at the end. Needs root (for runuser).
+# Usage: scripts/bench-postgres.sh [RECORDS]    (default 1000000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+records=${1:-1000000}
+pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2> /dev/null | sort -V | tail -1)
+[ -x "$pg_bin/pg_ctl" ] || {
+    echo "bench-postgres.sh: no PostgreSQL server binaries under /usr/lib/postgresql (apt-get install postgresql)" >&2
+    exit 1
+}
+cargo build --release --quiet -p ipqbdb-benches --features postgres --bin ipqbdb-bench-fleet
+tmp=$(mktemp -d)
+chown postgres: "$tmp"
+pg() { runuser -u postgres -- "$pg_bin/$1" "${@:2}"; }
+cleanup() {
+    pg pg_ctl -D "$tmp/data" -m immediate -w stop > /dev/null 2>&1 || true
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+pg initdb -D "$tmp/data" -A trust -U postgres -E UTF8 --locale C.UTF-8 > /dev/null
+pg pg_ctl -D "$tmp/data" -l "$tmp/log" -o "-k $tmp -c listen_addresses=" -w start > /dev/null
+pg psql -h "$tmp" -d postgres -qc "CREATE DATABASE bench"
+target/release/ipqbdb-bench-fleet "host=$tmp user=postgres dbname=bench" "$records"

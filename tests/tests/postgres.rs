@@ -1,0 +1,541 @@
+//! The postgres engine where it differs from the local ones: many hosts writing at once, the
+//! server's equivalents of a damaged file (a dropped connection, a restart, a foreign or newer
+//! schema), per-host notes, and the configuration's refusals. Each test runs its own private
+//! server (`ipqbdb_tests::postgres::PgServer`); the conformance suite runs the rest.
+#![cfg(feature = "postgres")]
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use ipqbdb_core::UnixTime;
+use ipqbdb_store::{AnyStore, Backend, Ban, OpenOptions, ServerOptions, Store, StoreError};
+use ipqbdb_tests::postgres::{server_of, PgServer};
+use ipqbdb_tests::{ip, open_any, wait_until, workspace_bin, Proc, TestDb};
+
+const T0: UnixTime = 1_700_000_000;
+const WORKER: &str = env!("CARGO_BIN_EXE_ipqbdb-store-worker");
+const PG: Backend = Backend::Postgres;
+
+fn ban(addr: &str) -> Ban<'_> {
+    Ban {
+        ip: ip(addr),
+        reason: "r",
+        initial_count: 5,
+        decay: None,
+    }
+}
+
+fn worker(db: &TestDb, args: &[&str]) -> Proc {
+    let mut cmd = Command::new(WORKER);
+    cmd.arg("postgres")
+        .arg(db.path())
+        .args(args)
+        .stderr(Stdio::piped());
+    Proc::spawn_piped(args[0], &mut cmd)
+}
+
+/// The `DONE n` of a worker that must succeed.
+fn done(p: Proc) -> u64 {
+    let out = p.output(Duration::from_secs(300));
+    assert!(
+        out.status.success(),
+        "worker failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("DONE "))
+        .expect("DONE line")
+        .parse()
+        .unwrap()
+}
+
+/// The bans counted for reason "same": of the live record and credited by deletions.
+fn same_caught(s: &AnyStore) -> u64 {
+    s.reason_stats()
+        .unwrap()
+        .iter()
+        .find(|r| r.reason.text == "same")
+        .map_or(0, |r| r.total_caught())
+}
+
+#[test]
+fn many_writers_ban_one_address_exactly() {
+    // Six processes (as six hosts' parsers and admins) ban one address at once, in batches and
+    // singly, while a seventh deletes its record again and again: every ban is counted once,
+    // whether in the live record or credited to the reason when a deletion took it.
+    let db = TestDb::new(PG);
+    drop(open_any(db.path(), PG).unwrap());
+    let deleter = worker(&db, &["delete-loop", "4"]);
+    let banners: Vec<Proc> = [
+        ["ban-same", "400", "50"],
+        ["ban-same", "400", "50"],
+        ["ban-same", "400", "50"],
+        ["ban-same", "60", "1"],
+        ["ban-same", "60", "1"],
+        ["ban-same", "60", "1"],
+    ]
+    .iter()
+    .map(|a| worker(&db, a))
+    .collect();
+    let banned: u64 = banners.into_iter().map(done).sum();
+    let deletions = done(deleter);
+    assert_eq!(banned, 3 * 400 + 3 * 60);
+    eprintln!("{banned} bans by six processes beside {deletions} deletions");
+    assert!(
+        deletions > 0,
+        "the deleter never found the record to delete"
+    );
+    let s = open_any(db.path(), PG).unwrap();
+    assert_eq!(
+        same_caught(&s),
+        banned,
+        "every ban counted exactly once, live or credited at deletion"
+    );
+}
+
+#[test]
+fn a_dropped_connection_is_made_again() {
+    let db = TestDb::new(PG);
+    let server = db.server.as_ref().unwrap();
+    let s = open_any(db.path(), PG).unwrap();
+    s.ban(&ban("192.0.2.1"), T0).unwrap();
+    let dropped = server.drop_connections(&db.dbname().unwrap());
+    assert!(dropped >= 1, "the store's connection was open");
+    // Neither the next write nor the next read fails: nothing was in flight.
+    s.ban(&ban("192.0.2.1"), T0).unwrap();
+    server.drop_connections(&db.dbname().unwrap());
+    let rec = s.lookup("192.0.2.1".parse().unwrap()).unwrap().unwrap();
+    assert_eq!(rec.caught, 2);
+}
+
+#[test]
+fn a_server_restart_needs_no_restart_of_ours() {
+    let mut db = TestDb::new(PG);
+    let s = open_any(db.path(), PG).unwrap();
+    s.ban(&ban("192.0.2.1"), T0).unwrap();
+    db.server.as_mut().unwrap().stop();
+    let e = s.ban(&ban("192.0.2.1"), T0).unwrap_err();
+    let text = e.to_string();
+    eprintln!("while stopped: {text}");
+    assert!(!text.contains('\n'), "one line: {text}");
+    assert!(
+        text.contains("postgresql://postgres@"),
+        "names the server: {text}"
+    );
+    assert!(s.lookup("192.0.2.1".parse().unwrap()).is_err());
+    db.server.as_mut().unwrap().resume();
+    s.ban(&ban("192.0.2.1"), T0).unwrap();
+    let rec = s.lookup("192.0.2.1".parse().unwrap()).unwrap().unwrap();
+    assert_eq!(rec.caught, 2, "the failed ban did not count");
+}
+
+#[test]
+fn foreign_and_newer_schemas_are_refused() {
+    let server = PgServer::start();
+    let open = |dbname: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let res = AnyStore::open(
+            dir.path(),
+            &OpenOptions {
+                backend: Some(PG),
+                server: Some(ServerOptions {
+                    url: server.conninfo(dbname),
+                    password_file: None,
+                    host_name: None,
+                }),
+                ..OpenOptions::default()
+            },
+        );
+        res.err().map(|e| e.to_string())
+    };
+    // Another application's table of our name.
+    let foreign = server.new_database();
+    server.psql(
+        &foreign,
+        "CREATE TABLE ipqbdb_schema (name text, size bigint)",
+    );
+    let e = open(&foreign).expect("foreign schema must be refused");
+    assert!(
+        e.contains("not ipqbdb's") || e.contains("not an ipqbdb"),
+        "{e}"
+    );
+    // Our table names without our schema table.
+    let lookalike = server.new_database();
+    server.psql(&lookalike, "CREATE TABLE ipqbdb_block (k bytea)");
+    let e = open(&lookalike).expect("lookalike tables must be refused");
+    assert!(e.contains("no ipqbdb_schema"), "{e}");
+    // A schema made by a newer ipqbdb.
+    let newer = server.new_database();
+    assert_eq!(open(&newer), None, "a new database is created");
+    server.psql(&newer, "UPDATE ipqbdb_schema SET version = 99");
+    let e = open(&newer).expect("a newer schema must be refused");
+    assert!(e.contains("version 99") && e.contains("upgrade"), "{e}");
+    // Nothing was created in the refused databases.
+    assert_eq!(
+        server
+            .psql(
+                &foreign,
+                "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'ipqbdb%'"
+            )
+            .trim(),
+        "1"
+    );
+}
+
+#[test]
+fn notes_are_per_host_and_bans_are_shared() {
+    let db = TestDb::new(PG);
+    let open_as = |host: &str| {
+        let mut server = server_of(db.path()).unwrap();
+        server.host_name = Some(host.into());
+        AnyStore::open(
+            db.path(),
+            &OpenOptions {
+                backend: Some(PG),
+                server: Some(server),
+                ..OpenOptions::default()
+            },
+        )
+        .unwrap()
+    };
+    let (mail, web) = (open_as("mail"), open_as("web"));
+    let pos = b"pos:/var/log/auth.log".to_vec();
+    mail.ban_batch_noting(&[ban("192.0.2.1")], T0, &[(pos.clone(), b"100".to_vec())])
+        .unwrap();
+    web.ban_batch_noting(&[ban("192.0.2.1")], T0, &[(pos.clone(), b"7".to_vec())])
+        .unwrap();
+    assert_eq!(mail.note(&pos).unwrap().as_deref(), Some(&b"100"[..]));
+    assert_eq!(web.note(&pos).unwrap().as_deref(), Some(&b"7"[..]));
+    let rec = mail.lookup("192.0.2.1".parse().unwrap()).unwrap().unwrap();
+    assert_eq!(rec.caught, 2, "both hosts' bans are on one record");
+    mail.white_set(&[ipqbdb_store::WhiteEntry {
+        range: "10.0.0.0/8".parse().unwrap(),
+        decay: 0,
+    }])
+    .unwrap();
+    assert_eq!(
+        web.white_list().unwrap().len(),
+        1,
+        "the whitelist is shared"
+    );
+}
+
+#[test]
+fn server_configuration_is_refused_clearly() {
+    let db = TestDb::new(PG);
+    drop(open_any(db.path(), PG).unwrap());
+    // The directory's marker says postgres: no engine is guessed.
+    let with = |server: Option<ServerOptions>| {
+        AnyStore::open(
+            db.path(),
+            &OpenOptions {
+                server,
+                ..OpenOptions::default()
+            },
+        )
+        .err()
+        .expect("must be refused")
+    };
+    let e = with(None);
+    assert!(
+        matches!(e, StoreError::ServerConfig { .. }) && e.to_string().contains("postgres-url"),
+        "{e}"
+    );
+    let mut server = server_of(db.path()).unwrap();
+    server.url.push_str(" password=hunter2");
+    let e = with(Some(server.clone())).to_string();
+    assert!(
+        e.contains("holds a password") && !e.contains("hunter2"),
+        "{e}"
+    );
+    server.url = "host=/nonexistent-socket-dir user=postgres dbname=x".into();
+    let e = with(Some(server.clone())).to_string();
+    assert!(
+        e.contains("/nonexistent-socket-dir") && !e.contains('\n'),
+        "{e}"
+    );
+    server.url = "postgresql://[broken".into();
+    let e = with(Some(server)).to_string();
+    assert!(e.contains("not a connection string"), "{e}");
+}
+
+#[test]
+fn ibd_says_one_line_and_exits_1_while_the_server_is_down() {
+    let mut db = TestDb::new(PG);
+    let ibd = workspace_bin("ipqbdb-admin", "ibd");
+    let conninfo = server_of(db.path()).unwrap().url;
+    let dir = db.path().to_path_buf();
+    let run = |args: &[&str]| {
+        Command::new(&ibd)
+            .args(["--config", "/dev/null", "--backend", "postgres", "--db-dir"])
+            .arg(&dir)
+            .args(["--postgres-url", &conninfo])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = run(&["ban", "-r", "test", "192.0.2.1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    db.server.as_mut().unwrap().stop();
+    for args in [
+        &["ban", "-r", "test", "192.0.2.2"][..],
+        &["del", "--ls"][..],
+    ] {
+        let out = run(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        eprintln!("ibd {args:?} while down: {err}");
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+        assert!(err.contains("postgres"), "{err}");
+    }
+    db.server.as_mut().unwrap().resume();
+    let out = run(&["del", "--ls"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("192.0.2.1") && !text.contains("192.0.2.2"));
+}
+
+#[test]
+fn the_judges_view_follows_the_server_and_outlives_an_outage() {
+    let mut db = TestDb::new(PG);
+    let s = open_any(db.path(), PG).unwrap();
+    let key = |a: &str| -> ipqbdb_core::AddrKey { a.parse().unwrap() };
+    s.ban(&ban("192.0.2.1"), T0).unwrap();
+    let view = open_any(db.path(), PG)
+        .unwrap()
+        .into_local_view(Duration::from_millis(50), "test")
+        .unwrap();
+    assert!(matches!(view, AnyStore::View(_)));
+    assert!(
+        view.lookup(key("192.0.2.1")).unwrap().is_some(),
+        "loaded at start"
+    );
+    // A ban, a deletion, a whitelist range and a counter update, all made elsewhere.
+    s.ban(&ban("192.0.2.2"), T0).unwrap();
+    s.delete_records(&[key("192.0.2.1")]).unwrap();
+    s.white_set(&[ipqbdb_store::WhiteEntry {
+        range: "192.0.2.0/24".parse().unwrap(),
+        decay: 0,
+    }])
+    .unwrap();
+    s.add_blocked(&[(key("192.0.2.2"), 5)]).unwrap();
+    let seen = || {
+        let b = view.lookup(key("192.0.2.2")).unwrap();
+        let a = view.lookup(key("192.0.2.1")).unwrap();
+        let w = view.white_lookup(key("192.0.2.9")).unwrap();
+        b.is_some_and(|r| r.blocked == 5) && a.is_none() && w.is_some_and(|w| w.decay == 0)
+    };
+    wait_until(
+        || "the view to show the changes".into(),
+        Duration::from_secs(10),
+        seen,
+    );
+    assert_eq!(
+        view.list_records(None).unwrap(),
+        s.list_records(None).unwrap(),
+        "a scan of the view is the server's"
+    );
+    let (rec, white) = view.verdict_state(ip("192.0.2.2")).unwrap();
+    assert_eq!((rec.map(|r| r.caught), white), (Some(1), Some(0)));
+    // The server goes away: the view keeps answering from what it has.
+    db.server.as_mut().unwrap().stop();
+    for _ in 0..20 {
+        assert!(view.lookup(key("192.0.2.2")).unwrap().is_some());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    db.server.as_mut().unwrap().resume();
+    s.ban(&ban("198.51.100.1"), T0).unwrap();
+    wait_until(
+        || "the view to catch up after the outage".into(),
+        Duration::from_secs(20),
+        || view.lookup(key("198.51.100.1")).unwrap().is_some(),
+    );
+    let AnyStore::View(v) = &view else {
+        unreachable!()
+    };
+    let stats = v.stats();
+    eprintln!("view: {stats:?}");
+    assert!(stats.failures > 0, "the outage was noticed");
+}
+
+/// How long the server stays down in the outage test: as long as an administrator's restart of a
+/// busy server may take.
+const OUTAGE: Duration = Duration::from_secs(30);
+
+#[test]
+fn an_outage_during_a_ban_storm_loses_and_repeats_nothing() {
+    // Two hosts, each with its own database directory and ibd-parse following its own log, ban
+    // the same four addresses on every line (5 ms apart) into one server, which is stopped for
+    // 30 s in the middle. The parsers hold their bans and positions and retry; once the server
+    // is back, every line has been counted exactly once.
+    let mut db = TestDb::new(PG);
+    let parse = workspace_bin("ipqbdb-parse", "ibd-parse");
+    let conninfo = server_of(db.path()).unwrap().url;
+    let tmp = tempfile::tempdir().unwrap();
+    let rules = tmp.path().join("rules.conf");
+    std::fs::write(&rules, "/storm <HOST>/ * \"storm\" 31\n").unwrap();
+    let hosts = ["mail", "web"];
+    let mut parsers = Vec::new();
+    for host in hosts {
+        let config = tmp.path().join(format!("{host}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "backend = \"postgres\"\npostgres-url = \"{conninfo}\"\nhost-name = \"{host}\"\n"
+            ),
+        )
+        .unwrap();
+        let log = tmp.path().join(format!("{host}.log"));
+        std::fs::write(&log, "").unwrap();
+        let mut cmd = Command::new(&parse);
+        cmd.args(["-D", "--no-fifo", "--from-start", "--config"])
+            .arg(&config)
+            .arg("--db-dir")
+            .arg(tmp.path().join(host))
+            .arg("--rule-file")
+            .arg(&rules)
+            .arg(&log)
+            .stdin(Stdio::null());
+        let mut p = Proc::spawn_logged(host, &mut cmd, &tmp.path().join(format!("{host}.err")));
+        p.wait_log("started", Duration::from_secs(30));
+        parsers.push((p, log));
+    }
+    let hot = ["203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.4"];
+    let feed = |log: &Path, secs: u64| {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().append(true).open(log).unwrap();
+        let until = std::time::Instant::now() + Duration::from_secs(secs);
+        let mut n = 0u64;
+        while std::time::Instant::now() < until {
+            writeln!(f, "storm {}", hot[n as usize % hot.len()]).unwrap();
+            n += 1;
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        n
+    };
+    let lines: u64 = std::thread::scope(|s| {
+        let feeders: Vec<_> = parsers
+            .iter()
+            .map(|(_, log)| s.spawn(|| feed(log, 6 + OUTAGE.as_secs())))
+            .collect();
+        std::thread::sleep(Duration::from_secs(3));
+        db.server.as_mut().unwrap().stop();
+        eprintln!("server stopped");
+        std::thread::sleep(OUTAGE);
+        db.server.as_mut().unwrap().resume();
+        eprintln!("server back");
+        feeders.into_iter().map(|f| f.join().unwrap()).sum()
+    });
+    let s = open_any(db.path(), PG).unwrap();
+    let caught = || -> u64 {
+        hot.iter()
+            .filter_map(|a| s.lookup(a.parse().unwrap()).unwrap())
+            .map(|r| r.caught)
+            .sum()
+    };
+    wait_until(
+        || format!("{} of {lines} lines counted", caught()),
+        Duration::from_secs(120),
+        || caught() >= lines,
+    );
+    // Whatever was in flight when the server stopped is settled by now: nothing more may come.
+    for (p, _) in &mut parsers {
+        p.signal(libc::SIGTERM);
+        p.wait(Duration::from_secs(30));
+    }
+    assert_eq!(caught(), lines, "every line banned once, none twice");
+    for (p, _) in &parsers {
+        let log = p.log();
+        assert!(!log.contains("panicked"), "{log}");
+        assert!(
+            log.contains("postgres"),
+            "the parser said why it waited: {log}"
+        );
+    }
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root (network namespaces, iptables): run with --features root-tests or --all-features"
+)]
+fn the_judge_judges_through_an_outage_and_its_counters_survive() {
+    use ipqbdb_tests::netns::Netns;
+    use ipqbdb_tests::traffic::{assert_all_judged, judge_counters, queue_counters, Link};
+    // A real ibd-judge on a postgres database judges a paced stream while the server is stopped
+    // for 8 s: every packet is judged from the local view (the banned source dropped, the
+    // innocent delivered), the outage is logged once, and the block counters reach the database
+    // once the server is back.
+    let mut db = TestDb::new(PG);
+    let s = open_any(db.path(), PG).unwrap();
+    let hot = Ban {
+        ip: ip(Link::TEST_NET),
+        reason: "hot",
+        initial_count: 0,
+        decay: Some(86_400),
+    };
+    s.ban(&hot, ipqbdb_core::now()).unwrap();
+    let config = db.path().join("judge.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "backend = \"postgres\"\npostgres-url = \"{}\"\nhost-name = \"judge\"\n",
+            server_of(db.path()).unwrap().url
+        ),
+    )
+    .unwrap();
+    let judge = workspace_bin("ipqbdb-judge", "ibd-judge");
+    let ns = Netns::new("pgjudge");
+    let mut link = Link::new(&ns);
+    let mut cmd = ns.command(judge.to_str().unwrap());
+    cmd.args(["-D", "--config"])
+        .arg(&config)
+        .arg("--db-dir")
+        .arg(db.path())
+        .arg("Q0");
+    let log = db.path().join("judge.err");
+    let mut p = Proc::spawn_logged("ibd-judge", &mut cmd, &log);
+    p.wait_log("listening on", Duration::from_secs(30));
+    let stream = link.stream(&[Link::INNOCENT, Link::TEST_NET], 500, 500 * 16);
+    std::thread::sleep(Duration::from_secs(3));
+    db.server.as_mut().unwrap().stop();
+    std::thread::sleep(Duration::from_secs(8));
+    db.server.as_mut().unwrap().resume();
+    wait_until(
+        || "the stream to end".into(),
+        Duration::from_secs(60),
+        || stream.sender_done(),
+    );
+    let traffic = stream.finish();
+    let queue = queue_counters(&ns, 0).expect("queue 0 bound");
+    p.stop(Duration::from_secs(30));
+    let jlog = p.log();
+    let [packets, _, dropped, _, errors] = judge_counters(&jlog, 0).expect("judge counters");
+    assert_all_judged("postgres", &queue, packets, errors, &traffic);
+    assert_eq!(
+        traffic.received_from(Link::INNOCENT),
+        traffic.sent_from(Link::INNOCENT),
+        "innocent packets delivered"
+    );
+    // Banned at 100 % a few seconds ago: it has decayed by a few parts in 100,000 since.
+    let hot_sent = traffic.sent_from(Link::TEST_NET);
+    assert_eq!(traffic.received_from(Link::TEST_NET) + dropped, hot_sent);
+    assert!(
+        dropped * 1000 >= hot_sent * 999,
+        "{dropped} of {hot_sent} dropped"
+    );
+    assert_eq!(
+        jlog.matches("judging by the last view").count(),
+        1,
+        "the outage is said once: {jlog}"
+    );
+    assert!(jlog.contains("answers again"), "{jlog}");
+    let rec = s.lookup(Link::TEST_NET.parse().unwrap()).unwrap().unwrap();
+    assert_eq!(rec.blocked, dropped, "every drop counted in the database");
+}
