@@ -1,10 +1,13 @@
 //! Verdicts for ipqbdb: queue specs, packet addresses, the verdict engine, the NFQUEUE socket, the
 //! `ibd-judge` loop and its block-counter writer.
 
+pub mod batch;
 pub mod cli;
 pub mod daemon;
 pub mod judge;
 pub mod netlink;
 pub mod packet;
 pub mod qspec;
+pub mod verdicts;
+pub mod worker;
 pub mod writer;
