@@ -6,14 +6,15 @@
 //! the guilty verdicts in the same send so it cannot reach a guilty packet first. The kernel
 //! delivers a queue's packets in id order, so every id up to that one has been received and judged.
 //!
-//! The caller bounds the wait: it sends when the socket has nothing more to read (the end of the
-//! burst), when [`Batch::full`] says so, and before anything that takes it away from its socket.
+//! The caller bounds the wait: it sends after each receive burst (`receive.rs`: what the socket
+//! held, at most [`MAX_HELD`] packets), and before anything that takes it away from its socket.
 
 use crate::verdicts::{Messages, Verdict};
 
 /// Packets held at most before a send: bounds what a packet waits for during a long flood (at a few
-/// microseconds a packet, well under a millisecond) and the size of one send (under 3 KB).
-pub const MAX_HELD: usize = 64;
+/// microseconds a packet, well under a millisecond) and the size of one send (under 3 KB). One
+/// receive burst at most, so the judge sends once per burst.
+pub const MAX_HELD: usize = crate::receive::BURST;
 
 /// How far past the last received id a stop's final batch reaches: every id the kernel can have
 /// handed out since, in its wrapping comparison (`nfq_id_after`).

@@ -8,6 +8,7 @@ pub mod judge;
 pub mod netlink;
 pub mod packet;
 pub mod qspec;
+pub mod receive;
 pub mod verdicts;
 pub mod worker;
 pub mod writer;

@@ -97,6 +97,7 @@ fn start(
                 spec,
                 staleness,
                 cli.verbose,
+                cli.copy_range,
                 writer.submitter(),
             )
         })

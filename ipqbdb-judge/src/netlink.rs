@@ -111,6 +111,11 @@ impl NfqSocket {
         set_sockopt(self.fd, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv)
     }
 
+    /// The descriptor, for `receive::Burst`.
+    pub fn fd(&self) -> RawFd {
+        self.fd
+    }
+
     /// Sends netlink messages (see `verdicts.rs`) to the kernel in one datagram, on the socket
     /// `nfq` receives from: the kernel knows a queue's listener by its socket.
     pub fn send(&self, msgs: &[u8]) -> io::Result<()> {

@@ -1,5 +1,5 @@
-//! One queue's packet loop, on a thread of its own: receive, judge, hold the verdict until the end
-//! of the burst (`batch.rs`), send; renew the snapshot at the staleness bound; hand block counters
+//! One queue's packet loop, on a thread of its own: receive a burst (`receive.rs`), judge, answer
+//! the burst with one send (`batch.rs`); renew the snapshot at the staleness bound; hand block counters
 //! to the writer; survive every receive and send error; on stop, answer every packet.
 //!
 //! A worker owns its socket, its store handle, its snapshot and its cache: the threads share
@@ -21,6 +21,7 @@ use crate::judge::Judge;
 use crate::netlink::NfqSocket;
 use crate::packet;
 use crate::qspec::QSpec;
+use crate::receive::{parse, Burst, Item};
 use crate::verdicts::Verdict;
 use crate::writer::{Refused, Submitter};
 
@@ -52,8 +53,18 @@ pub struct Worker<S: Store> {
     st: Loop,
 }
 
+/// One received item, read out of the burst's buffers before judging.
+#[derive(Debug, Clone, Copy)]
+enum Got {
+    Packet(u32, Option<std::net::IpAddr>),
+    Error(i32),
+    Malformed,
+}
+
 /// The state the packet loop changes while the snapshot is borrowed.
 struct Loop {
+    burst: Burst,
+    got: Vec<Got>,
     judge: Judge,
     batch: Batch,
     stats: WorkerStats,
@@ -75,6 +86,7 @@ impl<S: Store> Worker<S> {
         spec: QSpec,
         staleness: Duration,
         verbose: u8,
+        copy_range: u16,
         writer: Submitter,
     ) -> Self {
         Worker {
@@ -86,6 +98,8 @@ impl<S: Store> Worker<S> {
             writer,
             published: Arc::default(),
             st: Loop {
+                burst: Burst::new(copy_range),
+                got: Vec::with_capacity(crate::receive::BURST),
                 judge: Judge::default(),
                 batch: Batch::new(spec.queue),
                 stats: WorkerStats::default(),
@@ -231,38 +245,56 @@ impl Loop {
             } else if Instant::now() >= deadline {
                 return;
             }
-            let holding = self.batch.pending();
-            // While verdicts are held, or the socket is being emptied for a stop, an empty
-            // socket means the burst is over; otherwise wait for a packet, up to the timeout.
-            sock.queue.set_nonblocking(holding || stopping);
-            let msg = match sock.queue.recv() {
-                Ok(m) => m,
+            // Every burst is answered before the next receive, so nothing is held while this
+            // waits. A stop empties the socket without waiting.
+            match self.burst.recv(sock.fd(), !stopping) {
+                Ok(_) => {}
                 Err(e)
                     if matches!(
                         e.kind(),
                         ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
                     ) =>
                 {
-                    if holding {
-                        self.send(ctx, sock);
-                        continue;
-                    }
-                    return;
+                    return
                 }
                 Err(e) => {
                     self.receive_error(&e);
                     continue;
                 }
-            };
-            let id = msg.get_packet_id();
-            let ip = packet::address(msg.get_payload(), ctx.spec.side);
-            // The packet's buffer goes back to `nfq` for the next receive.
-            drop(msg);
-            let verdict = self.verdict(ctx, snap, ip);
-            self.batch.add(id, verdict);
-            if self.batch.full() {
-                self.send(ctx, sock);
             }
+            let spec = ctx.spec;
+            let mut got = std::mem::take(&mut self.got);
+            got.clear();
+            for d in self.burst.datagrams() {
+                parse(d, |item| {
+                    got.push(match item {
+                        // A queue is bound to one socket: another queue's packet cannot come.
+                        Item::Packet { queue, id, payload } => Got::Packet(
+                            id,
+                            (queue == spec.queue)
+                                .then(|| packet::address(payload, spec.side))
+                                .flatten(),
+                        ),
+                        Item::Error(e) => Got::Error(e),
+                        Item::Malformed => Got::Malformed,
+                    })
+                });
+            }
+            for g in &got {
+                match *g {
+                    Got::Packet(id, ip) => {
+                        let verdict = self.verdict(ctx, snap, ip);
+                        self.batch.add(id, verdict);
+                    }
+                    Got::Error(e) => self.receive_error(&std::io::Error::from_raw_os_error(e)),
+                    Got::Malformed => self.receive_error(&std::io::Error::new(
+                        ErrorKind::InvalidData,
+                        "a malformed netlink message",
+                    )),
+                }
+            }
+            self.got = got;
+            self.send(ctx, sock);
         }
     }
 

@@ -1,8 +1,8 @@
 //! The baselines of the judge benchmark: NFQUEUE loops that accept every packet, on a socket set up
 //! exactly as ibd-judge sets up its own (receive buffer, copy range, queue length, timeout, GSO).
 //! `per-packet` answers each packet with its own message and send (what `nfq` alone does);
-//! `batch` holds verdicts to the end of each receive burst and answers them with one batch
-//! verdict, as the judge does (`ipqbdb_judge::batch`).
+//! `batch` receives bursts with one `recvmmsg` and answers each with one batch verdict, as the judge
+//! does (`ipqbdb_judge::receive`, `ipqbdb_judge::batch`): the judge's loop without the judging.
 //! Usage: ipqbdb-nfq-accept-all QUEUE per-packet|batch   (SIGTERM ends it and prints the count)
 
 use std::io::ErrorKind;
@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use ipqbdb_judge::batch::Batch;
 use ipqbdb_judge::netlink::NfqSocket;
+use ipqbdb_judge::receive::{parse, Burst, Item};
 use ipqbdb_judge::verdicts::Verdict;
 
 fn main() {
@@ -39,32 +40,41 @@ fn main() {
     );
     let (mut n, mut errors) = (0u64, 0u64);
     let mut batch = Batch::new(q);
+    let mut burst = Burst::new(ipqbdb_judge::packet::COPY_RANGE);
     while !signals.terminate.load(Ordering::Relaxed) {
-        sock.queue.set_nonblocking(batch.pending());
-        match sock.queue.recv() {
-            Ok(mut msg) if !batched => {
-                msg.set_verdict(nfq::Verdict::Accept);
-                if sock.queue.verdict(msg).is_err() {
+        if !batched {
+            match sock.queue.recv() {
+                Ok(mut msg) => {
+                    msg.set_verdict(nfq::Verdict::Accept);
+                    if sock.queue.verdict(msg).is_err() {
+                        errors += 1;
+                    }
+                    n += 1;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(_) => errors += 1,
+            }
+            continue;
+        }
+        match burst.recv(sock.fd(), true) {
+            Ok(_) => {
+                for d in burst.datagrams() {
+                    parse(d, |item| match item {
+                        Item::Packet { id, .. } => {
+                            batch.add(id, Verdict::Accept);
+                            n += 1;
+                        }
+                        _ => errors += 1,
+                    });
+                }
+                if sock.send(batch.take()).is_err() {
                     errors += 1;
                 }
-                n += 1;
             }
-            Ok(msg) => {
-                batch.add(msg.get_packet_id(), Verdict::Accept);
-                n += 1;
-                if batch.full() && sock.send(batch.take()).is_err() {
-                    errors += 1;
-                }
-            }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                if batch.pending() && sock.send(batch.take()).is_err() {
-                    errors += 1;
-                }
-            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
             Err(_) => errors += 1,
         }
     }
-    let _ = sock.send(batch.take());
     println!("{n} packets {errors} errors");
 }
 
