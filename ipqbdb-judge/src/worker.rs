@@ -181,6 +181,8 @@ impl<S: Store> Worker<S> {
             if st.last_flush.elapsed() >= COUNTER_FLUSH || stopped {
                 st.flush_counters(&self.writer);
             }
+            // The snapshot figures, also when no packet comes to publish them with a send.
+            *self.published.lock().unwrap_or_else(|p| p.into_inner()) = st.stats;
         }
         // Every packet read was answered by `serve`; what the kernel still holds is accepted.
         let closing = self.st.batch.closing();
