@@ -8,7 +8,7 @@
 #     against its one-queue figure (goal > 1; it depends on free cores: nproc is printed);
 #   - a paced 100,000 packets/s run of 200,000 packets: every packet must arrive (none banned) and be
 #     judged (the judge's own count), with no kernel queue drop.
-# Usage: scripts/bench-judge.sh [RECORDS] [PACKETS]    (defaults 1000000 and 500000)
+# Usage: scripts/bench-judge.sh [RECORDS] [PACKETS]    (defaults 1000000 and 500000; BACKENDS="redb" for one)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 records=${1:-1000000}
@@ -87,7 +87,7 @@ judge_rate() {
 echo "nproc $(nproc); load before:$(uptime | sed 's/.*load average//')"
 printf '%-7s %10s %10s %10s %10s %7s %7s %10s %6s   %s\n' backend "sent/s" "1-by-1/s" "batch/s" \
     "judge/s" "j/1-by-1" "j/batch" "2 queues/s" "2q/1q" "paced 100k pkt/s x 200k"
-for backend in lmdb redb sqlite; do
+for backend in ${BACKENDS:-lmdb redb sqlite}; do
     db=$tmp/db-$backend
     "$bin/ipqbdb-fill-db" "$db" "$backend" "$records" > /dev/null
 
@@ -107,9 +107,11 @@ for backend in lmdb redb sqlite; do
     kill -USR1 "$jp"
     wait_for "$tmp/judge2.log" "queue 0:"
     judged=$(grep -m1 "queue 0:" "$tmp/judge2.log" | awk '{print $4}')
+    wait_for "$tmp/judge2.log" "longest pause"
+    pause=$(grep -m1 "longest pause" "$tmp/judge2.log" | sed 's/.*verdicts \([0-9]*\) ms.*/\1/')
     qdrops=$(ip netns exec "$J" awk '$1 == 0 {print $6 + $7}' /proc/net/netfilter/nfnetlink_queue)
     kill "$jp"; wait "$jp" || true
-    paced="received $received, judged $judged, queue drops $qdrops"
+    paced="received $received, judged $judged, queue drops $qdrops, longest pause $pause ms"
     [ "$received" = 200000 ] && [ "$judged" = 200000 ] && [ "$qdrops" = 0 ] && paced="$paced: ok" || paced="$paced: LOSS"
     printf '%-7s %10.0f %10.0f %10.0f %10.0f %7.2f %7.2f %10.0f %6.2f   %s\n' "$backend" "$sent" \
         "$single" "$batch" "$judge" "$(echo "$judge / $single" | bc -l)" \
