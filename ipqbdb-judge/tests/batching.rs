@@ -4,6 +4,8 @@
 //! The streams run unpaced (as fast as the sender can), so the judge receives bursts and answers
 //! them in batches; each test checks that it did (fewer sends than packets).
 
+mod common;
+
 use std::cell::Cell;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
@@ -79,6 +81,15 @@ impl Lab {
         self.j.must(&argv);
     }
 
+    /// Queues UDP packets to port 7000 with the NFQUEUE options `target`.
+    fn queue_7000(&self, target: &[&str]) {
+        let mut args = vec![
+            "-A", "INPUT", "-p", "udp", "--dport", "7000", "-j", "NFQUEUE",
+        ];
+        args.extend_from_slice(target);
+        self.iptables(&args);
+    }
+
     fn start_judge(&mut self, specs: &[&str]) {
         let log = self.tmp.path().join("judge.log");
         let mut cmd = self.j.command(JUDGE);
@@ -99,14 +110,7 @@ impl Lab {
     }
 
     fn ban(&self, args: &[&str]) {
-        let mut argv: Vec<std::ffi::OsString> =
-            ["ibd", "ban", "--quiet", "--config", "/dev/null", "--db-dir"]
-                .map(Into::into)
-                .to_vec();
-        argv.push(self.db().into());
-        argv.extend(["--backend", self.backend.name()].map(Into::into));
-        argv.extend(args.iter().map(Into::into));
-        assert_eq!(ipqbdb_admin::run(argv), 0, "ibd ban {args:?}");
+        common::ibd_ban(&self.db(), self.backend, args);
     }
 
     fn stream(&self, port: u16, sources: &[&str], rate: u32, max: u64) -> Stream {
@@ -139,12 +143,7 @@ impl Lab {
     }
 
     fn reject_count(&self) -> u64 {
-        let out = self.j.must(&["iptables", "-L", "INPUT", "-v", "-x", "-n"]);
-        out.lines()
-            .find(|l| l.contains("REJECT"))
-            .and_then(|l| l.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-            .expect("REJECT rule counter")
+        common::reject_count(&self.j)
     }
 
     /// Checks from the judge's log that a send answered more than one packet on average.
@@ -176,19 +175,13 @@ fn all_sent(stream: Stream) -> ipqbdb_tests::traffic::Report {
     stream.finish()
 }
 
-fn every_backend(f: impl Fn(Backend)) {
-    for b in Backend::compiled() {
-        f(b);
-    }
-}
-
 #[test]
 #[cfg_attr(
     not(feature = "root-tests"),
     ignore = "needs root (network namespaces, iptables): run with --features root-tests or --all-features"
 )]
 fn interleaved_sources_and_marks_through_the_batch_path() {
-    every_backend(|b| {
+    common::every_backend(|b| {
         let mut lab = Lab::new(b);
         lab.j.queue_udp("iptables", 7000, 0);
         // Queue 1, in the mangle table, judges destinations and marks; the filter table then
@@ -294,22 +287,11 @@ fn interleaved_sources_and_marks_through_the_batch_path() {
     ignore = "needs root (network namespaces, iptables): run with --features root-tests or --all-features"
 )]
 fn two_balanced_queues_both_serve() {
-    every_backend(|b| {
+    common::every_backend(|b| {
         let mut lab = Lab::new(b);
         // Flows spread over queues 0 and 1 by a hash of their addresses: 16 sources all landing
         // on one queue has a chance of 2^-15.
-        lab.iptables(&[
-            "-A",
-            "INPUT",
-            "-p",
-            "udp",
-            "--dport",
-            "7000",
-            "-j",
-            "NFQUEUE",
-            "--queue-balance",
-            "0:1",
-        ]);
+        lab.queue_7000(&["--queue-balance", "0:1"]);
         lab.start_judge(&["Q0", "Q1"]);
         let sources = spread_sources();
         let sources: Vec<&str> = sources.iter().map(String::as_str).collect();
@@ -367,23 +349,11 @@ fn two_balanced_queues_both_serve() {
     ignore = "needs root (network namespaces, iptables): run with --features root-tests or --all-features"
 )]
 fn sigterm_during_a_burst_leaves_no_packet_queued() {
-    every_backend(|b| {
+    common::every_backend(|b| {
         let mut lab = Lab::new(b);
         // --queue-bypass: once the judge is gone, packets pass unjudged. Any packet still queued
         // when its socket closes would be dropped by the kernel instead, and missing here.
-        lab.iptables(&[
-            "-A",
-            "INPUT",
-            "-p",
-            "udp",
-            "--dport",
-            "7000",
-            "-j",
-            "NFQUEUE",
-            "--queue-num",
-            "0",
-            "--queue-bypass",
-        ]);
+        lab.queue_7000(&["--queue-num", "0", "--queue-bypass"]);
         lab.start_judge(&["Q0"]);
         // Paced fast enough to keep the queue busy, for long enough to stop the judge within.
         let rate = 20_000;
