@@ -391,3 +391,53 @@ fn sigterm_during_a_burst_leaves_no_packet_queued() {
         );
     });
 }
+
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root (network namespaces, iptables): run with --features root-tests or --all-features"
+)]
+fn a_large_offloaded_segment_is_one_verdict() {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    common::every_backend(|b| {
+        let mut lab = Lab::new(b);
+        lab.iptables(&[
+            "-A",
+            "INPUT",
+            "-p",
+            "tcp",
+            "--dport",
+            "7100",
+            "-j",
+            "NFQUEUE",
+            "--queue-num",
+            "0",
+        ]);
+        lab.start_judge(&["Q0"]);
+        let listener = lab.j.enter(|| TcpListener::bind("10.99.0.1:7100").unwrap());
+        let reader = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut got = Vec::new();
+            s.read_to_end(&mut got).unwrap();
+            got.len()
+        });
+        // veth offloads segmentation: the sender's TCP hands it segments of up to 64 KB.
+        let bytes = 4 << 20;
+        lab.c.enter(|| {
+            let mut s = TcpStream::connect("10.99.0.1:7100").unwrap();
+            s.write_all(&vec![7u8; bytes]).unwrap();
+        });
+        assert_eq!(reader.join().unwrap(), bytes, "{b}: everything arrived");
+        let [packets, accepted, ..] = lab.counters_reaching(0, 1);
+        // Segmented first (without GSO), 4 MB would be about 2,900 packets of 1,448 bytes.
+        let mss_packets = bytes as u64 / 1448;
+        eprintln!("{b}: 4 MB over TCP in {packets} verdicts ({mss_packets} MSS-sized segments)");
+        assert_eq!(packets, accepted);
+        assert!(
+            packets < mss_packets / 4,
+            "{b}: {packets} verdicts for {mss_packets} segments: GSO packets were segmented"
+        );
+        lab.judge.as_mut().unwrap().stop(Duration::from_secs(20));
+    });
+}
