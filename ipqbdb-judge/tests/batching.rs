@@ -20,6 +20,7 @@ use ipqbdb_tests::traffic::{
 use ipqbdb_tests::{wait_until, Proc};
 
 const JUDGE: &str = env!("CARGO_BIN_EXE_ibd-judge");
+const DST: &str = "10.99.0.1:7000";
 const FULL: &str = "10.99.0.3";
 const QUARTER: &str = "10.99.0.4";
 const UNKNOWN: &str = "10.99.0.5";
@@ -438,6 +439,54 @@ fn a_large_offloaded_segment_is_one_verdict() {
             packets < mss_packets / 4,
             "{b}: {packets} verdicts for {mss_packets} segments: GSO packets were segmented"
         );
+        lab.judge.as_mut().unwrap().stop(Duration::from_secs(20));
+    });
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root (network namespaces, iptables): run with --features root-tests or --all-features"
+)]
+fn a_receive_buffer_overflow_is_counted_and_survived() {
+    common::every_backend(|b| {
+        let mut lab = Lab::new(b);
+        lab.queue_7000(&["--queue-num", "0"]);
+        // Room for about a hundred packets: an unpaced burst of 20,000 overflows it (ENOBUFS),
+        // a paced stream does not.
+        lab.start_judge(&["--rcvbuf", "64K", "Q0"]);
+        lab.c.enter(|| {
+            let s = UdpSocket::bind(format!("{UNKNOWN}:0")).unwrap();
+            for _ in 0..20_000 {
+                s.send_to(b"x", DST).unwrap();
+            }
+        });
+        let enobufs = Cell::new(None);
+        wait_until(
+            || format!("{b}: ENOBUFS counted: {:?}\n{}", enobufs.get(), lab.log()),
+            Duration::from_secs(10),
+            || {
+                lab.judge.as_ref().unwrap().signal(libc::SIGUSR1);
+                enobufs.set(logged_number(&lab.log(), "of which ENOBUFS:"));
+                enobufs.get().is_some_and(|n| n > 0)
+            },
+        );
+        let k = queue_counters(&lab.j, 0).expect("queue bound");
+        assert!(k.user_dropped > 0, "{b}: the kernel saw no overflow: {k:?}");
+        // The judge goes on: a paced stream afterwards is judged whole.
+        let report = all_sent(lab.stream(7000, &[UNKNOWN], 500, 500));
+        assert_eq!(
+            report.received_from(UNKNOWN),
+            500,
+            "{b}: after the overflow"
+        );
+        let after = queue_counters(&lab.j, 0).expect("queue bound");
+        assert_eq!(
+            (after.user_dropped, after.waiting),
+            (k.user_dropped, 0),
+            "{b}: nothing lost or left after the overflow"
+        );
+        eprintln!("{b}: {} ENOBUFS, kernel {k:?}", enobufs.get().unwrap());
         lab.judge.as_mut().unwrap().stop(Duration::from_secs(20));
     });
 }
