@@ -30,7 +30,8 @@ crate_dir() {
 license_text() {
     sed -e :a -e '/^\n*$/{$d;N;ba' -e '}' "$1" | sed -e 's/^[[:space:]]*$/./' -e 's/^/ /'
 }
-# The copyright file of one package: ipqbdb's, then the C library its engine bundles (packaging/copyright/).
+# The copyright file of one package: ipqbdb's, then the C library its engine bundles and ring's
+# (packaging/copyright/).
 copyright() {
     local dir liblmdb
     cat packaging/copyright/header
@@ -55,6 +56,21 @@ copyright() {
             packaging/copyright/sqlite
         ;;
     esac
+    # Every package: ring's C and assembly and Mozilla's root certificates are in ibd (ibd report's TLS).
+    dir=$(crate_dir ring)
+    license_text "$dir/LICENSE-other-bits" > "$tmp/isc"
+    grep -q 'Permission to use, copy, modify, and/or distribute this software' "$tmp/isc" || {
+        echo "build-debs.sh: $dir/LICENSE-other-bits is not the ISC licence" >&2
+        return 1
+    }
+    roots=$(crate_dir webpki-roots)
+    license_text "$roots/LICENSE" > "$tmp/cdla"
+    grep -q 'Community Data License Agreement - Permissive - Version 2.0' "$tmp/cdla" || {
+        echo "build-debs.sh: $roots/LICENSE is not the CDLA-Permissive-2.0" >&2
+        return 1
+    }
+    sed -e "s|@CRATE@|$(basename "$dir")|g" -e "s|@ROOTS_CRATE@|$(basename "$roots")|g" \
+        -e "/^@ISC@\$/{r $tmp/isc" -e 'd}' -e "/^@CDLA@\$/{r $tmp/cdla" -e 'd}' packaging/copyright/ring
     cat packaging/copyright/footer
 }
 

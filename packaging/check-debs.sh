@@ -37,7 +37,7 @@ getent group ipqbdb > /dev/null && fail "the group ipqbdb exists; run this check
 
 pkg=ipqbdb-lmdb
 web=ibdcheckweb # the throwaway "web application" user of step 4
-daemons=(ibd-judge.service ibd-parse.service ibd-parse-journal.service)
+daemons=(ibd-judge.service ibd-parse.service ibd-parse-journal.service ibd-report.service)
 units=("${daemons[@]}" ibd-retention.service ibd-retention.timer)
 tmp=$(mktemp -d)
 
@@ -144,9 +144,10 @@ step "package contents"
 required=(
     ./usr/sbin/ibd ./usr/sbin/ibd-parse ./usr/sbin/ibd-judge
     ./usr/sbin/ibd-ban ./usr/sbin/ibd-del ./usr/sbin/ibd-white ./usr/sbin/ibd-config ./usr/sbin/ibd-category
+    ./usr/sbin/ibd-report
     ./etc/ipqbdb-pcre.conf ./etc/ipqbdb-connkill.cmd ./etc/ipqbdb/ipqbdb.toml
     "${units[@]/#/./usr/lib/systemd/system/}"
-    ./usr/share/man/man8/ibd-judge.8.gz ./usr/share/man/man8/ibd-ban.8.gz
+    ./usr/share/man/man8/ibd-judge.8.gz ./usr/share/man/man8/ibd-ban.8.gz ./usr/share/man/man8/ibd-stats.8.gz
     ./usr/share/bash-completion/completions/ibd
 )
 for b in lmdb sqlite redb; do
@@ -154,7 +155,7 @@ for b in lmdb sqlite redb; do
     name=ipqbdb-$b
     dpkg-deb -c "$deb" | awk '{print $6}' > "$tmp/list"
     for f in "${required[@]}" ./usr/share/doc/$name/copyright ./usr/share/doc/$name/README.md \
-        ./usr/share/doc/$name/examples/iptables-drop.rules; do
+        ./usr/share/doc/$name/examples/iptables-drop.rules ./usr/share/doc/$name/examples/grafana-ipqbdb.json; do
         grep -qx "$f" "$tmp/list" || fail "$deb lacks $f"
     done
     ! grep -E '^\./usr/share/doc/.*[^/]$' "$tmp/list" | grep -v "^\./usr/share/doc/$name/" ||
@@ -184,6 +185,10 @@ for b in lmdb sqlite redb; do
             fail "$deb: copyright lacks the bundled SQLite (public-domain)"
         ;;
     esac
+    grep -qE $'^ring-[0-9.]+/\\*\tISC and Apache-2\\.0$' "$tmp/dep5" ||
+        fail "$deb: copyright lacks ring (ISC and Apache-2.0), compiled into ibd"
+    grep -qE $'^webpki-roots-[0-9.]+/\\*\tCDLA-Permissive-2\\.0$' "$tmp/dep5" ||
+        fail "$deb: copyright lacks webpki-roots (CDLA-Permissive-2.0), compiled into ibd"
     [ "$b" = lmdb ] || ! grep -q OLDAP "$tmp/dep5" || fail "$deb: copyright lists LMDB, which it does not bundle"
     [ "$b" = sqlite ] || ! grep -q public-domain "$tmp/dep5" || fail "$deb: copyright lists SQLite, which it does not bundle"
     licences=$(awk -F '\t' '$1 == "LICENSE" {print $2}' "$tmp/dep5" | paste -sd ' ')

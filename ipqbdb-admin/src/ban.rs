@@ -75,8 +75,18 @@ pub fn run(ctx: &Context, args: &BanArgs) -> Result<()> {
         .collect();
     // One durable transaction for the whole command line.
     let reports = store.ban_batch(&bans, now())?;
+    // Every ban of one command has the same reason.
+    let category = match reports.first() {
+        Some(r) if args.log_category || s.log_category.unwrap_or(false) => {
+            Some(store.reason(r.reason)?.map_or(0, |r| r.category))
+        }
+        _ => None,
+    };
     for (ip, report) in ips.iter().zip(&reports) {
-        let line = describe(*ip, report);
+        let mut line = describe(*ip, report);
+        if let Some(c) = category {
+            line.push_str(&format!(", category {c}"));
+        }
         if !args.quiet {
             let _ = writeln!(out, "{line}");
         }

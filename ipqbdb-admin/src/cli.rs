@@ -13,7 +13,7 @@ use ipqbdb_store::cli::{ConnKillArgs, DbArgs};
     about = "Administer the ipqbdb database of abusive IP addresses",
     long_about = "Administer the ipqbdb database of abusive IP addresses.\n\n\
         Each subcommand is also available as a program of its own through links named \
-        ibd-ban, ibd-del, ibd-white, ibd-config and ibd-category (see `ibd install-links`).\n\n\
+        ibd-ban, ibd-del, ibd-white, ibd-config, ibd-category and ibd-report (see `ibd install-links`).\n\n\
         Exit status: 0 success, 1 failure (for ban and white: some input refused), 2 usage error."
 )]
 pub struct Cli {
@@ -35,8 +35,21 @@ pub enum Command {
     Config(ConfigArgs),
     /// Show, set or clear the report category of a reason
     Category(CategoryArgs),
-    /// Create the ibd-ban, ibd-del, ibd-white, ibd-config and ibd-category links in DIR
+    /// Report banned addresses whose reason has a category to an AbuseIPDB-compatible database
+    #[command(long_about = REPORT_ABOUT)]
+    Report(ReportArgs),
+    /// Create the ibd-ban, ibd-del, ibd-white, ibd-config, ibd-category and ibd-report links in DIR
     InstallLinks(InstallLinksArgs),
+    /// Print the database's figures: records (by probability band), reasons, whitelist entries
+    ///
+    /// Prints the records, the records by current probability band, the reasons, the whitelist
+    /// entries and the size on disk as `NAME value` lines.
+    ///
+    /// With --prometheus they are gauges in the Prometheus text format, for a cron job or a timer
+    /// writing into node_exporter's textfile directory, e.g. `ibd stats --prometheus --output
+    /// /var/lib/prometheus/node-exporter/ipqbdb-db.prom` (the daemons export their own counters with
+    /// --metrics-listen or --metrics-file).
+    Stats(StatsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -58,6 +71,10 @@ pub struct BanArgs {
     /// Also log each ban to syslog
     #[arg(long)]
     pub log_syslog: bool,
+    /// Append the reason's report category to each ban's line (`, category N`), for reporting with
+    /// one's own scripts
+    #[arg(long)]
+    pub log_category: bool,
     /// Print nothing on success
     #[arg(short, long)]
     pub quiet: bool,
@@ -132,6 +149,50 @@ pub struct CategoryArgs {
     pub clear: bool,
 }
 
+const REPORT_ABOUT: &str = "Report banned addresses whose reason has a category (see `ibd category`) \
+to an AbuseIPDB-compatible endpoint: POST report-url with the API key (read from report-key-file, \
+never given on the command line) in the Key header and the form fields ip, categories and comment.\n\n\
+A ban is reported when it left the address at report-min-probability or more (default 0 %), at most \
+once per address per report-cooldown (15m) and report-daily-quota reports per UTC day (1000), if it \
+is not older than report-max-age (1h). Whitelisted addresses and special-purpose ones (private, \
+loopback, link-local, documentation, carrier-grade NAT, multicast, unspecified, reserved) are never \
+reported, nor IPv6 networks of a database that bans by a prefix shorter than /128. The comment is \
+report-comment with the fields {address}, {reason}, {category}, {caught}, {probability} and {time}; \
+the database holds no log text, so none can be sent.\n\n\
+Exactly once: each attempt is recorded as sent in the database before the request goes out, and its \
+answer after; a ban is never reported twice. A report whose request went out without an answer (a \
+crash or a timeout) is not sent again and shows as sent or in-doubt in --status. 429 and 5xx answers \
+and unreachable endpoints are retried with exponential backoff (1 s doubling to 1 h, at least \
+Retry-After) by --follow; a one-shot run stops there and exits 1.\n\n\
+Settings come from the [report] section of the configuration file.";
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Keep running: look for new bans every report-interval (10s) until SIGTERM or SIGINT
+    #[arg(short, long, conflicts_with = "status")]
+    pub follow: bool,
+    /// Print the requests that would be sent (method, URL, form body) and change nothing
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// List what was reported for each address, and today's count
+    #[arg(long, conflicts_with = "dry_run")]
+    pub status: bool,
+    /// Log to syslog instead of standard error (with --follow)
+    #[arg(long)]
+    pub log_syslog: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Print gauges in the Prometheus text format
+    #[arg(long)]
+    pub prometheus: bool,
+    /// Replace FILE atomically (mode 0644) instead of printing, as node_exporter's textfile
+    /// collector needs
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
 #[derive(Debug, Args)]
 pub struct InstallLinksArgs {
     /// Directory for the links
@@ -143,12 +204,13 @@ pub struct InstallLinksArgs {
 }
 
 /// The program names that dispatch to a subcommand, with that subcommand.
-pub const LINKS: [(&str, &str); 5] = [
+pub const LINKS: [(&str, &str); 6] = [
     ("ibd-ban", "ban"),
     ("ibd-del", "del"),
     ("ibd-white", "white"),
     ("ibd-config", "config"),
     ("ibd-category", "category"),
+    ("ibd-report", "report"),
 ];
 
 /// The clap command, for man pages and completions.

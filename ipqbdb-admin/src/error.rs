@@ -12,6 +12,8 @@ pub enum AdminError {
     #[error(transparent)]
     Store(#[from] ipqbdb_store::StoreError),
     #[error(transparent)]
+    Report(#[from] ipqbdb_report::ReportError),
+    #[error(transparent)]
     ConnKill(#[from] ipqbdb_core::connkill::ConnKillError),
     #[error("{path}: {source}")]
     Io {

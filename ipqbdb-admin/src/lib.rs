@@ -1,5 +1,5 @@
-//! The `ibd` administration program, also run as `ibd-ban`, `ibd-del`, `ibd-white`, `ibd-config` and
-//! `ibd-category` through links (it dispatches on the name it was called by).
+//! The `ibd` administration program, also run as `ibd-ban`, `ibd-del`, `ibd-white`, `ibd-config`,
+//! `ibd-category` and `ibd-report` through links (it dispatches on the name it was called by).
 
 mod ban;
 mod category;
@@ -8,7 +8,9 @@ mod context;
 mod del;
 mod error;
 mod links;
+mod report;
 mod show_config;
+mod stats;
 mod white;
 
 use std::ffi::OsString;
@@ -52,6 +54,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
         Command::White(_) => ("white", "white"),
         Command::Config(_) => ("config", "config"),
         Command::Category(_) => ("category", "category"),
+        Command::Stats(_) => ("stats", "stats"),
+        Command::Report(_) => ("report", "report"),
         Command::InstallLinks(_) => ("config", "install-links"),
     };
     let program = if link.is_some() {
@@ -76,6 +80,8 @@ fn dispatch(cli: &Cli, section: &str, program: &str) -> Result<(), AdminError> {
         Command::White(a) => white::run(&ctx()?, a),
         Command::Config(a) => show_config::run(&ctx()?, a),
         Command::Category(a) => category::run(&ctx()?, a),
+        Command::Stats(a) => stats::run(&ctx()?, a),
+        Command::Report(a) => report::run(&ctx()?, a),
         Command::InstallLinks(a) => links::run(a),
     }
 }

@@ -21,9 +21,12 @@ pub const DEFAULT_CONNKILL_FILE: &str = "/etc/ipqbdb-connkill.cmd";
 pub const PARSE_SOCKET: &str = "ibd-parse.sock";
 
 /// Program sections a configuration file may hold.
-pub const SECTIONS: [&str; 7] = [
-    "ban", "del", "white", "config", "category", "parse", "judge",
+pub const SECTIONS: [&str; 9] = [
+    "ban", "del", "white", "config", "category", "parse", "judge", "stats", "report",
 ];
+/// Where `ibd report` sends reports unless `report-url` says otherwise: AbuseIPDB's API v2.
+pub const DEFAULT_REPORT_URL: &str = "https://api.abuseipdb.com/api/v2/report";
+pub const DEFAULT_REPORT_KEY_FILE: &str = "/etc/ipqbdb/report.key";
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -85,6 +88,31 @@ pub struct Settings {
     /// The rule set `ibd-parse` runs: `normal`, `ddos` or `aggressive`.
     pub mode: Option<String>,
     pub verbose: Option<u8>,
+    /// Where a daemon serves Prometheus metrics, `ADDR:PORT`.
+    pub metrics_listen: Option<String>,
+    /// Where a daemon writes Prometheus metrics for node_exporter's textfile collector.
+    pub metrics_file: Option<PathBuf>,
+    /// `ibd ban` and `ibd-parse`: append the reason's report category to each ban's log line.
+    pub log_category: Option<bool>,
+    /// `ibd report`: the AbuseIPDB-compatible endpoint (`POST`, form fields `ip`, `categories`,
+    /// `comment`).
+    pub report_url: Option<String>,
+    /// `ibd report`: the file holding the API key (never on the command line, where `ps` shows it).
+    pub report_key_file: Option<PathBuf>,
+    /// `ibd report`: the comment sent with each report; see `ipqbdb-report` for its fields.
+    pub report_comment: Option<String>,
+    /// `ibd report`: report a ban only if it left the address at this probability (percent) or more.
+    pub report_min_probability: Option<u32>,
+    /// `ibd report`: at most one report per address per this long.
+    pub report_cooldown: Option<DurationValue>,
+    /// `ibd report`: at most this many reports per UTC day.
+    pub report_daily_quota: Option<u32>,
+    /// `ibd report`: bans older than this are not reported (e.g. those made before reporting began).
+    pub report_max_age: Option<DurationValue>,
+    /// `ibd report`: how long to wait for the endpoint's answer.
+    pub report_timeout: Option<DurationValue>,
+    /// `ibd report --follow`: how often to look for new bans.
+    pub report_interval: Option<DurationValue>,
 }
 
 /// The values of `mode`.
@@ -161,6 +189,18 @@ impl Settings {
             rule_file: other.rule_file.or(self.rule_file),
             mode: other.mode.or(self.mode),
             verbose: other.verbose.or(self.verbose),
+            metrics_listen: other.metrics_listen.or(self.metrics_listen),
+            metrics_file: other.metrics_file.or(self.metrics_file),
+            log_category: other.log_category.or(self.log_category),
+            report_url: other.report_url.or(self.report_url),
+            report_key_file: other.report_key_file.or(self.report_key_file),
+            report_comment: other.report_comment.or(self.report_comment),
+            report_min_probability: other.report_min_probability.or(self.report_min_probability),
+            report_cooldown: other.report_cooldown.or(self.report_cooldown),
+            report_daily_quota: other.report_daily_quota.or(self.report_daily_quota),
+            report_max_age: other.report_max_age.or(self.report_max_age),
+            report_timeout: other.report_timeout.or(self.report_timeout),
+            report_interval: other.report_interval.or(self.report_interval),
         }
     }
 
@@ -182,6 +222,34 @@ impl Settings {
                 return Err(ConfigError::Syntax {
                     path: path.to_path_buf(),
                     message: format!("mode must be one of {}, not {m:?}", RULE_MODES.join(", ")),
+                });
+            }
+        }
+        if let Some(a) = &self.metrics_listen {
+            if a.parse::<std::net::SocketAddr>().is_err() {
+                return Err(ConfigError::Syntax {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "metrics-listen must be ADDR:PORT (127.0.0.1:9100, [::1]:9100), not {a:?}"
+                    ),
+                });
+            }
+        }
+        for (key, d) in [
+            ("report-cooldown", &self.report_cooldown),
+            ("report-max-age", &self.report_max_age),
+            ("report-timeout", &self.report_timeout),
+            ("report-interval", &self.report_interval),
+        ] {
+            if let Some(d) = d {
+                d.seconds().map_err(|e| value(key, e))?;
+            }
+        }
+        if let Some(p) = self.report_min_probability {
+            if p > 100 {
+                return Err(ConfigError::Syntax {
+                    path: path.to_path_buf(),
+                    message: format!("report-min-probability is a percentage (0-100), not {p}"),
                 });
             }
         }
@@ -254,6 +322,48 @@ mod tests {
         assert!(e.contains("initial-count"), "{e}");
         let e = parse("reason = ", "ban").unwrap_err().to_string();
         assert!(e.starts_with("/etc/test.toml: "), "{e}");
+    }
+
+    #[test]
+    fn metrics_settings() {
+        let s = parse(
+            "[judge]\nmetrics-listen = \"127.0.0.1:9100\"\nmetrics-file = \"/run/j.prom\"\n",
+            "judge",
+        )
+        .unwrap();
+        assert_eq!(s.metrics_listen.as_deref(), Some("127.0.0.1:9100"));
+        assert_eq!(s.metrics_file.as_deref(), Some(Path::new("/run/j.prom")));
+        let e = parse("[judge]\nmetrics-listen = \"localhost\"\n", "judge")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("/etc/test.toml: metrics-listen must be ADDR:PORT"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn report_settings() {
+        let text = r#"
+            [report]
+            report-url = "http://127.0.0.1:9/api/v2/report"
+            report-key-file = "/etc/ipqbdb/key"
+            report-cooldown = "20m"
+            report-daily-quota = 500
+            report-min-probability = 50
+        "#;
+        let s = parse(text, "report").unwrap();
+        assert_eq!(s.report_cooldown.unwrap().seconds(), Ok(1200));
+        assert_eq!(s.report_daily_quota, Some(500));
+        assert_eq!(parse(text, "ban").unwrap().report_url, None);
+        let e = parse("report-min-probability = 101", "report")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("report-min-probability"), "{e}");
+        let e = parse("[report]\nreport-timeout = \"soon\"", "report")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("/etc/test.toml: report-timeout: "), "{e}");
     }
 
     #[test]

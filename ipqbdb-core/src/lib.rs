@@ -13,6 +13,7 @@ pub mod model;
 pub mod process;
 pub mod range;
 pub mod record;
+pub mod report;
 pub mod retention;
 pub mod time;
 pub mod units;

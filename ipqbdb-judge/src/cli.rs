@@ -1,6 +1,7 @@
 //! Command-line definition of `ibd-judge`, apart from the program so man pages can be generated.
 
 use clap::{ArgAction, CommandFactory, Parser};
+use ipqbdb_metrics::MetricsArgs;
 use ipqbdb_store::cli::{DbArgs, MaintenanceArgs};
 
 use crate::qspec::QSpec;
@@ -23,7 +24,11 @@ use crate::qspec::QSpec;
         of its burst. With several queues, --queue-balance 0:1 (and --queue-cpu-fanout) in the rule \
         spreads packets over them: ibd-judge Q0 Q1. On SIGTERM every packet received is answered \
         and what the queue still holds is accepted before the socket closes.\n\n\
-        Signals: SIGUSR1 logs counters per queue, SIGTERM and SIGINT exit cleanly."
+        Signals: SIGUSR1 logs counters per queue, SIGTERM and SIGINT exit cleanly.\n\n\
+        Metrics: --metrics-listen serves the Prometheus text format at /metrics (packets by queue \
+        and verdict, unjudged packets by cause, receive errors, packets per verdict send, snapshot \
+        age, cache hits, counter write-backs); --metrics-file writes it for node_exporter's \
+        textfile collector."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -54,6 +59,8 @@ pub struct Cli {
     pub staleness_ms: u64,
     #[command(flatten)]
     pub maintenance: MaintenanceArgs,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
     /// Log to syslog even in the foreground
     #[arg(long)]
     pub log_syslog: bool,

@@ -9,10 +9,14 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use ipqbdb_core::model::{draw, is_guilty, verdict_probability};
 use ipqbdb_core::{AddrKey, UnixTime};
 use ipqbdb_store::Snapshot;
+
+use crate::metrics::CacheStats;
 
 /// Entries cached per snapshot before the cache is emptied: bounds memory under a flood of sources.
 const CACHE_MAX: usize = 1 << 16;
@@ -40,9 +44,24 @@ struct Cached {
 pub struct Judge {
     cache: HashMap<IpAddr, Cached>,
     blocked: HashMap<AddrKey, u64>,
+    stats: Arc<CacheStats>,
 }
 
 impl Judge {
+    /// A judge counting its cache's hits and misses into `stats`, which several judges (one per
+    /// packet thread) may share.
+    pub fn with_stats(stats: Arc<CacheStats>) -> Judge {
+        Judge {
+            stats,
+            ..Judge::default()
+        }
+    }
+
+    /// The cache's hit and miss counts, for the metrics.
+    pub fn cache_stats(&self) -> Arc<CacheStats> {
+        self.stats.clone()
+    }
+
     /// Forgets cached states: call with each new snapshot.
     pub fn new_snapshot(&mut self) {
         self.cache.clear();
@@ -56,8 +75,12 @@ impl Judge {
         now: UnixTime,
     ) -> ipqbdb_store::Result<Judgement> {
         let state = match self.cache.get(&ip) {
-            Some(c) => *c,
+            Some(c) => {
+                self.stats.hits.fetch_add(1, Ordering::Relaxed);
+                *c
+            }
             None => {
+                self.stats.misses.fetch_add(1, Ordering::Relaxed);
                 let (key, record, white) = snap.verdict_state(ip)?;
                 if self.cache.len() >= CACHE_MAX {
                     self.cache.clear();

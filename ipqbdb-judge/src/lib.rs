@@ -5,6 +5,7 @@ pub mod batch;
 pub mod cli;
 pub mod daemon;
 pub mod judge;
+pub mod metrics;
 pub mod netlink;
 pub mod packet;
 pub mod qspec;

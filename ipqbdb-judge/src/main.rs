@@ -8,9 +8,11 @@ use ipqbdb_core::log::{self, Level};
 use ipqbdb_core::parse_count;
 use ipqbdb_judge::cli::Cli;
 use ipqbdb_judge::daemon::{Daemon, Signals};
+use ipqbdb_judge::metrics::JudgeMetrics;
 use ipqbdb_judge::netlink::NfqSocket;
-use ipqbdb_judge::worker::Worker;
+use ipqbdb_judge::worker::{Options, Worker};
 use ipqbdb_judge::writer::CounterWriter;
+use ipqbdb_metrics::{Exporter, MetricsOptions};
 use ipqbdb_store::cli::Setup;
 
 const PROGRAM: &str = "ibd-judge";
@@ -29,6 +31,7 @@ fn run(cli: Cli) -> Result<(), String> {
     if let Some(dup) = cli.specs.iter().find(|s| !seen.insert(s.queue)) {
         return Err(format!("queue {} is given twice", dup.queue));
     }
+    let metrics = MetricsOptions::resolve(&cli.metrics, &setup.settings);
     let ready = if cli.foreground {
         None
     } else {
@@ -37,8 +40,8 @@ fn run(cli: Cli) -> Result<(), String> {
     if !cli.foreground || cli.log_syslog || setup.settings.log_syslog.unwrap_or(false) {
         log::use_syslog(PROGRAM);
     }
-    let started = start(&cli, &setup, rcvbuf as usize);
-    let (daemon, signals) = match started {
+    let started = start(&cli, &setup, rcvbuf as usize, &metrics);
+    let (daemon, signals, exporter) = match started {
         Ok(x) => x,
         Err(msg) => {
             if let Some(mut w) = ready {
@@ -56,6 +59,7 @@ fn run(cli: Cli) -> Result<(), String> {
         );
     }
     let res = daemon.run(&signals);
+    exporter.finish();
     log::log(PROGRAM, Level::Notice, "stopped");
     res
 }
@@ -64,7 +68,8 @@ fn start(
     cli: &Cli,
     setup: &Setup,
     rcvbuf: usize,
-) -> Result<(Daemon<ipqbdb_store::AnyStore>, Signals), String> {
+    metrics: &MetricsOptions,
+) -> Result<(Daemon<ipqbdb_store::AnyStore>, Signals, Exporter), String> {
     let staleness = Duration::from_millis(cli.staleness_ms);
     // The sockets first, while no other thread exists (see netlink.rs): one per queue, for its
     // own thread.
@@ -87,19 +92,19 @@ fn start(
     // After the sockets: threads may exist from here on.
     let writer = CounterWriter::start(writer_store, cli.maintenance.every())
         .map_err(|e| format!("writer thread: {e}"))?;
+    let queues: Vec<u16> = cli.specs.iter().map(|s| s.queue).collect();
+    let mut counted = JudgeMetrics::new(backend.name(), &queues);
+    let opts = Options {
+        staleness,
+        verbose: cli.verbose,
+        copy_range: cli.copy_range,
+    };
     let workers = socks
         .into_iter()
         .zip(stores)
         .map(|((sock, spec), store)| {
-            Worker::new(
-                store,
-                sock,
-                spec,
-                staleness,
-                cli.verbose,
-                cli.copy_range,
-                writer.submitter(),
-            )
+            let m = counted.worker(spec.queue);
+            Worker::new(store, sock, spec, opts, writer.submitter(), m)
         })
         .collect();
     let specs: Vec<String> = cli.specs.iter().map(ToString::to_string).collect();
@@ -111,7 +116,9 @@ fn start(
             specs.join(" "),
         ),
     );
-    Ok((Daemon::new(writer, workers), signals))
+    let exporter = Exporter::start(PROGRAM, metrics, counted.render(writer.watch()))
+        .map_err(|e| e.to_string())?;
+    Ok((Daemon::new(writer, workers), signals, exporter))
 }
 
 /// A socket bound to queue `q` and set up for it.

@@ -18,6 +18,7 @@ use ipqbdb_store::{Snapshot, Store};
 use crate::batch::Batch;
 use crate::daemon::{Counters, LoopStats, Throttle, COUNTER_FLUSH, PROGRAM};
 use crate::judge::Judge;
+use crate::metrics::{Unjudged, WorkerMetrics};
 use crate::netlink::NfqSocket;
 use crate::packet;
 use crate::qspec::QSpec;
@@ -42,6 +43,16 @@ pub struct WorkerStats {
     pub sends: u64,
 }
 
+/// How a worker serves its queue.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// How old the snapshot the verdicts use may be.
+    pub staleness: Duration,
+    pub verbose: u8,
+    /// How much of each packet the kernel copies (the receive buffers are sized for it).
+    pub copy_range: u16,
+}
+
 pub struct Worker<S: Store> {
     store: S,
     sock: NfqSocket,
@@ -56,7 +67,8 @@ pub struct Worker<S: Store> {
 /// One received item, read out of the burst's buffers before judging.
 #[derive(Debug, Clone, Copy)]
 enum Got {
-    Packet(u32, Option<std::net::IpAddr>),
+    /// A packet's id, and its address or why it has none to judge by.
+    Packet(u32, Result<std::net::IpAddr, Unjudged>),
     Error(i32),
     Malformed,
 }
@@ -77,6 +89,7 @@ struct Loop {
     lookup_errors: Throttle,
     dropped_batches: Throttle,
     send_errors: Throttle,
+    metrics: WorkerMetrics,
 }
 
 impl<S: Store> Worker<S> {
@@ -84,23 +97,22 @@ impl<S: Store> Worker<S> {
         store: S,
         sock: NfqSocket,
         spec: QSpec,
-        staleness: Duration,
-        verbose: u8,
-        copy_range: u16,
+        opts: Options,
         writer: Submitter,
+        metrics: WorkerMetrics,
     ) -> Self {
         Worker {
             store,
             sock,
             spec,
-            staleness,
-            verbose,
+            staleness: opts.staleness,
+            verbose: opts.verbose,
             writer,
             published: Arc::default(),
             st: Loop {
-                burst: Burst::new(copy_range),
+                burst: Burst::new(opts.copy_range),
                 got: Vec::with_capacity(crate::receive::BURST),
-                judge: Judge::default(),
+                judge: Judge::with_stats(metrics.cache.clone()),
                 batch: Batch::new(spec.queue),
                 stats: WorkerStats::default(),
                 last_flush: Instant::now(),
@@ -110,6 +122,7 @@ impl<S: Store> Worker<S> {
                 lookup_errors: Throttle::new("lookup"),
                 dropped_batches: Throttle::new("block counters"),
                 send_errors: Throttle::new("sending verdicts"),
+                metrics,
             },
         }
     }
@@ -141,6 +154,8 @@ impl<S: Store> Worker<S> {
             let res = store.with_snapshot(&mut |snap| {
                 opened = true;
                 st.stats.loop_stats.snapshots += 1;
+                st.metrics.shared.snapshots.inc();
+                st.metrics.snapshot_opened();
                 // The cache belongs to the previous snapshot: forgotten only now that a new one
                 // exists, so a failed refresh leaves it to judge by.
                 st.judge.new_snapshot();
@@ -150,6 +165,7 @@ impl<S: Store> Worker<S> {
             match res {
                 Err(e) if !opened => {
                     st.stats.loop_stats.snapshot_failures += 1;
+                    st.metrics.shared.snapshot_failures.inc();
                     let msg = e.to_string();
                     if st.last_db_error.as_deref() != Some(&msg) {
                         log(
@@ -187,6 +203,7 @@ impl<S: Store> Worker<S> {
         // Every packet read was answered by `serve`; what the kernel still holds is accepted.
         let closing = self.st.batch.closing();
         if let Err(e) = self.sock.send(closing) {
+            self.st.metrics.shared.verdict_errors.inc();
             log(
                 PROGRAM,
                 Level::Error,
@@ -273,9 +290,11 @@ impl Loop {
                         // A queue is bound to one socket: another queue's packet cannot come.
                         Item::Packet { queue, id, payload } => Got::Packet(
                             id,
-                            (queue == spec.queue)
-                                .then(|| packet::address(payload, spec.side))
-                                .flatten(),
+                            if queue != spec.queue {
+                                Err(Unjudged::UnknownQueue)
+                            } else {
+                                packet::address(payload, spec.side).ok_or(Unjudged::NotIp)
+                            },
                         ),
                         Item::Error(e) => Got::Error(e),
                         Item::Malformed => Got::Malformed,
@@ -304,14 +323,19 @@ impl Loop {
         &mut self,
         ctx: &Ctx<'_>,
         snap: Option<&Snapshot<'_>>,
-        ip: Option<std::net::IpAddr>,
+        ip: Result<std::net::IpAddr, Unjudged>,
     ) -> Verdict {
         let counters = &mut self.stats.counters;
+        let qm = &self.metrics.queue;
         let q = ctx.spec.queue;
         counters.packets += 1;
-        let Some(ip) = ip else {
-            counters.errors += 1;
-            return Verdict::Accept;
+        let ip = match ip {
+            Ok(ip) => ip,
+            Err(why) => {
+                counters.errors += 1;
+                qm.unjudged(why).inc();
+                return Verdict::Accept;
+            }
         };
         let now = now();
         let j = match snap {
@@ -335,14 +359,17 @@ impl Loop {
                 match (j.guilty, ctx.spec.mark) {
                     (false, _) => {
                         counters.accepted += 1;
+                        qm.accepted.inc();
                         Verdict::Accept
                     }
                     (true, None) => {
                         counters.dropped += 1;
+                        qm.dropped.inc();
                         Verdict::Drop
                     }
                     (true, Some(mark)) => {
                         counters.marked += 1;
+                        qm.marked.inc();
                         Verdict::Mark(mark)
                     }
                 }
@@ -350,11 +377,13 @@ impl Loop {
             // No snapshot, and the previous one did not cover the address.
             Ok(None) => {
                 counters.errors += 1;
+                qm.unjudged(Unjudged::NoSnapshot).inc();
                 Verdict::Accept
             }
             Err(e) => {
                 // A damaged record, say: accepted, and said, so it is seen.
                 counters.errors += 1;
+                qm.unjudged(Unjudged::LookupError).inc();
                 self.stats.loop_stats.lookup_errors += 1;
                 self.lookup_errors
                     .hit(|| format!("{ip} (queue {q}): {e}; accepted"));
@@ -371,10 +400,12 @@ impl Loop {
         }
         let n = self.batch.held();
         self.stats.sends += 1;
+        self.metrics.shared.batch.observe(n as f64);
         *ctx.published.lock().unwrap_or_else(|p| p.into_inner()) = self.stats;
         if let Err(e) = sock.send(self.batch.take()) {
             // The guilty packets of this send are accepted by the next batch (or the stop's).
             self.stats.send_errors += 1;
+            self.metrics.shared.verdict_errors.inc();
             let q = ctx.spec.queue;
             self.send_errors
                 .hit(|| format!("queue {q}: {e}; {n} packets wait for the next batch"));
@@ -383,7 +414,9 @@ impl Loop {
 
     fn receive_error(&mut self, e: &std::io::Error) {
         self.stats.recv_errors += 1;
+        self.metrics.shared.receive_errors.inc();
         if e.raw_os_error() == Some(libc::ENOBUFS) {
+            self.metrics.shared.enobufs.inc();
             // The kernel dropped messages: the socket buffer overflowed. Count, say so now and
             // then, and go on. The packets it could not deliver are not queued (the kernel
             // dropped them, or accepted them with fail-open): no verdict is owed.

@@ -66,6 +66,16 @@ pub struct CounterWriter {
     thread: JoinHandle<()>,
 }
 
+/// Reads the writer's counters from another thread (the metrics exporter's).
+#[derive(Clone)]
+pub struct WriterWatch(Arc<Shared>);
+
+impl WriterWatch {
+    pub fn stats(&self) -> WriterStats {
+        self.0.stats()
+    }
+}
+
 /// Why [`CounterWriter::submit`] gave a batch up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refused {
@@ -120,6 +130,10 @@ impl CounterWriter {
 
     pub fn stats(&self) -> WriterStats {
         self.shared.stats()
+    }
+
+    pub fn watch(&self) -> WriterWatch {
+        WriterWatch(self.shared.clone())
     }
 
     /// Lets the writer write what it holds, for at most `grace`: a stop must not wait on another

@@ -2,42 +2,52 @@
 //!
 //! The regex crate finds captures with a backtracker that, for the usual rule shape
 //! `prefix .* from <HOST> suffix`, walks the greedy `.*` back from the end of the line: about three
-//! quarters of what a caught line costs. Yet the address group is almost always a plain link of the
+//! quarters of what a caught line cost. Yet the address group is almost always a plain link of the
 //! top-level chain, `A (?P<IP>H) B`, and where its bounds can only be in one place no search for
-//! priorities is needed: the bounds are where `A` can end and `H B` can start, and where `H` can end
-//! and `B` can start. Four anchored DFA passes, each stopping as soon as its automaton dies, find every
-//! such place; when each is unique, those are the captures any engine would report. When one is not
-//! (a rule where the split is ambiguous, and leftmost-first priorities decide), the caller falls back
-//! to the regex's own captures, so the answer never changes, only its cost.
+//! priorities is needed: the group starts where `A` can end and `H B` can start, and ends where `H`
+//! can end and `B` can start. Reversed DFAs read from the end of the match find where `H B` can start
+//! (usually one place or a few, as `11.2.3.4` may also start at `1.2.3.4`); each of those that `A`,
+//! read backwards from it, cannot reach the match's start drops out, and as the true start is among
+//! them, the last one standing is it, usually a byte or two later. The end is found the same way.
+//! When a place is not unique (an ambiguous split, where leftmost-first priorities decide), the
+//! caller asks the regex for its captures, so the answer never changes, only its cost.
 
 use std::ops::Range;
 
 use regex::bytes::Regex;
 use regex_automata::hybrid::dfa::{Cache, DFA};
+use regex_automata::hybrid::LazyStateID;
 use regex_automata::nfa::thompson;
 use regex_automata::util::pool::Pool;
 use regex_automata::util::start;
 use regex_automata::{Anchored, MatchKind};
-use regex_syntax::hir::{Hir, HirKind};
+use regex_syntax::hir::{Hir, HirKind, Look};
 
 /// Memory each lazy automaton may fill before it gives up on a line (and the regex decides).
 const CACHE_CAPACITY: usize = 256 << 10;
 
+/// More candidate places than this, and the regex decides: the rule's split is loose. An IPv6
+/// address may start at any of its up to 45 characters (`db8::1` is one too).
+const MAX_CANDIDATES: usize = 48;
+
 type CachePool = Pool<[Cache; 4], Box<dyn Fn() -> [Cache; 4] + Send + Sync>>;
 
-/// The four automata of a rule whose address group is a link of its top-level chain. They are lazy
-/// DFAs: built state by state as lines need them, so a rule costs nothing at start-up and only the
-/// states real lines reach.
+/// The automata of a rule whose address group is a link of its top-level chain. They are lazy DFAs:
+/// built state by state as lines need them, so a rule costs nothing at start-up and only the states
+/// real lines reach.
 pub struct FastCapture {
-    /// `A` forward (where it can end), `H B` reversed (where it can start), `H` forward, `B`
-    /// reversed.
+    /// All reversed: `A`, `H B`, `H`, `B`.
     dfas: std::sync::Arc<[DFA; 4]>,
     caches: CachePool,
+    /// The pattern is `^...$`: a line it matches is matched whole, so no search for the bounds.
+    whole: bool,
 }
 
 impl std::fmt::Debug for FastCapture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("FastCapture")
+        f.debug_struct("FastCapture")
+            .field("whole", &self.whole)
+            .finish()
     }
 }
 
@@ -57,18 +67,26 @@ impl FastCapture {
         let at = parts
             .iter()
             .position(|p| matches!(p.kind(), HirKind::Capture(c) if c.index == index))?;
+        let is_look = |p: Option<&Hir>, look: Look| {
+            p.is_some_and(|p| matches!(p.kind(), HirKind::Look(l) if *l == look))
+        };
+        let whole = is_look(parts.first(), Look::Start) && is_look(parts.last(), Look::End);
         let concat = |parts: &[Hir]| Hir::concat(parts.to_vec());
         let dfas = std::sync::Arc::new([
-            build(&concat(&parts[..at]), false)?,
-            build(&concat(&parts[at..]), true)?,
-            build(&parts[at], false)?,
-            build(&concat(&parts[at + 1..]), true)?,
+            reversed(&concat(&parts[..at]))?,
+            reversed(&concat(&parts[at..]))?,
+            reversed(&parts[at])?,
+            reversed(&concat(&parts[at + 1..]))?,
         ]);
         let for_caches = dfas.clone();
         let caches: CachePool = Pool::new(Box::new(move || {
             [0, 1, 2, 3].map(|i| for_caches[i].create_cache())
         }));
-        Some(FastCapture { dfas, caches })
+        Some(FastCapture {
+            dfas,
+            caches,
+            whole,
+        })
     }
 
     /// The group's bounds in `hay`, given that the whole pattern matched `hay[m]` (as the regex reports
@@ -77,17 +95,17 @@ impl FastCapture {
         let mut caches = self.caches.get();
         let [c0, c1, c2, c3] = &mut *caches;
         let d = &self.dfas;
-        let start = unique_meeting((&d[0], c0), (&d[1], c1), hay, m.clone())?;
-        let end = unique_meeting((&d[2], c2), (&d[3], c3), hay, start..m.end)?;
+        let start = meeting((&d[0], c0), (&d[1], c1), hay, m.clone())?;
+        let end = meeting((&d[2], c2), (&d[3], c3), hay, start..m.end)?;
         Some(start..end)
     }
 }
 
-fn build(hir: &Hir, reverse: bool) -> Option<DFA> {
+fn reversed(hir: &Hir) -> Option<DFA> {
     let nfa = thompson::Compiler::new()
         .configure(
             thompson::Config::new()
-                .reverse(reverse)
+                .reverse(true)
                 .utf8(false)
                 .which_captures(thompson::WhichCaptures::None),
         )
@@ -104,90 +122,112 @@ fn build(hir: &Hir, reverse: bool) -> Option<DFA> {
         .ok()
 }
 
-/// The one position `p` in `span` where `fwd` (anchored at the span's start) can end and `rev`
-/// (anchored at the span's end, run backwards) can start; `None` when there is none, more than
-/// one, or an automaton ran out of room.
-fn unique_meeting(
-    (fwd, fc): (&DFA, &mut Cache),
-    (rev, rc): (&DFA, &mut Cache),
+/// A reversed automaton anchored at `at`, about to read the byte before it.
+fn start_at(dfa: &DFA, cache: &mut Cache, hay: &[u8], at: usize) -> Option<LazyStateID> {
+    let cfg = start::Config::new()
+        .anchored(Anchored::Yes)
+        .look_behind(hay.get(at).copied());
+    dfa.start_state(cache, &cfg).ok()
+}
+
+#[inline(always)]
+/// Reads the byte before `at` (or the start of the haystack). The state after it says whether a
+/// match of the reversed automaton starts at `at`: matches show one byte late.
+fn step_back(
+    dfa: &DFA,
+    cache: &mut Cache,
+    sid: LazyStateID,
+    hay: &[u8],
+    at: usize,
+) -> Option<LazyStateID> {
+    let sid = match at.checked_sub(1) {
+        Some(i) => dfa.next_state(cache, sid, hay[i]),
+        None => dfa.next_eoi_state(cache, sid),
+    };
+    sid.ok().filter(|s| !s.is_quit())
+}
+
+/// The one position `p` in `span` where `left` can match `span.start..p` and `right` can match
+/// `p..span.end`, both given reversed; `None` when there is none, more than one, or an automaton
+/// ran out of room. The caller knows that the concatenation matches the span, so at least one
+/// such `p` exists: a single candidate left is the answer, even before it is checked to the end.
+fn meeting(
+    (left, lc): (&DFA, &mut Cache),
+    (right, rc): (&DFA, &mut Cache),
     hay: &[u8],
     span: Range<usize>,
 ) -> Option<usize> {
-    let len = span.end - span.start;
-    // Log lines are short: a bit set on the stack for them, on the heap for the rare long one.
-    let mut small = [0u64; 16];
-    let mut large = Vec::new();
-    let ends: &mut [u64] = if len < 16 * 64 {
-        &mut small
-    } else {
-        large.resize(len / 64 + 1, 0);
-        &mut large
-    };
-    let mut any = false;
-    let cfg = start::Config::new()
-        .anchored(Anchored::Yes)
-        .look_behind(span.start.checked_sub(1).map(|i| hay[i]));
-    let mut sid = fwd.start_state(fc, &cfg).ok()?;
-    // A DFA reports a match one byte late: the state after byte `i` says whether a match ends at
-    // `i`. The byte after the span (or the end of the haystack) is fed for the last position.
-    for i in span.start..=span.end {
-        sid = match hay.get(i) {
-            Some(&b) => fwd.next_state(fc, sid, b).ok()?,
-            None => fwd.next_eoi_state(fc, sid).ok()?,
-        };
-        if sid.is_match() {
-            let p = i - span.start;
-            ends[p / 64] |= 1 << (p % 64);
-            any = true;
-        }
-        if sid.is_dead() || sid.is_quit() {
-            break;
-        }
-    }
-    if !any {
-        return None;
-    }
-    let cfg = start::Config::new()
-        .anchored(Anchored::Yes)
-        .look_behind(hay.get(span.end).copied());
-    let mut sid = rev.start_state(rc, &cfg).ok()?;
-    let mut found = None;
-    // Backwards: the state after byte `i - 1` says whether a match starts at `i`.
-    let mut i = span.end;
+    // Where `right` can start, reading back from the span's end.
+    let mut candidates = [0usize; MAX_CANDIDATES];
+    let mut n = 0;
+    let mut sid = start_at(right, rc, hay, span.end)?;
+    let mut at = span.end;
     loop {
-        sid = if i > 0 {
-            rev.next_state(rc, sid, hay[i - 1]).ok()?
-        } else {
-            rev.next_eoi_state(rc, sid).ok()?
-        };
+        sid = step_back(right, rc, sid, hay, at)?;
         if sid.is_match() {
-            let p = i - span.start;
-            if ends[p / 64] & (1 << (p % 64)) != 0 {
-                if found.is_some() {
-                    return None;
-                }
-                found = Some(i);
+            if n == MAX_CANDIDATES {
+                return None;
             }
+            candidates[n] = at;
+            n += 1;
         }
-        if sid.is_dead() || sid.is_quit() || i == span.start {
+        if sid.is_dead() || at == span.start {
             break;
         }
-        i -= 1;
+        at -= 1;
     }
-    found
+    // The true place is among the candidates: those `left` cannot reach the span's start from
+    // drop out, and the last one is the answer without reading it. Candidates were found from the
+    // right; a wrong one usually sits inside the address (`92.0.2.1` in `192.0.2.1`) and drops
+    // out at its first byte, while the true one is the leftmost, read last if at all.
+    let mut standing = None;
+    for (k, &c) in candidates[..n].iter().enumerate() {
+        if standing.is_none() && k + 1 == n {
+            return Some(c);
+        }
+        if reaches(left, lc, hay, c, span.start)? {
+            if standing.is_some() {
+                return None;
+            }
+            standing = Some(c);
+        }
+    }
+    standing
+}
+
+/// Whether reversed `left`, anchored at `from`, matches exactly back to `to`.
+fn reaches(left: &DFA, lc: &mut Cache, hay: &[u8], from: usize, to: usize) -> Option<bool> {
+    let mut sid = start_at(left, lc, hay, from)?;
+    let mut at = from;
+    loop {
+        sid = step_back(left, lc, sid, hay, at)?;
+        if at == to {
+            return Some(sid.is_match());
+        }
+        if sid.is_dead() {
+            return Some(false);
+        }
+        at -= 1;
+    }
 }
 
 /// The address group's bounds in `hay`, by [`FastCapture`] where it can decide, else by `regex`:
 /// `None` when `regex` does not match, `Some(None)` when it matches without the group taking part.
+/// `matched`: the caller knows that `regex` matches `hay` (a `RegexSet` said so).
 pub fn group_span(
     regex: &Regex,
     fast: Option<&FastCapture>,
     index: usize,
     hay: &[u8],
+    matched: bool,
 ) -> Option<Option<Range<usize>>> {
     if let Some(fast) = fast {
-        let m = regex.find(hay)?;
-        if let Some(span) = fast.locate(hay, m.range()) {
+        let m = if fast.whole && matched {
+            0..hay.len()
+        } else {
+            regex.find(hay)?.range()
+        };
+        if let Some(span) = fast.locate(hay, m) {
             return Some(Some(span));
         }
     }
@@ -220,7 +260,7 @@ mod tests {
                 }
             }
             assert_eq!(
-                group_span(&regex, Some(&fast), index, hay).flatten(),
+                group_span(&regex, Some(&fast), index, hay, false).flatten(),
                 want,
                 "{line}"
             );
@@ -275,7 +315,7 @@ mod tests {
                 let Some(fast) = FastCapture::new(&pattern, index as u32) else { continue };
                 let want = regex.captures(line.as_bytes()).map(|c| c.get(index).map(|g| g.range()));
                 proptest::prop_assert_eq!(
-                    group_span(&regex, Some(&fast), index, line.as_bytes()),
+                    group_span(&regex, Some(&fast), index, line.as_bytes(), false),
                     want,
                     "{} on {:?}", pattern, line
                 );

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{ArgAction, CommandFactory, Parser};
+use ipqbdb_metrics::MetricsArgs;
 use ipqbdb_store::cli::{ConnKillArgs, DbArgs, MaintenanceArgs};
 
 use crate::rules::Mode;
@@ -18,7 +19,10 @@ use crate::rules::Mode;
         across rotation. Signals: SIGUSR1 logs per-rule counters, SIGHUP reloads the rule file \
         (a broken file keeps the old rules), SIGTERM and SIGINT exit cleanly.\n\n\
         Test mode: `ibd-parse --test LOGFILE [RULEFILE]` prints what the rules catch in LOGFILE, \
-        without a database."
+        without a database.\n\n\
+        Metrics: --metrics-listen serves the Prometheus text format at /metrics (lines per input, \
+        matches and bans per rule, commit durations, database errors, rotations); the packaged unit \
+        has no network, so give it --metrics-file in node_exporter's textfile directory instead."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -35,6 +39,8 @@ pub struct Cli {
     pub mode: Option<Mode>,
     #[command(flatten)]
     pub maintenance: MaintenanceArgs,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
     /// Read the systemd journal (through journalctl): each line's program comes from the fields
     /// journald records itself, so a local user cannot forge another program's lines; lines of
     /// regular users' processes are skipped; the journal cursor is kept with the bans
@@ -65,6 +71,10 @@ pub struct Cli {
     /// Log to syslog even in the foreground
     #[arg(long)]
     pub log_syslog: bool,
+    /// Log every ban (as -v does) with its reason's report category appended (`, category N`), for
+    /// reporting with one's own scripts
+    #[arg(long)]
+    pub log_category: bool,
     /// Read followed files without a saved position from the start (default: from the end)
     #[arg(long)]
     pub from_start: bool,

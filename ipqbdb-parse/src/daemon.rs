@@ -17,11 +17,12 @@ use std::time::{Duration, Instant};
 use ipqbdb_core::connkill::ConnKill;
 use ipqbdb_core::log::{log, Level};
 pub use ipqbdb_core::process::Signals;
-use ipqbdb_core::{now, percent};
+use ipqbdb_core::{now, percent, ReasonId};
 use ipqbdb_store::{Ban, Store};
 
 use crate::killer::Killer;
 use crate::matcher::RuleSet;
+use crate::metrics::{InputMetrics, ParseMetrics};
 use crate::rules;
 use crate::sessions::{Counted, Sessions};
 use crate::sources::Event;
@@ -88,6 +89,11 @@ pub struct Daemon<S: Store> {
     last_error: Option<String>,
     last_maintenance: Instant,
     maintenance_every: Option<Duration>,
+    metrics: ParseMetrics,
+    /// Each source's counters, by index.
+    inputs: Vec<InputMetrics>,
+    /// `--log-category`: log every ban with its reason's category.
+    log_category: bool,
 }
 
 /// How often the daemon does the database's housekeeping (LMDB's stale reader slots, SQLite's WAL
@@ -108,6 +114,11 @@ impl<S: Store> Daemon<S> {
         verbose: u8,
     ) -> Self {
         let n = rules.rules().len();
+        let metrics = ParseMetrics::new(store.backend().name());
+        let inputs = sources.iter().map(|s| metrics.input(&s.name)).collect();
+        metrics
+            .followed_files
+            .set(sources.iter().filter(|s| s.path.is_some()).count() as i64);
         Daemon {
             store,
             rule_file,
@@ -136,7 +147,21 @@ impl<S: Store> Daemon<S> {
             last_error: None,
             last_maintenance: Instant::now(),
             maintenance_every: Some(MAINTENANCE_INTERVAL),
+            metrics,
+            inputs,
+            log_category: false,
         }
+    }
+
+    /// The metrics page, for an [`ipqbdb_metrics::Exporter`] running beside the loop.
+    pub fn metrics_render(&self) -> ipqbdb_metrics::Render {
+        self.metrics.render()
+    }
+
+    /// Logs every ban with its reason's report category appended (the original's
+    /// `--log-category`), for administrators who report with their own scripts.
+    pub fn set_log_category(&mut self, on: bool) {
+        self.log_category = on;
     }
 
     /// How often to do the database's housekeeping (`None`: never, for tests that show its effect).
@@ -159,6 +184,9 @@ impl<S: Store> Daemon<S> {
             if signals.report.swap(false, Ordering::Relaxed) {
                 self.report();
             }
+            self.metrics
+                .bans_waiting
+                .set(self.pending_bans.len() as i64);
             if let Some(at) = retry_at {
                 // The database refused the last batch: take no more lines until it accepts one.
                 if Instant::now() < at {
@@ -218,11 +246,13 @@ impl<S: Store> Daemon<S> {
         match ev {
             Event::Lines { source, lines, pos } => {
                 self.totals.lines += lines.len() as u64;
+                self.inputs[source].lines.inc_by(lines.len() as u64);
                 for line in lines.iter() {
                     match line {
                         Ok(line) => self.check(source, line),
                         Err(len) => {
                             self.totals.too_long += 1;
+                            self.inputs[source].too_long.inc();
                             self.log(
                                 Level::Warning,
                                 format!(
@@ -239,6 +269,10 @@ impl<S: Store> Daemon<S> {
                 false
             }
             Event::End { .. } => true,
+            Event::Rotated { source, how } => {
+                self.metrics.rotated(&self.sources[source].name, how);
+                false
+            }
             Event::Error { source, message } => {
                 self.log(
                     Level::Error,
@@ -269,6 +303,7 @@ impl<S: Store> Daemon<S> {
                 folded,
             } => {
                 self.rule_stats[rule].matches += 1;
+                self.metrics.matched(rule, &self.rules.rules()[rule]);
                 for _ in 0..bans {
                     self.pending_bans.push((ip, self.rules.clone(), rule));
                 }
@@ -294,10 +329,12 @@ impl<S: Store> Daemon<S> {
             }
             Counted::Noted { rule, .. } | Counted::NoSession { rule } => {
                 self.rule_stats[rule].matches += 1;
+                self.metrics.matched(rule, &self.rules.rules()[rule]);
             }
             Counted::BadAddress { rule, text } => {
                 self.rule_stats[rule].errors += 1;
                 let r = &self.rules.rules()[rule];
+                self.metrics.bad_address(r);
                 self.log(
                     Level::Warning,
                     format!(
@@ -341,21 +378,32 @@ impl<S: Store> Daemon<S> {
             .iter()
             .filter_map(|(&s, p)| self.sources[s].note_key.clone().map(|k| (k, p.clone())))
             .collect();
+        let started = Instant::now();
         match self.store.ban_batch_noting(&bans, now(), &notes) {
             Ok(reports) => {
+                self.metrics
+                    .commit_seconds
+                    .observe(started.elapsed().as_secs_f64());
                 if self.last_error.take().is_some() {
                     self.log(Level::Notice, "the database accepts bans again".into());
                 }
                 self.totals.bans += reports.len() as u64;
+                let categories = self.categories();
                 let mut to_kill = Vec::new();
                 for ((ip, set, r), report) in self.pending_bans.iter().zip(&reports) {
                     let (ip, reason) = (*ip, &set.rules()[*r].reason);
-                    if self.verbose >= 1 {
+                    self.metrics.banned(&set.rules()[*r], &report.outcome);
+                    if self.verbose >= 1 || self.log_category {
                         if let Some(rec) = report.outcome.record {
-                            self.log(
-                                Level::Info,
-                                format!("{ip}: {:.3}% ({})", percent(rec.probability), reason),
-                            );
+                            let mut line =
+                                format!("{ip}: {:.3}% ({})", percent(rec.probability), reason);
+                            let mut level = Level::Info;
+                            if let Some(c) = &categories {
+                                let category = c.get(&report.reason).copied().unwrap_or(0);
+                                line.push_str(&format!(", category {category}"));
+                                level = Level::Notice;
+                            }
+                            self.log(level, line);
                         }
                     }
                     if report.outcome.reached_max {
@@ -373,6 +421,7 @@ impl<S: Store> Daemon<S> {
             }
             Err(e) => {
                 self.totals.db_errors += 1;
+                self.metrics.db_errors.inc();
                 let msg = e.to_string();
                 if self.last_error.as_deref() != Some(&msg) {
                     self.log(
@@ -382,6 +431,21 @@ impl<S: Store> Daemon<S> {
                     self.last_error = Some(msg);
                 }
                 Err(())
+            }
+        }
+    }
+
+    /// With `--log-category`, every reason's category, read after the commit (`ibd category` may
+    /// change one at any time); a failed read is logged and the bans are logged with category 0.
+    fn categories(&self) -> Option<HashMap<ReasonId, u8>> {
+        if !self.log_category {
+            return None;
+        }
+        match self.store.reasons() {
+            Ok(all) => Some(all.into_iter().map(|r| (r.id, r.category)).collect()),
+            Err(e) => {
+                self.log(Level::Warning, format!("reading categories: {e}"));
+                Some(HashMap::new())
             }
         }
     }
@@ -426,6 +490,7 @@ impl<S: Store> Daemon<S> {
                 // they are committed as matched even if this flush fails and a later one succeeds.
                 let _ = self.flush();
                 self.rule_stats = vec![RuleStats::default(); set.rules().len()];
+                self.metrics.rules_changed();
                 self.rules = Arc::new(set);
                 self.log(
                     Level::Notice,

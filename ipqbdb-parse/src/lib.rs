@@ -8,6 +8,7 @@ pub mod journal;
 pub mod killer;
 pub mod lines;
 pub mod matcher;
+pub mod metrics;
 pub mod rules;
 pub mod sessions;
 pub mod sources;

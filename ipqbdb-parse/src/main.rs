@@ -9,6 +9,7 @@ use std::sync::Arc;
 use ipqbdb_core::config::{DEFAULT_RULE_FILE, PARSE_SOCKET};
 use ipqbdb_core::connkill::ConnKill;
 use ipqbdb_core::log::{self, Level};
+use ipqbdb_metrics::{Exporter, MetricsOptions};
 use ipqbdb_parse::cli::Cli;
 use ipqbdb_parse::daemon::{position_key, Daemon, Signals, SourceInfo};
 use ipqbdb_parse::matcher::RuleSet;
@@ -27,7 +28,7 @@ fn main() -> ExitCode {
     ipqbdb_store::cli::daemon_main(PROGRAM, run)
 }
 
-fn run(cli: Cli) -> Result<(), String> {
+fn run(mut cli: Cli) -> Result<(), String> {
     let setup = Setup::resolve(&cli.db, "parse").map_err(|e| e.to_string())?;
     let s = &setup.settings;
     let verbose = cli.verbose.max(s.verbose.unwrap_or(0));
@@ -46,9 +47,18 @@ fn run(cli: Cli) -> Result<(), String> {
         .clone()
         .or_else(|| s.rule_file.clone())
         .unwrap_or_else(|| PathBuf::from(DEFAULT_RULE_FILE));
-    // Everything that can be wrong with the configuration is found before detaching.
+    // Everything that can be wrong with the configuration is found before detaching, and every path
+    // made absolute: detaching changes the directory to `/`, and a reload reads the rules again.
+    let absolute = |p: &Path| std::path::absolute(p).map_err(|e| format!("{}: {e}", p.display()));
+    let rule_file = absolute(&rule_file)?;
+    cli.files = cli
+        .files
+        .iter()
+        .map(|f| absolute(f))
+        .collect::<Result<_, _>>()?;
     let rules = load_rules(&rule_file, mode)?;
     let connkill = cli.connkill.load(s).map_err(|e| e.to_string())?;
+    let metrics = MetricsOptions::resolve(&cli.metrics, s);
     // Standard input is an input only for a process that keeps it.
     let foreground = cli.foreground || cli.stdin;
     let ready = if foreground {
@@ -59,8 +69,8 @@ fn run(cli: Cli) -> Result<(), String> {
     if !foreground || cli.log_syslog || s.log_syslog.unwrap_or(false) {
         log::use_syslog(PROGRAM);
     }
-    let started = start(&cli, &setup, rule_file, rules, connkill, verbose);
-    let (mut daemon, rx, signals) = match started {
+    let started = start(&cli, &setup, rule_file, rules, connkill, verbose, &metrics);
+    let (mut daemon, rx, signals, exporter) = match started {
         Ok(x) => x,
         Err(msg) => {
             if let Some(mut w) = ready {
@@ -79,6 +89,7 @@ fn run(cli: Cli) -> Result<(), String> {
         );
     }
     daemon.run(&rx, &signals);
+    exporter.finish();
     log::log(PROGRAM, Level::Notice, "stopped");
     Ok(())
 }
@@ -95,6 +106,7 @@ type Started = (
     Daemon<ipqbdb_store::AnyStore>,
     std::sync::mpsc::Receiver<sources::Event>,
     Signals,
+    Exporter,
 );
 
 fn start(
@@ -104,6 +116,7 @@ fn start(
     rules: RuleSet,
     connkill: Option<ConnKill>,
     verbose: u8,
+    metrics: &MetricsOptions,
 ) -> Result<Started, String> {
     let store = setup.open(true).map_err(|e| e.to_string())?;
     let signals = Signals::register().map_err(|e| format!("signals: {e}"))?;
@@ -176,7 +189,10 @@ fn start(
     drop(tx);
     let mut daemon = Daemon::new(store, rule_file, rules, infos, connkill, verbose);
     daemon.set_maintenance_interval(cli.maintenance.every());
-    Ok((daemon, rx, signals))
+    daemon.set_log_category(cli.log_category || setup.settings.log_category.unwrap_or(false));
+    let exporter =
+        Exporter::start(PROGRAM, metrics, daemon.metrics_render()).map_err(|e| e.to_string())?;
+    Ok((daemon, rx, signals, exporter))
 }
 
 fn test(

@@ -195,7 +195,7 @@ impl RuleSet {
                     session,
                 };
             };
-            let Some(span) = group_span(&rule.regex, fast.as_ref(), group, text) else {
+            let Some(span) = group_span(&rule.regex, fast.as_ref(), group, text, true) else {
                 continue;
             };
             let text = String::from_utf8_lossy(span.map_or(&b""[..], |s| &text[s]));

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::lines::{Line, Splitter};
+use crate::metrics::Rotation;
 
 /// How often a followed file is checked for growth, rotation and truncation.
 pub const POLL: Duration = Duration::from_millis(200);
@@ -58,6 +59,8 @@ pub enum Event {
     },
     /// `source` ended (standard input at EOF).
     End { source: usize },
+    /// A followed file was rotated.
+    Rotated { source: usize, how: Rotation },
     /// `source` hit an error worth logging; it keeps trying where that makes sense.
     Error { source: usize, message: String },
 }
@@ -363,6 +366,7 @@ impl Follower {
                     // Renamed away and replaced: the old file was read to its end just now.
                     let id = Some((open.dev, open.ino));
                     send_batch(&self.tx, self.source, id, |emit| open.splitter.finish(emit));
+                    self.rotated(Rotation::Renamed);
                     current = None;
                     continue;
                 }
@@ -372,6 +376,7 @@ impl Follower {
             if open.truncated() {
                 // Truncated in place (copytruncate): everything now in it is new.
                 open.restart();
+                self.rotated(Rotation::Truncated);
             }
         }
     }
@@ -440,6 +445,13 @@ impl Follower {
             tail: Vec::new(),
             seen: (m.len(), m.mtime(), m.mtime_nsec()),
         })
+    }
+
+    fn rotated(&self, how: Rotation) {
+        let _ = self.tx.send(Event::Rotated {
+            source: self.source,
+            how,
+        });
     }
 
     fn error(&self, message: String) {

@@ -90,6 +90,32 @@ impl Setup {
         );
     }
 
+    /// Runs the daemon over `input` on its standard input (no FIFO) until it ends; asserts a clean
+    /// exit and returns its standard error.
+    fn run_stdin(&self, extra: &[&str], input: &str) -> String {
+        let mut cmd = Command::new(PARSE);
+        cmd.args(["--stdin", "--no-fifo", "--config", "/dev/null", "--db-dir"])
+            .arg(self.db())
+            .arg("--rule-file")
+            .arg(self.rules())
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = Proc::spawn("ibd-parse --stdin", &mut cmd);
+        child
+            .child()
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.output(LIMIT);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{err}");
+        err
+    }
+
     fn caught(&self, addr: &str) -> u64 {
         self.store()
             .lookup(addr.parse().unwrap())
@@ -312,35 +338,9 @@ fn stdin_input_and_connection_kill() {
     .unwrap();
     std::fs::write(s.rules(), "/evil <HOST>/ * \"evil\" 1\n").unwrap();
     let input: String = (0..3).map(|_| "evil 192.0.2.44\n").collect();
-    let mut cmd = Command::new(PARSE);
-    cmd.args([
-        "--stdin",
-        "--no-fifo",
-        "-e",
-        "--config",
-        "/dev/null",
-        "--db-dir",
-    ])
-    .arg(s.db())
-    .arg("--rule-file")
-    .arg(s.rules())
-    .arg("--connkill-file")
-    .arg(&ck)
-    .stdin(Stdio::piped())
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped());
-    let mut child = Proc::spawn("ibd-parse --stdin", &mut cmd);
-    child
-        .child()
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.output(LIMIT);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
-    assert_eq!(s.caught("192.0.2.44"), 3);
+    let ck_arg = ck.to_str().unwrap();
+    let err = s.run_stdin(&["-e", "--connkill-file", ck_arg], &input);
+    assert_eq!(s.caught("192.0.2.44"), 3, "{err}");
     // 1/2, then 100 % (the event), then still 100 %: exactly one kill. It runs in the background,
     // so wait for its line.
     wait_until(
@@ -462,4 +462,107 @@ fn journal_input_trusts_journald_and_resumes_at_its_cursor() {
         d.stop();
         assert_eq!(s.caught("192.0.2.1"), 1, "read twice");
     }
+}
+
+/// The pids of processes that hold `path` open.
+fn holders(path: &Path) -> Vec<i32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
+        if fds
+            .flatten()
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t == path))
+        {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Kills a detached daemon however the test ends.
+struct Detached(i32);
+
+impl Drop for Detached {
+    fn drop(&mut self) {
+        // SAFETY: signalling a pid this test found holding its own temporary file.
+        unsafe { libc::kill(self.0, libc::SIGKILL) };
+    }
+}
+
+#[test]
+fn detached_daemon_keeps_relative_paths() {
+    let s = Setup::new();
+    let log = s.path("auth.log");
+    std::fs::write(&log, "").unwrap();
+    // Started from the temporary directory with relative paths; it detaches (to `/`) before it
+    // opens the log, the database and, on a reload, the rules again.
+    let out = Command::new(PARSE)
+        .args(["--config", "/dev/null", "--no-fifo", "--db-dir", "db"])
+        .args(["--rule-file", "rules.conf", "auth.log"])
+        .env_remove("IPQBDB_CONFIG")
+        .current_dir(s.tmp.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut pid = Vec::new();
+    wait_until(
+        || "the daemon holds the log open".into(),
+        LIMIT,
+        || {
+            pid = holders(&log);
+            !pid.is_empty()
+        },
+    );
+    let daemon = Detached(pid[0]);
+    append(&log, &ssh("192.0.2.60"));
+    s.wait_caught("192.0.2.60", 1);
+    // The reload reads the rule file by the path it was given, relative to where it started.
+    std::fs::write(s.rules(), "/NEW <HOST>/ * \"new\" 5\n").unwrap();
+    // SAFETY: the daemon's pid, found above.
+    unsafe { libc::kill(daemon.0, libc::SIGHUP) };
+    // Lines before the reload are read by the old rules: new ones until the new rule catches.
+    wait_until(
+        || "the reloaded rule catches".into(),
+        LIMIT,
+        || {
+            append(&log, "NEW 192.0.2.61\n");
+            std::thread::sleep(Duration::from_millis(20));
+            s.caught("192.0.2.61") > 0
+        },
+    );
+}
+
+#[test]
+fn log_category_appends_each_bans_category() {
+    let s = Setup::new();
+    {
+        let store = ipqbdb_tests::open_any(&s.db(), Backend::compiled()[0]).unwrap();
+        let ssh = store.reason_id("ssh").unwrap();
+        store.set_category(ssh, 18).unwrap();
+    }
+    let input = format!(
+        "{}FTP fail 192.0.2.51\n{}",
+        ssh("192.0.2.50"),
+        ssh("192.0.2.50")
+    );
+    let err = s.run_stdin(&["--log-category"], &input);
+    let bans: Vec<&str> = err.lines().filter(|l| l.contains(", category ")).collect();
+    assert_eq!(
+        bans,
+        [
+            "ibd-parse: 192.0.2.50: 3.125% (ssh), category 18",
+            "ibd-parse: 192.0.2.51: 3.125% (ftp), category 0",
+            "ibd-parse: 192.0.2.50: 6.250% (ssh), category 18",
+        ],
+        "{err}"
+    );
 }

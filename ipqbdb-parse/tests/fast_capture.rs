@@ -68,7 +68,12 @@ fn automata_agree_with_the_regex_captures() {
                         String::from_utf8_lossy(hay)
                     );
                 }
-                assert_eq!(group_span(&rule.regex, Some(&fast), index, hay), Some(want));
+                for matched in [false, true] {
+                    assert_eq!(
+                        group_span(&rule.regex, Some(&fast), index, hay, matched),
+                        Some(want.clone())
+                    );
+                }
             }
         }
     }

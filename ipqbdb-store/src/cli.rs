@@ -146,6 +146,9 @@ impl Setup {
             .clone()
             .or_else(|| settings.db_dir.clone())
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DB_DIR));
+        // A daemon that detaches changes its directory to `/`: a relative path must not change
+        // meaning then.
+        let db_dir = std::path::absolute(&db_dir).unwrap_or(db_dir);
         let backend = match (&args.backend, &settings.backend) {
             (Some(b), _) => Some(*b),
             (None, Some(name)) => Some(name.parse().map_err(|source| SetupError::Backend {

@@ -19,24 +19,33 @@ pub enum Table {
     ReasonText,
     /// Format information.
     Meta,
+    /// Address key (16 bytes) -> `ReportState`: what `ibd report` sent for it last. Added after
+    /// format `ipqbdb-2` was fixed, without a new format: older programs ignore it, and an engine
+    /// creates it, empty, when a database lacks it.
+    Report,
 }
 
 impl Table {
-    pub const ALL: [Table; 5] = [
+    pub const ALL: [Table; 6] = [
         Table::Block,
         Table::White,
         Table::Reason,
         Table::ReasonText,
         Table::Meta,
+        Table::Report,
     ];
 
-    pub fn name(self) -> &'static str {
+    /// How many tables there are, for engines that keep one handle per table.
+    pub const COUNT: usize = Table::ALL.len();
+
+    pub const fn name(self) -> &'static str {
         match self {
             Table::Block => "block",
             Table::White => "white",
             Table::Reason => "reason",
             Table::ReasonText => "reason_text",
             Table::Meta => "meta",
+            Table::Report => "report",
         }
     }
 

@@ -29,8 +29,8 @@ pub use any::AnyStore;
 pub use backend::{Backend, UnknownBackend};
 pub use error::{Result, StoreError};
 pub use store::{
-    Ban, BanReport, Location, OpenOptions, PrefixChange, ReasonStats, Snapshot, Store, WhiteEntry,
-    MAX_REASON_LEN,
+    Ban, BanReport, Location, OpenOptions, PrefixChange, ReasonStats, ReportBegin, ReportCandidate,
+    Snapshot, Store, WhiteEntry, MAX_REASON_LEN,
 };
 
 #[cfg(feature = "lmdb")]

@@ -75,7 +75,7 @@ struct Shared {
 
 pub struct LmdbStore {
     shared: Arc<Shared>,
-    dbs: [Db; 5],
+    dbs: [Db; Table::COUNT],
     loc: Location,
 }
 
@@ -183,7 +183,7 @@ impl Store for LmdbStore {
                         None => return Ok(CommitOrAbort::Abort(())),
                     }
                 }
-                let dbs: [_; 5] = dbs.try_into().map_err(|_| MdbError::Incompatible)?;
+                let dbs: [_; Table::COUNT] = dbs.try_into().map_err(|_| MdbError::Incompatible)?;
                 Ok(CommitOrAbort::Commit(dbs))
             })
             .map_err(|e| err(&path, e))?;
@@ -309,7 +309,7 @@ impl Store for LmdbStore {
 
 impl LmdbStore {
     /// Creates the named databases (a write transaction), for a new environment.
-    fn create_tables(env: &Env<WithoutTls>, path: &Path) -> Result<[Db; 5]> {
+    fn create_tables(env: &Env<WithoutTls>, path: &Path) -> Result<[Db; Table::COUNT]> {
         let wtxn = env.write_txn().map_err(|e| err(path, e))?;
         Ok(env
             .create_databases_and_commit(wtxn, |opener, wtxn| -> heed::Result<_> {
@@ -317,7 +317,7 @@ impl LmdbStore {
                 for t in Table::ALL {
                     dbs.push(opener.create_database::<Bytes, Bytes>(wtxn, Some(t.name()))?);
                 }
-                let dbs: [_; 5] = dbs.try_into().map_err(|_| MdbError::Incompatible)?;
+                let dbs: [_; Table::COUNT] = dbs.try_into().map_err(|_| MdbError::Incompatible)?;
                 Ok(CommitOrAbort::<_, ()>::Commit(dbs))
             })
             .map_err(|e| err(path, e))?
@@ -341,13 +341,13 @@ impl LmdbStore {
 
 struct LmdbRead<'a, 't> {
     txn: &'a RoTxn<'t>,
-    dbs: &'a [Db; 5],
+    dbs: &'a [Db; Table::COUNT],
     path: &'a Path,
 }
 
 struct LmdbWrite<'a> {
     txn: RwTxn<'a>,
-    dbs: &'a [Db; 5],
+    dbs: &'a [Db; Table::COUNT],
     path: &'a Path,
 }
 

@@ -25,13 +25,16 @@ use crate::store::{ensure_format, Location, OpenOptions, Store};
 
 type Def = TableDefinition<'static, &'static [u8], &'static [u8]>;
 
-const DEFS: [Def; 5] = [
-    TableDefinition::new("block"),
-    TableDefinition::new("white"),
-    TableDefinition::new("reason"),
-    TableDefinition::new("reason_text"),
-    TableDefinition::new("meta"),
-];
+/// One definition per [`Table`], in [`Table::ALL`]'s order, named [`Table::name`].
+const DEFS: [Def; Table::COUNT] = {
+    let mut defs = [TableDefinition::new("block"); Table::COUNT];
+    let mut i = 0;
+    while i < Table::COUNT {
+        defs[i] = TableDefinition::new(Table::ALL[i].name());
+        i += 1;
+    }
+    defs
+};
 
 pub struct RedbStore {
     /// `None` between a failed reopen and the next attempt.
@@ -135,7 +138,7 @@ impl Store for RedbStore {
 
 type RoTable = ReadOnlyTable<&'static [u8], &'static [u8]>;
 
-/// Opens tables on first use: opening all five costs more than a lookup.
+/// Opens tables on first use: opening every table costs more than a lookup.
 /// Opens the file in multi-writer mode. redb documents that a damaged file may make a plain open
 /// panic; a damaged file must be an error naming it, never a crash of the daemon.
 fn open_db(path: &Path) -> Result<Database> {
@@ -178,7 +181,7 @@ impl RedbStore {
 
 struct RedbRead<'a> {
     txn: &'a redb::ReadTransaction,
-    tables: [OnceCell<RoTable>; 5],
+    tables: [OnceCell<RoTable>; Table::COUNT],
     path: &'a Path,
 }
 

@@ -80,10 +80,17 @@ impl Store for SqliteStore {
         };
         let mut conn = conn;
         // The DDL is a write transaction: only for a database that lacks a table.
+        // A database of an older version lacks the tables added since (e.g. `report`).
+        let names: Vec<String> = Table::ALL
+            .iter()
+            .map(|t| format!("'{}'", t.name()))
+            .collect();
         let present: i64 = conn
             .query_row(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN \
-                 ('block', 'white', 'reason', 'reason_text', 'meta')",
+                &format!(
+                    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ({})",
+                    names.join(", ")
+                ),
                 [],
                 |r| r.get(0),
             )

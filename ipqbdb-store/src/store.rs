@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use ipqbdb_core::model::merge_records;
+use ipqbdb_core::report::{utc_day, ReportState};
 use ipqbdb_core::{
     apply_ban, AddrKey, AddrRange, BanKind, BanOutcome, BanRequest, ModelParams, Reason, ReasonId,
     Record, UnixTime, V6Prefix,
@@ -27,6 +28,8 @@ const FORMAT_VERSION: &[u8] = b"ipqbdb-2";
 const FORMAT_V1: &[u8] = b"ipqbdb-1";
 /// Meta key of the IPv6 prefix every program must ban and look up by (ASCII decimal).
 const PREFIX_KEY: &[u8] = b"setting:ipv6-prefix";
+/// Meta key of the reports started on one UTC day: the day (i64 BE) then the count (u32 BE).
+const REPORT_DAY_KEY: &[u8] = b"report:day";
 
 /// How a store is opened and how it applies the model.
 #[derive(Debug, Clone)]
@@ -111,6 +114,31 @@ pub struct PrefixChange {
     pub moved: u64,
     /// IPv6 records merged into another one that took the same key.
     pub merged: u64,
+}
+
+/// A banned address whose reason has a report category, with what a reporter needs to decide.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportCandidate {
+    pub key: AddrKey,
+    pub record: Record,
+    pub reason: Reason,
+    /// The latest report attempt for this key, if any.
+    pub state: Option<ReportState>,
+    /// Whether a whitelist range holds the address (whatever its decay).
+    pub whitelisted: bool,
+}
+
+/// What [`Store::report_begin`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportBegin {
+    /// The attempt is recorded as [`ipqbdb_core::report::ReportKind::Sent`] and counted in the
+    /// day's quota: send it now.
+    Started,
+    /// The key's state is no longer the one the caller selected by (another reporter took it, or
+    /// recorded something meanwhile): do not send.
+    Changed,
+    /// The day's quota is used up: nothing was recorded.
+    QuotaExhausted { used: u32 },
 }
 
 /// Where a store lives and how it was opened: the same for every engine.
@@ -497,6 +525,139 @@ pub trait Store: Send + Sync + Sized {
             Ok(stats)
         })
     }
+
+    /// The records last banned at or after `since` whose reason has a category, with their report
+    /// state and whitelist status, from one snapshot.
+    fn report_candidates(&self, since: UnixTime) -> Result<Vec<ReportCandidate>> {
+        let path = self.engine_path();
+        self.read(&mut |tx| {
+            let mut reasons: HashMap<ReasonId, Option<Reason>> = HashMap::new();
+            let mut found = Vec::new();
+            scan_records(tx, path, None, &mut |key, rec| {
+                if rec.last_update < since {
+                    return Ok(true);
+                }
+                let reason = match reasons.get(&rec.reason) {
+                    Some(r) => r.clone(),
+                    None => {
+                        let r = get_reason(tx, path, rec.reason)?.filter(|r| r.category != 0);
+                        reasons.insert(rec.reason, r.clone());
+                        r
+                    }
+                };
+                if let Some(reason) = reason {
+                    found.push((key, *rec, reason));
+                }
+                Ok(true)
+            })?;
+            let mut out = Vec::with_capacity(found.len());
+            for (key, record, reason) in found {
+                out.push(ReportCandidate {
+                    key,
+                    record,
+                    reason,
+                    state: get_report_state(tx, path, key)?,
+                    whitelisted: white_lookup_in(tx, path, key)?.is_some(),
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    /// Starts a report attempt for `key` in one transaction, if its state is still `expected` (what
+    /// the caller selected it by) and the day's quota (`None`: no limit) allows: records
+    /// `started` (a [`ipqbdb_core::report::ReportKind::Sent`] state) and counts it for the UTC day
+    /// of `started.at`. The caller sends the request only after this committed, so a crash leaves
+    /// the attempt visible as sent, never sent twice.
+    fn report_begin(
+        &self,
+        key: AddrKey,
+        expected: Option<ReportState>,
+        started: ReportState,
+        quota: Option<u32>,
+    ) -> Result<ReportBegin> {
+        let path = self.engine_path();
+        self.write(&mut |tx| {
+            if get_report_state(tx, path, key)? != expected {
+                return Ok(ReportBegin::Changed);
+            }
+            let day = utc_day(started.at);
+            let used = report_day_count(tx, path, day)?;
+            if quota.is_some_and(|q| used >= q) {
+                return Ok(ReportBegin::QuotaExhausted { used });
+            }
+            let mut count = [0u8; 12];
+            count[..8].copy_from_slice(&day.to_be_bytes());
+            count[8..].copy_from_slice(&used.saturating_add(1).to_be_bytes());
+            tx.put(Table::Meta, REPORT_DAY_KEY, &count)?;
+            tx.put(Table::Report, &key.to_bytes(), &started.encode())?;
+            Ok(ReportBegin::Started)
+        })
+    }
+
+    /// Records the outcome of an attempt (or forgets it, with `None`: a request that never left,
+    /// so the address stays due).
+    fn report_finish(&self, key: AddrKey, state: Option<ReportState>) -> Result<()> {
+        self.write(&mut |tx| {
+            match state {
+                Some(s) => tx.put(Table::Report, &key.to_bytes(), &s.encode())?,
+                None => {
+                    tx.delete(Table::Report, &key.to_bytes())?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Every key's latest report attempt, in address order.
+    fn report_states(&self) -> Result<Vec<(AddrKey, ReportState)>> {
+        let path = self.engine_path();
+        self.read(&mut |tx| {
+            let mut out = Vec::new();
+            tx.scan(Table::Report, &[], Direction::Forward, &mut |k, v| {
+                out.push(decode_report_state(path, k, v)?);
+                Ok(true)
+            })?;
+            Ok(out)
+        })
+    }
+
+    /// Reports started on the UTC day of `now`.
+    fn report_quota_used(&self, now: UnixTime) -> Result<u32> {
+        let path = self.engine_path();
+        self.read(&mut |tx| report_day_count(tx, path, utc_day(now)))
+    }
+
+    /// Forgets the attempts started before `before`, in one transaction; returns how many. A reporter
+    /// calls it with a time before both its cooldown and the oldest ban it would still report, so a
+    /// forgotten attempt can be neither repeated nor shorten a cooldown.
+    ///
+    /// It writes only when there is something to forget: a reporter calls it at every pass, and an
+    /// empty commit would still take the writer from the parser.
+    fn report_prune(&self, before: UnixTime) -> Result<u64> {
+        let path = self.engine_path();
+        let old = |tx: &dyn ReadTx| -> Result<Vec<AddrKey>> {
+            let mut old = Vec::new();
+            tx.scan(Table::Report, &[], Direction::Forward, &mut |k, v| {
+                let (key, state) = decode_report_state(path, k, v)?;
+                if state.at < before {
+                    old.push(key);
+                }
+                Ok(true)
+            })?;
+            Ok(old)
+        };
+        if self.read(&mut |tx| old(tx))?.is_empty() {
+            return Ok(0);
+        }
+        self.write(&mut |tx| {
+            let old = old(&*tx)?;
+            for key in &old {
+                tx.delete(Table::Report, &key.to_bytes())?;
+            }
+            Ok(old.len() as u64)
+        })
+    }
 }
 
 /// A read snapshot answering the judge's questions.
@@ -688,6 +849,37 @@ fn decode_white(path: &Path, k: &[u8], v: &[u8]) -> Result<WhiteEntry> {
     }
     let decay = decode_id(path, v).map_err(|_| corrupt(path, "a bad whitelist decay"))?;
     Ok(WhiteEntry { range, decay })
+}
+
+fn decode_report_state(path: &Path, k: &[u8], v: &[u8]) -> Result<(AddrKey, ReportState)> {
+    let key = AddrKey::from_bytes(k).ok_or_else(|| corrupt(path, "a report key of bad length"))?;
+    let state = ReportState::decode(v)
+        .ok_or_else(|| corrupt(path, format!("an unreadable report state for {key}")))?;
+    Ok((key, state))
+}
+
+fn get_report_state(tx: &dyn ReadTx, path: &Path, key: AddrKey) -> Result<Option<ReportState>> {
+    let bytes = key.to_bytes();
+    match tx.get(Table::Report, &bytes)? {
+        Some(v) => Ok(Some(decode_report_state(path, &bytes, &v)?.1)),
+        None => Ok(None),
+    }
+}
+
+/// Reports started on UTC day `day` (0 when the stored count is of another day).
+fn report_day_count(tx: &dyn ReadTx, path: &Path, day: i64) -> Result<u32> {
+    let Some(v) = tx.get(Table::Meta, REPORT_DAY_KEY)? else {
+        return Ok(0);
+    };
+    if v.len() != 12 {
+        return Err(corrupt(path, "a report day count of bad length"));
+    }
+    let stored = i64::from_be_bytes(v[..8].try_into().expect("8 bytes"));
+    Ok(if stored == day {
+        u32::from_be_bytes(v[8..].try_into().expect("4 bytes"))
+    } else {
+        0
+    })
 }
 
 fn get_record(tx: &dyn ReadTx, path: &Path, key: AddrKey) -> Result<Option<Record>> {

@@ -1,8 +1,10 @@
 //! Helpers shared by the cross-crate tests: addresses, store opening, child processes, network
 //! namespaces.
 
+pub mod http_server;
 pub mod netns;
 pub mod proc;
+pub mod scrape;
 pub mod traffic;
 
 pub use proc::Proc;

@@ -7,6 +7,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use ipqbdb_store::Backend;
+use ipqbdb_tests::scrape::{logged_addr, scrape, value};
 use ipqbdb_tests::{wait_until, workspace_bin, Proc};
 
 /// A small tmpfs, unmounted on drop.
@@ -118,6 +119,8 @@ fn assert_refused(db: &Path, addr: &str, what: &str) {
 /// before the file system is unmounted.
 struct ParserOnSmallFs {
     daemon: Proc,
+    /// Where its metrics are served.
+    metrics: std::net::SocketAddr,
     err_log: PathBuf,
     db: PathBuf,
     rules: PathBuf,
@@ -148,16 +151,24 @@ impl ParserOnSmallFs {
         cmd.args(["-D", "--config", "/dev/null", "--db-dir"])
             .arg(&db)
             .arg("--rule-file")
-            .arg(&rules_path);
+            .arg(&rules_path)
+            .args(["--metrics-listen", "127.0.0.1:0"]);
         let mut daemon = Proc::spawn_logged("ibd-parse", &mut cmd, &err_log);
         daemon.wait_log("started", Duration::from_secs(20));
+        let metrics = logged_addr(&daemon.log()).expect("the metrics address");
         ParserOnSmallFs {
             daemon,
+            metrics,
             err_log,
             db,
             rules: rules_path,
             fs,
         }
+    }
+
+    /// The value of `series` on the parser's metrics page, 0 when absent.
+    fn metric(&self, series: &str) -> f64 {
+        value(&scrape(self.metrics), series).unwrap_or(0.0)
     }
 
     fn feed(&self, line: &str) {
@@ -381,6 +392,16 @@ fn a_reload_while_the_database_refuses_keeps_the_waiting_bans() {
                 daemon.log()
             )
         });
+        // The metrics show the ban held and the refusals.
+        assert!(p.metric("ipqbdb_parse_bans_waiting") >= 1.0, "{backend}");
+        assert!(
+            p.metric("ipqbdb_parse_database_errors_total") >= 1.0,
+            "{backend}"
+        );
+        let beta_bans = |p: &ParserOnSmallFs| {
+            p.metric("ipqbdb_parse_bans_total{outcome=\"new\",reason=\"beta\",rule=\"2\"}")
+        };
+        let beta_before = beta_bans(&p);
         assert!(
             daemon.log().contains("reloaded 1 rules"),
             "{}",
@@ -399,6 +420,12 @@ fn a_reload_while_the_database_refuses_keeps_the_waiting_bans() {
         );
         let r = record(db, &addr).unwrap();
         assert_eq!(r["reason"], "beta", "{backend}: {r}");
+        // Counted under the rule that matched it, from the rule set it was matched with.
+        wait_until(
+            || format!("{backend}: the held ban counted: {}", scrape(p.metrics)),
+            Duration::from_secs(20),
+            || beta_bans(&p) == beta_before + 1.0 && p.metric("ipqbdb_parse_bans_waiting") == 0.0,
+        );
         assert_eq!(
             r["stored_probability"],
             1u64 << 29,

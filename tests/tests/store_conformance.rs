@@ -5,9 +5,12 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use ipqbdb_core::report::{ReportKind, ReportState};
 use ipqbdb_core::{AddrKey, AddrRange, BanKind, ParseError, Record, UnixTime, V6Prefix, P_MAX};
 use ipqbdb_store::kv::{Direction, Table};
-use ipqbdb_store::{AnyStore, Backend, Ban, OpenOptions, Store, StoreError, WhiteEntry};
+use ipqbdb_store::{
+    AnyStore, Backend, Ban, OpenOptions, ReportBegin, Store, StoreError, WhiteEntry,
+};
 use ipqbdb_tests::{ip, must_finish, nth_v4, open_any, Lines, Proc};
 
 const T0: UnixTime = 1_700_000_000;
@@ -833,6 +836,148 @@ mod suite {
         );
         assert!(write_ok, "the database takes writes after the crash");
     }
+
+    pub fn report_states_quota_and_candidates(b: Backend) {
+        let (_dir, s) = fresh(b);
+        s.ban_batch(
+            &[
+                ban("198.18.0.1", "ssh", 5),
+                ban("198.18.0.2", "web", 5),
+                ban("198.18.0.3", "ssh", 0),
+            ],
+            T0,
+        )
+        .unwrap();
+        s.ban(&ban("198.18.0.4", "ssh", 5), T0 - 100).unwrap();
+        let ssh = s.find_reason("ssh").unwrap().unwrap();
+        s.set_category(ssh.id, 18).unwrap();
+        s.white_set(&[WhiteEntry {
+            range: range("198.18.0.3"),
+            decay: 60,
+        }])
+        .unwrap();
+        // Only categorised reasons, only bans at or after `since`, whitelist flagged.
+        let c = s.report_candidates(T0 - 10).unwrap();
+        let keys: Vec<String> = c.iter().map(|c| c.key.to_string()).collect();
+        assert_eq!(keys, ["198.18.0.1", "198.18.0.3"]);
+        assert_eq!(c[0].reason.category, 18);
+        assert_eq!(c[0].record.last_update, T0);
+        assert_eq!((c[0].whitelisted, c[1].whitelisted), (false, true));
+        assert_eq!(c[0].state, None);
+        assert_eq!(s.report_candidates(T0 - 100).unwrap().len(), 3);
+
+        let k = key("198.18.0.1");
+        let sent = ReportState {
+            kind: ReportKind::Sent,
+            ban_time: T0,
+            at: T0 + 1,
+            status: 0,
+        };
+        assert_eq!(
+            s.report_begin(k, None, sent, Some(2)).unwrap(),
+            ReportBegin::Started
+        );
+        // A second reporter that selected the same key before the first began is turned away.
+        assert_eq!(
+            s.report_begin(k, None, sent, Some(2)).unwrap(),
+            ReportBegin::Changed
+        );
+        assert_eq!(s.report_quota_used(T0 + 1).unwrap(), 1);
+        let c = s.report_candidates(T0).unwrap();
+        assert_eq!(c[0].state, Some(sent));
+        let accepted = ReportState {
+            kind: ReportKind::Accepted,
+            status: 200,
+            ..sent
+        };
+        s.report_finish(k, Some(accepted)).unwrap();
+        assert_eq!(s.report_states().unwrap(), vec![(k, accepted)]);
+
+        // The day's quota: the second start counts, the third is refused and records nothing.
+        let k2 = key("198.18.0.3");
+        assert_eq!(
+            s.report_begin(k2, None, sent, Some(2)).unwrap(),
+            ReportBegin::Started
+        );
+        s.report_finish(k2, None).unwrap();
+        assert_eq!(
+            s.report_states().unwrap().len(),
+            1,
+            "None forgets the attempt"
+        );
+        assert_eq!(
+            s.report_begin(k2, None, sent, Some(2)).unwrap(),
+            ReportBegin::QuotaExhausted { used: 2 }
+        );
+        assert_eq!(s.report_states().unwrap().len(), 1);
+        // The next UTC day starts from 0.
+        let tomorrow = ReportState {
+            at: T0 + 86_400,
+            ..sent
+        };
+        assert_eq!(s.report_quota_used(tomorrow.at).unwrap(), 0);
+        assert_eq!(
+            s.report_begin(k2, None, tomorrow, Some(2)).unwrap(),
+            ReportBegin::Started
+        );
+        assert_eq!(s.report_quota_used(tomorrow.at).unwrap(), 1);
+        assert_eq!(
+            s.report_begin(key("198.18.0.4"), None, tomorrow, None)
+                .unwrap(),
+            ReportBegin::Started,
+            "no quota"
+        );
+
+        // Pruning forgets attempts started before the given time, only those.
+        assert_eq!(s.report_prune(T0 + 2).unwrap(), 1);
+        let left: Vec<AddrKey> = s.report_states().unwrap().iter().map(|e| e.0).collect();
+        assert_eq!(left, [k2, key("198.18.0.4")]);
+
+        // A state that cannot be read is corruption, named.
+        s.write(&mut |tx| tx.put(Table::Report, &k.to_bytes(), b"junk"))
+            .unwrap();
+        let e = s.report_states().unwrap_err();
+        assert!(matches!(e, StoreError::Corrupt { .. }), "{e}");
+        assert!(e.to_string().contains("report state for 198.18.0.1"), "{e}");
+    }
+
+    /// A database of the version before the report table: opening it adds the table, empty, and
+    /// keeps everything else (the format stays `ipqbdb-2`: older programs ignore the new table).
+    pub fn database_without_report_table_gets_it(b: Backend) {
+        // Made and aged in other processes: this one must not have the environment open (LMDB
+        // keeps table handles per process, and no program removes a table in real life).
+        let dir = tempfile::tempdir().unwrap();
+        for args in [&["ban-loop", "1", "45"][..], &["drop-table", "report"]] {
+            let out = Command::new(WORKER)
+                .arg(b.name())
+                .arg(dir.path())
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let s = open_any(dir.path(), b).unwrap();
+        assert!(s.lookup(key("192.0.2.1")).unwrap().is_some());
+        assert!(s.report_states().unwrap().is_empty());
+        let started = ReportState {
+            kind: ReportKind::Sent,
+            ban_time: T0,
+            at: T0,
+            status: 0,
+        };
+        assert_eq!(
+            s.report_begin(key("45.33.32.1"), None, started, None)
+                .unwrap(),
+            ReportBegin::Started
+        );
+        assert_eq!(s.report_states().unwrap().len(), 1);
+        let format = s.read(&mut |tx| tx.get(Table::Meta, b"format")).unwrap();
+        assert_eq!(format.as_deref(), Some(&b"ipqbdb-2"[..]));
+    }
 }
 
 /// How many entries of `entries` repeat an earlier range (and so replace it).
@@ -867,6 +1012,8 @@ macro_rules! cases {
             zero_ban_decay_is_refused,
             whitelist_lookup_matches_a_full_search,
             version_1_whitelist_is_migrated,
+            report_states_quota_and_candidates,
+            database_without_report_table_gets_it,
         );
     };
     (@each $backend:expr; $($case:ident),* $(,)?) => {$(

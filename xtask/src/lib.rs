@@ -29,6 +29,26 @@ pub fn programs() -> Vec<Command> {
     out
 }
 
+/// `ibd` subcommands that have no link name but options worth a page of their own: `ibd-SUB(8)`,
+/// as git documents its subcommands. No completions: no program of that name exists.
+pub const SUBCOMMAND_PAGES: [(&str, &str); 1] = [("ibd-stats", "stats")];
+
+fn subcommand_pages() -> Vec<Command> {
+    let mut ibd = ipqbdb_admin::cli::command();
+    ibd.build();
+    SUBCOMMAND_PAGES
+        .iter()
+        .map(|&(name, sub)| {
+            ibd.find_subcommand(sub)
+                .unwrap_or_else(|| panic!("ibd has no subcommand {sub}"))
+                .clone()
+                .name(name)
+                .bin_name(format!("ibd {sub}"))
+                .version(env!("CARGO_PKG_VERSION"))
+        })
+        .collect()
+}
+
 /// Writes `man/NAME.8` and `completions/{bash,zsh,fish}/...` under `dir`; returns the files.
 pub fn write_docs(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
@@ -57,6 +77,13 @@ pub fn write_docs(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
             files.push(file);
         }
     }
+    for cmd in subcommand_pages() {
+        let path = man.join(format!("{}.8", cmd.get_name()));
+        let mut buf = Vec::new();
+        clap_mangen::Man::new(cmd).section("8").render(&mut buf)?;
+        std::fs::write(&path, buf)?;
+        files.push(path);
+    }
     Ok(files)
 }
 
@@ -77,6 +104,7 @@ mod tests {
             "ibd-white",
             "ibd-config",
             "ibd-category",
+            "ibd-report",
         ];
         for name in names {
             let page = std::fs::read_to_string(dir.path().join(format!("man/{name}.8"))).unwrap();
@@ -88,12 +116,22 @@ mod tests {
             "ibd-del options missing"
         );
         assert!(del.contains("db\\-dir"), "ibd-del lacks the global options");
+        let report = std::fs::read_to_string(dir.path().join("man/ibd-report.8")).unwrap();
+        assert!(
+            report.contains("dry\\-run") && report.contains("Exactly once"),
+            "ibd-report options or description missing"
+        );
         let judge = std::fs::read_to_string(dir.path().join("man/ibd-judge.8")).unwrap();
         assert!(
             judge.contains("QSPEC") && judge.contains("fail\\-open"),
             "ibd-judge options missing"
         );
-        assert_eq!(files.len(), names.len() * 4);
+        let stats = std::fs::read_to_string(dir.path().join("man/ibd-stats.8")).unwrap();
+        assert!(
+            stats.contains("prometheus") && stats.contains("textfile"),
+            "ibd-stats options missing"
+        );
+        assert_eq!(files.len(), names.len() * 4 + SUBCOMMAND_PAGES.len());
         assert!(dir.path().join("completions/bash/ibd-ban").exists());
         assert!(dir.path().join("completions/zsh/_ibd-parse").exists());
         assert!(dir.path().join("completions/fish/ibd-judge.fish").exists());

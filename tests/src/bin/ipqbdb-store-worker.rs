@@ -8,6 +8,9 @@
 //!   big-txn ACKS       ACKS single durable bans, then one huge transaction (to be killed in)
 //!   hold-write SECS      open a write transaction, print HOLDING, keep it SECS seconds, commit it
 //!                        empty and print RELEASED: the writer lock another process must wait for
+//!   drop-table NAME      remove table NAME with the engine's own API, without opening a store
+//!                        (in a process of its own: LMDB allows one environment per file and
+//!                        process), to make a database as an older version left it
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -34,6 +37,9 @@ fn run() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize| args.get(i).cloned().ok_or("missing argument");
     let backend: Backend = arg(0)?.parse().map_err(|e| format!("{e}"))?;
+    if arg(2)? == "drop-table" {
+        return drop_table(backend, arg(1)?.as_ref(), &arg(3)?);
+    }
     let store = open_any(arg(1)?.as_ref(), backend).map_err(|e| e.to_string())?;
     let num =
         |i: usize| -> Result<u32, String> { arg(i)?.parse().map_err(|_| "bad number".into()) };
@@ -152,4 +158,50 @@ fn run() -> Result<(), String> {
         other => return Err(format!("unknown mode {other}")),
     }
     Ok(())
+}
+
+fn drop_table(backend: Backend, dir: &std::path::Path, name: &str) -> Result<(), String> {
+    let path = ipqbdb_store::dir::engine_path(dir, backend);
+    let e = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+    match backend {
+        Backend::Sqlite => {
+            let conn = rusqlite::Connection::open(&path).map_err(|x| e(&x))?;
+            conn.execute_batch(&format!("DROP TABLE {name}"))
+                .map_err(|x| e(&x))
+        }
+        Backend::Lmdb => {
+            use heed::types::Bytes;
+            // SAFETY: no other process uses the environment while the test makes it old.
+            let env = unsafe {
+                heed::EnvOpenOptions::new()
+                    .max_dbs(16)
+                    .map_size(1 << 30)
+                    .open(&path)
+            }
+            .map_err(|x| e(&x))?;
+            let wtxn = env.write_txn().map_err(|x| e(&x))?;
+            env.create_databases_and_commit(wtxn, |opener, wtxn| -> heed::Result<_> {
+                match opener.open_database::<Bytes, Bytes>(wtxn, Some(name))? {
+                    // SAFETY: the handle is not used after its removal.
+                    Some(db) => unsafe { db.remove(wtxn)? },
+                    None => return Ok(heed::CommitOrAbort::Abort(())),
+                }
+                Ok(heed::CommitOrAbort::Commit(()))
+            })
+            .map_err(|x| e(&x))?
+            .commit()
+            .ok_or_else(|| e(&"no such table"))
+        }
+        Backend::Redb => {
+            let mut builder = redb::Database::builder();
+            builder.set_concurrency_mode(redb::ConcurrencyMode::MultiWriter);
+            let db = builder.create(&path).map_err(|x| e(&x))?;
+            let txn = db.begin_write().map_err(|x| e(&x))?;
+            let def: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new(name);
+            if !txn.delete_table(def).map_err(|x| e(&x))? {
+                return Err(e(&"no such table"));
+            }
+            txn.commit().map_err(|x| e(&x))
+        }
+    }
 }
