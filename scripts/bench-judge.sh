@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Judge benchmark (issue 5), inside two network namespaces made here and removed at the end.
-# Per backend, with a 1,000,000-record database:
-#   - packets per second through one queue, ibd-judge against an accept-all nfq loop set up the same
-#     way, measured back to back in the same run, and their ratio;
+# Judge benchmark (issues 5 and 14), inside two network namespaces made here and removed at the end.
+# Per backend, with a 1,000,000-record database, measured back to back in the same run:
+#   - packets per second through one queue: an accept-all loop answering each packet with its own
+#     verdict (what nfq alone does), an accept-all loop answering each receive burst with one batch
+#     verdict, and ibd-judge; the ratios judge/per-packet (goal >= 1.4) and judge/batch (>= 0.9);
+#   - ibd-judge on two queues (--queue-balance 0:1, flows spread by address hash; one thread each)
+#     against its one-queue figure (goal > 1; it depends on free cores: nproc is printed);
 #   - a paced 100,000 packets/s run of 200,000 packets: every packet must arrive (none banned) and be
 #     judged (the judge's own count), with no kernel queue drop.
-# Usage: scripts/bench-judge.sh [RECORDS] [PACKETS]    (defaults 1000000 and 500000)
+# Usage: scripts/bench-judge.sh [RECORDS] [PACKETS]    (defaults 1000000 and 500000; BACKENDS="redb" for one)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 records=${1:-1000000}
@@ -36,20 +39,23 @@ done
 for ns in "$J" "$C"; do ip -n "$ns" link set lo up; done
 ip -n "$J" link set vj up; ip -n "$C" link set vc up
 ip netns exec "$J" iptables -A INPUT -p udp --dport 9000 -j NFQUEUE --queue-num 0
+ip netns exec "$J" iptables -A INPUT -p udp --dport 9001 -j NFQUEUE --queue-balance 0:1
 
 wait_for() { # file, text
     for _ in $(seq 1 500); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.02; done
     echo "timed out waiting for '$2' in $1:"; cat "$1"; exit 1
 }
 
-# run_traffic COUNT [PPS]: receiver in J, flood from C; prints "received N rate R"
+# run_traffic COUNT [PPS]: receiver in J, flood from C to $port (9000: queue 0; 9001: queues 0
+# and 1); prints "received N rate R"
+port=9000
 run_traffic() {
     local out=$tmp/recv.out
     : > "$out"
-    ip netns exec "$J" "$bin/ipqbdb-udp-count" 0.0.0.0:9000 "$1" 1000 > "$out" &
+    ip netns exec "$J" "$bin/ipqbdb-udp-count" "0.0.0.0:$port" "$1" 1000 > "$out" &
     local rp=$!
     wait_for "$out" ready
-    ip netns exec "$C" "$bin/ipqbdb-udp-flood" "$sources" 10.88.0.1:9000 "$1" ${2:-} > "$tmp/flood.out"
+    ip netns exec "$C" "$bin/ipqbdb-udp-flood" "$sources" "10.88.0.1:$port" "$1" ${2:-} > "$tmp/flood.out"
     wait "$rp"
     grep received "$out"
 }
@@ -62,21 +68,37 @@ start() { # log file, command...: runs it in the judge namespace; its pid is lef
     pids+=("$started")
 }
 
-printf '%-8s %12s %14s %14s %7s   %s\n' backend "sent pkt/s" "judge pkt/s" "accept pkt/s" ratio "paced 100k pkt/s x 200k"
-for backend in lmdb redb sqlite; do
+# accept_rate MODE: packets/s of the accept-all loop in MODE (per-packet or batch)
+accept_rate() {
+    start "$tmp/accept.log" "$bin/ipqbdb-nfq-accept-all" 0 "$1"; ap=$started
+    wait_for "$tmp/accept.log" listening
+    run_traffic "$packets" | awk '{print $4}'
+    kill "$ap"; wait "$ap" || true
+}
+
+# judge_rate QSPEC...: packets/s through ibd-judge on the queues given
+judge_rate() {
+    start "$tmp/judge.log" "$bin/ibd-judge" -D --config /dev/null --db-dir "$db" "$@"; jp=$started
+    wait_for "$tmp/judge.log" "listening on"
+    run_traffic "$packets" | awk '{print $4}'
+    kill "$jp"; wait "$jp" || true
+}
+
+echo "nproc $(nproc); load before:$(uptime | sed 's/.*load average//')"
+printf '%-7s %10s %10s %10s %10s %7s %7s %10s %6s   %s\n' backend "sent/s" "1-by-1/s" "batch/s" \
+    "judge/s" "j/1-by-1" "j/batch" "2 queues/s" "2q/1q" "paced 100k pkt/s x 200k"
+for backend in ${BACKENDS:-lmdb redb sqlite}; do
     db=$tmp/db-$backend
     "$bin/ipqbdb-fill-db" "$db" "$backend" "$records" > /dev/null
 
-    start "$tmp/accept.log" "$bin/ipqbdb-nfq-accept-all" 0; ap=$started
-    wait_for "$tmp/accept.log" listening
-    accept=$(run_traffic "$packets" | awk '{print $4}')
+    port=9000
+    single=$(accept_rate per-packet)
     sent=$(awk '{print $6}' "$tmp/flood.out")
-    kill "$ap"; wait "$ap" || true
-
-    start "$tmp/judge.log" "$bin/ibd-judge" -D --config /dev/null --db-dir "$db" Q0; jp=$started
-    wait_for "$tmp/judge.log" "listening on"
-    judge=$(run_traffic "$packets" | awk '{print $4}')
-    kill "$jp"; wait "$jp" || true
+    batch=$(accept_rate batch)
+    judge=$(judge_rate Q0)
+    port=9001
+    judge2=$(judge_rate Q0 Q1)
+    port=9000
 
     # Paced: nothing may be lost or pass unjudged.
     start "$tmp/judge2.log" "$bin/ibd-judge" -D --config /dev/null --db-dir "$db" Q0; jp=$started
@@ -85,9 +107,14 @@ for backend in lmdb redb sqlite; do
     kill -USR1 "$jp"
     wait_for "$tmp/judge2.log" "queue 0:"
     judged=$(grep -m1 "queue 0:" "$tmp/judge2.log" | awk '{print $4}')
+    wait_for "$tmp/judge2.log" "longest pause"
+    pause=$(grep -m1 "longest pause" "$tmp/judge2.log" | sed 's/.*verdicts \([0-9]*\) ms.*/\1/')
     qdrops=$(ip netns exec "$J" awk '$1 == 0 {print $6 + $7}' /proc/net/netfilter/nfnetlink_queue)
     kill "$jp"; wait "$jp" || true
-    paced="received $received, judged $judged, queue drops $qdrops"
+    paced="received $received, judged $judged, queue drops $qdrops, longest pause $pause ms"
     [ "$received" = 200000 ] && [ "$judged" = 200000 ] && [ "$qdrops" = 0 ] && paced="$paced: ok" || paced="$paced: LOSS"
-    printf '%-8s %12.0f %14.0f %14.0f %7.3f   %s\n' "$backend" "$sent" "$judge" "$accept" "$(echo "$judge / $accept" | bc -l)" "$paced"
+    printf '%-7s %10.0f %10.0f %10.0f %10.0f %7.2f %7.2f %10.0f %6.2f   %s\n' "$backend" "$sent" \
+        "$single" "$batch" "$judge" "$(echo "$judge / $single" | bc -l)" \
+        "$(echo "$judge / $batch" | bc -l)" "$judge2" "$(echo "$judge2 / $judge" | bc -l)" "$paced"
 done
+echo "load after:$(uptime | sed 's/.*load average//')"

@@ -39,7 +39,7 @@ fn ibd(db: &Path, backend: Backend, args: &[&str], stdin: &str) -> Output {
 
 #[test]
 fn stats_count_what_the_database_holds() {
-    for backend in Backend::compiled() {
+    for backend in Backend::compiled_local() {
         let tmp = tempfile::tempdir().unwrap();
         let db = tmp.path().join("db");
         // Two at 100 % (above 90 % for hours as they decay), one at 1/32 (3.125 %), one at 25 %;

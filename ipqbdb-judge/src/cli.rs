@@ -19,10 +19,16 @@ use crate::qspec::QSpec;
         Without --fail-open, packets are dropped while the queue is full (fail-closed); with it the \
         kernel accepts them unjudged. While no judge listens at all, the kernel drops queued packets \
         unless the iptables rule has --queue-bypass.\n\n\
+        Each queue is served by a thread of its own. The innocent packets of a receive burst are \
+        accepted by one batch verdict, after the guilty ones got theirs; nothing waits past the end \
+        of its burst. With several queues, --queue-balance 0:1 (and --queue-cpu-fanout) in the rule \
+        spreads packets over them: ibd-judge Q0 Q1. On SIGTERM every packet received is answered \
+        and what the queue still holds is accepted before the socket closes.\n\n\
         Signals: SIGUSR1 logs counters per queue, SIGTERM and SIGINT exit cleanly.\n\n\
         Metrics: --metrics-listen serves the Prometheus text format at /metrics (packets by queue \
-        and verdict, unjudged packets by cause, receive errors, snapshot age, cache hits, counter \
-        write-backs); --metrics-file writes it for node_exporter's textfile collector."
+        and verdict, unjudged packets by cause, receive errors, packets per verdict send, snapshot \
+        age, cache hits, counter write-backs); --metrics-file writes it for node_exporter's \
+        textfile collector."
 )]
 pub struct Cli {
     #[command(flatten)]

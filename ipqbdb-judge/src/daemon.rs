@@ -1,30 +1,26 @@
-//! The `ibd-judge` loop: receive, judge, verdict; renew the snapshot at the staleness bound; hand
-//! block counters to the writer thread in batches; survive every receive error.
+//! `ibd-judge` as a whole: a packet thread per queue (`worker.rs`), the block-counter writer
+//! (`writer.rs`), and this thread, which waits for signals, reports the merged counters and stops
+//! the others in order: the workers answer every packet and close their sockets before the writer
+//! is given its grace.
 //!
-//! Nothing on this thread waits for the database's writer: the snapshot reads do not, and the
-//! writes happen on the writer thread (`writer.rs`).
+//! Nothing on a packet thread waits for the database's writer, nor for another packet thread.
 
-use std::collections::BTreeMap;
-use std::io::ErrorKind;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ipqbdb_core::log::{log, Level};
 pub use ipqbdb_core::process::Signals;
-use ipqbdb_core::{now, percent};
 use ipqbdb_store::Store;
-use nfq::Verdict;
 
-use crate::judge::Judge;
-use crate::metrics::{JudgeMetrics, Unjudged};
-use crate::netlink::NfqSocket;
-use crate::packet;
-use crate::qspec::QSpec;
-use crate::writer::{CounterWriter, Refused};
+use crate::worker::{Worker, WorkerStats};
+use crate::writer::CounterWriter;
 
-const PROGRAM: &str = "ibd-judge";
+pub(crate) const PROGRAM: &str = "ibd-judge";
 /// How often block counters are handed to the writer.
-const COUNTER_FLUSH: Duration = Duration::from_secs(1);
+pub(crate) const COUNTER_FLUSH: Duration = Duration::from_secs(1);
+/// How often this thread looks at the signal flags.
+const SIGNAL_POLL: Duration = Duration::from_millis(50);
 /// How long a stop waits for the writer to write what it holds.
 pub const WRITER_GRACE: Duration = Duration::from_secs(5);
 /// At most one line per this period for an error that may repeat per packet.
@@ -104,403 +100,152 @@ impl Throttle {
     }
 }
 
-pub struct Options {
-    /// How old the snapshot the verdicts use may be.
-    pub staleness: Duration,
-    pub verbose: u8,
-}
-
 pub struct Daemon<S: Store> {
-    /// Read only: every write goes through `writer`.
-    store: S,
-    writer: Option<CounterWriter>,
-    sock: NfqSocket,
-    specs: Vec<QSpec>,
-    opts: Options,
-    judge: Judge,
-    counters: BTreeMap<u16, Counters>,
-    recv_errors: u64,
-    enobufs: u64,
-    last_flush: Instant,
-    last_db_error: Option<String>,
-    stats: LoopStats,
-    /// When the loop last left its queues, to measure the pause until it is back.
-    away_since: Option<Instant>,
-    lookup_errors: Throttle,
-    dropped_batches: Throttle,
-    metrics: JudgeMetrics,
+    writer: CounterWriter,
+    workers: Vec<Worker<S>>,
+    stats: Vec<(u16, Arc<Mutex<WorkerStats>>)>,
 }
 
-impl<S: Store> Daemon<S> {
-    /// `store` serves the snapshots; `writer` (with a store of its own) writes block counters.
-    pub fn new(
-        store: S,
-        writer: CounterWriter,
-        sock: NfqSocket,
-        specs: Vec<QSpec>,
-        opts: Options,
-    ) -> Self {
-        let queues: Vec<u16> = specs.iter().map(|s| s.queue).collect();
-        let metrics = JudgeMetrics::new(store.backend().name(), &queues);
-        let counters = specs
-            .iter()
-            .map(|s| (s.queue, Counters::default()))
-            .collect();
+impl<S: Store + 'static> Daemon<S> {
+    /// `workers` serve the queues, one thread each; `writer` (with a store of its own) writes
+    /// block counters.
+    pub fn new(writer: CounterWriter, workers: Vec<Worker<S>>) -> Self {
+        let stats = workers.iter().map(|w| (w.queue(), w.stats())).collect();
         Daemon {
-            store,
-            writer: Some(writer),
-            sock,
-            specs,
-            opts,
-            judge: Judge::default(),
-            counters,
-            recv_errors: 0,
-            enobufs: 0,
-            last_flush: Instant::now(),
-            last_db_error: None,
-            stats: LoopStats::default(),
-            away_since: None,
-            lookup_errors: Throttle::new("lookup"),
-            dropped_batches: Throttle::new("block counters"),
-            metrics,
+            writer,
+            workers,
+            stats,
         }
     }
 
-    /// The metrics page, for an [`ipqbdb_metrics::Exporter`] running beside the loop.
-    pub fn metrics_render(&self) -> ipqbdb_metrics::Render {
-        let writer = self.writer.as_ref().expect("until run ends").watch();
-        self.metrics.render(writer, self.judge.cache_stats())
-    }
-
-    pub fn run(&mut self, signals: &Signals) {
-        while !signals.terminate.load(Ordering::Relaxed) {
-            if signals.report.swap(false, Ordering::Relaxed) {
-                self.report();
-            }
-            let deadline = Instant::now() + self.opts.staleness;
-            let store = &self.store;
-            let mut inner = Inner {
-                sock: &mut self.sock,
-                specs: &self.specs,
-                judge: &mut self.judge,
-                counters: &mut self.counters,
-                recv_errors: &mut self.recv_errors,
-                enobufs: &mut self.enobufs,
-                stats: &mut self.stats,
-                away_since: &mut self.away_since,
-                lookup_errors: &mut self.lookup_errors,
-                metrics: &mut self.metrics,
-                verbose: self.opts.verbose,
-                terminate: &signals.terminate,
-            };
-            let mut opened = false;
-            let res = store.with_snapshot(&mut |snap| {
-                opened = true;
-                inner.stats.snapshots += 1;
-                inner.metrics.snapshots.inc();
-                inner.metrics.snapshot_opened();
-                // The cache belongs to the previous snapshot: forgotten only now that a new one
-                // exists, so a failed refresh leaves it to judge by.
-                inner.judge.new_snapshot();
-                inner.serve(Some(snap), deadline);
-                Ok(())
-            });
-            match res {
-                Err(e) if !opened => {
-                    inner.stats.snapshot_failures += 1;
-                    inner.metrics.snapshot_failures.inc();
-                    let msg = e.to_string();
-                    if self.last_db_error.as_deref() != Some(&msg) {
-                        log(
-                            PROGRAM,
-                            Level::Error,
-                            &format!(
-                                "{msg}; judging by the previous snapshot (addresses it did not \
-                                 cover are accepted), trying again every {} ms",
-                                self.opts.staleness.as_millis()
-                            ),
-                        );
-                        self.last_db_error = Some(msg);
-                    }
-                    // Packets are still answered, never left queued, until the next attempt.
-                    inner.serve(None, deadline);
+    /// Runs until SIGTERM or SIGINT (or until a packet thread dies, which stops the others).
+    pub fn run(self, signals: &Signals) -> Result<(), String> {
+        let Daemon {
+            writer,
+            workers,
+            stats,
+        } = self;
+        let terminate = &*signals.terminate;
+        let lost = std::thread::scope(|s| {
+            let handles: Result<Vec<_>, _> = workers
+                .into_iter()
+                .map(|w| {
+                    let q = w.queue();
+                    std::thread::Builder::new()
+                        .name(format!("queue-{q}"))
+                        .spawn_scoped(s, move || w.run(terminate))
+                        .map(|h| (q, h))
+                })
+                .collect();
+            let handles: Vec<_> = match handles {
+                Ok(h) => h,
+                Err(e) => {
+                    terminate.store(true, Ordering::Relaxed);
+                    return Some(format!("packet thread: {e}"));
                 }
-                // Closing a snapshot after serving from it: the verdicts were given; nothing
-                // to recover.
-                Err(e) => inner
-                    .lookup_errors
-                    .hit(|| format!("closing a snapshot: {e}")),
-                Ok(()) => {
-                    if self.last_db_error.take().is_some() {
-                        log(PROGRAM, Level::Notice, "the database reads again");
-                    }
+            };
+            let mut lost = None;
+            while !terminate.load(Ordering::Relaxed) {
+                if signals.report.swap(false, Ordering::Relaxed) {
+                    report(&stats, writer.stats());
+                }
+                if let Some((q, _)) = handles.iter().find(|(_, h)| h.is_finished()) {
+                    lost = Some(format!("the thread of queue {q} stopped"));
+                    terminate.store(true, Ordering::Relaxed);
+                    break;
+                }
+                std::thread::sleep(SIGNAL_POLL);
+            }
+            for (q, h) in handles {
+                if h.join().is_err() {
+                    lost = Some(format!("the thread of queue {q} panicked"));
                 }
             }
-            self.lookup_errors.tick();
-            self.dropped_batches.tick();
-            if self.last_flush.elapsed() >= COUNTER_FLUSH {
-                self.flush_counters();
-            }
-        }
-        self.flush_counters();
-        if let Some(writer) = self.writer.take() {
-            let stats = writer.finish(WRITER_GRACE);
-            if stats.blocks_unwritten > 0 {
-                log(
-                    PROGRAM,
-                    Level::Warning,
-                    &format!(
-                        "block counters: {} blocks not written within {} s (the database's \
-                         writer is busy); they are lost",
-                        stats.blocks_unwritten,
-                        WRITER_GRACE.as_secs()
-                    ),
-                );
-            }
-            self.report_with(stats);
-        }
-    }
-
-    /// Hands the summed block counters to the writer; never waits for it.
-    fn flush_counters(&mut self) {
-        self.last_flush = Instant::now();
-        let counts = self.judge.take_blocked();
-        if counts.is_empty() {
-            return;
-        }
-        let Some(writer) = &self.writer else { return };
-        let blocks: u64 = counts.iter().map(|&(_, n)| n).sum();
-        if let Err(why) = writer.submit(counts) {
-            let why = match why {
-                Refused::Full => format!(
-                    "the writer is {} batches behind (the database's writer is busy)",
-                    crate::writer::QUEUE
-                ),
-                Refused::Gone => "the writer thread is gone".to_string(),
-            };
-            self.dropped_batches
-                .hit(|| format!("dropped a batch of {blocks} blocks: {why}"));
-        }
-    }
-
-    fn report(&self) {
-        if let Some(w) = &self.writer {
-            self.report_with(w.stats());
-        }
-    }
-
-    fn report_with(&self, w: crate::writer::WriterStats) {
-        for (q, c) in &self.counters {
+            lost
+        });
+        let w = writer.finish(WRITER_GRACE);
+        if w.blocks_unwritten > 0 {
             log(
                 PROGRAM,
-                Level::Notice,
+                Level::Warning,
                 &format!(
-                    "queue {q}: {} packets, {} accepted, {} dropped, {} marked, {} errors",
-                    c.packets, c.accepted, c.dropped, c.marked, c.errors
+                    "block counters: {} blocks not written within {} s (the database's writer \
+                     is busy); they are lost",
+                    w.blocks_unwritten,
+                    WRITER_GRACE.as_secs()
                 ),
             );
         }
-        log(
-            PROGRAM,
-            Level::Notice,
-            &format!(
-                "receive errors: {}, of which ENOBUFS: {}",
-                self.recv_errors, self.enobufs
-            ),
-        );
-        let l = &self.stats;
-        log(
-            PROGRAM,
-            Level::Notice,
-            &format!(
-                "longest pause between verdicts {} ms, {} snapshots, {} failed, {} lookup errors",
-                l.longest_pause.as_millis(),
-                l.snapshots,
-                l.snapshot_failures,
-                l.lookup_errors
-            ),
-        );
-        log(
-            PROGRAM,
-            Level::Notice,
-            &format!(
-                "block counters: {} batches written, batches dropped: {} ({} blocks), \
-                 write errors: {}, blocks waiting: {}",
-                w.batches_written,
-                w.batches_dropped,
-                w.blocks_dropped,
-                w.write_errors,
-                w.blocks_unwritten
-            ),
-        );
-    }
-
-    pub fn counters(&self) -> &BTreeMap<u16, Counters> {
-        &self.counters
-    }
-
-    pub fn loop_stats(&self) -> LoopStats {
-        self.stats
+        report(&stats, w);
+        lost.map_or(Ok(()), Err)
     }
 }
 
-/// The parts of the daemon the packet loop borrows while the snapshot is open.
-struct Inner<'a> {
-    sock: &'a mut NfqSocket,
-    specs: &'a [QSpec],
-    judge: &'a mut Judge,
-    counters: &'a mut BTreeMap<u16, Counters>,
-    recv_errors: &'a mut u64,
-    enobufs: &'a mut u64,
-    stats: &'a mut LoopStats,
-    away_since: &'a mut Option<Instant>,
-    lookup_errors: &'a mut Throttle,
-    metrics: &'a mut JudgeMetrics,
-    verbose: u8,
-    terminate: &'a AtomicBool,
-}
-
-impl Inner<'_> {
-    /// Verdicts packets until `deadline` (or a receive timeout, or termination). Without a
-    /// snapshot, addresses the previous one covered are judged by it, others accepted.
-    fn serve(&mut self, snap: Option<&ipqbdb_store::Snapshot<'_>>, deadline: Instant) {
-        if let Some(t) = self.away_since.take() {
-            self.stats.longest_pause = self.stats.longest_pause.max(t.elapsed());
-        }
-        let verdicts = self.serve_until(snap, deadline);
-        self.metrics.batch.observe(verdicts as f64);
-        *self.away_since = Some(Instant::now());
+/// Logs every queue's counters, and the sums of the rest.
+fn report(stats: &[(u16, Arc<Mutex<WorkerStats>>)], w: crate::writer::WriterStats) {
+    let mut total = WorkerStats::default();
+    let mut by_queue: Vec<(u16, WorkerStats)> = stats
+        .iter()
+        .map(|(q, s)| (*q, *s.lock().unwrap_or_else(|p| p.into_inner())))
+        .collect();
+    by_queue.sort_by_key(|&(q, _)| q);
+    for (q, s) in &by_queue {
+        let c = &s.counters;
+        log(
+            PROGRAM,
+            Level::Notice,
+            &format!(
+                "queue {q}: {} packets, {} accepted, {} dropped, {} marked, {} errors",
+                c.packets, c.accepted, c.dropped, c.marked, c.errors
+            ),
+        );
+        total.recv_errors += s.recv_errors;
+        total.enobufs += s.enobufs;
+        total.send_errors += s.send_errors;
+        total.sends += s.sends;
+        total.counters.packets += c.packets;
+        let (l, t) = (&s.loop_stats, &mut total.loop_stats);
+        t.longest_pause = t.longest_pause.max(l.longest_pause);
+        t.snapshots += l.snapshots;
+        t.snapshot_failures += l.snapshot_failures;
+        t.lookup_errors += l.lookup_errors;
     }
-
-    /// Returns how many packets got a verdict.
-    fn serve_until(&mut self, snap: Option<&ipqbdb_store::Snapshot<'_>>, deadline: Instant) -> u64 {
-        let mut verdicts = 0;
-        while Instant::now() < deadline && !self.terminate.load(Ordering::Relaxed) {
-            let mut msg = match self.sock.queue.recv() {
-                Ok(m) => m,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-                    ) =>
-                {
-                    return verdicts
-                }
-                Err(e) => {
-                    *self.recv_errors += 1;
-                    self.metrics.receive_errors.inc();
-                    if e.raw_os_error() == Some(libc::ENOBUFS) {
-                        self.metrics.enobufs.inc();
-                        // The kernel dropped messages: the socket buffer overflowed. Count, say so
-                        // now and then, and go on.
-                        *self.enobufs += 1;
-                        if self.enobufs.is_power_of_two() {
-                            log(
-                                PROGRAM,
-                                Level::Warning,
-                                &format!(
-                                    "receive buffer overflow (ENOBUFS), {} so far",
-                                    self.enobufs
-                                ),
-                            );
-                        }
-                    } else if self.recv_errors.is_power_of_two() {
-                        log(
-                            PROGRAM,
-                            Level::Error,
-                            &format!("receive: {e} ({} errors so far)", self.recv_errors),
-                        );
-                    }
-                    continue;
-                }
-            };
-            let qnum = msg.get_queue_num();
-            let spec = self.specs.iter().find(|s| s.queue == qnum).copied();
-            let counters = self.counters.entry(qnum).or_default();
-            counters.packets += 1;
-            verdicts += 1;
-            let qm = self.metrics.queue(qnum);
-            let judged = spec.map(|spec| {
-                let ip = packet::address(msg.get_payload(), spec.side);
-                (spec, ip)
-            });
-            let verdict = match judged {
-                Some((spec, Some(ip))) => {
-                    let now = now();
-                    let j = match snap {
-                        Some(snap) => self.judge.judge(snap, ip, now).map(Some),
-                        None => Ok(self.judge.judge_cached(ip, now)),
-                    };
-                    match j {
-                        Ok(Some(j)) => {
-                            if self.verbose >= 3 || (self.verbose >= 2 && j.guilty) {
-                                let draw = j.draw.map_or_else(|| "-".into(), |d| d.to_string());
-                                log(
-                                    PROGRAM,
-                                    Level::Debug,
-                                    &format!(
-                                        "queue {qnum} {ip}: {:.3}% draw {draw} -> {}",
-                                        percent(j.probability),
-                                        if j.guilty { "guilty" } else { "innocent" }
-                                    ),
-                                );
-                            }
-                            match (j.guilty, spec.mark) {
-                                (false, _) => {
-                                    counters.accepted += 1;
-                                    qm.accepted.inc();
-                                    Verdict::Accept
-                                }
-                                (true, None) => {
-                                    counters.dropped += 1;
-                                    qm.dropped.inc();
-                                    Verdict::Drop
-                                }
-                                (true, Some(mark)) => {
-                                    counters.marked += 1;
-                                    qm.marked.inc();
-                                    msg.set_nfmark(mark);
-                                    Verdict::Accept
-                                }
-                            }
-                        }
-                        // No snapshot, and the previous one did not cover the address.
-                        Ok(None) => {
-                            counters.errors += 1;
-                            qm.unjudged(Unjudged::NoSnapshot).inc();
-                            Verdict::Accept
-                        }
-                        Err(e) => {
-                            // A damaged record, say: accepted, and said, so it is seen.
-                            counters.errors += 1;
-                            qm.unjudged(Unjudged::LookupError).inc();
-                            self.stats.lookup_errors += 1;
-                            self.lookup_errors
-                                .hit(|| format!("{ip} (queue {qnum}): {e}; accepted"));
-                            Verdict::Accept
-                        }
-                    }
-                }
-                Some((_, None)) => {
-                    counters.errors += 1;
-                    qm.unjudged(Unjudged::NotIp).inc();
-                    Verdict::Accept
-                }
-                None => {
-                    counters.errors += 1;
-                    qm.unjudged(Unjudged::UnknownQueue).inc();
-                    Verdict::Accept
-                }
-            };
-            msg.set_verdict(verdict);
-            if let Err(e) = self.sock.queue.verdict(msg) {
-                *self.recv_errors += 1;
-                self.metrics.verdict_errors.inc();
-                if self.recv_errors.is_power_of_two() {
-                    log(PROGRAM, Level::Error, &format!("verdict: {e}"));
-                }
-            }
-        }
-        verdicts
-    }
+    log(
+        PROGRAM,
+        Level::Notice,
+        &format!(
+            "receive errors: {}, of which ENOBUFS: {}; verdict sends: {} ({:.1} packets each), \
+             failed: {}",
+            total.recv_errors,
+            total.enobufs,
+            total.sends,
+            total.counters.packets as f64 / total.sends.max(1) as f64,
+            total.send_errors
+        ),
+    );
+    let l = &total.loop_stats;
+    log(
+        PROGRAM,
+        Level::Notice,
+        &format!(
+            "longest pause between verdicts {} ms, {} snapshots, {} failed, {} lookup errors",
+            l.longest_pause.as_millis(),
+            l.snapshots,
+            l.snapshot_failures,
+            l.lookup_errors
+        ),
+    );
+    log(
+        PROGRAM,
+        Level::Notice,
+        &format!(
+            "block counters: {} batches written, batches dropped: {} ({} blocks), \
+             write errors: {}, blocks waiting: {}",
+            w.batches_written,
+            w.batches_dropped,
+            w.blocks_dropped,
+            w.write_errors,
+            w.blocks_unwritten
+        ),
+    );
 }

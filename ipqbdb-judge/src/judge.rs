@@ -48,6 +48,15 @@ pub struct Judge {
 }
 
 impl Judge {
+    /// A judge counting its cache's hits and misses into `stats`, which several judges (one per
+    /// packet thread) may share.
+    pub fn with_stats(stats: Arc<CacheStats>) -> Judge {
+        Judge {
+            stats,
+            ..Judge::default()
+        }
+    }
+
     /// The cache's hit and miss counts, for the metrics.
     pub fn cache_stats(&self) -> Arc<CacheStats> {
         self.stats.clone()

@@ -1,6 +1,7 @@
 //! Verdicts for ipqbdb: queue specs, packet addresses, the verdict engine, the NFQUEUE socket, the
 //! `ibd-judge` loop and its block-counter writer.
 
+pub mod batch;
 pub mod cli;
 pub mod daemon;
 pub mod judge;
@@ -8,4 +9,7 @@ pub mod metrics;
 pub mod netlink;
 pub mod packet;
 pub mod qspec;
+pub mod receive;
+pub mod verdicts;
+pub mod worker;
 pub mod writer;

@@ -7,8 +7,10 @@ use std::time::Duration;
 use ipqbdb_core::log::{self, Level};
 use ipqbdb_core::parse_count;
 use ipqbdb_judge::cli::Cli;
-use ipqbdb_judge::daemon::{Daemon, Options, Signals};
+use ipqbdb_judge::daemon::{Daemon, Signals};
+use ipqbdb_judge::metrics::JudgeMetrics;
 use ipqbdb_judge::netlink::NfqSocket;
+use ipqbdb_judge::worker::{Options, Worker};
 use ipqbdb_judge::writer::CounterWriter;
 use ipqbdb_metrics::{Exporter, MetricsOptions};
 use ipqbdb_store::cli::Setup;
@@ -39,7 +41,7 @@ fn run(cli: Cli) -> Result<(), String> {
         log::use_syslog(PROGRAM);
     }
     let started = start(&cli, &setup, rcvbuf as usize, &metrics);
-    let (mut daemon, signals, exporter) = match started {
+    let (daemon, signals, exporter) = match started {
         Ok(x) => x,
         Err(msg) => {
             if let Some(mut w) = ready {
@@ -56,10 +58,10 @@ fn run(cli: Cli) -> Result<(), String> {
             &format!("systemd notification: {e}"),
         );
     }
-    daemon.run(&signals);
+    let res = daemon.run(&signals);
     exporter.finish();
     log::log(PROGRAM, Level::Notice, "stopped");
-    Ok(())
+    res
 }
 
 fn start(
@@ -68,61 +70,101 @@ fn start(
     rcvbuf: usize,
     metrics: &MetricsOptions,
 ) -> Result<(Daemon<ipqbdb_store::AnyStore>, Signals, Exporter), String> {
-    // The socket first, while no other thread exists (see netlink.rs).
-    let mut sock = NfqSocket::open()
-        .map_err(|e| format!("NFQUEUE socket: {e} (ibd-judge needs CAP_NET_ADMIN)"))?;
-    let got = sock
-        .set_rcvbuf(rcvbuf)
-        .map_err(|e| format!("receive buffer: {e}"))?;
     let staleness = Duration::from_millis(cli.staleness_ms);
-    sock.set_timeout(staleness.min(Duration::from_millis(100)))
-        .map_err(|e| format!("receive timeout: {e}"))?;
-    sock.queue
-        .set_recv_enobufs(true)
-        .map_err(|e| format!("ENOBUFS reporting: {e}"))?;
-    // A shared (postgres) database is judged from a local view refreshed at the staleness bound.
-    let store = setup
-        .open(true)
-        .and_then(|s| s.into_local_view(staleness, PROGRAM))
-        .map_err(|e| e.to_string())?;
-    // The writer's own: see CounterWriter::start.
-    let writer_store = setup.open(false).map_err(|e| e.to_string())?;
+    // The sockets first, while no other thread exists (see netlink.rs): one per queue, for its
+    // own thread.
+    let mut socks = Vec::new();
+    let mut got = 0;
     for spec in &cli.specs {
-        let q = spec.queue;
-        let ctx = |what: &str, e: std::io::Error| format!("queue {q}: {what}: {e}");
-        sock.queue
-            .bind(q)
-            .map_err(|e| ctx("bind (is another judge on it?)", e))?;
-        sock.queue
-            .set_copy_range(q, cli.copy_range)
-            .map_err(|e| ctx("copy range", e))?;
-        sock.queue
-            .set_queue_max_len(q, cli.queue_maxlen)
-            .map_err(|e| ctx("maximum length", e))?;
-        sock.queue
-            .set_fail_open(q, cli.fail_open)
-            .map_err(|e| ctx("fail-open", e))?;
+        let (sock, size) = open_queue(cli, spec.queue, rcvbuf, staleness)?;
+        socks.push((sock, *spec));
+        got = size;
     }
+    // A store per packet thread (the first creates the database if need be), and the writer's
+    // own: see CounterWriter::start. A shared (postgres) database is judged from a local view
+    // refreshed at the staleness bound: one per thread, so no thread waits on another's.
+    let stores = socks
+        .iter()
+        .map(|_| {
+            setup
+                .open(true)
+                .and_then(|s| s.into_local_view(staleness, PROGRAM))
+                .map_err(|e| e.to_string())
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let writer_store = setup.open(false).map_err(|e| e.to_string())?;
+    let backend = ipqbdb_store::Store::backend(&writer_store);
     let signals = Signals::register().map_err(|e| format!("signals: {e}"))?;
-    // After the socket: threads may exist from here on.
+    // After the sockets: threads may exist from here on.
     let writer = CounterWriter::start(writer_store, cli.maintenance.every())
         .map_err(|e| format!("writer thread: {e}"))?;
+    let queues: Vec<u16> = cli.specs.iter().map(|s| s.queue).collect();
+    let mut counted = JudgeMetrics::new(backend.name(), &queues);
+    let opts = Options {
+        staleness,
+        verbose: cli.verbose,
+        copy_range: cli.copy_range,
+    };
+    let workers = socks
+        .into_iter()
+        .zip(stores)
+        .map(|((sock, spec), store)| {
+            let m = counted.worker(spec.queue);
+            Worker::new(store, sock, spec, opts, writer.submitter(), m)
+        })
+        .collect();
     let specs: Vec<String> = cli.specs.iter().map(ToString::to_string).collect();
     log::log(
         PROGRAM,
         Level::Notice,
         &format!(
-            "listening on {} ({} backend, receive buffer {got} bytes)",
+            "listening on {} ({backend} backend, a thread per queue, receive buffer {got} bytes)",
             specs.join(" "),
-            ipqbdb_store::Store::backend(&store)
         ),
     );
-    let opts = Options {
-        staleness,
-        verbose: cli.verbose,
-    };
-    let daemon = Daemon::new(store, writer, sock, cli.specs.clone(), opts);
-    let exporter =
-        Exporter::start(PROGRAM, metrics, daemon.metrics_render()).map_err(|e| e.to_string())?;
-    Ok((daemon, signals, exporter))
+    let exporter = Exporter::start(PROGRAM, metrics, counted.render(writer.watch()))
+        .map_err(|e| e.to_string())?;
+    Ok((Daemon::new(writer, workers), signals, exporter))
+}
+
+/// A socket bound to queue `q` and set up for it.
+fn open_queue(
+    cli: &Cli,
+    q: u16,
+    rcvbuf: usize,
+    staleness: Duration,
+) -> Result<(NfqSocket, usize), String> {
+    let ctx = |what: &str, e: std::io::Error| format!("queue {q}: {what}: {e}");
+    let mut sock =
+        NfqSocket::open().map_err(|e| ctx("NFQUEUE socket (ibd-judge needs CAP_NET_ADMIN)", e))?;
+    let got = sock
+        .set_rcvbuf(rcvbuf)
+        .map_err(|e| ctx("receive buffer", e))?;
+    sock.set_timeout(staleness.min(Duration::from_millis(100)))
+        .map_err(|e| ctx("receive timeout", e))?;
+    sock.queue
+        .set_recv_enobufs(true)
+        .map_err(|e| ctx("ENOBUFS reporting", e))?;
+    sock.queue
+        .bind(q)
+        .map_err(|e| ctx("bind (is another judge on it?)", e))?;
+    sock.queue
+        .set_copy_range(q, cli.copy_range)
+        .map_err(|e| ctx("copy range", e))?;
+    sock.queue
+        .set_queue_max_len(q, cli.queue_maxlen)
+        .map_err(|e| ctx("maximum length", e))?;
+    sock.queue
+        .set_fail_open(q, cli.fail_open)
+        .map_err(|e| ctx("fail-open", e))?;
+    // A large offloaded (GSO) packet comes whole, one verdict, instead of segmented first into
+    // many; the copy range keeps what is copied small. Kernels before 3.10 lack it.
+    if let Err(e) = sock.queue.set_recv_gso(q, true) {
+        log::log(
+            PROGRAM,
+            Level::Warning,
+            &format!("queue {q}: unsegmented (GSO) packets: {e}; the kernel segments them first"),
+        );
+    }
+    Ok((sock, got))
 }

@@ -1,6 +1,7 @@
 //! What `ibd-judge` tells Prometheus (`--metrics-listen`, `--metrics-file`): counters the packet
-//! loop bumps as it goes (atomics, no lock, no allocation per packet), and figures read at render
-//! time from where they already live (the writer's counters, the snapshot's age).
+//! threads bump as they go (atomics shared by every clone, no lock, no allocation per packet), and
+//! figures read at render time from where they already live (the writer's counters, the snapshots'
+//! ages).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -60,7 +61,8 @@ impl QueueMetrics {
     }
 }
 
-/// Cache lookups, counted by the [`crate::judge::Judge`] that owns the cache.
+/// Cache lookups, counted by the [`crate::judge::Judge`]s that own the caches (one per packet
+/// thread, all counting here).
 #[derive(Debug, Default)]
 pub struct CacheStats {
     pub hits: AtomicU64,
@@ -72,16 +74,42 @@ pub struct JudgeMetrics {
     packets: IntCounterVec,
     unjudged: IntCounterVec,
     queues: BTreeMap<u16, QueueMetrics>,
+    shared: Shared,
+    /// When each packet thread's snapshot in use was opened (see [`WorkerMetrics`]).
+    opened: Vec<Arc<AtomicU64>>,
+    cache: Arc<CacheStats>,
+}
+
+/// The counters every packet thread bumps: clones of one another, so they sum.
+#[derive(Clone)]
+pub struct Shared {
     pub enobufs: IntCounter,
     pub receive_errors: IntCounter,
     pub verdict_errors: IntCounter,
     pub snapshots: IntCounter,
     pub snapshot_failures: IntCounter,
-    /// Packets judged under one snapshot: the loop's batch between two database reads.
+    /// Packets per verdict send: the batching a receive burst achieved.
     pub batch: Histogram,
-    /// When the snapshot in use was opened, in microseconds after `epoch`; 0 before the first.
-    snapshot_opened: Arc<AtomicU64>,
     epoch: Instant,
+}
+
+/// What one packet thread (`worker.rs`) counts into: the shared counters, its queue's, the shared
+/// cache counts, and the opening time of its own snapshot.
+pub struct WorkerMetrics {
+    pub shared: Shared,
+    pub queue: QueueMetrics,
+    pub cache: Arc<CacheStats>,
+    /// When this thread's snapshot in use was opened, in microseconds after `shared.epoch`; 0
+    /// before the first.
+    snapshot_opened: Arc<AtomicU64>,
+}
+
+impl WorkerMetrics {
+    /// A snapshot was opened now.
+    pub fn snapshot_opened(&self) {
+        let us = self.shared.epoch.elapsed().as_micros().max(1) as u64;
+        self.snapshot_opened.store(us, Ordering::Relaxed);
+    }
 }
 
 fn must<T>(r: ipqbdb_metrics::prometheus::Result<T>) -> T {
@@ -133,11 +161,10 @@ impl JudgeMetrics {
         let batch = must(Histogram::with_opts(
             HistogramOpts::new(
                 "ipqbdb_judge_verdict_batch_packets",
-                "Packets given a verdict under one database snapshot",
+                "Packets answered by one verdict send (one receive burst, at most 64)",
             )
-            .buckets(vec![
-                0.0, 1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0,
-            ]),
+            // A send answers one receive burst: at most `receive::BURST` (64) packets.
+            .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]),
         ));
         must(registry.register(Box::new(packets.clone())));
         must(registry.register(Box::new(unjudged.clone())));
@@ -147,14 +174,17 @@ impl JudgeMetrics {
             packets,
             unjudged,
             queues: BTreeMap::new(),
-            enobufs,
-            receive_errors,
-            verdict_errors,
-            snapshots,
-            snapshot_failures,
-            batch,
-            snapshot_opened: Arc::new(AtomicU64::new(0)),
-            epoch: Instant::now(),
+            shared: Shared {
+                enobufs,
+                receive_errors,
+                verdict_errors,
+                snapshots,
+                snapshot_failures,
+                batch,
+                epoch: Instant::now(),
+            },
+            opened: Vec::new(),
+            cache: Arc::default(),
         };
         for &q in queues {
             m.queue(q);
@@ -179,16 +209,23 @@ impl JudgeMetrics {
         })
     }
 
-    /// A snapshot was opened now.
-    pub fn snapshot_opened(&self) {
-        let us = self.epoch.elapsed().as_micros().max(1) as u64;
-        self.snapshot_opened.store(us, Ordering::Relaxed);
+    /// What the packet thread of queue `q` counts into.
+    pub fn worker(&mut self, q: u16) -> WorkerMetrics {
+        let snapshot_opened = Arc::new(AtomicU64::new(0));
+        self.opened.push(snapshot_opened.clone());
+        WorkerMetrics {
+            shared: self.shared.clone(),
+            queue: self.queue(q).clone(),
+            cache: self.cache.clone(),
+            snapshot_opened,
+        }
     }
 
-    /// What the exporter renders: the counters above, the writer's and the cache's counters, and
-    /// the age of the snapshot in use.
-    pub fn render(&self, writer: WriterWatch, cache: Arc<CacheStats>) -> Render {
-        let (opened, epoch) = (self.snapshot_opened.clone(), self.epoch);
+    /// What the exporter renders: the counters above, the writer's and the caches' counters, and
+    /// the age of the oldest snapshot in use.
+    pub fn render(&self, writer: WriterWatch) -> Render {
+        let (opened, epoch) = (self.opened.clone(), self.shared.epoch);
+        let cache = self.cache.clone();
         ipqbdb_metrics::render_with(self.registry.clone(), move || {
             let w = writer.stats();
             let n = |v: u64| v as f64;
@@ -222,12 +259,17 @@ impl JudgeMetrics {
                     vec![(vec![], n(w.blocks_unwritten))],
                 ),
             ];
-            let at = opened.load(Ordering::Relaxed);
-            if at > 0 {
+            // The oldest: a packet thread stuck on an old snapshot must show.
+            let at = opened
+                .iter()
+                .map(|o| o.load(Ordering::Relaxed))
+                .filter(|&at| at > 0)
+                .min();
+            if let Some(at) = at {
                 let age = epoch.elapsed().as_micros() as f64 / 1e6 - at as f64 / 1e6;
                 families.push(gauge(
                     "ipqbdb_judge_snapshot_age_seconds",
-                    "Age of the database snapshot verdicts are given from",
+                    "Age of the oldest database snapshot verdicts are given from (one per queue)",
                     vec![(vec![], age.max(0.0))],
                 ));
             }

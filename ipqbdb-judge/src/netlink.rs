@@ -110,4 +110,40 @@ impl NfqSocket {
         };
         set_sockopt(self.fd, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv)
     }
+
+    /// The descriptor, for `receive::Burst`.
+    pub fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    /// Sends netlink messages (see `verdicts.rs`) to the kernel in one datagram, on the socket
+    /// `nfq` receives from: the kernel knows a queue's listener by its socket.
+    pub fn send(&self, msgs: &[u8]) -> io::Result<()> {
+        if msgs.is_empty() {
+            return Ok(());
+        }
+        // SAFETY: a zeroed sockaddr_nl with the family set addresses the kernel (pid 0).
+        let mut to: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+        to.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+        loop {
+            // SAFETY: `msgs` and `to` are valid for the lengths given.
+            let rc = unsafe {
+                libc::sendto(
+                    self.fd,
+                    msgs.as_ptr().cast(),
+                    msgs.len(),
+                    0,
+                    (&to as *const libc::sockaddr_nl).cast(),
+                    std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+                )
+            };
+            if rc >= 0 {
+                return Ok(());
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
 }

@@ -115,25 +115,17 @@ impl CounterWriter {
         })
     }
 
+    /// A handle for a packet thread to hand over its batches.
+    pub fn submitter(&self) -> Submitter {
+        Submitter {
+            tx: self.tx.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+
     /// Hands `batch` to the writer without waiting; a refused batch is dropped and counted.
     pub fn submit(&self, batch: Batch) -> Result<(), Refused> {
-        let blocks: u64 = batch.iter().map(|&(_, n)| n).sum();
-        self.shared
-            .blocks_unwritten
-            .fetch_add(blocks, Ordering::Relaxed);
-        let refused = match self.tx.try_send(batch) {
-            Ok(()) => return Ok(()),
-            Err(TrySendError::Full(_)) => Refused::Full,
-            Err(TrySendError::Disconnected(_)) => Refused::Gone,
-        };
-        self.shared
-            .blocks_unwritten
-            .fetch_sub(blocks, Ordering::Relaxed);
-        self.shared.batches_dropped.fetch_add(1, Ordering::Relaxed);
-        self.shared
-            .blocks_dropped
-            .fetch_add(blocks, Ordering::Relaxed);
-        Err(refused)
+        submit(&self.tx, &self.shared, batch)
     }
 
     pub fn stats(&self) -> WriterStats {
@@ -164,6 +156,34 @@ impl CounterWriter {
         }
         shared.stats()
     }
+}
+
+/// The packet threads' side of the writer's queue.
+#[derive(Clone)]
+pub struct Submitter {
+    tx: SyncSender<Batch>,
+    shared: Arc<Shared>,
+}
+
+impl Submitter {
+    /// See [`CounterWriter::submit`].
+    pub fn submit(&self, batch: Batch) -> Result<(), Refused> {
+        submit(&self.tx, &self.shared, batch)
+    }
+}
+
+fn submit(tx: &SyncSender<Batch>, shared: &Shared, batch: Batch) -> Result<(), Refused> {
+    let blocks: u64 = batch.iter().map(|&(_, n)| n).sum();
+    shared.blocks_unwritten.fetch_add(blocks, Ordering::Relaxed);
+    let refused = match tx.try_send(batch) {
+        Ok(()) => return Ok(()),
+        Err(TrySendError::Full(_)) => Refused::Full,
+        Err(TrySendError::Disconnected(_)) => Refused::Gone,
+    };
+    shared.blocks_unwritten.fetch_sub(blocks, Ordering::Relaxed);
+    shared.batches_dropped.fetch_add(1, Ordering::Relaxed);
+    shared.blocks_dropped.fetch_add(blocks, Ordering::Relaxed);
+    Err(refused)
 }
 
 /// Merges batches while a write is under way or failing, so a busy database costs one larger

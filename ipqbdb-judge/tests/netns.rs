@@ -5,6 +5,8 @@
 //! queue is verdicted in order, so once the sentinel arrives every earlier packet has been judged:
 //! counts are read when they are final, not after a guessed sleep.
 
+mod common;
+
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
@@ -123,15 +125,8 @@ impl Lab {
         self.judge = Some(judge);
     }
 
-    /// `ibd ban ARGS` against the lab's database (the admin program's own entry point).
     fn ban(&self, args: &[&str]) {
-        let mut argv: Vec<std::ffi::OsString> =
-            ["ibd", "ban", "--quiet", "--config", "/dev/null", "--db-dir"]
-                .map(Into::into)
-                .to_vec();
-        argv.push(self.db().into());
-        argv.extend(args.iter().map(Into::into));
-        assert_eq!(ipqbdb_admin::run(argv), 0, "ibd ban {args:?}");
+        common::ibd_ban(&self.db(), self.backend, args);
     }
 
     /// Sends `n` packets from `src` to `dst`, then a sentinel from the innocent source (to
@@ -210,12 +205,7 @@ impl Lab {
     }
 
     fn reject_count(&self) -> u64 {
-        let out = self.j.must(&["iptables", "-L", "INPUT", "-v", "-x", "-n"]);
-        out.lines()
-            .find(|l| l.contains("REJECT"))
-            .and_then(|l| l.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-            .expect("REJECT rule counter")
+        common::reject_count(&self.j)
     }
 
     fn signal(&self, sig: libc::c_int) {
@@ -245,19 +235,13 @@ fn rand_tag() -> u128 {
 /// one pass at most.
 const LONG: &str = "30d";
 
-fn every_backend(f: impl Fn(Backend)) {
-    for b in Backend::compiled_local() {
-        f(b);
-    }
-}
-
 #[test]
 #[cfg_attr(
     not(feature = "root-tests"),
     ignore = "needs root (network namespaces, iptables, mounts): run with --features root-tests or --all-features"
 )]
 fn unknown_accepted_banned_dropped_and_live_bans_enforced() {
-    every_backend(|b| {
+    common::every_backend(|b| {
         let mut lab = Lab::new(b);
         assert_eq!(
             lab.burst("10.77.0.3", "10.77.0.1:7000", 100),
@@ -327,7 +311,7 @@ fn unknown_accepted_banned_dropped_and_live_bans_enforced() {
     ignore = "needs root (network namespaces, iptables, mounts): run with --features root-tests or --all-features"
 )]
 fn a_quarter_probability_drops_about_a_quarter() {
-    every_backend(|b| {
+    common::every_backend(|b| {
         let lab = Lab::new(b);
         // 10.77.0.4 at 25 %, and in the same transaction 10.77.0.5 at 100 % as a visibility marker.
         lab.ban(&["-c", "2", "-t", "1w", "10.77.0.4"]);
@@ -356,7 +340,7 @@ fn a_quarter_probability_drops_about_a_quarter() {
     ignore = "needs root (network namespaces, iptables, mounts): run with --features root-tests or --all-features"
 )]
 fn marked_packets_are_rejected_by_a_later_rule() {
-    every_backend(|b| {
+    common::every_backend(|b| {
         let lab = Lab::new(b);
         // Q1DM4 judges destinations: ban the destination 10.77.0.9.
         lab.ban(&["-c", "0", "-t", LONG, "10.77.0.9"]);
@@ -389,7 +373,7 @@ fn marked_packets_are_rejected_by_a_later_rule() {
     ignore = "needs root (network namespaces, iptables, mounts): run with --features root-tests or --all-features"
 )]
 fn decay_lets_a_banned_source_back_in() {
-    every_backend(|b| {
+    common::every_backend(|b| {
         let lab = Lab::new(b);
         // 100 % with a one-second half-life.
         lab.ban(&["-c", "0", "-t", "1s", "10.77.0.5"]);

@@ -144,7 +144,7 @@ fn judge_metrics_count_the_packets_sent() {
     assert!(must_value(&after, "ipqbdb_judge_snapshots_total") >= 1.0);
     let age = must_value(&after, "ipqbdb_judge_snapshot_age_seconds");
     assert!((0.0..5.0).contains(&age), "snapshot age {age}");
-    // A batch is counted when it ends, at the next snapshot.
+    // Every verdict send is counted with the packets it answered.
     wait_until(
         || format!("every verdict in a batch:\n{}", page()),
         LIMIT,

@@ -1,0 +1,213 @@
+//! The NFQUEUE messages the judge sends itself, because `nfq` 0.2.5 sends one verdict per `sendto`
+//! and has no batch verdict: single verdicts (with an optional mark), `NFQNL_MSG_VERDICT_BATCH`
+//! (every queued packet of the queue up to an id), and the queue configuration a stop needs.
+//! Several messages go into one buffer, which the kernel reads as one datagram: one system call
+//! answers a whole receive burst.
+//!
+//! Layouts are those of `linux/netlink.h` and `linux/netfilter/nfnetlink_queue.h`: netlink headers
+//! and attribute headers in host byte order, nfnetlink payloads (queue number, verdict, id, mark,
+//! configuration values) in network byte order, everything padded to four bytes.
+
+/// `NFNL_SUBSYS_QUEUE`, in the high byte of every message type.
+const SUBSYS_QUEUE: u16 = 3;
+const MSG_VERDICT: u16 = 1;
+const MSG_CONFIG: u16 = 2;
+const MSG_VERDICT_BATCH: u16 = 3;
+const NLM_F_REQUEST: u16 = 1;
+const NFQA_VERDICT_HDR: u16 = 2;
+const NFQA_MARK: u16 = 3;
+const NFQA_CFG_QUEUE_MAXLEN: u16 = 3;
+const NFQA_CFG_MASK: u16 = 4;
+const NFQA_CFG_FLAGS: u16 = 5;
+const NFQA_CFG_F_FAIL_OPEN: u32 = 1;
+const NF_DROP: u32 = 0;
+const NF_ACCEPT: u32 = 1;
+/// `nlmsghdr` (16 bytes) and `nfgenmsg` (4).
+const HEADERS: usize = 20;
+
+/// What the kernel is told to do with a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Accept,
+    Drop,
+    /// Accept with this mark, for a later rule to act on.
+    Mark(u32),
+}
+
+impl Verdict {
+    fn code_and_mark(self) -> (u32, Option<u32>) {
+        match self {
+            Verdict::Accept => (NF_ACCEPT, None),
+            Verdict::Drop => (NF_DROP, None),
+            Verdict::Mark(m) => (NF_ACCEPT, Some(m)),
+        }
+    }
+}
+
+/// Netlink messages waiting to be sent together.
+#[derive(Debug, Default)]
+pub struct Messages {
+    buf: Vec<u8>,
+}
+
+impl Messages {
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.buf.clear();
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// The verdict for the one packet `id` of `queue`.
+    pub fn verdict(&mut self, queue: u16, id: u32, verdict: Verdict) {
+        self.verdict_message(MSG_VERDICT, queue, id, verdict);
+    }
+
+    /// The verdict for every packet of `queue` still waiting with an id up to `max_id` (in the
+    /// kernel's wrapping order): one message for a run of packets.
+    pub fn batch(&mut self, queue: u16, max_id: u32, verdict: Verdict) {
+        self.verdict_message(MSG_VERDICT_BATCH, queue, max_id, verdict);
+    }
+
+    /// Makes `queue` take no new packet (length 0) and accept what it cannot take (fail-open):
+    /// sent just before a stop's last batch, so nothing is still queued when the socket closes,
+    /// which would make the kernel drop it.
+    pub fn refuse_new_packets(&mut self, queue: u16) {
+        let start = self.header(MSG_CONFIG, queue);
+        self.attr_u32(NFQA_CFG_QUEUE_MAXLEN, 0);
+        self.attr_u32(NFQA_CFG_FLAGS, NFQA_CFG_F_FAIL_OPEN);
+        self.attr_u32(NFQA_CFG_MASK, NFQA_CFG_F_FAIL_OPEN);
+        self.finish(start);
+    }
+
+    fn verdict_message(&mut self, kind: u16, queue: u16, id: u32, verdict: Verdict) {
+        let (code, mark) = verdict.code_and_mark();
+        let start = self.header(kind, queue);
+        // nfqnl_msg_verdict_hdr: verdict, id.
+        self.attr_header(NFQA_VERDICT_HDR, 8);
+        self.buf.extend_from_slice(&code.to_be_bytes());
+        self.buf.extend_from_slice(&id.to_be_bytes());
+        if let Some(m) = mark {
+            self.attr_u32(NFQA_MARK, m);
+        }
+        self.finish(start);
+    }
+
+    /// Starts a message; its length is written by [`Messages::finish`].
+    fn header(&mut self, kind: u16, queue: u16) -> usize {
+        let start = self.buf.len();
+        self.buf.extend_from_slice(&0u32.to_ne_bytes()); // nlmsg_len
+        self.buf
+            .extend_from_slice(&((SUBSYS_QUEUE << 8) | kind).to_ne_bytes());
+        self.buf.extend_from_slice(&NLM_F_REQUEST.to_ne_bytes());
+        self.buf.extend_from_slice(&0u32.to_ne_bytes()); // seq
+        self.buf.extend_from_slice(&0u32.to_ne_bytes()); // pid: the kernel
+                                                         // nfgenmsg: AF_UNSPEC, NFNETLINK_V0, the queue number.
+        self.buf.extend_from_slice(&[0, 0]);
+        self.buf.extend_from_slice(&queue.to_be_bytes());
+        debug_assert_eq!(self.buf.len() - start, HEADERS);
+        start
+    }
+
+    fn attr_header(&mut self, kind: u16, payload: u16) {
+        self.buf.extend_from_slice(&(4 + payload).to_ne_bytes());
+        self.buf.extend_from_slice(&kind.to_ne_bytes());
+    }
+
+    fn attr_u32(&mut self, kind: u16, value: u32) {
+        self.attr_header(kind, 4);
+        self.buf.extend_from_slice(&value.to_be_bytes());
+    }
+
+    fn finish(&mut self, start: usize) {
+        // Every attribute here is a multiple of four bytes long: no padding to add.
+        let len = (self.buf.len() - start) as u32;
+        self.buf[start..start + 4].copy_from_slice(&len.to_ne_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bytes of a message: headers in host order, payloads in network order.
+    fn header(len: u32, kind: u16, queue: u16) -> Vec<u8> {
+        let mut v = Vec::new();
+        v.extend_from_slice(&len.to_ne_bytes());
+        v.extend_from_slice(&(0x0300 | kind).to_ne_bytes());
+        v.extend_from_slice(&1u16.to_ne_bytes());
+        v.extend_from_slice(&[0; 8]);
+        v.extend_from_slice(&[0, 0]);
+        v.extend_from_slice(&queue.to_be_bytes());
+        v
+    }
+
+    fn attr(kind: u16, payload: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        v.extend_from_slice(&(4 + payload.len() as u16).to_ne_bytes());
+        v.extend_from_slice(&kind.to_ne_bytes());
+        v.extend_from_slice(payload);
+        v
+    }
+
+    #[test]
+    fn a_single_drop() {
+        let mut m = Messages::default();
+        m.verdict(7, 0x0102_0304, Verdict::Drop);
+        let mut want = header(32, 1, 7);
+        want.extend(attr(2, &[0, 0, 0, 0, 1, 2, 3, 4]));
+        assert_eq!(m.as_bytes(), &want[..]);
+        // Spelled out on a little-endian host, as the kernel reads it.
+        #[cfg(target_endian = "little")]
+        assert_eq!(
+            m.as_bytes(),
+            &[
+                32, 0, 0, 0, 1, 3, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, // nlmsghdr
+                0, 0, 0, 7, // nfgenmsg: AF_UNSPEC, v0, queue 7 (big endian)
+                12, 0, 2, 0, // NFQA_VERDICT_HDR, 12 bytes
+                0, 0, 0, 0, // NF_DROP
+                1, 2, 3, 4, // packet id
+            ][..]
+        );
+    }
+
+    #[test]
+    fn a_marked_accept_carries_the_mark() {
+        let mut m = Messages::default();
+        m.verdict(1, 9, Verdict::Mark(0xdead_beef));
+        let mut want = header(40, 1, 1);
+        want.extend(attr(2, &[0, 0, 0, 1, 0, 0, 0, 9]));
+        want.extend(attr(3, &[0xde, 0xad, 0xbe, 0xef]));
+        assert_eq!(m.as_bytes(), &want[..]);
+    }
+
+    #[test]
+    fn messages_share_a_buffer_in_order() {
+        let mut m = Messages::default();
+        m.verdict(0, 5, Verdict::Drop);
+        m.batch(0, 8, Verdict::Accept);
+        let mut want = header(32, 1, 0);
+        want.extend(attr(2, &[0, 0, 0, 0, 0, 0, 0, 5]));
+        want.extend(header(32, 3, 0));
+        want.extend(attr(2, &[0, 0, 0, 1, 0, 0, 0, 8]));
+        assert_eq!(m.as_bytes(), &want[..]);
+        m.clear();
+        assert!(m.is_empty());
+    }
+
+    #[test]
+    fn refusing_new_packets_sets_length_zero_and_fail_open() {
+        let mut m = Messages::default();
+        m.refuse_new_packets(0x1234);
+        let mut want = header(44, 2, 0x1234);
+        want.extend(attr(3, &[0, 0, 0, 0]));
+        want.extend(attr(5, &[0, 0, 0, 1]));
+        want.extend(attr(4, &[0, 0, 0, 1]));
+        assert_eq!(m.as_bytes(), &want[..]);
+    }
+}

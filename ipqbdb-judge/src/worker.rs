@@ -1,0 +1,463 @@
+//! One queue's packet loop, on a thread of its own: receive a burst (`receive.rs`), judge, answer
+//! the burst with one send (`batch.rs`); renew the snapshot at the staleness bound; hand block counters
+//! to the writer; survive every receive and send error; on stop, answer every packet.
+//!
+//! A worker owns its socket, its store handle, its snapshot and its cache: the threads share
+//! nothing on the packet path. Its counters are published to the daemon with every send, so a
+//! report never shows fewer packets than have been answered.
+
+use std::io::ErrorKind;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ipqbdb_core::log::{log, Level};
+use ipqbdb_core::{now, percent};
+use ipqbdb_store::{Snapshot, Store};
+
+use crate::batch::Batch;
+use crate::daemon::{Counters, LoopStats, Throttle, COUNTER_FLUSH, PROGRAM};
+use crate::judge::Judge;
+use crate::metrics::{Unjudged, WorkerMetrics};
+use crate::netlink::NfqSocket;
+use crate::packet;
+use crate::qspec::QSpec;
+use crate::receive::{parse, Burst, Item};
+use crate::verdicts::Verdict;
+use crate::writer::{Refused, Submitter};
+
+/// How long a stop keeps reading what is already in the socket before it accepts the rest
+/// unjudged: a flood must not hold the stop up.
+const DRAIN_LIMIT: Duration = Duration::from_millis(500);
+
+/// What a worker publishes for reports.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerStats {
+    pub counters: Counters,
+    pub loop_stats: LoopStats,
+    pub recv_errors: u64,
+    pub enobufs: u64,
+    /// Sends of verdicts that failed (the packets stay queued until a later batch accepts them).
+    pub send_errors: u64,
+    /// Sends of verdicts: packets per send is the batching achieved.
+    pub sends: u64,
+}
+
+/// How a worker serves its queue.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// How old the snapshot the verdicts use may be.
+    pub staleness: Duration,
+    pub verbose: u8,
+    /// How much of each packet the kernel copies (the receive buffers are sized for it).
+    pub copy_range: u16,
+}
+
+pub struct Worker<S: Store> {
+    store: S,
+    sock: NfqSocket,
+    spec: QSpec,
+    staleness: Duration,
+    verbose: u8,
+    writer: Submitter,
+    published: Arc<Mutex<WorkerStats>>,
+    st: Loop,
+}
+
+/// One received item, read out of the burst's buffers before judging.
+#[derive(Debug, Clone, Copy)]
+enum Got {
+    /// A packet's id, and its address or why it has none to judge by.
+    Packet(u32, Result<std::net::IpAddr, Unjudged>),
+    Error(i32),
+    Malformed,
+}
+
+/// The state the packet loop changes while the snapshot is borrowed.
+struct Loop {
+    burst: Burst,
+    got: Vec<Got>,
+    judge: Judge,
+    batch: Batch,
+    stats: WorkerStats,
+    last_flush: Instant,
+    last_db_error: Option<String>,
+    /// When the loop last left its queue, to measure the pause until it is back.
+    away_since: Option<Instant>,
+    /// When the stop was first seen.
+    stopping_since: Option<Instant>,
+    lookup_errors: Throttle,
+    dropped_batches: Throttle,
+    send_errors: Throttle,
+    metrics: WorkerMetrics,
+}
+
+impl<S: Store> Worker<S> {
+    pub fn new(
+        store: S,
+        sock: NfqSocket,
+        spec: QSpec,
+        opts: Options,
+        writer: Submitter,
+        metrics: WorkerMetrics,
+    ) -> Self {
+        Worker {
+            store,
+            sock,
+            spec,
+            staleness: opts.staleness,
+            verbose: opts.verbose,
+            writer,
+            published: Arc::default(),
+            st: Loop {
+                burst: Burst::new(opts.copy_range),
+                got: Vec::with_capacity(crate::receive::BURST),
+                judge: Judge::with_stats(metrics.cache.clone()),
+                batch: Batch::new(spec.queue),
+                stats: WorkerStats::default(),
+                last_flush: Instant::now(),
+                last_db_error: None,
+                away_since: None,
+                stopping_since: None,
+                lookup_errors: Throttle::new("lookup"),
+                dropped_batches: Throttle::new("block counters"),
+                send_errors: Throttle::new("sending verdicts"),
+                metrics,
+            },
+        }
+    }
+
+    pub fn queue(&self) -> u16 {
+        self.spec.queue
+    }
+
+    /// Where the worker publishes its counters.
+    pub fn stats(&self) -> Arc<Mutex<WorkerStats>> {
+        self.published.clone()
+    }
+
+    /// Serves the queue until `terminate`, then answers every packet and closes the socket (by
+    /// consuming the worker).
+    pub fn run(mut self, terminate: &AtomicBool) {
+        let mut stopped = false;
+        while !stopped {
+            stopped = terminate.load(Ordering::Relaxed);
+            let deadline = Instant::now() + self.staleness;
+            let mut opened = false;
+            let (store, sock, st) = (&self.store, &mut self.sock, &mut self.st);
+            let ctx = Ctx {
+                spec: self.spec,
+                verbose: self.verbose,
+                terminate,
+                published: &self.published,
+            };
+            let res = store.with_snapshot(&mut |snap| {
+                opened = true;
+                st.stats.loop_stats.snapshots += 1;
+                st.metrics.shared.snapshots.inc();
+                st.metrics.snapshot_opened();
+                // The cache belongs to the previous snapshot: forgotten only now that a new one
+                // exists, so a failed refresh leaves it to judge by.
+                st.judge.new_snapshot();
+                st.serve(&ctx, sock, Some(snap), deadline);
+                Ok(())
+            });
+            match res {
+                Err(e) if !opened => {
+                    st.stats.loop_stats.snapshot_failures += 1;
+                    st.metrics.shared.snapshot_failures.inc();
+                    let msg = e.to_string();
+                    if st.last_db_error.as_deref() != Some(&msg) {
+                        log(
+                            PROGRAM,
+                            Level::Error,
+                            &format!(
+                                "{msg}; judging by the previous snapshot (addresses it did not \
+                                 cover are accepted), trying again every {} ms",
+                                self.staleness.as_millis()
+                            ),
+                        );
+                        st.last_db_error = Some(msg);
+                    }
+                    // Packets are still answered, never left queued, until the next attempt.
+                    st.serve(&ctx, sock, None, deadline);
+                }
+                // Closing a snapshot after serving from it: the verdicts were given; nothing
+                // to recover.
+                Err(e) => st.lookup_errors.hit(|| format!("closing a snapshot: {e}")),
+                Ok(()) => {
+                    if st.last_db_error.take().is_some() {
+                        log(PROGRAM, Level::Notice, "the database reads again");
+                    }
+                }
+            }
+            st.lookup_errors.tick();
+            st.dropped_batches.tick();
+            st.send_errors.tick();
+            if st.last_flush.elapsed() >= COUNTER_FLUSH || stopped {
+                st.flush_counters(&self.writer);
+            }
+            // The snapshot figures, also when no packet comes to publish them with a send.
+            *self.published.lock().unwrap_or_else(|p| p.into_inner()) = st.stats;
+        }
+        // Every packet read was answered by `serve`; what the kernel still holds is accepted.
+        let closing = self.st.batch.closing();
+        if let Err(e) = self.sock.send(closing) {
+            self.st.metrics.shared.verdict_errors.inc();
+            log(
+                PROGRAM,
+                Level::Error,
+                &format!(
+                    "queue {}: the last batch: {e}; packets still queued are dropped by the \
+                     kernel",
+                    self.spec.queue
+                ),
+            );
+        }
+        *self.published.lock().unwrap_or_else(|p| p.into_inner()) = self.st.stats;
+    }
+}
+
+/// What the packet loop reads but does not change.
+struct Ctx<'a> {
+    spec: QSpec,
+    verbose: u8,
+    terminate: &'a AtomicBool,
+    published: &'a Mutex<WorkerStats>,
+}
+
+impl Loop {
+    /// Verdicts packets until `deadline` or a receive timeout; on termination, until the socket
+    /// is empty. Without a snapshot, addresses the previous one covered are judged by it, others
+    /// accepted.
+    fn serve(
+        &mut self,
+        ctx: &Ctx<'_>,
+        sock: &mut NfqSocket,
+        snap: Option<&Snapshot<'_>>,
+        deadline: Instant,
+    ) {
+        if let Some(t) = self.away_since.take() {
+            let l = &mut self.stats.loop_stats;
+            l.longest_pause = l.longest_pause.max(t.elapsed());
+        }
+        self.serve_until(ctx, sock, snap, deadline);
+        // Nothing waits while the loop is away.
+        self.send(ctx, sock);
+        self.away_since = Some(Instant::now());
+    }
+
+    fn serve_until(
+        &mut self,
+        ctx: &Ctx<'_>,
+        sock: &mut NfqSocket,
+        snap: Option<&Snapshot<'_>>,
+        deadline: Instant,
+    ) {
+        loop {
+            let stopping = ctx.terminate.load(Ordering::Relaxed);
+            if stopping {
+                let since = *self.stopping_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= DRAIN_LIMIT {
+                    return;
+                }
+            } else if Instant::now() >= deadline {
+                return;
+            }
+            // Every burst is answered before the next receive, so nothing is held while this
+            // waits. A stop empties the socket without waiting.
+            match self.burst.recv(sock.fd(), !stopping) {
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                    ) =>
+                {
+                    return
+                }
+                Err(e) => {
+                    self.receive_error(&e);
+                    continue;
+                }
+            }
+            let spec = ctx.spec;
+            let mut got = std::mem::take(&mut self.got);
+            got.clear();
+            for d in self.burst.datagrams() {
+                parse(d, |item| {
+                    got.push(match item {
+                        // A queue is bound to one socket: another queue's packet cannot come.
+                        Item::Packet { queue, id, payload } => Got::Packet(
+                            id,
+                            if queue != spec.queue {
+                                Err(Unjudged::UnknownQueue)
+                            } else {
+                                packet::address(payload, spec.side).ok_or(Unjudged::NotIp)
+                            },
+                        ),
+                        Item::Error(e) => Got::Error(e),
+                        Item::Malformed => Got::Malformed,
+                    })
+                });
+            }
+            for g in &got {
+                match *g {
+                    Got::Packet(id, ip) => {
+                        let verdict = self.verdict(ctx, snap, ip);
+                        self.batch.add(id, verdict);
+                    }
+                    Got::Error(e) => self.receive_error(&std::io::Error::from_raw_os_error(e)),
+                    Got::Malformed => self.receive_error(&std::io::Error::new(
+                        ErrorKind::InvalidData,
+                        "a malformed netlink message",
+                    )),
+                }
+            }
+            self.got = got;
+            self.send(ctx, sock);
+        }
+    }
+
+    fn verdict(
+        &mut self,
+        ctx: &Ctx<'_>,
+        snap: Option<&Snapshot<'_>>,
+        ip: Result<std::net::IpAddr, Unjudged>,
+    ) -> Verdict {
+        let counters = &mut self.stats.counters;
+        let qm = &self.metrics.queue;
+        let q = ctx.spec.queue;
+        counters.packets += 1;
+        let ip = match ip {
+            Ok(ip) => ip,
+            Err(why) => {
+                counters.errors += 1;
+                qm.unjudged(why).inc();
+                return Verdict::Accept;
+            }
+        };
+        let now = now();
+        let j = match snap {
+            Some(snap) => self.judge.judge(snap, ip, now).map(Some),
+            None => Ok(self.judge.judge_cached(ip, now)),
+        };
+        match j {
+            Ok(Some(j)) => {
+                if ctx.verbose >= 3 || (ctx.verbose >= 2 && j.guilty) {
+                    let draw = j.draw.map_or_else(|| "-".into(), |d| d.to_string());
+                    log(
+                        PROGRAM,
+                        Level::Debug,
+                        &format!(
+                            "queue {q} {ip}: {:.3}% draw {draw} -> {}",
+                            percent(j.probability),
+                            if j.guilty { "guilty" } else { "innocent" }
+                        ),
+                    );
+                }
+                match (j.guilty, ctx.spec.mark) {
+                    (false, _) => {
+                        counters.accepted += 1;
+                        qm.accepted.inc();
+                        Verdict::Accept
+                    }
+                    (true, None) => {
+                        counters.dropped += 1;
+                        qm.dropped.inc();
+                        Verdict::Drop
+                    }
+                    (true, Some(mark)) => {
+                        counters.marked += 1;
+                        qm.marked.inc();
+                        Verdict::Mark(mark)
+                    }
+                }
+            }
+            // No snapshot, and the previous one did not cover the address.
+            Ok(None) => {
+                counters.errors += 1;
+                qm.unjudged(Unjudged::NoSnapshot).inc();
+                Verdict::Accept
+            }
+            Err(e) => {
+                // A damaged record, say: accepted, and said, so it is seen.
+                counters.errors += 1;
+                qm.unjudged(Unjudged::LookupError).inc();
+                self.stats.loop_stats.lookup_errors += 1;
+                self.lookup_errors
+                    .hit(|| format!("{ip} (queue {q}): {e}; accepted"));
+                Verdict::Accept
+            }
+        }
+    }
+
+    /// Sends the held verdicts; publishes the counters first, so a report made once a packet is
+    /// answered counts it.
+    fn send(&mut self, ctx: &Ctx<'_>, sock: &NfqSocket) {
+        if !self.batch.pending() {
+            return;
+        }
+        let n = self.batch.held();
+        self.stats.sends += 1;
+        self.metrics.shared.batch.observe(n as f64);
+        *ctx.published.lock().unwrap_or_else(|p| p.into_inner()) = self.stats;
+        if let Err(e) = sock.send(self.batch.take()) {
+            // The guilty packets of this send are accepted by the next batch (or the stop's).
+            self.stats.send_errors += 1;
+            self.metrics.shared.verdict_errors.inc();
+            let q = ctx.spec.queue;
+            self.send_errors
+                .hit(|| format!("queue {q}: {e}; {n} packets wait for the next batch"));
+        }
+    }
+
+    fn receive_error(&mut self, e: &std::io::Error) {
+        self.stats.recv_errors += 1;
+        self.metrics.shared.receive_errors.inc();
+        if e.raw_os_error() == Some(libc::ENOBUFS) {
+            self.metrics.shared.enobufs.inc();
+            // The kernel dropped messages: the socket buffer overflowed. Count, say so now and
+            // then, and go on. The packets it could not deliver are not queued (the kernel
+            // dropped them, or accepted them with fail-open): no verdict is owed.
+            self.stats.enobufs += 1;
+            if self.stats.enobufs.is_power_of_two() {
+                log(
+                    PROGRAM,
+                    Level::Warning,
+                    &format!(
+                        "receive buffer overflow (ENOBUFS), {} so far",
+                        self.stats.enobufs
+                    ),
+                );
+            }
+        } else if self.stats.recv_errors.is_power_of_two() {
+            log(
+                PROGRAM,
+                Level::Error,
+                &format!("receive: {e} ({} errors so far)", self.stats.recv_errors),
+            );
+        }
+    }
+
+    /// Hands the summed block counters to the writer; never waits for it.
+    fn flush_counters(&mut self, writer: &Submitter) {
+        self.last_flush = Instant::now();
+        let counts = self.judge.take_blocked();
+        if counts.is_empty() {
+            return;
+        }
+        let blocks: u64 = counts.iter().map(|&(_, n)| n).sum();
+        if let Err(why) = writer.submit(counts) {
+            let why = match why {
+                Refused::Full => format!(
+                    "the writer is {} batches behind (the database's writer is busy)",
+                    crate::writer::QUEUE
+                ),
+                Refused::Gone => "the writer thread is gone".to_string(),
+            };
+            self.dropped_batches
+                .hit(|| format!("dropped a batch of {blocks} blocks: {why}"));
+        }
+    }
+}
