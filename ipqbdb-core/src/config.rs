@@ -21,8 +21,8 @@ pub const DEFAULT_CONNKILL_FILE: &str = "/etc/ipqbdb-connkill.cmd";
 pub const PARSE_SOCKET: &str = "ibd-parse.sock";
 
 /// Program sections a configuration file may hold.
-pub const SECTIONS: [&str; 7] = [
-    "ban", "del", "white", "config", "category", "parse", "judge",
+pub const SECTIONS: [&str; 8] = [
+    "ban", "del", "white", "config", "category", "parse", "judge", "xdp",
 ];
 
 #[derive(Debug, Error)]

@@ -1,0 +1,211 @@
+//! Keeps the maps in step with the database. Each pass reads every record and the whitelist,
+//! computes what the maps should hold, and writes only the difference against a mirror of what they
+//! hold (read back from the maps when a running program is adopted). Records deleted from the
+//! database leave the map; records whose probability has decayed to 0 are left out.
+//!
+//! **When the map is full** (more live records than `max_entries`), the map keeps the records of
+//! highest current probability; the others get no kernel verdict (NFQUEUE, if it also runs, judges
+//! them), and `Report::left_out` says how many.
+
+use std::collections::{HashMap, HashSet};
+
+use aya::maps::lpm_trie::Key as LpmKey;
+use ipqbdb_core::model::current_probability;
+use ipqbdb_core::{AddrKey, UnixTime};
+use ipqbdb_store::{Store, WhiteEntry};
+
+use crate::clock;
+use crate::error::{chain, XdpError};
+use crate::loader::Maps;
+use crate::maps::{self, Conf, Entry, Key};
+use crate::white::{self, Block};
+
+/// What one pass changed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub written: usize,
+    pub removed: usize,
+    pub in_map: usize,
+    /// Live records that did not fit.
+    pub left_out: usize,
+    pub white_blocks: usize,
+}
+
+pub struct Syncer {
+    block: HashMap<Key, Entry>,
+    white: HashSet<Block>,
+    white_source: Option<Vec<WhiteEntry>>,
+    conf: Conf,
+    max_entries: usize,
+    max_white: usize,
+}
+
+fn merr(map: &'static str) -> impl Fn(aya::maps::MapError) -> XdpError {
+    move |e| XdpError::Map {
+        map,
+        reason: chain(&e),
+    }
+}
+
+impl Syncer {
+    /// Starts from what the maps hold now (empty after a fresh load, an earlier run's after adoption).
+    pub fn new(maps: &Maps, max_entries: u32, max_white: u32) -> Result<Syncer, XdpError> {
+        let mut block = HashMap::new();
+        for item in maps.block.iter() {
+            let (k, v) = item.map_err(merr(maps::BLOCK))?;
+            block.insert(k, v);
+        }
+        let mut white = HashSet::new();
+        for item in maps.white.iter() {
+            let (k, _) = item.map_err(merr(maps::WHITE))?;
+            white.insert(Block {
+                prefix_len: k.prefix_len(),
+                start: u128::from_be_bytes(k.data()),
+            });
+        }
+        let conf = maps.conf.get(&0, 0).map_err(merr(maps::CONF))?;
+        Ok(Syncer {
+            block,
+            white,
+            white_source: None,
+            conf,
+            max_entries: max_entries as usize,
+            max_white: max_white as usize,
+        })
+    }
+
+    /// One pass at wall-clock time `now`.
+    pub fn sync<S: Store>(
+        &mut self,
+        maps: &mut Maps,
+        store: &S,
+        now: UnixTime,
+    ) -> Result<Report, XdpError> {
+        let mut report = Report::default();
+        // The whitelist first: an address must never be dropped for a moment because its record
+        // reached the map before its whitelist entry.
+        let list = store.white_list()?;
+        if self.white_source.as_ref() != Some(&list) {
+            let want: HashSet<Block> = white::never_dropped(store, &list)?.into_iter().collect();
+            if want.len() > self.max_white {
+                return Err(XdpError::Map {
+                    map: maps::WHITE,
+                    reason: format!(
+                        "the whitelist needs {} CIDR blocks, more than --max-white {}",
+                        want.len(),
+                        self.max_white
+                    ),
+                });
+            }
+            for b in want.difference(&self.white) {
+                let k = LpmKey::new(b.prefix_len, b.start.to_be_bytes());
+                maps.white.insert(&k, 1, 0).map_err(merr(maps::WHITE))?;
+            }
+            for b in self.white.difference(&want) {
+                let k = LpmKey::new(b.prefix_len, b.start.to_be_bytes());
+                match maps.white.remove(&k) {
+                    Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
+                    Err(e) => return Err(merr(maps::WHITE)(e)),
+                }
+            }
+            self.white = want;
+            self.white_source = Some(list);
+        }
+        report.white_blocks = self.white.len();
+
+        let prefix = store.v6_prefix()?;
+        let previous = (self.conf.v6_prefix != 0).then_some(self.conf.boot_offset);
+        let conf = Conf {
+            v6_prefix: u32::from(prefix.bits()),
+            pad: 0,
+            boot_offset: clock::settle(previous, clock::measure_offset()),
+        };
+
+        let mut live: Vec<(AddrKey, Entry, u32)> = Vec::new();
+        store.for_each_record(None, &mut |k, r| {
+            let p = current_probability(r, now);
+            if p > 0 {
+                let e = Entry {
+                    prob: r.probability,
+                    decay: r.decay,
+                    t0: clock::to_boot_ns(r.last_update, conf.boot_offset),
+                };
+                live.push((k, e, p));
+            }
+            true
+        })?;
+        if live.len() > self.max_entries {
+            report.left_out = live.len() - self.max_entries;
+            live.select_nth_unstable_by(self.max_entries, |a, b| b.2.cmp(&a.2));
+            live.truncate(self.max_entries);
+        }
+        let want: HashMap<Key, Entry> = live.into_iter().map(|(k, e, _)| (k.into(), e)).collect();
+
+        if conf != self.conf {
+            maps.conf.set(0, conf, 0).map_err(merr(maps::CONF))?;
+            self.conf = conf;
+        }
+        // Removals first, so the room they free is there for the insertions.
+        let gone: Vec<Key> = self
+            .block
+            .keys()
+            .filter(|k| !want.contains_key(k))
+            .copied()
+            .collect();
+        for k in gone {
+            match maps.block.remove(&k) {
+                Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
+                Err(e) => return Err(merr(maps::BLOCK)(e)),
+            }
+            self.block.remove(&k);
+            report.removed += 1;
+        }
+        for (k, e) in &want {
+            if self.block.get(k) != Some(e) {
+                maps.block.insert(k, e, 0).map_err(merr(maps::BLOCK))?;
+                self.block.insert(*k, *e);
+                report.written += 1;
+            }
+        }
+        report.in_map = self.block.len();
+        Ok(report)
+    }
+
+    /// Takes the kernel's per-CPU drop counts (summed over CPUs) and clears them, as
+    /// `(key, dropped)` for `Store::add_blocked`. A packet counted between the read and the removal
+    /// of its key is lost; the window is one syscall wide.
+    pub fn take_dropped(&mut self, maps: &mut Maps) -> Result<Vec<(AddrKey, u64)>, XdpError> {
+        let keys: Vec<Key> = maps
+            .counts
+            .keys()
+            .collect::<Result<_, _>>()
+            .map_err(merr(maps::COUNTS))?;
+        let mut out = Vec::new();
+        for k in keys {
+            let values = match maps.counts.get(&k, 0) {
+                Ok(v) => v,
+                Err(aya::maps::MapError::KeyNotFound) => continue,
+                Err(e) => return Err(merr(maps::COUNTS)(e)),
+            };
+            let dropped = values.iter().fold(0u64, |a, c| a.saturating_add(c.dropped));
+            match maps.counts.remove(&k) {
+                Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
+                Err(e) => return Err(merr(maps::COUNTS)(e)),
+            }
+            if let (Some(addr), true) = (k.addr(), dropped > 0) {
+                out.push((addr, dropped));
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Syncer {
+    pub fn in_map(&self) -> usize {
+        self.block.len()
+    }
+
+    pub fn white_blocks(&self) -> usize {
+        self.white.len()
+    }
+}
