@@ -51,8 +51,23 @@ impl<S: Store> Daemon<S> {
 
     /// One synchronisation now; the first one's error stops the start.
     pub fn sync_once(&mut self) -> Result<crate::sync::Report, XdpError> {
-        self.syncer
-            .sync(&mut self.attached.maps, &self.store, ipqbdb_core::now())
+        let r = self
+            .syncer
+            .sync(&mut self.attached.maps, &self.store, ipqbdb_core::now())?;
+        if r.left_out > 0 {
+            self.note_error(
+                "map full",
+                XdpError::Map {
+                    map: crate::maps::BLOCK,
+                    reason: format!(
+                        "{} live records do not fit (--max-entries); the highest probabilities \
+                         are in the map",
+                        r.left_out
+                    ),
+                },
+            );
+        }
+        Ok(r)
     }
 
     fn note_error(&mut self, what: &str, e: XdpError) {
@@ -97,22 +112,11 @@ impl<S: Store> Daemon<S> {
                 next_sync = now + self.opts.staleness;
                 match self.sync_once() {
                     Ok(r) => {
-                        self.last_error = None;
+                        if r.left_out == 0 {
+                            self.last_error = None;
+                        }
                         if self.opts.verbose > 0 && (r.written > 0 || r.removed > 0) {
                             log::log(PROGRAM, Level::Info, &format!("map: {r:?}"));
-                        }
-                        if r.left_out > 0 {
-                            self.note_error(
-                                "map full",
-                                XdpError::Map {
-                                    map: crate::maps::BLOCK,
-                                    reason: format!(
-                                        "{} live records do not fit (--max-entries); the highest \
-                                         probabilities are in the map",
-                                        r.left_out
-                                    ),
-                                },
-                            );
                         }
                     }
                     Err(e) => self.note_error("synchronisation", e),

@@ -25,7 +25,11 @@ fn whole_seconds_match_the_model_within_the_bound() {
     let t0 = 1_700_000_000i64;
     let mut worst = 0f64;
     for i in 0..200_000 {
-        let p = if i % 10 == 0 { P_MAX } else { rng.random_range(0..=P_MAX) };
+        let p = if i % 10 == 0 {
+            P_MAX
+        } else {
+            rng.random_range(0..=P_MAX)
+        };
         // Short and long half-lives, both sides of the exact/millisecond switch (17592 s).
         let decay = match i % 4 {
             0 => rng.random_range(1..60),
@@ -62,7 +66,10 @@ fn edges_are_the_models() {
     // Nanoseconds count: half a half-life is 1/sqrt(2).
     let half = kernel_decayed(1 << 30, 2, t0, t0 + NS);
     let want = f64::from(1u32 << 30) / 2f64.sqrt();
-    assert!((f64::from(half) - want).abs() <= error_bound(want), "{half} vs {want}");
+    assert!(
+        (f64::from(half) - want).abs() <= error_bound(want),
+        "{half} vs {want}"
+    );
     // Monotonic in time.
     let mut last = P_MAX;
     for ms in (0..5_000).step_by(7) {
