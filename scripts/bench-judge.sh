@@ -5,12 +5,17 @@
 #     way, measured back to back in the same run, and their ratio;
 #   - a paced 100,000 packets/s run of 200,000 packets: every packet must arrive (none banned) and be
 #     judged (the judge's own count), with no kernel queue drop.
+# Then the XDP path (ibd-xdp, issue 18) on the lmdb database, same sender, same run: packets/s
+# received with no filter at all, through ibd-xdp with no source banned (every packet looked up and
+# passed), against the NFQUEUE judge's figure above; packets/s dropped by ibd-xdp with every source
+# banned at 100 % (counted by the program, written back as blocked counts); the attach mode, the
+# cores, and the kernel memory of the maps per 1,000,000 entries.
 # Usage: scripts/bench-judge.sh [RECORDS] [PACKETS]    (defaults 1000000 and 500000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 records=${1:-1000000}
 packets=${2:-500000}
-cargo build --release --quiet -p ipqbdb-judge -p ipqbdb-benches --bins
+cargo build --release --quiet -p ipqbdb-judge -p ipqbdb-xdp -p ipqbdb-admin -p ipqbdb-benches --bins
 bin=$PWD/target/release
 tmp=$(mktemp -d)
 J=ipqbdb-bj-$$
@@ -21,6 +26,7 @@ cleanup() {
     wait 2>/dev/null || true
     ip netns del "$J" 2>/dev/null || true
     ip netns del "$C" 2>/dev/null || true
+    umount -l "$tmp/bpf" 2>/dev/null || true
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -89,5 +95,48 @@ for backend in lmdb redb sqlite; do
     kill "$jp"; wait "$jp" || true
     paced="received $received, judged $judged, queue drops $qdrops"
     [ "$received" = 200000 ] && [ "$judged" = 200000 ] && [ "$qdrops" = 0 ] && paced="$paced: ok" || paced="$paced: LOSS"
-    printf '%-8s %12.0f %14.0f %14.0f %7.3f   %s\n' "$backend" "$sent" "$judge" "$accept" "$(echo "$judge / $accept" | bc -l)" "$paced"
+    printf '%-8s %12.0f %14.0f %14.0f %7.3f   %s\n' "$backend" "$sent" "$judge" "$accept" "$(echo "$judge / $accept" | bc -l)" "$paced" | tee -a "$tmp/table.out"
 done
+
+# The XDP path. No NFQUEUE rule from here on: "no filter" is the bare stack.
+ip netns exec "$J" iptables -D INPUT -p udp --dport 9000 -j NFQUEUE --queue-num 0
+db=$tmp/db-lmdb
+mkdir -p "$tmp/bpf"; mount -t bpf bpf "$tmp/bpf"
+none=$(run_traffic "$packets" | awk '{print $4}')
+start "$tmp/xdp.log" "$bin/ibd-xdp" -D -v --config /dev/null --db-dir "$db" --pin-dir "$tmp/bpf/vj" \
+    --max-entries "$records" vj; xp=$started
+wait_for "$tmp/xdp.log" "attached to"
+mode=$(grep -o '(native mode)\|(generic mode)' "$tmp/xdp.log" | tr -d '()')
+in_map=$(grep -o '[0-9]* records in the map' "$tmp/xdp.log" | awk '{print $1}')
+xdp_pass=$(run_traffic "$packets" | awk '{print $4}')
+# Kernel memory of the maps (bpftool reports what each map charges to memlock).
+mem=0
+for m in ipqbdb_block ipqbdb_counts; do
+    b=$(bpftool -j map show pinned "$tmp/bpf/vj/$m" | sed -n 's/.*"bytes_memlock":\([0-9]*\).*/\1/p')
+    mem=$((mem + b))
+done
+# Every source banned at 100 %: dropped packets are counted in the kernel and written back.
+"$bin/ibd" ban --quiet --config /dev/null --db-dir "$db" -c 0 -t 30d ${sources//,/ }
+wait_for "$tmp/xdp.log" "written: 64," # the sync that put the 64 bans in the map
+before=$("$bin/ibd" del --config /dev/null --db-dir "$db" --json 10.88.0.0/24 | grep -o '"blocked":[0-9]*' | awk -F: '{s += $2} END {print s + 0}')
+ip netns exec "$C" "$bin/ipqbdb-udp-flood" "$sources" 10.88.0.1:9000 "$packets" > "$tmp/flood.out"
+secs=$(awk '{print $4}' "$tmp/flood.out")
+dropped=0
+for _ in $(seq 1 50); do
+    after=$("$bin/ibd" del --config /dev/null --db-dir "$db" --json 10.88.0.0/24 | grep -o '"blocked":[0-9]*' | awk -F: '{s += $2} END {print s + 0}')
+    dropped=$((after - before))
+    [ "$dropped" -ge "$packets" ] && break
+    sleep 0.1
+done
+kill "$xp"; wait "$xp" || true
+lmdb_judge=$(awk -v b=lmdb '$1 == b {print $3}' "$tmp/table.out")
+echo
+echo "XDP ($mode, $(nproc) cores, $in_map records in the map), same sender:"
+printf '  %-34s %12.0f pkt/s\n' "no filter, received" "$none" \
+    "ibd-xdp, none banned, received" "$xdp_pass" "ibd-judge (lmdb above), received" "$lmdb_judge"
+printf '  %-34s %12.0f pkt/s (%s of %s counted as blocked)\n' "ibd-xdp, all banned, dropped" \
+    "$(echo "$dropped / $secs" | bc -l)" "$dropped" "$packets"
+printf '  ratios: xdp/judge %.2f (goal >= 3), xdp/none %.3f (goal >= 0.8)\n' \
+    "$(echo "$xdp_pass / $lmdb_judge" | bc -l)" "$(echo "$xdp_pass / $none" | bc -l)"
+printf '  map memory: %d bytes for %d entries, %.0f MB per 1,000,000 (block + per-CPU counts)\n' \
+    "$mem" "$records" "$(echo "$mem / $records * 1000000 / 1000000" | bc -l)"

@@ -116,7 +116,8 @@ impl<S: Store> Daemon<S> {
                             self.last_error = None;
                         }
                         if self.opts.verbose > 0 && (r.written > 0 || r.removed > 0) {
-                            log::log(PROGRAM, Level::Info, &format!("map: {r:?}"));
+                            let took = now.elapsed().as_secs_f64() * 1000.0;
+                            log::log(PROGRAM, Level::Info, &format!("map: {r:?} in {took:.0} ms"));
                         }
                     }
                     Err(e) => self.note_error("synchronisation", e),

@@ -106,9 +106,12 @@ fn open_pinned(dir: &Path) -> Result<Maps, XdpError> {
 /// Attaches the program to `iface`, or adopts the one an earlier run left attached under `pin_dir`
 /// (a directory on a BPF filesystem, made if missing).
 pub fn attach_or_adopt(iface: &str, pin_dir: &Path, sizes: Sizes) -> Result<Attached, XdpError> {
-    if let Some(parent) = pin_dir.parent() {
-        check_bpffs(parent)?;
-    }
+    // The nearest existing directory must already be on a BPF filesystem: nothing is made elsewhere.
+    let existing = pin_dir
+        .ancestors()
+        .find(|a| a.exists())
+        .unwrap_or(Path::new("/"));
+    check_bpffs(existing)?;
     std::fs::create_dir_all(pin_dir).map_err(|source| XdpError::Pin {
         path: pin_dir.to_path_buf(),
         source,
