@@ -117,14 +117,24 @@ pub fn attach_or_adopt(iface: &str, pin_dir: &Path, sizes: Sizes) -> Result<Atta
         source,
     })?;
     check_bpffs(pin_dir)?;
-    if pin_dir.join(maps::LINK).exists() {
-        return Ok(Attached {
-            maps: open_pinned(pin_dir)?,
-            mode: Mode::Adopted,
-            pin_dir: pin_dir.to_path_buf(),
-        });
+    let link_pin = pin_dir.join(maps::LINK);
+    if link_pin.exists() {
+        let wanted = if_index(iface)?;
+        let linked = link_ifindex(&link_pin).map_err(|source| XdpError::Pin {
+            path: link_pin.clone(),
+            source,
+        })?;
+        if linked == wanted {
+            return Ok(Attached {
+                maps: open_pinned(pin_dir)?,
+                mode: Mode::Adopted,
+                pin_dir: pin_dir.to_path_buf(),
+            });
+        }
+        // The interface the link was made for is gone (0) or is another one now: the pins are
+        // stale, and adopting them would judge nothing.
     }
-    // No link: maps left without a program are from a detached run; start afresh.
+    // No live link: maps left without a program are from a detached run; start afresh.
     remove_pins(pin_dir)?;
     let mut ebpf = EbpfLoader::new()
         .map_pin_path(pin_dir)
@@ -188,6 +198,93 @@ pub fn attach_or_adopt(iface: &str, pin_dir: &Path, sizes: Sizes) -> Result<Atta
         mode,
         pin_dir: pin_dir.to_path_buf(),
     })
+}
+
+fn if_index(iface: &str) -> Result<u32, XdpError> {
+    let no_such = || XdpError::Attach {
+        iface: iface.into(),
+        reason: "no such interface".into(),
+    };
+    let c = std::ffi::CString::new(iface).map_err(|_| no_such())?;
+    // SAFETY: a NUL-terminated name; 0 means no such interface.
+    match unsafe { libc::if_nametoindex(c.as_ptr()) } {
+        0 => Err(no_such()),
+        i => Ok(i),
+    }
+}
+
+/// The interface index of the XDP link pinned at `path` (0 once its interface is gone). aya keeps
+/// its link-info call private, so this is the two `bpf(2)` commands it would make.
+fn link_ifindex(path: &Path) -> std::io::Result<u32> {
+    const BPF_OBJ_GET: libc::c_long = 7;
+    const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    // union bpf_attr, zeroed beyond the fields each command reads.
+    let mut attr = [0u64; 16];
+    attr[0] = c.as_ptr() as u64; // pathname
+                                 // SAFETY: bpf(2) reads `attr` (pathname valid for the call) and returns a new descriptor.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_OBJ_GET,
+            attr.as_ptr(),
+            std::mem::size_of_val(&attr),
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just gave us this descriptor; OwnedFd closes it.
+    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
+    #[repr(C, align(8))]
+    struct InfoAttr {
+        bpf_fd: u32,
+        info_len: u32,
+        info: u64,
+        rest: [u64; 14],
+    }
+    /// `struct bpf_link_info`'s head: the union starts 8-aligned, `xdp.ifindex` first in it.
+    #[repr(C, align(8))]
+    struct LinkInfo {
+        kind: u32,
+        id: u32,
+        prog_id: u32,
+        pad: u32,
+        xdp_ifindex: u32,
+        rest: [u32; 27],
+    }
+    const BPF_LINK_TYPE_XDP: u32 = 6;
+    let mut info = LinkInfo {
+        kind: 0,
+        id: 0,
+        prog_id: 0,
+        pad: 0,
+        xdp_ifindex: 0,
+        rest: [0; 27],
+    };
+    let attr = InfoAttr {
+        bpf_fd: std::os::fd::AsRawFd::as_raw_fd(&fd) as u32,
+        info_len: std::mem::size_of::<LinkInfo>() as u32,
+        info: std::ptr::addr_of_mut!(info) as u64,
+        rest: [0; 14],
+    };
+    // SAFETY: bpf(2) writes at most info_len bytes into `info`, which outlives the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_OBJ_GET_INFO_BY_FD,
+            std::ptr::addr_of!(attr),
+            std::mem::size_of::<InfoAttr>(),
+        )
+    };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if info.kind != BPF_LINK_TYPE_XDP {
+        return Err(std::io::Error::other("not an XDP link"));
+    }
+    Ok(info.xdp_ifindex)
 }
 
 /// Detaches the program and frees its maps: removing the pins drops the kernel's last references
