@@ -102,41 +102,43 @@ done
 ip netns exec "$J" iptables -D INPUT -p udp --dport 9000 -j NFQUEUE --queue-num 0
 db=$tmp/db-lmdb
 mkdir -p "$tmp/bpf"; mount -t bpf bpf "$tmp/bpf"
-none=$(run_traffic "$packets" | awk '{print $4}')
-start "$tmp/xdp.log" "$bin/ibd-xdp" -D -v --config /dev/null --db-dir "$db" --pin-dir "$tmp/bpf/vj" \
-    --max-entries "$records" vj; xp=$started
-wait_for "$tmp/xdp.log" "attached to"
-mode=$(grep -o '(native mode)\|(generic mode)' "$tmp/xdp.log" | tr -d '()')
-in_map=$(grep -o '[0-9]* records in the map' "$tmp/xdp.log" | awk '{print $1}')
-xdp_pass=$(run_traffic "$packets" | awk '{print $4}')
-# Kernel memory of the maps (bpftool reports what each map charges to memlock).
-mem=0
-for m in ipqbdb_block ipqbdb_counts; do
-    b=$(bpftool -j map show pinned "$tmp/bpf/vj/$m" | sed -n 's/.*"bytes_memlock":\([0-9]*\).*/\1/p')
-    mem=$((mem + b))
-done
-# Every source banned at 100 %: dropped packets are counted in the kernel and written back.
-"$bin/ibd" ban --quiet --config /dev/null --db-dir "$db" -c 0 -t 30d ${sources//,/ }
-wait_for "$tmp/xdp.log" "written: 64," # the sync that put the 64 bans in the map
-before=$("$bin/ibd" del --config /dev/null --db-dir "$db" --json 10.88.0.0/24 | grep -o '"blocked":[0-9]*' | awk -F: '{s += $2} END {print s + 0}')
-ip netns exec "$C" "$bin/ipqbdb-udp-flood" "$sources" 10.88.0.1:9000 "$packets" > "$tmp/flood.out"
-secs=$(awk '{print $4}' "$tmp/flood.out")
-dropped=0
-for _ in $(seq 1 50); do
-    after=$("$bin/ibd" del --config /dev/null --db-dir "$db" --json 10.88.0.0/24 | grep -o '"blocked":[0-9]*' | awk -F: '{s += $2} END {print s + 0}')
-    dropped=$((after - before))
-    [ "$dropped" -ge "$packets" ] && break
-    sleep 0.1
-done
-kill "$xp"; wait "$xp" || true
+blocked_sum() {
+    "$bin/ibd" del --config /dev/null --db-dir "$db" --json 10.88.0.0/24 |
+        grep -o '"blocked":[0-9]*' | awk -F: '{s += $2} END {print s + 0}'
+}
 lmdb_judge=$(awk -v b=lmdb '$1 == b {print $3}' "$tmp/table.out")
+none=$(run_traffic "$packets" | awk '{print $4}')
 echo
-echo "XDP ($mode, $(nproc) cores, $in_map records in the map), same sender:"
-printf '  %-34s %12.0f pkt/s\n' "no filter, received" "$none" \
-    "ibd-xdp, none banned, received" "$xdp_pass" "ibd-judge (lmdb above), received" "$lmdb_judge"
-printf '  %-34s %12.0f pkt/s (%s of %s counted as blocked)\n' "ibd-xdp, all banned, dropped" \
-    "$(echo "$dropped / $secs" | bc -l)" "$dropped" "$packets"
-printf '  ratios: xdp/judge %.2f (goal >= 3), xdp/none %.3f (goal >= 0.8)\n' \
-    "$(echo "$xdp_pass / $lmdb_judge" | bc -l)" "$(echo "$xdp_pass / $none" | bc -l)"
-printf '  map memory: %d bytes for %d entries, %.0f MB per 1,000,000 (block + per-CPU counts)\n' \
-    "$mem" "$records" "$(echo "$mem / $records * 1000000 / 1000000" | bc -l)"
+echo "XDP, $(nproc) cores, $records records in the database and the map, same sender:"
+printf '  %-40s %12.0f pkt/s\n' "no filter, received" "$none" "ibd-judge (lmdb above), received" "$lmdb_judge"
+for mode in native generic; do
+    log=$tmp/xdp-$mode.log
+    start "$log" "$bin/ibd-xdp" -D -v --config /dev/null --db-dir "$db" --pin-dir "$tmp/bpf/vj" \
+        --max-entries "$records" --xdp-mode "$mode" --detach-on-exit vj; xp=$started
+    wait_for "$log" "attached to"
+    pass=$(run_traffic "$packets" | awk '{print $4}')
+    block_mem=$(bpftool -j map show pinned "$tmp/bpf/vj/ipqbdb_block" | sed -n 's/.*"bytes_memlock":\([0-9]*\).*/\1/p')
+    # Every source banned at 100 %: the kernel counts the drops and ibd-xdp writes them back.
+    "$bin/ibd" ban --quiet --config /dev/null --db-dir "$db" -c 0 -t 30d ${sources//,/ }
+    wait_for "$log" "written: 64," # the sync that put the 64 bans in the map
+    sync_ms=$(grep -o 'written: 64,.* in [0-9]* ms' "$log" | grep -o '[0-9]* ms')
+    before=$(blocked_sum)
+    ip netns exec "$C" "$bin/ipqbdb-udp-flood" "$sources" 10.88.0.1:9000 "$packets" > "$tmp/flood.out"
+    secs=$(awk '{print $4}' "$tmp/flood.out")
+    dropped=0
+    for _ in $(seq 1 100); do
+        dropped=$(($(blocked_sum) - before))
+        [ "$dropped" -ge "$packets" ] && break
+        sleep 0.1
+    done
+    "$bin/ibd" del --del --config /dev/null --db-dir "$db" 10.88.0.0/24 > /dev/null
+    kill "$xp"; wait "$xp" || true
+    printf '  %-40s %12.0f pkt/s   xdp/judge %.2f (goal >= 3), xdp/none %.3f (goal >= 0.8)\n' \
+        "ibd-xdp $mode, none banned, received" "$pass" \
+        "$(echo "$pass / $lmdb_judge" | bc -l)" "$(echo "$pass / $none" | bc -l)"
+    printf '  %-40s %12.0f pkt/s   (%s of %s counted as blocked)\n' \
+        "ibd-xdp $mode, all banned, dropped" "$(echo "$dropped / $secs" | bc -l)" "$dropped" "$packets"
+    printf '  %-40s %12.0f MB per 1,000,000 entries (per-CPU counts: only sources that send)\n' \
+        "block map memory" "$(echo "$block_mem / $records" | bc -l)"
+    printf '  %-40s %12s\n' "one sync of $records records" "$sync_ms"
+done

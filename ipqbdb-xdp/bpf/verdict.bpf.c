@@ -51,6 +51,9 @@ struct {
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
     __uint(max_entries, 1000000); /* as ipqbdb_block */
+    /* Allocated per source that sends, not per record: a preallocated per-CPU map costs
+     * max_entries x possible CPUs x 16 bytes up front. */
+    __uint(map_flags, BPF_F_NO_PREALLOC);
     __type(key, struct ipqbdb_key);
     __type(value, struct ipqbdb_counts);
     __uint(pinning, LIBBPF_PIN_BY_NAME);

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use clap::{ArgAction, CommandFactory, Parser};
 use ipqbdb_store::cli::DbArgs;
 
+use crate::loader::AttachMode;
+
 /// Where pins go unless --pin-dir says otherwise: one directory per interface.
 pub const DEFAULT_PIN_ROOT: &str = "/sys/fs/bpf/ipqbdb";
 
@@ -35,12 +37,16 @@ pub struct Cli {
     /// Directory on a BPF filesystem for the pinned link and maps [default: /sys/fs/bpf/ipqbdb/IFACE]
     #[arg(long, value_name = "DIR")]
     pub pin_dir: Option<PathBuf>,
-    /// Most records the kernel map holds (about 90 bytes each with the counters)
+    /// Most records the kernel map holds (its memory is reserved for all of them up front)
     #[arg(long, value_name = "N", default_value_t = 1_000_000)]
     pub max_entries: u32,
     /// Most CIDR blocks for the whitelist's never-blocked addresses
     #[arg(long, value_name = "N", default_value_t = 65_536)]
     pub max_white: u32,
+    /// XDP mode: auto (native where the driver supports it), native or generic. An adopted
+    /// program keeps its mode
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = AttachMode::Auto)]
+    pub xdp_mode: AttachMode,
     /// Longest time before a change in the database reaches the map, in milliseconds
     #[arg(long, value_name = "MS", default_value_t = 1000)]
     pub staleness_ms: u64,

@@ -41,11 +41,24 @@ impl std::fmt::Display for Mode {
     }
 }
 
-/// The sizes the maps are created with (an adopted map keeps its own).
+/// The sizes the maps are created with (an adopted map keeps its own) and the attach mode.
 #[derive(Debug, Clone, Copy)]
 pub struct Sizes {
     pub max_entries: u32,
     pub max_white: u32,
+    pub mode: AttachMode,
+}
+
+/// Which XDP mode to ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum AttachMode {
+    /// Native where the driver supports it, else generic.
+    #[default]
+    Auto,
+    /// In the driver only (fails where the driver has no XDP).
+    Native,
+    /// In the generic network stack, after the driver built the socket buffer.
+    Generic,
 }
 
 /// The maps, open in this process.
@@ -169,18 +182,28 @@ pub fn attach_or_adopt(iface: &str, pin_dir: &Path, sizes: Sizes) -> Result<Atta
         iface: iface.into(),
         reason: chain(&e),
     };
-    let (id, mode) = match prog.attach(iface, XdpFlags::DRV_MODE) {
-        Ok(id) => (id, Mode::Native),
-        Err(ProgramError::UnknownInterface { .. }) => {
-            return Err(XdpError::Attach {
-                iface: iface.into(),
-                reason: "no such interface".into(),
-            })
-        }
-        Err(_) => (
+    let (id, mode) = match sizes.mode {
+        AttachMode::Generic => (
             prog.attach(iface, XdpFlags::SKB_MODE).map_err(attach_err)?,
             Mode::Generic,
         ),
+        AttachMode::Native => (
+            prog.attach(iface, XdpFlags::DRV_MODE).map_err(attach_err)?,
+            Mode::Native,
+        ),
+        AttachMode::Auto => match prog.attach(iface, XdpFlags::DRV_MODE) {
+            Ok(id) => (id, Mode::Native),
+            Err(ProgramError::UnknownInterface { .. }) => {
+                return Err(XdpError::Attach {
+                    iface: iface.into(),
+                    reason: "no such interface".into(),
+                })
+            }
+            Err(_) => (
+                prog.attach(iface, XdpFlags::SKB_MODE).map_err(attach_err)?,
+                Mode::Generic,
+            ),
+        },
     };
     let link = prog.take_link(id).map_err(attach_err)?;
     let fd_link = FdLink::try_from(link).map_err(|e| XdpError::Attach {

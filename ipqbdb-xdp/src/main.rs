@@ -62,6 +62,7 @@ fn start(cli: &Cli, setup: &Setup) -> Result<(Daemon<ipqbdb_store::AnyStore>, Si
     let sizes = Sizes {
         max_entries: cli.max_entries,
         max_white: cli.max_white,
+        mode: cli.xdp_mode,
     };
     let pin_dir = cli.pin_dir();
     let attached =
