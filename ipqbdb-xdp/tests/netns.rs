@@ -308,7 +308,9 @@ fn a_quarter_probability_drops_about_a_quarter() {
     every_backend(|b| {
         let mut lab = Lab::new(b);
         lab.ban(&["-c", "2", "-t", LONG, "10.78.0.5"]);
-        lab.start(&[]);
+        // Generic mode here (the other tests get native mode on veth): the same verdicts.
+        let log = lab.start(&["--xdp-mode", "generic"]);
+        assert!(log.contains("(generic mode)"), "{b:?}: {log}");
         lab.await_probe("10.78.0.5", true, Duration::from_secs(10));
         let n = 2000;
         let passed = lab.burst("10.78.0.5", n);
