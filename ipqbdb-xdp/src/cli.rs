@@ -47,7 +47,8 @@ pub struct Cli {
     /// program keeps its mode
     #[arg(long, value_name = "MODE", value_enum, default_value_t = AttachMode::Auto)]
     pub xdp_mode: AttachMode,
-    /// Longest time before a change in the database reaches the map, in milliseconds
+    /// Time between two passes over the database, in milliseconds: a ban reaches the map within
+    /// about this (stretched to four times a pass's duration on large databases)
     #[arg(long, value_name = "MS", default_value_t = 1000)]
     pub staleness_ms: u64,
     /// Detach the program and remove its maps on a clean exit (SIGTERM, SIGINT)

@@ -17,6 +17,8 @@ use crate::sync::Syncer;
 const PROGRAM: &str = "ibd-xdp";
 /// How often drop counts go to the database, like ibd-judge's `COUNTER_FLUSH`.
 pub const COUNTER_FLUSH: Duration = Duration::from_secs(1);
+/// A pass is followed by at least this many times its duration without one.
+pub const SYNC_SPACING: u32 = 4;
 /// The loop's longest sleep: how soon it sees a signal.
 const TICK: Duration = Duration::from_millis(100);
 
@@ -109,8 +111,11 @@ impl<S: Store> Daemon<S> {
         while !signals.terminate.load(Ordering::Relaxed) {
             let now = Instant::now();
             if now >= next_sync {
-                next_sync = now + self.opts.staleness;
-                match self.sync_once() {
+                let result = self.sync_once();
+                // A pass reads the whole block table: on a large database the interval stretches
+                // so passes take at most 1/SYNC_SPACING of a core.
+                next_sync = now + self.opts.staleness.max(now.elapsed() * SYNC_SPACING);
+                match result {
                     Ok(r) => {
                         if r.left_out == 0 {
                             self.last_error = None;

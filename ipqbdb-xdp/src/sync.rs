@@ -9,6 +9,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use foldhash::fast::RandomState;
+
 use aya::maps::lpm_trie::Key as LpmKey;
 use ipqbdb_core::model::current_probability;
 use ipqbdb_core::{AddrKey, UnixTime};
@@ -32,7 +34,8 @@ pub struct Report {
 }
 
 pub struct Syncer {
-    block: HashMap<Key, Entry>,
+    /// Seeded per process (foldhash's `RandomState`): the keys are addresses attackers choose.
+    block: HashMap<Key, Entry, RandomState>,
     white: HashSet<Block>,
     white_source: Option<Vec<WhiteEntry>>,
     conf: Conf,
@@ -50,7 +53,7 @@ fn merr(map: &'static str) -> impl Fn(aya::maps::MapError) -> XdpError {
 impl Syncer {
     /// Starts from what the maps hold now (empty after a fresh load, an earlier run's after adoption).
     pub fn new(maps: &Maps, max_entries: u32, max_white: u32) -> Result<Syncer, XdpError> {
-        let mut block = HashMap::new();
+        let mut block = HashMap::default();
         for item in maps.block.iter() {
             let (k, v) = item.map_err(merr(maps::BLOCK))?;
             block.insert(k, v);
@@ -121,7 +124,7 @@ impl Syncer {
             boot_offset: clock::settle(previous, clock::measure_offset()),
         };
 
-        let mut live: Vec<(AddrKey, Entry, u32)> = Vec::new();
+        let mut live: Vec<(Key, Entry, u32)> = Vec::new();
         store.for_each_record(None, &mut |k, r| {
             let p = current_probability(r, now);
             if p > 0 {
@@ -130,7 +133,7 @@ impl Syncer {
                     decay: r.decay,
                     t0: clock::to_boot_ns(r.last_update, conf.boot_offset),
                 };
-                live.push((k, e, p));
+                live.push((k.into(), e, p));
             }
             true
         })?;
@@ -139,28 +142,34 @@ impl Syncer {
             live.select_nth_unstable_by(self.max_entries, |a, b| b.2.cmp(&a.2));
             live.truncate(self.max_entries);
         }
-        let want: HashMap<Key, Entry> = live.into_iter().map(|(k, e, _)| (k.into(), e)).collect();
-
         if conf != self.conf {
             maps.conf.set(0, conf, 0).map_err(merr(maps::CONF))?;
             self.conf = conf;
         }
-        // Removals first, so the room they free is there for the insertions.
-        let gone: Vec<Key> = self
-            .block
-            .keys()
-            .filter(|k| !want.contains_key(k))
-            .copied()
-            .collect();
-        for k in gone {
-            match maps.block.remove(&k) {
-                Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
-                Err(e) => return Err(merr(maps::BLOCK)(e)),
+        // Removals first, so the room they free is there for the insertions. Most passes remove
+        // nothing: when every key the map holds is among the live ones, no set of them is built.
+        let kept = live
+            .iter()
+            .filter(|(k, _, _)| self.block.contains_key(k))
+            .count();
+        if kept < self.block.len() {
+            let live_keys: HashSet<Key, RandomState> = live.iter().map(|(k, _, _)| *k).collect();
+            let gone: Vec<Key> = self
+                .block
+                .keys()
+                .filter(|k| !live_keys.contains(k))
+                .copied()
+                .collect();
+            for k in gone {
+                match maps.block.remove(&k) {
+                    Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
+                    Err(e) => return Err(merr(maps::BLOCK)(e)),
+                }
+                self.block.remove(&k);
+                report.removed += 1;
             }
-            self.block.remove(&k);
-            report.removed += 1;
         }
-        for (k, e) in &want {
+        for (k, e, _) in &live {
             if self.block.get(k) != Some(e) {
                 maps.block.insert(k, e, 0).map_err(merr(maps::BLOCK))?;
                 self.block.insert(*k, *e);
