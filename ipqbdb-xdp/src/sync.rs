@@ -139,7 +139,8 @@ impl Syncer {
         })?;
         if live.len() > self.max_entries {
             report.left_out = live.len() - self.max_entries;
-            live.select_nth_unstable_by(self.max_entries, |a, b| b.2.cmp(&a.2));
+            // Ties broken by key, so equal probabilities do not trade places from pass to pass.
+            live.select_nth_unstable_by(self.max_entries, |a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
             live.truncate(self.max_entries);
         }
         if conf != self.conf {
