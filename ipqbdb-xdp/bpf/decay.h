@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: GPL-2.0 OR MIT */
+/* SPDX-License-Identifier: GPL-3.0-or-later OR MIT */
 /* P(t) = P * 2^(-(t - t0) / decay) in integers: the BPF program has no floating point. Shared word
  * for word by the XDP program (verdict.bpf.c) and the host build the tests compare with
  * ipqbdb-core's model (decay_host.c), so the bound they pin is the kernel's.

@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: GPL-2.0 OR MIT */
+/* SPDX-License-Identifier: GPL-3.0-or-later OR MIT */
 /* The XDP program's decay, built for the host so the tests can compare it with ipqbdb-core's model. */
 #include "decay.h"
 

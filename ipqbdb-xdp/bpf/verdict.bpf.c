@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: GPL-2.0 OR MIT */
+/* SPDX-License-Identifier: GPL-3.0-or-later OR MIT */
 /* ipqbdb's verdict in the kernel: drops each packet of a banned source with the record's current
  * probability, decayed here from the stored P, t0 and decay, so verdicts stay right while ibd-xdp
  * is down. ibd-xdp keeps the maps in step with the database (src/sync.rs); the layouts below are
@@ -153,4 +153,5 @@ int ipqbdb_verdict(struct xdp_md *ctx)
     return XDP_PASS;
 }
 
+/* The kernel's name for this file's licence (MIT, or the GPL as the project): GPL-compatible. */
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
