@@ -443,3 +443,80 @@ fn full_map_keeps_the_highest_probabilities_and_detach_on_exit_cleans_up() {
         );
     });
 }
+
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root (network namespaces, BPF, iptables): run with --features root-tests or --all-features"
+)]
+fn xdp_and_the_nfqueue_judge_together() {
+    let judge_bin = ipqbdb_tests::workspace_bin("ipqbdb-judge", "ibd-judge");
+    every_backend(|b| {
+        let mut lab = Lab::new(b);
+        // What XDP passes goes on to the judge; with --queue-bypass it passes while no judge runs.
+        lab.x.must(&[
+            "iptables",
+            "-A",
+            "INPUT",
+            "-p",
+            "udp",
+            "--dport",
+            "7100",
+            "-j",
+            "NFQUEUE",
+            "--queue-num",
+            "0",
+            "--queue-bypass",
+        ]);
+        // The one-entry map keeps the higher current probability: .3 (100 % now) goes to XDP, .4
+        // (100 % a hundred seconds ago, half-life one day: 99.92 % now) is left to the judge.
+        lab.ban(&["-c", "0", "-t", LONG, "10.78.0.3"]);
+        let past = ipqbdb_store::Ban {
+            ip: "10.78.0.4".parse().unwrap(),
+            reason: "earlier",
+            initial_count: 0,
+            decay: Some(86_400),
+        };
+        lab.store().ban(&past, ipqbdb_core::now() - 100).unwrap();
+        let log = lab.start(&["--max-entries", "1"]);
+        assert!(log.contains("1 live records do not fit"), "{b:?}: {log}");
+        let mut cmd = lab.x.command(judge_bin.to_str().unwrap());
+        cmd.args([
+            "-D",
+            "--config",
+            "/dev/null",
+            "--backend",
+            b.name(),
+            "--db-dir",
+        ])
+        .arg(lab.db())
+        .arg("Q0")
+        .stdin(Stdio::null());
+        let mut judge =
+            Proc::spawn_logged("ibd-judge", &mut cmd, &lab.tmp.path().join("judge.log"));
+        judge.wait_log("listening on Q0", Duration::from_secs(20));
+
+        assert_eq!(lab.burst("10.78.0.5", 50), 50, "{b:?}: unknown passes both");
+        assert!(lab.burst("10.78.0.3", 100) <= 1, "{b:?}: dropped by XDP");
+        assert!(
+            lab.burst("10.78.0.4", 100) <= 1,
+            "{b:?}: dropped by the judge"
+        );
+        let store = lab.store();
+        wait_until(
+            || format!("{b:?}: blocked counts of .3 and .4"),
+            Duration::from_secs(10),
+            || blocked(&store, "10.78.0.3") >= 99 && blocked(&store, "10.78.0.4") >= 97,
+        );
+
+        // Without the judge (bypass), XDP alone still drops its source; the other passes.
+        judge.stop(Duration::from_secs(20));
+        assert!(lab.burst("10.78.0.3", 100) <= 1, "{b:?}: XDP alone");
+        assert_eq!(
+            lab.burst("10.78.0.4", 50),
+            50,
+            "{b:?}: bypassed without a judge"
+        );
+        lab.stop();
+    });
+}
