@@ -12,6 +12,7 @@ use std::collections::{HashMap, HashSet};
 use foldhash::fast::RandomState;
 
 use aya::maps::lpm_trie::Key as LpmKey;
+use aya::maps::IterableMap;
 use ipqbdb_core::model::current_probability;
 use ipqbdb_core::{AddrKey, UnixTime};
 use ipqbdb_store::{Store, WhiteEntry};
@@ -19,7 +20,7 @@ use ipqbdb_store::{Store, WhiteEntry};
 use crate::clock;
 use crate::error::{chain, XdpError};
 use crate::loader::Maps;
-use crate::maps::{self, Conf, Entry, Key};
+use crate::maps::{self, Conf, Counts, Entry, Key};
 use crate::white::{self, Block};
 
 /// What one pass changed.
@@ -182,31 +183,85 @@ impl Syncer {
     }
 
     /// Takes the kernel's per-CPU drop counts (summed over CPUs) and clears them, as
-    /// `(key, dropped)` for `Store::add_blocked`. A packet counted between the read and the removal
-    /// of its key is lost; the window is one syscall wide.
+    /// `(key, dropped)` for `Store::add_blocked`. Each key is read and removed in one step
+    /// (`BPF_MAP_LOOKUP_AND_DELETE_ELEM`, kernel 5.14), so no packet counted meanwhile is lost.
     pub fn take_dropped(&mut self, maps: &mut Maps) -> Result<Vec<(AddrKey, u64)>, XdpError> {
         let keys: Vec<Key> = maps
             .counts
             .keys()
             .collect::<Result<_, _>>()
             .map_err(merr(maps::COUNTS))?;
+        let cpus = aya::util::nr_cpus().map_err(|(path, e)| XdpError::Map {
+            map: maps::COUNTS,
+            reason: format!("{path}: {e}"),
+        })?;
+        let fd = std::os::fd::AsFd::as_fd(maps.counts.map().fd());
+        let mut values = vec![Counts::default(); cpus];
         let mut out = Vec::new();
         for k in keys {
-            let values = match maps.counts.get(&k, 0) {
-                Ok(v) => v,
-                Err(aya::maps::MapError::KeyNotFound) => continue,
-                Err(e) => return Err(merr(maps::COUNTS)(e)),
-            };
-            let dropped = values.iter().fold(0u64, |a, c| a.saturating_add(c.dropped));
-            match maps.counts.remove(&k) {
-                Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
-                Err(e) => return Err(merr(maps::COUNTS)(e)),
+            match lookup_and_delete(fd, &k, &mut values) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    return Err(XdpError::Map {
+                        map: maps::COUNTS,
+                        reason: format!("reading and clearing a count: {e}"),
+                    })
+                }
             }
+            let dropped = values.iter().fold(0u64, |a, c| a.saturating_add(c.dropped));
             if let (Some(addr), true) = (k.addr(), dropped > 0) {
                 out.push((addr, dropped));
             }
         }
         Ok(out)
+    }
+}
+
+/// `bpf(BPF_MAP_LOOKUP_AND_DELETE_ELEM)` on a per-CPU map: `values` gets one `Counts` per possible
+/// CPU (16 bytes, already a multiple of 8 as the kernel lays them out). False if the key is gone.
+fn lookup_and_delete(
+    fd: std::os::fd::BorrowedFd<'_>,
+    key: &Key,
+    values: &mut [Counts],
+) -> std::io::Result<bool> {
+    const BPF_MAP_LOOKUP_AND_DELETE_ELEM: libc::c_long = 21;
+    /// The map-element part of `union bpf_attr`, zero beyond it.
+    #[repr(C, align(8))]
+    struct Attr {
+        map_fd: u32,
+        pad: u32,
+        key: u64,
+        value: u64,
+        flags: u64,
+        rest: [u64; 12],
+    }
+    let attr = Attr {
+        map_fd: std::os::fd::AsRawFd::as_raw_fd(&fd) as u32,
+        pad: 0,
+        key: std::ptr::from_ref(key) as u64,
+        value: values.as_mut_ptr() as u64,
+        flags: 0,
+        rest: [0; 12],
+    };
+    // SAFETY: the kernel reads the key and writes one value per possible CPU into `values`, which
+    // holds exactly that many; both outlive the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_MAP_LOOKUP_AND_DELETE_ELEM,
+            std::ptr::addr_of!(attr),
+            std::mem::size_of::<Attr>(),
+        )
+    };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let e = std::io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::ENOENT) {
+        Ok(false)
+    } else {
+        Err(e)
     }
 }
 

@@ -279,13 +279,16 @@ fn verdicts_follow_the_database() {
         let passed = lab.burst("10.78.0.4", 100);
         assert!(passed <= 1, "{b:?}: 100 % source passed {passed} of 100");
 
-        // Dropped packets reach the record's blocked counter.
+        // Every dropped packet reaches the record's blocked counter, once: the 100 of the burst
+        // that did not pass, and the probe that found the ban enforced.
         let store = lab.store();
+        let want = 101 - passed as u64;
         wait_until(
             || format!("{b:?}: blocked count {}", blocked(&store, "10.78.0.4")),
             Duration::from_secs(10),
-            || blocked(&store, "10.78.0.4") >= 99,
+            || blocked(&store, "10.78.0.4") >= want,
         );
+        assert_eq!(blocked(&store, "10.78.0.4"), want, "{b:?}: counted once");
 
         // ibd del takes it out of the map.
         lab.ibd("del", &["--del", "10.78.0.4"]);
