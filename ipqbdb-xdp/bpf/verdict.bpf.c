@@ -81,13 +81,18 @@ static __always_inline void count(struct ipqbdb_key *key, int dropped)
 {
     struct ipqbdb_counts *c = bpf_map_lookup_elem(&ipqbdb_counts, key);
 
-    if (c) {
-        c->seen++;
-        c->dropped += dropped;
-    } else {
+    if (!c) {
         struct ipqbdb_counts first = { 1, dropped };
-        bpf_map_update_elem(&ipqbdb_counts, key, &first, BPF_NOEXIST);
+
+        if (bpf_map_update_elem(&ipqbdb_counts, key, &first, BPF_NOEXIST) == 0)
+            return;
+        /* Another CPU created it first (each CPU has its own slot in it): count in ours. */
+        c = bpf_map_lookup_elem(&ipqbdb_counts, key);
+        if (!c)
+            return;
     }
+    c->seen++;
+    c->dropped += dropped;
 }
 
 SEC("xdp")
