@@ -80,7 +80,7 @@ mkdir -p target/debian-copyright "${DEB_OUTPUT:-target/debian}"
 out=$(cd "${DEB_OUTPUT:-target/debian}" && pwd)
 for b in "${backends[@]}"; do
     cargo build --release --quiet --no-default-features --features "$b" \
-        -p ipqbdb-admin -p ipqbdb-parse -p ipqbdb-judge
+        -p ipqbdb-admin -p ipqbdb-parse -p ipqbdb-judge -p ipqbdb-xdp
     copyright "$b" > target/debian-copyright/"$b"
     cargo deb --no-build --quiet -p ipqbdb-admin --variant "$b" --output "$out/" \
         ${DEB_REVISION:+--deb-revision "$DEB_REVISION"}

@@ -143,7 +143,7 @@ EOF
 
 step "package contents"
 required=(
-    ./usr/sbin/ibd ./usr/sbin/ibd-parse ./usr/sbin/ibd-judge
+    ./usr/sbin/ibd ./usr/sbin/ibd-parse ./usr/sbin/ibd-judge ./usr/sbin/ibd-xdp
     ./usr/sbin/ibd-ban ./usr/sbin/ibd-del ./usr/sbin/ibd-white ./usr/sbin/ibd-config ./usr/sbin/ibd-category
     ./usr/sbin/ibd-report
     ./etc/ipqbdb-pcre.conf ./etc/ipqbdb-connkill.cmd ./etc/ipqbdb/ipqbdb.toml

@@ -8,12 +8,17 @@
 #     against its one-queue figure (goal > 1; it depends on free cores: nproc is printed);
 #   - a paced 100,000 packets/s run of 200,000 packets: every packet must arrive (none banned) and be
 #     judged (the judge's own count), with no kernel queue drop.
+# Then the XDP path (ibd-xdp, issue 18) on the lmdb database, same sender, same run: packets/s
+# received with no filter at all, through ibd-xdp with no source banned (every packet looked up and
+# passed), against the NFQUEUE judge's figure above; packets/s dropped by ibd-xdp with every source
+# banned at 100 % (counted by the program, written back as blocked counts); the attach mode, the
+# cores, and the kernel memory of the maps per 1,000,000 entries.
 # Usage: scripts/bench-judge.sh [RECORDS] [PACKETS]    (defaults 1000000 and 500000; BACKENDS="redb" for one)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 records=${1:-1000000}
 packets=${2:-500000}
-cargo build --release --quiet -p ipqbdb-judge -p ipqbdb-benches --bins
+cargo build --release --quiet -p ipqbdb-judge -p ipqbdb-xdp -p ipqbdb-admin -p ipqbdb-benches --bins
 bin=$PWD/target/release
 tmp=$(mktemp -d)
 J=ipqbdb-bj-$$
@@ -24,6 +29,7 @@ cleanup() {
     wait 2>/dev/null || true
     ip netns del "$J" 2>/dev/null || true
     ip netns del "$C" 2>/dev/null || true
+    umount -l "$tmp/bpf" 2>/dev/null || true
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -115,6 +121,51 @@ for backend in ${BACKENDS:-lmdb redb sqlite}; do
     [ "$received" = 200000 ] && [ "$judged" = 200000 ] && [ "$qdrops" = 0 ] && paced="$paced: ok" || paced="$paced: LOSS"
     printf '%-7s %10.0f %10.0f %10.0f %10.0f %7.2f %7.2f %10.0f %6.2f   %s\n' "$backend" "$sent" \
         "$single" "$batch" "$judge" "$(echo "$judge / $single" | bc -l)" \
-        "$(echo "$judge / $batch" | bc -l)" "$judge2" "$(echo "$judge2 / $judge" | bc -l)" "$paced"
+        "$(echo "$judge / $batch" | bc -l)" "$judge2" "$(echo "$judge2 / $judge" | bc -l)" "$paced" | tee -a "$tmp/table.out"
+done
+
+# The XDP path. No NFQUEUE rule from here on: "no filter" is the bare stack.
+ip netns exec "$J" iptables -D INPUT -p udp --dport 9000 -j NFQUEUE --queue-num 0
+db=$tmp/db-lmdb
+mkdir -p "$tmp/bpf"; mount -t bpf bpf "$tmp/bpf"
+blocked_sum() {
+    "$bin/ibd" del --config /dev/null --db-dir "$db" --json 10.88.0.0/24 |
+        grep -o '"blocked":[0-9]*' | awk -F: '{s += $2} END {print s + 0}'
+}
+lmdb_judge=$(awk -v b=lmdb '$1 == b {print $5}' "$tmp/table.out")
+none=$(run_traffic "$packets" | awk '{print $4}')
+echo
+echo "XDP, $(nproc) cores, $records records in the database and the map, same sender:"
+printf '  %-40s %12.0f pkt/s\n' "no filter, received" "$none" "ibd-judge (lmdb above), received" "$lmdb_judge"
+for mode in native generic; do
+    log=$tmp/xdp-$mode.log
+    start "$log" "$bin/ibd-xdp" -D -v --config /dev/null --db-dir "$db" --pin-dir "$tmp/bpf/vj" \
+        --max-entries "$records" --xdp-mode "$mode" --detach-on-exit vj; xp=$started
+    wait_for "$log" "attached to"
+    pass=$(run_traffic "$packets" | awk '{print $4}')
+    block_mem=$(bpftool -j map show pinned "$tmp/bpf/vj/ipqbdb_block" | sed -n 's/.*"bytes_memlock":\([0-9]*\).*/\1/p')
+    # Every source banned at 100 %: the kernel counts the drops and ibd-xdp writes them back.
+    "$bin/ibd" ban --quiet --config /dev/null --db-dir "$db" -c 0 -t 30d ${sources//,/ }
+    wait_for "$log" "written: 64," # the sync that put the 64 bans in the map
+    sync_ms=$(grep -o 'written: 64,.* in [0-9]* ms' "$log" | grep -o '[0-9]* ms')
+    before=$(blocked_sum)
+    ip netns exec "$C" "$bin/ipqbdb-udp-flood" "$sources" 10.88.0.1:9000 "$packets" > "$tmp/flood.out"
+    secs=$(awk '{print $4}' "$tmp/flood.out")
+    dropped=0
+    for _ in $(seq 1 100); do
+        dropped=$(($(blocked_sum) - before))
+        [ "$dropped" -ge "$packets" ] && break
+        sleep 0.1
+    done
+    "$bin/ibd" del --del --config /dev/null --db-dir "$db" 10.88.0.0/24 > /dev/null
+    kill "$xp"; wait "$xp" || true
+    printf '  %-40s %12.0f pkt/s   xdp/judge %.2f (goal >= 3), xdp/none %.3f (goal >= 0.8)\n' \
+        "ibd-xdp $mode, none banned, received" "$pass" \
+        "$(echo "$pass / $lmdb_judge" | bc -l)" "$(echo "$pass / $none" | bc -l)"
+    printf '  %-40s %12.0f pkt/s   (%s of %s counted as blocked)\n' \
+        "ibd-xdp $mode, all banned, dropped" "$(echo "$dropped / $secs" | bc -l)" "$dropped" "$packets"
+    printf '  %-40s %12.0f MB per 1,000,000 entries (per-CPU counts: only sources that send)\n' \
+        "block map memory" "$(echo "$block_mem / $records" | bc -l)"
+    printf '  %-40s %12s\n' "one sync of $records records" "$sync_ms"
 done
 echo "load after:$(uptime | sed 's/.*load average//')"

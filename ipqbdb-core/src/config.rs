@@ -21,8 +21,8 @@ pub const DEFAULT_CONNKILL_FILE: &str = "/etc/ipqbdb-connkill.cmd";
 pub const PARSE_SOCKET: &str = "ibd-parse.sock";
 
 /// Program sections a configuration file may hold.
-pub const SECTIONS: [&str; 9] = [
-    "ban", "del", "white", "config", "category", "parse", "judge", "stats", "report",
+pub const SECTIONS: [&str; 10] = [
+    "ban", "del", "white", "config", "category", "parse", "judge", "stats", "report", "xdp",
 ];
 /// Where `ibd report` sends reports unless `report-url` says otherwise: AbuseIPDB's API v2.
 pub const DEFAULT_REPORT_URL: &str = "https://api.abuseipdb.com/api/v2/report";

@@ -15,6 +15,7 @@ pub fn programs() -> Vec<Command> {
         ibd.clone(),
         ipqbdb_parse::cli::command(),
         ipqbdb_judge::cli::command(),
+        ipqbdb_xdp::cli::command(),
     ];
     for (link, sub) in ipqbdb_admin::cli::LINKS {
         let cmd = ibd
@@ -99,6 +100,7 @@ mod tests {
             "ibd",
             "ibd-parse",
             "ibd-judge",
+            "ibd-xdp",
             "ibd-ban",
             "ibd-del",
             "ibd-white",

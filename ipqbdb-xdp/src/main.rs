@@ -1,0 +1,91 @@
+//! `ibd-xdp`: see the library for the parts; this file wires them.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use ipqbdb_core::log::{self, Level};
+use ipqbdb_core::process::Signals;
+use ipqbdb_store::cli::Setup;
+use ipqbdb_xdp::cli::Cli;
+use ipqbdb_xdp::daemon::{Daemon, Options};
+use ipqbdb_xdp::loader::{self, Sizes};
+use ipqbdb_xdp::sync::Syncer;
+
+const PROGRAM: &str = "ibd-xdp";
+
+fn main() -> ExitCode {
+    ipqbdb_store::cli::daemon_main(PROGRAM, run)
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    let setup = Setup::resolve(&cli.db, "xdp").map_err(|e| e.to_string())?;
+    if cli.staleness_ms == 0 {
+        return Err("--staleness-ms must be at least 1".into());
+    }
+    if cli.max_entries == 0 || cli.max_white == 0 {
+        return Err("--max-entries and --max-white must be at least 1".into());
+    }
+    let ready = if cli.foreground {
+        None
+    } else {
+        Some(ipqbdb_core::process::detach(PROGRAM)?)
+    };
+    if !cli.foreground || cli.log_syslog || setup.settings.log_syslog.unwrap_or(false) {
+        log::use_syslog(PROGRAM);
+    }
+    let (mut daemon, signals) = match start(&cli, &setup) {
+        Ok(x) => x,
+        Err(msg) => {
+            if let Some(mut w) = ready {
+                let _ = w.write_all(msg.as_bytes());
+            }
+            return Err(msg);
+        }
+    };
+    drop(ready);
+    if let Err(e) = ipqbdb_core::process::notify_ready() {
+        log::log(
+            PROGRAM,
+            Level::Warning,
+            &format!("systemd notification: {e}"),
+        );
+    }
+    daemon.run(&signals);
+    log::log(PROGRAM, Level::Notice, "stopped");
+    Ok(())
+}
+
+fn start(cli: &Cli, setup: &Setup) -> Result<(Daemon<ipqbdb_store::AnyStore>, Signals), String> {
+    let store = setup.open(true).map_err(|e| e.to_string())?;
+    let signals = Signals::register().map_err(|e| format!("signals: {e}"))?;
+    let sizes = Sizes {
+        max_entries: cli.max_entries,
+        max_white: cli.max_white,
+        mode: cli.xdp_mode,
+    };
+    let pin_dir = cli.pin_dir();
+    let attached =
+        loader::attach_or_adopt(&cli.iface, &pin_dir, sizes).map_err(|e| e.to_string())?;
+    let mode = attached.mode;
+    let syncer =
+        Syncer::new(&attached.maps, cli.max_entries, cli.max_white).map_err(|e| e.to_string())?;
+    let opts = Options {
+        staleness: Duration::from_millis(cli.staleness_ms),
+        detach_on_exit: cli.detach_on_exit,
+        verbose: cli.verbose,
+    };
+    let mut daemon = Daemon::new(attached, syncer, store, opts);
+    let report = daemon.sync_once().map_err(|e| e.to_string())?;
+    log::log(
+        PROGRAM,
+        Level::Notice,
+        &format!(
+            "attached to {} ({mode}), {} records in the map, pins in {}",
+            cli.iface,
+            report.in_map,
+            pin_dir.display()
+        ),
+    );
+    Ok((daemon, signals))
+}
