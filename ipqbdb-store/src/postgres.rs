@@ -40,6 +40,11 @@ const SCHEMA_APP: &str = "ipqbdb";
 const SCHEMA_LOCK: i64 = 0x6970_6462_0001;
 /// How long a write keeps retrying serialisation failures before giving up.
 const RETRY_FOR: Duration = Duration::from_secs(60);
+/// How long a write whose COMMIT lost its connection keeps asking whether it landed. Only the
+/// server knows, and both guesses are wrong half the time: "no" repeats bans when the write is done
+/// again, "yes" loses them. So the write waits (the parser holds its lines meanwhile) for the
+/// server to come back and say, longer than any restart should take.
+const SETTLE_FOR: Duration = Duration::from_secs(600);
 /// How long a connection attempt may take: an unreachable server is an error, never a hang.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long sent data may stay unacknowledged by a TCP server before the connection counts as lost.
@@ -710,19 +715,33 @@ impl Store for PostgresStore {
             drop(guard);
             if let Some(out) = out {
                 // The connection broke during COMMIT, which may or may not have happened: the
-                // token says which. Unknown stays an error, and the caller retries.
-                let committed = self.with_read(&mut |txn, _| {
-                    txn.query_opt(
-                        "SELECT 1 FROM ipqbdb_commit WHERE token = $1",
-                        &[&&token[..]],
-                    )
-                    .map(|r| r.is_some())
-                    .map_err(PgFail::Db)
-                });
-                return match committed {
-                    Ok(true) => Ok(out),
-                    _ => Err(self.backend_error(e)),
+                // token says which, once the server answers again (see SETTLE_FOR).
+                let asked = Instant::now();
+                let mut wait = Duration::from_millis(50);
+                let committed = loop {
+                    let answer = self.with_read(&mut |txn, _| {
+                        txn.query_opt(
+                            "SELECT 1 FROM ipqbdb_commit WHERE token = $1",
+                            &[&&token[..]],
+                        )
+                        .map(|r| r.is_some())
+                        .map_err(PgFail::Db)
+                    });
+                    match answer {
+                        Ok(landed) => break landed,
+                        Err(_) if asked.elapsed() < SETTLE_FOR => {
+                            std::thread::sleep(wait);
+                            wait = (wait * 2).min(Duration::from_secs(1));
+                        }
+                        Err(_) => return Err(self.backend_error(e)),
+                    }
                 };
+                if committed {
+                    return Ok(out);
+                }
+                // It did not land: nothing was written, so the write is done again.
+                reconnected = false;
+                continue;
             }
             if reconnected {
                 return Err(self.backend_error(e));
