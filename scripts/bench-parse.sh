@@ -53,7 +53,7 @@ f2b_filter=/etc/fail2ban/filter.d/sshd.conf
 if [ -f "$f2b_filter" ] && command -v fail2ban-regex > /dev/null; then
     : > "$tmp/empty.rules"
     measure "ibd-parse, fail2ban sshd" ./target/release/ibd-parse --config /dev/null --test "$tmp/mixed.log" "$tmp/empty.rules" --fail2ban-filter sshd
-    ours_f2b=$(cat "$tmp/last")
+    ours_f2b=$(cut -d" " -f1 "$tmp/last")
     sample=$(( lines < 100000 ? lines : 100000 ))
     head -n "$sample" "$tmp/mixed.log" > "$tmp/prefix.log"
     /usr/bin/time -f "%e" -o "$tmp/time" fail2ban-regex "$tmp/prefix.log" "$f2b_filter" > "$tmp/f2b.out" 2> "$tmp/err" || { cat "$tmp/err" "$tmp/f2b.out"; exit 1; }
