@@ -89,6 +89,11 @@ impl Batch {
     pub fn closing(&mut self) -> &[u8] {
         self.reset_if_taken();
         self.msgs.refuse_new_packets(self.queue);
+        // Ids up to the last received first: the kernel's batch walks the queue in order and stops
+        // at the first id past its bound, so one packet still queued from before (a verdict that
+        // never took effect) would stop the forward batch there, and it and every packet after it
+        // would be dropped when the socket closes.
+        self.msgs.batch(self.queue, self.last_id, Verdict::Accept);
         self.msgs.batch(
             self.queue,
             self.last_id.wrapping_add(REACH),
@@ -161,6 +166,7 @@ mod tests {
             b.closing(),
             &expect(|m| {
                 m.refuse_new_packets(2);
+                m.batch(2, 0, Verdict::Accept);
                 m.batch(2, i32::MAX as u32, Verdict::Accept);
             })[..],
             "before any packet, ids from 1 on"
@@ -171,6 +177,7 @@ mod tests {
             b.closing(),
             &expect(|m| {
                 m.refuse_new_packets(2);
+                m.batch(2, u32::MAX - 1, Verdict::Accept);
                 m.batch(
                     2,
                     (u32::MAX - 1).wrapping_add(i32::MAX as u32),
