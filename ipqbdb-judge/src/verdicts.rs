@@ -77,11 +77,17 @@ impl Messages {
     /// Makes `queue` take no new packet (length 0) and accept what it cannot take (fail-open):
     /// sent just before a stop's last batch, so nothing is still queued when the socket closes,
     /// which would make the kernel drop it.
+    ///
+    /// Two messages, fail-open first: the kernel applies a message's length before its flags, each
+    /// under its own lock, so one message would leave an instant in which the queue is full and
+    /// still fail-closed, and a packet arriving then would be dropped.
     pub fn refuse_new_packets(&mut self, queue: u16) {
         let start = self.header(MSG_CONFIG, queue);
-        self.attr_u32(NFQA_CFG_QUEUE_MAXLEN, 0);
         self.attr_u32(NFQA_CFG_FLAGS, NFQA_CFG_F_FAIL_OPEN);
         self.attr_u32(NFQA_CFG_MASK, NFQA_CFG_F_FAIL_OPEN);
+        self.finish(start);
+        let start = self.header(MSG_CONFIG, queue);
+        self.attr_u32(NFQA_CFG_QUEUE_MAXLEN, 0);
         self.finish(start);
     }
 
@@ -204,10 +210,12 @@ mod tests {
     fn refusing_new_packets_sets_length_zero_and_fail_open() {
         let mut m = Messages::default();
         m.refuse_new_packets(0x1234);
-        let mut want = header(44, 2, 0x1234);
-        want.extend(attr(3, &[0, 0, 0, 0]));
+        // Fail-open in a message before the length: never full and fail-closed at once.
+        let mut want = header(36, 2, 0x1234);
         want.extend(attr(5, &[0, 0, 0, 1]));
         want.extend(attr(4, &[0, 0, 0, 1]));
+        want.extend(header(28, 2, 0x1234));
+        want.extend(attr(3, &[0, 0, 0, 0]));
         assert_eq!(m.as_bytes(), &want[..]);
     }
 }
