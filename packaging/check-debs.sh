@@ -40,6 +40,8 @@ pkg=ipqbdb-lmdb
 web=ibdcheckweb # the throwaway "web application" user of step 4
 daemons=(ibd-judge.service ibd-parse.service ibd-parse-journal.service ibd-report.service)
 units=("${daemons[@]}" ibd-retention.service ibd-retention.timer)
+# Template units (one instance per interface): installed, but the maintainer scripts leave them alone.
+templates=(ibd-xdp@.service)
 tmp=$(mktemp -d)
 
 # Debian packages this check installed (new after each of its apt-get installs), purged at the end.
@@ -147,7 +149,7 @@ required=(
     ./usr/sbin/ibd-ban ./usr/sbin/ibd-del ./usr/sbin/ibd-white ./usr/sbin/ibd-config ./usr/sbin/ibd-category
     ./usr/sbin/ibd-report
     ./etc/ipqbdb-pcre.conf ./etc/ipqbdb-connkill.cmd ./etc/ipqbdb/ipqbdb.toml
-    "${units[@]/#/./usr/lib/systemd/system/}"
+    "${units[@]/#/./usr/lib/systemd/system/}" "${templates[@]/#/./usr/lib/systemd/system/}"
     ./usr/share/man/man8/ibd-judge.8.gz ./usr/share/man/man8/ibd-ban.8.gz ./usr/share/man/man8/ibd-stats.8.gz
     ./usr/share/bash-completion/completions/ibd
 )
@@ -263,7 +265,7 @@ expect_user() {
 }
 expect_units() {
     local u wants
-    for u in "${units[@]}"; do
+    for u in "${units[@]}" "${templates[@]}"; do
         [ -f /usr/lib/systemd/system/"$u" ] || fail "/usr/lib/systemd/system/$u is missing"
     done
     # Installed but not enabled: the administrator enables the firewall daemons; the timer is enabled.
@@ -301,7 +303,7 @@ grep -qx "config-file /etc/ipqbdb/ipqbdb.toml" "$tmp/config" || fail "ibd config
 ibd-ban --db-dir "$tmp/db" -c 0 192.0.2.1 | grep -q "reached 100%" || fail "ibd-ban -c 0 did not reach 100%"
 check_documentation "" > /dev/null
 echo "installed units: every Documentation= resolves"
-systemd-analyze verify --man=no "${units[@]/#//usr/lib/systemd/system/}" ||
+systemd-analyze verify --man=no "${units[@]/#//usr/lib/systemd/system/}" "${templates[@]/#//usr/lib/systemd/system/}" ||
     fail "systemd-analyze verify refuses an installed unit"
 echo "systemd-analyze verify: the installed units are valid"
 make_state_dir
@@ -321,7 +323,7 @@ step "remove"
 dpkg --remove "$pkg" > /dev/null || fail "dpkg --remove $pkg failed"
 expect_status "deinstall ok config-files $(dpkg-deb -f "$deb2" Version)"
 expect_user
-for u in "${units[@]}"; do
+for u in "${units[@]}" "${templates[@]}"; do
     [ ! -e /usr/lib/systemd/system/"$u" ] || fail "remove left /usr/lib/systemd/system/$u"
 done
 for u in "${daemons[@]}" ibd-retention.timer; do # masked by the generated postrm until purge or reinstall
