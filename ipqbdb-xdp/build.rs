@@ -1,5 +1,6 @@
 //! Compiles the XDP program (`bpf/verdict.bpf.c`) with clang for the BPF target, and its decay
-//! function (`bpf/decay.h`) for the host, where the tests compare it with ipqbdb-core's model.
+//! function (`bpf/decay.h`) for the host, where the tests compare it with ipqbdb-core's model; also
+//! `bpf/refused.bpf.c`, which the verifier refuses, for the test of that error.
 
 use std::env;
 use std::path::PathBuf;
@@ -7,7 +8,12 @@ use std::process::Command;
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));
-    for f in ["bpf/verdict.bpf.c", "bpf/decay.h", "bpf/decay_host.c"] {
+    for f in [
+        "bpf/verdict.bpf.c",
+        "bpf/refused.bpf.c",
+        "bpf/decay.h",
+        "bpf/decay_host.c",
+    ] {
         println!("cargo:rerun-if-changed={f}");
     }
     println!("cargo:rerun-if-env-changed=BPF_CLANG");
@@ -20,20 +26,22 @@ fn main() {
         "powerpc64" => "powerpc64le-linux-gnu".to_string(),
         a => format!("{a}-linux-gnu"),
     };
-    let obj = out.join("verdict.bpf.o");
-    let status = Command::new(&clang)
-        .args(["-O2", "-g", "-Wall", "-Werror", "-target", "bpf"])
-        .arg(format!("-I/usr/include/{multiarch}"))
-        .args(["-c", "bpf/verdict.bpf.c", "-o"])
-        .arg(&obj)
-        .status();
-    match status {
-        Ok(s) if s.success() => {}
-        Ok(s) => panic!("{clang} failed to compile bpf/verdict.bpf.c ({s})"),
-        Err(e) => panic!(
-            "cannot run {clang} ({e}): building the XDP program needs clang and libbpf-dev \
-             (apt-get install clang libbpf-dev)"
-        ),
+    for name in ["verdict", "refused"] {
+        let src = format!("bpf/{name}.bpf.c");
+        let status = Command::new(&clang)
+            .args(["-O2", "-g", "-Wall", "-Werror", "-target", "bpf"])
+            .arg(format!("-I/usr/include/{multiarch}"))
+            .args(["-c", &src, "-o"])
+            .arg(out.join(format!("{name}.bpf.o")))
+            .status();
+        match status {
+            Ok(s) if s.success() => {}
+            Ok(s) => panic!("{clang} failed to compile {src} ({s})"),
+            Err(e) => panic!(
+                "cannot run {clang} ({e}): building the XDP program needs clang and libbpf-dev \
+                 (apt-get install clang libbpf-dev)"
+            ),
+        }
     }
     cc::Build::new()
         .file("bpf/decay_host.c")

@@ -116,6 +116,51 @@ fn open_pinned(dir: &Path) -> Result<Maps, XdpError> {
     })
 }
 
+/// Loads `program` of the BPF object `object` into the kernel without attaching it: what the
+/// verifier thinks of it. Maps the object pins by name go to aya's default, /sys/fs/bpf; ibd-xdp
+/// itself loads through [`attach_or_adopt`], which pins in its own directory.
+pub fn load_object(object: &[u8], program: &str) -> Result<aya::Ebpf, XdpError> {
+    let mut ebpf = EbpfLoader::new()
+        .load(object)
+        .map_err(|e| XdpError::Load(chain(&e)))?;
+    let prog: &mut Xdp = ebpf
+        .program_mut(program)
+        .ok_or_else(|| XdpError::Load(format!("no program {program} in the object")))?
+        .try_into()
+        .map_err(|e: ProgramError| XdpError::Load(chain(&e)))?;
+    load_program(prog, program)?;
+    Ok(ebpf)
+}
+
+/// Loads an XDP program; the verifier's refusal becomes one line with the program's name and the
+/// verifier's reason: the log's last line that says what is wrong, not its closing statistics.
+fn load_program(prog: &mut Xdp, name: &str) -> Result<(), XdpError> {
+    prog.load().map_err(|e| match e {
+        ProgramError::LoadError {
+            io_error,
+            verifier_log,
+        } => XdpError::Verifier {
+            program: name.into(),
+            reason: format!(
+                "{io_error}: {}",
+                verifier_reason(&verifier_log.to_string()).unwrap_or("(no verifier log)")
+            ),
+        },
+        e => XdpError::Load(chain(&e)),
+    })
+}
+
+/// The line of a verifier log that gives the reason: the last one before the closing statistics
+/// ("processed N insns ...", "verification time ...", "stack depth ...").
+fn verifier_reason(log: &str) -> Option<&str> {
+    log.lines().map(str::trim).rfind(|l| {
+        !l.is_empty()
+            && !l.starts_with("processed ")
+            && !l.starts_with("verification time")
+            && !l.starts_with("stack depth")
+    })
+}
+
 /// Attaches the program to `iface`, or adopts the one an earlier run left attached under `pin_dir`
 /// (a directory on a BPF filesystem, made if missing).
 pub fn attach_or_adopt(iface: &str, pin_dir: &Path, sizes: Sizes) -> Result<Attached, XdpError> {
@@ -161,23 +206,7 @@ pub fn attach_or_adopt(iface: &str, pin_dir: &Path, sizes: Sizes) -> Result<Atta
         .ok_or_else(|| XdpError::Load(format!("no program {} in the object", maps::PROGRAM)))?
         .try_into()
         .map_err(|e: ProgramError| XdpError::Load(chain(&e)))?;
-    prog.load().map_err(|e| match e {
-        ProgramError::LoadError {
-            io_error,
-            verifier_log,
-        } => XdpError::Verifier {
-            program: maps::PROGRAM.into(),
-            reason: format!(
-                "{io_error}: {}",
-                verifier_log
-                    .to_string()
-                    .lines()
-                    .rfind(|l| !l.trim().is_empty())
-                    .unwrap_or("(no verifier log)")
-            ),
-        },
-        e => XdpError::Load(chain(&e)),
-    })?;
+    load_program(prog, maps::PROGRAM)?;
     let attach_err = |e: ProgramError| XdpError::Attach {
         iface: iface.into(),
         reason: chain(&e),
@@ -334,5 +363,23 @@ pub fn detach(pin_dir: &Path) -> Result<(), XdpError> {
             path: pin_dir.to_path_buf(),
             source,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::verifier_reason;
+
+    #[test]
+    fn the_reason_is_the_last_line_before_the_statistics() {
+        let log = "0: R1=ctx() R10=fp0\n; return data[0] ? XDP_DROP : XDP_PASS;\n\
+                   2: (71) r1 = *(u8 *)(r1 +0)\ninvalid access to packet, off=0 size=1, R1(id=0,off=0,r=0)\n\
+                   R1 offset is outside of the packet\n\
+                   processed 3 insns (limit 1000000) max_states_per_insn 0 total_states 0\n\n";
+        assert_eq!(
+            verifier_reason(log),
+            Some("R1 offset is outside of the packet")
+        );
+        assert_eq!(verifier_reason("\nprocessed 1 insns\n"), None);
     }
 }
