@@ -21,6 +21,7 @@ fn a_refused_program_is_one_line_with_the_reason() {
     };
     assert_eq!(program, "ipqbdb_refused");
     let line = err.to_string();
+    eprintln!("{line}");
     assert_eq!(line.lines().count(), 1, "one line: {line:?}");
     assert!(line.contains("ipqbdb_refused"), "{line}");
     // The reason, not the log's closing statistics.
