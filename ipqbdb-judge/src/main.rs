@@ -10,6 +10,7 @@ use ipqbdb_judge::cli::Cli;
 use ipqbdb_judge::daemon::{Daemon, Signals};
 use ipqbdb_judge::metrics::JudgeMetrics;
 use ipqbdb_judge::netlink::NfqSocket;
+use ipqbdb_judge::verdicts::QueueSetup;
 use ipqbdb_judge::worker::{Options, Worker};
 use ipqbdb_judge::writer::CounterWriter;
 use ipqbdb_metrics::{Exporter, MetricsOptions};
@@ -145,26 +146,33 @@ fn open_queue(
     sock.queue
         .set_recv_enobufs(true)
         .map_err(|e| ctx("ENOBUFS reporting", e))?;
-    sock.queue
-        .bind(q)
-        .map_err(|e| ctx("bind (is another judge on it?)", e))?;
-    sock.queue
-        .set_copy_range(q, cli.copy_range)
-        .map_err(|e| ctx("copy range", e))?;
-    sock.queue
-        .set_queue_max_len(q, cli.queue_maxlen)
-        .map_err(|e| ctx("maximum length", e))?;
-    sock.queue
-        .set_fail_open(q, cli.fail_open)
-        .map_err(|e| ctx("fail-open", e))?;
-    // A large offloaded (GSO) packet comes whole, one verdict, instead of segmented first into
-    // many; the copy range keeps what is copied small. Kernels before 3.10 lack it.
-    if let Err(e) = sock.queue.set_recv_gso(q, true) {
-        log::log(
-            PROGRAM,
-            Level::Warning,
-            &format!("queue {q}: unsegmented (GSO) packets: {e}; the kernel segments them first"),
-        );
-    }
+    let mut setup = QueueSetup {
+        copy_range: cli.copy_range,
+        max_len: cli.queue_maxlen,
+        fail_open: cli.fail_open,
+        // A large offloaded (GSO) packet comes whole, one verdict, instead of segmented first
+        // into many; the copy range keeps what is copied small.
+        gso: true,
+    };
+    let bound = sock.bind(q, &setup);
+    // Kernels before 3.10 refuse the GSO flag, and with it the whole binding.
+    let bound = match bound {
+        Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {
+            log::log(
+                PROGRAM,
+                Level::Warning,
+                &format!(
+                    "queue {q}: unsegmented (GSO) packets: {e}; the kernel segments them first"
+                ),
+            );
+            setup.gso = false;
+            sock.bind(q, &setup)
+        }
+        other => other,
+    };
+    bound.map_err(|e| match e.raw_os_error() {
+        Some(libc::EBUSY) => ctx("bind (another program listens on it)", e),
+        _ => ctx("bind", e),
+    })?;
     Ok((sock, got))
 }

@@ -12,6 +12,9 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
+use crate::receive::answer;
+use crate::verdicts::{Messages, QueueSetup, BIND_SEQ};
+
 pub struct NfqSocket {
     pub queue: nfq::Queue,
     fd: RawFd,
@@ -109,6 +112,40 @@ impl NfqSocket {
             tv_usec: timeout.subsec_micros() as libc::suseconds_t,
         };
         set_sockopt(self.fd, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv)
+    }
+
+    /// Binds `queue` with its whole setup in one message and waits for the kernel's answer (see
+    /// `Messages::bind` for why one message). Packets may arrive before the answer; their
+    /// messages are read here and the packets stay queued, to be accepted by the first batch
+    /// verdict, which covers every id below its own.
+    pub fn bind(&self, queue: u16, setup: &QueueSetup) -> io::Result<()> {
+        let mut m = Messages::default();
+        m.bind(queue, setup);
+        self.send(m.as_bytes())?;
+        // The answer is queued during the send; a few reads at most pass over packets first.
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            // SAFETY: reads at most `buf.len()` bytes into `buf`.
+            let n = unsafe { libc::recv(self.fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                match e.kind() {
+                    io::ErrorKind::Interrupted => continue,
+                    io::ErrorKind::WouldBlock => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "the kernel did not answer the binding",
+                        ))
+                    }
+                    _ => return Err(e),
+                }
+            }
+            match answer(&buf[..n as usize], BIND_SEQ) {
+                Some(0) => return Ok(()),
+                Some(errno) => return Err(io::Error::from_raw_os_error(errno)),
+                None => {}
+            }
+        }
     }
 
     /// The descriptor, for `receive::Burst`.

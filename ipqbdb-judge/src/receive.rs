@@ -48,31 +48,63 @@ fn u32_ne(b: &[u8], at: usize) -> u32 {
     u32::from_ne_bytes(b[at..at + 4].try_into().unwrap())
 }
 
-/// Calls `f` with every item of `datagram`, in order.
-pub fn parse<'a>(datagram: &'a [u8], mut f: impl FnMut(Item<'a>)) {
+/// The netlink messages of `datagram`, in order; `Err` for a length that cannot be right, after
+/// which the rest of the datagram cannot be read.
+fn messages(datagram: &[u8]) -> impl Iterator<Item = Result<&[u8], ()>> {
     let mut rest = datagram;
-    while rest.len() >= NLMSG_HDRLEN {
+    std::iter::from_fn(move || {
+        if rest.len() < NLMSG_HDRLEN {
+            return None;
+        }
         let len = u32_ne(rest, 0) as usize;
         if len < NLMSG_HDRLEN || len > rest.len() {
-            f(Item::Malformed);
-            return;
+            rest = &[];
+            return Some(Err(()));
         }
         let msg = &rest[..len];
+        rest = rest.get((len + 3) & !3..).unwrap_or(&[]);
+        Some(Ok(msg))
+    })
+}
+
+/// The errno of an `NLMSG_ERROR` message (0: an acknowledgement), if it is one.
+fn error_code(msg: &[u8]) -> Option<Result<i32, ()>> {
+    (u16_ne(msg, 4) == NLMSG_ERROR).then(|| {
+        msg.get(16..20)
+            .map(|e| i32::from_ne_bytes(e.try_into().unwrap()).saturating_abs())
+            .ok_or(())
+    })
+}
+
+/// Calls `f` with every item of `datagram`, in order.
+pub fn parse<'a>(datagram: &'a [u8], mut f: impl FnMut(Item<'a>)) {
+    for msg in messages(datagram) {
+        let Ok(msg) = msg else {
+            f(Item::Malformed);
+            return;
+        };
         match u16_ne(msg, 4) {
             NLMSG_NOOP | NLMSG_DONE => {}
-            NLMSG_ERROR => match msg.get(16..20) {
-                // 0 is an acknowledgement: not an error.
-                Some(e) => match i32::from_ne_bytes(e.try_into().unwrap()) {
-                    0 => {}
-                    e => f(Item::Error(e.saturating_abs())),
-                },
-                None => f(Item::Malformed),
+            // 0 is an acknowledgement: not an error.
+            NLMSG_ERROR => match error_code(msg) {
+                Some(Ok(0)) => {}
+                Some(Ok(e)) => f(Item::Error(e)),
+                _ => f(Item::Malformed),
             },
             NFQ_PACKET => f(packet(msg).unwrap_or(Item::Malformed)),
             _ => {}
         }
-        rest = rest.get((len + 3) & !3..).unwrap_or(&[]);
     }
+}
+
+/// The kernel's answer in `datagram` to the request sent with sequence number `seq`: `Some(0)`
+/// for an acknowledgement, `Some(errno)` for a refusal, `None` if the datagram holds neither.
+pub fn answer(datagram: &[u8], seq: u32) -> Option<i32> {
+    messages(datagram).find_map(|msg| {
+        let msg = msg.ok()?;
+        // nlmsghdr: length, type, flags, then the sequence number at 8.
+        (u32_ne(msg, 8) == seq).then(|| error_code(msg)?.ok())?
+    })
 }
 
 fn packet(msg: &[u8]) -> Option<Item<'_>> {
@@ -266,6 +298,30 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn the_answer_to_a_request_is_found_among_packets() {
+        let error = |seq: u32, errno: i32| {
+            let mut e = Vec::new();
+            e.extend_from_slice(&36u32.to_ne_bytes());
+            e.extend_from_slice(&NLMSG_ERROR.to_ne_bytes());
+            e.extend_from_slice(&[0; 2]);
+            e.extend_from_slice(&seq.to_ne_bytes());
+            e.extend_from_slice(&[0; 4]);
+            e.extend_from_slice(&(-errno).to_ne_bytes());
+            e.extend_from_slice(&[0; 16]);
+            e
+        };
+        let mut d = packet_msg(0, 1, &[0x45]);
+        d.extend(error(0, libc::ENOENT)); // the answer to another message
+        assert_eq!(answer(&d, 7), None);
+        d.extend(error(7, 0));
+        assert_eq!(answer(&d, 7), Some(0), "acknowledged");
+        let mut refused = packet_msg(0, 2, &[]);
+        refused.extend(error(7, libc::EBUSY));
+        assert_eq!(answer(&refused, 7), Some(libc::EBUSY));
+        assert_eq!(answer(&refused[..20], 7), None, "cut short");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The NFQUEUE messages the judge sends itself, because `nfq` 0.2.5 sends one verdict per `sendto`
 //! and has no batch verdict: single verdicts (with an optional mark), `NFQNL_MSG_VERDICT_BATCH`
-//! (every queued packet of the queue up to an id), and the queue configuration a stop needs.
+//! (every queued packet of the queue up to an id), the binding with its whole configuration in one
+//! message, and the queue configuration a stop needs.
 //! Several messages go into one buffer, which the kernel reads as one datagram: one system call
 //! answers a whole receive burst.
 //!
@@ -14,12 +15,22 @@ const MSG_VERDICT: u16 = 1;
 const MSG_CONFIG: u16 = 2;
 const MSG_VERDICT_BATCH: u16 = 3;
 const NLM_F_REQUEST: u16 = 1;
+const NLM_F_ACK: u16 = 4;
 const NFQA_VERDICT_HDR: u16 = 2;
 const NFQA_MARK: u16 = 3;
+const NFQA_CFG_CMD: u16 = 1;
+const NFQA_CFG_PARAMS: u16 = 2;
 const NFQA_CFG_QUEUE_MAXLEN: u16 = 3;
 const NFQA_CFG_MASK: u16 = 4;
 const NFQA_CFG_FLAGS: u16 = 5;
 const NFQA_CFG_F_FAIL_OPEN: u32 = 1;
+const NFQA_CFG_F_GSO: u32 = 4;
+const NFQNL_CFG_CMD_BIND: u8 = 1;
+const NFQNL_COPY_META: u8 = 1;
+const NFQNL_COPY_PACKET: u8 = 2;
+/// The sequence number of a binding, to tell its answer from the kernel's answers to verdicts
+/// (which go out with 0).
+pub const BIND_SEQ: u32 = 1;
 const NF_DROP: u32 = 0;
 const NF_ACCEPT: u32 = 1;
 /// `nlmsghdr` (16 bytes) and `nfgenmsg` (4).
@@ -42,6 +53,18 @@ impl Verdict {
             Verdict::Mark(m) => (NF_ACCEPT, Some(m)),
         }
     }
+}
+
+/// How a queue is set up when it is bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueSetup {
+    /// Bytes of each packet copied to the judge (0: metadata only).
+    pub copy_range: u16,
+    pub max_len: u32,
+    /// Accept what does not fit in the queue, instead of dropping it.
+    pub fail_open: bool,
+    /// Queue large offloaded (GSO) packets whole.
+    pub gso: bool,
 }
 
 /// Netlink messages waiting to be sent together.
@@ -72,6 +95,37 @@ impl Messages {
     /// kernel's wrapping order): one message for a run of packets.
     pub fn batch(&mut self, queue: u16, max_id: u32, verdict: Verdict) {
         self.verdict_message(MSG_VERDICT_BATCH, queue, max_id, verdict);
+    }
+
+    /// Binds `queue` to the sending socket and sets it up, in one message that asks for the
+    /// kernel's answer (sequence number [`BIND_SEQ`]). One message, because until a new binding
+    /// has its copy mode the kernel drops every packet that arrives for it, even under a rule with
+    /// `--queue-bypass`: set in the same message, the copy mode follows the binding within the
+    /// kernel's handling of that message, not a system call later.
+    pub fn bind(&mut self, queue: u16, setup: &QueueSetup) {
+        let start = self.header_with(MSG_CONFIG, queue, NLM_F_REQUEST | NLM_F_ACK, BIND_SEQ);
+        // nfqnl_msg_config_cmd: command, padding, protocol family (0: any).
+        self.attr_header(NFQA_CFG_CMD, 4);
+        self.buf.extend_from_slice(&[NFQNL_CFG_CMD_BIND, 0, 0, 0]);
+        // nfqnl_msg_config_params, packed: the copy range, the copy mode; padded to four bytes.
+        self.attr_header(NFQA_CFG_PARAMS, 5);
+        self.buf
+            .extend_from_slice(&u32::from(setup.copy_range).to_be_bytes());
+        self.buf.push(if setup.copy_range == 0 {
+            NFQNL_COPY_META
+        } else {
+            NFQNL_COPY_PACKET
+        });
+        self.buf.extend_from_slice(&[0; 3]);
+        self.attr_u32(NFQA_CFG_QUEUE_MAXLEN, setup.max_len);
+        let flags = if setup.fail_open {
+            NFQA_CFG_F_FAIL_OPEN
+        } else {
+            0
+        } | if setup.gso { NFQA_CFG_F_GSO } else { 0 };
+        self.attr_u32(NFQA_CFG_FLAGS, flags);
+        self.attr_u32(NFQA_CFG_MASK, NFQA_CFG_F_FAIL_OPEN | NFQA_CFG_F_GSO);
+        self.finish(start);
     }
 
     /// Makes `queue` take no new packet (length 0) and accept what it cannot take (fail-open):
@@ -106,12 +160,16 @@ impl Messages {
 
     /// Starts a message; its length is written by [`Messages::finish`].
     fn header(&mut self, kind: u16, queue: u16) -> usize {
+        self.header_with(kind, queue, NLM_F_REQUEST, 0)
+    }
+
+    fn header_with(&mut self, kind: u16, queue: u16, flags: u16, seq: u32) -> usize {
         let start = self.buf.len();
         self.buf.extend_from_slice(&0u32.to_ne_bytes()); // nlmsg_len
         self.buf
             .extend_from_slice(&((SUBSYS_QUEUE << 8) | kind).to_ne_bytes());
-        self.buf.extend_from_slice(&NLM_F_REQUEST.to_ne_bytes());
-        self.buf.extend_from_slice(&0u32.to_ne_bytes()); // seq
+        self.buf.extend_from_slice(&flags.to_ne_bytes());
+        self.buf.extend_from_slice(&seq.to_ne_bytes());
         self.buf.extend_from_slice(&0u32.to_ne_bytes()); // pid: the kernel
                                                          // nfgenmsg: AF_UNSPEC, NFNETLINK_V0, the queue number.
         self.buf.extend_from_slice(&[0, 0]);
@@ -131,7 +189,7 @@ impl Messages {
     }
 
     fn finish(&mut self, start: usize) {
-        // Every attribute here is a multiple of four bytes long: no padding to add.
+        // Every attribute here is padded to four bytes as it is written.
         let len = (self.buf.len() - start) as u32;
         self.buf[start..start + 4].copy_from_slice(&len.to_ne_bytes());
     }
@@ -204,6 +262,46 @@ mod tests {
         assert_eq!(m.as_bytes(), &want[..]);
         m.clear();
         assert!(m.is_empty());
+    }
+
+    #[test]
+    fn a_binding_carries_its_whole_setup_and_asks_for_an_answer() {
+        let mut m = Messages::default();
+        m.bind(
+            0x0102,
+            &QueueSetup {
+                copy_range: 64,
+                max_len: 8192,
+                fail_open: false,
+                gso: true,
+            },
+        );
+        let mut want = Vec::new();
+        want.extend_from_slice(&64u32.to_ne_bytes());
+        want.extend_from_slice(&0x0302u16.to_ne_bytes()); // subsystem queue, config
+        want.extend_from_slice(&5u16.to_ne_bytes()); // request, ack
+        want.extend_from_slice(&BIND_SEQ.to_ne_bytes());
+        want.extend_from_slice(&[0; 4]);
+        want.extend_from_slice(&[0, 0, 1, 2]);
+        want.extend(attr(1, &[1, 0, 0, 0])); // bind, any family
+        want.extend(attr(2, &[0, 0, 0, 64, 2])); // copy 64 bytes of the packet
+        want.extend_from_slice(&[0; 3]); // padding of the packed params
+        want.extend(attr(3, &8192u32.to_be_bytes()));
+        want.extend(attr(5, &[0, 0, 0, 4])); // GSO, not fail-open
+        want.extend(attr(4, &[0, 0, 0, 5])); // the two flags it sets or clears
+        assert_eq!(m.as_bytes(), &want[..]);
+        m.clear();
+        m.bind(
+            0,
+            &QueueSetup {
+                copy_range: 0,
+                max_len: 1,
+                fail_open: true,
+                gso: false,
+            },
+        );
+        assert_eq!(m.as_bytes()[32..37], [0, 0, 0, 0, 1], "metadata only");
+        assert_eq!(m.as_bytes()[52..56], [0, 0, 0, 1], "fail-open");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::time::Duration;
 use ipqbdb_judge::batch::Batch;
 use ipqbdb_judge::netlink::NfqSocket;
 use ipqbdb_judge::receive::{parse, Burst, Item};
-use ipqbdb_judge::verdicts::Verdict;
+use ipqbdb_judge::verdicts::{QueueSetup, Verdict};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -27,12 +27,16 @@ fn main() {
     sock.set_timeout(Duration::from_millis(100))
         .expect("timeout");
     sock.queue.set_recv_enobufs(true).expect("enobufs");
-    sock.queue.bind(q).expect("bind");
-    sock.queue
-        .set_copy_range(q, ipqbdb_judge::packet::COPY_RANGE)
-        .expect("copy range");
-    sock.queue.set_queue_max_len(q, 8192).expect("max len");
-    sock.queue.set_recv_gso(q, true).expect("gso");
+    sock.bind(
+        q,
+        &QueueSetup {
+            copy_range: ipqbdb_judge::packet::COPY_RANGE,
+            max_len: 8192,
+            fail_open: false,
+            gso: true,
+        },
+    )
+    .expect("bind");
     let signals = ipqbdb_core::process::Signals::register().expect("signals");
     eprintln!(
         "accept-all ({}): listening on queue {q}",
