@@ -373,14 +373,7 @@ impl PostgresStore {
                 .map_err(|e| self.backend_error(e))?
                 .get(0);
             if !has_schema {
-                let ours: i64 = client
-                    .query_one(
-                        "SELECT count(*) FROM unnest($1::text[]) n WHERE to_regclass(n) IS NOT NULL",
-                        &[&names],
-                    )
-                    .map_err(|e| self.backend_error(e))?
-                    .get(0);
-                if ours > 0 {
+                if self.count_tables(client, &names, true)? > 0 {
                     return Err(StoreError::Foreign {
                         dir: dir.clone(),
                         why: format!(
@@ -391,26 +384,21 @@ impl PostgresStore {
                 }
                 return Ok(None);
             }
+            let not_ours = |e: postgres::Error| StoreError::Foreign {
+                dir: dir.clone(),
+                why: format!(
+                    "{}: ipqbdb_schema is not ipqbdb's: {e}",
+                    self.loc.path.display()
+                ),
+            };
             let rows = client
                 .query("SELECT app, version FROM ipqbdb_schema", &[])
-                .map_err(|e| StoreError::Foreign {
-                    dir: dir.clone(),
-                    why: format!(
-                        "{}: ipqbdb_schema is not ipqbdb's: {e}",
-                        self.loc.path.display()
-                    ),
-                })?;
+                .map_err(not_ours)?;
             let found: Vec<(String, i32)> = rows
                 .iter()
                 .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
                 .collect::<std::result::Result<_, postgres::Error>>()
-                .map_err(|e| StoreError::Foreign {
-                    dir: dir.clone(),
-                    why: format!(
-                        "{}: ipqbdb_schema is not ipqbdb's: {e}",
-                        self.loc.path.display()
-                    ),
-                })?;
+                .map_err(not_ours)?;
             match found.as_slice() {
                 [(app, v)] if app == SCHEMA_APP => Ok(Some(*v)),
                 // An empty table: another host is creating the schema (or died doing it); the
@@ -437,7 +425,7 @@ impl PostgresStore {
                     ),
                 })
             }
-            Some(v) if v == SCHEMA_VERSION && self.all_tables_exist(client, &names)? => {
+            Some(v) if v == SCHEMA_VERSION && self.count_tables(client, &names, false)? == 0 => {
                 return Ok(())
             }
             None if !create => {
@@ -476,15 +464,17 @@ impl PostgresStore {
         }
     }
 
-    fn all_tables_exist(&self, client: &mut Client, names: &[String]) -> Result<bool> {
-        let missing: i64 = client
-            .query_one(
-                "SELECT count(*) FROM unnest($1::text[]) n WHERE to_regclass(n) IS NULL",
-                &[&names],
-            )
-            .map_err(|e| self.backend_error(e))?
-            .get(0);
-        Ok(missing == 0)
+    /// How many of the tables `names` exist (`exist`), or are missing.
+    fn count_tables(&self, client: &mut Client, names: &[String], exist: bool) -> Result<i64> {
+        let sql = if exist {
+            "SELECT count(*) FROM unnest($1::text[]) n WHERE to_regclass(n) IS NOT NULL"
+        } else {
+            "SELECT count(*) FROM unnest($1::text[]) n WHERE to_regclass(n) IS NULL"
+        };
+        let row = client
+            .query_one(sql, &[&names])
+            .map_err(|e| self.backend_error(e))?;
+        Ok(row.get(0))
     }
 
     /// This host's name in the shared database (the scope of its notes).
