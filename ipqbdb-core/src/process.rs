@@ -1,8 +1,11 @@
 //! Process-level helpers the daemons share.
 
+use std::io::Write;
 use std::os::fd::FromRawFd;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+
+use crate::log::{self, Level};
 
 /// Lets a closed standard output end the program quietly, as it ends `cat` or `grep` (`ibd del --ls |
 /// head`). Rust ignores SIGPIPE, which turns the closed pipe into an error message instead. Only for
@@ -100,6 +103,41 @@ pub fn detach(program: &str) -> Result<std::fs::File, String> {
             std::process::exit(1);
         }
     }
+}
+
+/// Starts a daemon: in the background unless `foreground` (see [`detach`]), logging to syslog when
+/// detached or `syslog` asks, then `start`. A failure of `start` reaches the parent still waiting
+/// where the daemon was started; success releases it, then tells systemd, whose failure only warns
+/// (the daemon runs, and a unit that is not `Type=notify` does not care).
+pub fn start_daemon<T>(
+    program: &str,
+    foreground: bool,
+    syslog: bool,
+    start: impl FnOnce() -> Result<T, String>,
+) -> Result<T, String> {
+    let mut ready = if foreground {
+        None
+    } else {
+        Some(detach(program)?)
+    };
+    if !foreground || syslog {
+        log::use_syslog(program);
+    }
+    let started = start();
+    if let (Err(msg), Some(w)) = (&started, &mut ready) {
+        let _ = w.write_all(msg.as_bytes());
+    }
+    drop(ready);
+    if started.is_ok() {
+        if let Err(e) = notify_ready() {
+            log::log(
+                program,
+                Level::Warning,
+                &format!("systemd notification: {e}"),
+            );
+        }
+    }
+    started
 }
 
 #[cfg(test)]

@@ -116,33 +116,6 @@ fn one(pattern: &str) -> Option<String> {
     })
 }
 
-/// For a regex of the `{^LN-BEG}` form `^\W{0,2}(X)` (whose group 1 is all of X), X: the
-/// timestamp is then X matched at the start of the line, after at most two non-word characters (as
-/// many as X allows, most first), which a matcher can find without capturing groups.
-pub fn line_begin_body(regex: &str) -> Option<&str> {
-    let rest = regex.strip_prefix(r"^\W{0,2}(")?.strip_suffix(')')?;
-    if rest.starts_with('?') || has_capture_group(rest) {
-        return None;
-    }
-    // The group closes only at the end: its parentheses balance.
-    let (mut depth, mut escaped, mut in_class) = (0i32, false, false);
-    for c in rest.chars() {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' => escaped = true,
-            '[' if !in_class => in_class = true,
-            ']' if in_class => in_class = false,
-            '(' if !in_class => depth += 1,
-            ')' if !in_class => depth -= 1,
-            _ => {}
-        }
-        if depth < 0 {
-            return None;
-        }
-    }
-    (depth == 0 && !in_class).then_some(rest)
-}
-
 /// Whether `re` has an unnamed capturing group (fail2ban then takes its group 1 as the date).
 fn has_capture_group(re: &str) -> bool {
     let b = re.as_bytes();
@@ -221,9 +194,6 @@ mod tests {
         assert_eq!(r.len(), 2);
         assert!(r[0].starts_with(r"(^\d{4}-"), "{}", r[0]);
         assert!(r[1].starts_with(r"^\W{0,2}(\d{10}"), "{}", r[1]);
-        assert_eq!(line_begin_body(&r[1]), Some(r"\d{10}(?:\.\d{1,9})?"));
-        assert_eq!(line_begin_body(&r[0]), None);
-        assert!(line_begin_body(&regexes(None)[0]).is_some());
         let r = regexes(Some(r"^[^\[]*\[({DATE})"));
         assert!(r[0].starts_with(r"^[^\[]*\[((?:"), "{}", r[0]);
     }

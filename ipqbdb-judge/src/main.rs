@@ -1,11 +1,11 @@
 //! `ibd-judge`: see the library for the parts; this file wires them.
 
-use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use ipqbdb_core::log::{self, Level};
 use ipqbdb_core::parse_count;
+use ipqbdb_core::process;
 use ipqbdb_judge::cli::Cli;
 use ipqbdb_judge::daemon::{Daemon, Signals};
 use ipqbdb_judge::metrics::JudgeMetrics;
@@ -33,32 +33,11 @@ fn run(cli: Cli) -> Result<(), String> {
         return Err(format!("queue {} is given twice", dup.queue));
     }
     let metrics = MetricsOptions::resolve(&cli.metrics, &setup.settings);
-    let ready = if cli.foreground {
-        None
-    } else {
-        Some(ipqbdb_core::process::detach(PROGRAM)?)
-    };
-    if !cli.foreground || cli.log_syslog || setup.settings.log_syslog.unwrap_or(false) {
-        log::use_syslog(PROGRAM);
-    }
-    let started = start(&cli, &setup, rcvbuf as usize, &metrics);
-    let (daemon, signals, exporter) = match started {
-        Ok(x) => x,
-        Err(msg) => {
-            if let Some(mut w) = ready {
-                let _ = w.write_all(msg.as_bytes());
-            }
-            return Err(msg);
-        }
-    };
-    drop(ready);
-    if let Err(e) = ipqbdb_core::process::notify_ready() {
-        log::log(
-            PROGRAM,
-            Level::Warning,
-            &format!("systemd notification: {e}"),
-        );
-    }
+    let syslog = cli.log_syslog || setup.settings.log_syslog.unwrap_or(false);
+    let (daemon, signals, exporter) =
+        process::start_daemon(PROGRAM, cli.foreground, syslog, || {
+            start(&cli, &setup, rcvbuf as usize, &metrics)
+        })?;
     let res = daemon.run(&signals);
     exporter.finish();
     log::log(PROGRAM, Level::Notice, "stopped");

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use ipqbdb_core::model::{initial_count, DEFAULT_INITIAL_COUNT};
 use ipqbdb_fail2ban::{filter, tags, Error, FilterSpec, Located};
+use regex_syntax::ast::{Ast, GroupKind};
 
 /// Compiled size limit per regex (as the rule file's).
 const REGEX_SIZE_LIMIT: usize = 8 << 20;
@@ -317,8 +318,8 @@ impl ImportedFilter {
             .collect::<Result<Vec<_>, _>>()?;
         let mut dates = Vec::new();
         for d in ipqbdb_fail2ban::datepattern::regexes(f.datepattern.as_deref()) {
-            let body = ipqbdb_fail2ban::datepattern::line_begin_body(&d)
-                .and_then(|b| regex::Regex::new(&format!("^(?:{b})")).ok());
+            let body =
+                line_begin_body(&d).and_then(|b| regex::Regex::new(&format!("^(?:{b})")).ok());
             dates.push(match body {
                 Some(b) => DateEngine::LineBegin(b),
                 None => DateEngine::Group1(Engine::compile(&d, false).map_err(|e| {
@@ -505,71 +506,75 @@ impl ImportedFilter {
 }
 
 /// The literal text every match of `pattern` starts the text with (`^Failed (?:...` -> `Failed `),
-/// if it is anchored at the start and has no top-level alternative.
+/// if it is anchored at the start and has no top-level alternative. The pattern is one the regex
+/// crate refused (look-around, back-references), so fancy-regex's own parser reads it.
 fn anchored_literal(pattern: &str) -> Option<String> {
-    let rest = pattern.strip_prefix('^')?;
-    let (mut depth, mut escaped, mut in_class) = (0i32, false, false);
-    for c in rest.chars() {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' => escaped = true,
-            '[' if !in_class => in_class = true,
-            ']' if in_class => in_class = false,
-            '(' if !in_class => depth += 1,
-            ')' if !in_class => depth -= 1,
-            '|' if !in_class && depth == 0 => return None,
-            _ => {}
-        }
-    }
-    let chars: Vec<char> = rest.chars().collect();
-    let mut lit = String::new();
-    let mut i = 0;
-    while i < chars.len() {
-        let (c, len) = match chars[i] {
-            '\\' => match chars.get(i + 1) {
-                Some(&n) if n.is_ascii_punctuation() => (n, 2),
-                _ => break,
-            },
-            c if c.is_alphanumeric() || " :,;'\"=/@%!<>_-#&~`".contains(c) => (c, 1),
-            _ => break,
-        };
-        // A quantified character may be absent or repeated.
-        if matches!(chars.get(i + len), Some('?' | '*' | '+' | '{')) {
-            break;
-        }
-        lit.push(c);
-        i += len;
-    }
+    use fancy_regex::{Assertion, Expr};
+    let Expr::Concat(pieces) = fancy_regex::Expr::parse_tree(pattern).ok()?.expr else {
+        return None;
+    };
+    let (Expr::Assertion(Assertion::StartText), rest) = pieces.split_first()? else {
+        return None;
+    };
+    let lit: String = rest
+        .iter()
+        .map_while(|p| match p {
+            Expr::Literal { val, casei: false } => Some(val.as_str()),
+            _ => None,
+        })
+        .collect();
     (!lit.is_empty()).then_some(lit)
+}
+
+/// The pieces every match of `pattern` runs through in order, as the regex crate reads it: `None`
+/// when it does not parse or has a top-level alternative, for then no piece is in every match.
+fn chain(pattern: &str) -> Option<Vec<Ast>> {
+    let mut ast = regex_syntax::ast::parse::Parser::new()
+        .parse(pattern)
+        .ok()?;
+    if let Ast::Concat(c) = &mut ast {
+        return Some(std::mem::take(&mut c.asts));
+    }
+    (!matches!(ast, Ast::Alternation(_))).then(|| vec![ast])
 }
 
 /// `^HEAD(?P<content>.+)$` -> `HEAD` compiled, when HEAD is a whole regex of its own.
 fn content_head(pattern: &str) -> Option<regex::Regex> {
     let head = pattern.strip_suffix("(?P<content>.+)$")?;
-    // Balanced parentheses outside classes: the content group is not inside another group.
-    let (mut depth, mut escaped, mut in_class) = (0i32, false, false);
-    for c in head.chars() {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' => escaped = true,
-            '[' if !in_class => in_class = true,
-            ']' if in_class => in_class = false,
-            '(' if !in_class => depth += 1,
-            ')' if !in_class => depth -= 1,
-            '|' if !in_class && depth == 0 => return None,
-            _ => {}
-        }
-        if depth < 0 {
-            return None;
-        }
-    }
-    if depth != 0 || in_class || escaped {
-        return None;
-    }
+    // A chain of its own: the content group is not inside another group nor one alternative.
+    chain(head)?;
     regex::RegexBuilder::new(head)
         .size_limit(REGEX_SIZE_LIMIT)
         .build()
         .ok()
+}
+
+/// For a date regex of the `{^LN-BEG}` form `^\W{0,2}(X)` (whose group 1 is all of X), X: the
+/// timestamp is then X matched at the start of the line, after at most two non-word characters (as
+/// many as X allows, most first), which a matcher can find without capturing groups.
+fn line_begin_body(regex: &str) -> Option<&str> {
+    let rest = regex.strip_prefix(r"^\W{0,2}")?;
+    let pieces = chain(rest)?;
+    let [Ast::Group(g)] = pieces.as_slice() else {
+        return None;
+    };
+    if !matches!(g.kind, GroupKind::CaptureIndex(_)) || has_unnamed_group(&g.ast) {
+        return None;
+    }
+    let span = g.ast.span();
+    Some(&rest[span.start.offset..span.end.offset])
+}
+
+/// Whether `ast` holds an unnamed group: datepattern wraps only a body without one (with one, the
+/// body's own group 1 is the date), so such a body is left to the general engine.
+fn has_unnamed_group(ast: &Ast) -> bool {
+    match ast {
+        Ast::Group(g) => matches!(g.kind, GroupKind::CaptureIndex(_)) || has_unnamed_group(&g.ast),
+        Ast::Repetition(r) => has_unnamed_group(&r.ast),
+        Ast::Alternation(a) => a.asts.iter().any(has_unnamed_group),
+        Ast::Concat(c) => c.asts.iter().any(has_unnamed_group),
+        _ => false,
+    }
 }
 
 fn pref_has_id(f: &filter::Filter) -> bool {
@@ -931,6 +936,32 @@ mod tests {
         assert_eq!(anchored_literal(r"a"), None);
         assert_eq!(anchored_literal(r"^[iI]x"), None);
         assert_eq!(anchored_literal(r"^(?i)abc"), None);
+    }
+
+    #[test]
+    fn line_begin_bodies() {
+        use ipqbdb_fail2ban::datepattern::regexes;
+        let r = regexes(Some("^%Y-%m-%d %H:%M:%S\n{^LN-BEG}Epoch"));
+        assert_eq!(line_begin_body(&r[1]), Some(r"\d{10}(?:\.\d{1,9})?"));
+        assert_eq!(line_begin_body(&r[0]), None);
+        assert!(line_begin_body(&regexes(None)[0]).is_some());
+        assert_eq!(line_begin_body(r"^\W{0,2}(a)(b)"), None);
+        assert_eq!(line_begin_body(r"^\W{0,2}(?:a)"), None);
+        assert_eq!(line_begin_body(r"^\W{0,2}(a(b))"), None);
+        assert_eq!(line_begin_body(r"^\W{0,2}([)]b)"), Some("[)]b"));
+    }
+
+    #[test]
+    fn content_heads() {
+        let head = |p: &str| content_head(p).map(|r| r.as_str().to_string());
+        assert_eq!(
+            head(r"^(?:a|b) x(?P<content>.+)$").as_deref(),
+            Some(r"^(?:a|b) x")
+        );
+        assert_eq!(head(r"^a|b(?P<content>.+)$"), None);
+        assert_eq!(head(r"^(a(?P<content>.+)$)"), None);
+        assert_eq!(head(r"^[(]\((?P<content>.+)$").as_deref(), Some(r"^[(]\("));
+        assert_eq!(head(r"^a(?P<content>.*)$"), None);
     }
 
     #[test]

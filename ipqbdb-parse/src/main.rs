@@ -95,42 +95,22 @@ fn run(mut cli: Cli) -> Result<(), String> {
     let metrics = MetricsOptions::resolve(&cli.metrics, s);
     // Standard input is an input only for a process that keeps it.
     let foreground = cli.foreground || cli.stdin;
-    let ready = if foreground {
-        None
-    } else {
-        Some(ipqbdb_core::process::detach(PROGRAM)?)
-    };
-    if !foreground || cli.log_syslog || s.log_syslog.unwrap_or(false) {
-        log::use_syslog(PROGRAM);
-    }
-    let started = start(
-        &cli,
-        &setup,
-        rule_file,
-        rules,
-        (f2b, jail_files),
-        connkill,
-        verbose,
-        &metrics,
-    );
-    let (mut daemon, rx, signals, exporter) = match started {
-        Ok(x) => x,
-        Err(msg) => {
-            if let Some(mut w) = ready {
-                let _ = w.write_all(msg.as_bytes());
-            }
-            return Err(msg);
-        }
-    };
-    drop(ready); // Tells the waiting parent that the daemon runs.
-    log::log(PROGRAM, Level::Notice, "started");
-    if let Err(e) = ipqbdb_core::process::notify_ready() {
-        log::log(
-            PROGRAM,
-            Level::Warning,
-            &format!("systemd notification: {e}"),
-        );
-    }
+    let syslog = cli.log_syslog || s.log_syslog.unwrap_or(false);
+    let (mut daemon, rx, signals, exporter) =
+        ipqbdb_core::process::start_daemon(PROGRAM, foreground, syslog, || {
+            let started = start(
+                &cli,
+                &setup,
+                rule_file,
+                rules,
+                (f2b, jail_files),
+                connkill,
+                verbose,
+                &metrics,
+            )?;
+            log::log(PROGRAM, Level::Notice, "started");
+            Ok(started)
+        })?;
     daemon.run(&rx, &signals);
     exporter.finish();
     log::log(PROGRAM, Level::Notice, "stopped");

@@ -373,14 +373,7 @@ impl PostgresStore {
                 .map_err(|e| self.backend_error(e))?
                 .get(0);
             if !has_schema {
-                let ours: i64 = client
-                    .query_one(
-                        "SELECT count(*) FROM unnest($1::text[]) n WHERE to_regclass(n) IS NOT NULL",
-                        &[&names],
-                    )
-                    .map_err(|e| self.backend_error(e))?
-                    .get(0);
-                if ours > 0 {
+                if self.count_tables(client, &names, true)? > 0 {
                     return Err(StoreError::Foreign {
                         dir: dir.clone(),
                         why: format!(
@@ -391,26 +384,21 @@ impl PostgresStore {
                 }
                 return Ok(None);
             }
+            let not_ours = |e: postgres::Error| StoreError::Foreign {
+                dir: dir.clone(),
+                why: format!(
+                    "{}: ipqbdb_schema is not ipqbdb's: {e}",
+                    self.loc.path.display()
+                ),
+            };
             let rows = client
                 .query("SELECT app, version FROM ipqbdb_schema", &[])
-                .map_err(|e| StoreError::Foreign {
-                    dir: dir.clone(),
-                    why: format!(
-                        "{}: ipqbdb_schema is not ipqbdb's: {e}",
-                        self.loc.path.display()
-                    ),
-                })?;
+                .map_err(not_ours)?;
             let found: Vec<(String, i32)> = rows
                 .iter()
                 .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
                 .collect::<std::result::Result<_, postgres::Error>>()
-                .map_err(|e| StoreError::Foreign {
-                    dir: dir.clone(),
-                    why: format!(
-                        "{}: ipqbdb_schema is not ipqbdb's: {e}",
-                        self.loc.path.display()
-                    ),
-                })?;
+                .map_err(not_ours)?;
             match found.as_slice() {
                 [(app, v)] if app == SCHEMA_APP => Ok(Some(*v)),
                 // An empty table: another host is creating the schema (or died doing it); the
@@ -437,7 +425,7 @@ impl PostgresStore {
                     ),
                 })
             }
-            Some(v) if v == SCHEMA_VERSION && self.all_tables_exist(client, &names)? => {
+            Some(v) if v == SCHEMA_VERSION && self.count_tables(client, &names, false)? == 0 => {
                 return Ok(())
             }
             None if !create => {
@@ -476,15 +464,17 @@ impl PostgresStore {
         }
     }
 
-    fn all_tables_exist(&self, client: &mut Client, names: &[String]) -> Result<bool> {
-        let missing: i64 = client
-            .query_one(
-                "SELECT count(*) FROM unnest($1::text[]) n WHERE to_regclass(n) IS NULL",
-                &[&names],
-            )
-            .map_err(|e| self.backend_error(e))?
-            .get(0);
-        Ok(missing == 0)
+    /// How many of the tables `names` exist (`exist`), or are missing.
+    fn count_tables(&self, client: &mut Client, names: &[String], exist: bool) -> Result<i64> {
+        let sql = if exist {
+            "SELECT count(*) FROM unnest($1::text[]) n WHERE to_regclass(n) IS NOT NULL"
+        } else {
+            "SELECT count(*) FROM unnest($1::text[]) n WHERE to_regclass(n) IS NULL"
+        };
+        let row = client
+            .query_one(sql, &[&names])
+            .map_err(|e| self.backend_error(e))?;
+        Ok(row.get(0))
     }
 
     /// This host's name in the shared database (the scope of its notes).
@@ -860,18 +850,38 @@ impl<'t, 'c> PgTx<'t, 'c> {
             ""
         }
     }
+
+    /// Runs `call` on the transaction with `params`, and `scope` after them for a table scoped per
+    /// host (its statements take the scope last). The borrow of the transaction ends on return, so
+    /// a scan's visits may use it again.
+    fn with_params<R>(
+        &self,
+        table: Table,
+        params: &[&(dyn ToSql + Sync)],
+        scope: &str,
+        call: impl FnOnce(
+            &mut Transaction<'c>,
+            &[&(dyn ToSql + Sync)],
+        ) -> std::result::Result<R, postgres::Error>,
+    ) -> Result<R> {
+        let mut txn = self.txn.borrow_mut();
+        let out = if scoped(table) {
+            let mut all = params.to_vec();
+            all.push(&scope);
+            call(&mut txn, &all)
+        } else {
+            call(&mut txn, params)
+        };
+        out.map_err(|e| self.fail(e))
+    }
 }
 
 impl ReadTx for PgTx<'_, '_> {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let st = &self.stmts[table.index()];
-        let mut txn = self.txn.borrow_mut();
-        let row = if scoped(table) {
-            txn.query_opt(&st.get, &[&key, &self.scope(key)])
-        } else {
-            txn.query_opt(&st.get, &[&key])
-        }
-        .map_err(|e| self.fail(e))?;
+        let row = self.with_params(table, &[&key], self.scope(key), |txn, p| {
+            txn.query_opt(&st.get, p)
+        })?;
         Ok(row.map(|r| r.get(0)))
     }
 
@@ -881,17 +891,7 @@ impl ReadTx for PgTx<'_, '_> {
             Direction::Forward => &st.forward,
             Direction::Backward => &st.backward,
         };
-        let host = self.host;
-        let params: Vec<&(dyn ToSql + Sync)> = if scoped(table) {
-            vec![&from, &host]
-        } else {
-            vec![&from]
-        };
-        let portal = self
-            .txn
-            .borrow_mut()
-            .bind(stmt, &params)
-            .map_err(|e| self.fail(e))?;
+        let portal = self.with_params(table, &[&from], self.host, |txn, p| txn.bind(stmt, p))?;
         let mut want = FIRST_FETCH;
         loop {
             // The borrow ends before the visits: a visit may use this transaction again.
@@ -917,13 +917,7 @@ impl ReadTx for PgTx<'_, '_> {
 
     fn len(&self, table: Table) -> Result<u64> {
         let st = &self.stmts[table.index()];
-        let mut txn = self.txn.borrow_mut();
-        let row = if scoped(table) {
-            txn.query_one(&st.count, &[&self.host])
-        } else {
-            txn.query_one(&st.count, &[])
-        }
-        .map_err(|e| self.fail(e))?;
+        let row = self.with_params(table, &[], self.host, |txn, p| txn.query_one(&st.count, p))?;
         Ok(row.get::<_, i64>(0).max(0) as u64)
     }
 }
@@ -931,25 +925,17 @@ impl ReadTx for PgTx<'_, '_> {
 impl WriteTx for PgTx<'_, '_> {
     fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<()> {
         let st = &self.stmts[table.index()];
-        let mut txn = self.txn.borrow_mut();
-        if scoped(table) {
-            txn.execute(&st.put, &[&key, &value, &self.scope(key)])
-        } else {
-            txn.execute(&st.put, &[&key, &value])
-        }
-        .map_err(|e| self.fail(e))?;
+        self.with_params(table, &[&key, &value], self.scope(key), |txn, p| {
+            txn.execute(&st.put, p)
+        })?;
         Ok(())
     }
 
     fn delete(&mut self, table: Table, key: &[u8]) -> Result<bool> {
         let st = &self.stmts[table.index()];
-        let mut txn = self.txn.borrow_mut();
-        let n = if scoped(table) {
-            txn.execute(&st.delete, &[&key, &self.scope(key)])
-        } else {
-            txn.execute(&st.delete, &[&key])
-        }
-        .map_err(|e| self.fail(e))?;
+        let n = self.with_params(table, &[&key], self.scope(key), |txn, p| {
+            txn.execute(&st.delete, p)
+        })?;
         Ok(n > 0)
     }
 }

@@ -1,11 +1,10 @@
 //! `ibd-xdp`: see the library for the parts; this file wires them.
 
-use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use ipqbdb_core::log::{self, Level};
-use ipqbdb_core::process::Signals;
+use ipqbdb_core::process::{self, Signals};
 use ipqbdb_store::cli::Setup;
 use ipqbdb_xdp::cli::Cli;
 use ipqbdb_xdp::daemon::{Daemon, Options};
@@ -26,31 +25,9 @@ fn run(cli: Cli) -> Result<(), String> {
     if cli.max_entries == 0 || cli.max_white == 0 {
         return Err("--max-entries and --max-white must be at least 1".into());
     }
-    let ready = if cli.foreground {
-        None
-    } else {
-        Some(ipqbdb_core::process::detach(PROGRAM)?)
-    };
-    if !cli.foreground || cli.log_syslog || setup.settings.log_syslog.unwrap_or(false) {
-        log::use_syslog(PROGRAM);
-    }
-    let (mut daemon, signals) = match start(&cli, &setup) {
-        Ok(x) => x,
-        Err(msg) => {
-            if let Some(mut w) = ready {
-                let _ = w.write_all(msg.as_bytes());
-            }
-            return Err(msg);
-        }
-    };
-    drop(ready);
-    if let Err(e) = ipqbdb_core::process::notify_ready() {
-        log::log(
-            PROGRAM,
-            Level::Warning,
-            &format!("systemd notification: {e}"),
-        );
-    }
+    let syslog = cli.log_syslog || setup.settings.log_syslog.unwrap_or(false);
+    let (mut daemon, signals) =
+        process::start_daemon(PROGRAM, cli.foreground, syslog, || start(&cli, &setup))?;
     daemon.run(&signals);
     log::log(PROGRAM, Level::Notice, "stopped");
     Ok(())
