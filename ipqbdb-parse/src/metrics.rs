@@ -56,10 +56,10 @@ fn must<T>(r: ipqbdb_metrics::prometheus::Result<T>) -> T {
     r.expect("metric names and labels are constants")
 }
 
-/// The labels of a rule: its line in the rule file and its reason (written by the administrator,
-/// never by a log line).
+/// The labels of a rule: its line in the rule file (or its fail2ban filter) and its reason (written
+/// by the administrator, never by a log line).
 fn rule_labels(rule: &Rule) -> [String; 2] {
-    [rule.line.to_string(), rule.reason.clone()]
+    [rule.label(), rule.reason.clone()]
 }
 
 impl ParseMetrics {
@@ -82,7 +82,7 @@ impl ParseMetrics {
         );
         let matches = vec(
             "ipqbdb_parse_matches_total",
-            "Lines a rule recognised, by rule (its line in the rule file) and reason",
+            "Lines a rule recognised, by rule (its line in the rule file, or its fail2ban filter) and reason",
             &["rule", "reason"],
         );
         let bad_addresses = vec(

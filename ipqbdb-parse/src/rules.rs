@@ -155,6 +155,17 @@ pub struct Rule {
 }
 
 impl Rule {
+    /// How reports and metrics name the rule: its line in the rule file, or, for a rule that
+    /// stands for something loaded from elsewhere (line 0: a fail2ban filter), that thing's name,
+    /// so two such rules with one reason stay apart.
+    pub fn label(&self) -> String {
+        if self.line == 0 {
+            self.source.clone()
+        } else {
+            self.line.to_string()
+        }
+    }
+
     /// The capture group that holds the address; `None` for a rule that takes the session's.
     pub fn address_group(&self) -> Option<usize> {
         match self.group {
@@ -576,6 +587,18 @@ mod tests {
 
     fn err(text: &str) -> String {
         rules(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_rule_is_labelled_by_its_line_or_by_what_it_stands_for() {
+        let r = rules("\n/Failed for <HOST>/ * \"sshd\"\n").unwrap();
+        assert_eq!(r[0].label(), "2");
+        let filter = Rule {
+            line: 0,
+            source: "sshd[mode=aggressive]".into(),
+            ..r[0].clone()
+        };
+        assert_eq!(filter.label(), "sshd[mode=aggressive]");
     }
 
     #[test]

@@ -60,7 +60,7 @@ pub fn run(
             }
         };
         let shown = || String::from_utf8_lossy(text);
-        let rule_line = |r: usize| rule_label(&rules.rules()[r]);
+        let rule_line = |r: usize| rules.rules()[r].label();
         let outcome = rules.check(text, Some(name));
         // What a recognised line is shown as with -v: mark, address, rule and a remark.
         let mut shown_as: Option<(char, Option<IpAddr>, usize, String)> = None;
@@ -147,14 +147,6 @@ pub fn run(
 }
 
 /// A rule's line in the rule file, or the fail2ban filter it stands for (which has no line).
-fn rule_label(r: &crate::rules::Rule) -> String {
-    if r.line == 0 {
-        r.source.clone()
-    } else {
-        r.line.to_string()
-    }
-}
-
 pub fn report(rules: &RuleSet, s: &Summary, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(
         out,
@@ -188,7 +180,7 @@ pub fn report(rules: &RuleSet, s: &Summary, out: &mut dyn Write) -> std::io::Res
         writeln!(
             out,
             "  {:>5} {m:>8} {e:>7}  {mode:<10}  {}",
-            rule_label(r),
+            r.label(),
             r.reason
         )?;
     }
