@@ -7,8 +7,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use ipqbdb_core::AddrKey;
-use ipqbdb_store::{AnyStore, Backend, OpenOptions, Store};
-use ipqbdb_tests::{wait_until, Proc};
+use ipqbdb_store::{AnyStore, Backend, Store};
+use ipqbdb_tests::{open_existing, wait_until, Proc};
 
 const PARSE: &str = env!("CARGO_BIN_EXE_ibd-parse");
 /// Generous: these wait for another process, and CI machines are slow at times.
@@ -65,14 +65,7 @@ impl Setup {
     }
 
     fn store(&self) -> AnyStore {
-        AnyStore::open(
-            &self.db(),
-            &OpenOptions {
-                create: false,
-                ..OpenOptions::default()
-            },
-        )
-        .unwrap()
+        open_existing(&self.db())
     }
 
     /// Waits until `addr` was caught `times` times (or fails after a generous deadline).

@@ -7,7 +7,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use ipqbdb_store::{AnyStore, OpenOptions, Store};
+use ipqbdb_store::Store;
+use ipqbdb_tests::open_existing;
 
 const PARSE: &str = env!("CARGO_BIN_EXE_ibd-parse");
 
@@ -163,14 +164,7 @@ fn the_daemon_bans_with_the_filters_reason_count_and_decay() {
         .unwrap();
     let o = child.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let store = AnyStore::open(
-        &db,
-        &OpenOptions {
-            create: false,
-            ..OpenOptions::default()
-        },
-    )
-    .unwrap();
+    let store = open_existing(&db);
     for ip in ["192.0.2.1", "192.0.2.3", "192.0.2.4"] {
         let r = store
             .lookup(ip.parse().unwrap())

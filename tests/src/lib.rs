@@ -36,6 +36,19 @@ pub fn open_any(dir: &Path, backend: Backend) -> ipqbdb_store::Result<AnyStore> 
     )
 }
 
+/// Opens the database in `dir` that a program of the test created, with the engine the directory
+/// names; fails the test if there is none (it is not created).
+pub fn open_existing(dir: &Path) -> AnyStore {
+    AnyStore::open(
+        dir,
+        &OpenOptions {
+            create: false,
+            ..options(dir)
+        },
+    )
+    .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+}
+
 /// The default options, with the test server of `dir` if it has one.
 pub fn options(dir: &Path) -> OpenOptions {
     OpenOptions {
