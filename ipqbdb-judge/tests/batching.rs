@@ -77,19 +77,9 @@ impl Lab {
         self.judge.as_ref().expect("a judge").log()
     }
 
-    fn iptables(&self, args: &[&str]) {
-        let mut argv = vec!["iptables"];
-        argv.extend_from_slice(args);
-        self.j.must(&argv);
-    }
-
     /// Queues UDP packets to port 7000 with the NFQUEUE options `target`.
     fn queue_7000(&self, target: &[&str]) {
-        let mut args = vec![
-            "-A", "INPUT", "-p", "udp", "--dport", "7000", "-j", "NFQUEUE",
-        ];
-        args.extend_from_slice(target);
-        self.iptables(&args);
+        self.j.queue_port("iptables", "filter", "udp", 7000, target);
     }
 
     fn start_judge(&mut self, specs: &[&str]) {
@@ -188,24 +178,7 @@ fn interleaved_sources_and_marks_through_the_batch_path() {
         lab.j.queue_udp("iptables", 7000, 0);
         // Queue 1, in the mangle table, judges destinations and marks; the filter table then
         // rejects marked packets.
-        lab.iptables(&[
-            "-t",
-            "mangle",
-            "-A",
-            "INPUT",
-            "-p",
-            "udp",
-            "--dport",
-            "7001",
-            "-j",
-            "NFQUEUE",
-            "--queue-num",
-            "1",
-        ]);
-        lab.iptables(&[
-            "-A", "INPUT", "-p", "udp", "--dport", "7001", "-m", "mark", "--mark", "4", "-j",
-            "REJECT",
-        ]);
+        common::queue_and_reject_marked(&lab.j, 7001, 1, 4);
         // Banned before the judge starts: its first snapshot sees them.
         lab.ban(&["-c", "0", "-t", LONG, FULL, MARKED_DST]);
         lab.ban(&["-c", "2", "-t", "1w", QUARTER]);
@@ -441,18 +414,8 @@ fn a_large_offloaded_segment_is_one_verdict() {
     use std::net::{TcpListener, TcpStream};
     common::every_backend(|b| {
         let mut lab = Lab::new(b);
-        lab.iptables(&[
-            "-A",
-            "INPUT",
-            "-p",
-            "tcp",
-            "--dport",
-            "7100",
-            "-j",
-            "NFQUEUE",
-            "--queue-num",
-            "0",
-        ]);
+        lab.j
+            .queue_port("iptables", "filter", "tcp", 7100, &["--queue-num", "0"]);
         lab.start_judge(&["Q0"]);
         let listener = lab.j.enter(|| TcpListener::bind("10.99.0.1:7100").unwrap());
         let reader = std::thread::spawn(move || {

@@ -11,11 +11,12 @@ use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use ipqbdb_store::{AnyStore, Backend, OpenOptions, Store};
+use ipqbdb_store::{AnyStore, Backend, Store};
 use ipqbdb_tests::netns::{pair, Netns};
-use ipqbdb_tests::{wait_until, Proc};
+use ipqbdb_tests::traffic;
+use ipqbdb_tests::{open_existing, wait_until, Proc};
 
 const JUDGE: &str = env!("CARGO_BIN_EXE_ibd-judge");
 const INNOCENT: &str = "10.77.0.2";
@@ -54,25 +55,7 @@ impl Lab {
         // table, judges destinations and marks; the filter table then rejects marked packets.
         j.queue_udp("iptables", 7000, 0);
         j.queue_udp("ip6tables", 7002, 0);
-        j.must(&[
-            "iptables",
-            "-t",
-            "mangle",
-            "-A",
-            "INPUT",
-            "-p",
-            "udp",
-            "--dport",
-            "7001",
-            "-j",
-            "NFQUEUE",
-            "--queue-num",
-            "1",
-        ]);
-        j.must(&[
-            "iptables", "-A", "INPUT", "-p", "udp", "--dport", "7001", "-m", "mark", "--mark", "4",
-            "-j", "REJECT",
-        ]);
+        common::queue_and_reject_marked(&j, 7001, 1, 4);
         let rx = [
             (7000, "0.0.0.0:7000"),
             (7001, "0.0.0.0:7001"),
@@ -140,29 +123,8 @@ impl Lab {
         };
         let sdst: SocketAddr = sentinel_dst.unwrap_or(&default_sentinel).parse().unwrap();
         let innocent = if dst.is_ipv4() { INNOCENT } else { INNOCENT6 };
-        let tag = format!("{:x}", Instant::now().elapsed().as_nanos() ^ rand_tag());
-        self.c.enter(|| {
-            let s = UdpSocket::bind(SocketAddr::new(src.parse().unwrap(), 0)).unwrap();
-            for _ in 0..n {
-                s.send_to(b"data", dst).unwrap();
-            }
-            let sentinel = UdpSocket::bind(SocketAddr::new(innocent.parse().unwrap(), 0)).unwrap();
-            sentinel
-                .send_to(format!("end {tag}").as_bytes(), sdst)
-                .unwrap();
-        });
         let rx = &self.rx[&dst.port()];
-        let mut got = 0;
-        let mut buf = [0u8; 64];
-        loop {
-            let (len, from) = rx.recv_from(&mut buf).expect("the sentinel never arrived");
-            if &buf[..len] == format!("end {tag}").as_bytes() {
-                return got;
-            }
-            if from.ip() == src.parse::<std::net::IpAddr>().unwrap() && &buf[..len] == b"data" {
-                got += 1;
-            }
-        }
+        traffic::burst(&self.c, rx, src, dst, n, innocent, sdst)
     }
 
     fn burst(&self, src: &str, dst: &str, n: usize) -> usize {
@@ -178,30 +140,13 @@ impl Lab {
         dropped: bool,
         limit: Duration,
     ) -> Duration {
-        let start = Instant::now();
-        loop {
-            let passed = self.burst_to(src, dst, 1, sentinel_dst) == 1;
-            if passed != dropped {
-                return start.elapsed();
-            }
-            assert!(
-                start.elapsed() < limit,
-                "{src} -> {dst} still {} after {limit:?}",
-                if dropped { "passes" } else { "dropped" }
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        traffic::await_probe(&format!("{src} -> {dst}"), dropped, limit, || {
+            self.burst_to(src, dst, 1, sentinel_dst) == 1
+        })
     }
 
     fn store(&self) -> AnyStore {
-        AnyStore::open(
-            &self.db(),
-            &OpenOptions {
-                create: false,
-                ..OpenOptions::default()
-            },
-        )
-        .unwrap()
+        open_existing(&self.db())
     }
 
     fn reject_count(&self) -> u64 {
@@ -221,13 +166,6 @@ impl Lab {
         assert!(log.contains("ibd-judge: stopped"), "{log}");
         log
     }
-}
-
-fn rand_tag() -> u128 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u8(0);
-    u128::from(h.finish())
 }
 
 /// A ban at 100 % is exactly 100 % only within the second it was made; after that it decays. With a
