@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ipqbdb_core::AddrKey;
 use ipqbdb_store::{AnyStore, Backend, Store};
-use ipqbdb_tests::{open_existing, wait_until, Proc};
+use ipqbdb_tests::{daemon_options, open_existing, wait_until, Proc};
 
 const PARSE: &str = env!("CARGO_BIN_EXE_ibd-parse");
 /// Generous: these wait for another process, and CI machines are slow at times.
@@ -44,21 +44,11 @@ impl Setup {
     /// Starts the daemon in the foreground; its output goes to a file the test can read.
     fn start(&self, backend: Backend, extra: &[&str], n: usize) -> Daemon {
         let mut cmd = Command::new(PARSE);
-        cmd.args([
-            "-D",
-            "-v",
-            "--config",
-            "/dev/null",
-            "--backend",
-            backend.name(),
-        ])
-        .arg("--db-dir")
-        .arg(self.db())
-        .arg("--rule-file")
-        .arg(self.rules())
-        .args(extra)
-        .env_remove("IPQBDB_CONFIG")
-        .stdin(Stdio::null());
+        daemon_options(&mut cmd, backend, &self.db())
+            .args(["-v", "--rule-file"])
+            .arg(self.rules())
+            .args(extra)
+            .env_remove("IPQBDB_CONFIG");
         let d = Daemon(Proc::spawn_logged("ibd-parse", &mut cmd, &self.log_of(n)));
         d.wait_log("ibd-parse: started");
         d

@@ -11,14 +11,14 @@
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ipqbdb_core::AddrKey;
 use ipqbdb_store::{AnyStore, Backend, Store};
 use ipqbdb_tests::netns::{pair, Netns};
 use ipqbdb_tests::traffic;
-use ipqbdb_tests::{open_existing, wait_until, Proc};
+use ipqbdb_tests::{daemon_options, open_existing, wait_until, Proc};
 
 const XDP: &str = env!("CARGO_BIN_EXE_ibd-xdp");
 const INNOCENT: &str = "10.78.0.2";
@@ -108,23 +108,11 @@ impl Lab {
         self.runs += 1;
         let log = self.tmp.path().join(format!("xdp-{}.log", self.runs));
         let mut cmd = self.x.command(XDP);
-        cmd.args([
-            "-D",
-            "-v",
-            "--config",
-            "/dev/null",
-            "--backend",
-            self.backend.name(),
-            "--staleness-ms",
-            "100",
-            "--db-dir",
-        ])
-        .arg(self.db())
-        .arg("--pin-dir")
-        .arg(self.pin_dir())
-        .args(extra)
-        .arg(IFACE)
-        .stdin(Stdio::null());
+        daemon_options(&mut cmd, self.backend, &self.db())
+            .args(["-v", "--staleness-ms", "100", "--pin-dir"])
+            .arg(self.pin_dir())
+            .args(extra)
+            .arg(IFACE);
         let mut p = Proc::spawn_logged("ibd-xdp", &mut cmd, &log);
         p.wait_log("attached to veth-a", Duration::from_secs(30));
         let text = p.log();
@@ -439,17 +427,7 @@ fn xdp_and_the_nfqueue_judge_together() {
         let log = lab.start(&["--max-entries", "1"]);
         assert!(log.contains("1 live records do not fit"), "{b:?}: {log}");
         let mut cmd = lab.x.command(judge_bin.to_str().unwrap());
-        cmd.args([
-            "-D",
-            "--config",
-            "/dev/null",
-            "--backend",
-            b.name(),
-            "--db-dir",
-        ])
-        .arg(lab.db())
-        .arg("Q0")
-        .stdin(Stdio::null());
+        daemon_options(&mut cmd, b, &lab.db()).arg("Q0");
         let mut judge =
             Proc::spawn_logged("ibd-judge", &mut cmd, &lab.tmp.path().join("judge.log"));
         judge.wait_log("listening on Q0", Duration::from_secs(20));

@@ -135,6 +135,26 @@ pub fn workspace_bin(package: &str, name: &str) -> std::path::PathBuf {
     target.join("debug").join(name)
 }
 
+/// Adds to `cmd` the options a test starts a daemon of ours with (`ibd-judge`, `ibd-xdp`,
+/// `ibd-parse`): in the foreground, with no configuration file, on the database in `db` of
+/// `backend`, standard input from nowhere. The program's own options and arguments follow.
+pub fn daemon_options<'c>(
+    cmd: &'c mut std::process::Command,
+    backend: Backend,
+    db: &Path,
+) -> &'c mut std::process::Command {
+    cmd.args([
+        "-D",
+        "--config",
+        "/dev/null",
+        "--backend",
+        backend.name(),
+        "--db-dir",
+    ])
+    .arg(db)
+    .stdin(std::process::Stdio::null())
+}
+
 /// `ibd-parse` (the program at `parse`) following `log` from its start with the rules in `rules`,
 /// on the database in `db`, in the foreground, with no FIFO and no configuration file: how the
 /// tests that feed a growing log run it. More options may be added before it starts.
