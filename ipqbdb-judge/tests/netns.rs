@@ -9,38 +9,43 @@ mod common;
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
-use std::path::PathBuf;
-use std::process::Stdio;
+use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
+use common::JudgeLab;
 use ipqbdb_store::{AnyStore, Backend, Store};
-use ipqbdb_tests::netns::{pair, Netns};
 use ipqbdb_tests::traffic;
-use ipqbdb_tests::{open_existing, wait_until, Proc};
+use ipqbdb_tests::{open_existing, wait_until};
 
-const JUDGE: &str = env!("CARGO_BIN_EXE_ibd-judge");
 const INNOCENT: &str = "10.77.0.2";
 /// In another /64 than the IPv6 attacker: a ban covers the attacker's whole /64.
 const INNOCENT6: &str = "fd78::2";
 
+/// A [`JudgeLab`] with receiving sockets in the judge's namespace, by port.
 struct Lab {
-    j: Netns,
-    c: Netns,
-    tmp: tempfile::TempDir,
-    judge: Option<Proc>,
-    backend: Backend,
-    /// Receiving sockets in the judge's namespace, by port.
+    lab: JudgeLab,
     rx: HashMap<u16, UdpSocket>,
+}
+
+impl Deref for Lab {
+    type Target = JudgeLab;
+    fn deref(&self) -> &JudgeLab {
+        &self.lab
+    }
+}
+
+impl DerefMut for Lab {
+    fn deref_mut(&mut self) -> &mut JudgeLab {
+        &mut self.lab
+    }
 }
 
 impl Lab {
     fn new(backend: Backend) -> Lab {
-        let j = Netns::new("judge");
-        let c = Netns::new("client");
-        pair(
-            &j,
+        let mut lab = JudgeLab::pair(
+            "judge",
+            backend,
             &["10.77.0.1/24", "10.77.0.9/24", "fd77::1/64", "fd78::1/64"],
-            &c,
             &[
                 "10.77.0.2/24",
                 "10.77.0.3/24",
@@ -53,9 +58,9 @@ impl Lab {
         );
         // Queue 0 judges sources on ports 7000 (IPv4) and 7002 (IPv6). Queue 1, in the mangle
         // table, judges destinations and marks; the filter table then rejects marked packets.
-        j.queue_udp("iptables", 7000, 0);
-        j.queue_udp("ip6tables", 7002, 0);
-        common::queue_and_reject_marked(&j, 7001, 1, 4);
+        lab.j.queue_udp("iptables", 7000, 0);
+        lab.j.queue_udp("ip6tables", 7002, 0);
+        common::queue_and_reject_marked(&lab.j, 7001, 1, 4);
         let rx = [
             (7000, "0.0.0.0:7000"),
             (7001, "0.0.0.0:7001"),
@@ -63,53 +68,13 @@ impl Lab {
         ]
         .into_iter()
         .map(|(port, addr)| {
-            let s = j.udp(addr);
+            let s = lab.j.udp(addr);
             s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
             (port, s)
         })
         .collect();
-        let mut lab = Lab {
-            j,
-            c,
-            tmp: tempfile::tempdir().unwrap(),
-            judge: None,
-            backend,
-            rx,
-        };
-        lab.start_judge();
-        lab
-    }
-
-    fn db(&self) -> PathBuf {
-        self.tmp.path().join("db")
-    }
-
-    fn log(&self) -> PathBuf {
-        self.tmp.path().join("judge.log")
-    }
-
-    fn start_judge(&mut self) {
-        let _ = std::fs::remove_file(self.log());
-        let mut cmd = self.j.command(JUDGE);
-        cmd.args([
-            "-D",
-            "-v",
-            "--config",
-            "/dev/null",
-            "--backend",
-            self.backend.name(),
-            "--db-dir",
-        ])
-        .arg(self.db())
-        .args(["Q0", "Q1DM4"])
-        .stdin(Stdio::null());
-        let mut judge = Proc::spawn_logged("ibd-judge", &mut cmd, &self.log());
-        judge.wait_log("listening on Q0S Q1DM4", Duration::from_secs(20));
-        self.judge = Some(judge);
-    }
-
-    fn ban(&self, args: &[&str]) {
-        common::ibd_ban(&self.db(), self.backend, args);
+        lab.start_judge(&["-v", "Q0", "Q1DM4"], "listening on Q0S Q1DM4");
+        Lab { lab, rx }
     }
 
     /// Sends `n` packets from `src` to `dst`, then a sentinel from the innocent source (to
@@ -147,10 +112,6 @@ impl Lab {
 
     fn store(&self) -> AnyStore {
         open_existing(&self.db())
-    }
-
-    fn reject_count(&self) -> u64 {
-        common::reject_count(&self.j)
     }
 
     fn signal(&self, sig: libc::c_int) {
@@ -232,7 +193,7 @@ fn unknown_accepted_banned_dropped_and_live_bans_enforced() {
         );
         // SIGUSR1 logs the counters per queue.
         lab.signal(libc::SIGUSR1);
-        let log = || std::fs::read_to_string(lab.log()).unwrap_or_default();
+        let log = || std::fs::read_to_string(lab.log_path()).unwrap_or_default();
         wait_until(
             || format!("{b}: no counters in {}", log()),
             Duration::from_secs(10),
