@@ -110,6 +110,12 @@ impl Lab {
         })
     }
 
+    /// Waits until a probe from `src` to port 7000 is dropped: a new ban applies within the
+    /// staleness bound (given 5 s here).
+    fn await_dropped(&self, src: &str) -> Duration {
+        self.await_probe(src, "10.77.0.1:7000", None, true, Duration::from_secs(5))
+    }
+
     fn store(&self) -> AnyStore {
         open_existing(&self.db())
     }
@@ -154,13 +160,7 @@ fn unknown_accepted_banned_dropped_and_live_bans_enforced() {
         );
         // Banned with `ibd ban` while the judge runs: enforced within the staleness bound.
         lab.ban(&["-c", "0", "-t", LONG, "10.77.0.3", "fd77::3"]);
-        let took = lab.await_probe(
-            "10.77.0.3",
-            "10.77.0.1:7000",
-            None,
-            true,
-            Duration::from_secs(5),
-        );
+        let took = lab.await_dropped("10.77.0.3");
         eprintln!("{b}: a live ban took effect after {took:?}");
         let passed = lab.burst("10.77.0.3", "10.77.0.1:7000", 200);
         assert!(passed <= 1, "{b}: 100 % drops everything, {passed} passed");
@@ -215,13 +215,7 @@ fn a_quarter_probability_drops_about_a_quarter() {
         // 10.77.0.4 at 25 %, and in the same transaction 10.77.0.5 at 100 % as a visibility marker.
         lab.ban(&["-c", "2", "-t", "1w", "10.77.0.4"]);
         lab.ban(&["-c", "0", "-t", LONG, "10.77.0.5"]);
-        lab.await_probe(
-            "10.77.0.5",
-            "10.77.0.1:7000",
-            None,
-            true,
-            Duration::from_secs(5),
-        );
+        lab.await_dropped("10.77.0.5");
         let n = 2000;
         let dropped = n - lab.burst("10.77.0.4", "10.77.0.1:7000", n);
         // Binomial(2000, 1/4): mean 500, standard deviation 19.4; six of them either side.
@@ -276,13 +270,7 @@ fn decay_lets_a_banned_source_back_in() {
         let lab = Lab::new(b);
         // 100 % with a one-second half-life.
         lab.ban(&["-c", "0", "-t", "1s", "10.77.0.5"]);
-        lab.await_probe(
-            "10.77.0.5",
-            "10.77.0.1:7000",
-            None,
-            true,
-            Duration::from_secs(5),
-        );
+        lab.await_dropped("10.77.0.5");
         let took = lab.await_probe(
             "10.77.0.5",
             "10.77.0.1:7000",
