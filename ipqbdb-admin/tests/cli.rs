@@ -1,12 +1,11 @@
 //! Drives the real `ibd` binary, through its own name and through every link name.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use ipqbdb_tests::netns::Netns;
-use ipqbdb_tests::Proc;
+use ipqbdb_tests::{output_ok, Proc};
 
 const IBD: &str = env!("CARGO_BIN_EXE_ibd");
 
@@ -20,16 +19,7 @@ impl Env {
     fn new(backend: &str) -> Env {
         let tmp = tempfile::tempdir().unwrap();
         let bin = tmp.path().join("bin");
-        let out = Command::new(IBD)
-            .arg("install-links")
-            .arg(&bin)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        output_ok(Command::new(IBD).arg("install-links").arg(&bin));
         std::fs::write(
             tmp.path().join("ipqbdb.toml"),
             format!("backend = \"{backend}\"\n"),
@@ -63,19 +53,8 @@ impl Env {
             .arg("--db-dir")
             .arg(self.db())
             .args(args)
-            .env_remove("IPQBDB_CONFIG")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = Proc::spawn(prog, &mut cmd);
-        // A program that exits without reading its input closes the pipe: not the test's concern.
-        let _ = child
-            .child()
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes());
-        child.output(Duration::from_secs(60))
+            .env_remove("IPQBDB_CONFIG");
+        Proc::run_with_input(prog, &mut cmd, stdin.as_bytes(), Duration::from_secs(60))
     }
 }
 
@@ -658,18 +637,13 @@ fn a_group_writable_directory_shares_its_files() {
             std::fs::create_dir(&db).unwrap();
             let mode = if shared { 0o2770 } else { 0o700 };
             std::fs::set_permissions(&db, std::fs::Permissions::from_mode(mode)).unwrap();
-            let out = Command::new("sh")
-                .arg("-c")
-                .arg(r#"umask 077; exec "$0" --config /dev/null --db-dir "$1" --backend "$2" ban -q 192.0.2.1"#)
-                .arg(IBD)
-                .arg(&db)
-                .arg(backend)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{backend}: {}",
-                String::from_utf8_lossy(&out.stderr)
+            output_ok(
+                Command::new("sh")
+                    .arg("-c")
+                    .arg(r#"umask 077; exec "$0" --config /dev/null --db-dir "$1" --backend "$2" ban -q 192.0.2.1"#)
+                    .arg(IBD)
+                    .arg(&db)
+                    .arg(backend),
             );
             let files: &[&str] = match backend {
                 "lmdb" => &["lmdb/data.mdb", "lmdb/lock.mdb"],

@@ -3,12 +3,12 @@
 use std::fs::OpenOptions as FileOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use ipqbdb_core::AddrKey;
 use ipqbdb_store::{AnyStore, Backend, Store};
-use ipqbdb_tests::{daemon_options, open_existing, wait_until, Proc};
+use ipqbdb_tests::{daemon_options, open_existing, output_ok, wait_until, Proc};
 
 const PARSE: &str = env!("CARGO_BIN_EXE_ibd-parse");
 /// Generous: these wait for another process, and CI machines are slow at times.
@@ -81,19 +81,8 @@ impl Setup {
             .arg(self.db())
             .arg("--rule-file")
             .arg(self.rules())
-            .args(extra)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = Proc::spawn("ibd-parse --stdin", &mut cmd);
-        child
-            .child()
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        let out = child.output(LIMIT);
+            .args(extra);
+        let out = Proc::run_with_input("ibd-parse --stdin", &mut cmd, input.as_bytes(), LIMIT);
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
         assert!(out.status.success(), "{err}");
         err
@@ -484,17 +473,12 @@ fn detached_daemon_keeps_relative_paths() {
     std::fs::write(&log, "").unwrap();
     // Started from the temporary directory with relative paths; it detaches (to `/`) before it
     // opens the log, the database and, on a reload, the rules again.
-    let out = Command::new(PARSE)
-        .args(["--config", "/dev/null", "--no-fifo", "--db-dir", "db"])
-        .args(["--rule-file", "rules.conf", "auth.log"])
-        .env_remove("IPQBDB_CONFIG")
-        .current_dir(s.tmp.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    output_ok(
+        Command::new(PARSE)
+            .args(["--config", "/dev/null", "--no-fifo", "--db-dir", "db"])
+            .args(["--rule-file", "rules.conf", "auth.log"])
+            .env_remove("IPQBDB_CONFIG")
+            .current_dir(s.tmp.path()),
     );
     let mut pid = Vec::new();
     wait_until(

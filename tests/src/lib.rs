@@ -8,7 +8,7 @@ pub mod proc;
 pub mod scrape;
 pub mod traffic;
 
-pub use proc::Proc;
+pub use proc::{output_ok, Proc};
 
 use std::io::{BufRead, BufReader};
 use std::net::IpAddr;
@@ -135,16 +135,15 @@ pub fn workspace_bin(package: &str, name: &str) -> std::path::PathBuf {
     target.join("debug").join(name)
 }
 
-/// Adds to `cmd` the options a test starts a daemon of ours with (`ibd-judge`, `ibd-xdp`,
-/// `ibd-parse`): in the foreground, with no configuration file, on the database in `db` of
-/// `backend`, standard input from nowhere. The program's own options and arguments follow.
-pub fn daemon_options<'c>(
+/// Adds to `cmd` the options a test runs a program of ours with (`ibd`, `ibd-judge`, `ibd-xdp`,
+/// `ibd-parse`): no configuration file, the database in `db` of `backend`. The program's own
+/// options and arguments follow.
+pub fn db_options<'c>(
     cmd: &'c mut std::process::Command,
     backend: Backend,
     db: &Path,
 ) -> &'c mut std::process::Command {
     cmd.args([
-        "-D",
         "--config",
         "/dev/null",
         "--backend",
@@ -152,7 +151,15 @@ pub fn daemon_options<'c>(
         "--db-dir",
     ])
     .arg(db)
-    .stdin(std::process::Stdio::null())
+}
+
+/// [`db_options`] for a daemon: in the foreground, standard input from nowhere.
+pub fn daemon_options<'c>(
+    cmd: &'c mut std::process::Command,
+    backend: Backend,
+    db: &Path,
+) -> &'c mut std::process::Command {
+    db_options(cmd.arg("-D"), backend, db).stdin(std::process::Stdio::null())
 }
 
 /// `ibd-parse` (the program at `parse`) following `log` from its start with the rules in `rules`,
