@@ -548,11 +548,8 @@ fn connkill_removes_a_real_conntrack_entry() {
         let o = ns.exec(&["conntrack", "-L", "-f", family, "-s", src]);
         stdout(&o).lines().filter(|l| l.contains(src)).count()
     };
-    let attackers = [
-        ("192.0.2.50", "192.0.2.1", "ipv4"),
-        ("2001:db8::50", "2001:db8::1", "ipv6"),
-    ];
-    for (src, dst, family) in attackers {
+    // An established TCP flow from `src`, port `sport`, to `dst`, port 22.
+    let insert_flow = |src: &str, sport: &str, dst: &str| {
         let o = ns.exec(&[
             "conntrack",
             "-I",
@@ -563,7 +560,7 @@ fn connkill_removes_a_real_conntrack_entry() {
             "-p",
             "tcp",
             "--sport",
-            "40000",
+            sport,
             "--dport",
             "22",
             "--state",
@@ -572,28 +569,17 @@ fn connkill_removes_a_real_conntrack_entry() {
             "300",
         ]);
         assert!(o.status.success(), "conntrack -I: {}", stderr(&o));
+    };
+    let attackers = [
+        ("192.0.2.50", "192.0.2.1", "ipv4"),
+        ("2001:db8::50", "2001:db8::1", "ipv6"),
+    ];
+    for (src, dst, family) in attackers {
+        insert_flow(src, "40000", dst);
         assert_eq!(flows(src, family), 1);
     }
     // A bystander's flow must survive.
-    let o = ns.exec(&[
-        "conntrack",
-        "-I",
-        "-s",
-        "192.0.2.60",
-        "-d",
-        "192.0.2.1",
-        "-p",
-        "tcp",
-        "--sport",
-        "40001",
-        "--dport",
-        "22",
-        "--state",
-        "ESTABLISHED",
-        "--timeout",
-        "300",
-    ]);
-    assert!(o.status.success());
+    insert_flow("192.0.2.60", "40001", "192.0.2.1");
     let ibd = env.bin.join("ibd-ban");
     let (conf, db) = (env.config(), env.db());
     let o = ns.exec(&[
