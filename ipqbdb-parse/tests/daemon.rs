@@ -1,11 +1,14 @@
 //! The real `ibd-parse` binary: inputs, restarts, signals and bad input, against a real database.
 
+mod common;
+
 use std::fs::OpenOptions as FileOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use common::Setup;
 use ipqbdb_core::AddrKey;
 use ipqbdb_store::{AnyStore, Backend, Store};
 use ipqbdb_tests::{daemon_options, open_existing, output_ok, wait_until, Proc};
@@ -16,16 +19,10 @@ const LIMIT: Duration = Duration::from_secs(20);
 const RULES: &str =
     "/Failed password for \\S+ from <HOST> port/ * \"ssh\" 5\n/FTP fail <HOST>/ * \"ftp\" 5\n";
 
-struct Setup {
-    tmp: tempfile::TempDir,
-}
-
 impl Setup {
     fn new() -> Setup {
-        let s = Setup {
-            tmp: tempfile::tempdir().unwrap(),
-        };
-        std::fs::write(s.rules(), RULES).unwrap();
+        let s = Setup::empty();
+        s.write("rules.conf", RULES);
         s
     }
     fn db(&self) -> PathBuf {
@@ -33,9 +30,6 @@ impl Setup {
     }
     fn rules(&self) -> PathBuf {
         self.tmp.path().join("rules.conf")
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.tmp.path().join(name)
     }
     fn log_of(&self, n: usize) -> PathBuf {
         self.tmp.path().join(format!("parse-{n}.stderr"))

@@ -3,10 +3,13 @@
 //! options and a Python-only regex): what `--test` shows, what the daemon bans in a real
 //! database, and one-line errors for broken filters.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use common::Setup;
 use ipqbdb_store::Store;
 use ipqbdb_tests::{open_existing, Proc};
 
@@ -14,15 +17,9 @@ const PARSE: &str = env!("CARGO_BIN_EXE_ibd-parse");
 /// How long `ibd-parse --stdin` may take: a hang detector.
 const LIMIT: Duration = Duration::from_secs(60);
 
-struct Setup {
-    tmp: tempfile::TempDir,
-}
-
 impl Setup {
     fn new() -> Setup {
-        let s = Setup {
-            tmp: tempfile::tempdir().unwrap(),
-        };
+        let s = Setup::empty();
         let d = s.f2b();
         std::fs::create_dir_all(d.join("filter.d")).unwrap();
         std::fs::create_dir_all(d.join("jail.d")).unwrap();
@@ -63,12 +60,6 @@ impl Setup {
     }
     fn f2b(&self) -> PathBuf {
         self.tmp.path().join("fail2ban")
-    }
-    fn path(&self, p: &str) -> PathBuf {
-        self.tmp.path().join(p)
-    }
-    fn write(&self, p: &str, text: &str) {
-        std::fs::write(self.path(p), text).unwrap();
     }
     fn run(&self, args: &[&str]) -> Output {
         Command::new(PARSE)
