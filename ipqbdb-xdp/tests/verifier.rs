@@ -14,8 +14,7 @@ static REFUSED: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/r
 )]
 fn a_refused_program_is_one_line_with_the_reason() {
     let err = load_object(REFUSED, "ipqbdb_refused")
-        .err()
-        .expect("the verifier refuses a read past the packet's checked bounds");
+        .expect_err("the verifier refuses a read past the packet's checked bounds");
     let XdpError::Verifier { program, reason } = &err else {
         panic!("not the verifier's refusal: {err}");
     };
@@ -33,8 +32,6 @@ fn a_refused_program_is_one_line_with_the_reason() {
 
 #[test]
 fn an_object_without_the_program_is_named() {
-    let err = load_object(REFUSED, "no_such_program")
-        .err()
-        .expect("no such program");
+    let err = load_object(REFUSED, "no_such_program").expect_err("no such program");
     assert!(err.to_string().contains("no_such_program"), "{err}");
 }
