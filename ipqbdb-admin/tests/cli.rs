@@ -1,12 +1,11 @@
 //! Drives the real `ibd` binary, through its own name and through every link name.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use ipqbdb_tests::netns::Netns;
-use ipqbdb_tests::Proc;
+use ipqbdb_tests::{output_ok, Proc};
 
 const IBD: &str = env!("CARGO_BIN_EXE_ibd");
 
@@ -20,16 +19,7 @@ impl Env {
     fn new(backend: &str) -> Env {
         let tmp = tempfile::tempdir().unwrap();
         let bin = tmp.path().join("bin");
-        let out = Command::new(IBD)
-            .arg("install-links")
-            .arg(&bin)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        output_ok(Command::new(IBD).arg("install-links").arg(&bin));
         std::fs::write(
             tmp.path().join("ipqbdb.toml"),
             format!("backend = \"{backend}\"\n"),
@@ -63,19 +53,8 @@ impl Env {
             .arg("--db-dir")
             .arg(self.db())
             .args(args)
-            .env_remove("IPQBDB_CONFIG")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = Proc::spawn(prog, &mut cmd);
-        // A program that exits without reading its input closes the pipe: not the test's concern.
-        let _ = child
-            .child()
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes());
-        child.output(Duration::from_secs(60))
+            .env_remove("IPQBDB_CONFIG");
+        Proc::run_with_input(prog, &mut cmd, stdin.as_bytes(), Duration::from_secs(60))
     }
 }
 
@@ -569,11 +548,8 @@ fn connkill_removes_a_real_conntrack_entry() {
         let o = ns.exec(&["conntrack", "-L", "-f", family, "-s", src]);
         stdout(&o).lines().filter(|l| l.contains(src)).count()
     };
-    let attackers = [
-        ("192.0.2.50", "192.0.2.1", "ipv4"),
-        ("2001:db8::50", "2001:db8::1", "ipv6"),
-    ];
-    for (src, dst, family) in attackers {
+    // An established TCP flow from `src`, port `sport`, to `dst`, port 22.
+    let insert_flow = |src: &str, sport: &str, dst: &str| {
         let o = ns.exec(&[
             "conntrack",
             "-I",
@@ -584,7 +560,7 @@ fn connkill_removes_a_real_conntrack_entry() {
             "-p",
             "tcp",
             "--sport",
-            "40000",
+            sport,
             "--dport",
             "22",
             "--state",
@@ -593,28 +569,17 @@ fn connkill_removes_a_real_conntrack_entry() {
             "300",
         ]);
         assert!(o.status.success(), "conntrack -I: {}", stderr(&o));
+    };
+    let attackers = [
+        ("192.0.2.50", "192.0.2.1", "ipv4"),
+        ("2001:db8::50", "2001:db8::1", "ipv6"),
+    ];
+    for (src, dst, family) in attackers {
+        insert_flow(src, "40000", dst);
         assert_eq!(flows(src, family), 1);
     }
     // A bystander's flow must survive.
-    let o = ns.exec(&[
-        "conntrack",
-        "-I",
-        "-s",
-        "192.0.2.60",
-        "-d",
-        "192.0.2.1",
-        "-p",
-        "tcp",
-        "--sport",
-        "40001",
-        "--dport",
-        "22",
-        "--state",
-        "ESTABLISHED",
-        "--timeout",
-        "300",
-    ]);
-    assert!(o.status.success());
+    insert_flow("192.0.2.60", "40001", "192.0.2.1");
     let ibd = env.bin.join("ibd-ban");
     let (conf, db) = (env.config(), env.db());
     let o = ns.exec(&[
@@ -658,18 +623,13 @@ fn a_group_writable_directory_shares_its_files() {
             std::fs::create_dir(&db).unwrap();
             let mode = if shared { 0o2770 } else { 0o700 };
             std::fs::set_permissions(&db, std::fs::Permissions::from_mode(mode)).unwrap();
-            let out = Command::new("sh")
-                .arg("-c")
-                .arg(r#"umask 077; exec "$0" --config /dev/null --db-dir "$1" --backend "$2" ban -q 192.0.2.1"#)
-                .arg(IBD)
-                .arg(&db)
-                .arg(backend)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{backend}: {}",
-                String::from_utf8_lossy(&out.stderr)
+            output_ok(
+                Command::new("sh")
+                    .arg("-c")
+                    .arg(r#"umask 077; exec "$0" --config /dev/null --db-dir "$1" --backend "$2" ban -q 192.0.2.1"#)
+                    .arg(IBD)
+                    .arg(&db)
+                    .arg(backend),
             );
             let files: &[&str] = match backend {
                 "lmdb" => &["lmdb/data.mdb", "lmdb/lock.mdb"],

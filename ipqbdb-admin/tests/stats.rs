@@ -2,33 +2,23 @@
 //! `--prometheus` page passes `promtool check metrics`, printed and written with `--output`.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
+use std::time::Duration;
 
 use ipqbdb_store::Backend;
 use ipqbdb_tests::scrape::{must_value, promtool_check};
+use ipqbdb_tests::{db_options, Proc};
 
 const IBD: &str = env!("CARGO_BIN_EXE_ibd");
+/// How long one `ibd` may take: a hang detector.
+const LIMIT: Duration = Duration::from_secs(60);
 
 fn ibd(db: &Path, backend: Backend, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(IBD)
-        .args([
-            "--config",
-            "/dev/null",
-            "--backend",
-            backend.name(),
-            "--db-dir",
-        ])
-        .arg(db)
+    let mut cmd = Command::new(IBD);
+    db_options(&mut cmd, backend, db)
         .args(args)
-        .env_remove("IPQBDB_CONFIG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
-    let out = child.wait_with_output().unwrap();
+        .env_remove("IPQBDB_CONFIG");
+    let out = Proc::run_with_input("ibd", &mut cmd, stdin.as_bytes(), LIMIT);
     assert!(
         out.status.success(),
         "ibd {args:?}: {}",

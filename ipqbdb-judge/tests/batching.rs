@@ -8,19 +8,16 @@ mod common;
 
 use std::cell::Cell;
 use std::net::{SocketAddr, UdpSocket};
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use common::JudgeLab as Lab;
 use ipqbdb_store::Backend;
-use ipqbdb_tests::netns::{pair, Netns};
 use ipqbdb_tests::scrape::{logged_addr, must_value, scrape};
 use ipqbdb_tests::traffic::{
     assert_all_judged, judge_counters, logged_number, queue_counters, Stream,
 };
-use ipqbdb_tests::{wait_until, Proc};
+use ipqbdb_tests::wait_until;
 
-const JUDGE: &str = env!("CARGO_BIN_EXE_ibd-judge");
 const DST: &str = "10.99.0.1:7000";
 const FULL: &str = "10.99.0.3";
 const QUARTER: &str = "10.99.0.4";
@@ -34,15 +31,6 @@ const UNPACED: u32 = 10_000_000;
 /// second elapsed.
 const LONG: &str = "30d";
 
-/// Fields drop in order: the judge (printing its log on failure) before its directory.
-struct Lab {
-    judge: Option<Proc>,
-    j: Netns,
-    c: Netns,
-    tmp: tempfile::TempDir,
-    backend: Backend,
-}
-
 /// Client addresses for flows spread over queues by address hash.
 fn spread_sources() -> Vec<String> {
     (20..36).map(|i| format!("10.99.0.{i}")).collect()
@@ -50,8 +38,6 @@ fn spread_sources() -> Vec<String> {
 
 impl Lab {
     fn new(backend: Backend) -> Lab {
-        let j = Netns::new("batchj");
-        let c = Netns::new("batchc");
         let mut client: Vec<String> = ["10.99.0.2/24", "10.99.0.3/24", "10.99.0.4/24"]
             .into_iter()
             .chain(["10.99.0.5/24"])
@@ -59,60 +45,21 @@ impl Lab {
             .collect();
         client.extend(spread_sources().iter().map(|s| format!("{s}/24")));
         let client: Vec<&str> = client.iter().map(String::as_str).collect();
-        pair(&j, &["10.99.0.1/24", "10.99.0.10/24"], &c, &client);
-        Lab {
-            judge: None,
-            j,
-            c,
-            tmp: tempfile::tempdir().unwrap(),
+        Lab::pair(
+            "batch",
             backend,
-        }
-    }
-
-    fn db(&self) -> PathBuf {
-        self.tmp.path().join("db")
+            &["10.99.0.1/24", "10.99.0.10/24"],
+            &client,
+        )
     }
 
     fn log(&self) -> String {
         self.judge.as_ref().expect("a judge").log()
     }
 
-    fn iptables(&self, args: &[&str]) {
-        let mut argv = vec!["iptables"];
-        argv.extend_from_slice(args);
-        self.j.must(&argv);
-    }
-
     /// Queues UDP packets to port 7000 with the NFQUEUE options `target`.
     fn queue_7000(&self, target: &[&str]) {
-        let mut args = vec![
-            "-A", "INPUT", "-p", "udp", "--dport", "7000", "-j", "NFQUEUE",
-        ];
-        args.extend_from_slice(target);
-        self.iptables(&args);
-    }
-
-    fn start_judge(&mut self, specs: &[&str]) {
-        let log = self.tmp.path().join("judge.log");
-        let mut cmd = self.j.command(JUDGE);
-        cmd.args([
-            "-D",
-            "--config",
-            "/dev/null",
-            "--backend",
-            self.backend.name(),
-            "--db-dir",
-        ])
-        .arg(self.db())
-        .args(specs)
-        .stdin(Stdio::null());
-        let mut judge = Proc::spawn_logged("ibd-judge", &mut cmd, &log);
-        judge.wait_log("listening on", Duration::from_secs(20));
-        self.judge = Some(judge);
-    }
-
-    fn ban(&self, args: &[&str]) {
-        common::ibd_ban(&self.db(), self.backend, args);
+        self.j.queue_port("iptables", "filter", "udp", 7000, target);
     }
 
     fn stream(&self, port: u16, sources: &[&str], rate: u32, max: u64) -> Stream {
@@ -142,10 +89,6 @@ impl Lab {
             },
         );
         last.get().unwrap()
-    }
-
-    fn reject_count(&self) -> u64 {
-        common::reject_count(&self.j)
     }
 
     /// Checks from the judge's log that a send answered more than one packet on average.
@@ -188,28 +131,11 @@ fn interleaved_sources_and_marks_through_the_batch_path() {
         lab.j.queue_udp("iptables", 7000, 0);
         // Queue 1, in the mangle table, judges destinations and marks; the filter table then
         // rejects marked packets.
-        lab.iptables(&[
-            "-t",
-            "mangle",
-            "-A",
-            "INPUT",
-            "-p",
-            "udp",
-            "--dport",
-            "7001",
-            "-j",
-            "NFQUEUE",
-            "--queue-num",
-            "1",
-        ]);
-        lab.iptables(&[
-            "-A", "INPUT", "-p", "udp", "--dport", "7001", "-m", "mark", "--mark", "4", "-j",
-            "REJECT",
-        ]);
+        common::queue_and_reject_marked(&lab.j, 7001, 1, 4);
         // Banned before the judge starts: its first snapshot sees them.
         lab.ban(&["-c", "0", "-t", LONG, FULL, MARKED_DST]);
         lab.ban(&["-c", "2", "-t", "1w", QUARTER]);
-        lab.start_judge(&["Q0", "Q1DM4"]);
+        lab.start_judge(&["Q0", "Q1DM4"], "listening on");
 
         let per_source = 2000u64;
         let report = all_sent(lab.stream(7000, &[FULL, QUARTER, UNKNOWN], UNPACED, 3 * per_source));
@@ -294,7 +220,10 @@ fn two_balanced_queues_both_serve() {
         // Flows spread over queues 0 and 1 by a hash of their addresses: 16 sources all landing
         // on one queue has a chance of 2^-15.
         lab.queue_7000(&["--queue-balance", "0:1"]);
-        lab.start_judge(&["Q0", "Q1", "--metrics-listen", "127.0.0.1:0"]);
+        lab.start_judge(
+            &["Q0", "Q1", "--metrics-listen", "127.0.0.1:0"],
+            "listening on",
+        );
         let sources = spread_sources();
         let sources: Vec<&str> = sources.iter().map(String::as_str).collect();
         let per_source = 500u64;
@@ -393,7 +322,7 @@ fn sigterm_during_a_burst_leaves_no_packet_queued() {
         // --queue-bypass: once the judge is gone, packets pass unjudged. Any packet still queued
         // when its socket closes would be dropped by the kernel instead, and missing here.
         lab.queue_7000(&["--queue-num", "0", "--queue-bypass"]);
-        lab.start_judge(&["Q0"]);
+        lab.start_judge(&["Q0"], "listening on");
         // Paced fast enough to keep the queue busy, for long enough to stop the judge within.
         let rate = 20_000;
         let stream = lab.stream(7000, &[UNKNOWN, QUARTER], rate, u64::from(rate) * 3);
@@ -441,19 +370,9 @@ fn a_large_offloaded_segment_is_one_verdict() {
     use std::net::{TcpListener, TcpStream};
     common::every_backend(|b| {
         let mut lab = Lab::new(b);
-        lab.iptables(&[
-            "-A",
-            "INPUT",
-            "-p",
-            "tcp",
-            "--dport",
-            "7100",
-            "-j",
-            "NFQUEUE",
-            "--queue-num",
-            "0",
-        ]);
-        lab.start_judge(&["Q0"]);
+        lab.j
+            .queue_port("iptables", "filter", "tcp", 7100, &["--queue-num", "0"]);
+        lab.start_judge(&["Q0"], "listening on");
         let listener = lab.j.enter(|| TcpListener::bind("10.99.0.1:7100").unwrap());
         let reader = std::thread::spawn(move || {
             let (mut s, _) = listener.accept().unwrap();
@@ -492,7 +411,10 @@ fn a_receive_buffer_overflow_is_counted_and_survived() {
         lab.queue_7000(&["--queue-num", "0"]);
         // Room for about a hundred packets: an unpaced burst of 20,000 overflows it (ENOBUFS),
         // a paced stream does not.
-        lab.start_judge(&["--rcvbuf", "64K", "Q0", "--metrics-listen", "127.0.0.1:0"]);
+        lab.start_judge(
+            &["--rcvbuf", "64K", "Q0", "--metrics-listen", "127.0.0.1:0"],
+            "listening on",
+        );
         // On a loaded machine the judge may keep up with one flood: flood again (at most 5
         // times) until the kernel has seen the socket overflow.
         for _ in 0..5 {

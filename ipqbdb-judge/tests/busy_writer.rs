@@ -10,21 +10,21 @@
 //! The tests of this file run one at a time (`SERIAL`): they measure latency, and two of them side
 //! by side on two cores would measure each other.
 
+mod common;
+
 use std::net::UdpSocket;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use common::JudgeLab as Lab;
 use ipqbdb_store::kv::Table;
 use ipqbdb_store::{Backend, Ban, Store};
-use ipqbdb_tests::netns::{pair, Netns};
 use ipqbdb_tests::traffic::{
     assert_all_judged, judge_counters, logged_number, queue_counters, Report, Stream,
 };
 use ipqbdb_tests::{open_any, wait_until, workspace_bin, Lines, Proc};
 
-const JUDGE: &str = env!("CARGO_BIN_EXE_ibd-judge");
 const INNOCENT: [&str; 2] = ["10.88.0.2", "10.88.0.3"];
 const BANNED: &str = "10.88.0.4";
 const SENTINEL_SRC: &str = "10.88.0.5";
@@ -46,23 +46,12 @@ const P99_BOUND: Duration = Duration::from_millis(20);
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
-/// Fields drop in order: the judge (printing its log on failure) before its directory.
-struct Lab {
-    judge: Option<Proc>,
-    j: Netns,
-    c: Netns,
-    tmp: tempfile::TempDir,
-    backend: Backend,
-}
-
 impl Lab {
     fn new(backend: Backend) -> Lab {
-        let j = Netns::new("busyj");
-        let c = Netns::new("busyc");
-        pair(
-            &j,
+        let lab = Lab::pair(
+            "busy",
+            backend,
             &["10.88.0.1/24"],
-            &c,
             &[
                 "10.88.0.2/24",
                 "10.88.0.3/24",
@@ -71,32 +60,9 @@ impl Lab {
                 "10.88.0.6/24",
             ],
         );
-        j.queue_udp("iptables", 7000, 0);
-        let lab = Lab {
-            j,
-            c,
-            tmp: tempfile::tempdir().unwrap(),
-            backend,
-            judge: None,
-        };
+        lab.j.queue_udp("iptables", 7000, 0);
         drop(open_any(&lab.db(), backend).unwrap());
         lab
-    }
-
-    fn db(&self) -> PathBuf {
-        self.tmp.path().join("db")
-    }
-
-    fn start_judge(&mut self) {
-        let mut cmd = self.j.command(JUDGE);
-        cmd.args(["-D", "--config", "/dev/null", "--db-dir"])
-            .arg(self.db())
-            .arg("Q0")
-            .stdin(Stdio::null());
-        let mut judge =
-            Proc::spawn_logged("ibd-judge", &mut cmd, &self.tmp.path().join("judge.log"));
-        judge.wait_log("listening on Q0S", Duration::from_secs(20));
-        self.judge = Some(judge);
     }
 
     fn stream(&self) -> Stream {
@@ -116,15 +82,6 @@ impl Lab {
             RATE,
             max,
         )
-    }
-
-    /// `ibd ARGS` in this process, against the lab's database.
-    fn ibd(&self, args: &[&str]) {
-        let mut argv: Vec<std::ffi::OsString> = vec!["ibd".into(), args[0].into()];
-        argv.extend(["--config", "/dev/null", "--db-dir"].iter().map(Into::into));
-        argv.push(self.db().into());
-        argv.extend(args[1..].iter().map(Into::into));
-        assert_eq!(ipqbdb_admin::run(argv), 0, "ibd {args:?}");
     }
 }
 
@@ -239,8 +196,8 @@ fn check(lab: &mut Lab, report: &Report, banned_blocked: bool, held_for: Duratio
 fn held_writer(b: Backend) {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let mut lab = Lab::new(b);
-    lab.ibd(&["ban", "--quiet", "-c", "0", "-t", "30d", BANNED]);
-    lab.start_judge();
+    lab.ban(&["-c", "0", "-t", "30d", BANNED]);
+    lab.start_judge(&["Q0"], "listening on Q0S");
     let stream = lab.stream();
     await_traffic(&stream, 0, u64::from(RATE), b);
     let worker = workspace_bin("ipqbdb-tests", "ipqbdb-store-worker");
@@ -320,8 +277,8 @@ fn retention_pass(b: Backend) {
         assert_eq!(store.record_count().unwrap(), u64::from(RECORDS));
         eprintln!("{b}: {RECORDS} records made in {:?}", started.elapsed());
     }
-    lab.ibd(&["ban", "--quiet", "-c", "0", "-t", "30d", BANNED]);
-    lab.start_judge();
+    lab.ban(&["-c", "0", "-t", "30d", BANNED]);
+    lab.start_judge(&["Q0"], "listening on Q0S");
     let stream = lab.stream();
     await_traffic(&stream, 0, u64::from(RATE), b);
     let ibd = workspace_bin("ipqbdb-admin", "ibd");
@@ -367,7 +324,7 @@ fn damaged_record(b: Backend) {
             .write(&mut |tx| tx.put(Table::Block, &key.to_bytes(), b"not a record"))
             .unwrap();
     }
-    lab.start_judge();
+    lab.start_judge(&["Q0"], "listening on Q0S");
     let n = 500;
     let stream = lab.stream_from(&[damaged], n);
     wait_until(

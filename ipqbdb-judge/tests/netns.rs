@@ -9,37 +9,43 @@ mod common;
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
-use std::path::PathBuf;
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::ops::{Deref, DerefMut};
+use std::time::Duration;
 
-use ipqbdb_store::{AnyStore, Backend, OpenOptions, Store};
-use ipqbdb_tests::netns::{pair, Netns};
-use ipqbdb_tests::{wait_until, Proc};
+use common::JudgeLab;
+use ipqbdb_store::{AnyStore, Backend, Store};
+use ipqbdb_tests::traffic;
+use ipqbdb_tests::{open_existing, wait_until};
 
-const JUDGE: &str = env!("CARGO_BIN_EXE_ibd-judge");
 const INNOCENT: &str = "10.77.0.2";
 /// In another /64 than the IPv6 attacker: a ban covers the attacker's whole /64.
 const INNOCENT6: &str = "fd78::2";
 
+/// A [`JudgeLab`] with receiving sockets in the judge's namespace, by port.
 struct Lab {
-    j: Netns,
-    c: Netns,
-    tmp: tempfile::TempDir,
-    judge: Option<Proc>,
-    backend: Backend,
-    /// Receiving sockets in the judge's namespace, by port.
+    lab: JudgeLab,
     rx: HashMap<u16, UdpSocket>,
+}
+
+impl Deref for Lab {
+    type Target = JudgeLab;
+    fn deref(&self) -> &JudgeLab {
+        &self.lab
+    }
+}
+
+impl DerefMut for Lab {
+    fn deref_mut(&mut self) -> &mut JudgeLab {
+        &mut self.lab
+    }
 }
 
 impl Lab {
     fn new(backend: Backend) -> Lab {
-        let j = Netns::new("judge");
-        let c = Netns::new("client");
-        pair(
-            &j,
+        let mut lab = JudgeLab::pair(
+            "judge",
+            backend,
             &["10.77.0.1/24", "10.77.0.9/24", "fd77::1/64", "fd78::1/64"],
-            &c,
             &[
                 "10.77.0.2/24",
                 "10.77.0.3/24",
@@ -52,27 +58,9 @@ impl Lab {
         );
         // Queue 0 judges sources on ports 7000 (IPv4) and 7002 (IPv6). Queue 1, in the mangle
         // table, judges destinations and marks; the filter table then rejects marked packets.
-        j.queue_udp("iptables", 7000, 0);
-        j.queue_udp("ip6tables", 7002, 0);
-        j.must(&[
-            "iptables",
-            "-t",
-            "mangle",
-            "-A",
-            "INPUT",
-            "-p",
-            "udp",
-            "--dport",
-            "7001",
-            "-j",
-            "NFQUEUE",
-            "--queue-num",
-            "1",
-        ]);
-        j.must(&[
-            "iptables", "-A", "INPUT", "-p", "udp", "--dport", "7001", "-m", "mark", "--mark", "4",
-            "-j", "REJECT",
-        ]);
+        lab.j.queue_udp("iptables", 7000, 0);
+        lab.j.queue_udp("ip6tables", 7002, 0);
+        common::queue_and_reject_marked(&lab.j, 7001, 1, 4);
         let rx = [
             (7000, "0.0.0.0:7000"),
             (7001, "0.0.0.0:7001"),
@@ -80,53 +68,13 @@ impl Lab {
         ]
         .into_iter()
         .map(|(port, addr)| {
-            let s = j.udp(addr);
+            let s = lab.j.udp(addr);
             s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
             (port, s)
         })
         .collect();
-        let mut lab = Lab {
-            j,
-            c,
-            tmp: tempfile::tempdir().unwrap(),
-            judge: None,
-            backend,
-            rx,
-        };
-        lab.start_judge();
-        lab
-    }
-
-    fn db(&self) -> PathBuf {
-        self.tmp.path().join("db")
-    }
-
-    fn log(&self) -> PathBuf {
-        self.tmp.path().join("judge.log")
-    }
-
-    fn start_judge(&mut self) {
-        let _ = std::fs::remove_file(self.log());
-        let mut cmd = self.j.command(JUDGE);
-        cmd.args([
-            "-D",
-            "-v",
-            "--config",
-            "/dev/null",
-            "--backend",
-            self.backend.name(),
-            "--db-dir",
-        ])
-        .arg(self.db())
-        .args(["Q0", "Q1DM4"])
-        .stdin(Stdio::null());
-        let mut judge = Proc::spawn_logged("ibd-judge", &mut cmd, &self.log());
-        judge.wait_log("listening on Q0S Q1DM4", Duration::from_secs(20));
-        self.judge = Some(judge);
-    }
-
-    fn ban(&self, args: &[&str]) {
-        common::ibd_ban(&self.db(), self.backend, args);
+        lab.start_judge(&["-v", "Q0", "Q1DM4"], "listening on Q0S Q1DM4");
+        Lab { lab, rx }
     }
 
     /// Sends `n` packets from `src` to `dst`, then a sentinel from the innocent source (to
@@ -140,29 +88,8 @@ impl Lab {
         };
         let sdst: SocketAddr = sentinel_dst.unwrap_or(&default_sentinel).parse().unwrap();
         let innocent = if dst.is_ipv4() { INNOCENT } else { INNOCENT6 };
-        let tag = format!("{:x}", Instant::now().elapsed().as_nanos() ^ rand_tag());
-        self.c.enter(|| {
-            let s = UdpSocket::bind(SocketAddr::new(src.parse().unwrap(), 0)).unwrap();
-            for _ in 0..n {
-                s.send_to(b"data", dst).unwrap();
-            }
-            let sentinel = UdpSocket::bind(SocketAddr::new(innocent.parse().unwrap(), 0)).unwrap();
-            sentinel
-                .send_to(format!("end {tag}").as_bytes(), sdst)
-                .unwrap();
-        });
         let rx = &self.rx[&dst.port()];
-        let mut got = 0;
-        let mut buf = [0u8; 64];
-        loop {
-            let (len, from) = rx.recv_from(&mut buf).expect("the sentinel never arrived");
-            if &buf[..len] == format!("end {tag}").as_bytes() {
-                return got;
-            }
-            if from.ip() == src.parse::<std::net::IpAddr>().unwrap() && &buf[..len] == b"data" {
-                got += 1;
-            }
-        }
+        traffic::burst(&self.c, rx, src, dst, n, innocent, sdst)
     }
 
     fn burst(&self, src: &str, dst: &str, n: usize) -> usize {
@@ -178,34 +105,19 @@ impl Lab {
         dropped: bool,
         limit: Duration,
     ) -> Duration {
-        let start = Instant::now();
-        loop {
-            let passed = self.burst_to(src, dst, 1, sentinel_dst) == 1;
-            if passed != dropped {
-                return start.elapsed();
-            }
-            assert!(
-                start.elapsed() < limit,
-                "{src} -> {dst} still {} after {limit:?}",
-                if dropped { "passes" } else { "dropped" }
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        traffic::await_probe(&format!("{src} -> {dst}"), dropped, limit, || {
+            self.burst_to(src, dst, 1, sentinel_dst) == 1
+        })
+    }
+
+    /// Waits until a probe from `src` to port 7000 is dropped: a new ban applies within the
+    /// staleness bound (given 5 s here).
+    fn await_dropped(&self, src: &str) -> Duration {
+        self.await_probe(src, "10.77.0.1:7000", None, true, Duration::from_secs(5))
     }
 
     fn store(&self) -> AnyStore {
-        AnyStore::open(
-            &self.db(),
-            &OpenOptions {
-                create: false,
-                ..OpenOptions::default()
-            },
-        )
-        .unwrap()
-    }
-
-    fn reject_count(&self) -> u64 {
-        common::reject_count(&self.j)
+        open_existing(&self.db())
     }
 
     fn signal(&self, sig: libc::c_int) {
@@ -221,13 +133,6 @@ impl Lab {
         assert!(log.contains("ibd-judge: stopped"), "{log}");
         log
     }
-}
-
-fn rand_tag() -> u128 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u8(0);
-    u128::from(h.finish())
 }
 
 /// A ban at 100 % is exactly 100 % only within the second it was made; after that it decays. With a
@@ -255,13 +160,7 @@ fn unknown_accepted_banned_dropped_and_live_bans_enforced() {
         );
         // Banned with `ibd ban` while the judge runs: enforced within the staleness bound.
         lab.ban(&["-c", "0", "-t", LONG, "10.77.0.3", "fd77::3"]);
-        let took = lab.await_probe(
-            "10.77.0.3",
-            "10.77.0.1:7000",
-            None,
-            true,
-            Duration::from_secs(5),
-        );
+        let took = lab.await_dropped("10.77.0.3");
         eprintln!("{b}: a live ban took effect after {took:?}");
         let passed = lab.burst("10.77.0.3", "10.77.0.1:7000", 200);
         assert!(passed <= 1, "{b}: 100 % drops everything, {passed} passed");
@@ -294,7 +193,7 @@ fn unknown_accepted_banned_dropped_and_live_bans_enforced() {
         );
         // SIGUSR1 logs the counters per queue.
         lab.signal(libc::SIGUSR1);
-        let log = || std::fs::read_to_string(lab.log()).unwrap_or_default();
+        let log = || std::fs::read_to_string(lab.log_path()).unwrap_or_default();
         wait_until(
             || format!("{b}: no counters in {}", log()),
             Duration::from_secs(10),
@@ -316,13 +215,7 @@ fn a_quarter_probability_drops_about_a_quarter() {
         // 10.77.0.4 at 25 %, and in the same transaction 10.77.0.5 at 100 % as a visibility marker.
         lab.ban(&["-c", "2", "-t", "1w", "10.77.0.4"]);
         lab.ban(&["-c", "0", "-t", LONG, "10.77.0.5"]);
-        lab.await_probe(
-            "10.77.0.5",
-            "10.77.0.1:7000",
-            None,
-            true,
-            Duration::from_secs(5),
-        );
+        lab.await_dropped("10.77.0.5");
         let n = 2000;
         let dropped = n - lab.burst("10.77.0.4", "10.77.0.1:7000", n);
         // Binomial(2000, 1/4): mean 500, standard deviation 19.4; six of them either side.
@@ -377,13 +270,7 @@ fn decay_lets_a_banned_source_back_in() {
         let lab = Lab::new(b);
         // 100 % with a one-second half-life.
         lab.ban(&["-c", "0", "-t", "1s", "10.77.0.5"]);
-        lab.await_probe(
-            "10.77.0.5",
-            "10.77.0.1:7000",
-            None,
-            true,
-            Duration::from_secs(5),
-        );
+        lab.await_dropped("10.77.0.5");
         let took = lab.await_probe(
             "10.77.0.5",
             "10.77.0.1:7000",

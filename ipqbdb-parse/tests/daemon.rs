@@ -1,14 +1,17 @@
 //! The real `ibd-parse` binary: inputs, restarts, signals and bad input, against a real database.
 
+mod common;
+
 use std::fs::OpenOptions as FileOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
+use common::Setup;
 use ipqbdb_core::AddrKey;
-use ipqbdb_store::{AnyStore, Backend, OpenOptions, Store};
-use ipqbdb_tests::{wait_until, Proc};
+use ipqbdb_store::{AnyStore, Backend, Store};
+use ipqbdb_tests::{daemon_options, open_existing, output_ok, wait_until, Proc};
 
 const PARSE: &str = env!("CARGO_BIN_EXE_ibd-parse");
 /// Generous: these wait for another process, and CI machines are slow at times.
@@ -16,16 +19,10 @@ const LIMIT: Duration = Duration::from_secs(20);
 const RULES: &str =
     "/Failed password for \\S+ from <HOST> port/ * \"ssh\" 5\n/FTP fail <HOST>/ * \"ftp\" 5\n";
 
-struct Setup {
-    tmp: tempfile::TempDir,
-}
-
 impl Setup {
     fn new() -> Setup {
-        let s = Setup {
-            tmp: tempfile::tempdir().unwrap(),
-        };
-        std::fs::write(s.rules(), RULES).unwrap();
+        let s = Setup::empty();
+        s.write("rules.conf", RULES);
         s
     }
     fn db(&self) -> PathBuf {
@@ -34,9 +31,6 @@ impl Setup {
     fn rules(&self) -> PathBuf {
         self.tmp.path().join("rules.conf")
     }
-    fn path(&self, name: &str) -> PathBuf {
-        self.tmp.path().join(name)
-    }
     fn log_of(&self, n: usize) -> PathBuf {
         self.tmp.path().join(format!("parse-{n}.stderr"))
     }
@@ -44,35 +38,18 @@ impl Setup {
     /// Starts the daemon in the foreground; its output goes to a file the test can read.
     fn start(&self, backend: Backend, extra: &[&str], n: usize) -> Daemon {
         let mut cmd = Command::new(PARSE);
-        cmd.args([
-            "-D",
-            "-v",
-            "--config",
-            "/dev/null",
-            "--backend",
-            backend.name(),
-        ])
-        .arg("--db-dir")
-        .arg(self.db())
-        .arg("--rule-file")
-        .arg(self.rules())
-        .args(extra)
-        .env_remove("IPQBDB_CONFIG")
-        .stdin(Stdio::null());
+        daemon_options(&mut cmd, backend, &self.db())
+            .args(["-v", "--rule-file"])
+            .arg(self.rules())
+            .args(extra)
+            .env_remove("IPQBDB_CONFIG");
         let d = Daemon(Proc::spawn_logged("ibd-parse", &mut cmd, &self.log_of(n)));
         d.wait_log("ibd-parse: started");
         d
     }
 
     fn store(&self) -> AnyStore {
-        AnyStore::open(
-            &self.db(),
-            &OpenOptions {
-                create: false,
-                ..OpenOptions::default()
-            },
-        )
-        .unwrap()
+        open_existing(&self.db())
     }
 
     /// Waits until `addr` was caught `times` times (or fails after a generous deadline).
@@ -98,19 +75,8 @@ impl Setup {
             .arg(self.db())
             .arg("--rule-file")
             .arg(self.rules())
-            .args(extra)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = Proc::spawn("ibd-parse --stdin", &mut cmd);
-        child
-            .child()
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        let out = child.output(LIMIT);
+            .args(extra);
+        let out = Proc::run_with_input("ibd-parse --stdin", &mut cmd, input.as_bytes(), LIMIT);
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
         assert!(out.status.success(), "{err}");
         err
@@ -501,17 +467,12 @@ fn detached_daemon_keeps_relative_paths() {
     std::fs::write(&log, "").unwrap();
     // Started from the temporary directory with relative paths; it detaches (to `/`) before it
     // opens the log, the database and, on a reload, the rules again.
-    let out = Command::new(PARSE)
-        .args(["--config", "/dev/null", "--no-fifo", "--db-dir", "db"])
-        .args(["--rule-file", "rules.conf", "auth.log"])
-        .env_remove("IPQBDB_CONFIG")
-        .current_dir(s.tmp.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    output_ok(
+        Command::new(PARSE)
+            .args(["--config", "/dev/null", "--no-fifo", "--db-dir", "db"])
+            .args(["--rule-file", "rules.conf", "auth.log"])
+            .env_remove("IPQBDB_CONFIG")
+            .current_dir(s.tmp.path()),
     );
     let mut pid = Vec::new();
     wait_until(

@@ -3,23 +3,23 @@
 //! options and a Python-only regex): what `--test` shows, what the daemon bans in a real
 //! database, and one-line errors for broken filters.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
 
-use ipqbdb_store::{AnyStore, OpenOptions, Store};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::Setup;
+use ipqbdb_store::Store;
+use ipqbdb_tests::{open_existing, Proc};
 
 const PARSE: &str = env!("CARGO_BIN_EXE_ibd-parse");
-
-struct Setup {
-    tmp: tempfile::TempDir,
-}
+/// How long `ibd-parse --stdin` may take: a hang detector.
+const LIMIT: Duration = Duration::from_secs(60);
 
 impl Setup {
     fn new() -> Setup {
-        let s = Setup {
-            tmp: tempfile::tempdir().unwrap(),
-        };
+        let s = Setup::empty();
         let d = s.f2b();
         std::fs::create_dir_all(d.join("filter.d")).unwrap();
         std::fs::create_dir_all(d.join("jail.d")).unwrap();
@@ -60,12 +60,6 @@ impl Setup {
     }
     fn f2b(&self) -> PathBuf {
         self.tmp.path().join("fail2ban")
-    }
-    fn path(&self, p: &str) -> PathBuf {
-        self.tmp.path().join(p)
-    }
-    fn write(&self, p: &str, text: &str) {
-        std::fs::write(self.path(p), text).unwrap();
     }
     fn run(&self, args: &[&str]) -> Output {
         Command::new(PARSE)
@@ -142,35 +136,17 @@ fn the_daemon_bans_with_the_filters_reason_count_and_decay() {
         "{}[mode=aggressive, reason=\"svc attack\", initial-count=1, decay=2h]",
         s.f2b().join("filter.d/svc.conf").display()
     );
-    let mut child = Command::new(PARSE)
-        .args(["--config", "/dev/null", "-D", "--no-fifo", "--stdin"])
+    let mut cmd = Command::new(PARSE);
+    cmd.args(["--config", "/dev/null", "-D", "--no-fifo", "--stdin"])
         .arg("--db-dir")
         .arg(&db)
         .arg("--rule-file")
         .arg(s.path("rules.conf"))
         .args(["--fail2ban-filter", &filter])
-        .env_remove("IPQBDB_CONFIG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(LOG.as_bytes())
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
+        .env_remove("IPQBDB_CONFIG");
+    let o = Proc::run_with_input("ibd-parse", &mut cmd, LOG.as_bytes(), LIMIT);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let store = AnyStore::open(
-        &db,
-        &OpenOptions {
-            create: false,
-            ..OpenOptions::default()
-        },
-    )
-    .unwrap();
+    let store = open_existing(&db);
     for ip in ["192.0.2.1", "192.0.2.3", "192.0.2.4"] {
         let r = store
             .lookup(ip.parse().unwrap())
@@ -222,6 +198,12 @@ fn broken_filters_are_one_line_errors_naming_file_and_line() {
     );
     let log = s.path("svc1.log");
     let rules = s.path("rules.conf");
+    // `--test` on the log with the rules, and `options`.
+    let test = |options: &[&str]| {
+        let mut args = vec!["--test", log.to_str().unwrap(), rules.to_str().unwrap()];
+        args.extend_from_slice(options);
+        s.run(&args)
+    };
     let cases: [(&str, &[&str]); 6] = [
         ("noinc", &["noinc.conf:2", "missing.conf", "does not exist"]),
         ("badre", &["badre.conf:3", "failregex does not compile"]),
@@ -231,10 +213,7 @@ fn broken_filters_are_one_line_errors_naming_file_and_line() {
         ("nosuch", &["nosuch.conf", "no such file"]),
     ];
     for (name, want) in cases {
-        let o = s.run(&[
-            "--test",
-            log.to_str().unwrap(),
-            rules.to_str().unwrap(),
+        let o = test(&[
             "--fail2ban-strict",
             "--fail2ban-filter",
             &fd.join(name).display().to_string(),
@@ -242,20 +221,10 @@ fn broken_filters_are_one_line_errors_naming_file_and_line() {
         one_line_error(&o, want);
     }
     let bad_opt = format!("{}[mode", fd.join("svc").display());
-    let o = s.run(&[
-        "--test",
-        log.to_str().unwrap(),
-        rules.to_str().unwrap(),
-        "--fail2ban-strict",
-        "--fail2ban-filter",
-        &bad_opt,
-    ]);
+    let o = test(&["--fail2ban-strict", "--fail2ban-filter", &bad_opt]);
     one_line_error(&o, &["no closing ']'"]);
     // Without --fail2ban-strict, the broken filter is reported and the good one runs.
-    let o = s.run(&[
-        "--test",
-        log.to_str().unwrap(),
-        rules.to_str().unwrap(),
+    let o = test(&[
         "--fail2ban-filter",
         &fd.join("badre").display().to_string(),
         "--fail2ban-filter",
@@ -270,10 +239,7 @@ fn broken_filters_are_one_line_errors_naming_file_and_line() {
     assert!(out.contains("Bans: 2 "), "{out}");
     // A jail that wants names resolved is refused on one line.
     s.write("fail2ban/jail.d/dns.local", "[svc]\nusedns = yes\n");
-    let o = s.run(&[
-        "--test",
-        log.to_str().unwrap(),
-        rules.to_str().unwrap(),
+    let o = test(&[
         "--fail2ban-strict",
         "--fail2ban-config",
         s.f2b().to_str().unwrap(),

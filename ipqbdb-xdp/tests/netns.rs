@@ -11,13 +11,14 @@
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ipqbdb_core::AddrKey;
-use ipqbdb_store::{AnyStore, Backend, OpenOptions, Store};
+use ipqbdb_store::{AnyStore, Backend, Store};
 use ipqbdb_tests::netns::{pair, Netns};
-use ipqbdb_tests::{wait_until, Proc};
+use ipqbdb_tests::traffic;
+use ipqbdb_tests::{daemon_options, open_existing, wait_until, Proc};
 
 const XDP: &str = env!("CARGO_BIN_EXE_ibd-xdp");
 const INNOCENT: &str = "10.78.0.2";
@@ -107,23 +108,11 @@ impl Lab {
         self.runs += 1;
         let log = self.tmp.path().join(format!("xdp-{}.log", self.runs));
         let mut cmd = self.x.command(XDP);
-        cmd.args([
-            "-D",
-            "-v",
-            "--config",
-            "/dev/null",
-            "--backend",
-            self.backend.name(),
-            "--staleness-ms",
-            "100",
-            "--db-dir",
-        ])
-        .arg(self.db())
-        .arg("--pin-dir")
-        .arg(self.pin_dir())
-        .args(extra)
-        .arg(IFACE)
-        .stdin(Stdio::null());
+        daemon_options(&mut cmd, self.backend, &self.db())
+            .args(["-v", "--staleness-ms", "100", "--pin-dir"])
+            .arg(self.pin_dir())
+            .args(extra)
+            .arg(IFACE);
         let mut p = Proc::spawn_logged("ibd-xdp", &mut cmd, &log);
         p.wait_log("attached to veth-a", Duration::from_secs(30));
         let text = p.log();
@@ -148,14 +137,7 @@ impl Lab {
     }
 
     fn store(&self) -> AnyStore {
-        AnyStore::open(
-            &self.db(),
-            &OpenOptions {
-                create: false,
-                ..OpenOptions::default()
-            },
-        )
-        .unwrap()
+        open_existing(&self.db())
     }
 
     /// Sends `n` packets from `src`, then a sentinel from the innocent source of the same family, and
@@ -167,44 +149,12 @@ impl Lab {
         } else {
             ("[fd87::1]:7101".parse().unwrap(), INNOCENT6, &self.rx6)
         };
-        let tag = format!("end {:?}", Instant::now());
-        self.c.enter(|| {
-            let s = UdpSocket::bind(SocketAddr::new(ip, 0)).unwrap();
-            for _ in 0..n {
-                s.send_to(b"data", dst).unwrap();
-            }
-            let sentinel = UdpSocket::bind(SocketAddr::new(innocent.parse().unwrap(), 0)).unwrap();
-            sentinel.send_to(tag.as_bytes(), dst).unwrap();
-        });
-        let mut got = 0;
-        let mut buf = [0u8; 128];
-        loop {
-            let (len, from) = rx
-                .recv_from(&mut buf)
-                .expect("the innocent sentinel never arrived");
-            if &buf[..len] == tag.as_bytes() {
-                return got;
-            }
-            if from.ip() == ip && &buf[..len] == b"data" {
-                got += 1;
-            }
-        }
+        traffic::burst(&self.c, rx, src, dst, n, innocent, dst)
     }
 
     /// Waits until a probe from `src` is dropped (or passes, when `dropped` is false).
     fn await_probe(&self, src: &str, dropped: bool, limit: Duration) {
-        let start = Instant::now();
-        loop {
-            if (self.burst(src, 1) == 0) == dropped {
-                return;
-            }
-            assert!(
-                start.elapsed() < limit,
-                "{src} still {} after {limit:?}",
-                if dropped { "passes" } else { "dropped" }
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        traffic::await_probe(src, dropped, limit, || self.burst(src, 1) == 1);
     }
 
     /// The XDP program attached to the interface, as `ip link` shows it.
@@ -457,20 +407,13 @@ fn xdp_and_the_nfqueue_judge_together() {
     every_backend(|b| {
         let mut lab = Lab::new(b);
         // What XDP passes goes on to the judge; with --queue-bypass it passes while no judge runs.
-        lab.x.must(&[
+        lab.x.queue_port(
             "iptables",
-            "-A",
-            "INPUT",
-            "-p",
+            "filter",
             "udp",
-            "--dport",
-            "7100",
-            "-j",
-            "NFQUEUE",
-            "--queue-num",
-            "0",
-            "--queue-bypass",
-        ]);
+            7100,
+            &["--queue-num", "0", "--queue-bypass"],
+        );
         // The one-entry map keeps the higher current probability: .3 (100 % now) goes to XDP, .4
         // (100 % a hundred seconds ago, half-life one day: 99.92 % now) is left to the judge.
         lab.ban(&["-c", "0", "-t", LONG, "10.78.0.3"]);
@@ -484,17 +427,7 @@ fn xdp_and_the_nfqueue_judge_together() {
         let log = lab.start(&["--max-entries", "1"]);
         assert!(log.contains("1 live records do not fit"), "{b:?}: {log}");
         let mut cmd = lab.x.command(judge_bin.to_str().unwrap());
-        cmd.args([
-            "-D",
-            "--config",
-            "/dev/null",
-            "--backend",
-            b.name(),
-            "--db-dir",
-        ])
-        .arg(lab.db())
-        .arg("Q0")
-        .stdin(Stdio::null());
+        daemon_options(&mut cmd, b, &lab.db()).arg("Q0");
         let mut judge =
             Proc::spawn_logged("ibd-judge", &mut cmd, &lab.tmp.path().join("judge.log"));
         judge.wait_log("listening on Q0", Duration::from_secs(20));

@@ -8,7 +8,7 @@ pub mod proc;
 pub mod scrape;
 pub mod traffic;
 
-pub use proc::Proc;
+pub use proc::{output_ok, Proc};
 
 use std::io::{BufRead, BufReader};
 use std::net::IpAddr;
@@ -34,6 +34,19 @@ pub fn open_any(dir: &Path, backend: Backend) -> ipqbdb_store::Result<AnyStore> 
             ..options(dir)
         },
     )
+}
+
+/// Opens the database in `dir` that a program of the test created, with the engine the directory
+/// names; fails the test if there is none (it is not created).
+pub fn open_existing(dir: &Path) -> AnyStore {
+    AnyStore::open(
+        dir,
+        &OpenOptions {
+            create: false,
+            ..options(dir)
+        },
+    )
+    .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
 }
 
 /// The default options, with the test server of `dir` if it has one.
@@ -120,6 +133,33 @@ pub fn workspace_bin(package: &str, name: &str) -> std::path::PathBuf {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
     target.join("debug").join(name)
+}
+
+/// Adds to `cmd` the options a test runs a program of ours with (`ibd`, `ibd-judge`, `ibd-xdp`,
+/// `ibd-parse`): no configuration file, the database in `db` of `backend`. The program's own
+/// options and arguments follow.
+pub fn db_options<'c>(
+    cmd: &'c mut std::process::Command,
+    backend: Backend,
+    db: &Path,
+) -> &'c mut std::process::Command {
+    cmd.args([
+        "--config",
+        "/dev/null",
+        "--backend",
+        backend.name(),
+        "--db-dir",
+    ])
+    .arg(db)
+}
+
+/// [`db_options`] for a daemon: in the foreground, standard input from nowhere.
+pub fn daemon_options<'c>(
+    cmd: &'c mut std::process::Command,
+    backend: Backend,
+    db: &Path,
+) -> &'c mut std::process::Command {
+    db_options(cmd.arg("-D"), backend, db).stdin(std::process::Stdio::null())
 }
 
 /// `ibd-parse` (the program at `parse`) following `log` from its start with the rules in `rules`,

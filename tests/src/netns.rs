@@ -64,20 +64,25 @@ impl Netns {
     /// Sends UDP packets to `port` that arrive in this namespace to NFQUEUE `queue`, with `tool`
     /// (`iptables` or `ip6tables`).
     pub fn queue_udp(&self, tool: &str, port: u16, queue: u16) {
-        let (port, queue) = (port.to_string(), queue.to_string());
-        self.must(&[
+        self.queue_port(
             tool,
-            "-A",
-            "INPUT",
-            "-p",
+            "filter",
             "udp",
-            "--dport",
-            &port,
-            "-j",
-            "NFQUEUE",
-            "--queue-num",
-            &queue,
-        ]);
+            port,
+            &["--queue-num", &queue.to_string()],
+        );
+    }
+
+    /// Appends to the INPUT chain of `table` a rule, with `tool` (`iptables` or `ip6tables`), that
+    /// sends `proto` packets to `port` to NFQUEUE with the target options `target` (`--queue-num
+    /// N`, `--queue-balance A:B`, `--queue-bypass`).
+    pub fn queue_port(&self, tool: &str, table: &str, proto: &str, port: u16, target: &[&str]) {
+        let port = port.to_string();
+        let mut argv = vec![
+            tool, "-t", table, "-A", "INPUT", "-p", proto, "--dport", &port, "-j", "NFQUEUE",
+        ];
+        argv.extend_from_slice(target);
+        self.must(&argv);
     }
 
     /// A command builder that runs inside the namespace.

@@ -5,8 +5,11 @@
 //! [`Proc`] prevents all three: it kills and reaps on drop (panics included), the kernel kills the
 //! program if the test process itself dies (`PR_SET_PDEATHSIG`), its output goes to a log file
 //! rather than the runner's pipe, and that log is printed when the test fails.
+//!
+//! For a program the test runs to its end: [`Proc::run_with_input`] feeds it standard input, and
+//! [`output_ok`] fails the test unless it succeeded.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -67,6 +70,28 @@ impl Proc {
     pub fn spawn_piped(name: &str, cmd: &mut Command) -> Proc {
         cmd.stdin(Stdio::null()).stdout(Stdio::piped());
         Proc::spawn(name, cmd)
+    }
+
+    /// Runs `cmd` to its end (within `limit`) with `input` on its standard input, written while
+    /// its standard output and error are collected. A program that exits without reading all its
+    /// input closes the pipe: not a failure here (its status and output tell).
+    pub fn run_with_input(name: &str, cmd: &mut Command, input: &[u8], limit: Duration) -> Output {
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut p = Proc::spawn(name, cmd);
+        let mut stdin = p.child.stdin.take().expect("piped stdin");
+        let input = input.to_vec();
+        let writer = std::thread::spawn(move || match stdin.write_all(&input) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e),
+            _ => Ok(()),
+        });
+        let out = p.output(limit);
+        writer
+            .join()
+            .expect("stdin writer")
+            .unwrap_or_else(|e| panic!("writing to {name}: {e}"));
+        out
     }
 
     pub fn id(&self) -> u32 {
@@ -198,6 +223,21 @@ impl Proc {
             self.log()
         );
     }
+}
+
+/// Runs `cmd` to its end and returns its output; fails the test, with the command and what it wrote
+/// to standard error, unless it exited with success.
+pub fn output_ok(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{:?}: {e}", cmd.get_program()));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
 
 impl Drop for Proc {

@@ -1,11 +1,14 @@
-//! Paced UDP traffic through a judge: a sender in one namespace, a receiver in the other, counts
-//! per source and the time each packet took to arrive, for tests that must show packets were
-//! judged (and how fast) while something else happens.
+//! UDP traffic through a judge (`ibd-judge` or `ibd-xdp`): a sender in one namespace, a receiver
+//! in the other.
 //!
-//! Each packet carries its sequence number and its send time on a clock both ends share (the test
-//! process's own). The stream ends with a sentinel from an innocent source on the same queue: the
-//! queue is verdicted in order, so once it arrives every earlier packet has been judged and the
-//! counts are final.
+//! A [`Stream`] is paced, with counts per source and the time each packet took to arrive, for tests
+//! that must show packets were judged (and how fast) while something else happens. Each packet
+//! carries its sequence number and its send time on a clock both ends share (the test process's
+//! own). A [`burst`] is a number of packets from one source, sent at once, for tests of verdicts.
+//!
+//! Both end with a sentinel from an innocent source on the same path: packets from one namespace
+//! cross to the other in order and a queue is verdicted in order, so once the sentinel arrives every
+//! earlier packet has been judged and the counts are final, not read after a guessed sleep.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -197,6 +200,74 @@ impl Stream {
             p99_latency: pick(0.99),
             elapsed,
         }
+    }
+}
+
+/// Sends `n` packets from `src` (an address of `client`) to `dst`, then a sentinel from `innocent`
+/// (another address of `client`, one the verdicts let through) to `sentinel_dst`, and returns how
+/// many of the `n` arrived at `rx` before the sentinel. `rx` has a read timeout: a sentinel that
+/// never arrives fails the test.
+pub fn burst(
+    client: &Netns,
+    rx: &UdpSocket,
+    src: &str,
+    dst: SocketAddr,
+    n: usize,
+    innocent: &str,
+    sentinel_dst: SocketAddr,
+) -> usize {
+    static BURSTS: AtomicU64 = AtomicU64::new(0);
+    let src: IpAddr = src.parse().expect("source address");
+    let innocent: IpAddr = innocent.parse().expect("sentinel address");
+    // Unique, so a sentinel is never taken for another burst's.
+    let tag = format!(
+        "end {} {}",
+        std::process::id(),
+        BURSTS.fetch_add(1, Ordering::Relaxed)
+    );
+    client.enter(|| {
+        let s = UdpSocket::bind(SocketAddr::new(src, 0)).unwrap();
+        for _ in 0..n {
+            s.send_to(b"data", dst).unwrap();
+        }
+        let sentinel = UdpSocket::bind(SocketAddr::new(innocent, 0)).unwrap();
+        sentinel.send_to(tag.as_bytes(), sentinel_dst).unwrap();
+    });
+    let mut got = 0;
+    let mut buf = [0u8; 128];
+    loop {
+        let (len, from) = rx
+            .recv_from(&mut buf)
+            .expect("the innocent sentinel never arrived");
+        if &buf[..len] == tag.as_bytes() {
+            return got;
+        }
+        if from.ip() == src && &buf[..len] == b"data" {
+            got += 1;
+        }
+    }
+}
+
+/// Probes every 20 ms with `probe` (a [`burst`] of one: whether its packet passed) until a probe is
+/// dropped (or passes, when `dropped` is false), and returns how long that took: how long a new
+/// verdict took to apply. Fails the test after `limit`, naming the probe's path `what`.
+pub fn await_probe(
+    what: &str,
+    dropped: bool,
+    limit: Duration,
+    mut probe: impl FnMut() -> bool,
+) -> Duration {
+    let start = Instant::now();
+    loop {
+        if probe() != dropped {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < limit,
+            "{what} still {} after {limit:?}",
+            if dropped { "passes" } else { "dropped" }
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -89,17 +89,7 @@ fn ibd(db: &Path, args: &[&str]) -> Output {
 /// Read through `ibd`, not in this process: an LMDB environment opened here would stay open (and
 /// the file system busy) until the test process ends.
 fn caught(db: &Path, _backend: Backend, addr: &str) -> u64 {
-    let out = ibd(db, &["del", "--ls", "--json", addr]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    list.as_array()
-        .unwrap()
-        .first()
-        .map_or(0, |r| r["caught"].as_u64().unwrap())
+    record(db, addr).map_or(0, |r| r["caught"].as_u64().unwrap())
 }
 
 /// `ibd ban` on a full or read-only file system: exit 1 and one line naming the database.

@@ -5,7 +5,7 @@
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipqbdb_core::AddrKey;
@@ -216,24 +216,51 @@ fn bans(page: &str, outcome: &str) -> f64 {
     .unwrap_or(0.0)
 }
 
+/// What a test of the parser's metrics starts from: the program, a temporary directory, the place of
+/// the database in it, the rule file holding [`RULES`] and the log `app.log` holding `lines`.
+struct ParserFiles {
+    parse: PathBuf,
+    tmp: tempfile::TempDir,
+    db: PathBuf,
+    rules: PathBuf,
+    log: PathBuf,
+}
+
+impl ParserFiles {
+    /// The parser following the log (see [`parser_following`]).
+    fn follow(&self) -> std::process::Command {
+        parser_following(&self.parse, &self.db, &self.rules, &self.log)
+    }
+
+    fn new(lines: &[&str]) -> ParserFiles {
+        let tmp = tempfile::tempdir().unwrap();
+        let rules = tmp.path().join("rules.conf");
+        std::fs::write(&rules, RULES).unwrap();
+        let log = tmp.path().join("app.log");
+        append(&log, lines);
+        ParserFiles {
+            parse: workspace_bin("ipqbdb-parse", "ibd-parse"),
+            db: tmp.path().join("db"),
+            tmp,
+            rules,
+            log,
+        }
+    }
+}
+
 #[test]
 fn parser_metrics_count_the_lines_sent() {
-    let parse = workspace_bin("ipqbdb-parse", "ibd-parse");
-    let tmp = tempfile::tempdir().unwrap();
-    let db = tmp.path().join("db");
-    let store = open_any(&db, backend()).unwrap();
+    let f = ParserFiles::new(&[]);
+    let store = open_any(&f.db, backend()).unwrap();
     store
         .white_set(&[WhiteEntry {
             range: "192.0.2.77".parse().unwrap(),
             decay: 0,
         }])
         .unwrap();
-    let rules = tmp.path().join("rules.conf");
-    std::fs::write(&rules, RULES).unwrap();
-    let log = tmp.path().join("app.log");
     // Two bans of one address (50 %, then 100 %), one of another, one whitelisted, three others.
     append(
-        &log,
+        &f.log,
         &[
             "metrics-test ban 198.51.100.1",
             "nothing to see",
@@ -244,13 +271,13 @@ fn parser_metrics_count_the_lines_sent() {
             "still nothing",
         ],
     );
-    let file = tmp.path().join("parse.prom");
-    let mut p = parser_following(&parse, &db, &rules, &log);
+    let file = f.tmp.path().join("parse.prom");
+    let mut p = f.follow();
     p.args(["--metrics-listen", "127.0.0.1:0", "--metrics-file"])
         .arg(&file);
-    let mut parse_proc = Proc::spawn_logged("ibd-parse", &mut p, &tmp.path().join("parse.err"));
+    let mut parse_proc = Proc::spawn_logged("ibd-parse", &mut p, &f.tmp.path().join("parse.err"));
     let addr = metrics_addr(&mut parse_proc);
-    let input = format!("input=\"{}\"", log.display());
+    let input = format!("input=\"{}\"", f.log.display());
     let lines = |page: &str| value(page, &format!("ipqbdb_parse_lines_total{{{input}}}"));
 
     wait_until(
@@ -295,10 +322,10 @@ fn parser_metrics_count_the_lines_sent() {
     );
 
     // logrotate's default: renamed away, a new file in its place.
-    let mut rotated = log.clone().into_os_string();
+    let mut rotated = f.log.clone().into_os_string();
     rotated.push(".1");
-    std::fs::rename(&log, &rotated).unwrap();
-    append(&log, &["metrics-test ban 198.51.100.3"]);
+    std::fs::rename(&f.log, &rotated).unwrap();
+    append(&f.log, &["metrics-test ban 198.51.100.3"]);
     let rotations = |page: &str, kind: &str| {
         value(
             page,
@@ -316,8 +343,8 @@ fn parser_metrics_count_the_lines_sent() {
     assert_eq!(lines(&scrape(addr)), Some(8.0));
 
     // copytruncate: emptied in place and written again.
-    std::fs::File::create(&log).unwrap();
-    append(&log, &["metrics-test ban 198.51.100.44", "the end"]);
+    std::fs::File::create(&f.log).unwrap();
+    append(&f.log, &["metrics-test ban 198.51.100.44", "the end"]);
     wait_until(
         || format!("the truncated log's rotation counted:\n{}", scrape(addr)),
         LIMIT,
@@ -357,18 +384,12 @@ fn slowloris(addr: SocketAddr) -> std::thread::JoinHandle<()> {
 
 #[test]
 fn hostile_clients_do_not_stop_the_scrapes() {
-    let parse = workspace_bin("ipqbdb-parse", "ibd-parse");
-    let tmp = tempfile::tempdir().unwrap();
-    let db = tmp.path().join("db");
-    let rules = tmp.path().join("rules.conf");
-    std::fs::write(&rules, RULES).unwrap();
-    let log = tmp.path().join("app.log");
-    append(&log, &["metrics-test ban 198.51.100.1"]);
-    let mut p = parser_following(&parse, &db, &rules, &log);
+    let f = ParserFiles::new(&["metrics-test ban 198.51.100.1"]);
+    let mut p = f.follow();
     p.args(["--metrics-listen", "127.0.0.1:0"]);
-    let mut parse_proc = Proc::spawn_logged("ibd-parse", &mut p, &tmp.path().join("parse.err"));
+    let mut parse_proc = Proc::spawn_logged("ibd-parse", &mut p, &f.tmp.path().join("parse.err"));
     let addr = metrics_addr(&mut parse_proc);
-    let input = format!("ipqbdb_parse_lines_total{{input=\"{}\"}}", log.display());
+    let input = format!("ipqbdb_parse_lines_total{{input=\"{}\"}}", f.log.display());
 
     // Only GET /metrics.
     assert_eq!(get(addr, "/").status, 404);
@@ -384,7 +405,7 @@ fn hostile_clients_do_not_stop_the_scrapes() {
 
     // Slow clients holding connections: scrapes go on beside them, and the daemon parses on.
     let slow: Vec<_> = (0..8).map(|_| slowloris(addr)).collect();
-    append(&log, &["metrics-test ban 198.51.100.2"]);
+    append(&f.log, &["metrics-test ban 198.51.100.2"]);
     wait_until(
         || {
             format!(
@@ -408,8 +429,8 @@ fn hostile_clients_do_not_stop_the_scrapes() {
     // More clients than the server serves at once: the extra ones are closed at once, the daemon
     // parses on, and scrapes answer again once the idle ones time out.
     let idle: Vec<TcpStream> = (0..40).map(|_| TcpStream::connect(addr).unwrap()).collect();
-    append(&log, &["metrics-test ban 198.51.100.3"]);
-    let store = open_any(&db, backend()).unwrap();
+    append(&f.log, &["metrics-test ban 198.51.100.3"]);
+    let store = open_any(&f.db, backend()).unwrap();
     let key: AddrKey = "198.51.100.3".parse().unwrap();
     wait_until(
         || "the parser bans while its endpoint is flooded".into(),
@@ -500,13 +521,7 @@ fn the_dashboard_queries_real_metrics() {
 /// A metrics setting that cannot work stops the daemon at start with one line naming it.
 #[test]
 fn unusable_metrics_settings_are_refused_at_start() {
-    let parse = workspace_bin("ipqbdb-parse", "ibd-parse");
-    let tmp = tempfile::tempdir().unwrap();
-    let db = tmp.path().join("db");
-    let rules = tmp.path().join("rules.conf");
-    std::fs::write(&rules, RULES).unwrap();
-    let log = tmp.path().join("app.log");
-    append(&log, &[]);
+    let f = ParserFiles::new(&[]);
     let refused = |p: &mut std::process::Command, expected: &str| {
         p.stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
@@ -521,25 +536,25 @@ fn unusable_metrics_settings_are_refused_at_start() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let taken_addr = taken.local_addr().unwrap().to_string();
     refused(
-        parser_following(&parse, &db, &rules, &log).args(["--metrics-listen", &taken_addr]),
+        f.follow().args(["--metrics-listen", &taken_addr]),
         &format!("ibd-parse: metrics listen address {taken_addr}: "),
     );
     refused(
-        parser_following(&parse, &db, &rules, &log)
+        f.follow()
             .args(["--metrics-file", "/nonexistent-dir/p.prom"]),
         "ibd-parse: metrics file /nonexistent-dir/p.prom: ",
     );
-    let config = tmp.path().join("bad.toml");
+    let config = f.tmp.path().join("bad.toml");
     std::fs::write(&config, "[parse]\nmetrics-listen = \"localhost:9100\"\n").unwrap();
     refused(
-        std::process::Command::new(&parse)
+        std::process::Command::new(&f.parse)
             .args(["-D", "--no-fifo", "--config"])
             .arg(&config)
             .arg("--db-dir")
-            .arg(&db)
+            .arg(&f.db)
             .arg("--rule-file")
-            .arg(&rules)
-            .arg(&log),
+            .arg(&f.rules)
+            .arg(&f.log),
         &format!(
             "ibd-parse: {}: metrics-listen must be ADDR:PORT",
             config.display()

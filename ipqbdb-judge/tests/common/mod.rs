@@ -1,9 +1,15 @@
-//! What the end-to-end tests of this crate share.
+//! What the end-to-end tests of this crate share: the backends, `ibd ban`, iptables rules and
+//! counters, and the two namespaces of a judge and its client.
 
-use std::path::Path;
+// Each test binary compiles this module; not every one uses all of it.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use ipqbdb_store::Backend;
-use ipqbdb_tests::netns::Netns;
+use ipqbdb_tests::netns::{pair, Netns};
+use ipqbdb_tests::{daemon_options, Proc};
 
 pub fn every_backend(f: impl Fn(Backend)) {
     for b in Backend::compiled_local() {
@@ -23,6 +29,18 @@ pub fn ibd_ban(db: &Path, backend: Backend, args: &[&str]) {
     assert_eq!(ipqbdb_admin::run(argv), 0, "ibd ban {args:?}");
 }
 
+/// Queue `queue`, in the mangle table, judges UDP packets to `port` (a destination spec such as
+/// `Q1DM4` marks them); the filter table then rejects the packets marked `mark`.
+pub fn queue_and_reject_marked(ns: &Netns, port: u16, queue: u16, mark: u32) {
+    let queue = queue.to_string();
+    ns.queue_port("iptables", "mangle", "udp", port, &["--queue-num", &queue]);
+    let (port, mark) = (port.to_string(), mark.to_string());
+    ns.must(&[
+        "iptables", "-A", "INPUT", "-p", "udp", "--dport", &port, "-m", "mark", "--mark", &mark,
+        "-j", "REJECT",
+    ]);
+}
+
 /// Packets the REJECT rule of `ns`'s INPUT chain met.
 pub fn reject_count(ns: &Netns) -> u64 {
     let out = ns.must(&["iptables", "-L", "INPUT", "-v", "-x", "-n"]);
@@ -31,4 +49,61 @@ pub fn reject_count(ns: &Netns) -> u64 {
         .and_then(|l| l.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .expect("REJECT rule counter")
+}
+
+/// A judge's namespace `j` joined by a veth pair to a client namespace `c`, a temporary directory
+/// for the database and the judge's log, and the judge once started. Fields drop in order: the
+/// judge (printing its log on failure) before its directory.
+pub struct JudgeLab {
+    pub judge: Option<Proc>,
+    pub j: Netns,
+    pub c: Netns,
+    pub tmp: tempfile::TempDir,
+    pub backend: Backend,
+}
+
+impl JudgeLab {
+    /// Namespaces named after `tag`: `j` with the addresses `j_addrs`, `c` with `c_addrs` (CIDR
+    /// notation).
+    pub fn pair(tag: &str, backend: Backend, j_addrs: &[&str], c_addrs: &[&str]) -> JudgeLab {
+        let j = Netns::new(&format!("{tag}j"));
+        let c = Netns::new(&format!("{tag}c"));
+        pair(&j, j_addrs, &c, c_addrs);
+        JudgeLab {
+            judge: None,
+            j,
+            c,
+            tmp: tempfile::tempdir().unwrap(),
+            backend,
+        }
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.tmp.path().join("db")
+    }
+
+    /// Where the judge's output goes.
+    pub fn log_path(&self) -> PathBuf {
+        self.tmp.path().join("judge.log")
+    }
+
+    /// Starts the judge in `j` with `args` (queue specs and options) and waits until it logs
+    /// `ready`.
+    pub fn start_judge(&mut self, args: &[&str], ready: &str) {
+        let mut cmd = self.j.command(env!("CARGO_BIN_EXE_ibd-judge"));
+        daemon_options(&mut cmd, self.backend, &self.db()).args(args);
+        let mut judge = Proc::spawn_logged("ibd-judge", &mut cmd, &self.log_path());
+        judge.wait_log(ready, Duration::from_secs(20));
+        self.judge = Some(judge);
+    }
+
+    /// `ibd ban --quiet ARGS` against the lab's database.
+    pub fn ban(&self, args: &[&str]) {
+        ibd_ban(&self.db(), self.backend, args);
+    }
+
+    /// Packets the REJECT rule of the judge's namespace met.
+    pub fn reject_count(&self) -> u64 {
+        reject_count(&self.j)
+    }
 }

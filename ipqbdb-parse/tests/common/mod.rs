@@ -1,4 +1,5 @@
-//! What the tests of the shipped rules share: the rule file under test and fail2ban's samples.
+//! What the tests of this crate share: the rule file under test and fail2ban's samples, for the
+//! tests of the shipped rules; a directory of files, for the tests that run the program.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -7,6 +8,31 @@ use ipqbdb_core::AddrKey;
 
 use ipqbdb_parse::matcher::RuleSet;
 use ipqbdb_parse::rules::Mode;
+
+/// A temporary directory for one test's files (database, rules, logs, configuration), each named by
+/// [`Setup::path`]; each test file adds what it does with them.
+#[allow(dead_code)] // the tests of the shipped rules have no use for it
+pub struct Setup {
+    pub tmp: tempfile::TempDir,
+}
+
+#[allow(dead_code)]
+impl Setup {
+    pub fn empty() -> Setup {
+        Setup {
+            tmp: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+
+    /// Writes `text` to the file `name`.
+    pub fn write(&self, name: &str, text: &str) {
+        std::fs::write(self.path(name), text).unwrap();
+    }
+}
 
 /// fail2ban's annotated sample logs, one file per filter, as the Debian package installs them.
 #[allow(dead_code)] // each test binary compiles this module; the injection test has no use for it
