@@ -21,7 +21,7 @@ use ipqbdb_judge::netlink::NfqSocket;
 use ipqbdb_judge::receive::{parse, Burst, Item};
 use ipqbdb_judge::verdicts::{QueueSetup, Verdict};
 use ipqbdb_tests::netns::{pair, Netns};
-use ipqbdb_tests::traffic::Stream;
+use ipqbdb_tests::traffic::{QueueCounters, Stream};
 
 /// `NfqSocket::open` finds its descriptor among those the process opened meanwhile, so the tests
 /// of this file, which open NFQUEUE sockets in the test process, run one at a time.
@@ -39,19 +39,12 @@ const FOR: Duration = Duration::from_secs(3);
 const RATE: u32 = 100_000;
 
 /// The kernel's drop counters of `QUEUE` (full queue, full socket buffer), read by this thread,
-/// which must be in the namespace: `/proc/self/net` would show the main thread's namespace.
+/// which must be in the namespace (`/proc/self/net` would show the main thread's): thousands of
+/// reads, too many to start a program in the namespace for each.
 fn kernel_drops() -> u64 {
     let text = std::fs::read_to_string("/proc/thread-self/net/netfilter/nfnetlink_queue")
         .expect("nfnetlink_queue (is the nfnetlink_queue module loaded?)");
-    text.lines()
-        .filter_map(|l| {
-            let f: Vec<u64> = l
-                .split_whitespace()
-                .map(|w| w.parse().expect("nfnetlink_queue field"))
-                .collect();
-            (f[0] == u64::from(QUEUE)).then(|| f[5] + f[6])
-        })
-        .sum()
+    QueueCounters::read(&text, QUEUE).map_or(0, |c| c.queue_dropped + c.user_dropped)
 }
 
 /// Datagrams the kernel dropped in `ns` because a UDP socket's receive buffer was full
@@ -90,20 +83,13 @@ fn serve(sock: &mut NfqSocket, batch: &mut Batch, burst: &mut Burst) {
 
 /// UDP to port 7100 goes to the queue; while no socket listens, it passes (`--queue-bypass`).
 fn queue_with_bypass(j: &Netns) {
-    j.must(&[
+    j.queue_port(
         "iptables",
-        "-A",
-        "INPUT",
-        "-p",
+        "filter",
         "udp",
-        "--dport",
-        "7100",
-        "-j",
-        "NFQUEUE",
-        "--queue-num",
-        "0",
-        "--queue-bypass",
-    ]);
+        7100,
+        &["--queue-num", "0", "--queue-bypass"],
+    );
 }
 
 /// Serves a few receive bursts as the judge does, then stops as the judge does, and returns what

@@ -282,18 +282,28 @@ pub struct QueueCounters {
 }
 
 pub fn queue_counters(ns: &Netns, queue: u16) -> Option<QueueCounters> {
-    let text = ns.must(&["cat", "/proc/net/netfilter/nfnetlink_queue"]);
-    text.lines().find_map(|l| {
-        let f: Vec<u64> = l
-            .split_whitespace()
-            .map(|w| w.parse().expect("nfnetlink_queue field"))
-            .collect();
-        (f.first() == Some(&u64::from(queue))).then(|| QueueCounters {
-            waiting: f[2],
-            queue_dropped: f[5],
-            user_dropped: f[6],
+    QueueCounters::read(
+        &ns.must(&["cat", "/proc/net/netfilter/nfnetlink_queue"]),
+        queue,
+    )
+}
+
+impl QueueCounters {
+    /// The counters of `queue` in `text`, the contents of `/proc/net/netfilter/nfnetlink_queue`
+    /// (a thread inside the namespace reads it cheaply as `/proc/thread-self/net/...`).
+    pub fn read(text: &str, queue: u16) -> Option<QueueCounters> {
+        text.lines().find_map(|l| {
+            let f: Vec<u64> = l
+                .split_whitespace()
+                .map(|w| w.parse().expect("nfnetlink_queue field"))
+                .collect();
+            (f.first() == Some(&u64::from(queue))).then(|| QueueCounters {
+                waiting: f[2],
+                queue_dropped: f[5],
+                user_dropped: f[6],
+            })
         })
-    })
+    }
 }
 
 /// The counters `ibd-judge` logs for `queue` (at SIGUSR1 and exit), from the last such line of
