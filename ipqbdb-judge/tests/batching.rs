@@ -311,6 +311,78 @@ fn assert_metrics_of_two_queues(lab: &Lab, judged: [u64; 2]) {
     assert_eq!(must_value(&page, "ipqbdb_judge_verdict_errors_total"), 0.0);
 }
 
+/// The queue is set up as the options say, in the binding's one message: copy range and mode
+/// (the kernel's own view of the queue), length and fail-open, by what overflowing a queue of one
+/// packet does with and without `--fail-open`. The queue setup does not depend on the engine: one
+/// is enough.
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root (network namespaces, iptables): run with --features root-tests or --all-features"
+)]
+fn queue_length_and_fail_open_are_what_the_options_say() {
+    let b = Backend::compiled_local()[0];
+    for fail_open in [true, false] {
+        // A lab each: the judge's log of a second start would still hold the first's lines.
+        let mut lab = Lab::new(b);
+        // Only the banned source is queued: the stream's sentinel must not meet the full queue.
+        lab.j.must(&[
+            "iptables",
+            "-A",
+            "INPUT",
+            "-p",
+            "udp",
+            "--dport",
+            "7001",
+            "-s",
+            FULL,
+            "-j",
+            "NFQUEUE",
+            "--queue-num",
+            "0",
+        ]);
+        lab.ban(&["-c", "0", "-t", LONG, FULL]);
+        let mut args = vec!["--queue-maxlen", "1", "--copy-range", "40", "Q0"];
+        if fail_open {
+            args.insert(0, "--fail-open");
+        }
+        lab.start_judge(&args, "listening on");
+        let setup = queue_counters(&lab.j, 0).expect("the judge's queue");
+        assert_eq!((setup.copy_mode, setup.copy_range), (2, 40), "{setup:?}");
+        let report = all_sent(lab.stream(7001, &[FULL], UNPACED, 20_000));
+        // Judged to the last before the stop, which would accept what is still queued.
+        wait_until(
+            || "the queue empty".into(),
+            Duration::from_secs(10),
+            || queue_counters(&lab.j, 0).is_some_and(|q| q.waiting == 0),
+        );
+        let kernel = queue_counters(&lab.j, 0).expect("the judge's queue");
+        lab.judge.as_mut().unwrap().stop(Duration::from_secs(20));
+        let [packets, _, dropped, ..] = judge_counters(&lab.log(), 0).expect("exit counters");
+        let (sent, passed) = (report.sent_from(FULL), report.received_from(FULL));
+        if fail_open {
+            // What did not fit in the one-packet queue passed unjudged; what did was dropped.
+            assert_eq!(
+                kernel.queue_dropped, 0,
+                "fail-open drops nothing: {kernel:?}"
+            );
+            assert!(passed > 0, "nothing passed the full queue: {sent} sent");
+            assert_eq!(passed + dropped, sent, "{packets} judged");
+        } else {
+            assert!(
+                kernel.queue_dropped > 0,
+                "the full queue dropped: {kernel:?}"
+            );
+            assert_eq!(passed, 0, "a banned packet passed a fail-closed queue");
+            assert_eq!(dropped, packets, "every judged packet dropped");
+        }
+        assert!(
+            packets < sent,
+            "the queue of one overflowed: {packets} of {sent} judged"
+        );
+    }
+}
+
 #[test]
 #[cfg_attr(
     not(feature = "root-tests"),

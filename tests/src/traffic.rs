@@ -276,6 +276,10 @@ pub fn await_probe(
 /// buffer was. `None` while no program is bound to the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueCounters {
+    /// The copy mode (1 metadata, 2 packet) and how many bytes of each packet are copied: the
+    /// queue's setup, as the kernel holds it.
+    pub copy_mode: u64,
+    pub copy_range: u64,
     pub waiting: u64,
     pub queue_dropped: u64,
     pub user_dropped: u64,
@@ -298,6 +302,8 @@ impl QueueCounters {
                 .map(|w| w.parse().expect("nfnetlink_queue field"))
                 .collect();
             (f.first() == Some(&u64::from(queue))).then(|| QueueCounters {
+                copy_mode: f[3],
+                copy_range: f[4],
                 waiting: f[2],
                 queue_dropped: f[5],
                 user_dropped: f[6],
