@@ -149,8 +149,12 @@ fn open_queue(
         }
         other => other,
     };
+    // The kernel says EPERM both to a second listener and to a process without CAP_NET_ADMIN.
     bound.map_err(|e| match e.raw_os_error() {
-        Some(libc::EBUSY) => ctx("bind (another program listens on it)", e),
+        Some(libc::EPERM) => ctx(
+            "bind (another program listens on this queue, or ibd-judge lacks CAP_NET_ADMIN)",
+            e,
+        ),
         _ => ctx("bind", e),
     })?;
     Ok((sock, got))

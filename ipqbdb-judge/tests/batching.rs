@@ -311,6 +311,33 @@ fn assert_metrics_of_two_queues(lab: &Lab, judged: [u64; 2]) {
     assert_eq!(must_value(&page, "ipqbdb_judge_verdict_errors_total"), 0.0);
 }
 
+/// A second judge on a queue that has one: refused in one line naming the queue and why, exit 1;
+/// the first goes on.
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root (network namespaces, iptables): run with --features root-tests or --all-features"
+)]
+fn a_second_judge_on_a_queue_is_refused_in_one_line() {
+    let b = Backend::compiled_local()[0];
+    let mut lab = Lab::new(b);
+    lab.start_judge(&["Q0"], "listening on");
+    let mut cmd = lab.j.command(env!("CARGO_BIN_EXE_ibd-judge"));
+    ipqbdb_tests::daemon_options(&mut cmd, b, &lab.db()).arg("Q0");
+    let out = cmd.output().expect("run a second ibd-judge");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(
+        err.contains("queue 0: bind (another program listens on this queue"),
+        "{err}"
+    );
+    assert!(
+        queue_counters(&lab.j, 0).is_some(),
+        "the first judge still listens"
+    );
+}
+
 /// The queue is set up as the options say, in the binding's one message: copy range and mode
 /// (the kernel's own view of the queue), length and fail-open, by what overflowing a queue of one
 /// packet does with and without `--fail-open`. The queue setup does not depend on the engine: one

@@ -65,7 +65,11 @@ pub(crate) fn prepare(dir: &Path, wanted: Backend, create: bool) -> Result<()> {
         }
     }
     let marker = dir.join(MARKER);
-    let tmp = dir.join(format!(".{MARKER}.{}", std::process::id()));
+    // Unique per process and per call: threads of one process creating the directory together
+    // must not write, link and remove each other's file.
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{MARKER}.{}.{call}", std::process::id()));
     let write_tmp = || -> std::io::Result<()> {
         let mut f = fs::File::create(&tmp)?;
         writeln!(f, "{}", wanted.name())?;

@@ -435,23 +435,61 @@ impl PostgresStore {
             }
             _ => {}
         }
-        // Create (or complete: a table added since) under a lock, checking again inside it.
+        // Create (or complete: a table added since) under a lock, checking again inside it: hosts
+        // starting together all find no schema, and all but the first find it made once they
+        // hold the lock. They run no DDL then, because `CREATE INDEX IF NOT EXISTS` locks its
+        // table before it sees the index, and the first host's programs are writing by then: a
+        // deadlock, which the server breaks by failing one side.
+        let all: Vec<String> = ["ipqbdb_schema", "ipqbdb_commit", "ipqbdb_gone"]
+            .into_iter()
+            .map(String::from)
+            .chain(names.iter().cloned())
+            .collect();
+        // The lock is the session's, taken before the transaction: a transaction that waited for
+        // it inside itself still read the catalog as it was before the wait (the tables the
+        // first host made looked missing), and ran the DDL again beside that host's writes.
         let run = |client: &mut Client| -> std::result::Result<(), postgres::Error> {
-            let mut txn = client.transaction()?;
-            txn.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])?;
-            txn.batch_execute(&ddl())?;
-            let n: i64 = txn
-                .query_one("SELECT count(*) FROM ipqbdb_schema", &[])?
-                .get(0);
-            if n == 0 {
-                txn.execute(
-                    "INSERT INTO ipqbdb_schema (app, version) VALUES ($1, $2)",
-                    &[&SCHEMA_APP, &SCHEMA_VERSION],
-                )?;
-            }
-            txn.commit()
+            client.execute("SELECT pg_advisory_lock($1)", &[&SCHEMA_LOCK])?;
+            let made = (|| {
+                let mut txn = client.transaction()?;
+                let missing: i64 = txn
+                    .query_one(
+                        "SELECT count(*) FROM unnest($1::text[]) n WHERE to_regclass(n) IS NULL",
+                        &[&all],
+                    )?
+                    .get(0);
+                if missing > 0 {
+                    txn.batch_execute(&ddl())?;
+                }
+                let n: i64 = txn
+                    .query_one("SELECT count(*) FROM ipqbdb_schema", &[])?
+                    .get(0);
+                if n == 0 {
+                    txn.execute(
+                        "INSERT INTO ipqbdb_schema (app, version) VALUES ($1, $2)",
+                        &[&SCHEMA_APP, &SCHEMA_VERSION],
+                    )?;
+                }
+                txn.commit()
+            })();
+            // Released whatever happened (the connection's end would release it too).
+            let unlocked = client.execute("SELECT pg_advisory_unlock($1)", &[&SCHEMA_LOCK]);
+            made.and(unlocked.map(drop))
         };
-        run(client).map_err(|e| self.backend_error(e))?;
+        // Completing a schema (a table added by a newer version) runs DDL beside writers: the
+        // server may still fail it to break a deadlock, and it is simply run again.
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(5);
+        loop {
+            match run(client) {
+                Ok(()) => break,
+                Err(e) if is_serialisation_failure(&e) && started.elapsed() < RETRY_FOR => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(100));
+                }
+                Err(e) => return Err(self.backend_error(e)),
+            }
+        }
         match check(client)? {
             Some(SCHEMA_VERSION) => Ok(()),
             other => Err(StoreError::Foreign {
