@@ -114,6 +114,64 @@ fn serve_then_stop(sock: &mut NfqSocket, batch: &mut Batch, burst: &mut Burst) -
     dropped
 }
 
+/// The judge's namespace `j` (queue 0 for UDP to port 7100, with bypass, and a socket receiving
+/// it) joined to a client `c`, on `10.98.NET.0/24`: `.1` is `j`, `.2` the client's innocent
+/// sentinel, `.3` the flooding source.
+struct FloodLab {
+    j: Netns,
+    c: Netns,
+    net: u8,
+}
+
+impl FloodLab {
+    fn new(tag: &str, net: u8) -> FloodLab {
+        let lab = FloodLab {
+            j: Netns::new(&format!("{tag}-j")),
+            c: Netns::new(&format!("{tag}-c")),
+            net,
+        };
+        pair(
+            &lab.j,
+            &[&format!("{}/24", lab.addr(1))],
+            &lab.c,
+            &[
+                &format!("{}/24", lab.addr(2)),
+                &format!("{}/24", lab.addr(3)),
+            ],
+        );
+        queue_with_bypass(&lab.j);
+        lab
+    }
+
+    fn addr(&self, host: u8) -> String {
+        format!("10.98.{}.{host}", self.net)
+    }
+
+    /// The flooding source.
+    fn source(&self) -> String {
+        self.addr(3)
+    }
+
+    /// Starts the flood, paced at what the receiving socket takes with room to spare, so a packet
+    /// missing was lost in the queue; bounded, the rounds end it long before.
+    fn flood(&self) -> Stream {
+        let rx = self.j.udp(&format!("{}:7100", self.addr(1)));
+        let dst: SocketAddr = format!("{}:7100", self.addr(1)).parse().unwrap();
+        let (source, sentinel) = (self.source(), self.addr(2));
+        Stream::start(&self.c, rx, dst, &[&source], &sentinel, RATE, 50_000_000)
+    }
+}
+
+/// Runs `round` again and again for [`FOR`], collecting what each returns.
+fn for_a_while(mut round: impl FnMut() -> u64) -> Vec<u64> {
+    let started = Instant::now();
+    let mut out = Vec::new();
+    while started.elapsed() < FOR {
+        out.push(round());
+    }
+    out
+}
+
 fn bound_socket() -> NfqSocket {
     let sock = NfqSocket::open().expect("netlink socket");
     sock.set_rcvbuf(8 << 20).expect("receive buffer");
@@ -130,30 +188,19 @@ fn bound_socket() -> NfqSocket {
 )]
 fn thousands_of_stops_under_a_flood_drop_nothing() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let j = Netns::new("stop-j");
-    let c = Netns::new("stop-c");
-    pair(&j, &["10.98.0.1/24"], &c, &["10.98.0.2/24", "10.98.0.3/24"]);
-    queue_with_bypass(&j);
-    let rx = j.udp("10.98.0.1:7100");
-    let dst: SocketAddr = "10.98.0.1:7100".parse().unwrap();
+    let lab = FloodLab::new("stop", 0);
     // Bound before the flood starts (see the module's comment), in a thread inside the namespace,
     // which serves the queue while the stream runs.
-    let (mut sock, mut batch, mut burst) = j.enter(|| {
+    let (mut sock, mut batch, mut burst) = lab.j.enter(|| {
         (
             bound_socket(),
             Batch::new(QUEUE),
             Burst::new(ipqbdb_judge::packet::COPY_RANGE),
         )
     });
-    // Paced at what the receiving socket takes with room to spare, so a packet missing was lost in
-    // the queue; bounded, the stops end it long before.
-    let stream = Stream::start(&c, rx, dst, &["10.98.0.3"], "10.98.0.2", RATE, 50_000_000);
-    let dropped: Vec<u64> = j.enter(|| {
-        let started = Instant::now();
-        let mut dropped = Vec::new();
-        while started.elapsed() < FOR {
-            dropped.push(serve_then_stop(&mut sock, &mut batch, &mut burst));
-        }
+    let stream = lab.flood();
+    let dropped: Vec<u64> = lab.j.enter(|| {
+        let dropped = for_a_while(|| serve_then_stop(&mut sock, &mut batch, &mut burst));
         // The last stop for real: the closing messages, then the socket closes.
         sock.send(batch.closing())
             .expect("send the closing messages");
@@ -162,7 +209,7 @@ fn thousands_of_stops_under_a_flood_drop_nothing() {
     });
     let report = stream.finish();
     let stops = dropped.len();
-    let overflowed = receiver_drops(&j);
+    let overflowed = receiver_drops(&lab.j);
     let stops_that_dropped = dropped.iter().filter(|&&d| d > 0).count();
     assert_eq!(
         dropped.iter().sum::<u64>(),
@@ -170,14 +217,14 @@ fn thousands_of_stops_under_a_flood_drop_nothing() {
         "{stops_that_dropped} of {stops} stops dropped packets (the kernel's queue counters)"
     );
     assert!(stops >= 1000, "only {stops} stops in {FOR:?}");
-    let sent = report.sent_from("10.98.0.3");
+    let sent = report.sent_from(&lab.source());
     assert!(
         sent > u64::from(RATE),
         "the flood was too thin to test anything: {sent} packets in {:?}",
         report.elapsed
     );
     assert_eq!(
-        report.received_from("10.98.0.3") + overflowed,
+        report.received_from(&lab.source()) + overflowed,
         sent,
         "every packet sent across {stops} stops arrives (or was dropped by the test's own \
          receiving socket, {overflowed})"
@@ -208,28 +255,16 @@ fn bind_serve_stop() -> u64 {
 )]
 fn rebinding_under_a_flood_loses_next_to_nothing() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let j = Netns::new("bind-j");
-    let c = Netns::new("bind-c");
-    pair(&j, &["10.98.1.1/24"], &c, &["10.98.1.2/24", "10.98.1.3/24"]);
-    queue_with_bypass(&j);
-    let rx = j.udp("10.98.1.1:7100");
-    let dst: SocketAddr = "10.98.1.1:7100".parse().unwrap();
-    let stream = Stream::start(&c, rx, dst, &["10.98.1.3"], "10.98.1.2", RATE, 50_000_000);
-    let drops: Vec<u64> = j.enter(|| {
-        let started = Instant::now();
-        let mut drops = Vec::new();
-        while started.elapsed() < FOR {
-            drops.push(bind_serve_stop());
-        }
-        drops
-    });
+    let lab = FloodLab::new("bind", 1);
+    let stream = lab.flood();
+    let drops: Vec<u64> = lab.j.enter(|| for_a_while(bind_serve_stop));
     let report = stream.finish();
     let bindings = drops.len() as u64;
     assert!(bindings >= 1000, "only {bindings} bindings in {FOR:?}");
     assert_eq!(drops.iter().sum::<u64>(), 0, "the kernel's queue counters");
-    let sent = report.sent_from("10.98.1.3");
-    let overflowed = receiver_drops(&j);
-    let lost = sent.saturating_sub(report.received_from("10.98.1.3") + overflowed);
+    let sent = report.sent_from(&lab.source());
+    let overflowed = receiver_drops(&lab.j);
+    let lost = sent.saturating_sub(report.received_from(&lab.source()) + overflowed);
     assert!(
         lost * 100 <= bindings,
         "{lost} of {sent} packets lost across {bindings} bindings (at most one per hundred; \
