@@ -67,6 +67,14 @@ fn scoped(table: Table) -> bool {
     table == Table::Meta
 }
 
+/// The tables [`ddl`] makes beside one per logical table.
+const OWN_TABLES: [&str; 3] = ["ipqbdb_schema", "ipqbdb_commit", "ipqbdb_gone"];
+/// How many of the tables named in `$1` exist, or are missing.
+const COUNT_EXISTING: &str =
+    "SELECT count(*) FROM unnest($1::text[]) n WHERE to_regclass(n) IS NOT NULL";
+const COUNT_MISSING: &str =
+    "SELECT count(*) FROM unnest($1::text[]) n WHERE to_regclass(n) IS NULL";
+
 fn ddl() -> String {
     let mut ddl = String::from(
         "CREATE TABLE IF NOT EXISTS ipqbdb_schema (app text NOT NULL, version integer NOT NULL);\n\
@@ -440,7 +448,7 @@ impl PostgresStore {
         // hold the lock. They run no DDL then, because `CREATE INDEX IF NOT EXISTS` locks its
         // table before it sees the index, and the first host's programs are writing by then: a
         // deadlock, which the server breaks by failing one side.
-        let all: Vec<String> = ["ipqbdb_schema", "ipqbdb_commit", "ipqbdb_gone"]
+        let all: Vec<String> = OWN_TABLES
             .into_iter()
             .map(String::from)
             .chain(names.iter().cloned())
@@ -452,12 +460,7 @@ impl PostgresStore {
             client.execute("SELECT pg_advisory_lock($1)", &[&SCHEMA_LOCK])?;
             let made = (|| {
                 let mut txn = client.transaction()?;
-                let missing: i64 = txn
-                    .query_one(
-                        "SELECT count(*) FROM unnest($1::text[]) n WHERE to_regclass(n) IS NULL",
-                        &[&all],
-                    )?
-                    .get(0);
+                let missing: i64 = txn.query_one(COUNT_MISSING, &[&all])?.get(0);
                 if missing > 0 {
                     txn.batch_execute(&ddl())?;
                 }
@@ -504,11 +507,7 @@ impl PostgresStore {
 
     /// How many of the tables `names` exist (`exist`), or are missing.
     fn count_tables(&self, client: &mut Client, names: &[String], exist: bool) -> Result<i64> {
-        let sql = if exist {
-            "SELECT count(*) FROM unnest($1::text[]) n WHERE to_regclass(n) IS NOT NULL"
-        } else {
-            "SELECT count(*) FROM unnest($1::text[]) n WHERE to_regclass(n) IS NULL"
-        };
+        let sql = if exist { COUNT_EXISTING } else { COUNT_MISSING };
         let row = client
             .query_one(sql, &[&names])
             .map_err(|e| self.backend_error(e))?;
