@@ -147,7 +147,8 @@ saturated() {
         'BEGIN {printf "%.0f %d\n", j / t, f}'
 }
 
-max() { printf '%s\n' "$@" | sort -g | tail -1; }
+# The largest of the figures, or of the lines by their first figure.
+max() { printf '%s\n' "$@" | sort -g -k1,1 | tail -1; }
 ban_all() { "$bin/ibd" ban --quiet --config /dev/null --db-dir "$db" -c 0 -t 30d ${sources//,/ }; }
 unban_all() { "$bin/ibd" del --del --config /dev/null --db-dir "$db" 10.88.0.0/24 > /dev/null; }
 
@@ -193,9 +194,8 @@ for backend in ${BACKENDS:-lmdb redb sqlite}; do
     done
     port=9000
     unban_all
-    best() { printf '%s\n' "$@" | sort -g -k1,1 | tail -1; }
-    read -r sat1 full1 < <(best "${one[@]}")
-    read -r sat2 full2 < <(best "${two[@]}")
+    read -r sat1 full1 < <(max "${one[@]}")
+    read -r sat2 full2 < <(max "${two[@]}")
 
     printf '%-7s %9.0f %9.0f %9.0f %9.0f %7.2f %7.2f | %-26s %-26s %5.2f | %s\n' "$backend" "$sent" \
         "$single" "$batch" "$judge" "$(echo "$judge / $single" | bc -l)" \
@@ -252,7 +252,7 @@ for mode in native generic; do
         done
         drops+=("$(echo "$dropped / $secs" | bc -l) $dropped")
     done
-    read -r drop dropped < <(printf '%s\n' "${drops[@]}" | sort -g -k1,1 | tail -1)
+    read -r drop dropped < <(max "${drops[@]}")
     unban_all
     kill "$xp"; wait "$xp" || true
     printf '  %-44s %10.0f pkt/s   xdp/none %.3f (goal >= 0.8)\n' \
