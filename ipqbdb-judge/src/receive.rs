@@ -238,6 +238,20 @@ mod tests {
         m
     }
 
+    /// The kernel's `NLMSG_ERROR` answer to the request `seq`: errno negated, 0 for an
+    /// acknowledgement, then the header of the request it answers.
+    fn error_msg(seq: u32, errno: i32) -> Vec<u8> {
+        let mut e = Vec::new();
+        e.extend_from_slice(&36u32.to_ne_bytes());
+        e.extend_from_slice(&NLMSG_ERROR.to_ne_bytes());
+        e.extend_from_slice(&[0; 2]); // flags
+        e.extend_from_slice(&seq.to_ne_bytes());
+        e.extend_from_slice(&[0; 4]); // pid
+        e.extend_from_slice(&(-errno).to_ne_bytes());
+        e.extend_from_slice(&[0; 16]);
+        e
+    }
+
     fn items(d: &[u8]) -> Vec<Item<'_>> {
         let mut v = Vec::new();
         parse(d, |i| v.push(i));
@@ -271,16 +285,8 @@ mod tests {
     #[test]
     fn several_messages_errors_and_acks() {
         let mut d = packet_msg(0, 1, &[0x45]);
-        let mut err = Vec::new();
-        err.extend_from_slice(&36u32.to_ne_bytes());
-        err.extend_from_slice(&NLMSG_ERROR.to_ne_bytes());
-        err.extend_from_slice(&[0; 10]);
-        err.extend_from_slice(&(-libc::ENOENT).to_ne_bytes());
-        err.extend_from_slice(&[0; 16]); // the header of the refused message
-        d.extend_from_slice(&err);
-        let mut ack = err.clone();
-        ack[16..20].copy_from_slice(&0i32.to_ne_bytes());
-        d.extend_from_slice(&ack);
+        d.extend(error_msg(0, libc::ENOENT));
+        d.extend(error_msg(0, 0)); // an acknowledgement
         d.extend(packet_msg(0, 2, &[]));
         assert_eq!(
             items(&d),
@@ -302,24 +308,13 @@ mod tests {
 
     #[test]
     fn the_answer_to_a_request_is_found_among_packets() {
-        let error = |seq: u32, errno: i32| {
-            let mut e = Vec::new();
-            e.extend_from_slice(&36u32.to_ne_bytes());
-            e.extend_from_slice(&NLMSG_ERROR.to_ne_bytes());
-            e.extend_from_slice(&[0; 2]);
-            e.extend_from_slice(&seq.to_ne_bytes());
-            e.extend_from_slice(&[0; 4]);
-            e.extend_from_slice(&(-errno).to_ne_bytes());
-            e.extend_from_slice(&[0; 16]);
-            e
-        };
         let mut d = packet_msg(0, 1, &[0x45]);
-        d.extend(error(0, libc::ENOENT)); // the answer to another message
+        d.extend(error_msg(0, libc::ENOENT)); // the answer to another message
         assert_eq!(answer(&d, 7), None);
-        d.extend(error(7, 0));
+        d.extend(error_msg(7, 0));
         assert_eq!(answer(&d, 7), Some(0), "acknowledged");
         let mut refused = packet_msg(0, 2, &[]);
-        refused.extend(error(7, libc::EBUSY));
+        refused.extend(error_msg(7, libc::EBUSY));
         assert_eq!(answer(&refused, 7), Some(libc::EBUSY));
         assert_eq!(answer(&refused[..20], 7), None, "cut short");
     }
