@@ -1,6 +1,8 @@
 //! Man pages and shell completions, generated from the same clap definitions the programs parse with,
 //! so the documentation cannot drift from the options.
 
+pub mod doc_check;
+
 use std::path::{Path, PathBuf};
 
 use clap::Command;
