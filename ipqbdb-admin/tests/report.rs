@@ -629,3 +629,25 @@ fn an_address_whitelisted_or_deleted_during_a_pass_is_not_reported() {
         }
     }
 }
+
+/// Plain http:// to another host would carry the API key in clear: refused at start, in one line
+/// naming the configuration file, before anything is sent or recorded.
+#[test]
+fn plain_http_to_another_host_is_refused() {
+    let f = Fixture::answering_ok("");
+    f.ban("45.33.32.156", SSH, 18);
+    let config = f.write_config("clear.toml", "http://192.0.2.10/api/v2/report", "");
+    for args in [&[][..], &["--follow"][..]] {
+        let out = f.report_with(&config, args);
+        assert_exit(&out, 1);
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains(&format!("{}: report-url: ", config.display()))
+                && err.contains("in clear"),
+            "{err}"
+        );
+    }
+    assert_eq!(f.state("45.33.32.156"), None);
+    assert!(f.server.requests().is_empty());
+}
