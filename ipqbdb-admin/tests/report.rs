@@ -586,3 +586,68 @@ fn ban_log_category_appends_the_category() {
     assert!(ban(&["--log-category"]).ends_with(", caught 2 times, category 18\n"));
     assert!(!ban(&[]).contains("category"));
 }
+
+/// A reporter sends nothing for an address whitelisted or deleted while its pass runs: the
+/// endpoint itself runs the real `ibd white` / `ibd del` when it receives the first report, so the
+/// change lands between the pass's reading of its candidates and the second report.
+#[test]
+fn an_address_whitelisted_or_deleted_during_a_pass_is_not_reported() {
+    for backend in Backend::compiled_local() {
+        for change in ["white", "del"] {
+            let f = Fixture::new(backend, "", vec![], Reply::ok());
+            let white = f.tmp.path().join("white");
+            std::fs::write(&white, "45.33.32.157 0\n").unwrap();
+            let mut argv = vec![IBD.to_string(), change.to_string(), "--config".to_string()];
+            argv.push(f.config().to_str().unwrap().to_string());
+            match change {
+                "white" => argv.push(white.to_str().unwrap().to_string()),
+                _ => argv.extend(["--del".to_string(), "45.33.32.157".to_string()]),
+            }
+            f.server.rescript(
+                vec![Reply::RunFirst {
+                    argv,
+                    then: Box::new(Reply::ok()),
+                }],
+                Reply::ok(),
+            );
+            // Oldest ban first: .156 is reported first, .157 (due when the pass began) second.
+            let t = now();
+            f.ban_at("45.33.32.156", SSH, 18, 5, t - 20);
+            f.ban_at("45.33.32.157", SSH, 18, 5, t - 10);
+
+            let out = f.report(&[]);
+            assert_exit(&out, 0);
+            let what = format!("{backend:?}, ibd {change}");
+            assert_eq!(f.reported_ips(), ["45.33.32.156"], "{what}");
+            assert_eq!(f.state("45.33.32.157"), None, "{what}: nothing recorded");
+            assert_eq!(f.store().report_quota_used(now()).unwrap(), 1, "{what}");
+            let s = f.store();
+            match change {
+                "white" => assert!(!s.white_list().unwrap().is_empty(), "{what}"),
+                _ => assert_eq!(s.lookup("45.33.32.157".parse().unwrap()).unwrap(), None),
+            }
+        }
+    }
+}
+
+/// Plain http:// to another host would carry the API key in clear: refused at start, in one line
+/// naming the configuration file, before anything is sent or recorded.
+#[test]
+fn plain_http_to_another_host_is_refused() {
+    let f = Fixture::answering_ok("");
+    f.ban("45.33.32.156", SSH, 18);
+    let config = f.write_config("clear.toml", "http://192.0.2.10/api/v2/report", "");
+    for args in [&[][..], &["--follow"][..]] {
+        let out = f.report_with(&config, args);
+        assert_exit(&out, 1);
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains(&format!("{}: report-url: ", config.display()))
+                && err.contains("in clear"),
+            "{err}"
+        );
+    }
+    assert_eq!(f.state("45.33.32.156"), None);
+    assert!(f.server.requests().is_empty());
+}

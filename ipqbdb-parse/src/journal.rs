@@ -1,12 +1,27 @@
 //! The systemd journal as an input, read from `journalctl --output=json`.
 //!
-//! A syslog line's tag is whatever the writer says: any local user can run `logger -t sshd "Failed
-//! password for root from X port 22 ssh2"` and, through a rule for sshd, ban X. The journal records
-//! who really wrote each message (`_COMM`, `_UID`, set by journald itself, not by the writer), so
-//! this input builds each line as `TAG[PID]: MESSAGE` from those trusted fields: the tag is the
-//! command name (or the writer's own identifier when its last component is that command name, as
-//! Postfix's `postfix/smtpd` for `smtpd`), and messages of regular users' processes (UID above
-//! [`SYSTEM_UID_MAX`]) are skipped. A rule anchored with `tag=sshd` then only sees what sshd wrote.
+//! **Whose line it is.** A syslog line's tag is whatever the writer says: any local user can run
+//! `logger -t sshd "Failed password for root from X port 22 ssh2"` and, through a rule for sshd,
+//! ban X. The journal also records who wrote each message, but not every field it records is
+//! trustworthy: `SYSLOG_IDENTIFIER` is the writer's claim, and so is `_COMM`, the kernel's command
+//! name, which any process sets for itself (`prctl(PR_SET_NAME)`, `$0` in Perl). What a process
+//! cannot choose is its user (`_UID`, from the socket's credentials) and the executable it runs
+//! (`_EXE`, the kernel's `/proc/PID/exe`). So each line is built as `TAG[PID]: MESSAGE` where
+//! the tag is the executable's file name (`/usr/lib/openssh/sshd-session` is `sshd-session`), or
+//! the writer's identifier when its last component is that name (Postfix's `postfix/smtpd` for
+//! `.../smtpd`), and the record is used only when that name can be believed:
+//! - written by root (`_UID` 0): root could write the database itself;
+//! - or by a system user (`_UID` 1 to [`SYSTEM_UID_MAX`]) running an executable under
+//!   [`SYSTEM_DIRS`], which only root can write to: a daemon's account running its installed
+//!   program. A system account that copies a program to `/tmp/sshd` and runs it (code injected
+//!   into a web server running as `www-data`, say) is skipped;
+//! - never by a regular user (`_UID` above [`SYSTEM_UID_MAX`]), nor without `_EXE` (journald
+//!   could not read it, e.g. the writer had already exited).
+//!
+//! `_SYSTEMD_UNIT` is not used: it names the service a process runs in, not the program, and a
+//! web application's code runs inside the web server's unit whatever it executes. A rule anchored
+//! with `tag=sshd,sshd-session,sshd-auth` therefore sees only what the installed OpenSSH programs,
+//! or root, wrote.
 //!
 //! The journal cursor of the last record read is the source's position: it is committed with the
 //! bans, and `journalctl` starts after it (at start and whenever it has to be restarted), so nothing
@@ -26,6 +41,9 @@ use crate::sources::{Batch, Event, Tx};
 
 /// Debian's range of system users (adduser's LAST_SYSTEM_UID): daemons run below it, people above.
 pub const SYSTEM_UID_MAX: u32 = 999;
+/// Where installed programs live; only root can write there on a Debian system, so a program run
+/// from there is the one its name says.
+pub const SYSTEM_DIRS: [&str; 5] = ["/usr/", "/bin/", "/sbin/", "/lib/", "/lib64/"];
 /// The note under which the journal cursor is kept.
 pub const CURSOR_KEY: &[u8] = b"pos:journal";
 /// How long to wait before starting `journalctl` again after it ended.
@@ -36,7 +54,7 @@ const RESTART: Duration = Duration::from_secs(1);
 pub enum Record {
     /// The line to match.
     Line(Vec<u8>),
-    /// Not matched, with the reason (a regular user's process, no trusted command name, no message).
+    /// Not matched, with the reason (a regular user's process, no trusted program name, no message).
     Skipped(&'static str),
 }
 
@@ -49,19 +67,30 @@ pub fn convert(record: &Value) -> Record {
     if uid > SYSTEM_UID_MAX {
         return Record::Skipped("written by a regular user's process");
     }
-    let Some(comm) = field("_COMM").filter(|c| !c.is_empty()) else {
-        return Record::Skipped("no _COMM");
+    // The kernel's path of the executable; " (deleted)" once the file was replaced (an upgrade).
+    let Some(exe) = field("_EXE")
+        .map(|e| e.strip_suffix(" (deleted)").unwrap_or(e))
+        .filter(|e| e.starts_with('/') && !e.split('/').any(|c| c == "." || c == ".."))
+    else {
+        return Record::Skipped("no _EXE");
     };
+    if uid != 0 && !SYSTEM_DIRS.iter().any(|d| exe.starts_with(d)) {
+        return Record::Skipped("a system user's program outside the system directories");
+    }
+    let name = exe.rsplit('/').next().unwrap_or_default();
+    if name.is_empty() {
+        return Record::Skipped("no _EXE");
+    }
     let tag = match field("SYSLOG_IDENTIFIER") {
         Some(id)
-            if id.rsplit('/').next() == Some(comm)
+            if id.rsplit('/').next() == Some(name)
                 && id
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"._-/".contains(&b)) =>
         {
             id
         }
-        _ => comm,
+        _ => name,
     };
     // MESSAGE is a string, or an array of bytes when it is not valid UTF-8.
     let message: Vec<u8> = match record.get("MESSAGE") {
@@ -205,54 +234,115 @@ mod tests {
     }
 
     #[test]
-    fn trusted_fields_make_the_tag() {
+    fn the_executable_makes_the_tag() {
         let msg = "Failed password for root from 192.0.2.1 port 22 ssh2";
         assert_eq!(
             line(
-                json!({"_UID": "0", "_COMM": "sshd", "_PID": "42", "SYSLOG_IDENTIFIER": "sshd", "MESSAGE": msg})
+                json!({"_UID": "0", "_COMM": "sshd", "_EXE": "/usr/sbin/sshd", "_PID": "42",
+                "SYSLOG_IDENTIFIER": "sshd", "MESSAGE": msg})
             ),
             format!("sshd[42]: {msg}")
         );
-        // logger -t sshd: the command is logger, whatever it claims.
+        // OpenSSH 9.8+: the session and (10.0) the unprivileged authentication process.
+        assert_eq!(
+            line(json!({"_UID": "0", "_COMM": "sshd-session",
+                "_EXE": "/usr/lib/openssh/sshd-session", "_PID": "43",
+                "SYSLOG_IDENTIFIER": "sshd-session", "MESSAGE": msg})),
+            format!("sshd-session[43]: {msg}")
+        );
         assert_eq!(
             line(
-                json!({"_UID": "0", "_COMM": "logger", "_PID": "7", "SYSLOG_IDENTIFIER": "sshd", "MESSAGE": msg})
+                json!({"_UID": "101", "_COMM": "sshd-auth", "_EXE": "/usr/lib/openssh/sshd-auth",
+                "_PID": "44", "SYSLOG_IDENTIFIER": "sshd", "MESSAGE": msg})
+            ),
+            format!("sshd-auth[44]: {msg}")
+        );
+        // A daemon still running after an upgrade replaced its file.
+        assert_eq!(
+            line(json!({"_UID": "0", "_EXE": "/usr/sbin/sshd (deleted)", "MESSAGE": "m"})),
+            "sshd: m"
+        );
+        // logger -t sshd: the program is logger, whatever it claims.
+        assert_eq!(
+            line(
+                json!({"_UID": "0", "_COMM": "logger", "_EXE": "/usr/bin/logger", "_PID": "7",
+                "SYSLOG_IDENTIFIER": "sshd", "MESSAGE": msg})
             ),
             format!("logger[7]: {msg}")
+        );
+        // A process that renamed itself: _COMM says sshd, the executable says perl.
+        assert_eq!(
+            line(
+                json!({"_UID": "33", "_COMM": "sshd", "_EXE": "/usr/bin/perl", "_PID": "8",
+                "SYSLOG_IDENTIFIER": "sshd", "MESSAGE": msg})
+            ),
+            format!("perl[8]: {msg}")
         );
         // Postfix names its processes service/command.
         assert_eq!(
             line(
-                json!({"_UID": "105", "_COMM": "smtpd", "_PID": "9", "SYSLOG_IDENTIFIER": "postfix/smtpd", "MESSAGE": "x"})
+                json!({"_UID": "105", "_COMM": "smtpd", "_EXE": "/usr/lib/postfix/sbin/smtpd",
+                "_PID": "9", "SYSLOG_IDENTIFIER": "postfix/smtpd", "MESSAGE": "x"})
             ),
             "postfix/smtpd[9]: x"
         );
-        // An identifier with odd bytes is not trusted even if it ends in the command name.
+        // An identifier with odd bytes is not trusted even if it ends in the program's name.
         assert_eq!(
             line(
-                json!({"_UID": "0", "_COMM": "sshd", "SYSLOG_IDENTIFIER": "a: b/sshd", "MESSAGE": "m"})
+                json!({"_UID": "0", "_EXE": "/usr/sbin/sshd", "SYSLOG_IDENTIFIER": "a: b/sshd",
+                "MESSAGE": "m"})
             ),
+            "sshd: m"
+        );
+        // Root is believed wherever its program lives.
+        assert_eq!(
+            line(json!({"_UID": "0", "_EXE": "/opt/x/sshd", "MESSAGE": "m"})),
             "sshd: m"
         );
         // Binary messages and new lines.
         assert_eq!(
-            convert(
-                &json!({"_UID": "0", "_COMM": "sshd", "_PID": "1", "MESSAGE": [104, 105, 10, 255]})
-            ),
+            convert(&json!({"_UID": "0", "_EXE": "/usr/sbin/sshd", "_PID": "1",
+                "MESSAGE": [104, 105, 10, 255]})),
             Record::Line(b"sshd[1]: hi \xff".to_vec())
         );
     }
 
     #[test]
     fn untrusted_records_are_skipped() {
+        let outside = "a system user's program outside the system directories";
         for (v, why) in [
             (
-                json!({"_UID": "1000", "_COMM": "sshd", "MESSAGE": "m"}),
+                json!({"_UID": "1000", "_EXE": "/usr/sbin/sshd", "MESSAGE": "m"}),
                 "written by a regular user's process",
             ),
-            (json!({"_COMM": "sshd", "MESSAGE": "m"}), "no _UID"),
-            (json!({"_UID": "0", "MESSAGE": "m"}), "no _COMM"),
-            (json!({"_UID": "0", "_COMM": "sshd"}), "no MESSAGE"),
+            (json!({"_EXE": "/usr/sbin/sshd", "MESSAGE": "m"}), "no _UID"),
+            // _COMM alone is the writer's own word.
+            (
+                json!({"_UID": "0", "_COMM": "sshd", "MESSAGE": "m"}),
+                "no _EXE",
+            ),
+            (
+                json!({"_UID": "0", "_EXE": "sshd", "MESSAGE": "m"}),
+                "no _EXE",
+            ),
+            (
+                json!({"_UID": "0", "_EXE": "/usr/sbin/", "MESSAGE": "m"}),
+                "no _EXE",
+            ),
+            (json!({"_UID": "0", "_EXE": "/usr/sbin/sshd"}), "no MESSAGE"),
+            // A copy of a program named sshd, run by a system account from where it can write.
+            (
+                json!({"_UID": "33", "_COMM": "sshd", "_EXE": "/tmp/x/sshd", "MESSAGE": "m"}),
+                outside,
+            ),
+            (
+                json!({"_UID": "33", "_EXE": "/var/www/sshd (deleted)", "MESSAGE": "m"}),
+                outside,
+            ),
+            (
+                json!({"_UID": "33", "_EXE": "/usr/../tmp/sshd", "MESSAGE": "m"}),
+                "no _EXE",
+            ),
         ] {
             assert_eq!(convert(&v), Record::Skipped(why), "{v}");
         }

@@ -360,8 +360,13 @@ fn journal_input_trusts_journald_and_resumes_at_its_cursor() {
     )
     .unwrap();
     let rec = |cursor: &str, uid: &str, comm: &str, ident: &str, addr: &str| {
+        let exe = if comm == "sshd" {
+            "/usr/sbin/sshd"
+        } else {
+            "/usr/bin/logger"
+        };
         format!(
-            "{{\"__CURSOR\":\"{cursor}\",\"_UID\":\"{uid}\",\"_COMM\":\"{comm}\",\"_PID\":\"77\",\"SYSLOG_IDENTIFIER\":\"{ident}\",\"MESSAGE\":\"Failed password for root from {addr} port 22 ssh2\"}}\n"
+            "{{\"__CURSOR\":\"{cursor}\",\"_UID\":\"{uid}\",\"_COMM\":\"{comm}\",\"_EXE\":\"{exe}\",\"_PID\":\"77\",\"SYSLOG_IDENTIFIER\":\"{ident}\",\"MESSAGE\":\"Failed password for root from {addr} port 22 ssh2\"}}\n"
         )
     };
     let first: String = [

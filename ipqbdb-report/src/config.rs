@@ -98,12 +98,28 @@ pub fn key_file_warning(path: &Path) -> Option<String> {
     })
 }
 
+/// An http:// or https:// URL; plain http:// only to this machine, because every request carries
+/// the API key, and a key read on the way lets anyone report in the administrator's name.
 fn check_url(url: &str) -> Result<(), String> {
     let uri: ureq::http::Uri = url.parse().map_err(|e| format!("{url:?}: {e}"))?;
-    match uri.scheme_str() {
-        Some("https") | Some("http") if uri.host().is_some() => Ok(()),
+    match (uri.scheme_str(), uri.host()) {
+        (Some("https"), Some(_)) => Ok(()),
+        (Some("http"), Some(host)) if is_loopback(host) => Ok(()),
+        (Some("http"), Some(_)) => Err(format!(
+            "{url:?}: plain http:// would send the API key in clear; use https://, or http:// to \
+             a loopback address only"
+        )),
         _ => Err(format!("{url:?} is not an http:// or https:// URL")),
     }
+}
+
+/// `localhost`, 127.0.0.0/8 or ::1 (written `[::1]` in a URL).
+fn is_loopback(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The key is a header value: visible ASCII only, so a stray byte cannot split the request.
@@ -153,10 +169,41 @@ mod tests {
             ("report-url = \"not a url\"", "report-url"),
             ("report-comment = \"{line}\"", "report-comment"),
             ("report-timeout = 0", "report-timeout"),
+            // The key would cross the network in clear.
+            (
+                "report-url = \"http://api.example/v2/report\"",
+                "report-url",
+            ),
+            ("report-url = \"http://10.0.0.1/v2/report\"", "report-url"),
+            ("report-url = \"http://[2001:db8::1]:8080/r\"", "report-url"),
+            ("report-url = \"http://localhost.example/r\"", "report-url"),
         ] {
             let e = cfg(text).unwrap_err().to_string();
             assert!(e.starts_with(&format!("/etc/t.toml: {key}: ")), "{e}");
         }
+    }
+
+    #[test]
+    fn plain_http_only_to_loopback() {
+        for url in [
+            "https://api.example/v2/report",
+            "http://127.0.0.1:8080/r",
+            "http://127.1.2.3/r",
+            "http://[::1]:8080/r",
+            "http://localhost/r",
+            "http://LocalHost:99/r",
+        ] {
+            let c = cfg(&format!("report-url = {url:?}")).unwrap();
+            assert_eq!(c.url, url);
+        }
+        let e = cfg("report-url = \"http://api.example/v2/report\"")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "/etc/t.toml: report-url: \"http://api.example/v2/report\": plain http:// would send \
+             the API key in clear; use https://, or http:// to a loopback address only"
+        );
     }
 
     /// The example configuration's commented `report-*` lines, uncommented, are the defaults.

@@ -14,7 +14,11 @@
 //!
 //! Every plain table row carries the id (`x`, xid8) of the transaction that wrote it, and deletions
 //! leave a tombstone in `ipqbdb_gone`: what a local view needs to follow the tables by transaction
-//! id instead of reading them whole ([`PostgresStore::changes_since`]).
+//! id instead of reading them whole ([`PostgresStore::changes_since`]). `maintenance` removes
+//! tombstones older than a day and raises the **tombstone horizon** (the row `('', '')` of
+//! `ipqbdb_gone`, whose `x` is the newest removed tombstone's): a view whose position is at or below
+//! it may have missed deletions, so `changes_since` gives it the tables whole instead of changes,
+//! and the view replaces what it holds ([`ChangeSet::whole`]).
 
 use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
@@ -50,7 +54,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long sent data may stay unacknowledged by a TCP server before the connection counts as lost.
 const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Commit tokens and tombstones older than this are deleted by `maintenance`: a view that has
-/// not caught up for that long loads the tables again.
+/// not caught up for that long loads the tables again (see the tombstone horizon above).
 const TOKEN_KEEP_SECS: i64 = 86_400;
 /// Rows a scan fetches in its first round trip; each further one fetches eight times more, so a
 /// seek (the whitelist lookup reads one or two rows) costs one small round trip, a full scan few.
@@ -555,6 +559,9 @@ impl PostgresStore {
     /// an earlier call; 0 for everything): each changed key with its value (`None` when deleted),
     /// and the bound to pass next time. Rows of transactions that had not committed when the
     /// earlier call ran have ids at or above its bound, so none is missed.
+    ///
+    /// A caller whose `after` is at or below the tombstone horizon gets, like `after` 0, the tables
+    /// whole ([`ChangeSet::whole`]): deletions it has not seen may be gone from `ipqbdb_gone`.
     pub fn changes_since(&self, tables: &[Table], after: u64) -> Result<ChangeSet> {
         self.with_read(&mut |txn, _| {
             let xmin: String = txn
@@ -562,6 +569,16 @@ impl PostgresStore {
                 .map_err(PgFail::Db)?
                 .get(0);
             let next: u64 = xmin.parse().unwrap_or(after);
+            let horizon: Option<String> = txn
+                .query_opt(
+                    "SELECT x::text FROM ipqbdb_gone WHERE tbl = '' AND k = ''::bytea",
+                    &[],
+                )
+                .map_err(PgFail::Db)?
+                .map(|r| r.get(0));
+            let horizon: u64 = horizon.and_then(|h| h.parse().ok()).unwrap_or(0);
+            let whole = after == 0 || after <= horizon;
+            let after = if whole { 0 } else { after };
             let bound = after.to_string();
             let mut changes = Vec::new();
             for &t in tables {
@@ -602,7 +619,11 @@ impl PostgresStore {
                     changes.push((t, r.get::<_, Vec<u8>>(0), Some(r.get::<_, Vec<u8>>(1))));
                 }
             }
-            Ok(ChangeSet { changes, next })
+            Ok(ChangeSet {
+                changes,
+                next,
+                whole,
+            })
         })
     }
 }
@@ -616,6 +637,9 @@ pub struct ChangeSet {
     pub changes: Vec<(Table, Vec<u8>, Option<Vec<u8>>)>,
     /// The bound to ask from next time.
     pub next: u64,
+    /// `changes` is everything the tables hold, with no deletions (a first load, or a caller
+    /// behind the tombstone horizon): the receiver replaces what it holds of them.
+    pub whole: bool,
 }
 
 fn current_user() -> String {
@@ -782,9 +806,15 @@ impl Store for PostgresStore {
     fn maintenance(&self) -> Result<()> {
         let mut guard = self.conn()?;
         let conn = guard.as_mut().expect("connected");
+        // The horizon is raised in the statement that removes the tombstones, so no view can
+        // see them gone without seeing the horizon that covers them.
         let res = conn.client.batch_execute(&format!(
             "DELETE FROM ipqbdb_commit WHERE at < now() - interval '{TOKEN_KEEP_SECS} seconds';\n\
-             DELETE FROM ipqbdb_gone WHERE at < now() - interval '{TOKEN_KEEP_SECS} seconds';"
+             WITH d AS (DELETE FROM ipqbdb_gone WHERE tbl <> '' \
+             AND at < now() - interval '{TOKEN_KEEP_SECS} seconds' RETURNING x) \
+             INSERT INTO ipqbdb_gone (tbl, k, x) \
+             SELECT '', ''::bytea, x FROM d ORDER BY x DESC LIMIT 1 \
+             ON CONFLICT (tbl, k) DO UPDATE SET x = greatest(ipqbdb_gone.x, EXCLUDED.x), at = now();"
         ));
         match res {
             Ok(_) => Ok(()),

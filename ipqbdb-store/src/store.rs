@@ -137,8 +137,9 @@ pub enum ReportBegin {
     /// The attempt is recorded as [`ipqbdb_core::report::ReportKind::Sent`] and counted in the
     /// day's quota: send it now.
     Started,
-    /// The key's state is no longer the one the caller selected by (another reporter took it, or
-    /// recorded something meanwhile): do not send.
+    /// What the caller selected the key by no longer holds: another reporter took it or recorded
+    /// something meanwhile, or the address was whitelisted, deleted or banned again (a new ban
+    /// time) since the candidates were read. Do not send.
     Changed,
     /// The day's quota is used up: nothing was recorded.
     QuotaExhausted { used: u32 },
@@ -568,7 +569,8 @@ pub trait Store: Send + Sync + Sized {
     }
 
     /// Starts a report attempt for `key` in one transaction, if its state is still `expected` (what
-    /// the caller selected it by) and the day's quota (`None`: no limit) allows: records
+    /// the caller selected it by), its record still holds the ban of `started.ban_time`, no
+    /// whitelist range holds it, and the day's quota (`None`: no limit) allows: records
     /// `started` (a [`ipqbdb_core::report::ReportKind::Sent`] state) and counts it for the UTC day
     /// of `started.at`. The caller sends the request only after this committed, so a crash leaves
     /// the attempt visible as sent, never sent twice.
@@ -581,7 +583,15 @@ pub trait Store: Send + Sync + Sized {
     ) -> Result<ReportBegin> {
         let path = self.engine_path();
         self.write(&mut |tx| {
-            if get_report_state(tx, path, key)? != expected {
+            // A pass reads its candidates once and reports them one by one: what an operator did
+            // meanwhile (`ibd white`, `ibd del`) must still stop the report, so it is read again
+            // in the transaction that decides.
+            let same_ban =
+                get_record(tx, path, key)?.is_some_and(|r| r.last_update == started.ban_time);
+            if get_report_state(tx, path, key)? != expected
+                || !same_ban
+                || white_lookup_in(tx, path, key)?.is_some()
+            {
                 return Ok(ReportBegin::Changed);
             }
             let day = utc_day(started.at);

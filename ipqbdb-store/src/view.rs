@@ -8,7 +8,8 @@
 //! changes over a channel. The reading thread applies them at its next read: in memory, never
 //! waiting for the network. When the server cannot be reached the view stays as it was, the
 //! thread says so once in the log (and once when it reaches the server again), and verdicts go
-//! on from the last view.
+//! on from the last view. A view out of touch for longer than the server keeps its tombstones
+//! gets the tables whole on its next refresh and replaces its own (`ChangeSet::whole`).
 //!
 //! Memory: one map entry per record and whitelist range, key and value each a boxed byte slice;
 //! about 215 bytes per record (resident growth at load measured by `scripts/bench-postgres.sh`),
@@ -56,7 +57,12 @@ impl Tables {
         }
     }
 
+    /// Applies a change set; a whole one (a view that fell behind the server's tombstone horizon)
+    /// replaces the tables, since deletions it missed are no longer listed anywhere.
     fn apply(&mut self, set: ChangeSet) {
+        if set.whole {
+            *self = Tables::new();
+        }
         for (table, key, value) in set.changes {
             match (table, value) {
                 (Table::Block, Some(v)) => {
@@ -232,6 +238,14 @@ fn refresher(
                         program,
                         Level::Notice,
                         "the database server answers again; the view is current",
+                    );
+                }
+                if set.whole {
+                    log(
+                        program,
+                        Level::Notice,
+                        "the view was behind the server's oldest deletion record (out of touch \
+                         longer than its maintenance keeps them): loaded the tables again",
                     );
                 }
                 let bound = set.next;

@@ -56,6 +56,12 @@ impl<S: Store> Daemon<S> {
         let r = self
             .syncer
             .sync(&mut self.attached.maps, &self.store, ipqbdb_core::now())?;
+        self.note_left_out(&r);
+        Ok(r)
+    }
+
+    /// Logs (once while it lasts) that a pass left live records out of the map.
+    pub fn note_left_out(&mut self, r: &crate::sync::Report) {
         if r.left_out > 0 {
             self.note_error(
                 "map full",
@@ -69,7 +75,6 @@ impl<S: Store> Daemon<S> {
                 },
             );
         }
-        Ok(r)
     }
 
     fn note_error(&mut self, what: &str, e: XdpError) {
@@ -81,14 +86,23 @@ impl<S: Store> Daemon<S> {
     }
 
     fn flush_counters(&mut self) {
-        match self.syncer.take_dropped(&mut self.attached.maps) {
-            Ok(batch) => {
-                for (k, n) in batch {
-                    let e = self.pending.entry(k).or_default();
-                    *e = e.saturating_add(n);
+        // A second after a resize the replaced program has long finished its last packets: its
+        // counts are read once, and its maps freed.
+        let mut taken = Vec::with_capacity(2);
+        if let Some(mut old) = self.attached.retired.take() {
+            taken.push(self.syncer.take_dropped(&mut old));
+        }
+        taken.push(self.syncer.take_dropped(&mut self.attached.maps));
+        for batch in taken {
+            match batch {
+                Ok(batch) => {
+                    for (k, n) in batch {
+                        let e = self.pending.entry(k).or_default();
+                        *e = e.saturating_add(n);
+                    }
                 }
+                Err(e) => self.note_error("reading drop counts", e),
             }
-            Err(e) => self.note_error("reading drop counts", e),
         }
         if self.pending.is_empty() {
             return;

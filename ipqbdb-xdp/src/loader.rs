@@ -3,11 +3,20 @@
 //! the interface. While the link's pin exists the program stays attached, whether or not ibd-xdp
 //! runs; a restarted ibd-xdp finds the pin and adopts program and maps as they are (no reload, so no
 //! moment without verdicts). Removing the pins detaches the program and frees the maps.
+//!
+//! **Adopted maps of other sizes are replaced, not kept.** A map's `max_entries` is fixed when the
+//! kernel creates it, so a restart with other `--max-entries` / `--max-white` loads a new program
+//! with maps of the asked sizes in a staging directory, fills them from the database, and only then
+//! swaps the program of the pinned link for the new one (`BPF_LINK_UPDATE`, atomic) and renames the
+//! new maps' pins over the old. Verdicts come from the old maps until that instant and from the full
+//! new ones after it: no gap. Sizing the run from the adopted maps instead would be simpler but would
+//! ignore the operator's sizes until a detach, and a detach is a gap.
 
 use std::path::{Path, PathBuf};
 
 use aya::maps::{Array, HashMap, LpmTrie, Map, MapData, PerCpuHashMap};
-use aya::programs::links::FdLink;
+use aya::programs::links::{FdLink, PinnedLink};
+use aya::programs::xdp::XdpLink;
 use aya::programs::{ProgramError, Xdp, XdpFlags};
 use aya::EbpfLoader;
 
@@ -29,6 +38,9 @@ pub enum Mode {
     Generic,
     /// Found attached by an earlier ibd-xdp and kept.
     Adopted,
+    /// Found attached by an earlier ibd-xdp with maps of other sizes: the link kept, program and
+    /// maps replaced by new ones of the asked sizes.
+    Resized,
 }
 
 impl std::fmt::Display for Mode {
@@ -37,11 +49,13 @@ impl std::fmt::Display for Mode {
             Mode::Native => "native mode",
             Mode::Generic => "generic mode",
             Mode::Adopted => "adopted, as attached before",
+            Mode::Resized => "adopted, maps resized to the sizes asked",
         })
     }
 }
 
-/// The sizes the maps are created with (an adopted map keeps its own) and the attach mode.
+/// The sizes the maps are created with (adopted maps of other sizes are replaced) and the attach
+/// mode.
 #[derive(Debug, Clone, Copy)]
 pub struct Sizes {
     pub max_entries: u32,
@@ -74,7 +88,14 @@ pub struct Attached {
     pub maps: Maps,
     pub mode: Mode,
     pub pin_dir: PathBuf,
+    /// The maps a resize replaced: their drop counts of the last moments before the swap still
+    /// go to the database (see `Daemon`), then they are freed.
+    pub retired: Option<Maps>,
 }
+
+/// Where a resize stages the new maps, inside the pin directory (same BPF filesystem, so a rename
+/// moves a pin into place).
+const STAGING: &str = "next";
 
 fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> XdpError {
     move |e| XdpError::Map {
@@ -123,12 +144,7 @@ pub fn load_object(object: &[u8], program: &str) -> Result<aya::Ebpf, XdpError> 
     let mut ebpf = EbpfLoader::new()
         .load(object)
         .map_err(|e| XdpError::Load(chain(&e)))?;
-    let prog: &mut Xdp = ebpf
-        .program_mut(program)
-        .ok_or_else(|| XdpError::Load(format!("no program {program} in the object")))?
-        .try_into()
-        .map_err(|e: ProgramError| XdpError::Load(chain(&e)))?;
-    load_program(prog, program)?;
+    load_program(program_named(&mut ebpf, program)?, program)?;
     Ok(ebpf)
 }
 
@@ -162,8 +178,15 @@ fn verifier_reason(log: &str) -> Option<&str> {
 }
 
 /// Attaches the program to `iface`, or adopts the one an earlier run left attached under `pin_dir`
-/// (a directory on a BPF filesystem, made if missing).
-pub fn attach_or_adopt(iface: &str, pin_dir: &Path, sizes: Sizes) -> Result<Attached, XdpError> {
+/// (a directory on a BPF filesystem, made if missing). `fill` gets the maps before the kernel
+/// judges from them (new ones empty, adopted ones as they are), so the first verdicts of a new
+/// program already have the database; its result is returned beside the attachment.
+pub fn attach_or_adopt<T>(
+    iface: &str,
+    pin_dir: &Path,
+    sizes: Sizes,
+    fill: impl FnOnce(&mut Maps) -> Result<T, XdpError>,
+) -> Result<(Attached, T), XdpError> {
     // The nearest existing directory must already be on a BPF filesystem: nothing is made elsewhere.
     let existing = pin_dir
         .ancestors()
@@ -183,30 +206,28 @@ pub fn attach_or_adopt(iface: &str, pin_dir: &Path, sizes: Sizes) -> Result<Atta
             source,
         })?;
         if linked == wanted {
-            return Ok(Attached {
-                maps: open_pinned(pin_dir)?,
+            let mut maps = open_pinned(pin_dir)?;
+            if pinned_sizes(pin_dir)? != sizes.of_maps() {
+                return resize(pin_dir, &link_pin, sizes, maps, fill);
+            }
+            let filled = fill(&mut maps)?;
+            let attached = Attached {
+                maps,
                 mode: Mode::Adopted,
                 pin_dir: pin_dir.to_path_buf(),
-            });
+                retired: None,
+            };
+            return Ok((attached, filled));
         }
         // The interface the link was made for is gone (0) or is another one now: the pins are
         // stale, and adopting them would judge nothing.
     }
     // No live link: maps left without a program are from a detached run; start afresh.
     remove_pins(pin_dir)?;
-    let mut ebpf = EbpfLoader::new()
-        .map_pin_path(pin_dir)
-        .set_max_entries(maps::BLOCK, sizes.max_entries)
-        .set_max_entries(maps::COUNTS, sizes.max_entries)
-        .set_max_entries(maps::WHITE, sizes.max_white)
-        .load(OBJECT)
-        .map_err(|e| XdpError::Load(chain(&e)))?;
-    let prog: &mut Xdp = ebpf
-        .program_mut(maps::PROGRAM)
-        .ok_or_else(|| XdpError::Load(format!("no program {} in the object", maps::PROGRAM)))?
-        .try_into()
-        .map_err(|e: ProgramError| XdpError::Load(chain(&e)))?;
-    load_program(prog, maps::PROGRAM)?;
+    let mut ebpf = load_pinned(pin_dir, sizes)?;
+    let mut new_maps = open_pinned(pin_dir)?;
+    let filled = fill(&mut new_maps)?;
+    let prog = program(&mut ebpf)?;
     let attach_err = |e: ProgramError| XdpError::Attach {
         iface: iface.into(),
         reason: chain(&e),
@@ -245,11 +266,125 @@ pub fn attach_or_adopt(iface: &str, pin_dir: &Path, sizes: Sizes) -> Result<Atta
             iface: iface.into(),
             reason: format!("pinning the link: {}", chain(&e)),
         })?;
-    Ok(Attached {
-        maps: open_pinned(pin_dir)?,
+    let attached = Attached {
+        maps: new_maps,
         mode,
         pin_dir: pin_dir.to_path_buf(),
-    })
+        retired: None,
+    };
+    Ok((attached, filled))
+}
+
+impl Sizes {
+    /// `max_entries` of the block, counts and whitelist maps as these sizes make them.
+    fn of_maps(&self) -> [u32; 3] {
+        [self.max_entries, self.max_entries, self.max_white]
+    }
+}
+
+/// `max_entries` of the maps pinned in `dir`, in [`Sizes::of_maps`]'s order.
+fn pinned_sizes(dir: &Path) -> Result<[u32; 3], XdpError> {
+    let size = |map: &'static str| {
+        MapData::from_pin(dir.join(map))
+            .and_then(|m| m.info())
+            .map(|i| i.max_entries())
+            .map_err(map_err(map))
+    };
+    Ok([size(maps::BLOCK)?, size(maps::COUNTS)?, size(maps::WHITE)?])
+}
+
+/// Loads the program with new maps of `sizes`, pinned by name in `dir`.
+fn load_pinned(dir: &Path, sizes: Sizes) -> Result<aya::Ebpf, XdpError> {
+    let mut ebpf = EbpfLoader::new()
+        .map_pin_path(dir)
+        .set_max_entries(maps::BLOCK, sizes.max_entries)
+        .set_max_entries(maps::COUNTS, sizes.max_entries)
+        .set_max_entries(maps::WHITE, sizes.max_white)
+        .load(OBJECT)
+        .map_err(|e| XdpError::Load(chain(&e)))?;
+    load_program(program(&mut ebpf)?, maps::PROGRAM)?;
+    Ok(ebpf)
+}
+
+fn program(ebpf: &mut aya::Ebpf) -> Result<&mut Xdp, XdpError> {
+    program_named(ebpf, maps::PROGRAM)
+}
+
+fn program_named<'e>(ebpf: &'e mut aya::Ebpf, name: &str) -> Result<&'e mut Xdp, XdpError> {
+    ebpf.program_mut(name)
+        .ok_or_else(|| XdpError::Load(format!("no program {name} in the object")))?
+        .try_into()
+        .map_err(|e: ProgramError| XdpError::Load(chain(&e)))
+}
+
+/// Replaces the adopted program and its maps (`old`) by ones of `sizes`, as the module doc says.
+/// Until the link is updated nothing the kernel uses has changed: a failure before that leaves
+/// the old program judging and removes the staged maps. A crash between the update and the last
+/// rename leaves pins whose sizes do not match, so the next start resizes again.
+fn resize<T>(
+    pin_dir: &Path,
+    link_pin: &Path,
+    sizes: Sizes,
+    old: Maps,
+    fill: impl FnOnce(&mut Maps) -> Result<T, XdpError>,
+) -> Result<(Attached, T), XdpError> {
+    let staging = pin_dir.join(STAGING);
+    remove_staging(pin_dir)?;
+    std::fs::create_dir(&staging).map_err(|source| XdpError::Pin {
+        path: staging.clone(),
+        source,
+    })?;
+    let staged = (|| {
+        let ebpf = load_pinned(&staging, sizes)?;
+        let mut maps = open_pinned(&staging)?;
+        let filled = fill(&mut maps)?;
+        Ok((ebpf, maps, filled))
+    })();
+    let (mut ebpf, new_maps, filled) = match staged {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = remove_staging(pin_dir);
+            return Err(e);
+        }
+    };
+    let link_err = |reason: String| XdpError::Pin {
+        path: link_pin.to_path_buf(),
+        source: std::io::Error::other(reason),
+    };
+    let pinned = PinnedLink::from_pin(link_pin).map_err(|e| link_err(chain(&e)))?;
+    let link = XdpLink::try_from(FdLink::from(pinned)).map_err(|e| link_err(chain(&e)))?;
+    let prog = program(&mut ebpf)?;
+    let id = prog
+        .attach_to_link(link)
+        .map_err(|e| link_err(format!("replacing the program: {}", chain(&e))))?;
+    // The link stays as long as its pin; this process's descriptor of it goes with `link`.
+    drop(prog.take_link(id));
+    for name in maps::ALL {
+        let (from, to) = (staging.join(name), pin_dir.join(name));
+        std::fs::rename(&from, &to).map_err(|source| XdpError::Pin { path: to, source })?;
+    }
+    remove_staging(pin_dir)?;
+    let attached = Attached {
+        maps: new_maps,
+        mode: Mode::Resized,
+        pin_dir: pin_dir.to_path_buf(),
+        retired: Some(old),
+    };
+    Ok((attached, filled))
+}
+
+/// Removes what an interrupted resize left in the staging directory, and the directory.
+fn remove_staging(pin_dir: &Path) -> Result<(), XdpError> {
+    let staging = pin_dir.join(STAGING);
+    remove_files(&staging, maps::ALL)?;
+    match std::fs::remove_dir(&staging) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(XdpError::Pin {
+            path: staging,
+            source,
+        }),
+    }
 }
 
 fn if_index(iface: &str) -> Result<u32, XdpError> {
@@ -342,8 +477,13 @@ fn link_ifindex(path: &Path) -> std::io::Result<u32> {
 /// Detaches the program and frees its maps: removing the pins drops the kernel's last references
 /// (this process's map descriptors aside, which go when it exits).
 pub fn remove_pins(pin_dir: &Path) -> Result<(), XdpError> {
-    for name in std::iter::once(maps::LINK).chain(maps::ALL) {
-        let path = pin_dir.join(name);
+    remove_files(pin_dir, std::iter::once(maps::LINK).chain(maps::ALL))?;
+    remove_staging(pin_dir)
+}
+
+fn remove_files<'a>(dir: &Path, names: impl IntoIterator<Item = &'a str>) -> Result<(), XdpError> {
+    for name in names {
+        let path = dir.join(name);
         match std::fs::remove_file(&path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

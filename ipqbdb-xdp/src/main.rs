@@ -42,18 +42,22 @@ fn start(cli: &Cli, setup: &Setup) -> Result<(Daemon<ipqbdb_store::AnyStore>, Si
         mode: cli.xdp_mode,
     };
     let pin_dir = cli.pin_dir();
-    let attached =
-        loader::attach_or_adopt(&cli.iface, &pin_dir, sizes).map_err(|e| e.to_string())?;
+    // The first pass fills the maps before the kernel judges from them.
+    let (attached, (syncer, report)) =
+        loader::attach_or_adopt(&cli.iface, &pin_dir, sizes, |maps| {
+            let mut syncer = Syncer::new(maps, cli.max_entries, cli.max_white)?;
+            let report = syncer.sync(maps, &store, ipqbdb_core::now())?;
+            Ok((syncer, report))
+        })
+        .map_err(|e| e.to_string())?;
     let mode = attached.mode;
-    let syncer =
-        Syncer::new(&attached.maps, cli.max_entries, cli.max_white).map_err(|e| e.to_string())?;
     let opts = Options {
         staleness: Duration::from_millis(cli.staleness_ms),
         detach_on_exit: cli.detach_on_exit,
         verbose: cli.verbose,
     };
     let mut daemon = Daemon::new(attached, syncer, store, opts);
-    let report = daemon.sync_once().map_err(|e| e.to_string())?;
+    daemon.note_left_out(&report);
     log::log(
         PROGRAM,
         Level::Notice,

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use ipqbdb_core::AddrKey;
 use ipqbdb_store::{AnyStore, Backend, Store};
 use ipqbdb_tests::netns::{pair, Netns};
-use ipqbdb_tests::traffic;
+use ipqbdb_tests::traffic::{self, Stream};
 use ipqbdb_tests::{daemon_options, open_existing, wait_until, Proc};
 
 const XDP: &str = env!("CARGO_BIN_EXE_ibd-xdp");
@@ -308,6 +308,97 @@ fn sigkill_leaves_verdicts_and_a_restart_adopts_them() {
         lab.stop();
         // Without --detach-on-exit the program stays.
         assert!(lab.attached_prog().is_some(), "{b:?}: still attached");
+    });
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root (network namespaces, BPF): run with --features root-tests or --all-features"
+)]
+fn a_restart_with_other_sizes_replaces_the_maps_without_a_gap() {
+    every_backend(|b| {
+        let mut lab = Lab::new(b);
+        let white = lab.tmp.path().join("white");
+        std::fs::write(&white, "fd87::3 0\n").unwrap();
+        lab.ibd("white", &[white.to_str().unwrap()]);
+        lab.ban(&["-c", "0", "-t", LONG, "10.78.0.3"]);
+        lab.ban(&["-c", "0", "-t", LONG, "10.78.0.4"]);
+        lab.ban(&["-c", "1", "-t", LONG, "10.78.0.5"]);
+        // Maps smaller than what the next run asks for: 50 % (.5) does not fit, and the one
+        // whitelist block fills its trie.
+        lab.start(&["--max-entries", "2", "--max-white", "1"]);
+        lab.await_probe("10.78.0.3", true, Duration::from_secs(10));
+        assert_eq!(lab.burst("10.78.0.5", 50), 50, "{b:?}: left out");
+        lab.xdp.as_mut().unwrap().sigkill();
+        lab.xdp = None;
+        // Meanwhile the whitelist grows past the adopted trie and a ban is added.
+        std::fs::write(&white, "10.78.0.4 0\n").unwrap();
+        lab.ibd("white", &[white.to_str().unwrap()]);
+        lab.ban(&["-c", "0", "-t", LONG, "fd87::2"]);
+
+        // The restart with the default sizes, while .3 (100 %) sends all along: the old maps judge
+        // until the new ones, already filled, take their place.
+        let rx = lab.rx.try_clone().unwrap();
+        let stream = Stream::start(
+            &lab.c,
+            rx,
+            "10.78.0.1:7100".parse().unwrap(),
+            &["10.78.0.3"],
+            INNOCENT,
+            2000,
+            1_000_000,
+        );
+        let log = lab.start(&[]);
+        let report = stream.finish();
+        eprintln!(
+            "{b:?}: during the restart {} of {} packets of the 100 % source passed",
+            report.received_from("10.78.0.3"),
+            report.sent_from("10.78.0.3")
+        );
+        assert!(log.contains("maps resized"), "{b:?}: {log}");
+        assert!(
+            report.sent_from("10.78.0.3") > 0,
+            "{b:?}: the stream sent nothing"
+        );
+        assert!(
+            report.received_from("10.78.0.3") <= 1,
+            "{b:?}: {} of {} packets of a 100 % source passed during the restart",
+            report.received_from("10.78.0.3"),
+            report.sent_from("10.78.0.3")
+        );
+        // Everything is in the new maps: the record left out before, the new whitelist block,
+        // the new ban, and the whitelist block inside it.
+        assert!(lab.burst("10.78.0.3", 100) <= 1, "{b:?}: still dropped");
+        assert_eq!(lab.burst("10.78.0.4", 50), 50, "{b:?}: whitelisted");
+        let half = lab.burst("10.78.0.5", 400);
+        assert!(
+            (120..=280).contains(&half),
+            "{b:?}: 50 % passed {half} of 400"
+        );
+        assert!(lab.burst("fd87::2", 100) <= 1, "{b:?}: new ban");
+        assert_eq!(
+            lab.burst("fd87::3", 50),
+            50,
+            "{b:?}: whitelisted in the /64"
+        );
+        // The new maps follow the database, and the pins are theirs: one more restart with the
+        // same sizes adopts them as they are.
+        lab.ibd("del", &["--del", "10.78.0.3"]);
+        lab.await_probe("10.78.0.3", false, Duration::from_secs(5));
+        let prog = lab.attached_prog().expect("attached");
+        lab.stop();
+        let log = lab.start(&[]);
+        assert!(
+            log.contains("adopted") && !log.contains("resized"),
+            "{b:?}: {log}"
+        );
+        assert_eq!(lab.attached_prog(), Some(prog), "{b:?}: the same program");
+        assert!(
+            lab.burst("fd87::2", 100) <= 1,
+            "{b:?}: dropped after adoption"
+        );
+        lab.stop();
     });
 }
 

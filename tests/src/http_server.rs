@@ -24,6 +24,9 @@ pub enum Reply {
     /// Reads the request, answers nothing, and closes the connection after this long (or when the
     /// server is dropped): a server that went silent.
     Stall(Duration),
+    /// Runs `argv` (a real program, to completion) once the request is read, then answers with
+    /// `then`: something that happens while the client waits for its answer.
+    RunFirst { argv: Vec<String>, then: Box<Reply> },
 }
 
 impl Reply {
@@ -160,7 +163,21 @@ fn serve(mut conn: TcpStream, inner: &Mutex<Inner>, stop: &AtomicBool) {
         let default = i.default.clone();
         i.script.pop_front().unwrap_or(default)
     };
+    answer(conn, reply, stop);
+}
+
+fn answer(mut conn: TcpStream, reply: Reply, stop: &AtomicBool) {
     match reply {
+        Reply::RunFirst { argv, then } => {
+            let status = std::process::Command::new(&argv[0])
+                .args(&argv[1..])
+                .status();
+            assert!(
+                status.as_ref().is_ok_and(|s| s.success()),
+                "test HTTP server: {argv:?}: {status:?}"
+            );
+            answer(conn, *then, stop);
+        }
         Reply::Status {
             code,
             headers,

@@ -201,6 +201,39 @@ impl PgServer {
         .unwrap_or(0)
     }
 
+    /// Makes `dir` another database directory of `dbname`, reaching it as `role` (a superuser
+    /// made here if missing): a client the test can cut off alone ([`PgServer::cut_off`]).
+    pub fn attach_as(&self, dir: &Path, dbname: &str, role: &str) -> String {
+        self.psql(
+            "postgres",
+            &format!(
+                "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN \
+                 CREATE ROLE {role} SUPERUSER LOGIN; END IF; END $$"
+            ),
+        );
+        let conninfo = format!(
+            "host={} user={role} dbname={dbname}",
+            self.socket_dir().display()
+        );
+        std::fs::write(dir.join(CONNINFO_FILE), &conninfo).expect("conninfo file");
+        conninfo
+    }
+
+    /// Cuts `role` off the server (no new connection, its open ones ended: a host behind a broken
+    /// network while the others go on), or with `cut` false lets it in again.
+    pub fn cut_off(&self, role: &str, cut: bool) {
+        let login = if cut { "NOLOGIN" } else { "LOGIN" };
+        self.psql("postgres", &format!("ALTER ROLE {role} {login}"));
+        if cut {
+            self.psql(
+                "postgres",
+                &format!(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}'"
+                ),
+            );
+        }
+    }
+
     /// The server's log, for failure messages.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.root.path().join("log")).unwrap_or_default()

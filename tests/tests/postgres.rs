@@ -401,6 +401,92 @@ fn the_judges_view_follows_the_server_and_outlives_an_outage() {
     assert!(stats.failures > 0, "the outage was noticed");
 }
 
+/// A view cut off from the server while another host deletes a record and a whitelist range, and
+/// maintenance removes the tombstones that said so (aged here with SQL rather than waited for a
+/// day): once back, the view is behind the oldest tombstone, loads the tables again, and the
+/// deleted record and range are gone from it.
+#[test]
+fn a_view_behind_the_oldest_tombstone_loads_the_tables_again() {
+    let db = TestDb::new(PG);
+    let server = db.server.as_ref().unwrap();
+    let name = db.dbname().unwrap();
+    let s = open_any(db.path(), PG).unwrap();
+    let key = |a: &str| -> ipqbdb_core::AddrKey { a.parse().unwrap() };
+    let range = |r: &str| ipqbdb_store::WhiteEntry {
+        range: r.parse().unwrap(),
+        decay: 0,
+    };
+    s.ban(&ban("192.0.2.1"), T0).unwrap();
+    s.ban(&ban("192.0.2.2"), T0).unwrap();
+    s.white_set(&[range("198.51.100.0/24"), range("203.0.113.0/24")])
+        .unwrap();
+    let judge_dir = tempfile::tempdir().unwrap();
+    server.attach_as(judge_dir.path(), &name, "judge");
+    let view = open_any(judge_dir.path(), PG)
+        .unwrap()
+        .into_local_view(Duration::from_millis(50), "test")
+        .unwrap();
+    let AnyStore::View(v) = &view else {
+        unreachable!()
+    };
+    // Caught up past the load, so its bound is a refresh's, not the first load's.
+    s.ban(&ban("192.0.2.3"), T0).unwrap();
+    wait_until(
+        || "the view to see a ban".into(),
+        Duration::from_secs(10),
+        || view.lookup(key("192.0.2.3")).unwrap().is_some(),
+    );
+
+    server.cut_off("judge", true);
+    let failures = v.stats().failures;
+    wait_until(
+        || "the view to fail a refresh".into(),
+        Duration::from_secs(10),
+        || v.stats().failures > failures,
+    );
+    s.delete_records(&[key("192.0.2.1")]).unwrap();
+    assert!(s.white_remove("198.51.100.0/24".parse().unwrap()).unwrap());
+    let aged = server.psql(
+        &name,
+        "WITH u AS (UPDATE ipqbdb_gone SET at = now() - interval '2 days' RETURNING 1) \
+         SELECT count(*) FROM u",
+    );
+    assert_eq!(aged.trim(), "2", "two tombstones");
+    s.maintenance().unwrap();
+    assert_eq!(
+        server
+            .psql(&name, "SELECT count(*) FROM ipqbdb_gone WHERE tbl <> ''")
+            .trim(),
+        "0",
+        "maintenance removed the tombstones"
+    );
+    assert!(view.lookup(key("192.0.2.1")).unwrap().is_some(), "cut off");
+
+    server.cut_off("judge", false);
+    wait_until(
+        || "the view to learn of the deletions made while it was cut off".into(),
+        Duration::from_secs(20),
+        || {
+            view.lookup(key("192.0.2.1")).unwrap().is_none()
+                && view.white_lookup(key("198.51.100.7")).unwrap().is_none()
+        },
+    );
+    assert!(view.lookup(key("192.0.2.2")).unwrap().is_some());
+    assert!(view.white_lookup(key("203.0.113.7")).unwrap().is_some());
+    assert_eq!(
+        view.list_records(None).unwrap(),
+        s.list_records(None).unwrap(),
+        "the view is the server's"
+    );
+    // And follows by changes again.
+    s.delete_records(&[key("192.0.2.2")]).unwrap();
+    wait_until(
+        || "the view to follow a deletion after the reload".into(),
+        Duration::from_secs(10),
+        || view.lookup(key("192.0.2.2")).unwrap().is_none(),
+    );
+}
+
 /// How long the server stays down in the outage test: as long as an administrator's restart of a
 /// busy server may take.
 const OUTAGE: Duration = Duration::from_secs(30);

@@ -893,8 +893,28 @@ mod suite {
         s.report_finish(k, Some(accepted)).unwrap();
         assert_eq!(s.report_states().unwrap(), vec![(k, accepted)]);
 
+        // What a pass read its candidates by is checked again when it begins a report: no start
+        // for an address whitelisted, deleted or banned again (another ban time) since.
+        for (addr, why) in [
+            ("198.18.0.3", "whitelisted"),
+            ("198.18.0.9", "no record"),
+            ("198.18.0.4", "another ban"),
+        ] {
+            assert_eq!(
+                s.report_begin(key(addr), None, sent, None).unwrap(),
+                ReportBegin::Changed,
+                "{why}"
+            );
+        }
+        assert_eq!(s.report_states().unwrap().len(), 1, "nothing recorded");
+        assert_eq!(s.report_quota_used(T0 + 1).unwrap(), 1, "nothing counted");
+
         // The day's quota: the second start counts, the third is refused and records nothing.
-        let k2 = key("198.18.0.3");
+        let k2 = key("198.18.0.4");
+        let sent = ReportState {
+            ban_time: T0 - 100,
+            ..sent
+        };
         assert_eq!(
             s.report_begin(k2, None, sent, Some(2)).unwrap(),
             ReportBegin::Started
@@ -921,9 +941,12 @@ mod suite {
             ReportBegin::Started
         );
         assert_eq!(s.report_quota_used(tomorrow.at).unwrap(), 1);
+        let web = ReportState {
+            ban_time: T0,
+            ..tomorrow
+        };
         assert_eq!(
-            s.report_begin(key("198.18.0.4"), None, tomorrow, None)
-                .unwrap(),
+            s.report_begin(key("198.18.0.2"), None, web, None).unwrap(),
             ReportBegin::Started,
             "no quota"
         );
@@ -931,7 +954,7 @@ mod suite {
         // Pruning forgets attempts started before the given time, only those.
         assert_eq!(s.report_prune(T0 + 2).unwrap(), 1);
         let left: Vec<AddrKey> = s.report_states().unwrap().iter().map(|e| e.0).collect();
-        assert_eq!(left, [k2, key("198.18.0.4")]);
+        assert_eq!(left, [key("198.18.0.2"), k2]);
 
         // A state that cannot be read is corruption, named.
         s.write(&mut |tx| tx.put(Table::Report, &k.to_bytes(), b"junk"))
@@ -970,16 +993,19 @@ mod suite {
             server.psql(&name, "DROP TABLE ipqbdb_report");
         }
         let s = open_any(dir.path(), b).unwrap();
-        assert!(s.lookup(key("192.0.2.1")).unwrap().is_some());
+        let banned = s
+            .lookup(key("192.0.2.1"))
+            .unwrap()
+            .expect("the worker's ban");
         assert!(s.report_states().unwrap().is_empty());
         let started = ReportState {
             kind: ReportKind::Sent,
-            ban_time: T0,
+            ban_time: banned.last_update,
             at: T0,
             status: 0,
         };
         assert_eq!(
-            s.report_begin(key("45.33.32.1"), None, started, None)
+            s.report_begin(key("192.0.2.1"), None, started, None)
                 .unwrap(),
             ReportBegin::Started
         );
