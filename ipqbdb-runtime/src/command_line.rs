@@ -16,23 +16,31 @@ pub enum CommandLineError {
     Legacy(#[from] LegacyArgError),
 }
 
-/// Applies the option file's aliases for any of `names` (the name the program was called by, and
-/// for `ibd ban` also `ibd-ban`) and rewrites old spellings in `args` (without the program name).
-/// Warnings (option-file lines ignored, database file options without effect) go to `warn`.
-/// A `privileged` run reads only the default option file, whatever the caller named.
-pub fn prepare(
-    names: &[&str],
-    kind: Kind,
-    args: Vec<OsString>,
+/// The option file that applies to `args` (without the program name): see [`popt::locate`]. A
+/// `privileged` run reads only the default one, whatever the caller named.
+pub fn option_file(
+    args: &[OsString],
     privileged: bool,
     warn: &mut dyn FnMut(String),
-) -> Result<Vec<OsString>, CommandLineError> {
+) -> Result<OptionFile, CommandLineError> {
     let (path, required) = if privileged {
         (popt::DEFAULT_OPTION_FILE.into(), false)
     } else {
-        popt::locate(&args)
+        popt::locate(args)
     };
-    let file = OptionFile::load(&path, required, warn)?;
+    Ok(OptionFile::load(&path, required, warn)?)
+}
+
+/// Applies `file`'s aliases for any of `names` (the name the program was called by, and for
+/// `ibd ban` also `ibd-ban`) and rewrites old spellings in `args` (without the program name).
+/// Warnings (database file options without effect) go to `warn`.
+pub fn prepare(
+    file: &OptionFile,
+    names: &[&str],
+    kind: Kind,
+    args: Vec<OsString>,
+    warn: &mut dyn FnMut(String),
+) -> Result<Vec<OsString>, CommandLineError> {
     let expanded = file.expand(names, args)?;
     let translated = legacy_args::translate(kind, expanded)?;
     for w in translated.warnings {

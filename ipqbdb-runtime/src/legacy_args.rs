@@ -39,7 +39,9 @@ pub enum Kind {
 pub enum LegacyArgError {
     #[error("{option} needs a value")]
     MissingValue { option: String },
-    #[error("{first} and {second} name different directories; there is one database directory now")]
+    #[error(
+        "{first} and {second} name different directories; there is one database directory now"
+    )]
     TwoDirectories { first: String, second: String },
     #[error("{0}: a verbosity level is a number from 0 to 255")]
     BadLevel(String),
@@ -232,7 +234,14 @@ mod tests {
     fn database_file_options() {
         let o = Kind::Other;
         assert_eq!(
-            args(o, &["--db-descr=/srv/tests/descr", "--db-block", "/srv/tests/block"]),
+            args(
+                o,
+                &[
+                    "--db-descr=/srv/tests/descr",
+                    "--db-block",
+                    "/srv/tests/block"
+                ]
+            ),
             ["--db-dir=/srv/tests"]
         );
         let named = t(o, &["--db-white=white", "--db-descr", "descr", "-L"]).unwrap();

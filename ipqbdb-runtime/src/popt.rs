@@ -239,7 +239,11 @@ mod tests {
             .unwrap();
         assert_eq!(
             out,
-            os(&["--reason=client is ugly", "--initial-decay=86400", "192.0.2.7"])
+            os(&[
+                "--reason=client is ugly",
+                "--initial-decay=86400",
+                "192.0.2.7"
+            ])
         );
         // Another program's aliases are not applied.
         let other = f.expand(&["ibd-del"], os(&["--my-opt"])).unwrap();
@@ -278,7 +282,9 @@ mod tests {
         assert!(w[0].starts_with("t.popt:3: exec lines"), "{w:?}");
         assert!(w[1].starts_with("t.popt:4: unbalanced quotes"), "{w:?}");
         assert!(w[2].starts_with("t.popt:5: "), "{w:?}");
-        assert!(w.iter().all(|m| !m.contains("secret") && !m.contains("root:x")));
+        assert!(w
+            .iter()
+            .all(|m| !m.contains("secret") && !m.contains("root:x")));
         assert!(f.aliases.is_empty());
     }
 
