@@ -41,7 +41,9 @@ pub fn parse_duration(input: &str) -> Result<u32, ParseError> {
             let numer = part * u128::from(mult);
             let rounded = (numer + scale / 2) / scale;
             let rounded = u64::try_from(rounded).map_err(|_| err("too large"))?;
-            secs.checked_add(rounded).ok_or_else(|| err("too large"))?.max(1)
+            secs.checked_add(rounded)
+                .ok_or_else(|| err("too large"))?
+                .max(1)
         }
     };
     u32::try_from(secs).map_err(|_| err("too large"))
@@ -100,7 +102,17 @@ mod tests {
         assert_eq!(parse_duration("3600"), Ok(3600));
         assert_eq!(parse_duration(" 0 "), Ok(0));
         for bad in [
-            "", "s", "-1", ".", "1..5", "1.5.h", "4y", "4 h", "99999999999w", "4hh", "1e3",
+            "",
+            "s",
+            "-1",
+            ".",
+            "1..5",
+            "1.5.h",
+            "4y",
+            "4 h",
+            "99999999999w",
+            "4hh",
+            "1e3",
         ] {
             assert!(
                 matches!(parse_duration(bad), Err(ParseError::Duration { .. })),
@@ -116,7 +128,11 @@ mod tests {
         assert_eq!(parse_duration("194.49"), Ok(194));
         assert_eq!(parse_duration("32.0"), Ok(32));
         assert_eq!(parse_duration("0.0"), Ok(0));
-        assert_eq!(parse_duration("0.3"), Ok(1), "a positive decay never becomes 0");
+        assert_eq!(
+            parse_duration("0.3"),
+            Ok(1),
+            "a positive decay never becomes 0"
+        );
         assert_eq!(parse_duration(".5"), Ok(1));
         assert_eq!(parse_duration("7."), Ok(7));
         assert_eq!(parse_duration("1.5h"), Ok(5400));
