@@ -55,7 +55,7 @@ pub struct OptionFile {
 }
 
 /// Which option file applies: `--option-file FILE` on the command line, else `$IPQBDB_OPTION_FILE`,
-/// else the default. The second value says whether it was named (then it must exist).
+/// else the default. The second value says whether it was named.
 pub fn locate(args: &[OsString]) -> (PathBuf, bool) {
     if let Some(p) = option_file_arg(args) {
         return (p, true);
@@ -88,12 +88,13 @@ pub fn option_file_arg(args: &[OsString]) -> Option<PathBuf> {
 }
 
 impl OptionFile {
-    /// Reads `path`; a missing file is an empty one unless `required`. Lines that are not aliases
-    /// are passed to `warn` as `FILE:LINE: why`, never with their text: the file may be one the
-    /// caller cannot read (a setuid `ibd-ban`).
+    /// Reads `path`; a missing file is an empty one, with a warning if it was `named` (a recipe
+    /// such as `printf ... >> $(ibd-config | awk ...)` asks for the path before the file exists).
+    /// Lines that are not aliases are passed to `warn` as `FILE:LINE: why`, never with their text:
+    /// the file may be one the caller cannot read (a setuid `ibd-ban`).
     pub fn load(
         path: &Path,
-        required: bool,
+        named: bool,
         warn: &mut dyn FnMut(String),
     ) -> Result<OptionFile, PoptError> {
         match std::fs::read(path) {
@@ -102,10 +103,18 @@ impl OptionFile {
                 &String::from_utf8_lossy(&bytes),
                 warn,
             )),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(OptionFile {
-                path: path.to_path_buf(),
-                aliases: Vec::new(),
-            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if named {
+                    warn(format!(
+                        "{}: no such option file; no aliases applied",
+                        path.display()
+                    ));
+                }
+                Ok(OptionFile {
+                    path: path.to_path_buf(),
+                    aliases: Vec::new(),
+                })
+            }
             Err(source) => Err(PoptError::Read {
                 path: path.to_path_buf(),
                 source,
@@ -295,8 +304,17 @@ mod tests {
             Some(PathBuf::from("b"))
         );
         assert_eq!(option_file_arg(&os(&["--", "--option-file=b"])), None);
-        let missing = OptionFile::load(Path::new("/nonexistent/x.popt"), false, &mut |_| {});
+        let mut warnings = Vec::new();
+        let missing = OptionFile::load(Path::new("/nonexistent/x.popt"), false, &mut |w| {
+            warnings.push(w)
+        });
         assert!(missing.unwrap().aliases.is_empty());
-        assert!(OptionFile::load(Path::new("/nonexistent/x.popt"), true, &mut |_| {}).is_err());
+        assert!(warnings.is_empty(), "the default file may be missing quietly");
+        let named = OptionFile::load(Path::new("/nonexistent/x.popt"), true, &mut |w| {
+            warnings.push(w)
+        });
+        assert!(named.unwrap().aliases.is_empty());
+        assert_eq!(warnings.len(), 1, "a named file that is missing is said");
+        assert!(OptionFile::load(Path::new("/"), true, &mut |_| {}).is_err());
     }
 }
