@@ -85,10 +85,30 @@ pub struct ExportArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    long_about = "Read a dump written by `ibd export` into a new, empty database, in one \
+        transaction.\n\n\
+        With --old-white and --old-reasons, read instead what can come across from ipqbdb 2.x \
+        (see docs/UPGRADING.md): its whitelist as ibd-white read it (`RANGE DECAY` lines, decays \
+        in seconds with a fraction), and its reasons with their categories as `ID CATEGORY \
+        REASON` lines. Block records are not imported: their probabilities are re-earned at the \
+        next offence."
+)]
 pub struct ImportArgs {
     /// The dump; - for standard input
-    #[arg(value_name = "FILE")]
-    pub file: PathBuf,
+    #[arg(
+        value_name = "FILE",
+        required_unless_present_any = ["old_white", "old_reasons"],
+        conflicts_with_all = ["old_white", "old_reasons"]
+    )]
+    pub file: Option<PathBuf>,
+    /// ipqbdb 2.x's whitelist, as the `RANGE DECAY` lines ibd-white read
+    #[arg(long, value_name = "FILE")]
+    pub old_white: Option<PathBuf>,
+    /// ipqbdb 2.x's reasons, as `ID CATEGORY REASON` lines (category 0: none); into a new database
+    /// they keep their numbers, which numeric reasons in rule files refer to
+    #[arg(long, value_name = "FILE")]
+    pub old_reasons: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

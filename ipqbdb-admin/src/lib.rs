@@ -7,6 +7,7 @@ pub mod cli;
 mod context;
 mod del;
 mod error;
+mod import_2x;
 mod links;
 mod report;
 mod show_config;

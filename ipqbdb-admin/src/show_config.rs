@@ -104,7 +104,10 @@ pub fn run(ctx: &Context, args: &ConfigArgs) -> Result<()> {
         ),
         ("IPQBDB_PCRE_FILE", path(&s.rule_file, DEFAULT_RULE_FILE)),
         ("IPQBDB_OPTION_FILE", ctx.option_file.display().to_string()),
-        ("IPQBDB_PROBABILITY_THRESHOLD", DEFAULT_THRESHOLD.to_string()),
+        (
+            "IPQBDB_PROBABILITY_THRESHOLD",
+            DEFAULT_THRESHOLD.to_string(),
+        ),
         (
             "IPQBDB_DECAY_ADDEND_ON_THRESHOLD",
             DEFAULT_DECAY_ADDEND.to_string(),
