@@ -397,17 +397,6 @@ fn old_database_is_named_and_its_data_imported() {
 }
 
 #[test]
-fn judge_copy_range_below_an_ipv6_header_is_refused() {
-    let old = Old::new();
-    for bad in ["0", "20", "39"] {
-        let out = old.sh(&format!("ibd-judge --copy-range {bad}"));
-        assert_eq!(out.status.code(), Some(2), "--copy-range {bad}");
-        assert!(stderr(&out).contains("40"), "{}", stderr(&out));
-    }
-    old.ok("ibd-judge --copy-range 40 --help");
-}
-
-#[test]
 #[cfg_attr(
     not(feature = "root-tests"),
     ignore = "needs root (network namespaces, iptables): run with --features root-tests or --all-features"
