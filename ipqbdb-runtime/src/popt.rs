@@ -309,7 +309,10 @@ mod tests {
             warnings.push(w)
         });
         assert!(missing.unwrap().aliases.is_empty());
-        assert!(warnings.is_empty(), "the default file may be missing quietly");
+        assert!(
+            warnings.is_empty(),
+            "the default file may be missing quietly"
+        );
         let named = OptionFile::load(Path::new("/nonexistent/x.popt"), true, &mut |w| {
             warnings.push(w)
         });
