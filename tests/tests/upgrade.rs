@@ -511,7 +511,10 @@ fn parser_from_install() {
     let out = old.ok("ibd-parse -v 4 --test mail.log pcre.conf");
     assert!(out.contains("198.51.100.7"), "{out}");
 
-    // INSTALL: "run ibd-parse with the -D and -v options", then feed its FIFO.
+    // INSTALL: "run ibd-parse with the -D and -v options", then feed its FIFO. The Berkeley DB
+    // environment left in the directory is named at start, and the parser runs anyway.
+    std::fs::create_dir(old.db()).unwrap();
+    std::fs::write(old.db().join("__db.001"), b"").unwrap();
     let mut cmd = old.command("ibd-parse");
     cmd.args(["-D", "-v"]);
     let mut parser = Proc::spawn_logged("ibd-parse", &mut cmd, &old.dir().join("parse.log"));
@@ -534,6 +537,12 @@ fn parser_from_install() {
     // The rule's decimal decay, rounded.
     assert_eq!(record.unwrap().decay, 86_401);
     parser.stop(Duration::from_secs(20));
+    let log = parser.log();
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with("ibd-parse: ") && l.contains("ipqbdb 2.x (__db.001)")),
+        "{log}"
+    );
 }
 
 #[test]
