@@ -10,10 +10,19 @@ use ipqbdb_store::cli::{ConnKillArgs, DbArgs};
 #[command(
     name = "ibd",
     version,
+    // `ibd-ban --version`, as every program of ipqbdb 2.x answered it.
+    propagate_version = true,
+    // popt aliases expand to options the command line may give too (`-l -l --log-category`).
+    args_override_self = true,
     about = "Administer the ipqbdb database of abusive IP addresses",
     long_about = "Administer the ipqbdb database of abusive IP addresses.\n\n\
         Each subcommand is also available as a program of its own through links named \
-        ibd-ban, ibd-del, ibd-white, ibd-config, ibd-category and ibd-report (see `ibd install-links`).\n\n\
+        ibd-ban, ibd-del, ibd-white, ibd-config, ibd-category (also ibd-descr) and ibd-report \
+        (see `ibd install-links`).\n\n\
+        Option aliases: lines `PROGRAM alias OPTION EXPANSION...` of the popt option file \
+        (/etc/ipqbdb.popt, or --option-file, or $IPQBDB_OPTION_FILE) are applied to the program \
+        named (ibd-ban, ibd-del, ...) before its command line is read, beside the TOML \
+        configuration file. See docs/UPGRADING.md for the spellings of ipqbdb 2.x.\n\n\
         Exit status: 0 success, 1 failure (for ban and white: some input refused), 2 usage error."
 )]
 pub struct Cli {
@@ -38,7 +47,8 @@ pub enum Command {
     /// Report banned addresses whose reason has a category to an AbuseIPDB-compatible database
     #[command(long_about = REPORT_ABOUT)]
     Report(ReportArgs),
-    /// Create the ibd-ban, ibd-del, ibd-white, ibd-config, ibd-category and ibd-report links in DIR
+    /// Create the ibd-ban, ibd-del, ibd-white, ibd-config, ibd-category, ibd-descr and ibd-report
+    /// links in DIR
     InstallLinks(InstallLinksArgs),
     /// Print the database's figures: records (by probability band), reasons, whitelist entries
     ///
@@ -75,10 +85,30 @@ pub struct ExportArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    long_about = "Read a dump written by `ibd export` into a new, empty database, in one \
+        transaction.\n\n\
+        With --old-white and --old-reasons, read instead what can come across from ipqbdb 2.x \
+        (see docs/UPGRADING.md): its whitelist as ibd-white read it (`RANGE DECAY` lines, decays \
+        in seconds with a fraction), and its reasons with their categories as `ID CATEGORY \
+        REASON` lines. Block records are not imported: their probabilities are re-earned at the \
+        next offence."
+)]
 pub struct ImportArgs {
     /// The dump; - for standard input
-    #[arg(value_name = "FILE")]
-    pub file: PathBuf,
+    #[arg(
+        value_name = "FILE",
+        required_unless_present_any = ["old_white", "old_reasons"],
+        conflicts_with_all = ["old_white", "old_reasons"]
+    )]
+    pub file: Option<PathBuf>,
+    /// ipqbdb 2.x's whitelist, as the `RANGE DECAY` lines ibd-white read
+    #[arg(long, value_name = "FILE")]
+    pub old_white: Option<PathBuf>,
+    /// ipqbdb 2.x's reasons, as `ID CATEGORY REASON` lines (category 0: none); into a new database
+    /// they keep their numbers, which numeric reasons in rule files refer to
+    #[arg(long, value_name = "FILE")]
+    pub old_reasons: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -92,13 +122,14 @@ pub struct BanArgs {
     /// Doublings from the initial probability to 100 %: 0 bans at once, 5 starts at 1/32 [default: 5]
     #[arg(short = 'c', long, value_name = "0-31")]
     pub initial_count: Option<u32>,
-    /// Half-life of the probability of a new record, e.g. 30m, 4h, 2d [default: 1h]
-    #[arg(short = 't', long, value_name = "DURATION")]
+    /// Half-life of the probability of a new record, e.g. 30m, 4h, 2d, 86400.5 (seconds, rounded
+    /// to whole ones) [default: 1h]
+    #[arg(short = 't', long, value_name = "DURATION", alias = "initial-decay")]
     pub decay: Option<String>,
     #[command(flatten)]
     pub connkill: ConnKillArgs,
     /// Also log each ban to syslog
-    #[arg(long)]
+    #[arg(long, short_alias = 'l')]
     pub log_syslog: bool,
     /// Append the reason's report category to each ban's line (`, category N`), for reporting with
     /// one's own scripts
@@ -115,7 +146,7 @@ pub struct DelArgs {
     #[arg(value_name = "SELECTION")]
     pub selection: Vec<String>,
     /// List records (the default action)
-    #[arg(long)]
+    #[arg(long, short_alias = 'L')]
     pub ls: bool,
     /// Delete the selected records; with --ls, list what was deleted
     #[arg(long)]
@@ -127,7 +158,7 @@ pub struct DelArgs {
     #[arg(long, value_name = "COUNT", requires = "min_time")]
     pub max_records: Option<String>,
     /// Show per-reason statistics and categories instead of records
-    #[arg(long, conflicts_with_all = ["ls", "del"])]
+    #[arg(long, short_alias = 'S', conflicts_with_all = ["ls", "del"])]
     pub stats: bool,
     /// Print column headers
     #[arg(short, long)]
@@ -232,13 +263,15 @@ pub struct InstallLinksArgs {
     pub force: bool,
 }
 
-/// The program names that dispatch to a subcommand, with that subcommand.
-pub const LINKS: [(&str, &str); 6] = [
+/// The program names that dispatch to a subcommand, with that subcommand. `ibd-descr` is the name
+/// ipqbdb 1.07 gave `ibd-category`.
+pub const LINKS: [(&str, &str); 7] = [
     ("ibd-ban", "ban"),
     ("ibd-del", "del"),
     ("ibd-white", "white"),
     ("ibd-config", "config"),
     ("ibd-category", "category"),
+    ("ibd-descr", "category"),
     ("ibd-report", "report"),
 ];
 

@@ -1,5 +1,6 @@
-//! `ibd config`: every setting as a `NAME value` line, for people and for awk; and the one setting
-//! kept in the database, the IPv6 prefix, changed with `--set-ipv6-prefix`.
+//! `ibd config`: every setting as a `NAME value` line, for people and for awk (also under ipqbdb
+//! 2.x's `IPQBDB_*` names); and the one setting kept in the database, the IPv6 prefix, changed with
+//! `--set-ipv6-prefix`.
 
 use std::io::Write;
 
@@ -90,7 +91,29 @@ pub fn run(ctx: &Context, args: &ConfigArgs) -> Result<()> {
         ("threshold", DEFAULT_THRESHOLD.to_string()),
         ("p-max", P_MAX.to_string()),
         ("ipv6-prefix", v6_prefix.bits().to_string()),
+        ("option-file", ctx.option_file.display().to_string()),
     ];
+    // ipqbdb 2.x's names for the same settings, for scripts such as
+    // `ibd-config | awk '/^IPQBDB_OPTION_FILE/ {print $2;}'`. Its probabilities were in RAND_MAX
+    // units, glibc's 2^31-1, which is p-max: the threshold means the same number.
+    let legacy: Vec<(&str, String)> = vec![
+        // The original joined this prefix and a table name (`block`, `.db`): a directory and `/`.
+        (
+            "IPQBDB_DATABASE_PREFIX",
+            format!("{}/", ctx.db_dir.display()),
+        ),
+        ("IPQBDB_PCRE_FILE", path(&s.rule_file, DEFAULT_RULE_FILE)),
+        ("IPQBDB_OPTION_FILE", ctx.option_file.display().to_string()),
+        (
+            "IPQBDB_PROBABILITY_THRESHOLD",
+            DEFAULT_THRESHOLD.to_string(),
+        ),
+        (
+            "IPQBDB_DECAY_ADDEND_ON_THRESHOLD",
+            DEFAULT_DECAY_ADDEND.to_string(),
+        ),
+    ];
+    let lines = lines.into_iter().chain(legacy);
     let mut out = std::io::stdout().lock();
     for (name, value) in lines {
         let _ = writeln!(out, "{name} {value}");

@@ -35,16 +35,19 @@ pub fn export(ctx: &Context, args: &ExportArgs) -> Result<()> {
 }
 
 pub fn import(ctx: &Context, args: &ImportArgs) -> Result<()> {
+    let Some(file) = &args.file else {
+        return crate::import_2x::run(ctx, args);
+    };
     let store = ctx.open_any_prefix(true)?;
-    let n = if args.file.as_os_str() == "-" {
+    let n = if file.as_os_str() == "-" {
         let mut input = std::io::stdin().lock();
         ipqbdb_store::transfer::import(&store, &mut input, Path::new("standard input"))?
     } else {
-        let file = std::fs::File::open(&args.file).map_err(|e| AdminError::Io {
-            path: args.file.display().to_string(),
+        let input = std::fs::File::open(file).map_err(|e| AdminError::Io {
+            path: file.display().to_string(),
             source: e,
         })?;
-        ipqbdb_store::transfer::import(&store, &mut BufReader::new(file), &args.file)?
+        ipqbdb_store::transfer::import(&store, &mut BufReader::new(input), file)?
     };
     let _ = writeln!(std::io::stderr(), "{}: {n} entries imported", ctx.program);
     Ok(())

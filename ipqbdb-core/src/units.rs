@@ -3,6 +3,12 @@
 use crate::error::ParseError;
 
 /// Parses a duration into whole seconds. A bare number is seconds.
+///
+/// The number may have a fraction (`86400.5`, `1.5h`): ipqbdb 2.x read decays as floating-point
+/// seconds, and its whitelists and scripts hold such values. Databases store whole seconds, so the
+/// value is rounded to the nearest second (halves up), except that a positive value never rounds to
+/// 0: 0 means "never block" in a whitelist and is refused as a ban's decay, neither of which a
+/// written `0.3` meant.
 pub fn parse_duration(input: &str) -> Result<u32, ParseError> {
     let err = |why| ParseError::Duration {
         input: input.to_string(),
@@ -17,10 +23,30 @@ pub fn parse_duration(input: &str) -> Result<u32, ParseError> {
         "w" => 7 * 86_400,
         _ => return Err(err("unknown unit")),
     };
-    let n: u64 = num.parse().map_err(|_| err("not a whole number"))?;
-    n.checked_mul(mult)
-        .and_then(|s| u32::try_from(s).ok())
-        .ok_or_else(|| err("too large"))
+    let (whole, frac) = num.split_once('.').unwrap_or((num, ""));
+    let whole: u64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| err("too large"))?
+    };
+    let secs = whole.checked_mul(mult).ok_or_else(|| err("too large"))?;
+    let secs = match frac.trim_end_matches('0') {
+        "" => secs,
+        frac => {
+            // The fraction in units of `mult`, computed exactly in integers: `frac` has at most
+            // a few dozen digits worth keeping, and floating point would round `0.5` units oddly.
+            let digits = &frac[..frac.len().min(18)];
+            let scale = 10u128.pow(digits.len() as u32);
+            let part = digits.parse::<u128>().map_err(|_| err("not a number"))?;
+            let numer = part * u128::from(mult);
+            let rounded = (numer + scale / 2) / scale;
+            let rounded = u64::try_from(rounded).map_err(|_| err("too large"))?;
+            secs.checked_add(rounded)
+                .ok_or_else(|| err("too large"))?
+                .max(1)
+        }
+    };
+    u32::try_from(secs).map_err(|_| err("too large"))
 }
 
 /// Parses a count; `k`, `M` and `G` are powers of 1000.
@@ -53,7 +79,13 @@ pub fn format_duration(secs: u32) -> String {
 
 fn split_suffix(s: &str) -> Option<(&str, &str)> {
     let digits = s.bytes().take_while(u8::is_ascii_digit).count();
-    (digits > 0).then(|| s.split_at(digits))
+    if digits > 0 && !s[digits..].starts_with('.') {
+        return Some(s.split_at(digits));
+    }
+    // A fraction needs at least one digit on one side of the point, and only one point.
+    let rest = s[digits..].strip_prefix('.')?;
+    let frac = rest.bytes().take_while(u8::is_ascii_digit).count();
+    (digits + frac > 0).then(|| s.split_at(digits + 1 + frac))
 }
 
 #[cfg(test)]
@@ -69,12 +101,49 @@ mod tests {
         assert_eq!(parse_duration("2w"), Ok(1_209_600));
         assert_eq!(parse_duration("3600"), Ok(3600));
         assert_eq!(parse_duration(" 0 "), Ok(0));
-        for bad in ["", "s", "-1", "1.5h", "4y", "4 h", "99999999999w", "4hh"] {
+        for bad in [
+            "",
+            "s",
+            "-1",
+            ".",
+            "1..5",
+            "1.5.h",
+            "4y",
+            "4 h",
+            "99999999999w",
+            "4hh",
+            "1e3",
+        ] {
             assert!(
                 matches!(parse_duration(bad), Err(ParseError::Duration { .. })),
                 "{bad:?} must be refused"
             );
         }
+    }
+
+    #[test]
+    fn fractions_round_to_whole_seconds() {
+        assert_eq!(parse_duration("86400.5"), Ok(86_401));
+        assert_eq!(parse_duration("194.5"), Ok(195));
+        assert_eq!(parse_duration("194.49"), Ok(194));
+        assert_eq!(parse_duration("32.0"), Ok(32));
+        assert_eq!(parse_duration("0.0"), Ok(0));
+        assert_eq!(
+            parse_duration("0.3"),
+            Ok(1),
+            "a positive decay never becomes 0"
+        );
+        assert_eq!(parse_duration(".5"), Ok(1));
+        assert_eq!(parse_duration("7."), Ok(7));
+        assert_eq!(parse_duration("1.5h"), Ok(5400));
+        assert_eq!(parse_duration("0.25m"), Ok(15));
+        assert_eq!(parse_duration("4294967295.4"), Ok(u32::MAX));
+        assert!(parse_duration("4294967295.5").is_err());
+        assert_eq!(
+            parse_duration("1.0000000000000000000000000000001"),
+            Ok(1),
+            "digits past what can matter are ignored, not an overflow"
+        );
     }
 
     #[test]

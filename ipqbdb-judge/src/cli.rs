@@ -15,7 +15,8 @@ use crate::qspec::QSpec;
         QSPEC is Q<num>[S|D][M<mark>]: the NFQUEUE number, whether the Source (default) or the \
         Destination address is judged, and with M a guilty packet is accepted with that mark instead \
         of dropped (so a rule in a later table can REJECT it). Innocent packets are accepted.\n\n\
-        Example: iptables -A INPUT -m conntrack --ctstate NEW -j NFQUEUE --queue-num 0; ibd-judge Q0\n\n\
+        Example: iptables -A INPUT -m conntrack --ctstate NEW -j NFQUEUE --queue-num 0; ibd-judge Q0 \
+        (Q0 is also what ibd-judge judges when no QSPEC is given)\n\n\
         Without --fail-open, packets are dropped while the queue is full (fail-closed); with it the \
         kernel accepts them unjudged. While no judge listens at all, the kernel drops queued packets \
         unless the iptables rule has --queue-bypass.\n\n\
@@ -33,13 +34,14 @@ use crate::qspec::QSpec;
 pub struct Cli {
     #[command(flatten)]
     pub db: DbArgs,
-    /// Queues to judge, e.g. Q0 Q1D Q2SM4
-    #[arg(value_name = "QSPEC", required = true)]
+    /// Queues to judge, e.g. Q0 Q1D Q2SM4 [default: Q0, queue 0 by source address]
+    #[arg(value_name = "QSPEC", default_value = "Q0", hide_default_value = true)]
     pub specs: Vec<QSpec>,
     /// Stay in the foreground (as under systemd); otherwise detach and log to syslog
-    #[arg(short = 'D', long)]
+    #[arg(short = 'D', long, alias = "no-daemon")]
     pub foreground: bool,
     /// More messages: -vv each guilty packet, -vvv every packet with its probability and draw
+    /// (ipqbdb 2.x's `-v N` and `--verbose=N` are N+1 of these)
     #[arg(short, action = ArgAction::Count)]
     pub verbose: u8,
     /// Maximum packets waiting in each kernel queue
@@ -51,8 +53,14 @@ pub struct Cli {
     /// Accept packets unjudged while a queue is full, instead of dropping them
     #[arg(long)]
     pub fail_open: bool,
-    /// Bytes of each packet copied to the judge (the IP header is enough)
-    #[arg(long, value_name = "BYTES", default_value_t = crate::packet::COPY_RANGE)]
+    /// Bytes of each packet copied to the judge (the IP header is enough), at least 40: an IPv6
+    /// header's length, or IPv6 packets could not be judged
+    #[arg(
+        long,
+        value_name = "BYTES",
+        default_value_t = crate::packet::COPY_RANGE,
+        value_parser = clap::value_parser!(u16).range(MIN_COPY_RANGE..)
+    )]
     pub copy_range: u16,
     /// Longest time a verdict may use a database snapshot, in milliseconds
     #[arg(long, value_name = "MS", default_value_t = 100)]
@@ -65,6 +73,10 @@ pub struct Cli {
     #[arg(long)]
     pub log_syslog: bool,
 }
+
+/// The smallest `--copy-range`: an IPv6 header (an IPv4 one is at most 60 bytes, but its addresses
+/// are within the first 20).
+pub const MIN_COPY_RANGE: i64 = 40;
 
 pub fn command() -> clap::Command {
     Cli::command()

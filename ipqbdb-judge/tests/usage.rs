@@ -29,8 +29,17 @@ fn bad_queue_specs_are_usage_errors() {
         assert_eq!(code, 2, "{bad}: {err}");
         assert!(err.contains("invalid queue spec"), "{bad}: {err}");
     }
-    let (code, err) = run(&[]);
-    assert_eq!(code, 2, "{err}");
+}
+
+/// Fewer bytes than an IPv6 header would leave IPv6 packets unjudgeable (no queue argument is not
+/// an error: it is queue 0, as in ipqbdb 2.x, tested with real packets in tests/tests/upgrade.rs).
+#[test]
+fn a_copy_range_below_an_ipv6_header_is_a_usage_error() {
+    for bad in ["0", "39"] {
+        let (code, err) = run(&["--copy-range", bad, "Q0"]);
+        assert_eq!(code, 2, "{bad}: {err}");
+        assert!(err.contains("40.."), "{bad}: {err}");
+    }
 }
 
 #[test]

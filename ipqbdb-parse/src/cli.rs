@@ -65,9 +65,10 @@ pub struct Cli {
     #[arg(long)]
     pub stdin: bool,
     /// Stay in the foreground (as under systemd); otherwise detach and log to syslog
-    #[arg(short = 'D', long)]
+    #[arg(short = 'D', long, alias = "no-daemon")]
     pub foreground: bool,
-    /// More messages: -v each ban, -vv each matching line, -vvv every line
+    /// More messages: -v each ban, -vv each matching line, -vvv every line (ipqbdb 2.x's `-v N`
+    /// and `--verbose=N` are N+1 of these)
     #[arg(short, action = ArgAction::Count)]
     pub verbose: u8,
     #[command(flatten)]

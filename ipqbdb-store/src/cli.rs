@@ -38,6 +38,30 @@ pub struct DbArgs {
     /// postgres-password-file in the configuration or from the PGPASSFILE file
     #[arg(long, global = true, value_name = "CONNINFO")]
     pub postgres_url: Option<String>,
+    /// popt option file whose `PROGRAM alias OPTION EXPANSION...` lines apply to this program's
+    /// command line [default: /etc/ipqbdb.popt, or $IPQBDB_OPTION_FILE]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub option_file: Option<PathBuf>,
+}
+
+impl DbArgs {
+    /// Whether any of these options was given: a setuid `ibd-ban` accepts none.
+    pub fn is_given(&self) -> bool {
+        let DbArgs {
+            config,
+            db_dir,
+            backend,
+            ipv6_prefix,
+            postgres_url,
+            option_file,
+        } = self;
+        config.is_some()
+            || db_dir.is_some()
+            || backend.is_some()
+            || ipv6_prefix.is_some()
+            || postgres_url.is_some()
+            || option_file.is_some()
+    }
 }
 
 /// The housekeeping option of the daemons.
@@ -88,13 +112,31 @@ impl ConnKillArgs {
     }
 }
 
-/// `main` of a daemon: parses its command line (usage errors exit 2), runs it, and logs a failure
-/// as one line (exit 1).
+/// `main` of a daemon: applies the option file's aliases and ipqbdb 2.x's spellings, parses its
+/// command line (usage errors exit 2), runs it, and logs a failure as one line (exit 1).
 pub fn daemon_main<C: Parser>(
     program: &str,
     run: impl FnOnce(C) -> Result<(), String>,
 ) -> ExitCode {
-    let cli = match C::try_parse() {
+    use ipqbdb_runtime::command_line::{option_file, prepare};
+    use ipqbdb_runtime::legacy_args::Kind;
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let called = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .map_or_else(|| program.to_string(), |n| n.to_string_lossy().into_owned());
+    let rest = args.split_off(1.min(args.len()));
+    let mut warn = |w: String| log::log(program, Level::Warning, &w);
+    let prepared = option_file(&rest, false, &mut warn)
+        .and_then(|file| prepare(&file, &[program, &called], Kind::Daemon, rest, &mut warn));
+    match prepared {
+        Ok(rest) => args.extend(rest),
+        Err(e) => {
+            log::log(program, Level::Error, &e.to_string());
+            return ExitCode::from(2);
+        }
+    }
+    let cli = match C::try_parse_from(&args) {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
@@ -137,6 +179,8 @@ pub struct Setup {
     pub v6_prefix: Option<V6Prefix>,
     /// The server of the postgres backend, when a connection string is given.
     pub server: Option<ServerOptions>,
+    /// The popt option file the command line was read with.
+    pub option_file: PathBuf,
 }
 
 impl Setup {
@@ -156,6 +200,15 @@ impl Setup {
         // A daemon that detaches changes its directory to `/`: a relative path must not change
         // meaning then.
         let db_dir = std::path::absolute(&db_dir).unwrap_or(db_dir);
+        // Every program resolves its directory once at start: the place to say, each time, that
+        // an old database lies there unread.
+        if let Some(notice) = crate::dir::legacy_notice(&db_dir) {
+            log::log(&format!("ibd-{section}"), Level::Warning, &notice);
+        }
+        let option_file = args
+            .option_file
+            .clone()
+            .unwrap_or_else(|| ipqbdb_runtime::popt::locate(&[]).0);
         let backend = match (&args.backend, &settings.backend) {
             (Some(b), _) => Some(*b),
             (None, Some(name)) => Some(name.parse().map_err(|source| SetupError::Backend {
@@ -185,6 +238,7 @@ impl Setup {
             backend,
             v6_prefix,
             server,
+            option_file,
         })
     }
 

@@ -26,6 +26,45 @@ fn engine_files(backend: Backend) -> &'static [&'static str] {
     }
 }
 
+/// The files ipqbdb 2.x kept in its database directory (Berkeley DB tables and environment).
+const LEGACY_TABLES: [&str; 3] = ["block.db", "white.db", "descr.db"];
+
+/// Which of ipqbdb 2.x's files `dir` holds: its three tables and its Berkeley DB environment
+/// (`__db.001`...). They are never read; a program that finds them says so, because the whitelist
+/// they hold (decay 0: never block) is not applied until it is imported.
+pub fn legacy_files(dir: &Path) -> Vec<String> {
+    let mut found: Vec<String> = LEGACY_TABLES
+        .iter()
+        .filter(|f| dir.join(f).exists())
+        .map(|f| f.to_string())
+        .collect();
+    if let Ok(entries) = fs::read_dir(dir) {
+        let mut env: Vec<String> = entries
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| {
+                n.strip_prefix("__db.")
+                    .is_some_and(|d| d.len() == 3 && d.bytes().all(|b| b.is_ascii_digit()))
+            })
+            .collect();
+        env.sort();
+        found.extend(env);
+    }
+    found
+}
+
+/// The one-line notice for [`legacy_files`], `None` when there are none.
+pub fn legacy_notice(dir: &Path) -> Option<String> {
+    let found = legacy_files(dir);
+    (!found.is_empty()).then(|| {
+        format!(
+            "{} holds files of ipqbdb 2.x ({}), which are not read: its whitelist is not applied \
+             until imported (then move them away); see UPGRADING.md (docs/UPGRADING.md in the sources)",
+            dir.display(),
+            found.join(", ")
+        )
+    })
+}
+
 /// Reads the marker: `Ok(None)` when the directory (or the marker) does not exist yet.
 pub fn detect(dir: &Path) -> Result<Option<Backend>> {
     let marker = dir.join(MARKER);
@@ -163,4 +202,31 @@ pub fn engine_path(dir: &Path, backend: Backend) -> PathBuf {
         return dir.join(MARKER);
     };
     dir.join(first.split('/').next().unwrap_or(first))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legacy_files_are_named_in_one_line() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(legacy_notice(dir.path()), None);
+        for f in [
+            "white.db", "__db.002", "block.db", "__db.001", "__db.1", "x.db",
+        ] {
+            fs::write(dir.path().join(f), b"").unwrap();
+        }
+        assert_eq!(
+            legacy_files(dir.path()),
+            ["block.db", "white.db", "__db.001", "__db.002"]
+        );
+        let notice = legacy_notice(dir.path()).unwrap();
+        assert!(!notice.contains('\n'));
+        assert!(
+            notice.contains("block.db, white.db, __db.001, __db.002"),
+            "{notice}"
+        );
+        assert!(notice.contains("UPGRADING.md"), "{notice}");
+    }
 }

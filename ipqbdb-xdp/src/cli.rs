@@ -55,7 +55,7 @@ pub struct Cli {
     #[arg(long)]
     pub detach_on_exit: bool,
     /// Stay in the foreground (as under systemd); otherwise detach and log to syslog
-    #[arg(short = 'D', long)]
+    #[arg(short = 'D', long, alias = "no-daemon")]
     pub foreground: bool,
     /// More messages: -v each synchronisation that changed the map
     #[arg(short, action = ArgAction::Count)]

@@ -108,6 +108,7 @@ mod tests {
             "ibd-white",
             "ibd-config",
             "ibd-category",
+            "ibd-descr",
             "ibd-report",
         ];
         for name in names {
