@@ -263,23 +263,26 @@ fn parse_header(header: &[u8]) -> Option<TagPid<'_>> {
 }
 
 /// Syslog daemons write a run of identical messages once, as `TAG: message repeated N times: [ MSG]`.
-/// Returns the line as it was (`TAG: MSG`) and N. Only the first `: message repeated ` counts, so the
-/// wrapper must follow the tag: a client cannot fake one inside its own text to multiply a ban
-/// because the rules that read the result are anchored at the tag.
+/// Returns the line as it was (`TAG: MSG`) and N. The wrapper counts only where the syslog daemon
+/// puts it, as the first words of the message right after the line's own header: a client that
+/// writes `x: message repeated 1000 times: [` into a user name must not turn its one line into
+/// a thousand bans.
 fn unwrap_repeated(line: &[u8]) -> Option<(Vec<u8>, u32)> {
-    const WRAP: &[u8] = b": message repeated ";
+    const WRAP: &[u8] = b"message repeated ";
     static FINDER: std::sync::OnceLock<memchr::memmem::Finder<'static>> =
         std::sync::OnceLock::new();
-    let at = FINDER
+    // Most lines have no wrapper anywhere: one substring search spares them the header's.
+    FINDER
         .get_or_init(|| memchr::memmem::Finder::new(WRAP))
         .find(line)?;
-    let rest = &line[at + WRAP.len()..];
+    let at = crate::rules::any_header().find(line)?.end();
+    let rest = line[at..].strip_prefix(WRAP)?;
     let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
     let n: u32 = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
     let rest = rest[digits..].strip_prefix(b" times: [")?;
     let rest = rest.strip_suffix(b"]")?;
     let msg = rest.strip_prefix(b" ").unwrap_or(rest);
-    let mut out = line[..at + 2].to_vec();
+    let mut out = line[..at].to_vec();
     out.extend_from_slice(msg);
     Some((out, n.clamp(1, MAX_REPEAT)))
 }
@@ -391,6 +394,24 @@ mod tests {
         // A wrapper inside a message is not at the tag: the anchored rule does not match.
         let inner = b"Nov 21 10:00:00 gw cron[1]: x: message repeated 3 times: [ Failed password for root from 192.0.2.1 port 22 ssh2]";
         assert_eq!(s.check(inner, None), Outcome::Miss);
+    }
+
+    #[test]
+    fn a_wrapper_inside_the_message_is_no_repeat() {
+        // The line: the client chose the user name `x: message repeated 1000 times: [ y`.
+        let forged = b"Nov 21 10:00:00 gw sshd[42]: Disconnecting: Too many authentication failures for invalid user x: message repeated 1000 times: [ y [preauth]";
+        // Before: unwrapped, one line counted 1000 times.
+        let s = set("/^Disconnecting: Too many authentication failures/ @ \"too many\" tag=sshd\n");
+        assert!(matches!(
+            s.check(forged, None),
+            Outcome::Hit { repeat: 1, .. }
+        ));
+        // Before: unwrapped, the line as logged was never seen by the rules.
+        let s = set("/Disconnecting: .* user x: message repeated 1000 times: \\[ y \\[preauth\\]$/ @ \"r\" tag=sshd\n");
+        assert!(matches!(
+            s.check(forged, None),
+            Outcome::Hit { repeat: 1, .. }
+        ));
     }
 
     #[test]

@@ -465,7 +465,12 @@ pub fn header(tags: &[&str]) -> Regex {
     let mut names: Vec<String> = tags.iter().map(|t| regex_syntax::escape(t)).collect();
     names.sort();
     names.dedup();
-    let part = TAG_PART.replace(TAG_NAME, &format!("(?:{})", names.join("|")));
+    header_for(&format!("(?:{})", names.join("|")))
+}
+
+/// The header pattern with `names` (a regex) standing for the program's name.
+fn header_for(names: &str) -> Regex {
+    let part = TAG_PART.replace(TAG_NAME, names);
     compile_builtin(&format!(
         r"^(?:<\d{{1,3}}>(?:1 )?)?(?:{TIMESTAMP}\s+)?(?:[a-z0-9]+\.[a-z]+:\s+(?:{TIMESTAMP}\s+)?)?(?:[^\s\[\]:]+\s+){{0,2}}{part}"
     ))
@@ -476,6 +481,12 @@ pub fn header(tags: &[&str]) -> Regex {
 pub fn header_tag() -> &'static Regex {
     static TAG: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
     TAG.get_or_init(|| compile_builtin(&format!("{TAG_PART}$").replace(TAG_NAME, TAG_CHARS)))
+}
+
+/// The syslog header of any program, as [`header`] finds it for the programs it is built for.
+pub fn any_header() -> &'static Regex {
+    static ANY: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    ANY.get_or_init(|| header_for(TAG_CHARS))
 }
 
 /// Where the program's name goes in [`TAG_PART`], and what a name may be.
