@@ -487,6 +487,27 @@ impl<S: Store> Daemon<S> {
         }
     }
 
+    /// What the rules need from the database, checked once it is open and before any line is read:
+    /// numeric reasons (2.x's reason ids) must name reasons it holds; and the one message that the
+    /// rules' 2.x database field is set aside. An error stops the start.
+    pub fn start_checks(&mut self) -> Result<(), String> {
+        let rules = Arc::get_mut(&mut self.rules).ok_or("the rule set is already shared")?;
+        Self::resolve(&self.store, &self.rule_file, rules)?;
+        if let Some(msg) = rules::database_fields(self.rules.rules()) {
+            self.log(
+                Level::Notice,
+                format!("{}: {msg}", self.rule_file.display()),
+            );
+        }
+        Ok(())
+    }
+
+    fn resolve(store: &S, file: &std::path::Path, rules: &mut RuleSet) -> Result<(), String> {
+        rules
+            .resolve_reasons(file, |id| store.reason(id).map(|r| r.map(|r| r.text)))
+            .map_err(|e| e.to_string())
+    }
+
     /// Makes SIGHUP build the rule set with `loader` rather than from the rule file alone.
     pub fn set_loader(&mut self, loader: Loader) {
         self.loader = Some(loader);
@@ -498,7 +519,11 @@ impl<S: Store> Daemon<S> {
             None => rules::load(&self.rule_file)
                 .map_err(|e| e.to_string())
                 .and_then(|r| RuleSet::with_mode(r, self.rules.mode()).map_err(|e| e.to_string())),
-        };
+        }
+        .and_then(|mut set| {
+            Self::resolve(&self.store, &self.rule_file, &mut set)?;
+            Ok(set)
+        });
         match loaded {
             Ok(set) => {
                 // Bans already matched keep the rules that matched them (each holds its set), so
@@ -547,7 +572,10 @@ impl<S: Store> Daemon<S> {
                 Level::Notice,
                 format!(
                     "rule at line {}: {} matches, {} errors ({})",
-                    r.line, s.matches, s.errors, r.reason
+                    r.line,
+                    s.matches,
+                    s.errors,
+                    r.reason_label()
                 ),
             );
         }

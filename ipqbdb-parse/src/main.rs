@@ -248,6 +248,7 @@ fn start(
     drop(tx);
     let reload_file = rule_file.clone();
     let mut daemon = Daemon::new(store, rule_file, rules, infos, connkill, verbose);
+    daemon.start_checks()?;
     if !f2b.is_empty() {
         daemon.set_loader(Box::new(move |mode| {
             let (set, loaded) = build_rules(&reload_file, mode, &f2b)?;

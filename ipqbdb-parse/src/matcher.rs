@@ -1,7 +1,8 @@
 //! Recognising log lines: which rule matches a line, and what it captured.
 //!
 //! Most log lines match no rule, so a `RegexSet` over every rule decides first, in one pass, whether
-//! any rule matches; only then is the first applicable rule run for its captures. Lines are bytes:
+//! any rule matches; only then is the first applicable rule run for its captures. Rules on the
+//! backtracking engine (PCRE syntax, see `rules`) are outside the sets and tried one by one. Lines are bytes:
 //! logs carry attacker-chosen bytes, and invalid UTF-8 must neither panic nor hide an address.
 //!
 //! This module is stateless; what a recognised line counts for (a ban, part of an attempt already
@@ -45,6 +46,8 @@ pub struct RuleSet {
     /// The other rules, over the whole line.
     plain_set: RegexSet,
     plain: Vec<usize>,
+    /// Active rules on the backtracking engine (no set holds them): each is tried on every line.
+    backtracking: Vec<usize>,
     mode: Mode,
     /// Per rule: the capture group of its address (`None`: the session's), and the automata that
     /// find it without a capture search where they can (active rules only).
@@ -74,6 +77,9 @@ impl RuleSet {
                 .collect()
         };
         let (tagged, plain) = (active(true), active(false));
+        let backtracking = (0..rules.len())
+            .filter(|&i| mode.includes(rules[i].mode) && rules[i].backtrack.is_some())
+            .collect();
         let tagged_set = build_set(tagged.iter().map(|&i| rules[i].pattern()))?;
         let tags: Vec<&str> = tagged
             .iter()
@@ -86,7 +92,7 @@ impl RuleSet {
             .map(|r| {
                 let index = r.address_group();
                 let fast = index
-                    .filter(|_| mode.includes(r.mode))
+                    .filter(|_| mode.includes(r.mode) && r.backtrack.is_none())
                     .and_then(|i| FastCapture::new(r.pattern(), u32::try_from(i).ok()?));
                 (index, fast)
             })
@@ -98,6 +104,7 @@ impl RuleSet {
             header,
             plain_set,
             plain,
+            backtracking,
             mode,
             groups,
             imported: None,
@@ -129,6 +136,15 @@ impl RuleSet {
 
     pub fn rules(&self) -> &[Rule] {
         &self.rules
+    }
+
+    /// Names the rules' numeric reasons by the database's texts (see [`crate::rules::resolve_reasons`]).
+    pub fn resolve_reasons<E: std::fmt::Display>(
+        &mut self,
+        file: &Path,
+        lookup: impl FnMut(ipqbdb_core::ReasonId) -> Result<Option<String>, E>,
+    ) -> Result<(), crate::rules::RuleError> {
+        crate::rules::resolve_reasons(&mut self.rules, file, lookup)
     }
 
     pub fn mode(&self) -> Mode {
@@ -188,6 +204,24 @@ impl RuleSet {
             let hits = self.plain_set.matches(line);
             candidates.extend(hits.iter().map(|i| (self.plain[i], false)));
         }
+        // The backtracking engine reads text: the line (or message) with invalid UTF-8 replaced.
+        let (mut line_text, mut msg_text) = (None, None);
+        for &i in &self.backtracking {
+            let Some(engine) = &self.rules[i].backtrack else {
+                continue;
+            };
+            let tagged = !self.rules[i].tags.is_empty();
+            let hay = match (tagged, msg_at) {
+                (false, _) => line_text.get_or_insert_with(|| String::from_utf8_lossy(line)),
+                (true, Some(at)) => {
+                    msg_text.get_or_insert_with(|| String::from_utf8_lossy(&line[at..]))
+                }
+                (true, None) => continue,
+            };
+            if engine.is_match(hay) {
+                candidates.push((i, tagged));
+            }
+        }
         if candidates.is_empty() {
             return Outcome::Miss;
         }
@@ -230,10 +264,18 @@ impl RuleSet {
                     session,
                 };
             };
-            let Some(span) = group_span(&rule.regex, fast.as_ref(), group, text, true) else {
-                continue;
+            let text = if let Some(engine) = &rule.backtrack {
+                let text = String::from_utf8_lossy(text);
+                let Some(span) = engine.group(&text, group) else {
+                    continue;
+                };
+                std::borrow::Cow::Owned(span.map_or("", |s| &text[s]).to_string())
+            } else {
+                let Some(span) = group_span(&rule.regex, fast.as_ref(), group, text, true) else {
+                    continue;
+                };
+                String::from_utf8_lossy(span.map_or(&b""[..], |s| &text[s]))
             };
-            let text = String::from_utf8_lossy(span.map_or(&b""[..], |s| &text[s]));
             return match parse_ip(&text) {
                 Ok(ip) => Outcome::Hit {
                     rule: i,
@@ -307,7 +349,7 @@ mod tests {
     #[test]
     fn first_applicable_rule_wins() {
         let s = set(concat!(
-            "/Failed password for .* from <HOST>/ * \"pw\" - secure\n",
+            "/Failed password for .* from <HOST>/ * \"pw\" input=secure\n",
             "/from <HOST>/ * \"generic\"\n",
             "/Failed password for .* from <HOST>/ * \"pw-any\"\n",
         ));
