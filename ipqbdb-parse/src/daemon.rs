@@ -14,10 +14,11 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ipqbdb_core::banlog::BanLine;
 use ipqbdb_core::connkill::ConnKill;
 use ipqbdb_core::log::{log, Level};
 pub use ipqbdb_core::process::Signals;
-use ipqbdb_core::{now, percent, ReasonId};
+use ipqbdb_core::{now, ReasonId};
 use ipqbdb_store::{Ban, Store};
 
 use crate::killer::Killer;
@@ -92,7 +93,7 @@ pub struct Daemon<S: Store> {
     metrics: ParseMetrics,
     /// Each source's counters, by index.
     inputs: Vec<InputMetrics>,
-    /// `--log-category`: log every ban with its reason's category.
+    /// `--log-category`: log every ban with its reason's category (see `ipqbdb_core::banlog`).
     log_category: bool,
     /// Builds the rule set again on SIGHUP when the rules come from more than the rule file
     /// (fail2ban filters); `None`: the rule file alone.
@@ -400,18 +401,11 @@ impl<S: Store> Daemon<S> {
                 for ((ip, set, r), report) in self.pending_bans.iter().zip(&reports) {
                     let (ip, reason) = (*ip, &set.rules()[*r].reason);
                     self.metrics.banned(&set.rules()[*r], &report.outcome);
-                    if self.verbose >= 1 || self.log_category {
-                        if let Some(rec) = report.outcome.record {
-                            let mut line =
-                                format!("{ip}: {:.3}% ({})", percent(rec.probability), reason);
-                            let mut level = Level::Info;
-                            if let Some(c) = &categories {
-                                let category = c.get(&report.reason).copied().unwrap_or(0);
-                                line.push_str(&format!(", category {category}"));
-                                level = Level::Notice;
-                            }
-                            self.log(level, line);
-                        }
+                    let category = categories
+                        .as_ref()
+                        .map(|c| c.get(&report.reason).copied().unwrap_or(0));
+                    if let Some(line) = BanLine::new(ip, &report.outcome, reason, category) {
+                        self.log(Level::Info, line.to_string());
                     }
                     if report.outcome.reached_max {
                         to_kill.push(ip);

@@ -516,13 +516,13 @@ fn log_category_appends_each_bans_category() {
         ssh("192.0.2.50")
     );
     let err = s.run_stdin(&["--log-category"], &input);
-    let bans: Vec<&str> = err.lines().filter(|l| l.contains(", category ")).collect();
+    let bans: Vec<&str> = err.lines().filter(|l| l.contains(" record for ")).collect();
     assert_eq!(
         bans,
         [
-            "ibd-parse: 192.0.2.50: 3.125% (ssh), category 18",
-            "ibd-parse: 192.0.2.51: 3.125% (ftp), category 0",
-            "ibd-parse: 192.0.2.50: 6.250% (ssh), category 18",
+            "ibd-parse: new record for 192.0.2.50, 3.125%, decay 1h, ssh, 18",
+            "ibd-parse: new record for 192.0.2.51, 3.125%, decay 1h, ftp, 0",
+            "ibd-parse: old record for 192.0.2.50, 6.250%, decay 1h, ssh, 18",
         ],
         "{err}"
     );
