@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use ipqbdb_core::banlog::BanLine;
 use ipqbdb_core::connkill::ConnKill;
 use ipqbdb_core::log::{log, Level};
-pub use ipqbdb_core::process::Signals;
+pub use ipqbdb_core::process::{Reopener, Signals};
 use ipqbdb_core::{now, ReasonId};
 use ipqbdb_store::{Ban, Store};
 
@@ -98,6 +98,8 @@ pub struct Daemon<S: Store> {
     /// Builds the rule set again on SIGHUP when the rules come from more than the rule file
     /// (fail2ban filters); `None`: the rule file alone.
     loader: Option<Loader>,
+    /// Opens the store again on SIGUSR2.
+    reopen: Option<Reopener<S>>,
 }
 
 /// What SIGHUP runs to build the rule set again.
@@ -158,6 +160,7 @@ impl<S: Store> Daemon<S> {
             inputs,
             log_category: false,
             loader: None,
+            reopen: None,
         }
     }
 
@@ -191,6 +194,9 @@ impl<S: Store> Daemon<S> {
             }
             if signals.report.swap(false, Ordering::Relaxed) {
                 self.report();
+            }
+            if signals.reopen.swap(false, Ordering::Relaxed) {
+                self.reopen();
             }
             self.metrics
                 .bans_waiting
@@ -500,6 +506,32 @@ impl<S: Store> Daemon<S> {
         rules
             .resolve_reasons(file, |id| store.reason(id).map(|r| r.map(|r| r.text)))
             .map_err(|e| e.to_string())
+    }
+
+    /// Makes SIGUSR2 (ipqbdb 2.03's recovery signal) open the database again with `reopen`.
+    pub fn set_reopen(&mut self, reopen: Reopener<S>) {
+        self.reopen = Some(reopen);
+    }
+
+    /// Replaces the store with a new handle; bans waiting for a commit go to the new one. A
+    /// failure keeps the handle in use.
+    fn reopen(&mut self) {
+        let Some(r) = &mut self.reopen else {
+            self.log(Level::Warning, "SIGUSR2: cannot reopen here".into());
+            return;
+        };
+        r.ask();
+        match r.due() {
+            Some(Ok(store)) => {
+                self.store = store;
+                self.log(Level::Notice, "SIGUSR2: reopened the database".into());
+            }
+            Some(Err(e)) => self.log(
+                Level::Error,
+                format!("SIGUSR2: reopening the database: {e}; keeping the handle in use"),
+            ),
+            None => {}
+        }
     }
 
     /// Makes SIGHUP build the rule set with `loader` rather than from the rule file alone.

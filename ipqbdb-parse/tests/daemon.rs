@@ -292,6 +292,31 @@ fn signals_reload_report_and_refuse_broken_rules() {
     );
 }
 
+/// SIGUSR2, ipqbdb 2.03's recovery signal (its scripts send it to every daemon), reopens the
+/// database on every engine: the daemon lives, says so, and bans through the new handle.
+#[test]
+fn sigusr2_reopens_the_database() {
+    for (n, backend) in Backend::compiled_local().into_iter().enumerate() {
+        let s = Setup::new();
+        let d = s.start(backend, &[], n);
+        let fifo = s.db().join("ibd-parse.sock");
+        write_fifo(&fifo, ssh("192.0.2.40").as_bytes());
+        s.wait_caught("192.0.2.40", 1);
+        for (round, addr) in ["192.0.2.41", "192.0.2.42"].into_iter().enumerate() {
+            d.signal(libc::SIGUSR2);
+            wait_until(
+                || format!("{backend}: reopen {}:\n{}", round + 1, d.text()),
+                LIMIT,
+                || d.text().matches("SIGUSR2: reopened the database").count() == round + 1,
+            );
+            write_fifo(&fifo, format!("{}{}", ssh("192.0.2.40"), ssh(addr)).as_bytes());
+            s.wait_caught(addr, 1);
+            s.wait_caught("192.0.2.40", round as u64 + 2);
+        }
+        d.stop();
+    }
+}
+
 #[test]
 fn stdin_input_and_connection_kill() {
     let s = Setup::new();
