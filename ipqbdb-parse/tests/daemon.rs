@@ -309,7 +309,10 @@ fn sigusr2_reopens_the_database() {
                 LIMIT,
                 || d.text().matches("SIGUSR2: reopened the database").count() == round + 1,
             );
-            write_fifo(&fifo, format!("{}{}", ssh("192.0.2.40"), ssh(addr)).as_bytes());
+            write_fifo(
+                &fifo,
+                format!("{}{}", ssh("192.0.2.40"), ssh(addr)).as_bytes(),
+            );
             s.wait_caught(addr, 1);
             s.wait_caught("192.0.2.40", round as u64 + 2);
         }
