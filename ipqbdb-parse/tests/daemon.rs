@@ -320,6 +320,32 @@ fn sigusr2_reopens_the_database() {
     }
 }
 
+/// Issue 24's forged repeat: a client-chosen user name carrying `: message repeated 1000 times: [`
+/// is one line, one ban; a real wrapper right after the tag still counts its repeats.
+#[test]
+fn a_forged_repeat_wrapper_is_one_ban() {
+    let s = Setup::new();
+    std::fs::write(
+        s.rules(),
+        concat!(
+            "/^Connection from <HOST> port \\d+/ * \"noted\" ban=no tag=sshd\n",
+            "/^Disconnecting: Too many authentication failures/ @ \"too many\" tag=sshd\n",
+            "/^Failed password for \\S+ from <HOST> port \\d+ ssh2$/ * \"pw\" tag=sshd\n",
+        ),
+    )
+    .unwrap();
+    let err = s.run_stdin(
+        &[],
+        concat!(
+            "Nov 21 10:00:00 gw sshd[42]: Connection from 192.0.2.77 port 5555 on 10.0.0.1 port 22\n",
+            "Nov 21 10:00:01 gw sshd[42]: Disconnecting: Too many authentication failures for invalid user x: message repeated 1000 times: [ y [preauth]\n",
+            "Nov 21 10:00:02 gw sshd[43]: message repeated 3 times: [ Failed password for root from 192.0.2.78 port 22 ssh2]\n",
+        ),
+    );
+    assert_eq!(s.caught("192.0.2.77"), 1, "{err}");
+    assert_eq!(s.caught("192.0.2.78"), 3, "{err}");
+}
+
 #[test]
 fn stdin_input_and_connection_kill() {
     let s = Setup::new();
