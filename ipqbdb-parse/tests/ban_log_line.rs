@@ -3,6 +3,9 @@
 //! namespace of their own), the test writes what arrives as rsyslog writes daemon.log, and
 //! READMEreportcategory's `sed -rn` recipe, run verbatim with the real `sed`, extracts address,
 //! time, new/old and the three fields, and its sixth match the category.
+//!
+//! Needs root (a mount namespace, `unshare` and `mount`); without it `unshare` fails and the
+//! test says so with its message.
 
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
