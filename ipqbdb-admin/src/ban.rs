@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::net::IpAddr;
 
+use ipqbdb_core::banlog::BanLine;
 use ipqbdb_core::log::{self, Level};
 use ipqbdb_core::model::{initial_count, DEFAULT_INITIAL_COUNT};
 use ipqbdb_core::{format_duration, now, parse_ban_decay, parse_ip, percent, BanKind};
@@ -91,7 +92,11 @@ pub fn run(ctx: &Context, args: &BanArgs) -> Result<()> {
             let _ = writeln!(out, "{line}");
         }
         if syslog {
-            log::log("ibd-ban", Level::Notice, &line);
+            // ipqbdb 2.x's line (`ipqbdb_core::banlog`), which reporting scripts read.
+            match BanLine::new(*ip, &report.outcome, &reason, category) {
+                Some(ban) => log::log("ibd-ban", Level::Info, &ban.to_string()),
+                None => log::log("ibd-ban", Level::Notice, &line),
+            }
         }
         if report.outcome.reached_max {
             if let Some(ck) = &connkill {
@@ -102,17 +107,20 @@ pub fn run(ctx: &Context, args: &BanArgs) -> Result<()> {
             }
         }
     }
+    let kills = (kills_failed > 0).then(|| {
+        format!("connection kills failed for {kills_failed} banned addresses (their bans stand)")
+    });
     if refused > 0 {
-        return Err(AdminError::Partial(format!(
-            "addresses refused: {refused} of {}",
-            args.addresses.len()
-        )));
+        let mut msg = format!("addresses refused: {refused} of {}", args.addresses.len());
+        if let Some(k) = kills {
+            msg = format!("{msg}; {k}");
+        }
+        return Err(AdminError::Partial(msg));
     }
-    if kills_failed > 0 {
-        // The bans stand; only killing their connections failed.
-        return Err(AdminError::Partial(format!(
-            "connection kills failed: {kills_failed}"
-        )));
+    if let Some(k) = kills {
+        // The bans stand; only killing their connections failed: a status of its own, so a
+        // caller does not ban again or report a ban that did not happen.
+        return Err(AdminError::KillsFailed(k));
     }
     Ok(())
 }

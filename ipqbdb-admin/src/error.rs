@@ -24,12 +24,17 @@ pub enum AdminError {
     /// Some inputs were refused; each was reported already (exit 1).
     #[error("{0}")]
     Partial(String),
+    /// `ban`: every ban applied, but killing some connections failed (exit 3), so that a script
+    /// can tell a ban that stands from one that did not happen.
+    #[error("{0}")]
+    KillsFailed(String),
 }
 
 impl AdminError {
     pub fn exit_code(&self) -> u8 {
         match self {
             AdminError::Usage(_) => 2,
+            AdminError::KillsFailed(_) => 3,
             _ => 1,
         }
     }

@@ -512,10 +512,10 @@ fn connkill_runs_once_with_the_address_only() {
         "ibd-ban",
         &["-e", "--connkill-file", ck, "-c", "0", "203.0.113.5"],
     );
-    assert_eq!(code(&o), 1);
+    assert_eq!(code(&o), 3);
     let err = stderr(&o);
     assert!(
-        err.contains("connection kills failed: 1") && !err.contains("refused"),
+        err.contains("connection kills failed for 1 banned addresses") && !err.contains("refused"),
         "{err}"
     );
     assert!(find(&records(&env), "203.0.113.5").is_some());

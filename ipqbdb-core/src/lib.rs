@@ -5,6 +5,7 @@
 //! packets in `ipqbdb-judge`, log parsing in `ipqbdb-parse`.
 
 pub mod addr;
+pub mod banlog;
 pub mod config;
 pub mod connkill;
 pub mod error;

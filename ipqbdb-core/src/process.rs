@@ -2,7 +2,7 @@
 
 use std::io::Write;
 use std::os::fd::FromRawFd;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::log::{self, Level};
@@ -40,23 +40,82 @@ pub fn notify(socket: &std::path::Path, message: &str) -> std::io::Result<()> {
 }
 
 /// The signals a daemon reacts to, as flags its loop reads and clears: SIGTERM and SIGINT ask it to
-/// end, SIGHUP to reload, SIGUSR1 to log its counters.
+/// end, SIGHUP to reload, SIGUSR1 to log its counters, SIGUSR2 to close and reopen the database
+/// (ipqbdb 2.03's recovery signal, which its scripts send to every daemon: it must never kill one).
 #[derive(Debug, Default, Clone)]
 pub struct Signals {
     pub terminate: Arc<AtomicBool>,
     pub reload: Arc<AtomicBool>,
     pub report: Arc<AtomicBool>,
+    pub reopen: Arc<AtomicBool>,
 }
 
 impl Signals {
     pub fn register() -> std::io::Result<Signals> {
-        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
         let s = Signals::default();
         signal_hook::flag::register(SIGTERM, s.terminate.clone())?;
         signal_hook::flag::register(SIGINT, s.terminate.clone())?;
         signal_hook::flag::register(SIGHUP, s.reload.clone())?;
         signal_hook::flag::register(SIGUSR1, s.report.clone())?;
+        signal_hook::flag::register(SIGUSR2, s.reopen.clone())?;
         Ok(s)
+    }
+}
+
+/// Opens a database handle again when asked (SIGUSR2), for each thread that owns one: the thread
+/// checks [`Reopener::due`] where it can swap its handle, so no handle is replaced under a reader.
+/// Clones share the asking, each keeps its own progress; [`Reopener::with_open`] makes one that
+/// opens another kind of handle on the same asking.
+pub struct Reopener<S> {
+    open: Arc<dyn Fn() -> Result<S, String> + Send + Sync>,
+    asked: Arc<AtomicU64>,
+    done: u64,
+}
+
+impl<S> Clone for Reopener<S> {
+    fn clone(&self) -> Self {
+        Reopener {
+            open: self.open.clone(),
+            asked: self.asked.clone(),
+            done: self.done,
+        }
+    }
+}
+
+impl<S> Reopener<S> {
+    pub fn new(open: impl Fn() -> Result<S, String> + Send + Sync + 'static) -> Self {
+        Reopener {
+            open: Arc::new(open),
+            asked: Arc::default(),
+            done: 0,
+        }
+    }
+
+    /// A reopener of other handles, asked together with this one.
+    pub fn with_open<T>(
+        &self,
+        open: impl Fn() -> Result<T, String> + Send + Sync + 'static,
+    ) -> Reopener<T> {
+        Reopener {
+            open: Arc::new(open),
+            asked: self.asked.clone(),
+            done: self.done,
+        }
+    }
+
+    /// Asks every reopener sharing this one's asking to reopen at its next check.
+    pub fn ask(&self) {
+        self.asked.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A new handle when a reopen was asked since the last check (several asks make one).
+    pub fn due(&mut self) -> Option<Result<S, String>> {
+        let asked = self.asked.load(Ordering::Relaxed);
+        (asked != self.done).then(|| {
+            self.done = asked;
+            (self.open)()
+        })
     }
 }
 
@@ -143,6 +202,25 @@ pub fn start_daemon<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reopeners_reopen_once_per_asking() {
+        let opened = Arc::new(AtomicU64::new(0));
+        let counter = opened.clone();
+        let mut a = Reopener::new(move || Ok(counter.fetch_add(1, Ordering::Relaxed) + 1));
+        let mut b = a.clone();
+        let mut c = a.with_open(|| Err::<(), _>("no database".to_string()));
+        assert!(a.due().is_none() && b.due().is_none() && c.due().is_none());
+        a.ask();
+        a.ask();
+        assert_eq!(a.due(), Some(Ok(1)));
+        assert_eq!(a.due(), None);
+        assert_eq!(b.due(), Some(Ok(2)));
+        assert_eq!(c.due(), Some(Err("no database".into())));
+        assert_eq!(c.due(), None);
+        b.ask();
+        assert_eq!(a.due(), Some(Ok(3)));
+    }
 
     #[test]
     fn notify_reaches_path_and_abstract_sockets() {

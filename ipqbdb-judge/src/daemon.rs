@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ipqbdb_core::log::{log, Level};
-pub use ipqbdb_core::process::Signals;
+pub use ipqbdb_core::process::{Reopener, Signals};
 use ipqbdb_store::Store;
 
 use crate::worker::{Worker, WorkerStats};
@@ -104,6 +104,8 @@ pub struct Daemon<S: Store> {
     writer: CounterWriter,
     workers: Vec<Worker<S>>,
     stats: Vec<(u16, Arc<Mutex<WorkerStats>>)>,
+    /// Asks every thread to open its store again on SIGUSR2.
+    reopen: Option<Reopener<S>>,
 }
 
 impl<S: Store + 'static> Daemon<S> {
@@ -115,15 +117,29 @@ impl<S: Store + 'static> Daemon<S> {
             writer,
             workers,
             stats,
+            reopen: None,
         }
     }
 
-    /// Runs until SIGTERM or SIGINT (or until a packet thread dies, which stops the others).
+    /// Makes SIGUSR2 reopen the database (ipqbdb 2.03's recovery signal): each packet thread
+    /// opens a new store with `reopen` before its next snapshot; the writer was given its own
+    /// reopener on the same asking (`CounterWriter::start_reopening`). Without it SIGUSR2 is
+    /// logged and ignored.
+    pub fn set_reopen(&mut self, reopen: Reopener<S>) {
+        for w in &mut self.workers {
+            w.set_reopen(reopen.clone());
+        }
+        self.reopen = Some(reopen);
+    }
+
+    /// Runs until SIGTERM or SIGINT (or until a packet thread dies, which stops the others);
+    /// SIGUSR1 logs the counters, SIGUSR2 reopens the database, SIGHUP is logged.
     pub fn run(self, signals: &Signals) -> Result<(), String> {
         let Daemon {
             writer,
             workers,
             stats,
+            reopen,
         } = self;
         let terminate = &*signals.terminate;
         let lost = std::thread::scope(|s| {
@@ -148,6 +164,19 @@ impl<S: Store + 'static> Daemon<S> {
             while !terminate.load(Ordering::Relaxed) {
                 if signals.report.swap(false, Ordering::Relaxed) {
                     report(&stats, writer.stats());
+                }
+                if signals.reload.swap(false, Ordering::Relaxed) {
+                    // The judge has no rules to reload: its settings are its command line.
+                    log(PROGRAM, Level::Notice, "SIGHUP: nothing to reload");
+                }
+                if signals.reopen.swap(false, Ordering::Relaxed) {
+                    match &reopen {
+                        Some(r) => {
+                            log(PROGRAM, Level::Notice, "SIGUSR2: reopening the database");
+                            r.ask();
+                        }
+                        None => log(PROGRAM, Level::Warning, "SIGUSR2: cannot reopen here"),
+                    }
                 }
                 if let Some((q, _)) = handles.iter().find(|(_, h)| h.is_finished()) {
                     lost = Some(format!("the thread of queue {q} stopped"));

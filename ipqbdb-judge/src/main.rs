@@ -7,7 +7,7 @@ use ipqbdb_core::log::{self, Level};
 use ipqbdb_core::parse_count;
 use ipqbdb_core::process;
 use ipqbdb_judge::cli::Cli;
-use ipqbdb_judge::daemon::{Daemon, Signals};
+use ipqbdb_judge::daemon::{Daemon, Reopener, Signals};
 use ipqbdb_judge::metrics::JudgeMetrics;
 use ipqbdb_judge::netlink::NfqSocket;
 use ipqbdb_judge::verdicts::QueueSetup;
@@ -75,9 +75,24 @@ fn start(
     let writer_store = setup.open(false).map_err(|e| e.to_string())?;
     let backend = ipqbdb_store::Store::backend(&writer_store);
     let signals = Signals::register().map_err(|e| format!("signals: {e}"))?;
+    // SIGUSR2 opens every thread's store again, as each was opened here.
+    let reopen = {
+        let setup = setup.clone();
+        Reopener::new(move || {
+            setup
+                .open(true)
+                .and_then(|s| s.into_local_view(staleness, PROGRAM))
+                .map_err(|e| e.to_string())
+        })
+    };
+    let writer_reopen = {
+        let setup = setup.clone();
+        reopen.with_open(move || setup.open(false).map_err(|e| e.to_string()))
+    };
     // After the sockets: threads may exist from here on.
-    let writer = CounterWriter::start(writer_store, cli.maintenance.every())
-        .map_err(|e| format!("writer thread: {e}"))?;
+    let writer =
+        CounterWriter::start_reopening(writer_store, cli.maintenance.every(), Some(writer_reopen))
+            .map_err(|e| format!("writer thread: {e}"))?;
     let queues: Vec<u16> = cli.specs.iter().map(|s| s.queue).collect();
     let mut counted = JudgeMetrics::new(backend.name(), &queues);
     let opts = Options {
@@ -104,7 +119,9 @@ fn start(
     );
     let exporter = Exporter::start(PROGRAM, metrics, counted.render(writer.watch()))
         .map_err(|e| e.to_string())?;
-    Ok((Daemon::new(writer, workers), signals, exporter))
+    let mut daemon = Daemon::new(writer, workers);
+    daemon.set_reopen(reopen);
+    Ok((daemon, signals, exporter))
 }
 
 /// A socket bound to queue `q` and set up for it.

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ipqbdb_core::log::{log, Level};
+use ipqbdb_core::process::Reopener;
 use ipqbdb_core::{now, percent};
 use ipqbdb_store::{Snapshot, Store};
 
@@ -55,6 +56,8 @@ pub struct Options {
 
 pub struct Worker<S: Store> {
     store: S,
+    /// Replaces `store` when SIGUSR2 asks (see `Daemon::set_reopen`).
+    reopen: Option<Reopener<S>>,
     sock: NfqSocket,
     spec: QSpec,
     staleness: Duration,
@@ -103,6 +106,7 @@ impl<S: Store> Worker<S> {
     ) -> Self {
         Worker {
             store,
+            reopen: None,
             sock,
             spec,
             staleness: opts.staleness,
@@ -131,6 +135,32 @@ impl<S: Store> Worker<S> {
         self.spec.queue
     }
 
+    /// Makes the worker open its store again with `reopen` when asked, between two snapshots.
+    pub fn set_reopen(&mut self, reopen: Reopener<S>) {
+        self.reopen = Some(reopen);
+    }
+
+    /// Swaps in a new store if a reopen was asked; a failure keeps the store in use.
+    fn reopen_if_asked(&mut self) {
+        let q = self.spec.queue;
+        match self.reopen.as_mut().and_then(Reopener::due) {
+            Some(Ok(store)) => {
+                self.store = store;
+                log(
+                    PROGRAM,
+                    Level::Notice,
+                    &format!("queue {q}: reopened the database"),
+                );
+            }
+            Some(Err(e)) => log(
+                PROGRAM,
+                Level::Error,
+                &format!("queue {q}: reopening the database: {e}; keeping the handle in use"),
+            ),
+            None => {}
+        }
+    }
+
     /// Where the worker publishes its counters.
     pub fn stats(&self) -> Arc<Mutex<WorkerStats>> {
         self.published.clone()
@@ -142,6 +172,7 @@ impl<S: Store> Worker<S> {
         let mut stopped = false;
         while !stopped {
             stopped = terminate.load(Ordering::Relaxed);
+            self.reopen_if_asked();
             let deadline = Instant::now() + self.staleness;
             let mut opened = false;
             let (store, sock, st) = (&self.store, &mut self.sock, &mut self.st);

@@ -14,6 +14,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use ipqbdb_core::log::{log, Level};
+use ipqbdb_core::process::Reopener;
 use ipqbdb_core::AddrKey;
 use ipqbdb_store::Store;
 
@@ -95,6 +96,16 @@ impl CounterWriter {
         store: S,
         maintenance: Option<Duration>,
     ) -> std::io::Result<Self> {
+        Self::start_reopening(store, maintenance, None)
+    }
+
+    /// [`CounterWriter::start`], with the store replaced by `reopen`'s when a reopen is asked
+    /// (SIGUSR2): at the next write, as the writer waits for batches in between.
+    pub fn start_reopening<S: Store + 'static>(
+        store: S,
+        maintenance: Option<Duration>,
+        reopen: Option<Reopener<S>>,
+    ) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::sync_channel(QUEUE);
         let (done_tx, done) = mpsc::channel();
         let shared = Arc::new(Shared::default());
@@ -103,7 +114,7 @@ impl CounterWriter {
             std::thread::Builder::new()
                 .name("counter-writer".into())
                 .spawn(move || {
-                    write_loop(&store, &rx, &shared, maintenance);
+                    write_loop(store, reopen, &rx, &shared, maintenance);
                     let _ = done_tx.send(());
                 })?
         };
@@ -189,18 +200,20 @@ fn submit(tx: &SyncSender<Batch>, shared: &Shared, batch: Batch) -> Result<(), R
 /// Merges batches while a write is under way or failing, so a busy database costs one larger
 /// transaction afterwards rather than a backlog of small ones.
 fn write_loop<S: Store>(
-    store: &S,
+    store: S,
+    mut reopen: Option<Reopener<S>>,
     rx: &Receiver<Batch>,
     shared: &Shared,
     maintenance: Option<Duration>,
 ) {
+    let store = std::cell::RefCell::new(store);
     let mut last_maintenance = Instant::now();
     let mut maintain = || {
         let every = maintenance?;
         let due = every.saturating_sub(last_maintenance.elapsed());
         if due.is_zero() {
             last_maintenance = Instant::now();
-            if let Err(e) = store.maintenance() {
+            if let Err(e) = store.borrow().maintenance() {
                 log(
                     PROGRAM,
                     Level::Warning,
@@ -264,8 +277,25 @@ fn write_loop<S: Store>(
         if pending.is_empty() {
             continue;
         }
+        match reopen.as_mut().and_then(Reopener::due) {
+            Some(Ok(s)) => {
+                *store.borrow_mut() = s;
+                log(
+                    PROGRAM,
+                    Level::Notice,
+                    "block counters: reopened the database",
+                );
+            }
+            Some(Err(e)) => log(
+                PROGRAM,
+                Level::Error,
+                &format!("block counters: reopening the database: {e}; keeping the handle in use"),
+            ),
+            None => {}
+        }
         let counts: Vec<(AddrKey, u64)> = pending.iter().map(|(&k, &n)| (k, n)).collect();
-        match store.add_blocked(&counts) {
+        let written = store.borrow().add_blocked(&counts);
+        match written {
             Ok(()) => {
                 let blocks: u64 = counts.iter().map(|&(_, n)| n).sum();
                 shared.blocks_unwritten.fetch_sub(blocks, Ordering::Relaxed);

@@ -204,6 +204,55 @@ fn unknown_accepted_banned_dropped_and_live_bans_enforced() {
     });
 }
 
+/// SIGUSR2, ipqbdb 2.03's recovery signal (its scripts send it to every daemon), reopens the
+/// database on every engine: each queue's thread and the counter writer say so, the judge keeps
+/// judging (a ban made after the reopen is enforced, block counters are still written), and
+/// SIGHUP, which the judge has nothing to reload for, is survived too.
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root (network namespaces, iptables, mounts): run with --features root-tests or --all-features"
+)]
+fn sigusr2_reopens_the_database_and_sighup_is_survived() {
+    common::every_backend(|b| {
+        let mut lab = Lab::new(b);
+        lab.ban(&["-c", "0", "-t", LONG, "10.77.0.3"]);
+        lab.await_dropped("10.77.0.3");
+        lab.signal(libc::SIGUSR2);
+        let log = || std::fs::read_to_string(lab.log_path()).unwrap_or_default();
+        wait_until(
+            || format!("{b}: the queues did not reopen:\n{}", log()),
+            Duration::from_secs(10),
+            || {
+                log().contains("queue 0: reopened the database")
+                    && log().contains("queue 1: reopened the database")
+            },
+        );
+        // Judged through the new handles: a ban made now is enforced, others still pass.
+        lab.ban(&["-c", "0", "-t", LONG, "10.77.0.4"]);
+        lab.await_dropped("10.77.0.4");
+        assert!(lab.burst("10.77.0.3", "10.77.0.1:7000", 50) <= 1, "{b}");
+        assert_eq!(lab.burst(INNOCENT, "10.77.0.1:7000", 50), 50, "{b}");
+        // The writer reopens at its next write, and writes.
+        let key: ipqbdb_core::AddrKey = "10.77.0.4".parse().unwrap();
+        let blocked = || lab.store().lookup(key).unwrap().unwrap().blocked;
+        wait_until(
+            || format!("{b}: writer: {} blocked\n{}", blocked(), log()),
+            Duration::from_secs(10),
+            || log().contains("block counters: reopened the database") && blocked() >= 1,
+        );
+        lab.signal(libc::SIGHUP);
+        wait_until(
+            || format!("{b}: SIGHUP not seen:\n{}", log()),
+            Duration::from_secs(10),
+            || log().contains("SIGHUP: nothing to reload"),
+        );
+        assert!(lab.burst("10.77.0.4", "10.77.0.1:7000", 50) <= 1, "{b}");
+        assert!(!log().contains("reopening the database:"), "{b}: {}", log());
+        lab.stop();
+    });
+}
+
 #[test]
 #[cfg_attr(
     not(feature = "root-tests"),

@@ -90,14 +90,21 @@ impl FastCapture {
     }
 
     /// The group's bounds in `hay`, given that the whole pattern matched `hay[m]` (as the regex reports
-    /// it); `None` when they are not unique (the caller asks the regex).
+    /// it); `None` when they are not unique or do not check out (the caller asks the regex).
     pub fn locate(&self, hay: &[u8], m: Range<usize>) -> Option<Range<usize>> {
         let mut caches = self.caches.get();
         let [c0, c1, c2, c3] = &mut *caches;
         let d = &self.dfas;
         let start = meeting((&d[0], c0), (&d[1], c1), hay, m.clone())?;
         let end = meeting((&d[2], c2), (&d[3], c3), hay, start..m.end)?;
-        Some(start..end)
+        // `meeting` trusts the span it is given and may answer without reading a piece: check
+        // that `A` and `H` do match their parts (`H B` and `B` were read to find the places). The
+        // span comes from the regex's own search, which can be wrong (regex-automata 0.4.18's full
+        // DFA ends ` *?(?:a|ab)[^a]+?(?P<IP>x|1+?)` on `a1Axa` at 2, not 4): then no split of it
+        // matches, and the regex's captures decide.
+        let checked =
+            reaches(&d[0], c0, hay, start, m.start)? && reaches(&d[2], c2, hay, end, start)?;
+        checked.then_some(start..end)
     }
 }
 

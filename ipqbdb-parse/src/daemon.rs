@@ -14,10 +14,11 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ipqbdb_core::banlog::BanLine;
 use ipqbdb_core::connkill::ConnKill;
 use ipqbdb_core::log::{log, Level};
-pub use ipqbdb_core::process::Signals;
-use ipqbdb_core::{now, percent, ReasonId};
+pub use ipqbdb_core::process::{Reopener, Signals};
+use ipqbdb_core::{now, ReasonId};
 use ipqbdb_store::{Ban, Store};
 
 use crate::killer::Killer;
@@ -92,11 +93,13 @@ pub struct Daemon<S: Store> {
     metrics: ParseMetrics,
     /// Each source's counters, by index.
     inputs: Vec<InputMetrics>,
-    /// `--log-category`: log every ban with its reason's category.
+    /// `--log-category`: log every ban with its reason's category (see `ipqbdb_core::banlog`).
     log_category: bool,
     /// Builds the rule set again on SIGHUP when the rules come from more than the rule file
     /// (fail2ban filters); `None`: the rule file alone.
     loader: Option<Loader>,
+    /// Opens the store again on SIGUSR2.
+    reopen: Option<Reopener<S>>,
 }
 
 /// What SIGHUP runs to build the rule set again.
@@ -157,6 +160,7 @@ impl<S: Store> Daemon<S> {
             inputs,
             log_category: false,
             loader: None,
+            reopen: None,
         }
     }
 
@@ -190,6 +194,9 @@ impl<S: Store> Daemon<S> {
             }
             if signals.report.swap(false, Ordering::Relaxed) {
                 self.report();
+            }
+            if signals.reopen.swap(false, Ordering::Relaxed) {
+                self.reopen();
             }
             self.metrics
                 .bans_waiting
@@ -400,18 +407,11 @@ impl<S: Store> Daemon<S> {
                 for ((ip, set, r), report) in self.pending_bans.iter().zip(&reports) {
                     let (ip, reason) = (*ip, &set.rules()[*r].reason);
                     self.metrics.banned(&set.rules()[*r], &report.outcome);
-                    if self.verbose >= 1 || self.log_category {
-                        if let Some(rec) = report.outcome.record {
-                            let mut line =
-                                format!("{ip}: {:.3}% ({})", percent(rec.probability), reason);
-                            let mut level = Level::Info;
-                            if let Some(c) = &categories {
-                                let category = c.get(&report.reason).copied().unwrap_or(0);
-                                line.push_str(&format!(", category {category}"));
-                                level = Level::Notice;
-                            }
-                            self.log(level, line);
-                        }
+                    let category = categories
+                        .as_ref()
+                        .map(|c| c.get(&report.reason).copied().unwrap_or(0));
+                    if let Some(line) = BanLine::new(ip, &report.outcome, reason, category) {
+                        self.log(Level::Info, line.to_string());
                     }
                     if report.outcome.reached_max {
                         to_kill.push(ip);
@@ -487,6 +487,53 @@ impl<S: Store> Daemon<S> {
         }
     }
 
+    /// What the rules need from the database, checked once it is open and before any line is read:
+    /// numeric reasons (2.x's reason ids) must name reasons it holds; and the one message that the
+    /// rules' 2.x database field is set aside. An error stops the start.
+    pub fn start_checks(&mut self) -> Result<(), String> {
+        let rules = Arc::get_mut(&mut self.rules).ok_or("the rule set is already shared")?;
+        Self::resolve(&self.store, &self.rule_file, rules)?;
+        if let Some(msg) = rules::database_fields(self.rules.rules()) {
+            self.log(
+                Level::Notice,
+                format!("{}: {msg}", self.rule_file.display()),
+            );
+        }
+        Ok(())
+    }
+
+    fn resolve(store: &S, file: &std::path::Path, rules: &mut RuleSet) -> Result<(), String> {
+        rules
+            .resolve_reasons(file, |id| store.reason(id).map(|r| r.map(|r| r.text)))
+            .map_err(|e| e.to_string())
+    }
+
+    /// Makes SIGUSR2 (ipqbdb 2.03's recovery signal) open the database again with `reopen`.
+    pub fn set_reopen(&mut self, reopen: Reopener<S>) {
+        self.reopen = Some(reopen);
+    }
+
+    /// Replaces the store with a new handle; bans waiting for a commit go to the new one. A
+    /// failure keeps the handle in use.
+    fn reopen(&mut self) {
+        let Some(r) = &mut self.reopen else {
+            self.log(Level::Warning, "SIGUSR2: cannot reopen here".into());
+            return;
+        };
+        r.ask();
+        match r.due() {
+            Some(Ok(store)) => {
+                self.store = store;
+                self.log(Level::Notice, "SIGUSR2: reopened the database".into());
+            }
+            Some(Err(e)) => self.log(
+                Level::Error,
+                format!("SIGUSR2: reopening the database: {e}; keeping the handle in use"),
+            ),
+            None => {}
+        }
+    }
+
     /// Makes SIGHUP build the rule set with `loader` rather than from the rule file alone.
     pub fn set_loader(&mut self, loader: Loader) {
         self.loader = Some(loader);
@@ -498,7 +545,11 @@ impl<S: Store> Daemon<S> {
             None => rules::load(&self.rule_file)
                 .map_err(|e| e.to_string())
                 .and_then(|r| RuleSet::with_mode(r, self.rules.mode()).map_err(|e| e.to_string())),
-        };
+        }
+        .and_then(|mut set| {
+            Self::resolve(&self.store, &self.rule_file, &mut set)?;
+            Ok(set)
+        });
         match loaded {
             Ok(set) => {
                 // Bans already matched keep the rules that matched them (each holds its set), so
@@ -547,7 +598,10 @@ impl<S: Store> Daemon<S> {
                 Level::Notice,
                 format!(
                     "rule at line {}: {} matches, {} errors ({})",
-                    r.line, s.matches, s.errors, r.reason
+                    r.line,
+                    s.matches,
+                    s.errors,
+                    r.reason_label()
                 ),
             );
         }

@@ -33,6 +33,7 @@ pub const MLFID_CAPACITY: usize = 10_000;
 pub const MLFID_TTL: Duration = Duration::from_secs(600);
 
 /// One regex on the engine it compiled with.
+#[derive(Debug, Clone)]
 pub enum Engine {
     Fast(regex::Regex),
     /// With the literal text a match must start the line with, if the regex says so (`^Failed `):
@@ -85,7 +86,29 @@ impl Engine {
         }
     }
 
-    fn is_match(&self, text: &str) -> bool {
+    /// The capture groups' names by index (0 is the whole match).
+    pub fn capture_names(&self) -> Vec<Option<String>> {
+        match self {
+            Engine::Fast(r) => r.capture_names().map(|n| n.map(String::from)).collect(),
+            Engine::Fancy(r, _) => r.capture_names().map(|n| n.map(String::from)).collect(),
+        }
+    }
+
+    /// Group `index` of the first match: `None` when nothing matches, `Some(None)` when the group
+    /// took no part.
+    pub fn group(&self, text: &str, index: usize) -> Option<Option<std::ops::Range<usize>>> {
+        match self {
+            Engine::Fast(r) => Some(r.captures(text)?.get(index).map(|m| m.range())),
+            Engine::Fancy(r, lit) => {
+                if lit.as_ref().is_some_and(|l| !text.starts_with(l.as_str())) {
+                    return None;
+                }
+                Some(r.captures(text).ok()??.get(index).map(|m| m.range()))
+            }
+        }
+    }
+
+    pub fn is_match(&self, text: &str) -> bool {
         match self {
             Engine::Fast(r) => r.is_match(text),
             Engine::Fancy(r, lit) => {
@@ -784,16 +807,16 @@ impl MlfidCache {
 /// The rule that stands for `f` in a rule set: its reason, count and decay; its regex matches
 /// nothing (the filter matches).
 pub fn rule_for(f: &ImportedFilter) -> crate::rules::Rule {
-    static NEVER: std::sync::OnceLock<regex::bytes::Regex> = std::sync::OnceLock::new();
-    let never =
-        NEVER.get_or_init(|| regex::bytes::Regex::new(r"(?-u:\A\z\A[^\x00-\xFF])").expect("valid"));
     crate::rules::Rule {
         source: f.name(),
-        regex: never.clone(),
+        regex: crate::rules::never().clone(),
+        backtrack: None,
         group: crate::rules::AddrGroup::Named,
         reason: f.ban.reason.clone(),
+        reason_id: None,
         initial_count: f.ban.initial_count,
         input: None,
+        database: None,
         decay: f.ban.decay,
         line: 0,
         mode: crate::rules::Mode::Normal,

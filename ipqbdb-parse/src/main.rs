@@ -11,7 +11,7 @@ use ipqbdb_core::connkill::ConnKill;
 use ipqbdb_core::log::{self, Level};
 use ipqbdb_metrics::{Exporter, MetricsOptions};
 use ipqbdb_parse::cli::Cli;
-use ipqbdb_parse::daemon::{position_key, Daemon, Signals, SourceInfo};
+use ipqbdb_parse::daemon::{position_key, Daemon, Reopener, Signals, SourceInfo};
 use ipqbdb_parse::fail2ban_jails::{self, Fail2banConfig};
 use ipqbdb_parse::matcher::RuleSet;
 use ipqbdb_parse::rules::Mode;
@@ -248,6 +248,11 @@ fn start(
     drop(tx);
     let reload_file = rule_file.clone();
     let mut daemon = Daemon::new(store, rule_file, rules, infos, connkill, verbose);
+    daemon.start_checks()?;
+    let again = setup.clone();
+    daemon.set_reopen(Reopener::new(move || {
+        again.open(true).map_err(|e| e.to_string())
+    }));
     if !f2b.is_empty() {
         daemon.set_loader(Box::new(move |mode| {
             let (set, loaded) = build_rules(&reload_file, mode, &f2b)?;

@@ -1,7 +1,8 @@
 //! Recognising log lines: which rule matches a line, and what it captured.
 //!
 //! Most log lines match no rule, so a `RegexSet` over every rule decides first, in one pass, whether
-//! any rule matches; only then is the first applicable rule run for its captures. Lines are bytes:
+//! any rule matches; only then is the first applicable rule run for its captures. Rules on the
+//! backtracking engine (PCRE syntax, see `rules`) are outside the sets and tried one by one. Lines are bytes:
 //! logs carry attacker-chosen bytes, and invalid UTF-8 must neither panic nor hide an address.
 //!
 //! This module is stateless; what a recognised line counts for (a ban, part of an attempt already
@@ -45,6 +46,8 @@ pub struct RuleSet {
     /// The other rules, over the whole line.
     plain_set: RegexSet,
     plain: Vec<usize>,
+    /// Active rules on the backtracking engine (no set holds them): each is tried on every line.
+    backtracking: Vec<usize>,
     mode: Mode,
     /// Per rule: the capture group of its address (`None`: the session's), and the automata that
     /// find it without a capture search where they can (active rules only).
@@ -74,6 +77,9 @@ impl RuleSet {
                 .collect()
         };
         let (tagged, plain) = (active(true), active(false));
+        let backtracking = (0..rules.len())
+            .filter(|&i| mode.includes(rules[i].mode) && rules[i].backtrack.is_some())
+            .collect();
         let tagged_set = build_set(tagged.iter().map(|&i| rules[i].pattern()))?;
         let tags: Vec<&str> = tagged
             .iter()
@@ -86,7 +92,7 @@ impl RuleSet {
             .map(|r| {
                 let index = r.address_group();
                 let fast = index
-                    .filter(|_| mode.includes(r.mode))
+                    .filter(|_| mode.includes(r.mode) && r.backtrack.is_none())
                     .and_then(|i| FastCapture::new(r.pattern(), u32::try_from(i).ok()?));
                 (index, fast)
             })
@@ -98,6 +104,7 @@ impl RuleSet {
             header,
             plain_set,
             plain,
+            backtracking,
             mode,
             groups,
             imported: None,
@@ -129,6 +136,15 @@ impl RuleSet {
 
     pub fn rules(&self) -> &[Rule] {
         &self.rules
+    }
+
+    /// Names the rules' numeric reasons by the database's texts (see [`crate::rules::resolve_reasons`]).
+    pub fn resolve_reasons<E: std::fmt::Display>(
+        &mut self,
+        file: &Path,
+        lookup: impl FnMut(ipqbdb_core::ReasonId) -> Result<Option<String>, E>,
+    ) -> Result<(), crate::rules::RuleError> {
+        crate::rules::resolve_reasons(&mut self.rules, file, lookup)
     }
 
     pub fn mode(&self) -> Mode {
@@ -188,6 +204,24 @@ impl RuleSet {
             let hits = self.plain_set.matches(line);
             candidates.extend(hits.iter().map(|i| (self.plain[i], false)));
         }
+        // The backtracking engine reads text: the line (or message) with invalid UTF-8 replaced.
+        let (mut line_text, mut msg_text) = (None, None);
+        for &i in &self.backtracking {
+            let Some(engine) = &self.rules[i].backtrack else {
+                continue;
+            };
+            let tagged = !self.rules[i].tags.is_empty();
+            let hay = match (tagged, msg_at) {
+                (false, _) => line_text.get_or_insert_with(|| String::from_utf8_lossy(line)),
+                (true, Some(at)) => {
+                    msg_text.get_or_insert_with(|| String::from_utf8_lossy(&line[at..]))
+                }
+                (true, None) => continue,
+            };
+            if engine.is_match(hay) {
+                candidates.push((i, tagged));
+            }
+        }
         if candidates.is_empty() {
             return Outcome::Miss;
         }
@@ -230,10 +264,18 @@ impl RuleSet {
                     session,
                 };
             };
-            let Some(span) = group_span(&rule.regex, fast.as_ref(), group, text, true) else {
-                continue;
+            let text = if let Some(engine) = &rule.backtrack {
+                let text = String::from_utf8_lossy(text);
+                let Some(span) = engine.group(&text, group) else {
+                    continue;
+                };
+                std::borrow::Cow::Owned(span.map_or("", |s| &text[s]).to_string())
+            } else {
+                let Some(span) = group_span(&rule.regex, fast.as_ref(), group, text, true) else {
+                    continue;
+                };
+                String::from_utf8_lossy(span.map_or(&b""[..], |s| &text[s]))
             };
-            let text = String::from_utf8_lossy(span.map_or(&b""[..], |s| &text[s]));
             return match parse_ip(&text) {
                 Ok(ip) => Outcome::Hit {
                     rule: i,
@@ -263,23 +305,26 @@ fn parse_header(header: &[u8]) -> Option<TagPid<'_>> {
 }
 
 /// Syslog daemons write a run of identical messages once, as `TAG: message repeated N times: [ MSG]`.
-/// Returns the line as it was (`TAG: MSG`) and N. Only the first `: message repeated ` counts, so the
-/// wrapper must follow the tag: a client cannot fake one inside its own text to multiply a ban
-/// because the rules that read the result are anchored at the tag.
+/// Returns the line as it was (`TAG: MSG`) and N. The wrapper counts only where the syslog daemon
+/// puts it, as the first words of the message right after the line's own header: a client that
+/// writes `x: message repeated 1000 times: [` into a user name must not turn its one line into
+/// a thousand bans.
 fn unwrap_repeated(line: &[u8]) -> Option<(Vec<u8>, u32)> {
-    const WRAP: &[u8] = b": message repeated ";
+    const WRAP: &[u8] = b"message repeated ";
     static FINDER: std::sync::OnceLock<memchr::memmem::Finder<'static>> =
         std::sync::OnceLock::new();
-    let at = FINDER
+    // Most lines have no wrapper anywhere: one substring search spares them the header's.
+    FINDER
         .get_or_init(|| memchr::memmem::Finder::new(WRAP))
         .find(line)?;
-    let rest = &line[at + WRAP.len()..];
+    let at = crate::rules::any_header().find(line)?.end();
+    let rest = line[at..].strip_prefix(WRAP)?;
     let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
     let n: u32 = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
     let rest = rest[digits..].strip_prefix(b" times: [")?;
     let rest = rest.strip_suffix(b"]")?;
     let msg = rest.strip_prefix(b" ").unwrap_or(rest);
-    let mut out = line[..at + 2].to_vec();
+    let mut out = line[..at].to_vec();
     out.extend_from_slice(msg);
     Some((out, n.clamp(1, MAX_REPEAT)))
 }
@@ -304,7 +349,7 @@ mod tests {
     #[test]
     fn first_applicable_rule_wins() {
         let s = set(concat!(
-            "/Failed password for .* from <HOST>/ * \"pw\" - secure\n",
+            "/Failed password for .* from <HOST>/ * \"pw\" input=secure\n",
             "/from <HOST>/ * \"generic\"\n",
             "/Failed password for .* from <HOST>/ * \"pw-any\"\n",
         ));
@@ -391,6 +436,24 @@ mod tests {
         // A wrapper inside a message is not at the tag: the anchored rule does not match.
         let inner = b"Nov 21 10:00:00 gw cron[1]: x: message repeated 3 times: [ Failed password for root from 192.0.2.1 port 22 ssh2]";
         assert_eq!(s.check(inner, None), Outcome::Miss);
+    }
+
+    #[test]
+    fn a_wrapper_inside_the_message_is_no_repeat() {
+        // The line: the client chose the user name `x: message repeated 1000 times: [ y`.
+        let forged = b"Nov 21 10:00:00 gw sshd[42]: Disconnecting: Too many authentication failures for invalid user x: message repeated 1000 times: [ y [preauth]";
+        // Before: unwrapped, one line counted 1000 times.
+        let s = set("/^Disconnecting: Too many authentication failures/ @ \"too many\" tag=sshd\n");
+        assert!(matches!(
+            s.check(forged, None),
+            Outcome::Hit { repeat: 1, .. }
+        ));
+        // Before: unwrapped, the line as logged was never seen by the rules.
+        let s = set("/Disconnecting: .* user x: message repeated 1000 times: \\[ y \\[preauth\\]$/ @ \"r\" tag=sshd\n");
+        assert!(matches!(
+            s.check(forged, None),
+            Outcome::Hit { repeat: 1, .. }
+        ));
     }
 
     #[test]

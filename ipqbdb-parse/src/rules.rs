@@ -4,10 +4,19 @@
 //! DELIM regex DELIM  I  "reason"  [initial-count]  [filename]  [decay]
 //! ```
 //!
-//! with any delimiter, `-` as a placeholder for an optional field, and `#` comments. `<HOST>` in the
-//! regex stands for an IPv4 or IPv6 address captured as the group `IP`. `I` says where the address is:
-//! `*` (the `<HOST>` group), `-` (a group the rule names `IP` itself), a group number, or `@` (the
-//! address the same process logged earlier in this session, see `sessions`).
+//! with any delimiter, `-` as a placeholder for an optional field, and `#` comments: ipqbdb 2.x's
+//! syntax, whose files keep their meaning. `<HOST>` in the regex stands for an IPv4 or IPv6 address
+//! captured as the group `IP`. `I` says where the address is: `*` (the `<HOST>` group), `-` (a group
+//! the rule names `IP` itself), a group number, or `@` (the address the same process logged earlier
+//! in this session, see `sessions`). A reason that is a number is the id of a reason already in the
+//! database (as in 2.x), resolved when the daemon opens it. `filename` was 2.x's block database for
+//! the rule; there is one database now, so it is read and set aside (the daemon says so at start).
+//!
+//! A regex the `regex` crate refuses for PCRE-only syntax (look-around, back-references, atomic
+//! groups, possessive quantifiers, `\K`, `(?'name'...)`) runs on `fancy-regex`, a backtracking
+//! engine, for that rule only, as the fail2ban filters do (`fail2ban_filters::Engine`, with its
+//! backtracking budget per line); the line is then matched as text (invalid UTF-8 replaced), and its
+//! address group is still validated as an address. `--test` names such rules.
 //!
 //! Options may follow the reason, anywhere among the positional fields, as `name=value`:
 //!
@@ -23,6 +32,8 @@
 //! - `ban=no`: the line is recognised and its address noted for the session, but never banned (a
 //!   line that repeats what another line of the same attempt says, or names the client before the
 //!   failure does).
+//! - `input=PATH`: only lines of this followed file (by path or file name); FIFO, standard input
+//!   and journal lines never match the rule.
 //!
 //! Rules match bytes with Unicode classes off: `\S`, `.` and `\w` see bytes, so invalid UTF-8 that
 //! an attacker puts in a user name cannot make a rule skip the line (with Unicode classes, `\S+`
@@ -33,9 +44,13 @@
 
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use ipqbdb_core::model::{initial_count, DEFAULT_INITIAL_COUNT};
-use ipqbdb_core::parse_ban_decay;
+use ipqbdb_core::{parse_ban_decay, ReasonId};
 use regex::bytes::Regex;
+
+use crate::fail2ban_filters::Engine;
 use thiserror::Error;
 
 /// The `<HOST>` macro: IPv4, or anything IPv6-shaped (validated after matching), with an optional zone
@@ -137,12 +152,22 @@ pub enum Attempt {
 pub struct Rule {
     /// The regex as written (before `<HOST>` expansion), for messages.
     pub source: String,
+    /// The rule's regex; for a rule on the backtracking engine, one that never matches (so the
+    /// sets of regexes that screen lines never pick it).
     pub regex: Regex,
+    /// The backtracking engine, for a regex the `regex` crate refuses.
+    pub backtrack: Option<Arc<Engine>>,
     pub group: AddrGroup,
+    /// The reason's text, or, while `reason_id` is set, the id as written.
     pub reason: String,
+    /// A numeric reason field: the id of a reason in the database, not yet resolved to its text
+    /// ([`resolve_reasons`]).
+    pub reason_id: Option<ReasonId>,
     pub initial_count: u8,
-    /// Only lines from this input (`None`: every input).
+    /// Only lines from this input (`input=`; `None`: every input).
     pub input: Option<String>,
+    /// The fifth field, 2.x's block database for the rule: kept to be named at start, else unused.
+    pub database: Option<String>,
     pub decay: Option<u32>,
     /// Line in the rule file, for messages.
     pub line: usize,
@@ -169,7 +194,13 @@ impl Rule {
     /// The capture group that holds the address; `None` for a rule that takes the session's.
     pub fn address_group(&self) -> Option<usize> {
         match self.group {
-            AddrGroup::Named => self.regex.capture_names().position(|n| n == Some("IP")),
+            AddrGroup::Named => match &self.backtrack {
+                Some(e) => e
+                    .capture_names()
+                    .iter()
+                    .position(|n| n.as_deref() == Some("IP")),
+                None => self.regex.capture_names().position(|n| n == Some("IP")),
+            },
             AddrGroup::Index(n) => Some(n),
             AddrGroup::Session => None,
         }
@@ -178,6 +209,19 @@ impl Rule {
     /// The expanded pattern, as compiled.
     pub fn pattern(&self) -> &str {
         self.regex.as_str()
+    }
+
+    /// The reason as messages show it: its text, or `reason id N` before the database named it.
+    pub fn reason_label(&self) -> std::borrow::Cow<'_, str> {
+        match self.reason_id {
+            Some(id) => format!("reason id {id}").into(),
+            None => self.reason.as_str().into(),
+        }
+    }
+
+    /// The engine the rule's regex runs on, for `--test`.
+    pub fn engine(&self) -> &'static str {
+        self.backtrack.as_ref().map_or("regex", |e| e.name())
     }
 
     /// Whether this rule applies to lines of `input` (a followed file's path, or `None` for the FIFO
@@ -293,7 +337,11 @@ fn parse_line(line: &str, lineno: usize) -> Result<Option<Rule>, LineError> {
         // A tagged rule reads the message only (see `header`): it starts where the message does.
         expanded = format!("^(?:{expanded})");
     }
-    let regex = compile(&source, &expanded, regex_col)?;
+    let (regex, backtrack) = compile(&source, &expanded, regex_col)?;
+    let names: Vec<Option<String>> = match &backtrack {
+        Some(e) => e.capture_names(),
+        None => regex.capture_names().map(|n| n.map(String::from)).collect(),
+    };
 
     let (icol, ifield) = field(0).ok_or((
         chars.len() + 1,
@@ -313,16 +361,16 @@ fn parse_line(line: &str, lineno: usize) -> Result<Option<Rule>, LineError> {
         "@" => AddrGroup::Session,
         "*" if has_host == 1 => AddrGroup::Named,
         "*" => return Err((icol, "I is * but the regex has no <HOST>".into())),
-        "-" if regex.capture_names().any(|n| n == Some("IP")) => AddrGroup::Named,
+        "-" if names.iter().any(|n| n.as_deref() == Some("IP")) => AddrGroup::Named,
         "-" => return Err((icol, "I is - but the regex has no group named IP".into())),
         n => match n.parse::<usize>() {
-            Ok(n) if n >= 1 && n < regex.captures_len() => AddrGroup::Index(n),
+            Ok(n) if n >= 1 && n < names.len() => AddrGroup::Index(n),
             Ok(n) => {
                 return Err((
                     icol,
                     format!(
                         "group {n} does not exist (the regex has {})",
-                        regex.captures_len() - 1
+                        names.len() - 1
                     ),
                 ))
             }
@@ -347,6 +395,12 @@ fn parse_line(line: &str, lineno: usize) -> Result<Option<Rule>, LineError> {
             ),
         ));
     }
+    // A number is a reason id, as in 2.x ("if it's not a numeric key already").
+    let reason_id = match reason.parse::<ReasonId>() {
+        Ok(0) => return Err((rcol, "reason id 0 does not exist (ids start at 1)".into())),
+        Ok(id) if reason.bytes().all(|b| b.is_ascii_digit()) => Some(id),
+        _ => None,
+    };
     let initial_count = match field(2) {
         None | Some((_, "-")) => DEFAULT_INITIAL_COUNT,
         Some((col, text)) => text
@@ -355,7 +409,7 @@ fn parse_line(line: &str, lineno: usize) -> Result<Option<Rule>, LineError> {
             .and_then(|c| initial_count(c).ok())
             .ok_or((col, format!("initial count must be 0 to 31, not {text:?}")))?,
     };
-    let input = match field(3) {
+    let database = match field(3) {
         None | Some((_, "-")) => None,
         Some((_, text)) => Some(text.to_string()),
     };
@@ -371,10 +425,13 @@ fn parse_line(line: &str, lineno: usize) -> Result<Option<Rule>, LineError> {
     Ok(Some(Rule {
         source,
         regex,
+        backtrack,
         group,
         reason: reason.to_string(),
+        reason_id,
         initial_count,
-        input,
+        input: opts.input,
+        database,
         decay,
         line: lineno,
         mode: opts.mode,
@@ -390,6 +447,7 @@ struct Options {
     attempt: Option<Attempt>,
     note_only: bool,
     tags: Vec<String>,
+    input: Option<String>,
 }
 
 fn parse_options(fields: impl Iterator<Item = (usize, String)>) -> Result<Options, LineError> {
@@ -417,6 +475,10 @@ fn parse_options(fields: impl Iterator<Item = (usize, String)>) -> Result<Option
                     _ => return Err((col, format!("ban must be yes or no, not {value:?}"))),
                 }
             }
+            "input" if value.is_empty() => {
+                return Err((col, "input= needs a file (a path or a file name)".into()))
+            }
+            "input" => o.input = Some(value.to_string()),
             "tag" => {
                 for t in value.split(',') {
                     let ok = !t.is_empty()
@@ -434,7 +496,7 @@ fn parse_options(fields: impl Iterator<Item = (usize, String)>) -> Result<Option
             _ => {
                 return Err((
                     col,
-                    format!("unknown option {name:?} (mode, attempt, ban or tag)"),
+                    format!("unknown option {name:?} (mode, attempt, ban, tag or input)"),
                 ))
             }
         }
@@ -465,7 +527,12 @@ pub fn header(tags: &[&str]) -> Regex {
     let mut names: Vec<String> = tags.iter().map(|t| regex_syntax::escape(t)).collect();
     names.sort();
     names.dedup();
-    let part = TAG_PART.replace(TAG_NAME, &format!("(?:{})", names.join("|")));
+    header_for(&format!("(?:{})", names.join("|")))
+}
+
+/// The header pattern with `names` (a regex) standing for the program's name.
+fn header_for(names: &str) -> Regex {
+    let part = TAG_PART.replace(TAG_NAME, names);
     compile_builtin(&format!(
         r"^(?:<\d{{1,3}}>(?:1 )?)?(?:{TIMESTAMP}\s+)?(?:[a-z0-9]+\.[a-z]+:\s+(?:{TIMESTAMP}\s+)?)?(?:[^\s\[\]:]+\s+){{0,2}}{part}"
     ))
@@ -476,6 +543,12 @@ pub fn header(tags: &[&str]) -> Regex {
 pub fn header_tag() -> &'static Regex {
     static TAG: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
     TAG.get_or_init(|| compile_builtin(&format!("{TAG_PART}$").replace(TAG_NAME, TAG_CHARS)))
+}
+
+/// The syslog header of any program, as [`header`] finds it for the programs it is built for.
+pub fn any_header() -> &'static Regex {
+    static ANY: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    ANY.get_or_init(|| header_for(TAG_CHARS))
 }
 
 /// Where the program's name goes in [`TAG_PART`], and what a name may be.
@@ -554,18 +627,48 @@ fn split_fields(chars: &[char], mut pos: usize) -> Result<Vec<(usize, String)>, 
     Ok(fields)
 }
 
-/// Compiles the expanded pattern; errors point at the column in the rule file.
-fn compile(source: &str, expanded: &str, regex_col: usize) -> Result<Regex, LineError> {
+/// Compiles the expanded pattern: with the `regex` crate, or, for syntax only a backtracking engine
+/// reads, with `fancy-regex` (then the `regex` returned is [`never`]). Errors point at the column in
+/// the rule file.
+fn compile(
+    source: &str,
+    expanded: &str,
+    regex_col: usize,
+) -> Result<(Regex, Option<Arc<Engine>>), LineError> {
     // Locate syntax errors in the text as written: `<HOST>` is replaced by a group of the same length.
     let probe = source.replace(HOST_MACRO, "(?:xx)");
     if let Err(e) = regex_syntax::ast::parse::Parser::new().parse(&probe) {
         let offset = probe[..e.span().start.offset].chars().count();
-        return Err((regex_col + offset, format!("invalid regex: {}", e.kind())));
+        use regex_syntax::ast::ErrorKind as K;
+        let pcre_only = matches!(
+            e.kind(),
+            K::UnsupportedLookAround
+                | K::UnsupportedBackreference
+                | K::FlagUnrecognized
+                | K::EscapeUnrecognized
+                | K::GroupNameInvalid
+                | K::RepetitionMissing
+        );
+        let engine = Engine::compile(expanded, false);
+        return match (engine, fancy_regex::Expr::parse_tree(&probe)) {
+            (Ok(engine), _) => Ok((never().clone(), Some(Arc::new(engine)))),
+            // Refused by both, where the `regex` crate stopped at PCRE syntax: the backtracking
+            // engine's parser read past it to the error, if it found one.
+            (Err(_), Err(fancy_regex::Error::ParseError(at, kind))) if pcre_only => {
+                let offset = probe[..at.min(probe.len())].chars().count();
+                Err((regex_col + offset, format!("invalid regex: {kind}")))
+            }
+            (Err(msg), _) if pcre_only => {
+                Err((regex_col + offset, format!("invalid regex: {msg}")))
+            }
+            (Err(_), _) => Err((regex_col + offset, format!("invalid regex: {}", e.kind()))),
+        };
     }
     regex::bytes::RegexBuilder::new(expanded)
         .unicode(false)
         .size_limit(REGEX_SIZE_LIMIT)
         .build()
+        .map(|r| (r, None))
         .map_err(|e| {
             let msg = e.to_string();
             let last = msg
@@ -575,6 +678,61 @@ fn compile(source: &str, expanded: &str, regex_col: usize) -> Result<Regex, Line
                 .trim_start_matches("error: ");
             (regex_col, format!("invalid regex: {last}"))
         })
+}
+
+/// A regex that matches nothing: the stand-in of a rule whose lines something else decides.
+pub fn never() -> &'static Regex {
+    static NEVER: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    NEVER.get_or_init(|| compile_builtin(r"\A\z\A[^\x00-\xFF]"))
+}
+
+/// Replaces the numeric reasons of `rules` with the text of the reason with that id, as `lookup`
+/// finds it in the database (`Ok(None)`: no such reason). A reason id that does not exist is an
+/// error at its line: banning under a reason the administrator did not mean would file the bans
+/// wrongly for good.
+pub fn resolve_reasons<E: std::fmt::Display>(
+    rules: &mut [Rule],
+    file: &Path,
+    mut lookup: impl FnMut(ReasonId) -> Result<Option<String>, E>,
+) -> Result<(), RuleError> {
+    for rule in rules.iter_mut() {
+        let Some(id) = rule.reason_id else { continue };
+        let error = |message: String| RuleError {
+            file: file.to_path_buf(),
+            line: rule.line,
+            column: 0,
+            message,
+        };
+        match lookup(id) {
+            Ok(Some(text)) => {
+                rule.reason = text;
+                rule.reason_id = None;
+            }
+            Ok(None) => {
+                return Err(error(format!(
+                    "reason id {id} does not exist in the database (`ibd category` lists the reasons; quote a text reason)"
+                )))
+            }
+            Err(e) => return Err(error(format!("reading reason id {id}: {e}"))),
+        }
+    }
+    Ok(())
+}
+
+/// The lines of rules whose fifth field names a 2.x block database, for the one message that
+/// says it is set aside; `None` when no rule has one.
+pub fn database_fields(rules: &[Rule]) -> Option<String> {
+    let lines: Vec<String> = rules
+        .iter()
+        .filter(|r| r.database.is_some())
+        .map(|r| r.line.to_string())
+        .collect();
+    (!lines.is_empty()).then(|| {
+        format!(
+            "rule lines {}: the fifth field (ipqbdb 2.x's block database) is ignored, there is one database now; use input=FILE to restrict a rule to a followed file",
+            lines.join(", ")
+        )
+    })
 }
 
 #[cfg(test)]
@@ -605,7 +763,7 @@ mod tests {
     fn full_and_minimal_rules() {
         let r = rules(concat!(
             "# comment\n\n",
-            r#"/Failed password for .* from <HOST> port/ * "sshd: failed password" 3 auth.log 4h"#,
+            r#"/Failed password for .* from <HOST> port/ * "sshd: failed password" 3 block.db 4h input=auth.log"#,
             "\n",
             r#"|user=(\S+) rip=(\S+)|  2  "dovecot"  # trailing comment"#,
             "\n",
@@ -618,6 +776,8 @@ mod tests {
             (3, Some(14_400), 3)
         );
         assert_eq!(r[0].input.as_deref(), Some("auth.log"));
+        assert_eq!(r[0].database.as_deref(), Some("block.db"));
+        assert_eq!((r[1].input.as_ref(), r[1].database.as_ref()), (None, None));
         assert_eq!(r[0].group, AddrGroup::Named);
         assert_eq!(r[1].group, AddrGroup::Index(2));
         assert_eq!((r[1].initial_count, r[1].reason.as_str()), (5, "dovecot"));
@@ -627,6 +787,88 @@ mod tests {
         assert!(!r[0].applies_to(Some(Path::new("/var/log/mail.log"))));
         assert!(!r[0].applies_to(None));
         assert!(r[1].applies_to(None));
+    }
+
+    #[test]
+    fn the_original_fields_keep_their_meaning() {
+        let r = rules(concat!(
+            "/a <HOST>/ * 2\n",
+            "/b <HOST>/ * \"17\" 3 /var/lib/ipqbdb/block.db\n",
+            "/c <HOST>/ * \"2 tries\" - mail.db\n",
+        ))
+        .unwrap();
+        assert_eq!(
+            (r[0].reason_id, r[1].reason_id, r[2].reason_id),
+            (Some(2), Some(17), None)
+        );
+        assert_eq!(r[0].reason_label(), "reason id 2");
+        assert_eq!(r[2].reason_label(), "2 tries");
+        // The database field no longer restricts the rule to an input.
+        assert!(r[1].applies_to(None) && r[2].applies_to(None));
+        assert_eq!(
+            database_fields(&r).unwrap(),
+            "rule lines 2, 3: the fifth field (ipqbdb 2.x's block database) is ignored, there is one database now; use input=FILE to restrict a rule to a followed file"
+        );
+        assert_eq!(database_fields(&r[..1]), None);
+        let f = "/etc/ipqbdb-pcre.conf";
+        assert_eq!(
+            err("/a <HOST>/ * 0"),
+            format!("{f}:1:14: reason id 0 does not exist (ids start at 1)")
+        );
+        assert!(err("/a <HOST>/ * \"r\" input=").contains("input= needs a file"));
+
+        let mut r = r;
+        let known = |id| Ok::<_, String>((id == 2 || id == 17).then(|| format!("text {id}")));
+        resolve_reasons(&mut r, Path::new(f), known).unwrap();
+        assert_eq!((r[0].reason.as_str(), r[0].reason_id), ("text 2", None));
+        assert_eq!(r[1].reason_label(), "text 17");
+        let mut r = rules("\n/a <HOST>/ * 9\n").unwrap();
+        assert_eq!(
+            resolve_reasons(&mut r, Path::new(f), known).unwrap_err().to_string(),
+            format!("{f}:2: reason id 9 does not exist in the database (`ibd category` lists the reasons; quote a text reason)")
+        );
+    }
+
+    #[test]
+    fn pcre_only_syntax_runs_on_the_backtracking_engine() {
+        let r = rules(concat!(
+            "/from <HOST>(?! port 22)/ * \"look-ahead\"\n",
+            "/(?<=user )(\\w+) again \\1 from ([0-9.]+)/ 2 \"back-reference\"\n",
+            "/(?>a+)b from <HOST>/ * \"atomic\"\n",
+            "/x++y from (?'IP'[0-9.]+)/ - \"possessive, named\"\n",
+            "/prefix \\Kfrom <HOST>/ * \"keep out\"\n",
+            "/plain from <HOST>/ * \"plain\"\n",
+        ))
+        .unwrap();
+        let engines: Vec<&str> = r.iter().map(Rule::engine).collect();
+        assert_eq!(
+            engines,
+            [
+                "fancy-regex",
+                "fancy-regex",
+                "fancy-regex",
+                "fancy-regex",
+                "fancy-regex",
+                "regex"
+            ]
+        );
+        assert!(r[..5].iter().all(|r| r.address_group().is_some()));
+        // Invalid in every engine: still an error at its column.
+        let f = "/etc/ipqbdb-pcre.conf";
+        assert_eq!(
+            err(r#"/(?<=a <HOST>/ * "r""#),
+            format!("{f}:1:14: invalid regex: Opening parenthesis without closing parenthesis")
+        );
+        assert_eq!(
+            err(r#"/(?!a) <HOST> \q/ * "r""#),
+            format!("{f}:1:15: invalid regex: Invalid escape: \\q")
+        );
+        let e = err(r#"/(?!a) <HOST> x{2,1}/ * "r""#);
+        assert!(e.starts_with(&format!("{f}:1:2: invalid regex: ")), "{e}");
+        assert_eq!(
+            err(r#"/(?!a) <HOST> (/ * "r""#),
+            format!("{f}:1:16: invalid regex: Opening parenthesis without closing parenthesis")
+        );
     }
 
     #[test]
@@ -730,7 +972,7 @@ mod tests {
         let f = "/etc/ipqbdb-pcre.conf";
         assert_eq!(
             err(r#"/<HOST>/ * "r" colour=red"#),
-            format!("{f}:1:16: unknown option \"colour\" (mode, attempt, ban or tag)")
+            format!("{f}:1:16: unknown option \"colour\" (mode, attempt, ban, tag or input)")
         );
         assert_eq!(
             err(r#"/<HOST>/ * "r" mode=wild"#),

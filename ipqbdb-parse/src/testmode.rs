@@ -181,8 +181,20 @@ pub fn report(rules: &RuleSet, s: &Summary, out: &mut dyn Write) -> std::io::Res
             out,
             "  {:>5} {m:>8} {e:>7}  {mode:<10}  {}",
             r.label(),
-            r.reason
+            r.reason_label()
         )?;
+    }
+    // Which engine each rule runs on, for rules that do not run on the default one.
+    for r in rules.rules().iter().filter(|r| r.backtrack.is_some()) {
+        writeln!(
+            out,
+            "  rule at line {} runs on {} (backtracking, budget per line): the regex crate refuses its syntax",
+            r.label(),
+            r.engine()
+        )?;
+    }
+    if let Some(msg) = crate::rules::database_fields(rules.rules()) {
+        writeln!(out, "  {msg}")?;
     }
     writeln!(out, "\nAddresses caught: {}", s.addresses.len())?;
     let mut sorted: Vec<_> = s.addresses.iter().collect();
@@ -197,7 +209,7 @@ pub fn report(rules: &RuleSet, s: &Summary, out: &mut dyn Write) -> std::io::Res
         line.push(' ');
         push_padded(&mut line, format_args!("{n}"), 6, true);
         line.push_str("  ");
-        line.push_str(&rules.rules()[*rule].reason);
+        line.push_str(&rules.rules()[*rule].reason_label());
         line.push('\n');
         out.write_all(line.as_bytes())?;
     }

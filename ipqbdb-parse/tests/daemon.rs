@@ -292,6 +292,60 @@ fn signals_reload_report_and_refuse_broken_rules() {
     );
 }
 
+/// SIGUSR2, ipqbdb 2.03's recovery signal (its scripts send it to every daemon), reopens the
+/// database on every engine: the daemon lives, says so, and bans through the new handle.
+#[test]
+fn sigusr2_reopens_the_database() {
+    for (n, backend) in Backend::compiled_local().into_iter().enumerate() {
+        let s = Setup::new();
+        let d = s.start(backend, &[], n);
+        let fifo = s.db().join("ibd-parse.sock");
+        write_fifo(&fifo, ssh("192.0.2.40").as_bytes());
+        s.wait_caught("192.0.2.40", 1);
+        for (round, addr) in ["192.0.2.41", "192.0.2.42"].into_iter().enumerate() {
+            d.signal(libc::SIGUSR2);
+            wait_until(
+                || format!("{backend}: reopen {}:\n{}", round + 1, d.text()),
+                LIMIT,
+                || d.text().matches("SIGUSR2: reopened the database").count() == round + 1,
+            );
+            write_fifo(
+                &fifo,
+                format!("{}{}", ssh("192.0.2.40"), ssh(addr)).as_bytes(),
+            );
+            s.wait_caught(addr, 1);
+            s.wait_caught("192.0.2.40", round as u64 + 2);
+        }
+        d.stop();
+    }
+}
+
+/// Issue 24's forged repeat: a client-chosen user name carrying `: message repeated 1000 times: [`
+/// is one line, one ban; a real wrapper right after the tag still counts its repeats.
+#[test]
+fn a_forged_repeat_wrapper_is_one_ban() {
+    let s = Setup::new();
+    std::fs::write(
+        s.rules(),
+        concat!(
+            "/^Connection from <HOST> port \\d+/ * \"noted\" ban=no tag=sshd\n",
+            "/^Disconnecting: Too many authentication failures/ @ \"too many\" tag=sshd\n",
+            "/^Failed password for \\S+ from <HOST> port \\d+ ssh2$/ * \"pw\" tag=sshd\n",
+        ),
+    )
+    .unwrap();
+    let err = s.run_stdin(
+        &[],
+        concat!(
+            "Nov 21 10:00:00 gw sshd[42]: Connection from 192.0.2.77 port 5555 on 10.0.0.1 port 22\n",
+            "Nov 21 10:00:01 gw sshd[42]: Disconnecting: Too many authentication failures for invalid user x: message repeated 1000 times: [ y [preauth]\n",
+            "Nov 21 10:00:02 gw sshd[43]: message repeated 3 times: [ Failed password for root from 192.0.2.78 port 22 ssh2]\n",
+        ),
+    );
+    assert_eq!(s.caught("192.0.2.77"), 1, "{err}");
+    assert_eq!(s.caught("192.0.2.78"), 3, "{err}");
+}
+
 #[test]
 fn stdin_input_and_connection_kill() {
     let s = Setup::new();
@@ -521,13 +575,13 @@ fn log_category_appends_each_bans_category() {
         ssh("192.0.2.50")
     );
     let err = s.run_stdin(&["--log-category"], &input);
-    let bans: Vec<&str> = err.lines().filter(|l| l.contains(", category ")).collect();
+    let bans: Vec<&str> = err.lines().filter(|l| l.contains(" record for ")).collect();
     assert_eq!(
         bans,
         [
-            "ibd-parse: 192.0.2.50: 3.125% (ssh), category 18",
-            "ibd-parse: 192.0.2.51: 3.125% (ftp), category 0",
-            "ibd-parse: 192.0.2.50: 6.250% (ssh), category 18",
+            "ibd-parse: new record for 192.0.2.50, 3.125%, decay 1h, ssh, 18",
+            "ibd-parse: new record for 192.0.2.51, 3.125%, decay 1h, ftp, 0",
+            "ibd-parse: old record for 192.0.2.50, 6.250%, decay 1h, ssh, 18",
         ],
         "{err}"
     );

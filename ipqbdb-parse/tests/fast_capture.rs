@@ -88,3 +88,45 @@ fn automata_agree_with_the_regex_captures() {
         "decided {decided} of {matched}"
     );
 }
+
+/// Small user rules whose span the regex crate's own search can get wrong: whatever the automata
+/// answer must be what the regex's captures answer, and never a group no match captures.
+#[test]
+fn a_wrong_span_from_the_regex_is_not_trusted() {
+    // regex-automata 0.4.18's full DFA ends this match at 2 (`a1`), where it ends at 4 (`a1Ax`):
+    // the automata used to split the wrong span and answer `1`, which no match captures.
+    let pattern = " *?(?:a|ab)[^a]+?(?P<IP>x|1+?)";
+    let regex = regex::bytes::RegexBuilder::new(pattern)
+        .unicode(false)
+        .build()
+        .unwrap();
+    let fast = FastCapture::new(pattern, 1).unwrap();
+    let hay = b"a1Axa\n";
+    let want = regex.captures(hay).map(|c| c.get(1).map(|g| g.range()));
+    let got = group_span(&regex, Some(&fast), 1, hay, false);
+    assert_eq!(got, want);
+    assert_ne!(got, Some(Some(1..2)));
+}
+
+proptest::proptest! {
+    /// Lines made of the pieces of such rules: the automata never answer other than the regex.
+    #[test]
+    fn small_rules_never_disagree(pieces in proptest::collection::vec(0usize..8, 0..12)) {
+        const PIECES: [&str; 8] = ["a", "b", "1", "A", "x", " ", "\n", "ab"];
+        let line: String = pieces.iter().map(|&i| PIECES[i]).collect();
+        for pattern in [
+            " *?(?:a|ab)[^a]+?(?P<IP>x|1+?)",
+            "(?:a|ab)[^a]*?(?P<IP>x|1+)",
+            " ?(?:ab|a)[^a]+(?P<IP>1+?|x)A?",
+        ] {
+            let regex = regex::bytes::RegexBuilder::new(pattern).unicode(false).build().unwrap();
+            let fast = FastCapture::new(pattern, 1).unwrap();
+            let want = regex.captures(line.as_bytes()).map(|c| c.get(1).map(|g| g.range()));
+            proptest::prop_assert_eq!(
+                group_span(&regex, Some(&fast), 1, line.as_bytes(), false),
+                want,
+                "{} on {:?}", pattern, line
+            );
+        }
+    }
+}

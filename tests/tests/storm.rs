@@ -172,7 +172,12 @@ fn eight_banners_beside_parse_and_judge() {
             "{backend}: records"
         );
         // Each daemon said only what a healthy run says.
-        only_lines(&parse_proc.log(), &["started", "stopped"], backend);
+        // The parser logs each ban (2.x's `new|old record for` line) besides starting and stopping.
+        only_lines(
+            &parse_proc.log(),
+            &["started", "stopped", " record for "],
+            backend,
+        );
         only_lines(
             &judge_proc.log(),
             &[
