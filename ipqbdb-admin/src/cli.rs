@@ -23,7 +23,8 @@ use ipqbdb_store::cli::{ConnKillArgs, DbArgs};
         (/etc/ipqbdb.popt, or --option-file, or $IPQBDB_OPTION_FILE) are applied to the program \
         named (ibd-ban, ibd-del, ...) before its command line is read, beside the TOML \
         configuration file. See docs/UPGRADING.md for the spellings of ipqbdb 2.x.\n\n\
-        Exit status: 0 success, 1 failure (for ban and white: some input refused), 2 usage error."
+        Exit status: 0 success, 1 failure (for ban and white: some input refused), 2 usage error, \
+        3 (ban) every ban applied but a connection kill failed."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -131,8 +132,8 @@ pub struct BanArgs {
     /// Also log each ban to syslog
     #[arg(long, short_alias = 'l')]
     pub log_syslog: bool,
-    /// Append the reason's report category to each ban's line (`, category N`), for reporting with
-    /// one's own scripts
+    /// Append the reason's report category to each ban's line (`, category N` on standard output,
+    /// `, N` in the syslog line), for reporting with one's own scripts
     #[arg(long)]
     pub log_category: bool,
     /// Print nothing on success

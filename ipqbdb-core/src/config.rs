@@ -47,18 +47,36 @@ pub enum ConfigError {
     },
 }
 
-/// A duration written as seconds or as text (`"4h"`).
+/// A duration written as seconds, as seconds with a fraction (`86400.5`: ipqbdb 2.x's decays were
+/// floating-point), or as text (`"4h"`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(untagged)]
 pub enum DurationValue {
     Seconds(u32),
+    Fraction(FractionalSeconds),
     Text(String),
 }
+
+/// Seconds with a fraction as TOML wrote them; compared bit for bit, so a setting equals itself.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(transparent)]
+pub struct FractionalSeconds(pub f64);
+
+impl PartialEq for FractionalSeconds {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_bits() == other.0.to_bits()
+    }
+}
+
+impl Eq for FractionalSeconds {}
 
 impl DurationValue {
     pub fn seconds(&self) -> Result<u32, ParseError> {
         match self {
             DurationValue::Seconds(s) => Ok(*s),
+            // Display writes the shortest text that reads back as the same value, never an
+            // exponent, so the rounding is `parse_duration`'s, the same as on a command line.
+            DurationValue::Fraction(f) => parse_duration(&f.0.to_string()),
             DurationValue::Text(t) => parse_duration(t),
         }
     }
@@ -334,6 +352,22 @@ mod tests {
         assert_eq!(parse_.db_dir.as_deref(), Some(Path::new("/srv/other")));
         assert_eq!(parse_.decay.unwrap().seconds(), Ok(7200));
         assert_eq!(parse_.reason, None);
+    }
+
+    #[test]
+    fn decays_may_be_bare_numbers_with_a_fraction() {
+        let s = parse("decay = 86400.5\n", "ban").unwrap();
+        assert_eq!(s.decay.unwrap().ban_seconds(), Ok(86401));
+        let s = parse("decay = 0.3\n", "ban").unwrap();
+        assert_eq!(s.decay.unwrap().ban_seconds(), Ok(1));
+        // Refused at load, naming the file and the key, as a bad text value is.
+        for bad in ["0.0", "-1.5", "nan", "inf"] {
+            let e = parse(&format!("decay = {bad}\n"), "ban").unwrap_err();
+            assert!(
+                e.to_string().starts_with("/etc/test.toml: decay: "),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]

@@ -25,7 +25,8 @@ use crate::qspec::QSpec;
         of its burst. With several queues, --queue-balance 0:1 (and --queue-cpu-fanout) in the rule \
         spreads packets over them: ibd-judge Q0 Q1. On SIGTERM every packet received is answered \
         and what the queue still holds is accepted before the socket closes.\n\n\
-        Signals: SIGUSR1 logs counters per queue, SIGTERM and SIGINT exit cleanly.\n\n\
+        Signals: SIGUSR1 logs counters per queue, SIGUSR2 reopens the database, SIGHUP is logged \
+        (nothing to reload), SIGTERM and SIGINT exit cleanly.\n\n\
         Metrics: --metrics-listen serves the Prometheus text format at /metrics (packets by queue \
         and verdict, unjudged packets by cause, receive errors, packets per verdict send, snapshot \
         age, cache hits, counter write-backs); --metrics-file writes it for node_exporter's \

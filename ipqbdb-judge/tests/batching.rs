@@ -131,7 +131,7 @@ fn interleaved_sources_and_marks_through_the_batch_path() {
         lab.j.queue_udp("iptables", 7000, 0);
         // Queue 1, in the mangle table, judges destinations and marks; the filter table then
         // rejects marked packets.
-        common::queue_and_reject_marked(&lab.j, 7001, 1, 4);
+        lab.j.queue_and_reject_marked(7001, 1, 4);
         // Banned before the judge starts: its first snapshot sees them.
         lab.ban(&["-c", "0", "-t", LONG, FULL, MARKED_DST]);
         lab.ban(&["-c", "2", "-t", "1w", QUARTER]);

@@ -60,7 +60,7 @@ impl Lab {
         // table, judges destinations and marks; the filter table then rejects marked packets.
         lab.j.queue_udp("iptables", 7000, 0);
         lab.j.queue_udp("ip6tables", 7002, 0);
-        common::queue_and_reject_marked(&lab.j, 7001, 1, 4);
+        lab.j.queue_and_reject_marked(7001, 1, 4);
         let rx = [
             (7000, "0.0.0.0:7000"),
             (7001, "0.0.0.0:7001"),

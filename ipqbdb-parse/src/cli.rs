@@ -17,7 +17,8 @@ use crate::rules::Mode;
         Lines come from the FIFO ibd-parse.sock in the database directory (write to it from syslog, \
         or `cat log > ibd-parse.sock`), from standard input with --stdin, and from FILEs followed \
         across rotation. Signals: SIGUSR1 logs per-rule counters, SIGHUP reloads the rule file and fail2ban filters \
-        (a broken file keeps the old rules), SIGTERM and SIGINT exit cleanly.\n\n\
+        (a broken file keeps the old rules), SIGUSR2 reopens the database, SIGTERM and SIGINT exit \
+        cleanly.\n\n\
         Test mode: `ibd-parse --test LOGFILE [RULEFILE]` prints what the rules catch in LOGFILE, \
         without a database.\n\n\
         Metrics: --metrics-listen serves the Prometheus text format at /metrics (lines per input, \
@@ -67,8 +68,8 @@ pub struct Cli {
     /// Stay in the foreground (as under systemd); otherwise detach and log to syslog
     #[arg(short = 'D', long, alias = "no-daemon")]
     pub foreground: bool,
-    /// More messages: -v each ban, -vv each matching line, -vvv every line (ipqbdb 2.x's `-v N`
-    /// and `--verbose=N` are N+1 of these)
+    /// More messages: each ban's line is logged at every verbosity (in ipqbdb 2.x's shape), -vv adds
+    /// each matching line, -vvv every line (ipqbdb 2.x's `-v N` and `--verbose=N` are N+1 of these)
     #[arg(short, action = ArgAction::Count)]
     pub verbose: u8,
     #[command(flatten)]
@@ -76,8 +77,8 @@ pub struct Cli {
     /// Log to syslog even in the foreground
     #[arg(long)]
     pub log_syslog: bool,
-    /// Log every ban (as -v does) with its reason's report category appended (`, category N`), for
-    /// reporting with one's own scripts
+    /// Append the reason's report category to each ban's line (`, N`, 0 for none), for reporting
+    /// with one's own scripts (ipqbdb 2.x's READMEreportcategory recipe)
     #[arg(long)]
     pub log_category: bool,
     /// Read followed files without a saved position from the start (default: from the end)

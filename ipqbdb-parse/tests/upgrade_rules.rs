@@ -139,7 +139,6 @@ fn test_mode_names_ids_and_engines() {
 }
 
 #[test]
-#[ignore = "needs the decimal decay parser (branch upgrade-cli)"]
 fn a_decimal_decay_loads() {
     let s = Setup::empty();
     s.write(

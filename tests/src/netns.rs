@@ -85,6 +85,28 @@ impl Netns {
         self.must(&argv);
     }
 
+    /// Queue `queue`, in the mangle table, judges UDP packets to `port` (a destination spec such as
+    /// `Q1DM4` marks them); the filter table then rejects the packets marked `mark`.
+    pub fn queue_and_reject_marked(&self, port: u16, queue: u16, mark: u32) {
+        let queue = queue.to_string();
+        self.queue_port("iptables", "mangle", "udp", port, &["--queue-num", &queue]);
+        let (port, mark) = (port.to_string(), mark.to_string());
+        self.must(&[
+            "iptables", "-A", "INPUT", "-p", "udp", "--dport", &port, "-m", "mark", "--mark",
+            &mark, "-j", "REJECT",
+        ]);
+    }
+
+    /// Packets the REJECT rule of this namespace's INPUT chain met.
+    pub fn reject_count(&self) -> u64 {
+        let out = self.must(&["iptables", "-L", "INPUT", "-v", "-x", "-n"]);
+        out.lines()
+            .find(|l| l.contains("REJECT"))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .expect("REJECT rule counter")
+    }
+
     /// A command builder that runs inside the namespace.
     pub fn command(&self, program: &str) -> Command {
         let mut c = Command::new("ip");

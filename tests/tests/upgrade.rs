@@ -429,22 +429,8 @@ mod judge {
             &["10.88.0.2/24", "10.88.0.3/24"],
         );
         j.queue_udp("iptables", 7000, 0);
-        j.queue_port("iptables", "mangle", "udp", 7002, &["--queue-num", "2"]);
-        j.must(&[
-            "iptables", "-A", "INPUT", "-p", "udp", "--dport", "7002", "-m", "mark", "--mark", "4",
-            "-j", "REJECT",
-        ]);
+        j.queue_and_reject_marked(7002, 2, 4);
         (j, c)
-    }
-
-    /// Packets the REJECT rule of `j`'s INPUT chain met.
-    fn rejected(j: &Netns) -> u64 {
-        let out = j.must(&["iptables", "-L", "INPUT", "-v", "-x", "-n"]);
-        out.lines()
-            .find(|l| l.contains("REJECT"))
-            .and_then(|l| l.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-            .expect("REJECT rule counter")
     }
 
     fn receiver(j: &Netns, addr: &str) -> UdpSocket {
@@ -494,7 +480,7 @@ mod judge {
             got <= 1,
             "packets to the banned destination were not rejected"
         );
-        let n = rejected(&j);
+        let n = j.reject_count();
         assert!(n >= 49, "REJECT met {n} packets");
         judge.stop(Duration::from_secs(20));
         // --verbose=4 is the most detailed level: every packet, with its address.

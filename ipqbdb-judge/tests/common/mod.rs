@@ -29,28 +29,6 @@ pub fn ibd_ban(db: &Path, backend: Backend, args: &[&str]) {
     assert_eq!(ipqbdb_admin::run(argv), 0, "ibd ban {args:?}");
 }
 
-/// Queue `queue`, in the mangle table, judges UDP packets to `port` (a destination spec such as
-/// `Q1DM4` marks them); the filter table then rejects the packets marked `mark`.
-pub fn queue_and_reject_marked(ns: &Netns, port: u16, queue: u16, mark: u32) {
-    let queue = queue.to_string();
-    ns.queue_port("iptables", "mangle", "udp", port, &["--queue-num", &queue]);
-    let (port, mark) = (port.to_string(), mark.to_string());
-    ns.must(&[
-        "iptables", "-A", "INPUT", "-p", "udp", "--dport", &port, "-m", "mark", "--mark", &mark,
-        "-j", "REJECT",
-    ]);
-}
-
-/// Packets the REJECT rule of `ns`'s INPUT chain met.
-pub fn reject_count(ns: &Netns) -> u64 {
-    let out = ns.must(&["iptables", "-L", "INPUT", "-v", "-x", "-n"]);
-    out.lines()
-        .find(|l| l.contains("REJECT"))
-        .and_then(|l| l.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .expect("REJECT rule counter")
-}
-
 /// A judge's namespace `j` joined by a veth pair to a client namespace `c`, a temporary directory
 /// for the database and the judge's log, and the judge once started. Fields drop in order: the
 /// judge (printing its log on failure) before its directory.
@@ -104,6 +82,6 @@ impl JudgeLab {
 
     /// Packets the REJECT rule of the judge's namespace met.
     pub fn reject_count(&self) -> u64 {
-        reject_count(&self.j)
+        self.j.reject_count()
     }
 }
