@@ -5,6 +5,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use ipqbdb_tests::netns::Netns;
+use ipqbdb_tests::root_test;
 use ipqbdb_tests::{output_ok, Proc};
 
 const IBD: &str = env!("CARGO_BIN_EXE_ibd");
@@ -534,11 +535,7 @@ fn connkill_runs_once_with_the_address_only() {
     assert!(find(&records(&env), "198.51.100.1").is_none());
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "root-tests"),
-    ignore = "needs root (network namespaces, iptables, mounts): run with --features root-tests or --all-features"
-)]
+#[root_test("network namespaces, iptables, mounts")]
 fn connkill_removes_a_real_conntrack_entry() {
     let env = Env::new("lmdb");
     let ns = Netns::new("ck");

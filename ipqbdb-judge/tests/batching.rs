@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::JudgeLab as Lab;
 use ipqbdb_store::Backend;
+use ipqbdb_tests::root_test;
 use ipqbdb_tests::scrape::{logged_addr, must_value, scrape};
 use ipqbdb_tests::traffic::{
     assert_all_judged, judge_counters, logged_number, queue_counters, Stream,
@@ -120,11 +121,7 @@ fn all_sent(stream: Stream) -> ipqbdb_tests::traffic::Report {
     stream.finish()
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "root-tests"),
-    ignore = "needs root (network namespaces, iptables): run with --features root-tests or --all-features"
-)]
+#[root_test("network namespaces, iptables")]
 fn interleaved_sources_and_marks_through_the_batch_path() {
     common::every_backend(|b| {
         let mut lab = Lab::new(b);
@@ -209,11 +206,7 @@ fn interleaved_sources_and_marks_through_the_batch_path() {
     });
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "root-tests"),
-    ignore = "needs root (network namespaces, iptables): run with --features root-tests or --all-features"
-)]
+#[root_test("network namespaces, iptables")]
 fn two_balanced_queues_both_serve() {
     common::every_backend(|b| {
         let mut lab = Lab::new(b);
@@ -313,11 +306,7 @@ fn assert_metrics_of_two_queues(lab: &Lab, judged: [u64; 2]) {
 
 /// A second judge on a queue that has one: refused in one line naming the queue and why, exit 1;
 /// the first goes on.
-#[test]
-#[cfg_attr(
-    not(feature = "root-tests"),
-    ignore = "needs root (network namespaces, iptables): run with --features root-tests or --all-features"
-)]
+#[root_test("network namespaces, iptables")]
 fn a_second_judge_on_a_queue_is_refused_in_one_line() {
     let b = Backend::compiled_local()[0];
     let mut lab = Lab::new(b);
@@ -342,11 +331,7 @@ fn a_second_judge_on_a_queue_is_refused_in_one_line() {
 /// (the kernel's own view of the queue), length and fail-open, by what overflowing a queue of one
 /// packet does with and without `--fail-open`. The queue setup does not depend on the engine: one
 /// is enough.
-#[test]
-#[cfg_attr(
-    not(feature = "root-tests"),
-    ignore = "needs root (network namespaces, iptables): run with --features root-tests or --all-features"
-)]
+#[root_test("network namespaces, iptables")]
 fn queue_length_and_fail_open_are_what_the_options_say() {
     let b = Backend::compiled_local()[0];
     for fail_open in [true, false] {
@@ -410,11 +395,7 @@ fn queue_length_and_fail_open_are_what_the_options_say() {
     }
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "root-tests"),
-    ignore = "needs root (network namespaces, iptables): run with --features root-tests or --all-features"
-)]
+#[root_test("network namespaces, iptables")]
 fn sigterm_during_a_burst_leaves_no_packet_queued() {
     common::every_backend(|b| {
         let mut lab = Lab::new(b);
@@ -459,11 +440,7 @@ fn sigterm_during_a_burst_leaves_no_packet_queued() {
     });
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "root-tests"),
-    ignore = "needs root (network namespaces, iptables): run with --features root-tests or --all-features"
-)]
+#[root_test("network namespaces, iptables")]
 fn a_large_offloaded_segment_is_one_verdict() {
     use std::io::{Read, Write};
     use std::net::{TcpListener, TcpStream};
@@ -499,11 +476,7 @@ fn a_large_offloaded_segment_is_one_verdict() {
     });
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "root-tests"),
-    ignore = "needs root (network namespaces, iptables): run with --features root-tests or --all-features"
-)]
+#[root_test("network namespaces, iptables")]
 fn a_receive_buffer_overflow_is_counted_and_survived() {
     common::every_backend(|b| {
         let mut lab = Lab::new(b);

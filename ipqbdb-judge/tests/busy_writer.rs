@@ -357,20 +357,17 @@ macro_rules! per_engine {
             mod $engine {
                 use super::*;
 
-                #[test]
-                #[cfg_attr(not(feature = "root-tests"), ignore = "needs root (network namespaces, iptables, mounts): run with --features root-tests or --all-features")]
+                #[ipqbdb_tests::root_test("network namespaces, iptables, mounts")]
                 fn held_writer_stalls_no_verdict() {
                     held_writer($backend);
                 }
 
-                #[test]
-                #[cfg_attr(not(feature = "root-tests"), ignore = "needs root (network namespaces, iptables, mounts): run with --features root-tests or --all-features")]
+                #[ipqbdb_tests::root_test("network namespaces, iptables, mounts")]
                 fn retention_pass_stalls_no_verdict() {
                     retention_pass($backend);
                 }
 
-                #[test]
-                #[cfg_attr(not(feature = "root-tests"), ignore = "needs root (network namespaces, iptables, mounts): run with --features root-tests or --all-features")]
+                #[ipqbdb_tests::root_test("network namespaces, iptables, mounts")]
                 fn a_damaged_record_is_accepted_and_logged_once() {
                     damaged_record($backend);
                 }

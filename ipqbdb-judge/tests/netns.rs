@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use common::JudgeLab;
 use ipqbdb_store::{AnyStore, Backend, Store};
+use ipqbdb_tests::root_test;
 use ipqbdb_tests::traffic;
 use ipqbdb_tests::{open_existing, wait_until};
 
@@ -140,11 +141,7 @@ impl Lab {
 /// one pass at most.
 const LONG: &str = "30d";
 
-#[test]
-#[cfg_attr(
-    not(feature = "root-tests"),
-    ignore = "needs root (network namespaces, iptables, mounts): run with --features root-tests or --all-features"
-)]
+#[root_test("network namespaces, iptables, mounts")]
 fn unknown_accepted_banned_dropped_and_live_bans_enforced() {
     common::every_backend(|b| {
         let mut lab = Lab::new(b);
@@ -208,11 +205,7 @@ fn unknown_accepted_banned_dropped_and_live_bans_enforced() {
 /// database on every engine: each queue's thread and the counter writer say so, the judge keeps
 /// judging (a ban made after the reopen is enforced, block counters are still written), and
 /// SIGHUP, which the judge has nothing to reload for, is survived too.
-#[test]
-#[cfg_attr(
-    not(feature = "root-tests"),
-    ignore = "needs root (network namespaces, iptables, mounts): run with --features root-tests or --all-features"
-)]
+#[root_test("network namespaces, iptables, mounts")]
 fn sigusr2_reopens_the_database_and_sighup_is_survived() {
     common::every_backend(|b| {
         let mut lab = Lab::new(b);
@@ -253,11 +246,7 @@ fn sigusr2_reopens_the_database_and_sighup_is_survived() {
     });
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "root-tests"),
-    ignore = "needs root (network namespaces, iptables, mounts): run with --features root-tests or --all-features"
-)]
+#[root_test("network namespaces, iptables, mounts")]
 fn a_quarter_probability_drops_about_a_quarter() {
     common::every_backend(|b| {
         let lab = Lab::new(b);
@@ -276,11 +265,7 @@ fn a_quarter_probability_drops_about_a_quarter() {
     });
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "root-tests"),
-    ignore = "needs root (network namespaces, iptables, mounts): run with --features root-tests or --all-features"
-)]
+#[root_test("network namespaces, iptables, mounts")]
 fn marked_packets_are_rejected_by_a_later_rule() {
     common::every_backend(|b| {
         let lab = Lab::new(b);
@@ -309,11 +294,7 @@ fn marked_packets_are_rejected_by_a_later_rule() {
     });
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "root-tests"),
-    ignore = "needs root (network namespaces, iptables, mounts): run with --features root-tests or --all-features"
-)]
+#[root_test("network namespaces, iptables, mounts")]
 fn decay_lets_a_banned_source_back_in() {
     common::every_backend(|b| {
         let lab = Lab::new(b);

@@ -21,6 +21,7 @@ use ipqbdb_judge::netlink::NfqSocket;
 use ipqbdb_judge::receive::{parse, Burst, Item};
 use ipqbdb_judge::verdicts::{QueueSetup, Verdict};
 use ipqbdb_tests::netns::{pair, Netns};
+use ipqbdb_tests::root_test;
 use ipqbdb_tests::traffic::{QueueCounters, Stream};
 
 /// `NfqSocket::open` finds its descriptor among those the process opened meanwhile, so the tests
@@ -181,11 +182,7 @@ fn bound_socket() -> NfqSocket {
     sock
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "root-tests"),
-    ignore = "needs root (network namespaces, iptables): run with --features root-tests or --all-features"
-)]
+#[root_test("network namespaces, iptables")]
 fn thousands_of_stops_under_a_flood_drop_nothing() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let lab = FloodLab::new("stop", 0);
@@ -248,11 +245,7 @@ fn bind_serve_stop() -> u64 {
 /// with its whole setup in one message, which leaves that instant inside the kernel's handling of
 /// the message: here 0 or 1 packet was lost in 3,000 to 5,400 bindings, where binding and then
 /// setting up with `nfq`'s separate requests lost 1,100 to 1,350 (one per two to four bindings).
-#[test]
-#[cfg_attr(
-    not(feature = "root-tests"),
-    ignore = "needs root (network namespaces, iptables): run with --features root-tests or --all-features"
-)]
+#[root_test("network namespaces, iptables")]
 fn rebinding_under_a_flood_loses_next_to_nothing() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let lab = FloodLab::new("bind", 1);

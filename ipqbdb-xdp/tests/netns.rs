@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use ipqbdb_core::AddrKey;
 use ipqbdb_store::{AnyStore, Backend, Store};
 use ipqbdb_tests::netns::{pair, Netns};
+use ipqbdb_tests::root_test;
 use ipqbdb_tests::traffic::{self, Stream};
 use ipqbdb_tests::{daemon_options, open_existing, wait_until, Proc};
 
@@ -186,11 +187,7 @@ fn blocked(store: &AnyStore, ip: &str) -> u64 {
     store.lookup(key).unwrap().map_or(0, |r| r.blocked)
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "root-tests"),
-    ignore = "needs root (network namespaces, BPF): run with --features root-tests or --all-features"
-)]
+#[root_test("network namespaces, BPF")]
 fn verdicts_follow_the_database() {
     every_backend(|b| {
         let mut lab = Lab::new(b);
@@ -252,11 +249,7 @@ fn verdicts_follow_the_database() {
     });
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "root-tests"),
-    ignore = "needs root (network namespaces, BPF): run with --features root-tests or --all-features"
-)]
+#[root_test("network namespaces, BPF")]
 fn a_quarter_probability_drops_about_a_quarter() {
     every_backend(|b| {
         let mut lab = Lab::new(b);
@@ -276,11 +269,7 @@ fn a_quarter_probability_drops_about_a_quarter() {
     });
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "root-tests"),
-    ignore = "needs root (network namespaces, BPF): run with --features root-tests or --all-features"
-)]
+#[root_test("network namespaces, BPF")]
 fn sigkill_leaves_verdicts_and_a_restart_adopts_them() {
     every_backend(|b| {
         let mut lab = Lab::new(b);
@@ -311,11 +300,7 @@ fn sigkill_leaves_verdicts_and_a_restart_adopts_them() {
     });
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "root-tests"),
-    ignore = "needs root (network namespaces, BPF): run with --features root-tests or --all-features"
-)]
+#[root_test("network namespaces, BPF")]
 fn a_restart_with_other_sizes_replaces_the_maps_without_a_gap() {
     every_backend(|b| {
         let mut lab = Lab::new(b);
@@ -402,11 +387,7 @@ fn a_restart_with_other_sizes_replaces_the_maps_without_a_gap() {
     });
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "root-tests"),
-    ignore = "needs root (network namespaces, BPF): run with --features root-tests or --all-features"
-)]
+#[root_test("network namespaces, BPF")]
 fn pins_of_a_deleted_interface_are_not_adopted() {
     every_backend(|b| {
         let mut lab = Lab::new(b);
@@ -427,11 +408,7 @@ fn pins_of_a_deleted_interface_are_not_adopted() {
     });
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "root-tests"),
-    ignore = "needs root (network namespaces, BPF): run with --features root-tests or --all-features"
-)]
+#[root_test("network namespaces, BPF")]
 fn decay_lets_a_source_back_in_while_the_daemon_is_stopped() {
     every_backend(|b| {
         let mut lab = Lab::new(b);
@@ -451,11 +428,7 @@ fn decay_lets_a_source_back_in_while_the_daemon_is_stopped() {
     });
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "root-tests"),
-    ignore = "needs root (network namespaces, BPF): run with --features root-tests or --all-features"
-)]
+#[root_test("network namespaces, BPF")]
 fn full_map_keeps_the_highest_probabilities_and_detach_on_exit_cleans_up() {
     every_backend(|b| {
         let mut lab = Lab::new(b);
@@ -488,11 +461,7 @@ fn full_map_keeps_the_highest_probabilities_and_detach_on_exit_cleans_up() {
     });
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "root-tests"),
-    ignore = "needs root (network namespaces, BPF, iptables): run with --features root-tests or --all-features"
-)]
+#[root_test("network namespaces, BPF, iptables")]
 fn xdp_and_the_nfqueue_judge_together() {
     let judge_bin = ipqbdb_tests::workspace_bin("ipqbdb-judge", "ibd-judge");
     every_backend(|b| {

@@ -2,16 +2,13 @@
 //! verdict program) gives one line naming the program and the verifier's reason. (The verdict
 //! program passes it in every test of `netns.rs`.)
 
+use ipqbdb_tests::root_test;
 use ipqbdb_xdp::error::XdpError;
 use ipqbdb_xdp::loader::load_object;
 
 static REFUSED: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/refused.bpf.o"));
 
-#[test]
-#[cfg_attr(
-    not(feature = "root-tests"),
-    ignore = "needs root (loads BPF programs): run with --features root-tests or --all-features"
-)]
+#[root_test("loads BPF programs")]
 fn a_refused_program_is_one_line_with_the_reason() {
     let err = load_object(REFUSED, "ipqbdb_refused")
         .expect_err("the verifier refuses a read past the packet's checked bounds");

@@ -8,6 +8,7 @@ pub mod proc;
 pub mod scrape;
 pub mod traffic;
 
+pub use ipqbdb_test_macros::root_test;
 pub use proc::{output_ok, Proc};
 
 use std::io::{BufRead, BufReader};

@@ -20,6 +20,7 @@ use std::time::Duration;
 use ipqbdb_core::AddrKey;
 use ipqbdb_store::{Backend, Store};
 use ipqbdb_tests::netns::Netns;
+use ipqbdb_tests::root_test;
 use ipqbdb_tests::traffic::{judge_counters, Link};
 use ipqbdb_tests::{
     must_finish, open_any, parser_following, stream_addr, wait_until, workspace_bin, Lines, Proc,
@@ -77,11 +78,7 @@ fn start_worker(backend: Backend, db: &Path, octet: u8, acked: Arc<Mutex<Vec<Str
     proc
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "root-tests"),
-    ignore = "needs root (network namespaces, iptables, mounts): run with --features root-tests or --all-features"
-)]
+#[root_test("network namespaces, iptables, mounts")]
 fn kill_anything_any_time() {
     let kills: u32 = std::env::var("IPQBDB_CRASH_KILLS")
         .ok()

@@ -7,6 +7,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use ipqbdb_store::Backend;
+use ipqbdb_tests::root_test;
 use ipqbdb_tests::scrape::{logged_addr, scrape, value};
 use ipqbdb_tests::{wait_until, workspace_bin, Proc};
 
@@ -174,11 +175,7 @@ impl ParserOnSmallFs {
     }
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "root-tests"),
-    ignore = "needs root (network namespaces, iptables, mounts): run with --features root-tests or --all-features"
-)]
+#[root_test("network namespaces, iptables, mounts")]
 fn full_disk_and_read_only_file_system() {
     let parse = workspace_bin("ipqbdb-parse", "ibd-parse");
     for backend in Backend::compiled_local() {
@@ -317,11 +314,7 @@ fn record(db: &Path, addr: &str) -> Option<serde_json::Value> {
 /// replaces the rules meanwhile by a shorter file: the ban lands later with that rule's reason,
 /// count and decay (it once took the index of the rule into the new set: a wrong reason, or a
 /// panic past its end).
-#[test]
-#[cfg_attr(
-    not(feature = "root-tests"),
-    ignore = "needs root (network namespaces, iptables, mounts): run with --features root-tests or --all-features"
-)]
+#[root_test("network namespaces, iptables, mounts")]
 fn a_reload_while_the_database_refuses_keeps_the_waiting_bans() {
     let parse = workspace_bin("ipqbdb-parse", "ibd-parse");
     let beta = "/alpha <HOST>/ * \"alpha\" 1 - 2h\n/beta <HOST>/ * \"beta\" 2 - 3h\n";

@@ -11,6 +11,7 @@ use std::time::Duration;
 use ipqbdb_core::AddrKey;
 use ipqbdb_store::{Backend, Ban, Store, WhiteEntry};
 use ipqbdb_tests::netns::Netns;
+use ipqbdb_tests::root_test;
 use ipqbdb_tests::scrape::{
     get, logged_addr, must_value, promtool_check, request, scrape, try_request, value,
 };
@@ -37,11 +38,7 @@ fn file_page(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "root-tests"),
-    ignore = "needs root (network namespaces, iptables, mounts): run with --features root-tests or --all-features"
-)]
+#[root_test("network namespaces, iptables, mounts")]
 fn judge_metrics_count_the_packets_sent() {
     let judge = workspace_bin("ipqbdb-judge", "ibd-judge");
     let tmp = tempfile::tempdir().unwrap();

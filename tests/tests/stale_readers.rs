@@ -11,6 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ipqbdb_store::Backend;
+use ipqbdb_tests::root_test;
 use ipqbdb_tests::{open_any, parser_following, stream_addr, wait_until, workspace_bin, Proc};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_ipqbdb-store-worker");
@@ -128,11 +129,7 @@ fn run_judge(maintenance: &str) -> u64 {
     std::fs::metadata(db.join("lmdb/data.mdb")).unwrap().len()
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "root-tests"),
-    ignore = "needs root (network namespaces, iptables, mounts): run with --features root-tests or --all-features"
-)]
+#[root_test("network namespaces, iptables, mounts")]
 fn judge_housekeeping_keeps_lmdb_bounded_beside_killed_readers() {
     let without = run_judge("0");
     let with = run_judge("1s");

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use ipqbdb_core::AddrKey;
 use ipqbdb_store::{Backend, Store};
 use ipqbdb_tests::netns::Netns;
+use ipqbdb_tests::root_test;
 use ipqbdb_tests::traffic::{assert_all_judged, judge_counters, queue_counters, Link};
 use ipqbdb_tests::{open_any, parser_following, stream_addr, wait_until, workspace_bin, Proc};
 
@@ -24,11 +25,7 @@ const HOT: &str = Link::TEST_NET;
 /// Packets per second the judge is given, from the innocent and the hot address in turn.
 const RATE: u32 = 1_000;
 
-#[test]
-#[cfg_attr(
-    not(feature = "root-tests"),
-    ignore = "needs root (network namespaces, iptables, mounts): run with --features root-tests or --all-features"
-)]
+#[root_test("network namespaces, iptables, mounts")]
 fn eight_banners_beside_parse_and_judge() {
     let ibd = workspace_bin("ipqbdb-admin", "ibd");
     let parse = workspace_bin("ipqbdb-parse", "ibd-parse");

@@ -11,6 +11,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use ipqbdb_store::Store;
+use ipqbdb_tests::root_test;
 use ipqbdb_tests::{open_existing, wait_until, workspace_bin, Proc};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -396,11 +397,7 @@ fn old_database_is_named_and_its_data_imported() {
     assert!(stderr(&out).contains("__db.002"), "{}", stderr(&out));
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "root-tests"),
-    ignore = "needs root (network namespaces, iptables): run with --features root-tests or --all-features"
-)]
+#[root_test("network namespaces, iptables")]
 fn judge_from_install() {
     #[cfg(feature = "root-tests")]
     judge::run();
@@ -531,11 +528,7 @@ fn parser_from_install() {
     );
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "root-tests"),
-    ignore = "needs root (setuid copy, mount namespace): run with --features root-tests or --all-features"
-)]
+#[root_test("setuid copy, mount namespace")]
 fn setuid_ibd_ban_bans_and_nothing_else() {
     #[cfg(feature = "root-tests")]
     setuid::run();
