@@ -2,7 +2,7 @@
 //!
 //! IPv4 and IPv6 share a single 128-bit key space so that ranges, ordering and storage need one code
 //! path. IPv4 lives in the IPv4-mapped block `::ffff:0:0/96`, so `::ffff:1.2.3.4` and `1.2.3.4` are the
-//! same key, as DESIGN.md requires. IPv6 bans are masked to a prefix because an attacker owning a /64
+//! same key: an attacker must not escape a ban by writing its address the other way. IPv6 bans are masked to a prefix because an attacker owning a /64
 //! can otherwise rotate through 2^64 addresses and never be blocked.
 
 use std::fmt;

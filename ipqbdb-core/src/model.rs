@@ -1,4 +1,5 @@
-//! The probability model of DESIGN.md section 4, as pure functions of a record and a time.
+//! The probability model (docs/ARCHITECTURE.md, "The model, exactly"), as pure functions of a
+//! record and a time.
 //!
 //! Nothing here touches storage or the clock: the store runs [`apply_ban`] inside its transaction and
 //! the judge runs [`current_probability`] and [`is_guilty`] per packet, so both agree by construction.
