@@ -10,7 +10,8 @@
 #    are downloaded into it but installed only after the reload check, which must run without
 #    procps' /bin/kill. Cached as a tarball in $IPQBDB_CI_CACHE (default /var/cache/ipqbdb-ci).
 # 3. ipqbdb-lmdb, installed into the root before it boots (maintainer scripts without a running
-#    systemd), then booted (systemd-nspawn -b) with a veth to a network namespace of this check:
+#    systemd; old ipqbdb programs in /usr/local are named), then booted (systemd-nspawn -b) with a
+#    veth to a network namespace of this check:
 #    - the retention timer is active (enabled by the package, started by the boot);
 #    - ibd-judge and ibd-parse start and report ready (Type=notify), survive `systemctl restart` and
 #      `systemctl reload`; the local engine's units keep their address families;
@@ -272,7 +273,16 @@ restarted() {
 
 step "ipqbdb-lmdb: installed before boot, booted under systemd"
 new_root lmdb
+# Programs an ipqbdb 2.x `make install` left, which come first in PATH: the installation names them.
+install -D -m 755 /dev/null "$root/usr/local/sbin/ibd-judge"
+install -D -m 755 /dev/null "$root/usr/local/bin/ibd-ban"
 install_offline "$deb_lmdb"
+for old in /usr/local/sbin/ibd-judge /usr/local/bin/ibd-ban; do
+    grep -q "^ipqbdb: $old .* comes before /usr/sbin/${old##*/} in PATH" "$work/dpkg-offline.log" ||
+        fail "installing did not name $old: $(grep '^ipqbdb:' "$work/dpkg-offline.log" || echo 'no warning')"
+done
+rm "$root/usr/local/sbin/ibd-judge" "$root/usr/local/bin/ibd-ban"
+echo "the installation named the old /usr/local/sbin/ibd-judge and /usr/local/bin/ibd-ban"
 boot "ibd$$l" 1
 net=198.18.1
 is_active ibd-retention.timer || fail "ibd-retention.timer is $(in_ct systemctl is-active ibd-retention.timer) after boot (the package enables it)"
@@ -442,14 +452,17 @@ rm "$root/etc/ipqbdb/ipqbdb.toml.new"
 boot "ibd$$p" 2
 ip netns exec "$netns" runuser -u postgres -- "$pg_bin/pg_ctl" -D "$pg_data" -l "$work/pg/log" \
     -o "-k $work/pg -c listen_addresses=$net.1" -w -t 60 start > /dev/null || fail "the PostgreSQL server does not start: $(tail -3 "$work/pg/log")"
-expect_network ibd-parse no "AF_UNIX AF_INET AF_INET6"
-expect_network ibd-judge no "AF_NETLINK AF_UNIX AF_INET AF_INET6"
-expect_network ibd-retention no "AF_UNIX AF_INET AF_INET6"
 cp packaging/examples/rsyslog-ipqbdb.conf "$root/etc/rsyslog.d/ipqbdb.conf"
 for u in ibd-parse ibd-judge; do
     in_ct systemctl start "$u" || fail "ipqbdb-postgres: systemctl start $u failed: $(in_ct journalctl -q -n 5 -o cat -u "$u" | paste -sd '|')"
     expect_active "$u"
 done
+# TCP and nothing more.
+expect_network ibd-parse no "AF_UNIX AF_INET AF_INET6"
+expect_network ibd-parse-journal no "AF_UNIX AF_INET AF_INET6"
+expect_network ibd-judge no "AF_NETLINK AF_UNIX AF_INET AF_INET6"
+expect_network ibd-xdp@host0 no "AF_NETLINK AF_UNIX AF_INET AF_INET6"
+expect_network ibd-retention no "AF_UNIX AF_INET AF_INET6"
 in_ct systemctl restart rsyslog
 in_ct logger -p auth.info -t sshd "Invalid user admin from 203.0.113.30 port 2230"
 # The server as another host of the fleet sees it: a database directory with only the engine marker.
