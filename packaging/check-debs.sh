@@ -93,9 +93,11 @@ echo "cargo-deb $(cargo deb --version | awk '{print $2}'), $(systemd-analyze --v
 step "build"
 rm -rf target/debian
 packaging/build-debs.sh > /dev/null
-DEB_OUTPUT=$tmp/upgrade DEB_REVISION=2 packaging/build-debs.sh lmdb > /dev/null
+# Kept in target/debian-upgrade for packaging/check-units.sh.
+rm -rf target/debian-upgrade
+DEB_OUTPUT=target/debian-upgrade DEB_REVISION=2 packaging/build-debs.sh lmdb > /dev/null
 deb1=$(ls target/debian/"$pkg"_*-1_*.deb)
-deb2=$(ls "$tmp"/upgrade/"$pkg"_*-2_*.deb)
+deb2=$(ls target/debian-upgrade/"$pkg"_*-2_*.deb)
 ls -1 target/debian/*.deb "$deb2"
 
 # Every Documentation= of every ipqbdb unit under ROOT names a man page or file that exists under ROOT.

@@ -4,7 +4,7 @@
 # removed there for real.
 #
 # 1. Builds ipqbdb-lmdb (revisions 1 and 2) and ipqbdb-postgres (packaging/build-debs.sh), or takes
-#    them from the directory $CHECK_UNITS_DEBS.
+#    them from the directories in $CHECK_UNITS_DEBS (colon-separated; CI passes check-debs.sh's).
 # 2. A Debian bookworm root (debootstrap --variant=minbase, from the mirror apt uses here), with
 #    systemd, rsyslog, iproute2 and iptables; openssh-server and what it pulls in (procps among them)
 #    are downloaded into it but installed only after the reload check, which must run without
@@ -107,18 +107,20 @@ step "packages"
 t0=$(date +%s)
 mkdir "$work/debs"
 if [ -n "${CHECK_UNITS_DEBS:-}" ]; then
-    # Packages built before, e.g. while changing this script.
-    cp "$CHECK_UNITS_DEBS"/ipqbdb-lmdb_*.deb "$CHECK_UNITS_DEBS"/ipqbdb-postgres_*.deb "$work/debs/" ||
-        fail "CHECK_UNITS_DEBS=$CHECK_UNITS_DEBS lacks ipqbdb-lmdb or ipqbdb-postgres"
+    # Packages built before from the same tree: by packaging/check-debs.sh in CI.
+    IFS=: read -r -a dirs <<< "$CHECK_UNITS_DEBS"
+    for dir in "${dirs[@]}"; do
+        cp "$dir"/ipqbdb-lmdb_*.deb "$dir"/ipqbdb-postgres_*.deb "$work/debs/" 2> /dev/null || true
+    done
 else
     # Both lmdb revisions first, from one build (packaging/check-debs.sh, before this in CI, ends on lmdb).
     DEB_OUTPUT=$work/debs packaging/build-debs.sh lmdb > /dev/null || fail "packaging/build-debs.sh lmdb failed"
     DEB_OUTPUT=$work/debs DEB_REVISION=2 packaging/build-debs.sh lmdb > /dev/null || fail "packaging/build-debs.sh lmdb (revision 2) failed"
     DEB_OUTPUT=$work/debs packaging/build-debs.sh postgres > /dev/null || fail "packaging/build-debs.sh postgres failed"
 fi
-deb_lmdb=$(ls "$work"/debs/ipqbdb-lmdb_*-1_*.deb)
-deb_lmdb2=$(ls "$work"/debs/ipqbdb-lmdb_*-2_*.deb)
-deb_pg=$(ls "$work"/debs/ipqbdb-postgres_*.deb)
+deb_lmdb=$(ls "$work"/debs/ipqbdb-lmdb_*-1_*.deb) || fail "no ipqbdb-lmdb revision 1"
+deb_lmdb2=$(ls "$work"/debs/ipqbdb-lmdb_*-2_*.deb) || fail "no ipqbdb-lmdb revision 2"
+deb_pg=$(ls "$work"/debs/ipqbdb-postgres_*-1_*.deb) || fail "no ipqbdb-postgres revision 1"
 echo "$(basename -a "$deb_lmdb" "$deb_lmdb2" "$deb_pg" | paste -sd ' ') in $(($(date +%s) - t0)) s"
 
 step "Debian root"
