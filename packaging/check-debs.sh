@@ -149,7 +149,7 @@ step "package contents"
 required=(
     ./usr/sbin/ibd ./usr/sbin/ibd-parse ./usr/sbin/ibd-judge ./usr/sbin/ibd-xdp
     ./usr/sbin/ibd-ban ./usr/sbin/ibd-del ./usr/sbin/ibd-white ./usr/sbin/ibd-config ./usr/sbin/ibd-category
-    ./usr/sbin/ibd-report
+    ./usr/sbin/ibd-descr ./usr/sbin/ibd-report
     ./etc/ipqbdb-pcre.conf ./etc/ipqbdb-connkill.cmd ./etc/ipqbdb/ipqbdb.toml
     "${units[@]/#/./usr/lib/systemd/system/}" "${templates[@]/#/./usr/lib/systemd/system/}"
     ./usr/share/man/man8/ibd-judge.8.gz ./usr/share/man/man8/ibd-ban.8.gz ./usr/share/man/man8/ibd-stats.8.gz
@@ -160,6 +160,7 @@ for b in lmdb sqlite redb postgres; do
     name=ipqbdb-$b
     dpkg-deb -c "$deb" | awk '{print $6}' > "$tmp/list"
     for f in "${required[@]}" ./usr/share/doc/$name/copyright ./usr/share/doc/$name/README.md \
+        ./usr/share/doc/$name/UPGRADING.md \
         ./usr/share/doc/$name/examples/iptables-drop.rules ./usr/share/doc/$name/examples/grafana-ipqbdb.json; do
         grep -qx "$f" "$tmp/list" || fail "$deb lacks $f"
     done

@@ -58,7 +58,8 @@ pub fn legacy_notice(dir: &Path) -> Option<String> {
     (!found.is_empty()).then(|| {
         format!(
             "{} holds files of ipqbdb 2.x ({}), which are not read: its whitelist is not applied \
-             until imported (then move them away); see UPGRADING.md (docs/UPGRADING.md in the sources)",
+             until imported (then move them away); see UPGRADING.md (in /usr/share/doc/ipqbdb-* \
+             as packaged, docs/ in the sources)",
             dir.display(),
             found.join(", ")
         )
