@@ -23,6 +23,7 @@
 use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -175,6 +176,9 @@ pub struct PostgresStore {
     conn: Mutex<Option<Conn>>,
     host: String,
     loc: Location,
+    /// Opened without its server (see [`PostgresStore::open`]): the schema is checked at the first
+    /// connection instead.
+    schema_pending: AtomicBool,
 }
 
 /// Whether `e` says the connection is gone (rather than the statement failing): the next
@@ -341,11 +345,21 @@ impl PostgresStore {
     }
 
     fn connect(&self) -> Result<Conn> {
-        let client = self
+        let mut client = self
             .config
             .connect(NoTls)
             .map_err(|e| self.backend_error(e))?;
+        if self.schema_pending.load(Ordering::Relaxed) {
+            self.ensure_schema(&mut client, self.loc.opts.create)?;
+            self.schema_pending.store(false, Ordering::Relaxed);
+        }
         self.prepare(client)
+    }
+
+    /// The server and database, as named in errors and in the judge's saved view (never the
+    /// password): a view saved from one database is not used for another.
+    pub fn source_name(&self) -> String {
+        self.loc.path.display().to_string()
     }
 
     /// A connection with its statements prepared.
@@ -561,7 +575,9 @@ impl PostgresStore {
     /// earlier call ran have ids at or above its bound, so none is missed.
     ///
     /// A caller whose `after` is at or below the tombstone horizon gets, like `after` 0, the tables
-    /// whole ([`ChangeSet::whole`]): deletions it has not seen may be gone from `ipqbdb_gone`.
+    /// whole ([`ChangeSet::whole`]): deletions it has not seen may be gone from `ipqbdb_gone`. So
+    /// does one whose `after` is beyond the server's position (a view saved from an earlier life
+    /// of the database).
     pub fn changes_since(&self, tables: &[Table], after: u64) -> Result<ChangeSet> {
         self.with_read(&mut |txn, _| {
             let xmin: String = txn
@@ -577,7 +593,9 @@ impl PostgresStore {
                 .map_err(PgFail::Db)?
                 .map(|r| r.get(0));
             let horizon: u64 = horizon.and_then(|h| h.parse().ok()).unwrap_or(0);
-            let whole = after == 0 || after <= horizon;
+            // A position ahead of the server's is not one of this database's (restored from a
+            // backup, or made anew): only the whole tables are right then.
+            let whole = after == 0 || after <= horizon || after > next;
             let after = if whole { 0 } else { after };
             let bound = after.to_string();
             let mut changes = Vec::new();
@@ -692,11 +710,21 @@ impl Store for PostgresStore {
             conn: Mutex::new(None),
             host,
             loc: Location::new(dir, &path, opts),
+            schema_pending: AtomicBool::new(false),
         };
-        let mut client = store
-            .config
-            .connect(NoTls)
-            .map_err(|e| store.backend_error(e))?;
+        let mut client = match store.config.connect(NoTls) {
+            Ok(client) => client,
+            // A judge rebooted during a database outage judges from the view it saved here
+            // (see crate::saved); so that it can start, the store opens unconnected and checks
+            // the schema when the server first answers. Its own operations fail until then, as
+            // they would on a connection lost later. Without a saved view it is an error, as
+            // before: nothing could use such a store.
+            Err(e) if is_connection_error(&e) && crate::saved::exists(dir) => {
+                store.schema_pending = AtomicBool::new(true);
+                return Ok(store);
+            }
+            Err(e) => return Err(store.backend_error(e)),
+        };
         store.ensure_schema(&mut client, opts.create)?;
         // The schema exists now: the same connection serves the store.
         let conn = store.prepare(client)?;

@@ -662,3 +662,124 @@ fn the_judge_judges_through_an_outage_and_its_counters_survive() {
     let rec = s.lookup(Link::TEST_NET.parse().unwrap()).unwrap().unwrap();
     assert_eq!(rec.blocked, dropped, "every drop counted in the database");
 }
+
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root (network namespaces, iptables): run with --features root-tests or --all-features"
+)]
+fn a_judge_starts_without_its_server_from_the_view_it_saved() {
+    use ipqbdb_tests::netns::Netns;
+    use ipqbdb_tests::traffic::{assert_all_judged, judge_counters, queue_counters, Link};
+    // A real ibd-judge runs once and saves its view; the server stops; the judge is started
+    // again (a reboot during the outage) and judges from the saved view: the source banned before
+    // the outage is dropped, the innocent one delivered. The server comes back, a ban made then
+    // is enforced, and every drop reaches the database.
+    let mut db = TestDb::new(PG);
+    let s = open_any(db.path(), PG).unwrap();
+    let at_100 = |addr| Ban {
+        ip: ip(addr),
+        reason: "hot",
+        initial_count: 0,
+        decay: Some(86_400),
+    };
+    s.ban(&at_100(Link::TEST_NET), ipqbdb_core::now()).unwrap();
+    let config = db.path().join("judge.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "backend = \"postgres\"\npostgres-url = \"{}\"\nhost-name = \"judge\"\n",
+            server_of(db.path()).unwrap().url
+        ),
+    )
+    .unwrap();
+    let judge = workspace_bin("ipqbdb-judge", "ibd-judge");
+    let ns = Netns::new("pgalone");
+    let mut link = Link::new(&ns);
+    let dir = db.path().to_path_buf();
+    let run = |log: &str| {
+        let mut cmd = ns.command(judge.to_str().unwrap());
+        cmd.args(["-D", "--config"])
+            .arg(&config)
+            .arg("--db-dir")
+            .arg(&dir)
+            .arg("Q0");
+        let mut p = Proc::spawn_logged("ibd-judge", &mut cmd, &dir.join(log));
+        p.wait_log("listening on", Duration::from_secs(30));
+        p
+    };
+    let saved = db.path().join(ipqbdb_store::saved::FILE);
+    let mut first = run("judge1.err");
+    wait_until(
+        || format!("{} to be saved", saved.display()),
+        Duration::from_secs(20),
+        || saved.exists(),
+    );
+    first.stop(Duration::from_secs(30));
+    db.server.as_mut().unwrap().stop();
+
+    let mut p = run("judge2.err");
+    let stream = link.stream(&[Link::INNOCENT, Link::TEST_NET], 200, 200 * 120);
+    // The innocent source gets through while the server is still down.
+    wait_until(
+        || "innocent packets to arrive during the outage".into(),
+        Duration::from_secs(20),
+        || stream.received() >= 100,
+    );
+    assert!(
+        !stream.sender_done(),
+        "the stream outlasts the test's phases"
+    );
+    db.server.as_mut().unwrap().resume();
+    s.ban(&at_100(Link::INNOCENT), ipqbdb_core::now()).unwrap();
+    // Once the judge's view has the new ban nothing arrives any more (the other source is banned
+    // too): 1.5 s without an arrival is 150 innocent packets in a row dropped.
+    let mut last = (stream.received(), std::time::Instant::now());
+    wait_until(
+        || "the ban made after the outage to be enforced".into(),
+        Duration::from_secs(30),
+        || {
+            let now = stream.received();
+            if now != last.0 {
+                last = (now, std::time::Instant::now());
+            }
+            last.1.elapsed() >= Duration::from_millis(1500)
+        },
+    );
+    assert!(!stream.sender_done(), "the stream was still sending");
+    let traffic = stream.finish();
+    let queue = queue_counters(&ns, 0).expect("queue 0 bound");
+    p.stop(Duration::from_secs(30));
+    let jlog = p.log();
+    eprintln!("{jlog}");
+    let [packets, _, dropped, _, errors] = judge_counters(&jlog, 0).expect("judge counters");
+    assert_all_judged("postgres", &queue, packets, errors, &traffic);
+    let (hot_sent, hot_got) = (
+        traffic.sent_from(Link::TEST_NET),
+        traffic.received_from(Link::TEST_NET),
+    );
+    assert!(
+        (hot_sent - hot_got) * 1000 >= hot_sent * 999,
+        "the source banned before the outage: {hot_got} of {hot_sent} got through"
+    );
+    let (inn_sent, inn_got) = (
+        traffic.sent_from(Link::INNOCENT),
+        traffic.received_from(Link::INNOCENT),
+    );
+    assert!(
+        inn_got >= 50 && inn_got + 150 <= inn_sent,
+        "the innocent source: {inn_got} of {inn_sent} through, then banned"
+    );
+    assert_eq!(dropped, hot_sent - hot_got + inn_sent - inn_got);
+    assert_eq!(
+        jlog.matches("judging from the view saved").count(),
+        1,
+        "the saved view's age is said once: {jlog}"
+    );
+    assert!(jlog.contains("answers again"), "{jlog}");
+    let blocked: u64 = [Link::TEST_NET, Link::INNOCENT]
+        .iter()
+        .map(|a| s.lookup(a.parse().unwrap()).unwrap().unwrap().blocked)
+        .sum();
+    assert_eq!(blocked, dropped, "every drop counted in the database");
+}
