@@ -21,6 +21,7 @@
 //! and the view replaces what it holds ([`ChangeSet::whole`]).
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -116,6 +117,10 @@ struct Stmts {
     count: Statement,
     put: Statement,
     delete: Statement,
+    /// `get_many`: the rows of the keys in `$1` (bytea[]).
+    get_many: Statement,
+    /// `put_many`: one multi-row upsert of the keys `$1` and values `$2` (and scopes `$3`).
+    put_many: Statement,
 }
 
 impl Stmts {
@@ -138,6 +143,14 @@ impl Stmts {
                      ON CONFLICT (scope, k) DO UPDATE SET v = EXCLUDED.v"
                 ))?,
                 delete: p(format!("DELETE FROM {n} WHERE scope = $2 AND k = $1"))?,
+                get_many: p(format!(
+                    "SELECT k, v FROM {n} WHERE scope = $2 AND k = ANY($1::bytea[])"
+                ))?,
+                put_many: p(format!(
+                    "INSERT INTO {n} (k, v, scope) \
+                     SELECT u.k, u.v, $3 FROM unnest($1::bytea[], $2::bytea[]) AS u(k, v) \
+                     ON CONFLICT (scope, k) DO UPDATE SET v = EXCLUDED.v"
+                ))?,
             })
         } else {
             Ok(Stmts {
@@ -155,6 +168,11 @@ impl Stmts {
                     "WITH d AS (DELETE FROM {n} WHERE k = $1 RETURNING k) \
                      INSERT INTO ipqbdb_gone (tbl, k) SELECT '{t}', k FROM d \
                      ON CONFLICT (tbl, k) DO UPDATE SET x = pg_current_xact_id(), at = now()"
+                ))?,
+                get_many: p(format!("SELECT k, v FROM {n} WHERE k = ANY($1::bytea[])"))?,
+                put_many: p(format!(
+                    "INSERT INTO {n} (k, v) SELECT * FROM unnest($1::bytea[], $2::bytea[]) \
+                     ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v, x = pg_current_xact_id()"
                 ))?,
             })
         }
@@ -946,6 +964,23 @@ impl<'t, 'c> PgTx<'t, 'c> {
         }
     }
 
+    /// `keys` grouped by the scope they live in (one group, `""`, for a table not scoped).
+    fn by_scope<'k>(
+        &self,
+        table: Table,
+        keys: impl Iterator<Item = &'k [u8]>,
+    ) -> Vec<(&str, Vec<&'k [u8]>)> {
+        let mut groups: Vec<(&str, Vec<&[u8]>)> = Vec::new();
+        for k in keys {
+            let scope = if scoped(table) { self.scope(k) } else { "" };
+            match groups.iter_mut().find(|g| g.0 == scope) {
+                Some(g) => g.1.push(k),
+                None => groups.push((scope, vec![k])),
+            }
+        }
+        groups
+    }
+
     /// Runs `call` on the transaction with `params`, and `scope` after them for a table scoped per
     /// host (its statements take the scope last). The borrow of the transaction ends on return, so
     /// a scan's visits may use it again.
@@ -1015,6 +1050,21 @@ impl ReadTx for PgTx<'_, '_> {
         let row = self.with_params(table, &[], self.host, |txn, p| txn.query_one(&st.count, p))?;
         Ok(row.get::<_, i64>(0).max(0) as u64)
     }
+
+    /// One round trip (per scope, for the meta table's notes and shared rows).
+    fn get_many(&self, table: Table, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
+        let st = &self.stmts[table.index()];
+        let mut found: HashMap<Vec<u8>, Vec<u8>> = HashMap::with_capacity(keys.len());
+        for (scope, keys) in self.by_scope(table, keys.iter().copied()) {
+            if keys.is_empty() {
+                continue;
+            }
+            let rows =
+                self.with_params(table, &[&keys], scope, |txn, p| txn.query(&st.get_many, p))?;
+            found.extend(rows.into_iter().map(|r| (r.get(0), r.get(1))));
+        }
+        Ok(keys.iter().map(|k| found.get(*k).cloned()).collect())
+    }
 }
 
 impl WriteTx for PgTx<'_, '_> {
@@ -1032,5 +1082,28 @@ impl WriteTx for PgTx<'_, '_> {
             txn.execute(&st.delete, p)
         })?;
         Ok(n > 0)
+    }
+
+    /// One statement (per scope), each key once with its last value: an upsert may not touch a
+    /// row twice.
+    fn put_many(&mut self, table: Table, entries: &[(&[u8], &[u8])]) -> Result<()> {
+        let st = &self.stmts[table.index()];
+        let mut last: HashMap<&[u8], &[u8]> = HashMap::with_capacity(entries.len());
+        let mut order = Vec::with_capacity(entries.len());
+        for &(k, v) in entries {
+            if last.insert(k, v).is_none() {
+                order.push(k);
+            }
+        }
+        for (scope, keys) in self.by_scope(table, order.into_iter()) {
+            if keys.is_empty() {
+                continue;
+            }
+            let values: Vec<&[u8]> = keys.iter().map(|k| last[k]).collect();
+            self.with_params(table, &[&keys, &values], scope, |txn, p| {
+                txn.execute(&st.put_many, p)
+            })?;
+        }
+        Ok(())
     }
 }
