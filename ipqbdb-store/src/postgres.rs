@@ -29,6 +29,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use postgres::error::SqlState;
+use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
 use postgres::{Client, Config, IsolationLevel, NoTls, Statement, Transaction};
 
@@ -58,6 +59,8 @@ const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Commit tokens and tombstones older than this are deleted by `maintenance`: a view that has
 /// not caught up for that long loads the tables again (see the tombstone horizon above).
 const TOKEN_KEEP_SECS: i64 = 86_400;
+/// The channel every write notifies on commit, and views listen on.
+const CHANNEL: &str = "ipqbdb_commit";
 /// Rows a scan fetches in its first round trip; each further one fetches eight times more, so a
 /// seek (the whitelist lookup reads one or two rows) costs one small round trip, a full scan few.
 const FIRST_FETCH: i32 = 16;
@@ -273,6 +276,48 @@ fn token() -> [u8; 16] {
     t
 }
 
+/// A connection of its own that waits for writers' commit notices ([`PostgresStore::listen`]).
+pub struct Listener {
+    client: Client,
+    path: PathBuf,
+}
+
+impl Listener {
+    /// Waits up to `timeout` for a commit notice: `Ok(true)` when one or more came (all taken),
+    /// `Ok(false)` when none did, an error when the connection is gone (listen again).
+    pub fn wait(&mut self, timeout: Duration) -> Result<bool> {
+        let lost = |e: postgres::Error, path: &Path| {
+            StoreError::backend(path, Backend::Postgres, Explained::from(&e))
+        };
+        let mut got = false;
+        {
+            let mut notes = self.client.notifications();
+            let mut it = notes.timeout_iter(timeout);
+            if it.next().map_err(|e| lost(e, &self.path))?.is_some() {
+                got = true;
+            }
+        }
+        // Notices that came together count once.
+        {
+            let mut notes = self.client.notifications();
+            while notes
+                .iter()
+                .next()
+                .map_err(|e| lost(e, &self.path))?
+                .is_some()
+            {}
+        }
+        if self.client.is_closed() {
+            return Err(StoreError::backend(
+                &self.path,
+                Backend::Postgres,
+                Explained("the listening connection was closed".into()),
+            ));
+        }
+        Ok(got)
+    }
+}
+
 /// The server named for error messages: never the password.
 fn describe(config: &Config) -> String {
     let host = config
@@ -387,7 +432,12 @@ impl PostgresStore {
                 .iter()
                 .map(|&t| Stmts::prepare(&mut client, t))
                 .collect::<std::result::Result<Vec<_>, _>>()?;
-            let token = client.prepare("INSERT INTO ipqbdb_commit (token) VALUES ($1)")?;
+            // The notice rides on the token's statement (no round trip of its own) and is
+            // delivered only if the transaction commits.
+            let token = client.prepare(&format!(
+                "WITH t AS (INSERT INTO ipqbdb_commit (token) VALUES ($1)) \
+                 SELECT pg_notify('{CHANNEL}', '')"
+            ))?;
             Ok(Conn {
                 client,
                 stmts,
@@ -548,6 +598,22 @@ impl PostgresStore {
             .query_one(sql, &[&names])
             .map_err(|e| self.backend_error(e))?;
         Ok(row.get(0))
+    }
+
+    /// A new connection listening for commit notices (each write's transaction notifies, so a
+    /// view can refresh at once instead of at its next poll).
+    pub fn listen(&self) -> Result<Listener> {
+        let mut client = self
+            .config
+            .connect(NoTls)
+            .map_err(|e| self.backend_error(e))?;
+        client
+            .batch_execute(&format!("LISTEN {CHANNEL}"))
+            .map_err(|e| self.backend_error(e))?;
+        Ok(Listener {
+            client,
+            path: self.loc.path.clone(),
+        })
     }
 
     /// This host's name in the shared database (the scope of its notes).

@@ -33,12 +33,19 @@ use ipqbdb_core::log::{log, Level};
 use crate::backend::Backend;
 use crate::error::{Result, StoreError};
 use crate::kv::{Direction, ReadTx, Table, Visit, WriteTx};
-use crate::postgres::{ChangeSet, PostgresStore};
+use crate::postgres::{ChangeSet, Listener, PostgresStore};
 use crate::saved;
 use crate::store::{Location, OpenOptions, Store};
 
 /// The tables a verdict reads.
 const TABLES: [Table; 3] = [Table::Block, Table::White, Table::Meta];
+/// The shortest time between two refreshes made on commit notices: under a storm of commits a
+/// view refreshes at most this often (each refresh takes whatever committed meanwhile), rather
+/// than once per commit.
+const NOTICE_GAP: Duration = Duration::from_millis(25);
+/// How often at most a view without a listening connection tries to open one (or its poll
+/// interval, if shorter).
+const LISTEN_RETRY: Duration = Duration::from_secs(1);
 /// How often at most a changed view is saved to the database directory (and at the end): a judge
 /// started without its server judges from a view at most this much older than the one it had.
 const SAVE_EVERY: Duration = Duration::from_secs(60);
@@ -207,6 +214,13 @@ struct Refresher {
     dirty: bool,
     last_save: Option<Instant>,
     save_failed: bool,
+    /// Whether to listen for commit notices at all (else poll only).
+    listen: bool,
+    listener: Option<Listener>,
+    last_listen_try: Option<Instant>,
+    /// A notice came since the last refresh.
+    noticed: bool,
+    last_refresh: Option<Instant>,
 }
 
 impl ViewStore {
@@ -215,6 +229,18 @@ impl ViewStore {
     /// (see [`crate::saved`]) stands in until it does; without a usable one, the server's error
     /// is returned.
     pub fn start(source: PostgresStore, refresh: Duration, program: &'static str) -> Result<Self> {
+        Self::start_with(source, refresh, true, program)
+    }
+
+    /// [`ViewStore::start`], listening for writers' commit notices when `listen` (refreshing at
+    /// once on one, at most every `NOTICE_GAP`; the poll stays as the fallback), else polling
+    /// only.
+    pub fn start_with(
+        source: PostgresStore,
+        refresh: Duration,
+        listen: bool,
+        program: &'static str,
+    ) -> Result<Self> {
         let started = Instant::now();
         let loc = source.location().clone();
         let mut tables = Tables::new();
@@ -280,6 +306,11 @@ impl ViewStore {
             dirty: !from_saved,
             last_save: None,
             save_failed: false,
+            listen,
+            listener: None,
+            last_listen_try: None,
+            noticed: false,
+            last_refresh: None,
         };
         let thread = std::thread::Builder::new()
             .name("view".into())
@@ -319,15 +350,52 @@ impl Refresher {
         }
         while !self.shared.stop.load(Ordering::Relaxed) {
             self.save_if_due(false);
+            self.listen_if_due();
             let now = Instant::now();
-            if now < next {
-                std::thread::sleep((next - now).min(Duration::from_millis(50)));
+            let notice_due =
+                self.noticed && self.last_refresh.is_none_or(|t| now >= t + NOTICE_GAP);
+            if now >= next || notice_due {
+                next = now + self.every;
+                self.noticed = false;
+                self.last_refresh = Some(now);
+                self.refresh();
                 continue;
             }
-            next = now + self.every;
-            self.refresh();
+            let wake = match (self.noticed, self.last_refresh) {
+                (true, Some(t)) => next.min(t + NOTICE_GAP),
+                _ => next,
+            };
+            // Short waits, so a stop is seen soon.
+            let wait = (wake - now).min(Duration::from_millis(50));
+            match &mut self.listener {
+                Some(l) => match l.wait(wait) {
+                    Ok(got) => self.noticed |= got,
+                    // The poll goes on; listening is tried again at the next poll interval.
+                    Err(_) => self.listener = None,
+                },
+                None => std::thread::sleep(wait),
+            }
         }
         self.save_if_due(true);
+    }
+
+    /// Opens the listening connection when there is none, at most once per `LISTEN_RETRY`. A
+    /// new one is followed by a refresh at once: what committed before it listened sent its
+    /// notice to no one.
+    fn listen_if_due(&mut self) {
+        if !self.listen
+            || self.listener.is_some()
+            || self
+                .last_listen_try
+                .is_some_and(|t| t.elapsed() < self.every.min(LISTEN_RETRY))
+        {
+            return;
+        }
+        self.last_listen_try = Some(Instant::now());
+        if let Ok(l) = self.source.listen() {
+            self.listener = Some(l);
+            self.noticed = true;
+        }
     }
 
     fn refresh(&mut self) {

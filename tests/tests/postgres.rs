@@ -783,3 +783,47 @@ fn a_judge_starts_without_its_server_from_the_view_it_saved() {
         .sum();
     assert_eq!(blocked, dropped, "every drop counted in the database");
 }
+
+/// A view polling only once a minute still sees a ban made elsewhere at once: every write
+/// notifies on commit and the view listens. When its listening connection is cut, it listens
+/// again and the next ban is seen at once too.
+#[test]
+fn a_view_refreshes_on_commit_notices_without_waiting_for_its_poll() {
+    let db = TestDb::new(PG);
+    let server = db.server.as_ref().unwrap();
+    let s = open_any(db.path(), PG).unwrap();
+    let view = open_any(db.path(), PG)
+        .unwrap()
+        .into_local_view(Duration::from_secs(60), "test")
+        .unwrap();
+    let AnyStore::View(v) = &view else {
+        unreachable!()
+    };
+    // The view has listened (its first notice-driven refresh is done) before the ban.
+    wait_until(
+        || "the view to listen".into(),
+        Duration::from_secs(10),
+        || v.stats().refreshes >= 1,
+    );
+    let seen_within = |addr: &str| {
+        let key: ipqbdb_core::AddrKey = addr.parse().unwrap();
+        s.ban(&ban(addr), T0).unwrap();
+        let t = std::time::Instant::now();
+        wait_until(
+            || format!("the view to see {addr} (its poll is a minute away)"),
+            Duration::from_secs(10),
+            || view.lookup(key).unwrap().is_some(),
+        );
+        t.elapsed()
+    };
+    let first = seen_within("192.0.2.1");
+    let name = db.dbname().unwrap();
+    assert!(
+        server.drop_connections(&name) >= 2,
+        "the view's connections"
+    );
+    let second = seen_within("192.0.2.2");
+    eprintln!("seen after {first:?}, and after {second:?} once its connections were cut");
+    let stats = v.stats();
+    assert!(stats.refreshes >= 3, "{stats:?}");
+}

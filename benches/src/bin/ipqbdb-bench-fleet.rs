@@ -9,7 +9,9 @@
 //!   RECORDS records and 100,000 distinct sources, packets per second: postgres judges from its
 //!   local view, lmdb from its file; and the ratio;
 //! - the view's load time at start, its memory, and the cost of its refreshes (time per second on
-//!   the refresher's thread) while another connection bans 1,000 addresses per second.
+//!   the refresher's thread) while another connection bans 1,000 addresses per second;
+//! - ban propagation: from the start of a ban on one connection until a view (polling every
+//!   second) shows it, p50 and p99, with commit notices and with polling only.
 //!
 //! Usage: ipqbdb-bench-fleet CONNINFO [RECORDS]   (RECORDS default 1,000,000)
 //!        ipqbdb-bench-fleet --bans-only CONNINFO  (the bans part alone: e.g. over TCP)
@@ -199,6 +201,46 @@ fn bans(conninfo: &str, pg_only: bool) {
     }
 }
 
+/// Times from the start of a ban until a view polling every second shows it, sorted: `samples`
+/// bans at irregular moments, the view listening for commit notices or not.
+fn propagation(conninfo: &str, listen: bool, samples: u32) -> Vec<Duration> {
+    let tmp = tempfile::tempdir().unwrap();
+    let writer = open(tmp.path(), Backend::Postgres, conninfo);
+    let AnyStore::Postgres(source) = open(tmp.path(), Backend::Postgres, conninfo) else {
+        unreachable!("a postgres store")
+    };
+    let view =
+        ipqbdb_store::ViewStore::start_with(*source, Duration::from_secs(1), listen, "bench")
+            .expect("view");
+    let mut idx = Indices::new(11);
+    let mut times = Vec::new();
+    for i in 0..samples {
+        // Not in step with the poll.
+        std::thread::sleep(Duration::from_millis(u64::from(idx.next_below(300))));
+        let ip = addr(5_000_000 + i);
+        let started = Instant::now();
+        writer
+            .ban(
+                &Ban {
+                    ip,
+                    reason: "benchmark",
+                    initial_count: 5,
+                    decay: None,
+                },
+                NOW,
+            )
+            .expect("ban");
+        let key = ipqbdb_core::AddrKey::exact(ip);
+        while view.lookup(key).expect("lookup").is_none() {
+            assert!(started.elapsed() < Duration::from_secs(30), "never seen");
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        times.push(started.elapsed());
+    }
+    times.sort();
+    times
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--bans-only") {
@@ -206,6 +248,13 @@ fn main() {
             .get(1)
             .expect("usage: ipqbdb-bench-fleet --bans-only CONNINFO");
         bans(conninfo, true);
+        return;
+    }
+    if args.first().map(String::as_str) == Some("--propagation-only") {
+        let conninfo = args
+            .get(1)
+            .expect("usage: ipqbdb-bench-fleet --propagation-only CONNINFO");
+        propagation_report(conninfo);
         return;
     }
     let conninfo = args
@@ -284,4 +333,20 @@ fn main() {
         (s1.refresh_time - s0.refresh_time).as_secs_f64() * 1000.0 / secs,
         (s1.refresh_time - s0.refresh_time).as_secs_f64() * 100.0 / secs
     );
+    propagation_report(conninfo);
+}
+
+fn propagation_report(conninfo: &str) {
+    println!("== ban propagation to a view polling every 1 s (ban start to visible)");
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    for (listen, samples, what) in [(true, 200, "commit notices"), (false, 40, "polling only")] {
+        let t = propagation(conninfo, listen, samples);
+        let at = |q: f64| t[((t.len() as f64 * q) as usize).min(t.len() - 1)];
+        println!(
+            "{what:<16} p50 {:>7.1} ms  p99 {:>7.1} ms  max {:>7.1} ms  ({samples} bans)",
+            ms(at(0.5)),
+            ms(at(0.99)),
+            ms(t[t.len() - 1])
+        );
+    }
 }
