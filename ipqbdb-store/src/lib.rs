@@ -36,6 +36,8 @@ pub mod saved;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 #[cfg(feature = "postgres")]
+pub mod tls;
+#[cfg(feature = "postgres")]
 pub mod view;
 
 pub use any::AnyStore;

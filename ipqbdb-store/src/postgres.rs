@@ -192,6 +192,8 @@ struct Conn {
 pub struct PostgresStore {
     /// Boxed: it is large, and stores are moved around in `AnyStore`.
     config: Box<Config>,
+    /// The TLS connector (`sslmode` other than `disable`: see [`crate::tls`]).
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
     /// `None` after the connection was found broken: the next operation connects again, so a
     /// server restart needs no restart of ours.
     conn: Mutex<Option<Conn>>,
@@ -344,10 +346,18 @@ impl PostgresStore {
 
     /// The client configuration: the connection string, a password from the password file or
     /// the libpq password file, and our defaults.
-    fn client_config(dir: &Path, server: &ServerOptions) -> Result<Config> {
-        let mut config = Config::from_str(&server.url).map_err(|e| {
+    fn client_config(
+        dir: &Path,
+        server: &ServerOptions,
+    ) -> Result<(Config, Option<tokio_postgres_rustls::MakeRustlsConnect>)> {
+        let (url, tls) = crate::tls::split(&server.url)
+            .map_err(|e| Self::config_error(dir, format!("postgres-url: {e}")))?;
+        let mut config = Config::from_str(&url).map_err(|e| {
             Self::config_error(dir, format!("postgres-url is not a connection string: {e}"))
         })?;
+        config.ssl_mode(crate::tls::ssl_mode(tls.mode));
+        let connector = crate::tls::connector(&tls)
+            .map_err(|e| Self::config_error(dir, format!("postgres-url: {e}")))?;
         if config.get_password().is_some() {
             return Err(Self::config_error(
                 dir,
@@ -382,7 +392,15 @@ impl PostgresStore {
         if config.get_application_name().is_none() {
             config.application_name("ipqbdb");
         }
-        Ok(config)
+        Ok((config, connector))
+    }
+
+    /// A new connection, with TLS as configured.
+    fn dial(&self) -> std::result::Result<Client, postgres::Error> {
+        match &self.tls {
+            Some(tls) => self.config.connect(tls.clone()),
+            None => self.config.connect(NoTls),
+        }
     }
 
     /// The password the libpq password file gives for `config`, if any (an unreadable file gives
@@ -408,10 +426,7 @@ impl PostgresStore {
     }
 
     fn connect(&self) -> Result<Conn> {
-        let mut client = self
-            .config
-            .connect(NoTls)
-            .map_err(|e| self.backend_error(e))?;
+        let mut client = self.dial().map_err(|e| self.backend_error(e))?;
         if self.schema_pending.load(Ordering::Relaxed) {
             self.ensure_schema(&mut client, self.loc.opts.create)?;
             self.schema_pending.store(false, Ordering::Relaxed);
@@ -603,10 +618,7 @@ impl PostgresStore {
     /// A new connection listening for commit notices (each write's transaction notifies, so a
     /// view can refresh at once instead of at its next poll).
     pub fn listen(&self) -> Result<Listener> {
-        let mut client = self
-            .config
-            .connect(NoTls)
-            .map_err(|e| self.backend_error(e))?;
+        let mut client = self.dial().map_err(|e| self.backend_error(e))?;
         client
             .batch_execute(&format!("LISTEN {CHANNEL}"))
             .map_err(|e| self.backend_error(e))?;
@@ -783,7 +795,7 @@ impl Store for PostgresStore {
                  configured",
             )
         })?;
-        let config = Self::client_config(dir, server)?;
+        let (config, tls) = Self::client_config(dir, server)?;
         let host = server.host_name.clone().unwrap_or_else(system_host_name);
         if host.is_empty() {
             return Err(Self::config_error(dir, "host-name is empty"));
@@ -791,12 +803,13 @@ impl Store for PostgresStore {
         let path = PathBuf::from(describe(&config));
         let mut store = PostgresStore {
             config: Box::new(config),
+            tls,
             conn: Mutex::new(None),
             host,
             loc: Location::new(dir, &path, opts),
             schema_pending: AtomicBool::new(false),
         };
-        let mut client = match store.config.connect(NoTls) {
+        let mut client = match store.dial() {
             Ok(client) => client,
             // A judge rebooted during a database outage judges from the view it saved here
             // (see crate::saved); so that it can start, the store opens unconnected and checks

@@ -20,6 +20,10 @@ pub struct PgServer {
     /// Holds the data directory (`data`), the socket and the server log (`log`).
     root: tempfile::TempDir,
     running: bool,
+    /// The TCP port on loopback, once [`PgServer::serve_tcp`] opened one (also the socket's).
+    port: Option<u16>,
+    /// Server options added by [`PgServer::serve_tcp`].
+    extra: String,
 }
 
 /// The newest installed server version's binaries.
@@ -100,6 +104,8 @@ impl PgServer {
             bin,
             root,
             running: false,
+            port: None,
+            extra: String::new(),
         };
         server.resume();
         server
@@ -117,7 +123,11 @@ impl PgServer {
                 "-l",
                 &format!("{path}/log"),
                 "-o",
-                &format!("-k {path} -c listen_addresses= -c max_connections=200"),
+                &format!(
+                    "-k {path} -c listen_addresses= -c max_connections=200 {}{}",
+                    self.port.map(|p| format!("-p {p} ")).unwrap_or_default(),
+                    self.extra
+                ),
                 "-w",
                 "-t",
                 "60",
@@ -138,6 +148,25 @@ impl PgServer {
         self.running = false;
     }
 
+    /// The data directory (configuration files, certificates a test puts there).
+    pub fn data_dir(&self) -> PathBuf {
+        self.root.path().join("data")
+    }
+
+    /// Restarts the server listening on a free TCP port on 127.0.0.1 too, with `options` (server
+    /// `-c` options, e.g. TLS settings) added; returns the port, which the socket takes too.
+    pub fn serve_tcp(&mut self, options: &str) -> u16 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        self.stop();
+        self.port = Some(port);
+        self.extra = format!("-c listen_addresses=127.0.0.1 {options}");
+        self.resume();
+        port
+    }
+
     /// The directory of the server's Unix socket.
     pub fn socket_dir(&self) -> &Path {
         self.root.path()
@@ -146,8 +175,9 @@ impl PgServer {
     /// The connection string of database `dbname` as the superuser.
     pub fn conninfo(&self, dbname: &str) -> String {
         format!(
-            "host={} user=postgres dbname={dbname}",
-            self.socket_dir().display()
+            "host={} {}user=postgres dbname={dbname}",
+            self.socket_dir().display(),
+            self.port.map(|p| format!("port={p} ")).unwrap_or_default()
         )
     }
 
@@ -159,6 +189,8 @@ impl PgServer {
             &[
                 "-h",
                 self.socket_dir().to_str().unwrap(),
+                "-p",
+                &self.port.unwrap_or(5432).to_string(),
                 "-d",
                 dbname,
                 "-v",
@@ -212,8 +244,9 @@ impl PgServer {
             ),
         );
         let conninfo = format!(
-            "host={} user={role} dbname={dbname}",
-            self.socket_dir().display()
+            "host={} {}user={role} dbname={dbname}",
+            self.socket_dir().display(),
+            self.port.map(|p| format!("port={p} ")).unwrap_or_default()
         );
         std::fs::write(dir.join(CONNINFO_FILE), &conninfo).expect("conninfo file");
         conninfo

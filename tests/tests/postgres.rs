@@ -827,3 +827,159 @@ fn a_view_refreshes_on_commit_notices_without_waiting_for_its_poll() {
     let stats = v.stats();
     assert!(stats.refreshes >= 3, "{stats:?}");
 }
+
+/// Runs `openssl` with `args` in `dir`; fails the test with its output if it fails.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("openssl (the openssl package) is needed: {e}"));
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// TLS as libpq spells it, against a server whose certificates the test makes (for `localhost`
+/// only, signed by the test's certificate authority) and which takes TCP connections only with
+/// TLS: `verify-full` connects and is encrypted; it refuses the certificate for `127.0.0.1` (not
+/// its name) and under another authority, naming the host and the reason; `verify-ca` accepts the
+/// name; `require` does not check; plain text is refused, in one line.
+#[test]
+fn tls_modes_as_libpq_spells_them() {
+    let mut db = TestDb::new(PG);
+    let name = db.dbname().unwrap();
+    let server = db.server.as_mut().unwrap();
+    let data = server.data_dir();
+    for ca in ["ca", "other"] {
+        openssl(
+            &data,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                &format!("/CN=ipqbdb test {ca}"),
+                "-keyout",
+                &format!("{ca}.key"),
+                "-out",
+                &format!("{ca}.pem"),
+            ],
+        );
+    }
+    openssl(
+        &data,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ],
+    );
+    std::fs::write(data.join("san.ext"), "subjectAltName=DNS:localhost\n").unwrap();
+    openssl(
+        &data,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "server.crt",
+        ],
+    );
+    std::fs::write(
+        data.join("pg_hba.conf"),
+        "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
+    )
+    .unwrap();
+    let chown = Command::new("chown")
+        .args(["-R", "postgres:postgres"])
+        .arg(&data)
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    std::fs::set_permissions(
+        data.join("server.key"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let port = server.serve_tcp("-c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key");
+    let open = |host: &str, tls: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        AnyStore::open(
+            dir.path(),
+            &OpenOptions {
+                backend: Some(PG),
+                server: Some(ServerOptions {
+                    url: format!("host={host} port={port} user=postgres dbname={name} {tls}"),
+                    password_file: None,
+                    host_name: None,
+                }),
+                ..OpenOptions::default()
+            },
+        )
+        .map(|s| (s, dir))
+    };
+    let ca = data.join("ca.pem");
+    let other = data.join("other.pem");
+    let full = format!("sslmode=verify-full sslrootcert={}", ca.display());
+    let (s, _d) = open("localhost", &full).unwrap_or_else(|e| panic!("verify-full: {e}"));
+    s.ban(&ban("192.0.2.1"), T0).unwrap();
+    let encrypted = server.psql(
+        &name,
+        "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) \
+         WHERE ssl AND application_name = 'ipqbdb'",
+    );
+    assert_eq!(encrypted.trim(), "1", "the store's connection is encrypted");
+    drop(s);
+
+    let refused = |host: &str, tls: &str, says: &[&str]| {
+        let err = open(host, tls).err().expect("refused").to_string();
+        eprintln!("{tls} to {host}: {err}");
+        assert!(!err.contains('\n'), "one line: {err}");
+        for s in says {
+            assert!(err.contains(s), "{s:?} in: {err}");
+        }
+    };
+    refused("127.0.0.1", &full, &["127.0.0.1", "not valid for name"]);
+    refused(
+        "localhost",
+        &format!("sslmode=verify-full sslrootcert={}", other.display()),
+        &["localhost", "UnknownIssuer"],
+    );
+    refused(
+        "127.0.0.1",
+        "sslmode=disable",
+        &["127.0.0.1", "no encryption"],
+    );
+    refused("localhost", "sslmode=verify-ca", &["sslrootcert"]);
+
+    let verify_ca = format!("sslmode=verify-ca sslrootcert={}", ca.display());
+    let (s, _d) = open("127.0.0.1", &verify_ca).unwrap_or_else(|e| panic!("verify-ca: {e}"));
+    assert!(s.lookup("192.0.2.1".parse().unwrap()).unwrap().is_some());
+    let (s, _d) = open("127.0.0.1", "sslmode=require").unwrap_or_else(|e| panic!("require: {e}"));
+    assert!(s.lookup("192.0.2.1".parse().unwrap()).unwrap().is_some());
+}
