@@ -68,21 +68,27 @@ fn as_postgres(bin: &Path, program: &str, args: &[&str]) -> Output {
     out
 }
 
+/// A new temporary directory for a server's files, the `postgres` user's alone, and its path.
+fn server_root(prefix: &str) -> (tempfile::TempDir, String) {
+    let root = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .expect("temporary directory");
+    let path = root.path().to_str().expect("UTF-8 path").to_string();
+    let chown = Command::new("chown")
+        .args(["postgres:postgres", &path])
+        .status()
+        .expect("chown");
+    assert!(chown.success(), "chown postgres {path}");
+    std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    (root, path)
+}
+
 impl PgServer {
     /// Makes and starts a new cluster.
     pub fn start() -> PgServer {
         let bin = server_bin();
-        let root = tempfile::Builder::new()
-            .prefix("ipqbdb-pg.")
-            .tempdir()
-            .expect("temporary directory");
-        let path = root.path().to_str().expect("UTF-8 path").to_string();
-        let chown = Command::new("chown")
-            .args(["postgres:postgres", &path])
-            .status()
-            .expect("chown");
-        assert!(chown.success(), "chown postgres {path}");
-        std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let (root, path) = server_root("ipqbdb-pg.");
         as_postgres(
             &bin,
             "initdb",
@@ -165,6 +171,50 @@ impl PgServer {
         self.extra = format!("-c listen_addresses=127.0.0.1 {options}");
         self.resume();
         port
+    }
+
+    /// A streaming standby of this server, started: a base backup (`pg_basebackup -R`, so it
+    /// follows this server) in a directory and on a socket of its own.
+    pub fn standby(&self) -> PgServer {
+        let (root, path) = server_root("ipqbdb-pg-standby.");
+        as_postgres(
+            &self.bin,
+            "pg_basebackup",
+            &[
+                "-h",
+                self.socket_dir().to_str().unwrap(),
+                "-p",
+                &self.port.unwrap_or(5432).to_string(),
+                "-U",
+                "postgres",
+                "-D",
+                &format!("{path}/data"),
+                "-R",
+                "-X",
+                "stream",
+                "-c",
+                "fast",
+                "--no-sync",
+            ],
+        );
+        let mut standby = PgServer {
+            bin: self.bin.clone(),
+            root,
+            running: false,
+            port: self.port,
+            extra: self.extra.clone(),
+        };
+        standby.resume();
+        standby
+    }
+
+    /// Promotes this standby to a primary, and waits until it takes writes.
+    pub fn promote(&self) {
+        as_postgres(
+            &self.bin,
+            "pg_ctl",
+            &["-D", self.data_dir().to_str().unwrap(), "-w", "promote"],
+        );
     }
 
     /// The directory of the server's Unix socket.
