@@ -1093,3 +1093,46 @@ fn tls_modes_as_libpq_spells_them() {
     let (s, _d) = open("127.0.0.1", "sslmode=require").unwrap_or_else(|e| panic!("require: {e}"));
     assert!(s.lookup("192.0.2.1".parse().unwrap()).unwrap().is_some());
 }
+
+/// One view serves several threads (a judge's queue threads): a handle from `share_view` reads
+/// the same tables, kept by the same refresher, and outlives the first handle.
+#[test]
+fn one_view_is_shared_by_threads() {
+    let db = TestDb::new(PG);
+    let s = open_any(db.path(), PG).unwrap();
+    let first = open_any(db.path(), PG)
+        .unwrap()
+        .into_local_view(Duration::from_millis(50), "test")
+        .unwrap();
+    let second = first.share_view().expect("a view is shared");
+    assert!(s.share_view().is_none(), "a store that is no view is not");
+    s.ban(&ban("192.0.2.1"), T0).unwrap();
+    let key: ipqbdb_core::AddrKey = "192.0.2.1".parse().unwrap();
+    std::thread::scope(|sc| {
+        for v in [&first, &second] {
+            sc.spawn(move || {
+                wait_until(
+                    || "each handle to see the ban".into(),
+                    Duration::from_secs(10),
+                    || v.lookup(key).unwrap().is_some(),
+                )
+            });
+        }
+    });
+    let (AnyStore::View(a), AnyStore::View(b)) = (&first, &second) else {
+        unreachable!()
+    };
+    assert!(std::sync::Arc::ptr_eq(a, b), "one view, not two");
+    drop(first);
+    s.ban(&ban("192.0.2.2"), T0).unwrap();
+    wait_until(
+        || "the remaining handle to follow".into(),
+        Duration::from_secs(10),
+        || {
+            second
+                .lookup("192.0.2.2".parse().unwrap())
+                .unwrap()
+                .is_some()
+        },
+    );
+}
