@@ -203,12 +203,15 @@ fn bans(conninfo: &str, pg_only: bool) {
 
 /// Times from the start of a ban until a view polling every second shows it, and from its
 /// commit's acknowledgement until then, each sorted: `samples` bans of new addresses from `first`
-/// at irregular moments, the view listening for commit notices or not.
+/// after a pause drawn below `jitter_ms` (polling only, a whole poll interval: each sample starts
+/// right after the view saw the last, so a shorter pause would fall late in the interval), the
+/// view listening for commit notices or not.
 fn propagation(
     conninfo: &str,
     listen: bool,
     first: u32,
     samples: u32,
+    jitter_ms: u32,
 ) -> (Vec<Duration>, Vec<Duration>) {
     let tmp = tempfile::tempdir().unwrap();
     let writer = open(tmp.path(), Backend::Postgres, conninfo);
@@ -222,7 +225,7 @@ fn propagation(
     let (mut times, mut after_commit) = (Vec::new(), Vec::new());
     for i in 0..samples {
         // Not in step with the poll.
-        std::thread::sleep(Duration::from_millis(u64::from(idx.next_below(300))));
+        std::thread::sleep(Duration::from_millis(u64::from(idx.next_below(jitter_ms))));
         let ip = addr(first + i);
         let started = Instant::now();
         writer
@@ -350,11 +353,11 @@ fn propagation_report(conninfo: &str) {
     println!("   included) and from its commit's acknowledgement, until the view shows it");
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let runs = [
-        (true, 12_000_000, 200, "commit notices"),
-        (false, 13_000_000, 40, "polling only"),
+        (true, 12_000_000, 200, 300, "commit notices"),
+        (false, 13_000_000, 40, 1000, "polling only"),
     ];
-    for (listen, first, samples, what) in runs {
-        let (t, c) = propagation(conninfo, listen, first, samples);
+    for (listen, first, samples, jitter, what) in runs {
+        let (t, c) = propagation(conninfo, listen, first, samples, jitter);
         let at = |t: &[Duration], q: f64| ms(t[((t.len() as f64 * q) as usize).min(t.len() - 1)]);
         println!(
             "{what:<15} from start p50 {:>6.1} p99 {:>6.1} ms; from commit p50 {:>6.1} p99 {:>6.1} \
