@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use ipqbdb_core::UnixTime;
+use ipqbdb_store::kv::Table;
 use ipqbdb_store::{AnyStore, Backend, Ban, OpenOptions, ServerOptions, Store, StoreError};
 use ipqbdb_tests::postgres::{server_of, PgServer};
 use ipqbdb_tests::{ip, open_any, wait_until, workspace_bin, Proc, TestDb};
@@ -1134,5 +1135,59 @@ fn one_view_is_shared_by_threads() {
                 .unwrap()
                 .is_some()
         },
+    );
+}
+
+/// A saved view that is damaged, or another database's, is not judged from: with the server
+/// down, starting the view fails with the server's error (the file gets a warning line), never a
+/// panic; with the server up, the view loads from the server and saves a good file over it.
+#[test]
+fn a_damaged_or_foreign_saved_view_is_not_used() {
+    let mut db = TestDb::new(PG);
+    let s = open_any(db.path(), PG).unwrap();
+    s.ban(&ban("192.0.2.1"), T0).unwrap();
+    let file = db.path().join(ipqbdb_store::saved::FILE);
+    let dir = db.path().to_path_buf();
+    let start =
+        || open_any(&dir, PG).and_then(|v| v.into_local_view(Duration::from_secs(60), "test"));
+    let view = start().unwrap();
+    drop(view);
+    let good = std::fs::read(&file).expect("saved at the end");
+    // A good file, but of another database.
+    let other = tempfile::tempdir().unwrap();
+    let entries = [(Table::Block, &[1u8; 16][..], &[0u8; 37][..])];
+    ipqbdb_store::saved::save(
+        other.path(),
+        "postgresql://postgres@elsewhere:5432/x",
+        1,
+        T0,
+        entries.into_iter(),
+    )
+    .unwrap();
+    let foreign = std::fs::read(other.path().join(ipqbdb_store::saved::FILE)).unwrap();
+    db.server.as_mut().unwrap().stop();
+    for (what, bytes) in [
+        ("damaged", &good[..good.len() - 3]),
+        ("foreign", &foreign[..]),
+        ("not a view", &b"hello"[..]),
+    ] {
+        std::fs::write(&file, bytes).unwrap();
+        let err = start()
+            .err()
+            .unwrap_or_else(|| panic!("{what}: judged from it"));
+        let err = err.to_string();
+        assert!(err.contains("error connecting"), "{what}: {err}");
+    }
+    std::fs::write(&file, &good).unwrap();
+    let view = start().expect("a good saved view stands in for the server");
+    assert!(view.lookup("192.0.2.1".parse().unwrap()).unwrap().is_some());
+    drop(view);
+    db.server.as_mut().unwrap().resume();
+    std::fs::write(&file, b"hello").unwrap();
+    let view = start().unwrap();
+    drop(view);
+    assert!(
+        std::fs::read(&file).unwrap().starts_with(b"ipqbdb-view"),
+        "saved again over the damaged file"
     );
 }
