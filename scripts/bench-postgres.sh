@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The postgres engine against lmdb and sqlite in one run (issue 15): durable bans per second batched
 # and single, the judge's verdict path over RECORDS records and 100,000 sources (postgres from its
-# local view), the view's load time and memory, and its refresh cost at 1,000 bans/s. Starts a
+# local view), the view's load time and memory, and its refresh cost at 1,000 bans/s; then the bans
+# part again over TCP on loopback. Bans on postgres are also measured one key-value call per
+# statement (the path before get_many/put_many), for a before and after in the same run. Starts a
 # private PostgreSQL server (the Debian package's binaries, run as the user postgres, reached by a
-# Unix socket in a temporary directory) and removes it at the end. Needs root (for runuser).
+# Unix socket in a temporary directory and on a free loopback port) and removes it at the end.
+# Needs root (for runuser).
 # Usage: scripts/bench-postgres.sh [RECORDS]    (default 1000000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +26,11 @@ cleanup() {
 }
 trap cleanup EXIT
 pg initdb -D "$tmp/data" -A trust -U postgres -E UTF8 --locale C.UTF-8 > /dev/null
-pg pg_ctl -D "$tmp/data" -l "$tmp/log" -o "-k $tmp -c listen_addresses=" -w start > /dev/null
-pg psql -h "$tmp" -d postgres -qc "CREATE DATABASE bench"
-target/release/ipqbdb-bench-fleet "host=$tmp user=postgres dbname=bench" "$records"
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+pg pg_ctl -D "$tmp/data" -l "$tmp/log" -o "-k $tmp -c listen_addresses=127.0.0.1 -p $port" -w start > /dev/null
+pg psql -h "$tmp" -p "$port" -d postgres -qc "CREATE DATABASE bench"
+pg psql -h "$tmp" -p "$port" -d postgres -qc "CREATE DATABASE bench_tcp"
+echo "=== over the Unix socket"
+target/release/ipqbdb-bench-fleet "host=$tmp port=$port user=postgres dbname=bench" "$records"
+echo "=== over TCP on loopback"
+target/release/ipqbdb-bench-fleet --bans-only "host=127.0.0.1 port=$port user=postgres dbname=bench_tcp"

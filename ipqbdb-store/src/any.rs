@@ -21,9 +21,10 @@ pub enum AnyStore {
     /// Boxed: its connection and statements make it several times larger than the others.
     #[cfg(feature = "postgres")]
     Postgres(Box<crate::PostgresStore>),
-    /// The judge's local view of a postgres database ([`AnyStore::into_local_view`]).
+    /// The judge's local view of a postgres database ([`AnyStore::into_local_view`]); shared by
+    /// the handles [`AnyStore::share_view`] gives.
     #[cfg(feature = "postgres")]
-    View(crate::ViewStore),
+    View(std::sync::Arc<crate::ViewStore>),
 }
 
 macro_rules! each {
@@ -53,14 +54,28 @@ impl AnyStore {
     ) -> Result<AnyStore> {
         match self {
             #[cfg(feature = "postgres")]
-            AnyStore::Postgres(s) => {
-                crate::ViewStore::start(*s, refresh, program).map(AnyStore::View)
-            }
+            AnyStore::Postgres(s) => crate::ViewStore::start(*s, refresh, program)
+                .map(|v| AnyStore::View(std::sync::Arc::new(v))),
             #[allow(unreachable_patterns)]
             other => {
                 let _ = (refresh, program);
                 Ok(other)
             }
+        }
+    }
+}
+
+impl AnyStore {
+    /// Another handle on this local view, for another thread: one view per process (one copy of
+    /// the tables, one refresher and its connections) rather than one per queue thread. Readers
+    /// share its lock for reading, so none waits on another. `None` for any other store, which
+    /// each thread opens for itself.
+    pub fn share_view(&self) -> Option<AnyStore> {
+        match self {
+            #[cfg(feature = "postgres")]
+            AnyStore::View(v) => Some(AnyStore::View(v.clone())),
+            #[allow(unreachable_patterns)]
+            _ => None,
         }
     }
 }

@@ -76,6 +76,12 @@ pub trait ReadTx {
     /// Calls `visit` per entry until it returns `Ok(false)` or the table ends (see [`Direction`]).
     fn scan(&self, table: Table, from: &[u8], dir: Direction, visit: &mut Visit<'_>) -> Result<()>;
     fn len(&self, table: Table) -> Result<u64>;
+
+    /// The values of `keys`, in their order. An engine where each lookup is a round trip to a
+    /// server answers in one; the default, right for engines in memory or on local files, loops.
+    fn get_many(&self, table: Table, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
+        keys.iter().map(|k| self.get(table, k)).collect()
+    }
 }
 
 /// A write transaction: nothing it does is visible to others until the backend commits it durably.
@@ -83,4 +89,13 @@ pub trait WriteTx: ReadTx {
     fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<()>;
     /// Returns whether the key existed.
     fn delete(&mut self, table: Table, key: &[u8]) -> Result<bool>;
+
+    /// Puts every entry, in order (a key given twice ends with its last value). One statement on a
+    /// server engine; the default loops (see [`ReadTx::get_many`]).
+    fn put_many(&mut self, table: Table, entries: &[(&[u8], &[u8])]) -> Result<()> {
+        for (k, v) in entries {
+            self.put(table, k, v)?;
+        }
+        Ok(())
+    }
 }

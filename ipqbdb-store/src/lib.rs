@@ -31,8 +31,12 @@ pub mod lmdb;
 pub mod postgres;
 #[cfg(feature = "redb")]
 pub mod redb;
+#[cfg(feature = "postgres")]
+pub mod saved;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+#[cfg(feature = "postgres")]
+pub mod tls;
 #[cfg(feature = "postgres")]
 pub mod view;
 

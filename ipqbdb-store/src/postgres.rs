@@ -21,12 +21,15 @@
 //! and the view replaces what it holds ([`ChangeSet::whole`]).
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use postgres::error::SqlState;
+use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
 use postgres::{Client, Config, IsolationLevel, NoTls, Statement, Transaction};
 
@@ -56,6 +59,8 @@ const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Commit tokens and tombstones older than this are deleted by `maintenance`: a view that has
 /// not caught up for that long loads the tables again (see the tombstone horizon above).
 const TOKEN_KEEP_SECS: i64 = 86_400;
+/// The channel every write notifies on commit, and views listen on.
+const CHANNEL: &str = "ipqbdb_commit";
 /// Rows a scan fetches in its first round trip; each further one fetches eight times more, so a
 /// seek (the whitelist lookup reads one or two rows) costs one small round trip, a full scan few.
 const FIRST_FETCH: i32 = 16;
@@ -115,6 +120,10 @@ struct Stmts {
     count: Statement,
     put: Statement,
     delete: Statement,
+    /// `get_many`: the rows of the keys in `$1` (bytea[]).
+    get_many: Statement,
+    /// `put_many`: one multi-row upsert of the keys `$1` and values `$2` (and scopes `$3`).
+    put_many: Statement,
 }
 
 impl Stmts {
@@ -137,6 +146,14 @@ impl Stmts {
                      ON CONFLICT (scope, k) DO UPDATE SET v = EXCLUDED.v"
                 ))?,
                 delete: p(format!("DELETE FROM {n} WHERE scope = $2 AND k = $1"))?,
+                get_many: p(format!(
+                    "SELECT k, v FROM {n} WHERE scope = $2 AND k = ANY($1::bytea[])"
+                ))?,
+                put_many: p(format!(
+                    "INSERT INTO {n} (k, v, scope) \
+                     SELECT u.k, u.v, $3 FROM unnest($1::bytea[], $2::bytea[]) AS u(k, v) \
+                     ON CONFLICT (scope, k) DO UPDATE SET v = EXCLUDED.v"
+                ))?,
             })
         } else {
             Ok(Stmts {
@@ -155,6 +172,11 @@ impl Stmts {
                      INSERT INTO ipqbdb_gone (tbl, k) SELECT '{t}', k FROM d \
                      ON CONFLICT (tbl, k) DO UPDATE SET x = pg_current_xact_id(), at = now()"
                 ))?,
+                get_many: p(format!("SELECT k, v FROM {n} WHERE k = ANY($1::bytea[])"))?,
+                put_many: p(format!(
+                    "INSERT INTO {n} (k, v) SELECT * FROM unnest($1::bytea[], $2::bytea[]) \
+                     ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v, x = pg_current_xact_id()"
+                ))?,
             })
         }
     }
@@ -170,11 +192,16 @@ struct Conn {
 pub struct PostgresStore {
     /// Boxed: it is large, and stores are moved around in `AnyStore`.
     config: Box<Config>,
+    /// The TLS connector (`sslmode` other than `disable`: see [`crate::tls`]).
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
     /// `None` after the connection was found broken: the next operation connects again, so a
     /// server restart needs no restart of ours.
     conn: Mutex<Option<Conn>>,
     host: String,
     loc: Location,
+    /// Opened without its server (see [`PostgresStore::open`]): the schema is checked at the first
+    /// connection instead.
+    schema_pending: AtomicBool,
 }
 
 /// Whether `e` says the connection is gone (rather than the statement failing): the next
@@ -251,6 +278,48 @@ fn token() -> [u8; 16] {
     t
 }
 
+/// A connection of its own that waits for writers' commit notices ([`PostgresStore::listen`]).
+pub struct Listener {
+    client: Client,
+    path: PathBuf,
+}
+
+impl Listener {
+    /// Waits up to `timeout` for a commit notice: `Ok(true)` when one or more came (all taken),
+    /// `Ok(false)` when none did, an error when the connection is gone (listen again).
+    pub fn wait(&mut self, timeout: Duration) -> Result<bool> {
+        let lost = |e: postgres::Error, path: &Path| {
+            StoreError::backend(path, Backend::Postgres, Explained::from(&e))
+        };
+        let mut got = false;
+        {
+            let mut notes = self.client.notifications();
+            let mut it = notes.timeout_iter(timeout);
+            if it.next().map_err(|e| lost(e, &self.path))?.is_some() {
+                got = true;
+            }
+        }
+        // Notices that came together count once.
+        {
+            let mut notes = self.client.notifications();
+            while notes
+                .iter()
+                .next()
+                .map_err(|e| lost(e, &self.path))?
+                .is_some()
+            {}
+        }
+        if self.client.is_closed() {
+            return Err(StoreError::backend(
+                &self.path,
+                Backend::Postgres,
+                Explained("the listening connection was closed".into()),
+            ));
+        }
+        Ok(got)
+    }
+}
+
 /// The server named for error messages: never the password.
 fn describe(config: &Config) -> String {
     let host = config
@@ -277,10 +346,18 @@ impl PostgresStore {
 
     /// The client configuration: the connection string, a password from the password file or
     /// the libpq password file, and our defaults.
-    fn client_config(dir: &Path, server: &ServerOptions) -> Result<Config> {
-        let mut config = Config::from_str(&server.url).map_err(|e| {
+    fn client_config(
+        dir: &Path,
+        server: &ServerOptions,
+    ) -> Result<(Config, Option<tokio_postgres_rustls::MakeRustlsConnect>)> {
+        let (url, tls) = crate::tls::split(&server.url)
+            .map_err(|e| Self::config_error(dir, format!("postgres-url: {e}")))?;
+        let mut config = Config::from_str(&url).map_err(|e| {
             Self::config_error(dir, format!("postgres-url is not a connection string: {e}"))
         })?;
+        config.ssl_mode(crate::tls::ssl_mode(tls.mode));
+        let connector = crate::tls::connector(&tls)
+            .map_err(|e| Self::config_error(dir, format!("postgres-url: {e}")))?;
         if config.get_password().is_some() {
             return Err(Self::config_error(
                 dir,
@@ -315,7 +392,15 @@ impl PostgresStore {
         if config.get_application_name().is_none() {
             config.application_name("ipqbdb");
         }
-        Ok(config)
+        Ok((config, connector))
+    }
+
+    /// A new connection, with TLS as configured.
+    fn dial(&self) -> std::result::Result<Client, postgres::Error> {
+        match &self.tls {
+            Some(tls) => self.config.connect(tls.clone()),
+            None => self.config.connect(NoTls),
+        }
     }
 
     /// The password the libpq password file gives for `config`, if any (an unreadable file gives
@@ -341,11 +426,18 @@ impl PostgresStore {
     }
 
     fn connect(&self) -> Result<Conn> {
-        let client = self
-            .config
-            .connect(NoTls)
-            .map_err(|e| self.backend_error(e))?;
+        let mut client = self.dial().map_err(|e| self.backend_error(e))?;
+        if self.schema_pending.load(Ordering::Relaxed) {
+            self.ensure_schema(&mut client, self.loc.opts.create)?;
+            self.schema_pending.store(false, Ordering::Relaxed);
+        }
         self.prepare(client)
+    }
+
+    /// The server and database, as named in errors and in the judge's saved view (never the
+    /// password): a view saved from one database is not used for another.
+    pub fn source_name(&self) -> String {
+        self.loc.path.display().to_string()
     }
 
     /// A connection with its statements prepared.
@@ -355,7 +447,12 @@ impl PostgresStore {
                 .iter()
                 .map(|&t| Stmts::prepare(&mut client, t))
                 .collect::<std::result::Result<Vec<_>, _>>()?;
-            let token = client.prepare("INSERT INTO ipqbdb_commit (token) VALUES ($1)")?;
+            // The notice rides on the token's statement (no round trip of its own) and is
+            // delivered only if the transaction commits.
+            let token = client.prepare(&format!(
+                "WITH t AS (INSERT INTO ipqbdb_commit (token) VALUES ($1)) \
+                 SELECT pg_notify('{CHANNEL}', '')"
+            ))?;
             Ok(Conn {
                 client,
                 stmts,
@@ -518,6 +615,19 @@ impl PostgresStore {
         Ok(row.get(0))
     }
 
+    /// A new connection listening for commit notices (each write's transaction notifies, so a
+    /// view can refresh at once instead of at its next poll).
+    pub fn listen(&self) -> Result<Listener> {
+        let mut client = self.dial().map_err(|e| self.backend_error(e))?;
+        client
+            .batch_execute(&format!("LISTEN {CHANNEL}"))
+            .map_err(|e| self.backend_error(e))?;
+        Ok(Listener {
+            client,
+            path: self.loc.path.clone(),
+        })
+    }
+
     /// This host's name in the shared database (the scope of its notes).
     pub fn host_name(&self) -> &str {
         &self.host
@@ -561,7 +671,9 @@ impl PostgresStore {
     /// earlier call ran have ids at or above its bound, so none is missed.
     ///
     /// A caller whose `after` is at or below the tombstone horizon gets, like `after` 0, the tables
-    /// whole ([`ChangeSet::whole`]): deletions it has not seen may be gone from `ipqbdb_gone`.
+    /// whole ([`ChangeSet::whole`]): deletions it has not seen may be gone from `ipqbdb_gone`. So
+    /// does one whose `after` is beyond the server's position (a view saved from an earlier life
+    /// of the database).
     pub fn changes_since(&self, tables: &[Table], after: u64) -> Result<ChangeSet> {
         self.with_read(&mut |txn, _| {
             let xmin: String = txn
@@ -577,7 +689,9 @@ impl PostgresStore {
                 .map_err(PgFail::Db)?
                 .map(|r| r.get(0));
             let horizon: u64 = horizon.and_then(|h| h.parse().ok()).unwrap_or(0);
-            let whole = after == 0 || after <= horizon;
+            // A position ahead of the server's is not one of this database's (restored from a
+            // backup, or made anew): only the whole tables are right then.
+            let whole = after == 0 || after <= horizon || after > next;
             let after = if whole { 0 } else { after };
             let bound = after.to_string();
             let mut changes = Vec::new();
@@ -681,7 +795,7 @@ impl Store for PostgresStore {
                  configured",
             )
         })?;
-        let config = Self::client_config(dir, server)?;
+        let (config, tls) = Self::client_config(dir, server)?;
         let host = server.host_name.clone().unwrap_or_else(system_host_name);
         if host.is_empty() {
             return Err(Self::config_error(dir, "host-name is empty"));
@@ -689,14 +803,25 @@ impl Store for PostgresStore {
         let path = PathBuf::from(describe(&config));
         let mut store = PostgresStore {
             config: Box::new(config),
+            tls,
             conn: Mutex::new(None),
             host,
             loc: Location::new(dir, &path, opts),
+            schema_pending: AtomicBool::new(false),
         };
-        let mut client = store
-            .config
-            .connect(NoTls)
-            .map_err(|e| store.backend_error(e))?;
+        let mut client = match store.dial() {
+            Ok(client) => client,
+            // A judge rebooted during a database outage judges from the view it saved here
+            // (see crate::saved); so that it can start, the store opens unconnected and checks
+            // the schema when the server first answers. Its own operations fail until then, as
+            // they would on a connection lost later. Without a saved view it is an error, as
+            // before: nothing could use such a store.
+            Err(e) if is_connection_error(&e) && crate::saved::exists(dir) => {
+                store.schema_pending = AtomicBool::new(true);
+                return Ok(store);
+            }
+            Err(e) => return Err(store.backend_error(e)),
+        };
         store.ensure_schema(&mut client, opts.create)?;
         // The schema exists now: the same connection serves the store.
         let conn = store.prepare(client)?;
@@ -918,6 +1043,23 @@ impl<'t, 'c> PgTx<'t, 'c> {
         }
     }
 
+    /// `keys` grouped by the scope they live in (one group, `""`, for a table not scoped).
+    fn by_scope<'k>(
+        &self,
+        table: Table,
+        keys: impl Iterator<Item = &'k [u8]>,
+    ) -> Vec<(&str, Vec<&'k [u8]>)> {
+        let mut groups: Vec<(&str, Vec<&[u8]>)> = Vec::new();
+        for k in keys {
+            let scope = if scoped(table) { self.scope(k) } else { "" };
+            match groups.iter_mut().find(|g| g.0 == scope) {
+                Some(g) => g.1.push(k),
+                None => groups.push((scope, vec![k])),
+            }
+        }
+        groups
+    }
+
     /// Runs `call` on the transaction with `params`, and `scope` after them for a table scoped per
     /// host (its statements take the scope last). The borrow of the transaction ends on return, so
     /// a scan's visits may use it again.
@@ -987,6 +1129,21 @@ impl ReadTx for PgTx<'_, '_> {
         let row = self.with_params(table, &[], self.host, |txn, p| txn.query_one(&st.count, p))?;
         Ok(row.get::<_, i64>(0).max(0) as u64)
     }
+
+    /// One round trip (per scope, for the meta table's notes and shared rows).
+    fn get_many(&self, table: Table, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
+        let st = &self.stmts[table.index()];
+        let mut found: HashMap<Vec<u8>, Vec<u8>> = HashMap::with_capacity(keys.len());
+        for (scope, keys) in self.by_scope(table, keys.iter().copied()) {
+            if keys.is_empty() {
+                continue;
+            }
+            let rows =
+                self.with_params(table, &[&keys], scope, |txn, p| txn.query(&st.get_many, p))?;
+            found.extend(rows.into_iter().map(|r| (r.get(0), r.get(1))));
+        }
+        Ok(keys.iter().map(|k| found.get(*k).cloned()).collect())
+    }
 }
 
 impl WriteTx for PgTx<'_, '_> {
@@ -1004,5 +1161,28 @@ impl WriteTx for PgTx<'_, '_> {
             txn.execute(&st.delete, p)
         })?;
         Ok(n > 0)
+    }
+
+    /// One statement (per scope), each key once with its last value: an upsert may not touch a
+    /// row twice.
+    fn put_many(&mut self, table: Table, entries: &[(&[u8], &[u8])]) -> Result<()> {
+        let st = &self.stmts[table.index()];
+        let mut last: HashMap<&[u8], &[u8]> = HashMap::with_capacity(entries.len());
+        let mut order = Vec::with_capacity(entries.len());
+        for &(k, v) in entries {
+            if last.insert(k, v).is_none() {
+                order.push(k);
+            }
+        }
+        for (scope, keys) in self.by_scope(table, order.into_iter()) {
+            if keys.is_empty() {
+                continue;
+            }
+            let values: Vec<&[u8]> = keys.iter().map(|k| last[k]).collect();
+            self.with_params(table, &[&keys, &values], scope, |txn, p| {
+                txn.execute(&st.put_many, p)
+            })?;
+        }
+        Ok(())
     }
 }

@@ -3,7 +3,7 @@
 //! A backend implements the required methods (open, transactions, maintenance). Every operation with
 //! meaning is a provided method over the key-value traits, so it is written, and tested, once.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -225,13 +225,11 @@ pub trait Store: Send + Sync + Sized {
         let fallback = self.location().v6_prefix;
         self.write(&mut |tx| {
             let prefix = prefix_in(tx, path, fallback)?;
-            let mut reports = Vec::with_capacity(bans.len());
-            for ban in bans {
-                reports.push(ban_in(tx, path, prefix, &model, ban, now)?);
-            }
-            for (key, value) in notes {
-                tx.put(Table::Meta, &note_key(key), value)?;
-            }
+            let reports = ban_many_in(tx, path, prefix, &model, bans, now)?;
+            let notes: Vec<(Vec<u8>, &[u8])> =
+                notes.iter().map(|(k, v)| (note_key(k), &v[..])).collect();
+            let notes: Vec<(&[u8], &[u8])> = notes.iter().map(|(k, v)| (&k[..], *v)).collect();
+            tx.put_many(Table::Meta, &notes)?;
             Ok(reports)
         })
     }
@@ -326,13 +324,16 @@ pub trait Store: Send + Sync + Sized {
     fn add_blocked(&self, counts: &[(AddrKey, u64)]) -> Result<()> {
         let path = self.engine_path();
         self.write(&mut |tx| {
+            let keys: Vec<[u8; 16]> = counts.iter().map(|(k, _)| k.to_bytes()).collect();
+            let mut records = get_records(tx, path, &keys)?;
+            let mut updated = Vec::new();
             for &(key, n) in counts {
-                if let Some(mut rec) = get_record(tx, path, key)? {
+                if let Some(rec) = records.get_mut(&key) {
                     rec.blocked = rec.blocked.saturating_add(n);
-                    tx.put(Table::Block, &key.to_bytes(), &rec.encode())?;
+                    updated.push(key);
                 }
             }
-            Ok(())
+            put_records(tx, &records, &updated)
         })
     }
 
@@ -1024,34 +1025,150 @@ fn reason_id_in(tx: &mut dyn WriteTx, path: &Path, text: &str) -> Result<ReasonI
     Ok(id)
 }
 
-fn ban_in(
+/// The records of `keys` (16-byte block keys) that exist, read at once ([`ReadTx::get_many`]).
+fn get_records(
+    tx: &dyn ReadTx,
+    path: &Path,
+    keys: &[[u8; 16]],
+) -> Result<HashMap<AddrKey, Record>> {
+    let refs: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
+    let mut out = HashMap::with_capacity(keys.len());
+    for (k, v) in keys.iter().zip(tx.get_many(Table::Block, &refs)?) {
+        if let Some(v) = v {
+            let (key, rec) = decode_record(path, k, &v)?;
+            out.insert(key, rec);
+        }
+    }
+    Ok(out)
+}
+
+/// A whitelist small enough to read whole, in memory: a batch of bans then looks every address up
+/// without a round trip each (on a server engine), through the same [`white_lookup_in`].
+struct WhiteCopy(BTreeMap<Vec<u8>, Vec<u8>>);
+
+impl WhiteCopy {
+    /// The whitelist, if it has at most `max` ranges (one scan; stops early beyond that).
+    fn read(tx: &dyn ReadTx, max: usize) -> Result<Option<WhiteCopy>> {
+        let mut map = BTreeMap::new();
+        let mut fits = true;
+        tx.scan(Table::White, &[], Direction::Forward, &mut |k, v| {
+            if map.len() == max {
+                fits = false;
+                return Ok(false);
+            }
+            map.insert(k.to_vec(), v.to_vec());
+            Ok(true)
+        })?;
+        Ok(fits.then_some(WhiteCopy(map)))
+    }
+}
+
+impl ReadTx for WhiteCopy {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        debug_assert_eq!(table, Table::White);
+        Ok(self.0.get(key).cloned())
+    }
+
+    fn scan(
+        &self,
+        table: Table,
+        from: &[u8],
+        dir: Direction,
+        visit: &mut crate::kv::Visit<'_>,
+    ) -> Result<()> {
+        use std::ops::Bound::{Included, Unbounded};
+        debug_assert_eq!(table, Table::White);
+        let range: Box<dyn Iterator<Item = (&Vec<u8>, &Vec<u8>)>> = match dir {
+            Direction::Forward => Box::new(self.0.range::<[u8], _>((Included(from), Unbounded))),
+            Direction::Backward => {
+                Box::new(self.0.range::<[u8], _>((Unbounded, Included(from))).rev())
+            }
+        };
+        for (k, v) in range {
+            if !visit(k, v)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn len(&self, _table: Table) -> Result<u64> {
+        Ok(self.0.len() as u64)
+    }
+}
+
+/// Bans `bans` in order in one transaction, as banning them one by one would, in a number of
+/// key-value calls that does not grow with the batch (bar new reasons and a large whitelist): the
+/// records are read with one [`ReadTx::get_many`], the whitelist once when small, and the results
+/// written with one [`WriteTx::put_many`]. An address banned twice in the batch sees its first
+/// ban's result, as it would one by one.
+fn ban_many_in(
     tx: &mut dyn WriteTx,
     path: &Path,
     prefix: V6Prefix,
     model: &ModelParams,
-    ban: &Ban<'_>,
+    bans: &[Ban<'_>],
     now: UnixTime,
-) -> Result<BanReport> {
-    let key = AddrKey::banned(ban.ip, prefix);
-    let reason = reason_id_in(tx, path, ban.reason)?;
-    let existing = get_record(tx, path, key)?;
-    let white = white_lookup_in(tx, path, AddrKey::exact(ban.ip))?.map(|w| w.decay);
-    let req = BanRequest {
-        initial_count: ban.initial_count,
-        decay: ban.decay,
-        reason,
-    };
-    let outcome = apply_ban(existing.as_ref(), white, &req, now, model)?;
-    if outcome.kind != BanKind::Whitelisted {
-        if let Some(rec) = &outcome.record {
-            tx.put(Table::Block, &key.to_bytes(), &rec.encode())?;
+) -> Result<Vec<BanReport>> {
+    let mut reasons: HashMap<&str, ReasonId> = HashMap::new();
+    for ban in bans {
+        if !reasons.contains_key(ban.reason) {
+            reasons.insert(ban.reason, reason_id_in(tx, path, ban.reason)?);
         }
     }
-    Ok(BanReport {
-        key,
-        reason,
-        outcome,
-    })
+    let keys: Vec<AddrKey> = bans.iter().map(|b| AddrKey::banned(b.ip, prefix)).collect();
+    let bytes: Vec<[u8; 16]> = keys.iter().map(|k| k.to_bytes()).collect();
+    let mut records = get_records(tx, path, &bytes)?;
+    // Read whole when no larger than a few ranges per ban: a single ban then costs no more than
+    // its own lookup would.
+    let white = WhiteCopy::read(tx, 64.max(bans.len() * 8))?;
+    // Each key written once, with its last record, in the order first written.
+    let mut written: Vec<AddrKey> = Vec::new();
+    let mut seen: HashSet<AddrKey> = HashSet::new();
+    let mut reports = Vec::with_capacity(bans.len());
+    for (ban, &key) in bans.iter().zip(&keys) {
+        let exact = AddrKey::exact(ban.ip);
+        let white = match &white {
+            Some(copy) => white_lookup_in(copy, path, exact)?,
+            None => white_lookup_in(tx, path, exact)?,
+        }
+        .map(|w| w.decay);
+        let req = BanRequest {
+            initial_count: ban.initial_count,
+            decay: ban.decay,
+            reason: reasons[ban.reason],
+        };
+        let outcome = apply_ban(records.get(&key), white, &req, now, model)?;
+        if outcome.kind != BanKind::Whitelisted {
+            if let Some(rec) = outcome.record {
+                records.insert(key, rec);
+                if seen.insert(key) {
+                    written.push(key);
+                }
+            }
+        }
+        reports.push(BanReport {
+            key,
+            reason: req.reason,
+            outcome,
+        });
+    }
+    put_records(tx, &records, &written)?;
+    Ok(reports)
+}
+
+/// Writes the records of `keys` (each a key of `records`) in one [`WriteTx::put_many`].
+fn put_records(
+    tx: &mut dyn WriteTx,
+    records: &HashMap<AddrKey, Record>,
+    keys: &[AddrKey],
+) -> Result<()> {
+    let rows: Vec<([u8; 16], [u8; Record::ENCODED_LEN])> = keys
+        .iter()
+        .map(|k| (k.to_bytes(), records[k].encode()))
+        .collect();
+    let entries: Vec<(&[u8], &[u8])> = rows.iter().map(|(k, v)| (&k[..], &v[..])).collect();
+    tx.put_many(Table::Block, &entries)
 }
 
 fn delete_in(

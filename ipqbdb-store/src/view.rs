@@ -4,12 +4,17 @@
 //! [`ViewStore`] is a [`Store`] whose reads run over the in-memory tables, so the judge's lookups
 //! (`Snapshot::verdict_state`, the whitelist precedence) are the very code every engine runs. It
 //! is loaded whole at open; then a thread of its own asks the server every `refresh` interval
-//! for what changed since (by transaction id, [`PostgresStore::changes_since`]) and hands the
-//! changes over a channel. The reading thread applies them at its next read: in memory, never
-//! waiting for the network. When the server cannot be reached the view stays as it was, the
-//! thread says so once in the log (and once when it reaches the server again), and verdicts go
-//! on from the last view. A view out of touch for longer than the server keeps its tombstones
-//! gets the tables whole on its next refresh and replaces its own (`ChangeSet::whole`).
+//! for what changed since (by transaction id, [`PostgresStore::changes_since`]) and applies it to
+//! the tables under a write lock held only for the in-memory update, so a verdict never waits for
+//! the network. When the server cannot be reached the view stays as it was, the thread says so
+//! once in the log (and once when it reaches the server again), and verdicts go on from the last
+//! view. A view out of touch for longer than the server keeps its tombstones gets the tables
+//! whole on its next refresh and replaces its own (`ChangeSet::whole`).
+//!
+//! The thread also saves the view in the database directory ([`crate::saved`]) after its first
+//! load, when it changed (at most every `SAVE_EVERY`) and at the end. A judge started while the
+//! server does not answer judges from that file, says how old it is, and catches up from its
+//! position once the server answers.
 //!
 //! Memory: one map entry per record and whitelist range, key and value each a boxed byte slice;
 //! about 215 bytes per record (resident growth at load measured by `scripts/bench-postgres.sh`),
@@ -19,8 +24,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -29,14 +33,22 @@ use ipqbdb_core::log::{log, Level};
 use crate::backend::Backend;
 use crate::error::{Result, StoreError};
 use crate::kv::{Direction, ReadTx, Table, Visit, WriteTx};
-use crate::postgres::{ChangeSet, PostgresStore};
+use crate::postgres::{ChangeSet, Listener, PostgresStore};
+use crate::saved;
 use crate::store::{Location, OpenOptions, Store};
 
 /// The tables a verdict reads.
 const TABLES: [Table; 3] = [Table::Block, Table::White, Table::Meta];
-/// Change sets waiting for the reader: beyond this the refresher waits (the reader is stuck or
-/// gone), it never buffers without bound.
-const PENDING: usize = 64;
+/// The shortest time between two refreshes made on commit notices: under a storm of commits a
+/// view refreshes at most this often (each refresh takes whatever committed meanwhile), rather
+/// than once per commit.
+const NOTICE_GAP: Duration = Duration::from_millis(25);
+/// How often at most a view without a listening connection tries to open one (or its poll
+/// interval, if shorter).
+const LISTEN_RETRY: Duration = Duration::from_secs(1);
+/// How often at most a changed view is saved to the database directory (and at the end): a judge
+/// started without its server judges from a view at most this much older than the one it had.
+const SAVE_EVERY: Duration = Duration::from_secs(60);
 
 type Map = BTreeMap<Box<[u8]>, Box<[u8]>>;
 
@@ -57,6 +69,29 @@ impl Tables {
         }
     }
 
+    fn put(&mut self, table: Table, key: Vec<u8>, value: Vec<u8>) {
+        match table {
+            Table::Block => self
+                .block
+                .insert(key.into_boxed_slice(), value.into_boxed_slice()),
+            _ => self.maps[table.index()].insert(key.into_boxed_slice(), value.into_boxed_slice()),
+        };
+    }
+
+    /// Every entry, for saving.
+    fn entries(&self) -> impl Iterator<Item = (Table, &[u8], &[u8])> {
+        let block = self
+            .block
+            .iter()
+            .map(|(k, v)| (Table::Block, &k[..], &v[..]));
+        let rest = Table::ALL.iter().flat_map(move |&t| {
+            self.maps[t.index()]
+                .iter()
+                .map(move |(k, v)| (t, &k[..], &v[..]))
+        });
+        block.chain(rest)
+    }
+
     /// Applies a change set; a whole one (a view that fell behind the server's tombstone horizon)
     /// replaces the tables, since deletions it missed are no longer listed anywhere.
     fn apply(&mut self, set: ChangeSet) {
@@ -65,15 +100,9 @@ impl Tables {
         }
         for (table, key, value) in set.changes {
             match (table, value) {
-                (Table::Block, Some(v)) => {
-                    self.block
-                        .insert(key.into_boxed_slice(), v.into_boxed_slice());
-                }
+                (_, Some(v)) => self.put(table, key, v),
                 (Table::Block, None) => {
                     self.block.remove(&key[..]);
-                }
-                (_, Some(v)) => {
-                    self.maps[table.index()].insert(key.into_boxed_slice(), v.into_boxed_slice());
                 }
                 (_, None) => {
                     self.maps[table.index()].remove(&key[..]);
@@ -148,138 +177,332 @@ pub struct ViewStats {
     pub rows: u64,
     /// Time spent in refreshes, network and server included (on the refresher's thread).
     pub refresh_time: Duration,
+    /// Whether the view started from the file saved in the database directory (the server did
+    /// not answer at start).
+    pub from_saved: bool,
+    /// Times the view was saved to that file.
+    pub saves: u64,
+}
+
+/// What the reading threads and the refresher share.
+struct Shared {
+    /// Written only by the refresher, briefly (a change set is applied in memory; a whole load is
+    /// built aside and swapped in), so readers practically never wait.
+    tables: RwLock<Tables>,
+    stats: Mutex<ViewStats>,
+    stop: AtomicBool,
 }
 
 /// A read-only store over the local view of a postgres database.
 pub struct ViewStore {
-    tables: Mutex<Tables>,
-    changes: Mutex<Receiver<ChangeSet>>,
-    stats: Arc<Mutex<ViewStats>>,
-    stop: Arc<AtomicBool>,
+    shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
     loc: Location,
 }
 
+/// The refresher's own state.
+struct Refresher {
+    source: PostgresStore,
+    shared: Arc<Shared>,
+    every: Duration,
+    program: &'static str,
+    /// The change position the tables reflect.
+    after: u64,
+    /// Why the server did not answer last, while it does not.
+    failing: Option<String>,
+    /// The tables changed since they were last saved.
+    dirty: bool,
+    last_save: Option<Instant>,
+    save_failed: bool,
+    /// Whether to listen for commit notices at all (else poll only).
+    listen: bool,
+    listener: Option<Listener>,
+    last_listen_try: Option<Instant>,
+    /// A notice came since the last refresh.
+    noticed: bool,
+    last_refresh: Option<Instant>,
+}
+
 impl ViewStore {
     /// Loads the view from `source` and starts its refresher, which asks every `refresh` and logs
-    /// as `program`.
+    /// as `program`. When the server does not answer, the view saved in the database directory
+    /// (see [`crate::saved`]) stands in until it does; without a usable one, the server's error
+    /// is returned.
     pub fn start(source: PostgresStore, refresh: Duration, program: &'static str) -> Result<Self> {
+        Self::start_with(source, refresh, true, program)
+    }
+
+    /// [`ViewStore::start`], listening for writers' commit notices when `listen` (refreshing at
+    /// once on one, at most every `NOTICE_GAP`; the poll stays as the fallback), else polling
+    /// only.
+    pub fn start_with(
+        source: PostgresStore,
+        refresh: Duration,
+        listen: bool,
+        program: &'static str,
+    ) -> Result<Self> {
         let started = Instant::now();
-        let first = source.changes_since(&TABLES, 0)?;
-        let mut tables = Tables::new();
-        let mut after = first.next;
-        tables.apply(first);
-        let stats = Arc::new(Mutex::new(ViewStats {
-            load: started.elapsed(),
-            ..ViewStats::default()
-        }));
-        let (tx, rx) = mpsc::sync_channel(PENDING);
-        let stop = Arc::new(AtomicBool::new(false));
         let loc = source.location().clone();
-        let thread = {
-            let (stats, stop) = (stats.clone(), stop.clone());
-            std::thread::Builder::new()
-                .name("view".into())
-                .spawn(move || refresher(source, tx, &mut after, refresh, program, &stats, &stop))
-                .map_err(|e| StoreError::io(&loc.dir, e))?
+        let mut tables = Tables::new();
+        let (after, failing, from_saved) = match source.changes_since(&TABLES, 0) {
+            Ok(first) => {
+                let after = first.next;
+                tables.apply(first);
+                (after, None, false)
+            }
+            Err(e) => {
+                let view = match saved::load(&loc.dir, &source.source_name()) {
+                    Ok(v) => v,
+                    Err(saved::SavedError::Io { source: io, .. })
+                        if io.kind() == std::io::ErrorKind::NotFound =>
+                    {
+                        return Err(e)
+                    }
+                    Err(bad) => {
+                        log(program, Level::Warning, &format!("{bad}; not used"));
+                        return Err(e);
+                    }
+                };
+                let age = (ipqbdb_core::now() as i64).saturating_sub(view.saved_at);
+                log(
+                    program,
+                    Level::Warning,
+                    &format!(
+                        "{e}; judging from the view saved {} ago ({} records) until the server \
+                         answers (trying every {} ms)",
+                        show_age(age),
+                        view.entries
+                            .iter()
+                            .filter(|(t, _, _)| *t == Table::Block)
+                            .count(),
+                        refresh.as_millis()
+                    ),
+                );
+                let position = view.position;
+                for (table, key, value) in view.entries {
+                    tables.put(table, key, value);
+                }
+                (position, Some(e.to_string()), true)
+            }
         };
+        let shared = Arc::new(Shared {
+            tables: RwLock::new(tables),
+            stats: Mutex::new(ViewStats {
+                load: started.elapsed(),
+                from_saved,
+                ..ViewStats::default()
+            }),
+            stop: AtomicBool::new(false),
+        });
+        let mut refresher = Refresher {
+            source,
+            shared: shared.clone(),
+            every: refresh,
+            program,
+            after,
+            failing,
+            // A view loaded from the server is saved at once: a judge that ran only briefly
+            // before an outage still has one to start from.
+            dirty: !from_saved,
+            last_save: None,
+            save_failed: false,
+            listen,
+            listener: None,
+            last_listen_try: None,
+            noticed: false,
+            last_refresh: None,
+        };
+        let thread = std::thread::Builder::new()
+            .name("view".into())
+            .spawn(move || refresher.run())
+            .map_err(|e| StoreError::io(&loc.dir, e))?;
         Ok(ViewStore {
-            tables: Mutex::new(tables),
-            changes: Mutex::new(rx),
-            stats,
-            stop,
+            shared,
             thread: Some(thread),
             loc,
         })
     }
 
     pub fn stats(&self) -> ViewStats {
-        self.stats.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    /// Applies what the refresher delivered so far; never waits for it.
-    fn catch_up(&self, tables: &mut Tables) {
-        let rx = self.changes.lock().unwrap_or_else(|p| p.into_inner());
-        while let Ok(set) = rx.try_recv() {
-            tables.apply(set);
-        }
+        self.shared
+            .stats
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
-fn refresher(
-    source: PostgresStore,
-    tx: SyncSender<ChangeSet>,
-    after: &mut u64,
-    every: Duration,
-    program: &str,
-    stats: &Mutex<ViewStats>,
-    stop: &AtomicBool,
-) {
-    let mut failing: Option<String> = None;
-    let mut next = Instant::now() + every;
-    while !stop.load(Ordering::Relaxed) {
-        let now = Instant::now();
-        if now < next {
-            std::thread::sleep((next - now).min(Duration::from_millis(50)));
-            continue;
+/// An age for a log line: seconds, minutes, hours or days.
+fn show_age(secs: i64) -> String {
+    match secs.max(0) {
+        s if s < 120 => format!("{s} s"),
+        s if s < 7_200 => format!("{} min", s / 60),
+        s if s < 172_800 => format!("{} h", s / 3_600),
+        s => format!("{} days", s / 86_400),
+    }
+}
+
+impl Refresher {
+    fn run(&mut self) {
+        let mut next = Instant::now();
+        if self.failing.is_none() {
+            next += self.every;
         }
-        next = now + every;
-        let res = source.changes_since(&TABLES, *after);
+        while !self.shared.stop.load(Ordering::Relaxed) {
+            self.save_if_due(false);
+            self.listen_if_due();
+            let now = Instant::now();
+            let notice_due =
+                self.noticed && self.last_refresh.is_none_or(|t| now >= t + NOTICE_GAP);
+            if now >= next || notice_due {
+                next = now + self.every;
+                self.noticed = false;
+                self.last_refresh = Some(now);
+                self.refresh();
+                continue;
+            }
+            let wake = match (self.noticed, self.last_refresh) {
+                (true, Some(t)) => next.min(t + NOTICE_GAP),
+                _ => next,
+            };
+            // Short waits, so a stop is seen soon.
+            let wait = (wake - now).min(Duration::from_millis(50));
+            match &mut self.listener {
+                Some(l) => match l.wait(wait) {
+                    Ok(got) => self.noticed |= got,
+                    // The poll goes on; listening is tried again at the next poll interval.
+                    Err(_) => self.listener = None,
+                },
+                None => std::thread::sleep(wait),
+            }
+        }
+        self.save_if_due(true);
+    }
+
+    /// Opens the listening connection when there is none, at most once per `LISTEN_RETRY`. A
+    /// new one is followed by a refresh at once: what committed before it listened sent its
+    /// notice to no one.
+    fn listen_if_due(&mut self) {
+        if !self.listen
+            || self.listener.is_some()
+            || self
+                .last_listen_try
+                .is_some_and(|t| t.elapsed() < self.every.min(LISTEN_RETRY))
+        {
+            return;
+        }
+        self.last_listen_try = Some(Instant::now());
+        if let Ok(l) = self.source.listen() {
+            self.listener = Some(l);
+            self.noticed = true;
+        }
+    }
+
+    fn refresh(&mut self) {
+        let now = Instant::now();
+        let res = self.source.changes_since(&TABLES, self.after);
         let took = now.elapsed();
-        let mut s = stats.lock().unwrap_or_else(|p| p.into_inner());
+        let mut s = self.shared.stats.lock().unwrap_or_else(|p| p.into_inner());
         match res {
             Ok(set) => {
                 s.refreshes += 1;
                 s.rows += set.changes.len() as u64;
                 s.refresh_time += took;
                 drop(s);
-                if failing.take().is_some() {
+                if self.failing.take().is_some() {
                     log(
-                        program,
+                        self.program,
                         Level::Notice,
                         "the database server answers again; the view is current",
                     );
                 }
-                if set.whole {
+                if set.whole && self.after != 0 {
                     log(
-                        program,
+                        self.program,
                         Level::Notice,
                         "the view was behind the server's oldest deletion record (out of touch \
-                         longer than its maintenance keeps them): loaded the tables again",
+                         longer than its maintenance keeps them) or ahead of the server (a \
+                         restored database): loaded the tables again",
                     );
                 }
-                let bound = set.next;
-                let mut set = Some(set);
-                // A full channel: the reader is behind; wait for room rather than lose changes.
-                while let Some(pending) = set.take() {
-                    match tx.try_send(pending) {
-                        Ok(()) => *after = bound,
-                        Err(TrySendError::Full(back)) => {
-                            if stop.load(Ordering::Relaxed) {
-                                return;
-                            }
-                            set = Some(back);
-                            std::thread::sleep(Duration::from_millis(10));
-                        }
-                        Err(TrySendError::Disconnected(_)) => return,
-                    }
+                self.after = set.next;
+                if set.changes.is_empty() && !set.whole {
+                    return;
+                }
+                self.dirty = true;
+                if set.whole {
+                    let mut fresh = Tables::new();
+                    fresh.apply(set);
+                    *self
+                        .shared
+                        .tables
+                        .write()
+                        .unwrap_or_else(|p| p.into_inner()) = fresh;
+                } else {
+                    self.shared
+                        .tables
+                        .write()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .apply(set);
                 }
             }
             Err(e) => {
                 s.failures += 1;
                 drop(s);
-                if failing.is_none() {
+                if self.failing.is_none() {
                     log(
-                        program,
+                        self.program,
                         Level::Error,
                         &format!(
                             "{e}; judging by the last view of the database until the server answers \
                              (trying every {} ms)",
-                            every.as_millis()
+                            self.every.as_millis()
                         ),
                     );
-                    failing = Some(e.to_string());
+                    self.failing = Some(e.to_string());
                 }
+            }
+        }
+    }
+
+    /// Saves the tables when they changed and the last save is old enough (or `now`).
+    fn save_if_due(&mut self, now: bool) {
+        if !self.dirty || !(now || self.last_save.is_none_or(|t| t.elapsed() >= SAVE_EVERY)) {
+            return;
+        }
+        self.last_save = Some(Instant::now());
+        let tables = self.shared.tables.read().unwrap_or_else(|p| p.into_inner());
+        let res = saved::save(
+            &self.source.location().dir,
+            &self.source.source_name(),
+            self.after,
+            ipqbdb_core::now() as i64,
+            tables.entries(),
+        );
+        drop(tables);
+        match res {
+            Ok(()) => {
+                self.dirty = false;
+                self.save_failed = false;
+                self.shared
+                    .stats
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .saves += 1;
+            }
+            Err(e) => {
+                if !self.save_failed {
+                    log(
+                        self.program,
+                        Level::Warning,
+                        &format!(
+                            "saving the view for starts without the server: {e}; tried again \
+                             every {} s",
+                            SAVE_EVERY.as_secs()
+                        ),
+                    );
+                }
+                self.save_failed = true;
             }
         }
     }
@@ -287,11 +510,7 @@ fn refresher(
 
 impl Drop for ViewStore {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        // Unblocks a refresher waiting for room.
-        if let Ok(rx) = self.changes.lock() {
-            while rx.try_recv().is_ok() {}
-        }
+        self.shared.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -314,8 +533,7 @@ impl Store for ViewStore {
     }
 
     fn read<R>(&self, f: &mut dyn FnMut(&dyn ReadTx) -> Result<R>) -> Result<R> {
-        let mut tables = self.tables.lock().unwrap_or_else(|p| p.into_inner());
-        self.catch_up(&mut tables);
+        let tables = self.shared.tables.read().unwrap_or_else(|p| p.into_inner());
         f(&*tables)
     }
 

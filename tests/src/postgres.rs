@@ -20,6 +20,10 @@ pub struct PgServer {
     /// Holds the data directory (`data`), the socket and the server log (`log`).
     root: tempfile::TempDir,
     running: bool,
+    /// The TCP port on loopback, once [`PgServer::serve_tcp`] opened one (also the socket's).
+    port: Option<u16>,
+    /// Server options added by [`PgServer::serve_tcp`].
+    extra: String,
 }
 
 /// The newest installed server version's binaries.
@@ -64,21 +68,27 @@ fn as_postgres(bin: &Path, program: &str, args: &[&str]) -> Output {
     out
 }
 
+/// A new temporary directory for a server's files, the `postgres` user's alone, and its path.
+fn server_root(prefix: &str) -> (tempfile::TempDir, String) {
+    let root = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .expect("temporary directory");
+    let path = root.path().to_str().expect("UTF-8 path").to_string();
+    let chown = Command::new("chown")
+        .args(["postgres:postgres", &path])
+        .status()
+        .expect("chown");
+    assert!(chown.success(), "chown postgres {path}");
+    std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    (root, path)
+}
+
 impl PgServer {
     /// Makes and starts a new cluster.
     pub fn start() -> PgServer {
         let bin = server_bin();
-        let root = tempfile::Builder::new()
-            .prefix("ipqbdb-pg.")
-            .tempdir()
-            .expect("temporary directory");
-        let path = root.path().to_str().expect("UTF-8 path").to_string();
-        let chown = Command::new("chown")
-            .args(["postgres:postgres", &path])
-            .status()
-            .expect("chown");
-        assert!(chown.success(), "chown postgres {path}");
-        std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let (root, path) = server_root("ipqbdb-pg.");
         as_postgres(
             &bin,
             "initdb",
@@ -100,6 +110,8 @@ impl PgServer {
             bin,
             root,
             running: false,
+            port: None,
+            extra: String::new(),
         };
         server.resume();
         server
@@ -117,7 +129,11 @@ impl PgServer {
                 "-l",
                 &format!("{path}/log"),
                 "-o",
-                &format!("-k {path} -c listen_addresses= -c max_connections=200"),
+                &format!(
+                    "-k {path} -c listen_addresses= -c max_connections=200 {}{}",
+                    self.port.map(|p| format!("-p {p} ")).unwrap_or_default(),
+                    self.extra
+                ),
                 "-w",
                 "-t",
                 "60",
@@ -138,6 +154,69 @@ impl PgServer {
         self.running = false;
     }
 
+    /// The data directory (configuration files, certificates a test puts there).
+    pub fn data_dir(&self) -> PathBuf {
+        self.root.path().join("data")
+    }
+
+    /// Restarts the server listening on a free TCP port on 127.0.0.1 too, with `options` (server
+    /// `-c` options, e.g. TLS settings) added; returns the port, which the socket takes too.
+    pub fn serve_tcp(&mut self, options: &str) -> u16 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        self.stop();
+        self.port = Some(port);
+        self.extra = format!("-c listen_addresses=127.0.0.1 {options}");
+        self.resume();
+        port
+    }
+
+    /// A streaming standby of this server, started: a base backup (`pg_basebackup -R`, so it
+    /// follows this server) in a directory and on a socket of its own.
+    pub fn standby(&self) -> PgServer {
+        let (root, path) = server_root("ipqbdb-pg-standby.");
+        as_postgres(
+            &self.bin,
+            "pg_basebackup",
+            &[
+                "-h",
+                self.socket_dir().to_str().unwrap(),
+                "-p",
+                &self.port.unwrap_or(5432).to_string(),
+                "-U",
+                "postgres",
+                "-D",
+                &format!("{path}/data"),
+                "-R",
+                "-X",
+                "stream",
+                "-c",
+                "fast",
+                "--no-sync",
+            ],
+        );
+        let mut standby = PgServer {
+            bin: self.bin.clone(),
+            root,
+            running: false,
+            port: self.port,
+            extra: self.extra.clone(),
+        };
+        standby.resume();
+        standby
+    }
+
+    /// Promotes this standby to a primary, and waits until it takes writes.
+    pub fn promote(&self) {
+        as_postgres(
+            &self.bin,
+            "pg_ctl",
+            &["-D", self.data_dir().to_str().unwrap(), "-w", "promote"],
+        );
+    }
+
     /// The directory of the server's Unix socket.
     pub fn socket_dir(&self) -> &Path {
         self.root.path()
@@ -146,8 +225,9 @@ impl PgServer {
     /// The connection string of database `dbname` as the superuser.
     pub fn conninfo(&self, dbname: &str) -> String {
         format!(
-            "host={} user=postgres dbname={dbname}",
-            self.socket_dir().display()
+            "host={} {}user=postgres dbname={dbname}",
+            self.socket_dir().display(),
+            self.port.map(|p| format!("port={p} ")).unwrap_or_default()
         )
     }
 
@@ -159,6 +239,8 @@ impl PgServer {
             &[
                 "-h",
                 self.socket_dir().to_str().unwrap(),
+                "-p",
+                &self.port.unwrap_or(5432).to_string(),
                 "-d",
                 dbname,
                 "-v",
@@ -212,8 +294,9 @@ impl PgServer {
             ),
         );
         let conninfo = format!(
-            "host={} user={role} dbname={dbname}",
-            self.socket_dir().display()
+            "host={} {}user={role} dbname={dbname}",
+            self.socket_dir().display(),
+            self.port.map(|p| format!("port={p} ")).unwrap_or_default()
         );
         std::fs::write(dir.join(CONNINFO_FILE), &conninfo).expect("conninfo file");
         conninfo

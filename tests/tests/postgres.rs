@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use ipqbdb_core::UnixTime;
+use ipqbdb_store::kv::Table;
 use ipqbdb_store::{AnyStore, Backend, Ban, OpenOptions, ServerOptions, Store, StoreError};
 use ipqbdb_tests::postgres::{server_of, PgServer};
 use ipqbdb_tests::{ip, open_any, wait_until, workspace_bin, Proc, TestDb};
@@ -491,96 +492,206 @@ fn a_view_behind_the_oldest_tombstone_loads_the_tables_again() {
 /// busy server may take.
 const OUTAGE: Duration = Duration::from_secs(30);
 
+/// Two hosts' `ibd-parse`, each with its own database directory, following its own log, with
+/// the rule that bans the address of every `storm ADDR` line: started on `conninfo`.
+struct Storm {
+    tmp: tempfile::TempDir,
+    parsers: Vec<(Proc, std::path::PathBuf)>,
+}
+
+/// The addresses the storm bans, one per line in turn.
+const HOT: [&str; 4] = ["203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.4"];
+
+impl Storm {
+    fn start(conninfo: &str) -> Storm {
+        let parse = workspace_bin("ipqbdb-parse", "ibd-parse");
+        let tmp = tempfile::tempdir().unwrap();
+        let rules = tmp.path().join("rules.conf");
+        std::fs::write(&rules, "/storm <HOST>/ * \"storm\" 31\n").unwrap();
+        let mut parsers = Vec::new();
+        for host in ["mail", "web"] {
+            let config = tmp.path().join(format!("{host}.toml"));
+            std::fs::write(
+                &config,
+                format!(
+                    "backend = \"postgres\"\npostgres-url = \"{conninfo}\"\nhost-name = \"{host}\"\n"
+                ),
+            )
+            .unwrap();
+            let log = tmp.path().join(format!("{host}.log"));
+            std::fs::write(&log, "").unwrap();
+            let mut cmd = Command::new(&parse);
+            cmd.args(["-D", "--no-fifo", "--from-start", "--config"])
+                .arg(&config)
+                .arg("--db-dir")
+                .arg(tmp.path().join(host))
+                .arg("--rule-file")
+                .arg(&rules)
+                .arg(&log)
+                .stdin(Stdio::null());
+            let mut p = Proc::spawn_logged(host, &mut cmd, &tmp.path().join(format!("{host}.err")));
+            p.wait_log("started", Duration::from_secs(30));
+            parsers.push((p, log));
+        }
+        Storm { tmp, parsers }
+    }
+
+    /// Writes storm lines to every log, 5 ms apart, for `secs` seconds, while `meanwhile` runs;
+    /// returns how many.
+    fn feed(&self, secs: u64, meanwhile: impl FnOnce()) -> u64 {
+        let feed = |log: &Path| {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new().append(true).open(log).unwrap();
+            let until = std::time::Instant::now() + Duration::from_secs(secs);
+            let mut n = 0u64;
+            while std::time::Instant::now() < until {
+                writeln!(f, "storm {}", HOT[n as usize % HOT.len()]).unwrap();
+                n += 1;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            n
+        };
+        std::thread::scope(|s| {
+            let feeders: Vec<_> = self
+                .parsers
+                .iter()
+                .map(|(_, log)| s.spawn(|| feed(log)))
+                .collect();
+            meanwhile();
+            feeders.into_iter().map(|f| f.join().unwrap()).sum()
+        })
+    }
+
+    /// Waits until `s` counts `lines` bans of the storm's addresses, stops the parsers (what was
+    /// in flight is settled by then) and checks that none came twice nor panicked.
+    fn check(mut self, s: &AnyStore, lines: u64) {
+        let caught = || -> u64 {
+            HOT.iter()
+                .filter_map(|a| s.lookup(a.parse().unwrap()).unwrap())
+                .map(|r| r.caught)
+                .sum()
+        };
+        wait_until(
+            || format!("{} of {lines} lines counted", caught()),
+            Duration::from_secs(120),
+            || caught() >= lines,
+        );
+        for (p, _) in &mut self.parsers {
+            p.signal(libc::SIGTERM);
+            p.wait(Duration::from_secs(30));
+        }
+        assert_eq!(caught(), lines, "every line banned once, none twice");
+        for (p, _) in &self.parsers {
+            let log = p.log();
+            assert!(!log.contains("panicked"), "{log}");
+            assert!(
+                log.contains("postgres"),
+                "the parser said why it waited: {log}"
+            );
+        }
+        drop(self.tmp);
+    }
+}
+
 #[test]
 fn an_outage_during_a_ban_storm_loses_and_repeats_nothing() {
-    // Two hosts, each with its own database directory and ibd-parse following its own log, ban
-    // the same four addresses on every line (5 ms apart) into one server, which is stopped for
-    // 30 s in the middle. The parsers hold their bans and positions and retry; once the server
-    // is back, every line has been counted exactly once.
+    // Two hosts' parsers ban the same four addresses on every line (5 ms apart) into one server,
+    // which is stopped for 30 s in the middle. The parsers hold their bans and positions and
+    // retry; once the server is back, every line has been counted exactly once.
     let mut db = TestDb::new(PG);
-    let parse = workspace_bin("ipqbdb-parse", "ibd-parse");
-    let conninfo = server_of(db.path()).unwrap().url;
-    let tmp = tempfile::tempdir().unwrap();
-    let rules = tmp.path().join("rules.conf");
-    std::fs::write(&rules, "/storm <HOST>/ * \"storm\" 31\n").unwrap();
-    let hosts = ["mail", "web"];
-    let mut parsers = Vec::new();
-    for host in hosts {
-        let config = tmp.path().join(format!("{host}.toml"));
-        std::fs::write(
-            &config,
-            format!(
-                "backend = \"postgres\"\npostgres-url = \"{conninfo}\"\nhost-name = \"{host}\"\n"
-            ),
-        )
-        .unwrap();
-        let log = tmp.path().join(format!("{host}.log"));
-        std::fs::write(&log, "").unwrap();
-        let mut cmd = Command::new(&parse);
-        cmd.args(["-D", "--no-fifo", "--from-start", "--config"])
-            .arg(&config)
-            .arg("--db-dir")
-            .arg(tmp.path().join(host))
-            .arg("--rule-file")
-            .arg(&rules)
-            .arg(&log)
-            .stdin(Stdio::null());
-        let mut p = Proc::spawn_logged(host, &mut cmd, &tmp.path().join(format!("{host}.err")));
-        p.wait_log("started", Duration::from_secs(30));
-        parsers.push((p, log));
-    }
-    let hot = ["203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.4"];
-    let feed = |log: &Path, secs: u64| {
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new().append(true).open(log).unwrap();
-        let until = std::time::Instant::now() + Duration::from_secs(secs);
-        let mut n = 0u64;
-        while std::time::Instant::now() < until {
-            writeln!(f, "storm {}", hot[n as usize % hot.len()]).unwrap();
-            n += 1;
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        n
-    };
-    let lines: u64 = std::thread::scope(|s| {
-        let feeders: Vec<_> = parsers
-            .iter()
-            .map(|(_, log)| s.spawn(|| feed(log, 6 + OUTAGE.as_secs())))
-            .collect();
+    let storm = Storm::start(&server_of(db.path()).unwrap().url);
+    let lines = storm.feed(6 + OUTAGE.as_secs(), || {
         std::thread::sleep(Duration::from_secs(3));
         db.server.as_mut().unwrap().stop();
         eprintln!("server stopped");
         std::thread::sleep(OUTAGE);
         db.server.as_mut().unwrap().resume();
         eprintln!("server back");
-        feeders.into_iter().map(|f| f.join().unwrap()).sum()
     });
     let s = open_any(db.path(), PG).unwrap();
-    let caught = || -> u64 {
-        hot.iter()
-            .filter_map(|a| s.lookup(a.parse().unwrap()).unwrap())
+    storm.check(&s, lines);
+}
+
+/// libpq's multi-host form with a real streaming standby: two parsers ban in a storm and a judge's
+/// view (through the store API, not the `ibd-judge` daemon) follows, on
+/// `host=PRIMARY,STANDBY target_session_attrs=read-write`; the primary is stopped and the standby
+/// promoted in the middle. Every line is banned exactly once across the failover (a commit whose
+/// outcome was lost is settled by its token on the new primary), the view answers throughout and
+/// follows the new primary, and `ibd` works against it.
+#[test]
+fn a_failover_to_a_promoted_standby_loses_and_repeats_nothing() {
+    let mut db = TestDb::new(PG);
+    let name = db.dbname().unwrap();
+    drop(open_any(db.path(), PG).unwrap());
+    let standby = db.server.as_ref().unwrap().standby();
+    assert_eq!(
+        standby
+            .psql(&name, "SELECT count(*) FROM ipqbdb_schema")
+            .trim(),
+        "1",
+        "the standby has the schema"
+    );
+    let both = format!(
+        "host={},{} user=postgres dbname={name} target_session_attrs=read-write",
+        db.server.as_ref().unwrap().socket_dir().display(),
+        standby.socket_dir().display()
+    );
+    let opts = || OpenOptions {
+        backend: Some(PG),
+        server: Some(ServerOptions {
+            url: both.clone(),
+            password_file: None,
+            host_name: None,
+        }),
+        ..OpenOptions::default()
+    };
+    let view_dir = tempfile::tempdir().unwrap();
+    let view = AnyStore::open(view_dir.path(), &opts())
+        .unwrap()
+        .into_local_view(Duration::from_millis(100), "test")
+        .unwrap();
+    let storm = Storm::start(&both);
+    let mut answered = 0u64;
+    let lines = storm.feed(12, || {
+        std::thread::sleep(Duration::from_secs(3));
+        db.server.as_mut().unwrap().stop();
+        eprintln!("primary stopped");
+        // The view answers while no server takes writes.
+        for _ in 0..10 {
+            view.lookup(HOT[0].parse().unwrap()).unwrap();
+            answered += 1;
+        }
+        standby.promote();
+        eprintln!("standby promoted");
+    });
+    assert_eq!(answered, 10);
+    let s_dir = tempfile::tempdir().unwrap();
+    let s = AnyStore::open(s_dir.path(), &opts()).unwrap();
+    let caught = |st: &AnyStore| -> u64 {
+        HOT.iter()
+            .filter_map(|a| st.lookup(a.parse().unwrap()).unwrap())
             .map(|r| r.caught)
             .sum()
     };
+    storm.check(&s, lines);
     wait_until(
-        || format!("{} of {lines} lines counted", caught()),
-        Duration::from_secs(120),
-        || caught() >= lines,
+        || format!("the view to reach {lines} bans ({})", caught(&view)),
+        Duration::from_secs(30),
+        || caught(&view) == lines,
     );
-    // Whatever was in flight when the server stopped is settled by now: nothing more may come.
-    for (p, _) in &mut parsers {
-        p.signal(libc::SIGTERM);
-        p.wait(Duration::from_secs(30));
-    }
-    assert_eq!(caught(), lines, "every line banned once, none twice");
-    for (p, _) in &parsers {
-        let log = p.log();
-        assert!(!log.contains("panicked"), "{log}");
-        assert!(
-            log.contains("postgres"),
-            "the parser said why it waited: {log}"
-        );
-    }
+    let out = Command::new(workspace_bin("ipqbdb-admin", "ibd"))
+        .args(["--config", "/dev/null", "--backend", "postgres", "--db-dir"])
+        .arg(s_dir.path())
+        .args(["--postgres-url", &both, "del", "--ls"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && HOT.iter().all(|a| text.contains(a)),
+        "ibd on the new primary: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -661,4 +772,422 @@ fn the_judge_judges_through_an_outage_and_its_counters_survive() {
     assert!(jlog.contains("answers again"), "{jlog}");
     let rec = s.lookup(Link::TEST_NET.parse().unwrap()).unwrap().unwrap();
     assert_eq!(rec.blocked, dropped, "every drop counted in the database");
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "root-tests"),
+    ignore = "needs root (network namespaces, iptables): run with --features root-tests or --all-features"
+)]
+fn a_judge_starts_without_its_server_from_the_view_it_saved() {
+    use ipqbdb_tests::netns::Netns;
+    use ipqbdb_tests::traffic::{assert_all_judged, judge_counters, queue_counters, Link};
+    // A real ibd-judge runs once and saves its view; the server stops; the judge is started
+    // again (a reboot during the outage) and judges from the saved view: the source banned before
+    // the outage is dropped, the innocent one delivered. The server comes back, a ban made then
+    // is enforced, and every drop reaches the database.
+    let mut db = TestDb::new(PG);
+    let s = open_any(db.path(), PG).unwrap();
+    let at_100 = |addr| Ban {
+        ip: ip(addr),
+        reason: "hot",
+        initial_count: 0,
+        decay: Some(86_400),
+    };
+    s.ban(&at_100(Link::TEST_NET), ipqbdb_core::now()).unwrap();
+    let config = db.path().join("judge.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "backend = \"postgres\"\npostgres-url = \"{}\"\nhost-name = \"judge\"\n",
+            server_of(db.path()).unwrap().url
+        ),
+    )
+    .unwrap();
+    let judge = workspace_bin("ipqbdb-judge", "ibd-judge");
+    let ns = Netns::new("pgalone");
+    let mut link = Link::new(&ns);
+    let dir = db.path().to_path_buf();
+    let run = |log: &str| {
+        let mut cmd = ns.command(judge.to_str().unwrap());
+        cmd.args(["-D", "--config"])
+            .arg(&config)
+            .arg("--db-dir")
+            .arg(&dir)
+            .arg("Q0");
+        let mut p = Proc::spawn_logged("ibd-judge", &mut cmd, &dir.join(log));
+        p.wait_log("listening on", Duration::from_secs(30));
+        p
+    };
+    let saved = db.path().join(ipqbdb_store::saved::FILE);
+    let mut first = run("judge1.err");
+    wait_until(
+        || format!("{} to be saved", saved.display()),
+        Duration::from_secs(20),
+        || saved.exists(),
+    );
+    first.stop(Duration::from_secs(30));
+    db.server.as_mut().unwrap().stop();
+
+    let mut p = run("judge2.err");
+    let stream = link.stream(&[Link::INNOCENT, Link::TEST_NET], 200, 200 * 120);
+    // The innocent source gets through while the server is still down.
+    wait_until(
+        || "innocent packets to arrive during the outage".into(),
+        Duration::from_secs(20),
+        || stream.received() >= 100,
+    );
+    assert!(
+        !stream.sender_done(),
+        "the stream outlasts the test's phases"
+    );
+    db.server.as_mut().unwrap().resume();
+    s.ban(&at_100(Link::INNOCENT), ipqbdb_core::now()).unwrap();
+    // Once the judge's view has the new ban nothing arrives any more (the other source is banned
+    // too): 1.5 s without an arrival is 150 innocent packets in a row dropped.
+    let mut last = (stream.received(), std::time::Instant::now());
+    wait_until(
+        || "the ban made after the outage to be enforced".into(),
+        Duration::from_secs(30),
+        || {
+            let now = stream.received();
+            if now != last.0 {
+                last = (now, std::time::Instant::now());
+            }
+            last.1.elapsed() >= Duration::from_millis(1500)
+        },
+    );
+    assert!(!stream.sender_done(), "the stream was still sending");
+    let traffic = stream.finish();
+    let queue = queue_counters(&ns, 0).expect("queue 0 bound");
+    p.stop(Duration::from_secs(30));
+    let jlog = p.log();
+    eprintln!("{jlog}");
+    let [packets, _, dropped, _, errors] = judge_counters(&jlog, 0).expect("judge counters");
+    assert_all_judged("postgres", &queue, packets, errors, &traffic);
+    let (hot_sent, hot_got) = (
+        traffic.sent_from(Link::TEST_NET),
+        traffic.received_from(Link::TEST_NET),
+    );
+    assert!(
+        (hot_sent - hot_got) * 1000 >= hot_sent * 999,
+        "the source banned before the outage: {hot_got} of {hot_sent} got through"
+    );
+    let (inn_sent, inn_got) = (
+        traffic.sent_from(Link::INNOCENT),
+        traffic.received_from(Link::INNOCENT),
+    );
+    assert!(
+        inn_got >= 50 && inn_got + 150 <= inn_sent,
+        "the innocent source: {inn_got} of {inn_sent} through, then banned"
+    );
+    assert_eq!(dropped, hot_sent - hot_got + inn_sent - inn_got);
+    assert_eq!(
+        jlog.matches("judging from the view saved").count(),
+        1,
+        "the saved view's age is said once: {jlog}"
+    );
+    assert!(jlog.contains("answers again"), "{jlog}");
+    let blocked: u64 = [Link::TEST_NET, Link::INNOCENT]
+        .iter()
+        .map(|a| s.lookup(a.parse().unwrap()).unwrap().unwrap().blocked)
+        .sum();
+    assert_eq!(blocked, dropped, "every drop counted in the database");
+}
+
+/// A view polling only once a minute still sees a ban made elsewhere at once: every write
+/// notifies on commit and the view listens. When its listening connection is cut, it listens
+/// again and the next ban is seen at once too.
+#[test]
+fn a_view_refreshes_on_commit_notices_without_waiting_for_its_poll() {
+    let db = TestDb::new(PG);
+    let server = db.server.as_ref().unwrap();
+    let s = open_any(db.path(), PG).unwrap();
+    let view = open_any(db.path(), PG)
+        .unwrap()
+        .into_local_view(Duration::from_secs(60), "test")
+        .unwrap();
+    let AnyStore::View(v) = &view else {
+        unreachable!()
+    };
+    // The view has listened (its first notice-driven refresh is done) before the ban.
+    wait_until(
+        || "the view to listen".into(),
+        Duration::from_secs(10),
+        || v.stats().refreshes >= 1,
+    );
+    let seen_within = |addr: &str| {
+        let key: ipqbdb_core::AddrKey = addr.parse().unwrap();
+        s.ban(&ban(addr), T0).unwrap();
+        let t = std::time::Instant::now();
+        wait_until(
+            || format!("the view to see {addr} (its poll is a minute away)"),
+            Duration::from_secs(10),
+            || view.lookup(key).unwrap().is_some(),
+        );
+        t.elapsed()
+    };
+    let first = seen_within("192.0.2.1");
+    let name = db.dbname().unwrap();
+    assert!(
+        server.drop_connections(&name) >= 2,
+        "the view's connections"
+    );
+    let second = seen_within("192.0.2.2");
+    eprintln!("seen after {first:?}, and after {second:?} once its connections were cut");
+    let stats = v.stats();
+    assert!(stats.refreshes >= 3, "{stats:?}");
+}
+
+/// Runs `openssl` with `args` in `dir`; fails the test with its output if it fails.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("openssl (the openssl package) is needed: {e}"));
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// TLS as libpq spells it, against a server whose certificates the test makes (for `localhost`
+/// only, signed by the test's certificate authority) and which takes TCP connections only with
+/// TLS: `verify-full` connects and is encrypted; it refuses the certificate for `127.0.0.1` (not
+/// its name) and under another authority, naming the host and the reason; `verify-ca` accepts the
+/// name; `require` does not check; plain text is refused, in one line.
+#[test]
+fn tls_modes_as_libpq_spells_them() {
+    let mut db = TestDb::new(PG);
+    let name = db.dbname().unwrap();
+    let server = db.server.as_mut().unwrap();
+    let data = server.data_dir();
+    for ca in ["ca", "other"] {
+        openssl(
+            &data,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                &format!("/CN=ipqbdb test {ca}"),
+                "-keyout",
+                &format!("{ca}.key"),
+                "-out",
+                &format!("{ca}.pem"),
+            ],
+        );
+    }
+    openssl(
+        &data,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ],
+    );
+    std::fs::write(data.join("san.ext"), "subjectAltName=DNS:localhost\n").unwrap();
+    openssl(
+        &data,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "server.crt",
+        ],
+    );
+    std::fs::write(
+        data.join("pg_hba.conf"),
+        "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
+    )
+    .unwrap();
+    let chown = Command::new("chown")
+        .args(["-R", "postgres:postgres"])
+        .arg(&data)
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    std::fs::set_permissions(
+        data.join("server.key"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let port = server.serve_tcp("-c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key");
+    let open = |host: &str, tls: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        AnyStore::open(
+            dir.path(),
+            &OpenOptions {
+                backend: Some(PG),
+                server: Some(ServerOptions {
+                    url: format!("host={host} port={port} user=postgres dbname={name} {tls}"),
+                    password_file: None,
+                    host_name: None,
+                }),
+                ..OpenOptions::default()
+            },
+        )
+        .map(|s| (s, dir))
+    };
+    let ca = data.join("ca.pem");
+    let other = data.join("other.pem");
+    let full = format!("sslmode=verify-full sslrootcert={}", ca.display());
+    let (s, _d) = open("localhost", &full).unwrap_or_else(|e| panic!("verify-full: {e}"));
+    s.ban(&ban("192.0.2.1"), T0).unwrap();
+    let encrypted = server.psql(
+        &name,
+        "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) \
+         WHERE ssl AND application_name = 'ipqbdb'",
+    );
+    assert_eq!(encrypted.trim(), "1", "the store's connection is encrypted");
+    drop(s);
+
+    let refused = |host: &str, tls: &str, says: &[&str]| {
+        let err = open(host, tls).err().expect("refused").to_string();
+        eprintln!("{tls} to {host}: {err}");
+        assert!(!err.contains('\n'), "one line: {err}");
+        for s in says {
+            assert!(err.contains(s), "{s:?} in: {err}");
+        }
+    };
+    refused("127.0.0.1", &full, &["127.0.0.1", "not valid for name"]);
+    refused(
+        "localhost",
+        &format!("sslmode=verify-full sslrootcert={}", other.display()),
+        &["localhost", "UnknownIssuer"],
+    );
+    refused(
+        "127.0.0.1",
+        "sslmode=disable",
+        &["127.0.0.1", "no encryption"],
+    );
+    refused("localhost", "sslmode=verify-ca", &["sslrootcert"]);
+
+    let verify_ca = format!("sslmode=verify-ca sslrootcert={}", ca.display());
+    let (s, _d) = open("127.0.0.1", &verify_ca).unwrap_or_else(|e| panic!("verify-ca: {e}"));
+    assert!(s.lookup("192.0.2.1".parse().unwrap()).unwrap().is_some());
+    let (s, _d) = open("127.0.0.1", "sslmode=require").unwrap_or_else(|e| panic!("require: {e}"));
+    assert!(s.lookup("192.0.2.1".parse().unwrap()).unwrap().is_some());
+}
+
+/// One view serves several threads (a judge's queue threads): a handle from `share_view` reads
+/// the same tables, kept by the same refresher, and outlives the first handle.
+#[test]
+fn one_view_is_shared_by_threads() {
+    let db = TestDb::new(PG);
+    let s = open_any(db.path(), PG).unwrap();
+    let first = open_any(db.path(), PG)
+        .unwrap()
+        .into_local_view(Duration::from_millis(50), "test")
+        .unwrap();
+    let second = first.share_view().expect("a view is shared");
+    assert!(s.share_view().is_none(), "a store that is no view is not");
+    s.ban(&ban("192.0.2.1"), T0).unwrap();
+    let key: ipqbdb_core::AddrKey = "192.0.2.1".parse().unwrap();
+    std::thread::scope(|sc| {
+        for v in [&first, &second] {
+            sc.spawn(move || {
+                wait_until(
+                    || "each handle to see the ban".into(),
+                    Duration::from_secs(10),
+                    || v.lookup(key).unwrap().is_some(),
+                )
+            });
+        }
+    });
+    let (AnyStore::View(a), AnyStore::View(b)) = (&first, &second) else {
+        unreachable!()
+    };
+    assert!(std::sync::Arc::ptr_eq(a, b), "one view, not two");
+    drop(first);
+    s.ban(&ban("192.0.2.2"), T0).unwrap();
+    wait_until(
+        || "the remaining handle to follow".into(),
+        Duration::from_secs(10),
+        || {
+            second
+                .lookup("192.0.2.2".parse().unwrap())
+                .unwrap()
+                .is_some()
+        },
+    );
+}
+
+/// A saved view that is damaged, or another database's, is not judged from: with the server
+/// down, starting the view fails with the server's error (the file gets a warning line), never a
+/// panic; with the server up, the view loads from the server and saves a good file over it.
+#[test]
+fn a_damaged_or_foreign_saved_view_is_not_used() {
+    let mut db = TestDb::new(PG);
+    let s = open_any(db.path(), PG).unwrap();
+    s.ban(&ban("192.0.2.1"), T0).unwrap();
+    let file = db.path().join(ipqbdb_store::saved::FILE);
+    let dir = db.path().to_path_buf();
+    let start =
+        || open_any(&dir, PG).and_then(|v| v.into_local_view(Duration::from_secs(60), "test"));
+    let view = start().unwrap();
+    drop(view);
+    let good = std::fs::read(&file).expect("saved at the end");
+    // A good file, but of another database.
+    let other = tempfile::tempdir().unwrap();
+    let entries = [(Table::Block, &[1u8; 16][..], &[0u8; 37][..])];
+    ipqbdb_store::saved::save(
+        other.path(),
+        "postgresql://postgres@elsewhere:5432/x",
+        1,
+        T0,
+        entries.into_iter(),
+    )
+    .unwrap();
+    let foreign = std::fs::read(other.path().join(ipqbdb_store::saved::FILE)).unwrap();
+    db.server.as_mut().unwrap().stop();
+    for (what, bytes) in [
+        ("damaged", &good[..good.len() - 3]),
+        ("foreign", &foreign[..]),
+        ("not a view", &b"hello"[..]),
+    ] {
+        std::fs::write(&file, bytes).unwrap();
+        let err = start()
+            .err()
+            .unwrap_or_else(|| panic!("{what}: judged from it"));
+        let err = err.to_string();
+        assert!(err.contains("error connecting"), "{what}: {err}");
+    }
+    std::fs::write(&file, &good).unwrap();
+    let view = start().expect("a good saved view stands in for the server");
+    assert!(view.lookup("192.0.2.1".parse().unwrap()).unwrap().is_some());
+    drop(view);
+    db.server.as_mut().unwrap().resume();
+    std::fs::write(&file, b"hello").unwrap();
+    let view = start().unwrap();
+    drop(view);
+    assert!(
+        std::fs::read(&file).unwrap().starts_with(b"ipqbdb-view"),
+        "saved again over the damaged file"
+    );
 }

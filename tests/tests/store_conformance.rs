@@ -837,6 +837,104 @@ mod suite {
         assert!(write_ok, "the database takes writes after the crash");
     }
 
+    /// A batch of bans does what the same bans one by one do (records, reports, reasons), with an
+    /// address banned twice in the batch, addresses sharing an IPv6 prefix, new reasons, and
+    /// whitelisted addresses, under a whitelist small enough to be read whole and one too large.
+    pub fn batched_bans_equal_bans_one_by_one(b: Backend) {
+        for ranges in [3u32, 200] {
+            let (_d1, batched) = fresh(b);
+            let (_d2, single) = fresh(b);
+            let white: Vec<WhiteEntry> = (0..ranges)
+                .map(|i| WhiteEntry {
+                    range: AddrRange::new(
+                        AddrKey::exact(nth_v4(203, i * 4)),
+                        AddrKey::exact(nth_v4(203, i * 4 + 1)),
+                    )
+                    .unwrap(),
+                    decay: if i % 2 == 0 { 0 } else { 60 },
+                })
+                .collect();
+            let wl_addr = |i: u32| nth_v4(203, i * 4 + 1).to_string();
+            let (w0, w1) = (wl_addr(0), wl_addr(1));
+            for s in [&batched, &single] {
+                s.white_set(&white).unwrap();
+                s.ban(&ban("192.0.2.9", "old", 5), T0 - 50).unwrap();
+            }
+            let bans = [
+                ban("192.0.2.1", "ssh", 5),
+                ban("192.0.2.9", "web", 0),
+                ban("192.0.2.1", "ssh", 5),
+                ban("2001:db8::1", "web", 3),
+                ban("2001:db8::2", "ssh", 3),
+                ban(&w0, "ssh", 5),
+                ban(&w1, "new", 5),
+                ban("192.0.2.1", "new", 1),
+                ban("192.0.2.2", "ssh", 5),
+            ];
+            let got = batched.ban_batch(&bans, T0).unwrap();
+            let want: Vec<_> = bans.iter().map(|x| single.ban(x, T0).unwrap()).collect();
+            assert_eq!(got, want, "{ranges} whitelist ranges");
+            assert_eq!(
+                batched.list_records(None).unwrap(),
+                single.list_records(None).unwrap()
+            );
+            assert_eq!(
+                batched.reason_stats().unwrap(),
+                single.reason_stats().unwrap()
+            );
+            assert_eq!(batched.lookup(key("192.0.2.1")).unwrap().unwrap().caught, 3);
+            assert!(batched.lookup(key(&w0)).unwrap().is_none(), "whitelisted");
+        }
+    }
+
+    /// The batched key-value calls: values in the keys' order, `None` for a missing key, the last
+    /// of a key given twice, and the meta table's per-host notes beside its shared keys.
+    pub fn get_many_and_put_many(b: Backend) {
+        let (_dir, s) = fresh(b);
+        let k = |i: u8| [i; 16];
+        s.write(&mut |tx| {
+            tx.put(Table::Block, &k(1), b"one")?;
+            tx.put_many(
+                Table::Block,
+                &[
+                    (&k(2), b"two"),
+                    (&k(3), b"three"),
+                    (&k(2), b"TWO"),
+                    (&k(1), b"ONE"),
+                ],
+            )?;
+            tx.put_many(Table::Block, &[])?;
+            tx.put_many(
+                Table::Meta,
+                &[(b"note:a", b"x"), (b"shared:test", b"y"), (b"note:a", b"z")],
+            )
+        })
+        .unwrap();
+        let got = s
+            .read(&mut |tx| {
+                Ok((
+                    tx.get_many(Table::Block, &[&k(3), &k(9), &k(1), &k(2), &k(3)])?,
+                    tx.get_many(Table::Block, &[])?,
+                    tx.get_many(Table::Meta, &[b"shared:test", b"note:a", b"note:b"])?,
+                    tx.len(Table::Block)?,
+                ))
+            })
+            .unwrap();
+        let v = |t: &[u8]| Some(t.to_vec());
+        assert_eq!(
+            got.0,
+            vec![v(b"three"), None, v(b"ONE"), v(b"TWO"), v(b"three")]
+        );
+        assert!(got.1.is_empty());
+        assert_eq!(got.2, vec![v(b"y"), v(b"z"), None]);
+        assert_eq!(got.3, 3);
+        assert_eq!(
+            s.note(b"a").unwrap(),
+            v(b"z"),
+            "a note is a meta key under note:"
+        );
+    }
+
     pub fn report_states_quota_and_candidates(b: Backend) {
         let (_dir, s) = fresh(b);
         s.ban_batch(
@@ -1049,6 +1147,8 @@ macro_rules! cases {
             version_1_whitelist_is_migrated,
             report_states_quota_and_candidates,
             database_without_report_table_gets_it,
+            batched_bans_equal_bans_one_by_one,
+            get_many_and_put_many,
         );
     };
     (@each $backend:expr; $($case:ident),* $(,)?) => {$(

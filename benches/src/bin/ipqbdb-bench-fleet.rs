@@ -2,20 +2,26 @@
 //! starts the server and passes its connection string):
 //!
 //! - durable bans per second, batched (1,000 per transaction, as the parser commits) and single
-//!   (one transaction each, as `ibd ban`), into an empty database;
+//!   (one transaction each, as `ibd ban`), into an empty database; for postgres also through
+//!   [`OneByOne`], every key-value call a statement of its own (as before `get_many`/`put_many`):
+//!   the before and after of the same run;
 //! - the judge's verdict path (snapshot renewed every 100 ms, `Judge::judge` per packet) over
 //!   RECORDS records and 100,000 distinct sources, packets per second: postgres judges from its
 //!   local view, lmdb from its file; and the ratio;
 //! - the view's load time at start, its memory, and the cost of its refreshes (time per second on
-//!   the refresher's thread) while another connection bans 1,000 addresses per second.
+//!   the refresher's thread) while another connection bans 1,000 addresses per second;
+//! - ban propagation: from the start of a ban on one connection until a view (polling every
+//!   second) shows it, p50 and p99, with commit notices and with polling only.
 //!
 //! Usage: ipqbdb-bench-fleet CONNINFO [RECORDS]   (RECORDS default 1,000,000)
+//!        ipqbdb-bench-fleet --bans-only CONNINFO  (the bans part alone: e.g. over TCP)
 
 use std::time::{Duration, Instant};
 
 use ipqbdb_benches::{addr, fill, Indices};
 use ipqbdb_judge::judge::Judge;
-use ipqbdb_store::{AnyStore, Backend, Ban, OpenOptions, ServerOptions, Store};
+use ipqbdb_store::kv::{Direction, ReadTx, Table, Visit, WriteTx};
+use ipqbdb_store::{AnyStore, Backend, Ban, Location, OpenOptions, ServerOptions, Store};
 
 const NOW: i64 = 1_700_000_000;
 const SOURCES: u32 = 100_000;
@@ -49,8 +55,73 @@ fn rss() -> u64 {
     pages * 4096
 }
 
+/// A store whose transactions make one call per key: `get_many` and `put_many` fall back to the
+/// trait's loops, so postgres pays a round trip per key as it did before them.
+struct OneByOne<'a>(&'a AnyStore);
+
+/// A transaction (`&dyn ReadTx` or `&mut dyn WriteTx`) passing the single-key calls through, and
+/// only them.
+struct Loop<B>(B);
+
+impl<B: std::ops::Deref<Target = T>, T: ReadTx + ?Sized> ReadTx for Loop<B> {
+    fn get(&self, table: Table, key: &[u8]) -> ipqbdb_store::Result<Option<Vec<u8>>> {
+        self.0.get(table, key)
+    }
+    fn scan(
+        &self,
+        table: Table,
+        from: &[u8],
+        dir: Direction,
+        visit: &mut Visit<'_>,
+    ) -> ipqbdb_store::Result<()> {
+        self.0.scan(table, from, dir, visit)
+    }
+    fn len(&self, table: Table) -> ipqbdb_store::Result<u64> {
+        self.0.len(table)
+    }
+}
+
+impl<B: std::ops::DerefMut<Target = T>, T: WriteTx + ?Sized> WriteTx for Loop<B> {
+    fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> ipqbdb_store::Result<()> {
+        self.0.put(table, key, value)
+    }
+    fn delete(&mut self, table: Table, key: &[u8]) -> ipqbdb_store::Result<bool> {
+        self.0.delete(table, key)
+    }
+}
+
+impl Store for OneByOne<'_> {
+    fn open(_: &std::path::Path, _: &OpenOptions) -> ipqbdb_store::Result<Self> {
+        unreachable!("wraps an open store")
+    }
+    fn backend(&self) -> Backend {
+        self.0.backend()
+    }
+    fn location(&self) -> &Location {
+        self.0.location()
+    }
+    fn read<R>(
+        &self,
+        f: &mut dyn FnMut(&dyn ReadTx) -> ipqbdb_store::Result<R>,
+    ) -> ipqbdb_store::Result<R> {
+        self.0.read(&mut |tx| f(&Loop(tx)))
+    }
+    fn write<R>(
+        &self,
+        f: &mut dyn FnMut(&mut dyn WriteTx) -> ipqbdb_store::Result<R>,
+    ) -> ipqbdb_store::Result<R> {
+        self.0.write(&mut |tx| f(&mut Loop(tx)))
+    }
+    fn maintenance(&self) -> ipqbdb_store::Result<()> {
+        self.0.maintenance()
+    }
+    fn disk_size(&self) -> ipqbdb_store::Result<u64> {
+        self.0.disk_size()
+    }
+}
+
 /// Durable bans per second: `batches` transactions of `per` new addresses from `first` on.
-fn bans_per_second(s: &AnyStore, first: u32, batches: u32, per: u32) -> f64 {
+fn bans_per_second<S: Store>(s: &S, first: u32, batches: u32, per: u32) -> f64 {
     let started = Instant::now();
     for b in 0..batches {
         let from = first + b * per;
@@ -98,8 +169,106 @@ fn verdicts_per_second(s: &AnyStore, records: u32) -> f64 {
     f64::from(PACKETS) / started.elapsed().as_secs_f64()
 }
 
+/// The bans part: each engine (only postgres with `pg_only`) batched and single, postgres also
+/// one call per key (the path before batched calls), in the same run.
+fn bans(conninfo: &str, pg_only: bool) {
+    let engines: &[Backend] = if pg_only {
+        &[Backend::Postgres]
+    } else {
+        &[Backend::Lmdb, Backend::Sqlite, Backend::Postgres]
+    };
+    println!("== durable bans per second (empty database)");
+    println!("{:<22} {:>14} {:>14}", "engine", "batched/s", "single/s");
+    for &b in engines {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = open(tmp.path(), b, conninfo);
+        if b == Backend::Postgres {
+            let before = OneByOne(&s);
+            let batched = bans_per_second(&before, 2 << 20, 5, 1000);
+            let single = bans_per_second(&before, 3 << 20, 500, 1);
+            println!(
+                "{:<22} {batched:>14.0} {single:>14.0}",
+                "postgres one-by-one"
+            );
+        }
+        let batched = bans_per_second(&s, 0, 20, 1000);
+        let single = bans_per_second(&s, 1 << 20, 500, 1);
+        println!("{:<22} {batched:>14.0} {single:>14.0}", b.name());
+        if b == Backend::Postgres {
+            // The next part needs an empty server database.
+            s.delete_range("10.0.0.0/8".parse().unwrap()).unwrap();
+        }
+    }
+}
+
+/// Times from the start of a ban until a view polling every second shows it, and from its
+/// commit's acknowledgement until then, each sorted: `samples` bans of new addresses from `first`
+/// after a pause drawn below `jitter_ms` (polling only, a whole poll interval: each sample starts
+/// right after the view saw the last, so a shorter pause would fall late in the interval), the
+/// view listening for commit notices or not.
+fn propagation(
+    conninfo: &str,
+    listen: bool,
+    first: u32,
+    samples: u32,
+    jitter_ms: u32,
+) -> (Vec<Duration>, Vec<Duration>) {
+    let tmp = tempfile::tempdir().unwrap();
+    let writer = open(tmp.path(), Backend::Postgres, conninfo);
+    let AnyStore::Postgres(source) = open(tmp.path(), Backend::Postgres, conninfo) else {
+        unreachable!("a postgres store")
+    };
+    let view =
+        ipqbdb_store::ViewStore::start_with(*source, Duration::from_secs(1), listen, "bench")
+            .expect("view");
+    let mut idx = Indices::new(11);
+    let (mut times, mut after_commit) = (Vec::new(), Vec::new());
+    for i in 0..samples {
+        // Not in step with the poll.
+        std::thread::sleep(Duration::from_millis(u64::from(idx.next_below(jitter_ms))));
+        let ip = addr(first + i);
+        let started = Instant::now();
+        writer
+            .ban(
+                &Ban {
+                    ip,
+                    reason: "benchmark",
+                    initial_count: 5,
+                    decay: None,
+                },
+                NOW,
+            )
+            .expect("ban");
+        let committed = Instant::now();
+        let key = ipqbdb_core::AddrKey::exact(ip);
+        while view.lookup(key).expect("lookup").is_none() {
+            assert!(started.elapsed() < Duration::from_secs(30), "never seen");
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        times.push(started.elapsed());
+        after_commit.push(committed.elapsed());
+    }
+    times.sort();
+    after_commit.sort();
+    (times, after_commit)
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--bans-only") {
+        let conninfo = args
+            .get(1)
+            .expect("usage: ipqbdb-bench-fleet --bans-only CONNINFO");
+        bans(conninfo, true);
+        return;
+    }
+    if args.first().map(String::as_str) == Some("--propagation-only") {
+        let conninfo = args
+            .get(1)
+            .expect("usage: ipqbdb-bench-fleet --propagation-only CONNINFO");
+        propagation_report(conninfo);
+        return;
+    }
     let conninfo = args
         .first()
         .expect("usage: ipqbdb-bench-fleet CONNINFO [RECORDS]");
@@ -107,21 +276,7 @@ fn main() {
         .get(1)
         .and_then(|r| r.parse().ok())
         .unwrap_or(1_000_000);
-    let engines = [Backend::Lmdb, Backend::Sqlite, Backend::Postgres];
-
-    println!("== durable bans per second (empty database)");
-    println!("{:<10} {:>14} {:>14}", "engine", "batched/s", "single/s");
-    for b in engines {
-        let tmp = tempfile::tempdir().unwrap();
-        let s = open(tmp.path(), b, conninfo);
-        let batched = bans_per_second(&s, 0, 20, 1000);
-        let single = bans_per_second(&s, 1 << 20, 500, 1);
-        println!("{:<10} {batched:>14.0} {single:>14.0}", b.name());
-        if b == Backend::Postgres {
-            // The next part needs an empty server database.
-            s.delete_range("10.0.0.0/8".parse().unwrap()).unwrap();
-        }
-    }
+    bans(conninfo, false);
 
     println!("== judge verdict path: {records} records, {SOURCES} sources, {PACKETS} packets");
     let lmdb_dir = tempfile::tempdir().unwrap();
@@ -190,4 +345,28 @@ fn main() {
         (s1.refresh_time - s0.refresh_time).as_secs_f64() * 1000.0 / secs,
         (s1.refresh_time - s0.refresh_time).as_secs_f64() * 100.0 / secs
     );
+    propagation_report(conninfo);
+}
+
+fn propagation_report(conninfo: &str) {
+    println!("== ban propagation to a view polling every 1 s: from the ban's start (its commit");
+    println!("   included) and from its commit's acknowledgement, until the view shows it");
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let runs = [
+        (true, 12_000_000, 200, 300, "commit notices"),
+        (false, 13_000_000, 40, 1000, "polling only"),
+    ];
+    for (listen, first, samples, jitter, what) in runs {
+        let (t, c) = propagation(conninfo, listen, first, samples, jitter);
+        let at = |t: &[Duration], q: f64| ms(t[((t.len() as f64 * q) as usize).min(t.len() - 1)]);
+        println!(
+            "{what:<15} from start p50 {:>6.1} p99 {:>6.1} ms; from commit p50 {:>6.1} p99 {:>6.1} \
+             max {:>6.1} ms ({samples} bans)",
+            at(&t, 0.5),
+            at(&t, 0.99),
+            at(&c, 0.5),
+            at(&c, 0.99),
+            ms(c[c.len() - 1])
+        );
+    }
 }
