@@ -153,22 +153,34 @@ impl RuleSet {
 
     /// Checks one line (without its newline) read from `input` (`None`: FIFO or stdin).
     pub fn check(&self, line: &[u8], input: Option<&Path>) -> Outcome {
+        self.check_from(line, input, None)
+    }
+
+    /// Checks one line of `input`, which is `program`'s own log when given (`sshd -E FILE`): its
+    /// lines have no syslog header, the rules tagged for `program` read each line whole, and no
+    /// other rule does (but those restricted to the input with `input=`), so nothing another
+    /// program writes can be taken for that input's lines, nor the other way round.
+    pub fn check_from(&self, line: &[u8], input: Option<&Path>, program: Option<&str>) -> Outcome {
         if let Some(imported) = &self.imported {
             // Every filter sees every line: its multi-line state must.
             let filters = imported.check(line);
-            let rules = self.check_rules(line, input);
+            let rules = self.check_rules(line, input, program);
             return if rules == Outcome::Miss {
                 filters
             } else {
                 rules
             };
         }
-        self.check_rules(line, input)
+        self.check_rules(line, input, program)
     }
 
-    fn check_rules(&self, line: &[u8], input: Option<&Path>) -> Outcome {
+    fn check_rules(&self, line: &[u8], input: Option<&Path>, program: Option<&str>) -> Outcome {
+        if program.is_some() {
+            // No syslog daemon wrote the input: no "message repeated" wrapper either.
+            return self.check_one(line, input, program);
+        }
         if let Some((inner, n)) = unwrap_repeated(line) {
-            return match self.check_one(&inner, input) {
+            return match self.check_one(&inner, input, None) {
                 Outcome::Hit {
                     rule, ip, session, ..
                 } => Outcome::Hit {
@@ -180,13 +192,16 @@ impl RuleSet {
                 other => other,
             };
         }
-        self.check_one(line, input)
+        self.check_one(line, input, None)
     }
 
-    fn check_one(&self, line: &[u8], input: Option<&Path>) -> Outcome {
-        // The message starts after the syslog header, if the line has one.
+    fn check_one(&self, line: &[u8], input: Option<&Path>, program: Option<&str>) -> Outcome {
+        // The message starts after the syslog header, if the line has one; a program's own log
+        // has none.
         let msg_at = if self.tagged.is_empty() {
             None
+        } else if program.is_some() {
+            Some(0)
         } else {
             self.header.find(line).map(|m| m.end())
         };
@@ -210,6 +225,9 @@ impl RuleSet {
             let Some(engine) = &self.rules[i].backtrack else {
                 continue;
             };
+            if program.is_some() && self.rules[i].tags.is_empty() && self.rules[i].input.is_none() {
+                continue;
+            }
             let tagged = !self.rules[i].tags.is_empty();
             let hay = match (tagged, msg_at) {
                 (false, _) => line_text.get_or_insert_with(|| String::from_utf8_lossy(line)),
@@ -233,7 +251,17 @@ impl RuleSet {
             if !rule.applies_to(input) {
                 continue;
             }
-            let (text, session) = if tagged {
+            if let Some(program) = program {
+                // Only the program's rules, and those written for this very input.
+                let its = tagged && rule.tags.iter().any(|t| t == program);
+                if !its && (tagged || rule.input.is_none()) {
+                    continue;
+                }
+            }
+            let (text, session) = if tagged && program.is_some() {
+                // No pid tells its processes apart: the session is set once the address is known.
+                (line, None)
+            } else if tagged {
                 let at = msg_at.unwrap_or(0);
                 let (tag, pid) = match *header.get_or_insert_with(|| parse_header(&line[..at])) {
                     Some(h) => h,
@@ -281,7 +309,7 @@ impl RuleSet {
                     rule: i,
                     ip: Some(ip),
                     repeat: 1,
-                    session,
+                    session: session.or_else(|| per_address(program?, ip)),
                 },
                 Err(_) => Outcome::BadAddress {
                     rule: i,
@@ -291,6 +319,12 @@ impl RuleSet {
         }
         Outcome::Miss
     }
+}
+
+/// The session of a program's own log line, which names no pid: the program's lines about one
+/// client (`sshd[203.0.113.9]`), so one attempt's lines still fold into one ban.
+fn per_address(program: &str, ip: IpAddr) -> Option<Box<[u8]>> {
+    Some(format!("{program}[{ip}]").into_bytes().into_boxed_slice())
 }
 
 /// A syslog line's program and pid (`[prog]` has no pid).
@@ -412,6 +446,47 @@ mod tests {
         for line in forged {
             assert_eq!(s.check(line.as_bytes(), None), Outcome::Miss, "{line}");
         }
+    }
+
+    #[test]
+    fn a_programs_own_log_is_read_by_its_rules_alone() {
+        let s = set(concat!(
+            "/Failed password for .* from <HOST> port \\d+$/ * \"pw\" tag=sshd\n",
+            "/FAIL LOGIN: Client \"<HOST>\"$/ * \"ftp\" tag=vsftpd\n",
+            "/^\\w+ FAIL LOGIN: Client \"<HOST>\"$/ * \"ftp own log\"\n",
+            "/^banned <HOST>$/ * \"this file\" input=sshd.log\n",
+        ));
+        let file = Some(Path::new("/var/log/sshd.log"));
+        let sshd = Some("sshd");
+        // sshd -E: the message alone, one session per client address.
+        let line = b"Failed password for root from 192.0.2.1 port 22";
+        match s.check_from(line, file, sshd) {
+            Outcome::Hit { rule, session, .. } => {
+                assert_eq!(rule, 0);
+                assert_eq!(session.as_deref(), Some(&b"sshd[192.0.2.1]"[..]));
+            }
+            other => panic!("{other:?}"),
+        }
+        // Undeclared, the same line has no header and no tagged rule reads it.
+        assert_eq!(s.check(line, file), Outcome::Miss);
+        // Neither another program's rules, nor rules of no program, nor a header inside the file.
+        let others: [&[u8]; 3] = [
+            b"FAIL LOGIN: Client \"192.0.2.2\"",
+            b"Sat FAIL LOGIN: Client \"192.0.2.2\"",
+            b"Nov 21 10:00:00 gw sshd[42]: Failed password for root from 192.0.2.3 port 22",
+        ];
+        for line in others {
+            assert_eq!(s.check_from(line, file, sshd), Outcome::Miss);
+        }
+        assert!(matches!(
+            s.check(b"Sat FAIL LOGIN: Client \"192.0.2.2\"", file),
+            Outcome::Hit { rule: 2, .. }
+        ));
+        // A rule written for this very input still reads it.
+        assert!(matches!(
+            s.check_from(b"banned 192.0.2.4", file, sshd),
+            Outcome::Hit { rule: 3, .. }
+        ));
     }
 
     #[test]
