@@ -35,6 +35,24 @@ pub enum Outcome {
     BadAddress { rule: usize, text: String },
 }
 
+/// The groups of a rule beside its address: how many tries the line stands for, and the session.
+#[derive(Debug, Clone, Copy)]
+struct Extras {
+    tries: Option<usize>,
+    session: Option<usize>,
+}
+
+impl Extras {
+    fn of(rule: &Rule) -> Option<Extras> {
+        if rule.backtrack.is_some() {
+            return None;
+        }
+        let at = |name: &str| rule.regex.capture_names().position(|n| n == Some(name));
+        let (tries, session) = (at("TRIES"), at("SESSION"));
+        (tries.is_some() || session.is_some()).then_some(Extras { tries, session })
+    }
+}
+
 pub struct RuleSet {
     rules: Vec<Rule>,
     /// Rules with `tag=`, over the message after the syslog header; `tagged[i]` is the rule index
@@ -52,6 +70,8 @@ pub struct RuleSet {
     /// Per rule: the capture group of its address (`None`: the session's), and the automata that
     /// find it without a capture search where they can (active rules only).
     groups: Vec<(Option<usize>, Option<FastCapture>)>,
+    /// Per rule: its `TRIES` and `SESSION` groups, if it has them (see `rules`).
+    extras: Vec<Option<Extras>>,
     /// fail2ban filters run beside the rules (`fail2ban_filters`); their rules follow the file's.
     imported: Option<crate::fail2ban_filters::Imported>,
 }
@@ -97,7 +117,9 @@ impl RuleSet {
                 (index, fast)
             })
             .collect();
+        let extras = rules.iter().map(Extras::of).collect();
         Ok(RuleSet {
+            extras,
             rules,
             tagged_set,
             tagged,
@@ -117,6 +139,7 @@ impl RuleSet {
         let first_rule = self.rules.len();
         let rules = filters.iter().map(crate::fail2ban_filters::rule_for);
         self.rules.extend(rules);
+        self.extras.resize(self.rules.len(), None);
         self.imported = Some(crate::fail2ban_filters::Imported {
             filters,
             first_rule,
@@ -182,11 +205,14 @@ impl RuleSet {
         if let Some((inner, n)) = unwrap_repeated(line) {
             return match self.check_one(&inner, input, None) {
                 Outcome::Hit {
-                    rule, ip, session, ..
+                    rule,
+                    ip,
+                    session,
+                    repeat,
                 } => Outcome::Hit {
                     rule,
                     ip,
-                    repeat: n,
+                    repeat: n.saturating_mul(repeat).min(MAX_REPEAT),
                     session,
                 },
                 other => other,
@@ -304,11 +330,28 @@ impl RuleSet {
                 };
                 String::from_utf8_lossy(span.map_or(&b""[..], |s| &text[s]))
             };
+            let (mut repeat, mut session) = (1, session);
+            if let Some(extras) = self.extras[i] {
+                // Rare lines (dovecot's summaries): a capture search is affordable.
+                if let Some(caps) = rule.regex.captures(line_of(line, msg_at, tagged)) {
+                    let group = |g: Option<usize>| g.and_then(|g| caps.get(g));
+                    if let Some(n) = group(extras.tries) {
+                        let n = std::str::from_utf8(n.as_bytes()).ok();
+                        repeat = n
+                            .and_then(|n| n.parse().ok())
+                            .unwrap_or(1)
+                            .clamp(1, MAX_REPEAT);
+                    }
+                    if let Some(id) = group(extras.session) {
+                        session = Some([b"session<", id.as_bytes(), b">"].concat().into());
+                    }
+                }
+            }
             return match parse_ip(&text) {
                 Ok(ip) => Outcome::Hit {
                     rule: i,
                     ip: Some(ip),
-                    repeat: 1,
+                    repeat,
                     session: session.or_else(|| per_address(program?, ip)),
                 },
                 Err(_) => Outcome::BadAddress {
@@ -318,6 +361,15 @@ impl RuleSet {
             };
         }
         Outcome::Miss
+    }
+}
+
+/// The text a rule reads: the message of a tagged rule, else the whole line.
+fn line_of(line: &[u8], msg_at: Option<usize>, tagged: bool) -> &[u8] {
+    if tagged {
+        &line[msg_at.unwrap_or(0)..]
+    } else {
+        line
     }
 }
 
