@@ -5,7 +5,7 @@
 # sshguard's sshg-parser when installed (Debian package sshguard) with the ratio, fail2ban's sshd
 # filter loaded in ibd-parse against fail2ban-regex (package fail2ban) with the ratio, and the daemon
 # end to end per backend (every attack line a durable ban).
-# Usage: scripts/bench-parse.sh [LINES]   (default 1000000)
+# Usage: scripts/bench-parse.sh [LINES]   (default 1000000; $SSHG_PARSER: another sshg-parser)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 lines=${1:-1000000}
@@ -33,7 +33,7 @@ bench_log() { # label, log file: the matcher against sshg-parser, the fail2ban s
     local name=$1 log=$2
     echo "== $name"
     # Three interleaved rounds, best of each: a busy machine slows a run, never speeds it up.
-    sshg=/usr/libexec/sshguard/sshg-parser
+    sshg=${SSHG_PARSER:-/usr/libexec/sshguard/sshg-parser}
     : > "$tmp/ours"; : > "$tmp/sshg"
     for round in 1 2 3; do
         measure "ibd-parse --test ($round)" ./target/release/ibd-parse --config /dev/null --test "$log" "$rules"

@@ -136,6 +136,10 @@ impl RuleSet {
     /// Adds fail2ban filters after the rules: each gets a rule (its reason, count and decay) that no
     /// regex set holds, and decides its lines itself.
     pub fn with_imported(mut self, filters: Vec<crate::fail2ban_filters::ImportedFilter>) -> Self {
+        if filters.is_empty() {
+            // No filter to feed: lines are not decoded as text for nothing.
+            return self;
+        }
         let first_rule = self.rules.len();
         let rules = filters.iter().map(crate::fail2ban_filters::rule_for);
         self.rules.extend(rules);
@@ -384,10 +388,27 @@ type TagPid<'a> = (&'a [u8], Option<&'a [u8]>);
 
 /// The program and pid in a syslog header.
 fn parse_header(header: &[u8]) -> Option<TagPid<'_>> {
+    if let Some(found) = plain_tag(header) {
+        return Some(found);
+    }
     let caps = crate::rules::header_tag().captures(header)?;
     let tag = caps.name("TAG").or_else(|| caps.name("BTAG"))?;
     let pid = caps.name("PID").or_else(|| caps.name("PID5"));
     Some((tag.as_bytes(), pid.map(|p| p.as_bytes())))
+}
+
+/// The common header end, ` prog[pid]: `, read without a capture search (a third of the cost of a
+/// caught line on an attack-dense log); `None` for any other form, which the regex reads.
+fn plain_tag(header: &[u8]) -> Option<TagPid<'_>> {
+    let head = header.strip_suffix(b"]: ")?;
+    let open = memchr::memrchr(b'[', head)?;
+    let (before, pid) = (&head[..open], &head[open + 1..]);
+    let name = |b: &u8| b.is_ascii_alphanumeric() || b"_./-".contains(b);
+    let start = before.iter().rposition(|b| !name(b)).map_or(0, |i| i + 1);
+    let tag = &before[start..];
+    let spaced = start == 0 || before[start - 1].is_ascii_whitespace();
+    let valid = !tag.is_empty() && spaced && !pid.is_empty() && pid.iter().all(u8::is_ascii_digit);
+    valid.then_some((tag, Some(pid)))
 }
 
 /// Syslog daemons write a run of identical messages once, as `TAG: message repeated N times: [ MSG]`.
@@ -539,6 +560,31 @@ mod tests {
             s.check_from(b"banned 192.0.2.4", file, sshd),
             Outcome::Hit { rule: 3, .. }
         ));
+    }
+
+    #[test]
+    fn the_plain_tag_reads_as_the_regex_does() {
+        let headers: [&[u8]; 6] = [
+            b"Nov 21 10:00:00 gw sshd[42]: ",
+            b"sshd[42]: ",
+            b"2026-11-21T10:00:00+01:00 gw postfix/smtpd[7]: ",
+            b"Nov 21 10:00:00 gw sshd[x]: ",
+            b"Nov 21 10:00:00 gw [sshd]: ",
+            b"Nov 21 10:00:00 gw a:sshd[42]: ",
+        ];
+        for h in headers {
+            let caps = crate::rules::header_tag().captures(h);
+            let by_regex = caps.and_then(|c| {
+                let tag = c.name("TAG").or_else(|| c.name("BTAG"))?;
+                let pid = c.name("PID").or_else(|| c.name("PID5"));
+                Some((tag.as_bytes(), pid.map(|p| p.as_bytes())))
+            });
+            if let Some(fast) = plain_tag(h) {
+                assert_eq!(Some(fast), by_regex, "{}", String::from_utf8_lossy(h));
+            }
+            assert_eq!(parse_header(h), by_regex, "{}", String::from_utf8_lossy(h));
+        }
+        assert!(plain_tag(b"Nov 21 10:00:00 gw sshd[42]: ").is_some());
     }
 
     #[test]
