@@ -35,11 +35,14 @@ pub enum Outcome {
     BadAddress { rule: usize, text: String },
 }
 
+/// A group of a rule beside its address, and the automata that find it without a capture search
+/// where they can (a capture search costs tens of thousands of instructions on a long line).
+type Group = Option<(usize, Option<FastCapture>)>;
+
 /// The groups of a rule beside its address: how many tries the line stands for, and the session.
-#[derive(Debug, Clone, Copy)]
 struct Extras {
-    tries: Option<usize>,
-    session: Option<usize>,
+    tries: Group,
+    session: Group,
 }
 
 impl Extras {
@@ -47,7 +50,10 @@ impl Extras {
         if rule.backtrack.is_some() {
             return None;
         }
-        let at = |name: &str| rule.regex.capture_names().position(|n| n == Some(name));
+        let at = |name: &str| -> Group {
+            let i = rule.regex.capture_names().position(|n| n == Some(name))?;
+            Some((i, FastCapture::new(rule.pattern(), u32::try_from(i).ok()?)))
+        };
         let (tries, session) = (at("TRIES"), at("SESSION"));
         (tries.is_some() || session.is_some()).then_some(Extras { tries, session })
     }
@@ -143,7 +149,7 @@ impl RuleSet {
         let first_rule = self.rules.len();
         let rules = filters.iter().map(crate::fail2ban_filters::rule_for);
         self.rules.extend(rules);
-        self.extras.resize(self.rules.len(), None);
+        self.extras.resize_with(self.rules.len(), || None);
         self.imported = Some(crate::fail2ban_filters::Imported {
             filters,
             first_rule,
@@ -335,20 +341,31 @@ impl RuleSet {
                 String::from_utf8_lossy(span.map_or(&b""[..], |s| &text[s]))
             };
             let (mut repeat, mut session) = (1, session);
-            if let Some(extras) = self.extras[i] {
-                // Rare lines (dovecot's summaries): a capture search is affordable.
-                if let Some(caps) = rule.regex.captures(line_of(line, msg_at, tagged)) {
-                    let group = |g: Option<usize>| g.and_then(|g| caps.get(g));
-                    if let Some(n) = group(extras.tries) {
-                        let n = std::str::from_utf8(n.as_bytes()).ok();
-                        repeat = n
-                            .and_then(|n| n.parse().ok())
-                            .unwrap_or(1)
-                            .clamp(1, MAX_REPEAT);
-                    }
-                    if let Some(id) = group(extras.session) {
-                        session = Some([b"session<", id.as_bytes(), b">"].concat().into());
-                    }
+            if let Some(extras) = &self.extras[i] {
+                let hay = line_of(line, msg_at, tagged);
+                // One search for the match serves both groups.
+                let found = rule.regex.find(hay).map(|m| m.range());
+                let group = |g: &Group| -> Option<&[u8]> {
+                    let (index, fast) = g.as_ref()?;
+                    let span = match (fast, found.clone()) {
+                        (Some(fast), Some(m)) => fast.locate(hay, m),
+                        _ => None,
+                    };
+                    let span = match span {
+                        Some(span) => span,
+                        None => group_span(&rule.regex, None, *index, hay, true)??,
+                    };
+                    Some(&hay[span])
+                };
+                if let Some(n) = group(&extras.tries) {
+                    let n = std::str::from_utf8(n).ok();
+                    repeat = n
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(1)
+                        .clamp(1, MAX_REPEAT);
+                }
+                if let Some(id) = group(&extras.session) {
+                    session = Some([b"session<", id, b">"].concat().into());
                 }
             }
             return match parse_ip(&text) {
