@@ -35,6 +35,11 @@ pub struct Cli {
     /// Log files to follow (like tail -F); with --test, the rule file
     #[arg(value_name = "FILE")]
     pub files: Vec<PathBuf>,
+    /// A log file to follow, as FILE; FILE:program=NAME declares it NAME's own log (`sshd -E FILE`,
+    /// a container's output): its lines have no syslog header, the rules tagged for NAME read each
+    /// line whole, and no other rule reads it (but those with input= for it). Repeatable
+    #[arg(long = "input", value_name = "FILE[:program=NAME]", value_parser = InputSpec::parse)]
+    pub inputs: Vec<InputSpec>,
     /// Rule file [default: /etc/ipqbdb-pcre.conf]
     #[arg(short = 'f', long, value_name = "FILE")]
     pub rule_file: Option<PathBuf>,
@@ -84,9 +89,10 @@ pub struct Cli {
     /// Read followed files without a saved position from the start (default: from the end)
     #[arg(long)]
     pub from_start: bool,
-    /// Test mode: match LOGFILE (- for standard input) and print what the rules catch
-    #[arg(long, value_name = "LOGFILE")]
-    pub test: Option<PathBuf>,
+    /// Test mode: match LOGFILE (- for standard input) and print what the rules catch;
+    /// LOGFILE:program=NAME reads it as NAME's own log, as --input does
+    #[arg(long, value_name = "LOGFILE", value_parser = InputSpec::parse)]
+    pub test: Option<InputSpec>,
     /// With --test -v, print the lines no rule matched too
     #[arg(long, requires = "test")]
     pub missed: bool,
@@ -118,6 +124,72 @@ pub struct Cli {
     pub fail2ban_strict: bool,
 }
 
+/// A file read as input, and the program whose own log it is, if declared (`FILE:program=NAME`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputSpec {
+    pub path: PathBuf,
+    pub program: Option<String>,
+}
+
+impl InputSpec {
+    /// `FILE` or `FILE:program=NAME`. A path that itself holds `:program=` needs the suffix
+    /// added (`a:program=b:program=sshd`).
+    pub fn parse(text: &str) -> Result<InputSpec, String> {
+        let Some((path, name)) = text.rsplit_once(":program=") else {
+            return Ok(InputSpec {
+                path: PathBuf::from(text),
+                program: None,
+            });
+        };
+        let valid = |c: char| c.is_ascii_alphanumeric() || "_./-".contains(c);
+        if path.is_empty() {
+            return Err(format!("{text:?}: no file before :program="));
+        }
+        if name.is_empty() || !name.chars().all(valid) {
+            return Err(format!(
+                "{text:?}: a program name is letters, digits and _ . / - (as a syslog tag)"
+            ));
+        }
+        Ok(InputSpec {
+            path: PathBuf::from(path),
+            program: Some(name.to_string()),
+        })
+    }
+}
+
 pub fn command() -> clap::Command {
     Cli::command()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inputs_declare_their_program() {
+        let spec = |t: &str| InputSpec::parse(t);
+        assert_eq!(
+            spec("/var/log/sshd.log:program=sshd"),
+            Ok(InputSpec {
+                path: "/var/log/sshd.log".into(),
+                program: Some("sshd".into())
+            })
+        );
+        assert_eq!(
+            spec("/var/log/a:b.log"),
+            Ok(InputSpec {
+                path: "/var/log/a:b.log".into(),
+                program: None
+            })
+        );
+        assert_eq!(
+            spec("x:program=a:program=sshd").unwrap().path,
+            PathBuf::from("x:program=a")
+        );
+        assert!(spec("/x:program=").unwrap_err().contains("program name"));
+        assert!(spec("/x:program=ss hd")
+            .unwrap_err()
+            .contains("program name"));
+        assert!(spec(":program=sshd").unwrap_err().contains("no file"));
+    }
 }

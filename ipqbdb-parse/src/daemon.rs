@@ -44,6 +44,8 @@ pub struct SourceInfo {
     pub name: String,
     /// A followed file's path: rules may be restricted to it.
     pub path: Option<PathBuf>,
+    /// The program whose own log the input is (`--input FILE:program=NAME`), if declared.
+    pub program: Option<String>,
     /// Where the source's read position is saved (with the bans of the lines before it), for
     /// sources that resume after a restart.
     pub note_key: Option<Vec<u8>>,
@@ -298,8 +300,10 @@ impl<S: Store> Daemon<S> {
     }
 
     fn check(&mut self, source: usize, line: &[u8]) {
-        let path = self.sources[source].path.as_deref();
-        let outcome = self.rules.check(line, path);
+        let info = &self.sources[source];
+        let outcome = self
+            .rules
+            .check_from(line, info.path.as_deref(), info.program.as_deref());
         let now = self.started.elapsed().as_secs();
         match self.sessions.count(&self.rules, outcome, now) {
             Counted::Miss => {

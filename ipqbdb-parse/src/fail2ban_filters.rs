@@ -823,6 +823,7 @@ pub fn rule_for(f: &ImportedFilter) -> crate::rules::Rule {
         attempt: crate::rules::Attempt::Single,
         note_only: false,
         tags: Vec::new(),
+        twin: None,
     }
 }
 

@@ -87,7 +87,10 @@ impl Splitter {
             emit(Line::TooLong(total), self.offset);
         } else if !self.pending.is_empty() {
             let line = std::mem::take(&mut self.pending);
-            emit(Line::Text(&line), self.offset);
+            emit(
+                Line::Text(line.strip_suffix(b"\r").unwrap_or(&line)),
+                self.offset,
+            );
         }
     }
 }
@@ -115,14 +118,14 @@ mod tests {
 
     #[test]
     fn lines_across_chunks_with_offsets() {
-        let out = split(&[b"ab", b"c\r\nde\n\nf"]);
+        let out = split(&[b"ab", b"c\r\nde\n\nf\r"]);
         assert_eq!(
             out,
             [
                 ("abc".into(), 5),
                 ("de".into(), 8),
                 ("".into(), 9),
-                ("f".into(), 10)
+                ("f".into(), 11)
             ]
         );
     }

@@ -39,18 +39,10 @@ fn run(mut cli: Cli) -> Result<(), String> {
         (None, None) => Mode::Normal,
     };
     let f2b = fail2ban_config(&cli, s);
-    if let Some(log_file) = &cli.test {
+    if let Some(log) = &cli.test {
         ipqbdb_core::process::default_sigpipe();
         let rule_file = cli.files.first().cloned().or_else(|| cli.rule_file.clone());
-        return test(
-            &setup,
-            log_file,
-            rule_file,
-            mode,
-            &f2b,
-            verbose > 0,
-            cli.missed,
-        );
+        return test(&setup, log, rule_file, mode, &f2b, verbose > 0, cli.missed);
     }
     let rule_file = cli
         .rule_file
@@ -66,6 +58,9 @@ fn run(mut cli: Cli) -> Result<(), String> {
         .iter()
         .map(|f| absolute(f))
         .collect::<Result<_, _>>()?;
+    for input in &mut cli.inputs {
+        input.path = absolute(&input.path)?;
+    }
     let (rules, loaded) = build_rules(&rule_file, mode, &f2b)?;
     for e in &loaded.errors {
         log::log(PROGRAM, Level::Error, &format!("fail2ban: {e} (left out)"));
@@ -187,6 +182,7 @@ fn start(
         infos.push(SourceInfo {
             name: fifo.display().to_string(),
             path: None,
+            program: None,
             note_key: None,
             can_end: false,
         });
@@ -196,6 +192,7 @@ fn start(
         infos.push(SourceInfo {
             name: "<stdin>".into(),
             path: None,
+            program: None,
             note_key: None,
             can_end: true,
         });
@@ -215,14 +212,38 @@ fn start(
         infos.push(SourceInfo {
             name: "journal".into(),
             path: None,
+            program: None,
             note_key: Some(ipqbdb_parse::journal::CURSOR_KEY.to_vec()),
             can_end: false,
         });
     }
     let stop = Arc::new(AtomicBool::new(false));
-    let mut files = cli.files.clone();
-    files.extend(jail_files.into_iter().filter(|f| !cli.files.contains(f)));
-    for file in &files {
+    // Each followed file once, with the program an --input declares for it.
+    let mut files: Vec<(PathBuf, Option<String>)> = Vec::new();
+    let named = cli.files.iter().map(|f| (f.clone(), None));
+    let declared = cli
+        .inputs
+        .iter()
+        .map(|i| (i.path.clone(), i.program.clone()));
+    for (file, program) in named.chain(declared) {
+        match files.iter_mut().find(|(f, _)| *f == file) {
+            Some((_, Some(p))) if program.as_ref().is_some_and(|q| q != p) => {
+                return Err(format!(
+                    "{}: declared the log of two programs ({p} and {})",
+                    file.display(),
+                    program.unwrap_or_default()
+                ))
+            }
+            Some((_, p)) => *p = p.take().or(program),
+            None => files.push((file, program)),
+        }
+    }
+    for f in jail_files {
+        if !files.iter().any(|(g, _)| *g == f) {
+            files.push((f, None));
+        }
+    }
+    for (file, program) in &files {
         let path = std::path::absolute(file).map_err(|e| format!("{}: {e}", file.display()))?;
         let saved = store
             .note(&position_key(&path))
@@ -239,6 +260,7 @@ fn start(
             name: path.display().to_string(),
             note_key: Some(position_key(&path)),
             path: Some(path),
+            program: program.clone(),
             can_end: false,
         });
     }
@@ -271,13 +293,14 @@ fn start(
 
 fn test(
     setup: &Setup,
-    log_file: &Path,
+    log: &ipqbdb_parse::cli::InputSpec,
     rule_file: Option<PathBuf>,
     mode: Mode,
     f2b: &Fail2banConfig,
     verbose: bool,
     missed: bool,
 ) -> Result<(), String> {
+    let (log_file, program) = (log.path.as_path(), log.program.as_deref());
     let rule_file = rule_file
         .or_else(|| setup.settings.rule_file.clone())
         .unwrap_or_else(|| PathBuf::from(DEFAULT_RULE_FILE));
@@ -300,8 +323,10 @@ fn test(
         fail2ban_jails::describe(&all, &mut out).map_err(|e| e.to_string())?;
         writeln!(out).map_err(|e| e.to_string())?;
     }
-    let summary = testmode::run(&rules, log_file, &mut input, verbose, missed, &mut out)
-        .map_err(|e| format!("{}: {e}", log_file.display()))?;
+    let summary = testmode::run(
+        &rules, log_file, program, &mut input, verbose, missed, &mut out,
+    )
+    .map_err(|e| format!("{}: {e}", log_file.display()))?;
     testmode::report(&rules, &summary, &mut out).map_err(|e| e.to_string())?;
     out.flush().map_err(|e| e.to_string())
 }

@@ -26,9 +26,20 @@
 //!   program, or move where the message starts. The pid names the session (`sessions`).
 //! - `mode=normal|ddos|aggressive`: the set the rule belongs to (default `normal`). The daemon runs
 //!   `normal` unless configured otherwise; `ddos` adds the `ddos` rules; `aggressive` runs all.
-//! - `attempt=start|end`: the line is one step of an authentication attempt that the service logs on
-//!   several lines. The first line of an attempt bans; its other lines are folded into it (reported,
-//!   not banned again). `start` opens an attempt in the session, `end` closes it.
+//! - `attempt=start|end|close`: the line is one step of an authentication attempt that the service
+//!   logs on several lines. The first line of an attempt bans; its other lines are folded into it
+//!   (reported, not banned again). `start` opens an attempt in the session, `end` closes it.
+//!   `close` ends the session's attempts (MaxAuthTries reached, a disconnect, a summary of N tries):
+//!   it bans only the tries the session has not banned yet, so a line that sums up tries already
+//!   caught adds nothing, and one about a session never seen still counts.
+//! - A group named `TRIES` (digits) says how many tries the line stands for (dovecot's `auth failed,
+//!   3 attempts`); a group named `SESSION` names the session instead of the syslog pid (dovecot's
+//!   `<session id>`, written by its login and auth processes alike), so the lines of one client's
+//!   connection meet in one session across processes.
+//! - `twin=NAME/SIDE`: the line records the same event as a line of a rule of another SIDE of NAME,
+//!   written to another file (nginx's error and access logs, dovecot's log and PAM's line in
+//!   auth.log): for one address, what one side banned is not banned again by the other, in
+//!   whichever order the files are read.
 //! - `ban=no`: the line is recognised and its address noted for the session, but never banned (a
 //!   line that repeats what another line of the same attempt says, or names the client before the
 //!   failure does).
@@ -146,6 +157,8 @@ pub enum Attempt {
     Start,
     /// Closes the attempt (bans unless one was open for the address in this session).
     End,
+    /// Ends the session's attempts: bans the tries (1, or its `TRIES`) the session has not banned.
+    Close,
 }
 
 #[derive(Debug, Clone)]
@@ -177,6 +190,8 @@ pub struct Rule {
     pub note_only: bool,
     /// The programs (syslog tags) whose lines the rule reads; empty: any line.
     pub tags: Vec<String>,
+    /// `twin=NAME/SIDE`: lines of rules of NAME's other sides record the same events.
+    pub twin: Option<String>,
 }
 
 impl Rule {
@@ -438,6 +453,7 @@ fn parse_line(line: &str, lineno: usize) -> Result<Option<Rule>, LineError> {
         attempt: opts.attempt.unwrap_or(Attempt::Single),
         note_only: opts.note_only,
         tags: opts.tags,
+        twin: opts.twin,
     }))
 }
 
@@ -448,6 +464,7 @@ struct Options {
     note_only: bool,
     tags: Vec<String>,
     input: Option<String>,
+    twin: Option<String>,
 }
 
 fn parse_options(fields: impl Iterator<Item = (usize, String)>) -> Result<Options, LineError> {
@@ -465,7 +482,13 @@ fn parse_options(fields: impl Iterator<Item = (usize, String)>) -> Result<Option
                 o.attempt = Some(match value {
                     "start" => Attempt::Start,
                     "end" => Attempt::End,
-                    _ => return Err((col, format!("attempt must be start or end, not {value:?}"))),
+                    "close" => Attempt::Close,
+                    _ => {
+                        return Err((
+                            col,
+                            format!("attempt must be start, end or close, not {value:?}"),
+                        ))
+                    }
                 })
             }
             "ban" => {
@@ -479,6 +502,17 @@ fn parse_options(fields: impl Iterator<Item = (usize, String)>) -> Result<Option
                 return Err((col, "input= needs a file (a path or a file name)".into()))
             }
             "input" => o.input = Some(value.to_string()),
+            "twin"
+                if !value
+                    .split_once('/')
+                    .is_some_and(|(n, s)| !n.is_empty() && !s.is_empty()) =>
+            {
+                return Err((
+                    col,
+                    format!("twin must be NAME/SIDE (http-auth/access), not {value:?}"),
+                ))
+            }
+            "twin" => o.twin = Some(value.to_string()),
             "tag" => {
                 for t in value.split(',') {
                     let ok = !t.is_empty()
@@ -496,7 +530,7 @@ fn parse_options(fields: impl Iterator<Item = (usize, String)>) -> Result<Option
             _ => {
                 return Err((
                     col,
-                    format!("unknown option {name:?} (mode, attempt, ban, tag or input)"),
+                    format!("unknown option {name:?} (mode, attempt, ban, tag, input or twin)"),
                 ))
             }
         }
@@ -972,7 +1006,7 @@ mod tests {
         let f = "/etc/ipqbdb-pcre.conf";
         assert_eq!(
             err(r#"/<HOST>/ * "r" colour=red"#),
-            format!("{f}:1:16: unknown option \"colour\" (mode, attempt, ban, tag or input)")
+            format!("{f}:1:16: unknown option \"colour\" (mode, attempt, ban, tag, input or twin)")
         );
         assert_eq!(
             err(r#"/<HOST>/ * "r" mode=wild"#),
@@ -983,6 +1017,11 @@ mod tests {
             format!("{f}:1:26: option mode given twice")
         );
         assert!(err(r#"/<HOST>/ * "r" attempt=start"#).contains("attempt= needs tag="));
+        let r = rules(r#"/<HOST>/ * "r" attempt=close twin=web/access tag=x"#).unwrap();
+        assert_eq!(r[0].attempt, Attempt::Close);
+        assert_eq!(r[0].twin.as_deref(), Some("web/access"));
+        assert!(err(r#"/<HOST>/ * "r" twin=web"#).contains("twin must be NAME/SIDE"));
+        assert!(err(r#"/<HOST>/ * "r" attempt=later tag=x"#).contains("start, end or close"));
         assert!(err(r#"/x/ @ "r""#).contains("no tag= to name the session"));
         assert!(err(r#"/<HOST>/ * "r" tag=ss;hd"#).contains("is not a program name"));
     }

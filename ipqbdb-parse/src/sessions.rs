@@ -5,6 +5,11 @@
 //! address and whether an attempt is open, so each attempt is banned once however many lines it
 //! takes, and address-less lines are credited to the right client.
 //!
+//! A session also counts the tries it has banned, so a line that ends it (`attempt=close`: MaxAuthTries
+//! reached, a disconnect, dovecot's `auth failed, N attempts`) bans only what was not banned yet. One
+//! event written to two files (`twin=`) is counted once: the table holds, per twin name and address,
+//! how many bans one side made that the other side's lines have not yet matched.
+//!
 //! The table is bounded in size (oldest sessions go first) and in time (a session not heard from for
 //! `ttl` seconds is forgotten); a restart forgets the sessions in flight, which costs at most one
 //! attempt's fold or one address-less line per session.
@@ -15,7 +20,7 @@ use foldhash::HashMap;
 use std::net::IpAddr;
 
 use crate::matcher::{Outcome, RuleSet};
-use crate::rules::Attempt;
+use crate::rules::{Attempt, Rule};
 
 /// Default bounds: far more concurrent connections than one host serves, and longer than
 /// LoginGraceTime-style limits, so live sessions are kept and a flood cannot grow the table.
@@ -56,6 +61,10 @@ struct Session {
     ip: IpAddr,
     /// An attempt of `ip` is open: its next lines fold into it.
     open: bool,
+    /// Bans of `ip` in this session; for a twin entry, bans of rule `side` not matched by its twin.
+    banned: u32,
+    /// A twin entry's rule (the side whose bans wait for their twins); 0 for sessions.
+    side: usize,
     last_seen: u64,
     seq: u64,
 }
@@ -124,44 +133,93 @@ impl Sessions {
             return match ip {
                 None => Counted::NoSession { rule },
                 Some(ip) if r.note_only => Counted::Noted { rule, ip },
-                Some(ip) => Counted::Caught {
-                    rule,
-                    ip,
-                    bans: repeat,
-                    folded: 0,
-                },
+                Some(ip) => self.twin(rules.rules(), rule, ip, repeat, 0, now),
             };
         };
-        let known = self.map.get(&key).map(|s| (s.ip, s.open));
+        let known = self.map.get(&key).map(|s| (s.ip, s.open, s.banned));
         let ip = match (ip, known) {
             (Some(ip), _) => ip,
-            (None, Some((ip, _))) => ip,
+            (None, Some((ip, _, _))) => ip,
             (None, None) => return Counted::NoSession { rule },
         };
         // A session that changes address is a new client (a reused pid): nothing of it is open.
-        let open = known.is_some_and(|(k, open)| k == ip && open);
-        let (counted, open_after) = if r.note_only {
-            (Counted::Noted { rule, ip }, open)
-        } else {
-            let folded = u32::from(open && r.attempt != Attempt::Single);
-            let counted = Counted::Caught {
-                rule,
-                ip,
-                bans: repeat - folded,
-                folded,
-            };
-            let open_after = match r.attempt {
-                Attempt::Start => true,
-                Attempt::End => false,
-                Attempt::Single => open,
-            };
-            (counted, open_after)
+        let (open, banned) = match known {
+            Some((k, open, banned)) if k == ip => (open, banned),
+            _ => (false, 0),
         };
-        self.touch(key, ip, open_after, now);
-        counted
+        if r.note_only {
+            self.touch(key, ip, open, banned, 0, now);
+            return Counted::Noted { rule, ip };
+        }
+        let (bans, folded, open_after) = match r.attempt {
+            Attempt::Single => (repeat, 0, open),
+            Attempt::Start | Attempt::End => {
+                let folded = u32::from(open);
+                (repeat - folded, folded, r.attempt == Attempt::Start)
+            }
+            Attempt::Close => {
+                let bans = repeat.saturating_sub(banned);
+                (bans, u32::from(bans < repeat), false)
+            }
+        };
+        self.touch(key, ip, open_after, banned.saturating_add(bans), 0, now);
+        self.twin(rules.rules(), rule, ip, bans, folded, now)
     }
 
-    fn touch(&mut self, key: Box<[u8]>, ip: IpAddr, open: bool, now: u64) {
+    /// The bans of a line of `r` once its twins are counted: a ban another side already made for
+    /// `ip` is folded, and a ban made here waits for the other side's line.
+    fn twin(
+        &mut self,
+        rules: &[Rule],
+        rule: usize,
+        ip: IpAddr,
+        bans: u32,
+        folded: u32,
+        now: u64,
+    ) -> Counted {
+        let r = &rules[rule];
+        let caught = |bans, folded| Counted::Caught {
+            rule,
+            ip,
+            bans,
+            folded,
+        };
+        let Some((name, _)) = r
+            .twin
+            .as_deref()
+            .filter(|_| bans > 0)
+            .and_then(|t| t.split_once('/'))
+        else {
+            return caught(bans, folded);
+        };
+        // A side is known by its first rule.
+        let side_of = |r: &Rule| rules.iter().position(|x| x.twin == r.twin).unwrap_or(0);
+        let this = side_of(r);
+        let key: Box<[u8]> = format!("twin:{name}[{ip}]").into_bytes().into();
+        let (side, pending) = self.map.get(&key).map_or((this, 0), |t| (t.side, t.banned));
+        let (left, side, pending) = if side != this && pending > 0 {
+            let matched = bans.min(pending);
+            if pending > matched {
+                (bans - matched, side, pending - matched)
+            } else {
+                (bans - matched, this, bans - matched)
+            }
+        } else {
+            (bans, this, pending.saturating_add(bans))
+        };
+        self.touch(key, ip, false, pending, side, now);
+        caught(left, folded.max(u32::from(left < bans)))
+    }
+
+    fn touch(
+        &mut self,
+        key: Box<[u8]>,
+        ip: IpAddr,
+        open: bool,
+        banned: u32,
+        side: usize,
+        now: u64,
+    ) {
         self.seq += 1;
         let seq = self.seq;
         let fresh = !self.map.contains_key(&key);
@@ -174,6 +232,8 @@ impl Sessions {
             Session {
                 ip,
                 open,
+                banned,
+                side,
                 last_seen: now,
                 seq,
             },
@@ -274,6 +334,80 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn a_closing_line_bans_only_what_its_session_did_not() {
+        let r = RuleSet::new(
+            crate::rules::parse(
+                concat!(
+                    "/Failed password for .* from <HOST> port \\d+ ssh2$/ * \"failed\" attempt=end tag=sshd\n",
+                    "/maximum authentication attempts exceeded for .* from <HOST> port/ * \"max\" attempt=close tag=sshd\n",
+                    "/\\(auth failed, (?P<TRIES>\\d+) attempts\\): rip=<HOST>, session=<(?P<SESSION>\\w+)>$/ * \"summary\" attempt=close tag=dovecot\n",
+                    "/pam\\(\\w+,<HOST>,<(?P<SESSION>\\w+)>\\): failed$/ * \"try\" tag=dovecot\n",
+                ),
+                Path::new("r"),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let mut s = Sessions::default();
+        let fail = "sshd[20]: Failed password for root from 192.0.2.5 port 1 ssh2";
+        let max =
+            "sshd[20]: maximum authentication attempts exceeded for root from 192.0.2.5 port 1";
+        let got: Vec<u32> = [fail, fail, max]
+            .iter()
+            .map(|l| bans(&run(&mut s, &r, l, 0)))
+            .collect();
+        assert_eq!(
+            got,
+            [1, 1, 0],
+            "the maximum line closes tries already banned"
+        );
+        // A session never seen: the closing line is all there is, and bans.
+        let other =
+            "sshd[21]: maximum authentication attempts exceeded for root from 192.0.2.6 port 1";
+        assert_eq!(bans(&run(&mut s, &r, other, 0)), 1);
+        // dovecot: two tries seen by the auth process, a summary of three: one more ban.
+        let tr = "dovecot: pam(u,192.0.2.7,<abc>): failed";
+        let sum = "dovecot: (auth failed, 3 attempts): rip=192.0.2.7, session=<abc>";
+        let got: Vec<u32> = [tr, tr, sum]
+            .iter()
+            .map(|l| bans(&run(&mut s, &r, l, 0)))
+            .collect();
+        assert_eq!(got, [1, 1, 1]);
+        // Without the auth process's lines the summary counts its three tries.
+        let sum = "dovecot: (auth failed, 3 attempts): rip=192.0.2.8, session=<def>";
+        assert_eq!(bans(&run(&mut s, &r, sum, 0)), 3);
+    }
+
+    #[test]
+    fn twins_in_two_files_count_once_in_either_order() {
+        let r = RuleSet::new(
+            crate::rules::parse(
+                concat!(
+                    "/^error client: <HOST>$/ * \"error\" twin=web/error\n",
+                    "/^access <HOST> 401$/ * \"access\" twin=web/access\n",
+                ),
+                Path::new("r"),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let total = |lines: &[&str]| -> u32 {
+            let mut s = Sessions::default();
+            lines
+                .iter()
+                .map(|l| bans(&s.count(&r, r.check(l.as_bytes(), None), 0)))
+                .sum()
+        };
+        let (e, a) = ("error client: 192.0.2.9", "access 192.0.2.9 401");
+        assert_eq!(total(&[e, a]), 1);
+        assert_eq!(total(&[a, e]), 1);
+        assert_eq!(total(&[e, e, a, e, a, a]), 3, "three events");
+        assert_eq!(total(&[e, e, e]), 3, "one file alone counts each line");
+        let other = "access 192.0.2.10 401";
+        assert_eq!(total(&[e, other]), 2, "another address is another event");
     }
 
     #[test]

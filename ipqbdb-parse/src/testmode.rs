@@ -32,11 +32,13 @@ pub struct Summary {
     pub addresses: HashMap<IpAddr, (u64, usize)>,
 }
 
-/// Runs `rules` over `log` (named `name`; rules restricted to a file see it as that file).
-/// `verbose` prints each matching line, `missed` also each missed one.
+/// Runs `rules` over `log` (named `name`; rules restricted to a file see it as that file; the
+/// own log of `program`, when given). `verbose` prints each matching line, `missed` also each
+/// missed one.
 pub fn run(
     rules: &RuleSet,
     name: &Path,
+    program: Option<&str>,
     log: &mut dyn Read,
     verbose: bool,
     missed: bool,
@@ -61,7 +63,7 @@ pub fn run(
         };
         let shown = || String::from_utf8_lossy(text);
         let rule_line = |r: usize| rules.rules()[r].label();
-        let outcome = rules.check(text, Some(name));
+        let outcome = rules.check_from(text, Some(name), program);
         // What a recognised line is shown as with -v: mark, address, rule and a remark.
         let mut shown_as: Option<(char, Option<IpAddr>, usize, String)> = None;
         let res = match sessions.count(rules, outcome, 0) {
@@ -264,6 +266,7 @@ mod tests {
         let s = run(
             &set,
             Path::new("auth.log"),
+            None,
             &mut log.as_bytes(),
             true,
             true,

@@ -371,6 +371,66 @@ fn stdin_input_and_connection_kill() {
     assert_eq!(std::fs::read_to_string(&ck_log).unwrap(), "192.0.2.44\n");
 }
 
+/// `sshd -E FILE` writes its messages alone, ending in `\r\n`: declared with `--input
+/// FILE:program=sshd`, the shipped sshd rules read it, one attempt's lines give one ban, and
+/// nothing of another program's form is taken from it (here a vsftpd line and a syslog line).
+#[test]
+fn a_programs_own_log_is_read_by_its_rules() {
+    let s = Setup::new();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/ipqbdb-pcre.conf");
+    s.write("rules.conf", &std::fs::read_to_string(shipped).unwrap());
+    let log = s.path("sshd.log");
+    let lines = [
+        "Invalid user admin from 203.0.113.7 port 40100",
+        "Failed password for invalid user admin from 203.0.113.7 port 40100 ssh2",
+        "Failed password for root from 203.0.113.8 port 40200 ssh2",
+        "Sat Nov 21 10:06:01 2026 [pid 5521] [x] FAIL LOGIN: Client \"192.0.2.51\"",
+        "Nov 21 10:00:00 gw sshd[1]: Failed password for root from 192.0.2.50 port 1 ssh2",
+        "Failed password for root from 203.0.113.9 port 40300 ssh2",
+    ];
+    let text: String = lines.iter().map(|l| format!("{l}\r\n")).collect();
+    append(&log, &text);
+    let spec = format!("{}:program=sshd", log.display());
+    // Test mode reads it the same way.
+    let out = Command::new(PARSE)
+        .args(["--config", "/dev/null", "--test", &spec])
+        .arg(s.rules())
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{report}");
+    assert!(
+        report.contains("Lines: 6 lines, 4 matched, 2 missed"),
+        "{report}"
+    );
+    assert!(
+        report.contains("Bans: 3 (1 caught lines folded"),
+        "{report}"
+    );
+    let d = s.start(Backend::Lmdb, &["--from-start", "--input", &spec], 0);
+    // The last line is caught: every line before it has been read.
+    s.wait_caught("203.0.113.9", 1);
+    d.stop();
+    assert_eq!(s.caught("203.0.113.7"), 1, "one attempt, one ban");
+    assert_eq!(s.caught("203.0.113.8"), 1);
+    assert_eq!(
+        s.caught("192.0.2.50"),
+        0,
+        "no syslog line in sshd's own log"
+    );
+    assert_eq!(s.caught("192.0.2.51"), 0, "no other program's line either");
+    // Undeclared, sshd's own lines have no header: the tagged rules read none of them (what is
+    // caught is the vsftpd line and the one in syslog's form).
+    let out = Command::new(PARSE)
+        .args(["--config", "/dev/null", "--test"])
+        .arg(&log)
+        .arg(s.rules())
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("Bans: 2 ("), "{report}");
+}
+
 #[test]
 fn test_mode_prints_what_rules_catch() {
     let s = Setup::new();

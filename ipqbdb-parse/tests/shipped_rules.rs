@@ -364,6 +364,66 @@ fn realistic_lines_of_every_claimed_service() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// What real servers write that the rules once missed (issue 26), written from each program's log
+/// format: the default set must catch each, with the address and reason given.
+const SERVER_FORMS: &[(&str, &str, &str)] = &[
+    // postfix with dovecot SASL: the reason is unavailable, the SASL user name follows.
+    ("Dec  7 10:00:01 mx postfix/smtpd[3301]: warning: unknown[203.0.113.40]: SASL LOGIN authentication failed: (reason unavailable), sasl_username=user@example.org", "203.0.113.40", "postfix: SASL authentication failed"),
+    ("Dec  7 10:00:01 mx postfix/submission/smtpd[3302]: warning: mail.example.net[2001:db8:40::1]:587: SASL PLAIN authentication failed: authentication failure, sasl_username=bob", "2001:db8:40::1", "postfix: SASL authentication failed"),
+    // exim through syslog without its own timestamp, with and without the client's port.
+    ("Dec  7 10:00:02 mx exim[1234]: dovecot_login authenticator failed for (helo) [203.0.113.42]:50102: 535 Incorrect authentication data (set_id=admin)", "203.0.113.42", "exim: authentication failed"),
+    ("exim[1234]: dovecot_login authenticator failed for host [203.0.113.43]: 535 Incorrect authentication data", "203.0.113.43", "exim: authentication failed"),
+    // exim's TLS fields (X=, CV=) before the sender; cPanel's answer for an unknown recipient.
+    ("2026-12-07 10:00:03 H=(helo) [203.0.113.44]:4321 X=TLS1.3:TLS_AES_256_GCM_SHA384:256 CV=no F=<a@b.example> rejected RCPT <x@example.org>: relay not permitted", "203.0.113.44", "exim: recipient rejected"),
+    ("2026-12-07 10:00:03 [4321] H=host.example.net (helo) [203.0.113.45]:4321 I=[192.0.2.1]:25 X=TLS1.2:ECDHE-RSA-AES256-GCM-SHA384:256 CV=no F=<a@b.example> rejected RCPT <x@example.org>: No Such User Here", "203.0.113.45", "exim: recipient rejected"),
+    // BIND: print-time through syslog, and channel files without timestamps.
+    ("Dec  7 10:00:04 ns named[812]: 07-Dec-2026 10:00:04.425 client @0x7f1234567890 203.0.113.46#53124 (example.org): query (cache) 'example.org/ANY/IN' denied", "203.0.113.46", "named: query or zone transfer denied"),
+    ("Dec  7 10:00:04 ns named[812]: 07-Dec-2026 10:00:04.425 client @0x7f1234567890 2001:db8:46::7#53124 (example.org): zone transfer 'example.org/AXFR/IN' denied", "2001:db8:46::7", "named: query or zone transfer denied"),
+    ("security: client @0x7f1234567890 203.0.113.48#53124 (example.org): query (cache) 'example.org/ANY/IN' denied", "203.0.113.48", "named: query or zone transfer denied"),
+    ("client @0x7f1234567890 203.0.113.49#53124 (example.org): zone transfer 'example.org/AXFR/IN' denied", "203.0.113.49", "named: query or zone transfer denied"),
+    // nginx through syslog: nginx writes its host name after the syslog daemon's.
+    ("Dec  7 10:00:05 web web nginx: 2026/12/07 10:00:05 [error] 812#812: *33 user \"admin\": password mismatch, client: 203.0.113.50, server: example.org, request: \"GET /private/ HTTP/1.1\", host: \"example.org\"", "203.0.113.50", "nginx: basic auth failure"),
+    ("Dec  7 10:00:05 web web nginx: 203.0.113.51 - admin [07/Dec/2026:10:00:05 +0000] \"GET /private/ HTTP/1.1\" 401 381 \"-\" \"curl/8.5.0\"", "203.0.113.51", "web: basic auth failure"),
+    ("Dec  7 10:00:05 web nginx[812]: 203.0.113.56 - - [07/Dec/2026:10:00:05 +0000] \"GET /phpmyadmin/ HTTP/1.1\" 404 153 \"-\" \"-\"", "203.0.113.56", "web: probe for admin/webmail path"),
+    // The nginx mail proxy, in its own error log and through syslog.
+    ("2026/12/07 10:00:06 [info] 812#812: *34 client login failed: \"Authentication credentials invalid\" while in http auth state, client: 203.0.113.52, server: 0.0.0.0:993, login: \"bob\"", "203.0.113.52", "nginx: mail proxy login failed"),
+    ("Dec  7 10:00:06 mail mail nginx: 2026/12/07 10:00:06 [info] 812#812: *35 client login failed: \"Authentication credentials invalid\" while in http auth state, client: 2001:db8:52::1, server: [::]:143", "2001:db8:52::1", "nginx: mail proxy login failed"),
+    // vsftpd's own log pads the day with one space or none.
+    ("Mon Jun 8 12:08:53 2026 [pid 5521] [bob] FAIL LOGIN: Client \"203.0.113.54\"", "203.0.113.54", "vsftpd: login failed"),
+    ("Mon Jun  8 12:08:53 2026 [pid 5521] [bob] FAIL LOGIN: Client \"::ffff:203.0.113.53\"", "203.0.113.53", "vsftpd: login failed"),
+];
+
+/// A failed login in MySQL's general query log.
+const MYSQL_GENERAL_LOG: &str = "2026-12-07T10:00:07.123456Z\t   12 Connect\tAccess denied for user 'root'@'203.0.113.55' (using password: YES)";
+
+#[test]
+fn what_real_servers_write_is_caught_in_the_default_set() {
+    let rules = common::rules(Mode::Normal);
+    let mut failures = Vec::new();
+    for (line, addr, reason) in SERVER_FORMS {
+        match catch(&rules, line) {
+            Ok(Some((rule, ip)))
+                if same(ip, addr.parse().unwrap()) && rules.rules()[rule].reason == *reason => {}
+            Ok(Some((rule, ip))) => failures.push(format!(
+                "{ip} by {:?} instead of {addr} by {reason:?}: {line}",
+                rules.rules()[rule].reason
+            )),
+            other => failures.push(format!("{other:?} instead of {addr}: {line}")),
+        }
+    }
+    // MySQL's general query log writes queries as sent, newlines included: its line is caught
+    // only by the aggressive set.
+    let general = MYSQL_GENERAL_LOG;
+    if let Ok(Some((_, ip))) = catch(&rules, general) {
+        failures.push(format!("normal set caught {ip}: {general}"));
+    }
+    match catch(&common::rules(Mode::Aggressive), general) {
+        Ok(Some((_, ip))) if same(ip, "203.0.113.55".parse().unwrap()) => {}
+        other => failures.push(format!("aggressive: {other:?}: {general}")),
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 #[test]
 fn every_shipped_rule_is_exercised() {
     // Every rule must be reached by a realistic line: ours, sshguard's, or one of fail2ban's sample
@@ -372,6 +432,8 @@ fn every_shipped_rule_is_exercised() {
     let mut used = vec![false; rules.rules().len()];
     let mut lines: Vec<String> = ATTACKS.iter().map(|a| a.0.to_string()).collect();
     lines.extend(MORE_FORMS.iter().map(|l| l.to_string()));
+    lines.extend(SERVER_FORMS.iter().map(|a| a.0.to_string()));
+    lines.push(MYSQL_GENERAL_LOG.to_string());
     for c in corpus() {
         if let Some((code, _)) = c.expected {
             lines.extend(prefixes(code).iter().map(|p| format!("{p}{}", c.line)));
