@@ -61,30 +61,34 @@ fn start(
         got = size;
     }
     // A store per packet thread (the first creates the database if need be), and the writer's
-    // own: see CounterWriter::start. A shared (postgres) database is judged from a local view
-    // refreshed at the staleness bound: one per thread, so no thread waits on another's.
-    let stores = socks
-        .iter()
-        .map(|_| {
-            setup
+    // own: see CounterWriter::start. A shared (postgres) database is judged from one local view
+    // for the whole process, refreshed at the staleness bound by a thread of its own, which its
+    // readers never wait on: every packet thread gets a handle of that view.
+    let first = setup
+        .open(true)
+        .and_then(|s| s.into_local_view(staleness, PROGRAM))
+        .map_err(|e| e.to_string())?;
+    let view = first.share_view();
+    let open_for_thread = {
+        let setup = setup.clone();
+        move || match view.as_ref().and_then(|v| v.share_view()) {
+            Some(shared) => Ok(shared),
+            None => setup
                 .open(true)
                 .and_then(|s| s.into_local_view(staleness, PROGRAM))
-                .map_err(|e| e.to_string())
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+                .map_err(|e| e.to_string()),
+        }
+    };
+    let mut stores = vec![first];
+    for _ in 1..socks.len() {
+        stores.push(open_for_thread()?);
+    }
     let writer_store = setup.open(false).map_err(|e| e.to_string())?;
     let backend = ipqbdb_store::Store::backend(&writer_store);
     let signals = Signals::register().map_err(|e| format!("signals: {e}"))?;
-    // SIGUSR2 opens every thread's store again, as each was opened here.
-    let reopen = {
-        let setup = setup.clone();
-        Reopener::new(move || {
-            setup
-                .open(true)
-                .and_then(|s| s.into_local_view(staleness, PROGRAM))
-                .map_err(|e| e.to_string())
-        })
-    };
+    // SIGUSR2 opens every thread's store again, as each was opened here; the shared view, which
+    // reconnects by itself, is kept.
+    let reopen = Reopener::new(open_for_thread);
     let writer_reopen = {
         let setup = setup.clone();
         reopen.with_open(move || setup.open(false).map_err(|e| e.to_string()))

@@ -12,6 +12,7 @@ use ipqbdb_core::UnixTime;
 use ipqbdb_store::kv::Table;
 use ipqbdb_store::{AnyStore, Backend, Ban, OpenOptions, ServerOptions, Store, StoreError};
 use ipqbdb_tests::postgres::{server_of, PgServer};
+use ipqbdb_tests::root_test;
 use ipqbdb_tests::{ip, open_any, wait_until, workspace_bin, Proc, TestDb};
 
 const T0: UnixTime = 1_700_000_000;
@@ -694,18 +695,15 @@ fn a_failover_to_a_promoted_standby_loses_and_repeats_nothing() {
     );
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "root-tests"),
-    ignore = "needs root (network namespaces, iptables): run with --features root-tests or --all-features"
-)]
+#[root_test("network namespaces, iptables")]
 fn the_judge_judges_through_an_outage_and_its_counters_survive() {
     use ipqbdb_tests::netns::Netns;
     use ipqbdb_tests::traffic::{assert_all_judged, judge_counters, queue_counters, Link};
     // A real ibd-judge on a postgres database judges a paced stream while the server is stopped
     // for 8 s: every packet is judged from the local view (the banned source dropped, the
     // innocent delivered), the outage is logged once, and the block counters reach the database
-    // once the server is back.
+    // once the server is back. It listens on a second, idle queue: its threads share the
+    // process's one view, so the outage is still said once (a view per thread said it twice).
     let mut db = TestDb::new(PG);
     let s = open_any(db.path(), PG).unwrap();
     let hot = Ban {
@@ -732,7 +730,7 @@ fn the_judge_judges_through_an_outage_and_its_counters_survive() {
         .arg(&config)
         .arg("--db-dir")
         .arg(db.path())
-        .arg("Q0");
+        .args(["Q0", "Q1"]);
     let log = db.path().join("judge.err");
     let mut p = Proc::spawn_logged("ibd-judge", &mut cmd, &log);
     p.wait_log("listening on", Duration::from_secs(30));
@@ -774,11 +772,7 @@ fn the_judge_judges_through_an_outage_and_its_counters_survive() {
     assert_eq!(rec.blocked, dropped, "every drop counted in the database");
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "root-tests"),
-    ignore = "needs root (network namespaces, iptables): run with --features root-tests or --all-features"
-)]
+#[root_test("network namespaces, iptables")]
 fn a_judge_starts_without_its_server_from_the_view_it_saved() {
     use ipqbdb_tests::netns::Netns;
     use ipqbdb_tests::traffic::{assert_all_judged, judge_counters, queue_counters, Link};
