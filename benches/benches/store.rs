@@ -1,5 +1,5 @@
-//! Store benchmarks for every compiled backend at 1,000,000 records (DESIGN.md section 3, issue 2):
-//! lookup latency, durable single bans per second, bulk insert in records per second, and size on disk.
+//! Store benchmarks for every compiled backend at 1,000,000 records (the engines' figures in the
+//! README): lookup latency, durable single bans per second, bulk insert in records per second, and size on disk.
 //!
 //! `IPQBDB_BENCH_RECORDS` overrides the record count (e.g. 10000 for a quick run). Sizes are printed to
 //! stderr and written to `target/criterion/ipqbdb-store-sizes.txt`.

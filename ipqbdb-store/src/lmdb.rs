@@ -1,6 +1,6 @@
 //! LMDB backend (heed, without TLS read transactions so they may move between threads).
 //!
-//! Multi-process rules (DESIGN.md section 3): every process maps the file with the same fixed, generous
+//! Multi-process rules (every program is a process of its own on one database): every process maps the file with the same fixed, generous
 //! size, so no process ever has to grow the map under another; stale reader slots left by a process
 //! killed with -9 are cleared at open and at every maintenance, since LMDB otherwise keeps the pages
 //! those readers pinned and the file grows without bound; `MapResized` (a file grown by a program

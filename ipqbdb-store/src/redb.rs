@@ -1,6 +1,6 @@
 //! redb backend (>= 4.5).
 //!
-//! Multi-process rules (DESIGN.md section 3): every process opens the file in
+//! Multi-process rules (every program is a process of its own on one database): every process opens the file in
 //! `ConcurrencyMode::MultiWriter` (the default mode locks every other process out), and commits with
 //! the default, durable, `Durability::Immediate`.
 //!

@@ -1,6 +1,6 @@
 //! SQLite backend (rusqlite, bundled).
 //!
-//! Multi-process rules (DESIGN.md section 3): `busy_timeout` is set before switching to WAL, because the
+//! Multi-process rules (every program is a process of its own on one database): `busy_timeout` is set before switching to WAL, because the
 //! switch itself may meet a lock; every write runs in `BEGIN IMMEDIATE`, because a deferred transaction
 //! that upgrades to a writer fails with SQLITE_BUSY_SNAPSHOT instead of waiting; `synchronous=FULL`
 //! makes an acknowledged ban survive power loss, not just a crash.

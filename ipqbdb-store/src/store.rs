@@ -399,7 +399,7 @@ pub trait Store: Send + Sync + Sized {
         })
     }
 
-    /// The retention rule (DESIGN.md section 4): delete records not updated for `min_age` seconds,
+    /// The retention rule (`ipqbdb_core::retention`): delete records not updated for `min_age` seconds,
     /// and with `max_records` only the oldest of them, just enough to leave that many. Returns the
     /// deleted records.
     fn retain(

@@ -564,8 +564,10 @@ impl Storm {
     }
 
     /// Waits until `s` counts `lines` bans of the storm's addresses, stops the parsers (what was
-    /// in flight is settled by then) and checks that none came twice nor panicked.
-    fn check(mut self, s: &AnyStore, lines: u64) {
+    /// in flight is settled by then) and checks that none came twice nor panicked; with
+    /// `said_why`, that each parser logged the server error it waited on (a long outage). A
+    /// failover can be over within a parser's quiet retries, so there it is not required.
+    fn check(mut self, s: &AnyStore, lines: u64, said_why: bool) {
         let caught = || -> u64 {
             HOT.iter()
                 .filter_map(|a| s.lookup(a.parse().unwrap()).unwrap())
@@ -586,7 +588,7 @@ impl Storm {
             let log = p.log();
             assert!(!log.contains("panicked"), "{log}");
             assert!(
-                log.contains("postgres"),
+                !said_why || log.contains("postgres"),
                 "the parser said why it waited: {log}"
             );
         }
@@ -610,7 +612,7 @@ fn an_outage_during_a_ban_storm_loses_and_repeats_nothing() {
         eprintln!("server back");
     });
     let s = open_any(db.path(), PG).unwrap();
-    storm.check(&s, lines);
+    storm.check(&s, lines, true);
 }
 
 /// libpq's multi-host form with a real streaming standby: two parsers ban in a storm and a judge's
@@ -674,7 +676,7 @@ fn a_failover_to_a_promoted_standby_loses_and_repeats_nothing() {
             .map(|r| r.caught)
             .sum()
     };
-    storm.check(&s, lines);
+    storm.check(&s, lines, false);
     wait_until(
         || format!("the view to reach {lines} bans ({})", caught(&view)),
         Duration::from_secs(30),
