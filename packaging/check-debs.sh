@@ -104,6 +104,8 @@ ls -1 target/debian/*.deb "$deb2"
 check_documentation() {
     local root=$1 unit doc page section file n=0
     for unit in "$root"/usr/lib/systemd/system/ibd-*; do
+        # A drop-in directory (ibd-judge.service.d, the postgres package's) is no unit.
+        [ -f "$unit" ] || continue
         grep -q '^Documentation=' "$unit" || fail "${unit#"$root"}: no Documentation="
         for doc in $(sed -n 's/^Documentation=//p' "$unit"); do
             case $doc in
