@@ -20,7 +20,7 @@
 #      not ban;
 #    - ibd-judge drops the packets of a banned source (a real NFQUEUE rule on the veth);
 #    - ibd-parse-journal bans the client of a real sshd from the journal, and not the address of a
-#      forged line (a copy of logger named sshd, run as www-data);
+#      forged line (a copy of logger named sshd, made and run by www-data);
 #    - ibd-xdp@host0 attaches its program to the veth; stopping leaves it attached, removing its pins
 #      (as the unit's comment says) detaches it;
 #    - upgrade to revision 2 restarts the daemons and the ibd-xdp@ instance, remove stops them all
@@ -357,11 +357,12 @@ expect_active ibd-parse-journal
 is_active ibd-parse && fail "ibd-parse still runs beside ibd-parse-journal (Conflicts=)"
 in_ct sh -c 'dpkg -i /root/offline/*.deb' > "$work/ssh.log" 2>&1 || fail "installing openssh-server failed: $(tail -3 "$work/ssh.log")"
 wait_for "ssh.service is not active" 20 is_active ssh
-# The forger: logger copied as sshd and run by www-data, so journald records _COMM=sshd for it. It
-# keeps running (its input stays open) until the journal shows that.
-in_ct install -m 755 /usr/bin/logger /usr/local/bin/sshd
+# The forger: code running as www-data copies logger to a directory it can write, as sshd, and runs
+# it, so journald records _COMM=sshd for it (what www-data cannot do is put a program where only root
+# writes). It keeps running (its input stays open) until the journal shows that.
 in_ct systemd-run -q --unit=ipqbdb-ci-forger -p User=www-data \
-    /bin/sh -c "{ echo 'Invalid user admin from 198.51.100.20 port 2220'; exec sleep 300; } | /usr/local/bin/sshd -t sshd"
+    /bin/sh -c "mkdir -p /tmp/ipqbdb-ci-forger && cp /usr/bin/logger /tmp/ipqbdb-ci-forger/sshd && \
+        { echo 'Invalid user admin from 198.51.100.20 port 2220'; exec sleep 300; } | /tmp/ipqbdb-ci-forger/sshd -t sshd"
 forged_logged() { in_ct journalctl -q -o cat _COMM=sshd _UID=33 | grep 198.51.100.20 > /dev/null; }
 wait_for "the forged line is not in the journal as _COMM=sshd _UID=33" 10 forged_logged
 in_ct systemctl stop ipqbdb-ci-forger
@@ -371,7 +372,7 @@ sshd_logged() { in_ct journalctl -q -o cat -u ssh | grep "Invalid user nosuchuse
 wait_for "sshd did not log the invalid user" 10 sshd_logged
 wait_for "ibd-parse-journal did not ban $net.2, the client of a real sshd" 20 banned "$net.2"
 if banned 198.51.100.20; then
-    fail_later "ibd-parse-journal banned 198.51.100.20 from a line of /usr/local/bin/sshd (a copy of logger) run by www-data"
+    fail_later "ibd-parse-journal banned 198.51.100.20 from a line of /tmp/ipqbdb-ci-forger/sshd (a copy of logger) run by www-data"
 else
     echo "banned $net.2 (sshd: Invalid user nosuchuser); not 198.51.100.20 (logger named sshd, as www-data)"
 fi
