@@ -2,6 +2,7 @@
 //! so the documentation cannot drift from the options.
 
 pub mod doc_check;
+pub mod file_cycles;
 
 use std::path::{Path, PathBuf};
 
