@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 use ipqbdb_parse::matcher::{RuleSet, MAX_REPEAT};
 use ipqbdb_parse::rules::Mode;
-use ipqbdb_parse::sessions::{Counted, Sessions};
+use ipqbdb_parse::sessions::{LineCount, Sessions};
 use libfuzzer_sys::fuzz_target;
 
 fn rules() -> &'static RuleSet {
@@ -23,14 +23,14 @@ fuzz_target!(|data: &[u8]| {
     let n = rules().rules().len();
     for line in data.split(|&b| b == b'\n') {
         match sessions.count(rules(), rules().check(line, None), 0) {
-            Counted::Caught { rule, bans, folded, .. } => {
+            LineCount::Caught { rule, bans, folded, .. } => {
                 assert!(rule < n);
                 assert!(folded <= 1 && bans + folded >= 1 && bans <= MAX_REPEAT);
             }
-            Counted::Noted { rule, .. } | Counted::NoSession { rule } | Counted::BadAddress { rule, .. } => {
+            LineCount::Noted { rule, .. } | LineCount::NoSession { rule } | LineCount::BadAddress { rule, .. } => {
                 assert!(rule < n)
             }
-            Counted::Miss => {}
+            LineCount::Miss => {}
         }
     }
 });

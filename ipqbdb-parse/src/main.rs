@@ -146,7 +146,7 @@ fn build_rules(
     }
     let set = RuleSet::with_mode(rules, mode).map_err(|e| format!("{}: {e}", path.display()))?;
     let filters = std::mem::take(&mut loaded.filters);
-    Ok((set.with_imported(filters), loaded))
+    Ok((set.with_filters(filters), loaded))
 }
 
 type Started = (
@@ -314,10 +314,9 @@ fn test(
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     if !f2b.is_empty() {
         let mut all = loaded;
-        if let Some(imported) = rules.imported() {
+        if let Some(set) = rules.filters() {
             // The description reads the filters where they now live, in the set.
-            fail2ban_jails::describe_filters(&imported.filters, &mut out)
-                .map_err(|e| e.to_string())?;
+            fail2ban_jails::describe_filters(&set.filters, &mut out).map_err(|e| e.to_string())?;
         }
         all.filters.clear();
         fail2ban_jails::describe(&all, &mut out).map_err(|e| e.to_string())?;
@@ -327,6 +326,6 @@ fn test(
         &rules, log_file, program, &mut input, verbose, missed, &mut out,
     )
     .map_err(|e| format!("{}: {e}", log_file.display()))?;
-    testmode::report(&rules, &summary, &mut out).map_err(|e| e.to_string())?;
+    testmode::print_summary(&rules, &summary, &mut out).map_err(|e| e.to_string())?;
     out.flush().map_err(|e| e.to_string())
 }

@@ -14,7 +14,7 @@
 //!
 //! A regex the `regex` crate refuses for PCRE-only syntax (look-around, back-references, atomic
 //! groups, possessive quantifiers, `\K`, `(?'name'...)`) runs on `fancy-regex`, a backtracking
-//! engine, for that rule only, as the fail2ban filters do (`fail2ban_filters::Engine`, with its
+//! engine, for that rule only, as the fail2ban filters do (`hybrid_regex::HybridRegex`, with its
 //! backtracking budget per line); the line is then matched as text (invalid UTF-8 replaced), and its
 //! address group is still validated as an address. `--test` names such rules.
 //!
@@ -61,7 +61,7 @@ use ipqbdb_core::model::{initial_count, DEFAULT_INITIAL_COUNT};
 use ipqbdb_core::{parse_ban_decay, ReasonId};
 use regex::bytes::Regex;
 
-use crate::fail2ban_filters::Engine;
+use crate::hybrid_regex::HybridRegex;
 use thiserror::Error;
 
 /// The `<HOST>` macro: IPv4, or anything IPv6-shaped (validated after matching), with an optional zone
@@ -169,7 +169,7 @@ pub struct Rule {
     /// sets of regexes that screen lines never pick it).
     pub regex: Regex,
     /// The backtracking engine, for a regex the `regex` crate refuses.
-    pub backtrack: Option<Arc<Engine>>,
+    pub backtrack: Option<Arc<HybridRegex>>,
     pub group: AddrGroup,
     /// The reason's text, or, while `reason_id` is set, the id as written.
     pub reason: String,
@@ -234,8 +234,8 @@ impl Rule {
         }
     }
 
-    /// The engine the rule's regex runs on, for `--test`.
-    pub fn engine(&self) -> &'static str {
+    /// The crate the rule's regex runs on (`regex` or `fancy-regex`), for `--test`.
+    pub fn regex_kind(&self) -> &'static str {
         self.backtrack.as_ref().map_or("regex", |e| e.name())
     }
 
@@ -668,7 +668,7 @@ fn compile(
     source: &str,
     expanded: &str,
     regex_col: usize,
-) -> Result<(Regex, Option<Arc<Engine>>), LineError> {
+) -> Result<(Regex, Option<Arc<HybridRegex>>), LineError> {
     // Locate syntax errors in the text as written: `<HOST>` is replaced by a group of the same length.
     let probe = source.replace(HOST_MACRO, "(?:xx)");
     if let Err(e) = regex_syntax::ast::parse::Parser::new().parse(&probe) {
@@ -683,7 +683,7 @@ fn compile(
                 | K::GroupNameInvalid
                 | K::RepetitionMissing
         );
-        let engine = Engine::compile(expanded, false);
+        let engine = HybridRegex::compile(expanded, false);
         return match (engine, fancy_regex::Expr::parse_tree(&probe)) {
             (Ok(engine), _) => Ok((never().clone(), Some(Arc::new(engine)))),
             // Refused by both, where the `regex` crate stopped at PCRE syntax: the backtracking
@@ -874,7 +874,7 @@ mod tests {
             "/plain from <HOST>/ * \"plain\"\n",
         ))
         .unwrap();
-        let engines: Vec<&str> = r.iter().map(Rule::engine).collect();
+        let engines: Vec<&str> = r.iter().map(Rule::regex_kind).collect();
         assert_eq!(
             engines,
             [

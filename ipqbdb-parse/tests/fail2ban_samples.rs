@@ -18,7 +18,7 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use ipqbdb_parse::rules::Mode;
-use ipqbdb_parse::sessions::{Counted, Sessions};
+use ipqbdb_parse::sessions::{LineCount, Sessions};
 
 use common::FAIL2BAN_SAMPLES as SAMPLES;
 
@@ -169,7 +169,7 @@ fn score(service: &str, default: &str) -> Score {
         for s in &samples {
             let got = sessions.count(&rules, rules.check(s.line.as_bytes(), None), 0);
             let caught_ip = match got {
-                Counted::Caught { ip, .. } => Some(ip),
+                LineCount::Caught { ip, .. } => Some(ip),
                 _ => None,
             };
             let mode_name = (mode == Mode::Aggressive).then_some("aggressive");

@@ -10,13 +10,13 @@ use std::path::{Path, PathBuf};
 use ipqbdb_core::AddrKey;
 use ipqbdb_parse::matcher::RuleSet;
 use ipqbdb_parse::rules::Mode;
-use ipqbdb_parse::sessions::{Counted, Sessions};
+use ipqbdb_parse::sessions::{LineCount, Sessions};
 
 /// What one line, alone, does: the rule that caught it and the address (notes and misses: none).
 fn catch(rules: &RuleSet, line: &str) -> Result<Option<(usize, IpAddr)>, String> {
     match Sessions::default().count(rules, rules.check(line.as_bytes(), None), 0) {
-        Counted::Caught { rule, ip, .. } => Ok(Some((rule, ip))),
-        Counted::BadAddress { text, .. } => Err(text),
+        LineCount::Caught { rule, ip, .. } => Ok(Some((rule, ip))),
+        LineCount::BadAddress { text, .. } => Err(text),
         _ => Ok(None),
     }
 }
@@ -342,7 +342,7 @@ fn realistic_lines_of_every_claimed_service() {
             .or_else(|| last.clone());
         last = want.clone();
         match sessions.count(&all, all.check(line.as_bytes(), None), 0) {
-            Counted::Caught { ip, .. } | Counted::Noted { ip, .. }
+            LineCount::Caught { ip, .. } | LineCount::Noted { ip, .. }
                 if want
                     .as_deref()
                     .is_some_and(|w| same(ip, w.parse().unwrap())) => {}
@@ -468,7 +468,7 @@ fn every_shipped_rule_is_exercised() {
     let mut sessions = Sessions::default();
     for line in &lines {
         match sessions.count(&rules, rules.check(line.as_bytes(), None), 0) {
-            Counted::Caught { rule, .. } | Counted::Noted { rule, .. } => used[rule] = true,
+            LineCount::Caught { rule, .. } | LineCount::Noted { rule, .. } => used[rule] = true,
             _ => {}
         }
     }
