@@ -4,7 +4,7 @@
 use std::sync::OnceLock;
 
 use ipqbdb_parse::matcher::{RuleSet, MAX_REPEAT};
-use ipqbdb_parse::rules::Mode;
+use ipqbdb_parse::rules::RuleMode;
 use ipqbdb_parse::sessions::{LineCount, Sessions};
 use libfuzzer_sys::fuzz_target;
 
@@ -13,7 +13,7 @@ fn rules() -> &'static RuleSet {
     RULES.get_or_init(|| {
         let text = include_str!("../../ipqbdb-parse/rules/ipqbdb-pcre.conf");
         let rules = ipqbdb_parse::rules::parse(text, std::path::Path::new("ipqbdb-pcre.conf")).unwrap();
-        RuleSet::with_mode(rules, Mode::Aggressive).unwrap()
+        RuleSet::with_mode(rules, RuleMode::Aggressive).unwrap()
     })
 }
 

@@ -48,12 +48,12 @@ pub struct SourceInfo {
     pub program: Option<String>,
     /// Where the source's read position is saved (with the bans of the lines before it), for
     /// sources that resume after a restart.
-    pub note_key: Option<Vec<u8>>,
+    pub position_key: Option<Vec<u8>>,
     /// The daemon ends when every source that can end (standard input) has, and no other remains.
     pub can_end: bool,
 }
 
-/// The key under which a followed file's position is noted in the database.
+/// The key under which a followed file's position is kept in the database.
 pub fn position_key(path: &std::path::Path) -> Vec<u8> {
     [&b"pos:"[..], path.as_os_str().as_encoded_bytes()].concat()
 }
@@ -105,7 +105,7 @@ pub struct Daemon<S: Store> {
 }
 
 /// What SIGHUP runs to build the rule set again.
-pub type Loader = Box<dyn Fn(crate::rules::Mode) -> Result<RuleSet, String> + Send>;
+pub type Loader = Box<dyn Fn(crate::rules::RuleMode) -> Result<RuleSet, String> + Send>;
 
 /// How often the daemon does the database's housekeeping (LMDB's stale reader slots, SQLite's WAL
 /// checkpoint) by default: a reader killed with SIGKILL otherwise keeps its slot, and LMDB's file
@@ -391,13 +391,13 @@ impl<S: Store> Daemon<S> {
                 }
             })
             .collect();
-        let notes: Vec<(Vec<u8>, Vec<u8>)> = self
+        let positions: Vec<(Vec<u8>, Vec<u8>)> = self
             .pending_positions
             .iter()
-            .filter_map(|(&s, p)| self.sources[s].note_key.clone().map(|k| (k, p.clone())))
+            .filter_map(|(&s, p)| self.sources[s].position_key.clone().map(|k| (k, p.clone())))
             .collect();
         let started = Instant::now();
-        match self.store.ban_batch_noting(&bans, now(), &notes) {
+        match self.store.ban_batch_noting(&bans, now(), &positions) {
             Ok(reports) => {
                 self.metrics
                     .commit_seconds

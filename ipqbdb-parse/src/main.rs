@@ -14,7 +14,7 @@ use ipqbdb_parse::cli::Cli;
 use ipqbdb_parse::daemon::{position_key, Daemon, Reopener, Signals, SourceInfo};
 use ipqbdb_parse::fail2ban_jails::{self, Fail2banConfig};
 use ipqbdb_parse::matcher::RuleSet;
-use ipqbdb_parse::rules::Mode;
+use ipqbdb_parse::rules::RuleMode;
 use ipqbdb_parse::sources::{self, FilePos, Start};
 use ipqbdb_parse::{rules, testmode};
 use ipqbdb_store::cli::Setup;
@@ -36,7 +36,7 @@ fn run(mut cli: Cli) -> Result<(), String> {
     let mode = match (cli.mode, &s.mode) {
         (Some(m), _) => m,
         (None, Some(m)) => m.parse()?,
-        (None, None) => Mode::Normal,
+        (None, None) => RuleMode::Normal,
     };
     let f2b = fail2ban_config(&cli, s);
     if let Some(log) = &cli.test {
@@ -132,7 +132,7 @@ fn fail2ban_config(cli: &Cli, s: &ipqbdb_core::config::Settings) -> Fail2banConf
 /// (the filters themselves moved into the set).
 fn build_rules(
     path: &Path,
-    mode: Mode,
+    mode: RuleMode,
     f2b: &Fail2banConfig,
 ) -> Result<(RuleSet, fail2ban_jails::Loaded), String> {
     let rules = rules::load(path).map_err(|e| e.to_string())?;
@@ -183,7 +183,7 @@ fn start(
             name: fifo.display().to_string(),
             path: None,
             program: None,
-            note_key: None,
+            position_key: None,
             can_end: false,
         });
     }
@@ -193,7 +193,7 @@ fn start(
             name: "<stdin>".into(),
             path: None,
             program: None,
-            note_key: None,
+            position_key: None,
             can_end: true,
         });
     }
@@ -213,7 +213,7 @@ fn start(
             name: "journal".into(),
             path: None,
             program: None,
-            note_key: Some(ipqbdb_parse::journal::CURSOR_KEY.to_vec()),
+            position_key: Some(ipqbdb_parse::journal::CURSOR_KEY.to_vec()),
             can_end: false,
         });
     }
@@ -258,7 +258,7 @@ fn start(
             .map_err(|e| format!("{}: {e}", path.display()))?;
         infos.push(SourceInfo {
             name: path.display().to_string(),
-            note_key: Some(position_key(&path)),
+            position_key: Some(position_key(&path)),
             path: Some(path),
             program: program.clone(),
             can_end: false,
@@ -295,7 +295,7 @@ fn test(
     setup: &Setup,
     log: &ipqbdb_parse::cli::InputSpec,
     rule_file: Option<PathBuf>,
-    mode: Mode,
+    mode: RuleMode,
     f2b: &Fail2banConfig,
     verbose: bool,
     missed: bool,

@@ -16,7 +16,7 @@ use regex::bytes::{Regex, RegexSet, RegexSetBuilder};
 
 use crate::capture::{group_span, FastCapture};
 use crate::fail2ban_filters::{FilterMatch, FilterSet, ImportedFilter};
-use crate::rules::{Mode, Rule};
+use crate::rules::{Rule, RuleMode};
 
 /// What a line is to the rule set: the second stage of a line's result, after each filter's
 /// [`FilterMatch`] and before the sessions' `sessions::LineCount`. `rule` is the index of a
@@ -95,10 +95,10 @@ impl<'a> Catcher<'a> {
 
     /// The rule set mode it belongs to: a filter runs in every mode (its own `mode=` option
     /// chooses its regexes).
-    pub fn mode(self) -> Mode {
+    pub fn mode(self) -> RuleMode {
         match self {
             Catcher::Rule(r) => r.mode,
-            Catcher::Filter(_) => Mode::Normal,
+            Catcher::Filter(_) => RuleMode::Normal,
         }
     }
 
@@ -148,7 +148,7 @@ pub struct RuleSet {
     plain: Vec<usize>,
     /// Active rules on the backtracking engine (no set holds them): each is tried on every line.
     backtracking: Vec<usize>,
-    mode: Mode,
+    mode: RuleMode,
     /// Per rule: the capture group of its address (`None`: the session's), and the automata that
     /// find it without a capture search where they can (active rules only).
     groups: Vec<(Option<usize>, Option<FastCapture>)>,
@@ -172,7 +172,7 @@ fn build_set<'a>(patterns: impl Iterator<Item = &'a str>) -> Result<RegexSet, re
 
 impl RuleSet {
     /// The rules of `rules` that `mode` runs (the others are kept, for listing, but never match).
-    pub fn with_mode(rules: Vec<Rule>, mode: Mode) -> Result<Self, regex::Error> {
+    pub fn with_mode(rules: Vec<Rule>, mode: RuleMode) -> Result<Self, regex::Error> {
         let active = |tagged: bool| -> Vec<usize> {
             (0..rules.len())
                 .filter(|&i| mode.includes(rules[i].mode) && rules[i].tags.is_empty() != tagged)
@@ -233,7 +233,7 @@ impl RuleSet {
 
     /// The `normal` rules of `rules`.
     pub fn new(rules: Vec<Rule>) -> Result<Self, regex::Error> {
-        RuleSet::with_mode(rules, Mode::Normal)
+        RuleSet::with_mode(rules, RuleMode::Normal)
     }
 
     /// The rule file's rules (the first catchers).
@@ -278,7 +278,7 @@ impl RuleSet {
         crate::rules::resolve_reasons(&mut self.rules, file, lookup)
     }
 
-    pub fn mode(&self) -> Mode {
+    pub fn mode(&self) -> RuleMode {
         self.mode
     }
 
@@ -765,15 +765,15 @@ mod tests {
     fn modes_select_rules() {
         let text = "/a <HOST>/ * \"a\"\n/b <HOST>/ * \"b\" mode=ddos\n/c <HOST>/ * \"c\" mode=aggressive\n";
         let rules = || crate::rules::parse(text, Path::new("r")).unwrap();
-        let caught = |mode: Mode| -> Vec<bool> {
+        let caught = |mode: RuleMode| -> Vec<bool> {
             let s = RuleSet::with_mode(rules(), mode).unwrap();
             ["a 192.0.2.1", "b 192.0.2.1", "c 192.0.2.1"]
                 .iter()
                 .map(|l| s.check(l.as_bytes(), None) != LineMatch::Miss)
                 .collect()
         };
-        assert_eq!(caught(Mode::Normal), [true, false, false]);
-        assert_eq!(caught(Mode::Ddos), [true, true, false]);
-        assert_eq!(caught(Mode::Aggressive), [true, true, true]);
+        assert_eq!(caught(RuleMode::Normal), [true, false, false]);
+        assert_eq!(caught(RuleMode::Ddos), [true, true, false]);
+        assert_eq!(caught(RuleMode::Aggressive), [true, true, true]);
     }
 }

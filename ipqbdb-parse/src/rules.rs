@@ -101,7 +101,7 @@ pub enum AddrGroup {
 
 /// The rule sets a daemon can run, as fail2ban's filter modes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub enum Mode {
+pub enum RuleMode {
     /// The conservative default: signs of an attack that a legitimate client does not produce.
     #[default]
     Normal,
@@ -111,38 +111,38 @@ pub enum Mode {
     Aggressive,
 }
 
-impl Mode {
+impl RuleMode {
     pub fn name(self) -> &'static str {
         match self {
-            Mode::Normal => "normal",
-            Mode::Ddos => "ddos",
-            Mode::Aggressive => "aggressive",
+            RuleMode::Normal => "normal",
+            RuleMode::Ddos => "ddos",
+            RuleMode::Aggressive => "aggressive",
         }
     }
 
     /// Whether a daemon running `self` runs a rule of mode `rule`.
-    pub fn includes(self, rule: Mode) -> bool {
+    pub fn includes(self, rule: RuleMode) -> bool {
         match self {
-            Mode::Normal => rule == Mode::Normal,
-            Mode::Ddos => rule != Mode::Aggressive,
-            Mode::Aggressive => true,
+            RuleMode::Normal => rule == RuleMode::Normal,
+            RuleMode::Ddos => rule != RuleMode::Aggressive,
+            RuleMode::Aggressive => true,
         }
     }
 }
 
-impl std::str::FromStr for Mode {
+impl std::str::FromStr for RuleMode {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
-            "normal" => Ok(Mode::Normal),
-            "ddos" => Ok(Mode::Ddos),
-            "aggressive" => Ok(Mode::Aggressive),
+            "normal" => Ok(RuleMode::Normal),
+            "ddos" => Ok(RuleMode::Ddos),
+            "aggressive" => Ok(RuleMode::Aggressive),
             _ => Err(format!("unknown mode {s:?} (normal, ddos or aggressive)")),
         }
     }
 }
 
-impl std::fmt::Display for Mode {
+impl std::fmt::Display for RuleMode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
     }
@@ -184,7 +184,7 @@ pub struct Rule {
     pub decay: Option<u32>,
     /// Line in the rule file, for messages.
     pub line: usize,
-    pub mode: Mode,
+    pub mode: RuleMode,
     pub attempt: Attempt,
     /// `ban=no`: recognised and noted for the session, never banned.
     pub note_only: bool,
@@ -457,9 +457,10 @@ fn parse_line(line: &str, lineno: usize) -> Result<Option<Rule>, LineError> {
     }))
 }
 
+/// The `name=value` options of one rule line.
 #[derive(Default)]
-struct Options {
-    mode: Mode,
+struct RuleOptions {
+    mode: RuleMode,
     attempt: Option<Attempt>,
     note_only: bool,
     tags: Vec<String>,
@@ -467,8 +468,8 @@ struct Options {
     twin: Option<String>,
 }
 
-fn parse_options(fields: impl Iterator<Item = (usize, String)>) -> Result<Options, LineError> {
-    let mut o = Options::default();
+fn parse_options(fields: impl Iterator<Item = (usize, String)>) -> Result<RuleOptions, LineError> {
+    let mut o = RuleOptions::default();
     let mut seen = Vec::new();
     for (col, text) in fields {
         let (name, value) = text.split_once('=').unwrap_or((&text, ""));
@@ -998,11 +999,11 @@ mod tests {
         .unwrap();
         assert_eq!((r[0].initial_count, r[0].decay), (3, Some(7200)));
         assert_eq!(r[0].input, None);
-        assert_eq!(r[0].mode, Mode::Aggressive);
+        assert_eq!(r[0].mode, RuleMode::Aggressive);
         assert_eq!(r[0].attempt, Attempt::End);
         assert_eq!(r[0].tags, ["sshd", "sshd-session"]);
         assert_eq!(r[1].group, AddrGroup::Session);
-        assert!(r[2].note_only && r[2].mode == Mode::Normal && r[2].attempt == Attempt::Single);
+        assert!(r[2].note_only && r[2].mode == RuleMode::Normal && r[2].attempt == Attempt::Single);
         let f = "/etc/ipqbdb-pcre.conf";
         assert_eq!(
             err(r#"/<HOST>/ * "r" colour=red"#),

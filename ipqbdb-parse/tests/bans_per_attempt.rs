@@ -6,7 +6,7 @@
 mod common;
 
 use ipqbdb_parse::matcher::RuleSet;
-use ipqbdb_parse::rules::Mode;
+use ipqbdb_parse::rules::RuleMode;
 use ipqbdb_parse::sessions::{LineCount, Sessions};
 
 /// A small deterministic generator (xorshift): the logs are the same at every run.
@@ -166,7 +166,7 @@ fn bans(rules: &RuleSet, files: &[&Vec<String>], seed: u64) -> u64 {
 #[test]
 fn about_one_ban_per_attempt() {
     let mut failures = Vec::new();
-    for mode in [Mode::Normal, Mode::Aggressive] {
+    for mode in [RuleMode::Normal, RuleMode::Aggressive] {
         let rules = common::rules(mode);
         for (service, logs) in [
             ("sshd", sshd(3000)),

@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 
 use ipqbdb_parse::capture::{group_span, FastCapture};
-use ipqbdb_parse::rules::Mode;
+use ipqbdb_parse::rules::RuleMode;
 
 fn lines_of(dir: &Path, out: &mut Vec<Vec<u8>>) {
     let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
@@ -33,7 +33,7 @@ fn automata_agree_with_the_regex_captures() {
         samples.display()
     );
     lines_of(samples, &mut lines);
-    let set = common::rules(Mode::Aggressive);
+    let set = common::rules(RuleMode::Aggressive);
     let tags: Vec<&str> = set
         .rules()
         .iter()

@@ -13,7 +13,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use ipqbdb_core::AddrKey;
-use ipqbdb_parse::rules::Mode;
+use ipqbdb_parse::rules::RuleMode;
 use ipqbdb_parse::sessions::{LineCount, Sessions};
 
 const ATTACKERS: [&str; 2] = ["203.0.113.66", "2001:db8:66::66"];
@@ -41,7 +41,7 @@ fn is_attacker(ip: IpAddr) -> bool {
 
 #[test]
 fn injected_addresses_are_never_banned() {
-    let rules = common::rules(Mode::Aggressive);
+    let rules = common::rules(RuleMode::Aggressive);
     let mut reached = vec![false; rules.rules().len()];
     let mut failures = Vec::new();
     let mut cases = 0;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use ipqbdb_core::AddrKey;
 use ipqbdb_parse::matcher::RuleSet;
-use ipqbdb_parse::rules::Mode;
+use ipqbdb_parse::rules::RuleMode;
 use ipqbdb_parse::sessions::{LineCount, Sessions};
 
 /// What one line, alone, does: the rule that caught it and the address (notes and misses: none).
@@ -161,8 +161,8 @@ fn same(a: IpAddr, b: IpAddr) -> bool {
 fn sshguard_corpus() {
     // sshguard has no modes: what it catches must be caught by the whole set (aggressive), and
     // what it leaves alone must not be banned by the default set.
-    let rules = common::rules(Mode::Normal);
-    let all = common::rules(Mode::Aggressive);
+    let rules = common::rules(RuleMode::Normal);
+    let all = common::rules(RuleMode::Aggressive);
     let cases = corpus();
     assert!(cases.len() >= 216, "corpus read: {} cases", cases.len());
     let mut per_code: BTreeMap<u32, (u32, u32)> = BTreeMap::new();
@@ -323,7 +323,7 @@ const BENIGN: &[&str] = &[
 fn realistic_lines_of_every_claimed_service() {
     let mut failures = Vec::new();
     // Each attack is caught by the rule set of some mode (the whole set).
-    let all = common::rules(Mode::Aggressive);
+    let all = common::rules(RuleMode::Aggressive);
     for (line, addr, _what) in ATTACKS {
         match catch(&all, line) {
             Ok(Some((_, ip))) if same(ip, addr.parse().unwrap()) => {}
@@ -350,7 +350,7 @@ fn realistic_lines_of_every_claimed_service() {
         }
     }
     // Benign lines are tried in every mode: even the aggressive set must leave them alone.
-    for mode in [Mode::Normal, Mode::Aggressive] {
+    for mode in [RuleMode::Normal, RuleMode::Aggressive] {
         let rules = common::rules(mode);
         for line in BENIGN {
             if let Ok(Some((rule, ip))) = catch(&rules, line) {
@@ -398,7 +398,7 @@ const MYSQL_GENERAL_LOG: &str = "2026-12-07T10:00:07.123456Z\t   12 Connect\tAcc
 
 #[test]
 fn what_real_servers_write_is_caught_in_the_default_set() {
-    let rules = common::rules(Mode::Normal);
+    let rules = common::rules(RuleMode::Normal);
     let mut failures = Vec::new();
     for (line, addr, reason) in SERVER_FORMS {
         match catch(&rules, line) {
@@ -417,7 +417,7 @@ fn what_real_servers_write_is_caught_in_the_default_set() {
     if let Ok(Some((_, ip))) = catch(&rules, general) {
         failures.push(format!("normal set caught {ip}: {general}"));
     }
-    match catch(&common::rules(Mode::Aggressive), general) {
+    match catch(&common::rules(RuleMode::Aggressive), general) {
         Ok(Some((_, ip))) if same(ip, "203.0.113.55".parse().unwrap()) => {}
         other => failures.push(format!("aggressive: {other:?}: {general}")),
     }
@@ -428,7 +428,7 @@ fn what_real_servers_write_is_caught_in_the_default_set() {
 fn every_shipped_rule_is_exercised() {
     // Every rule must be reached by a realistic line: ours, sshguard's, or one of fail2ban's sample
     // logs (the injection test checks the same with injection lines).
-    let rules = common::rules(Mode::Aggressive);
+    let rules = common::rules(RuleMode::Aggressive);
     let mut used = vec![false; rules.rules().len()];
     let mut lines: Vec<String> = ATTACKS.iter().map(|a| a.0.to_string()).collect();
     lines.extend(MORE_FORMS.iter().map(|l| l.to_string()));
