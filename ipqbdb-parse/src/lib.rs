@@ -7,6 +7,7 @@ pub mod daemon;
 pub mod fail2ban_filters;
 pub mod fail2ban_jails;
 pub mod hybrid_regex;
+pub mod inputs;
 pub mod journal;
 pub mod killer;
 pub mod lines;
