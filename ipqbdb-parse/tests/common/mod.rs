@@ -9,6 +9,9 @@ use ipqbdb_core::AddrKey;
 use ipqbdb_parse::matcher::RuleSet;
 use ipqbdb_parse::rules::RuleMode;
 
+#[allow(dead_code)] // compiled into every test binary; two of them read it
+pub mod service_lines;
+
 /// A temporary directory for one test's files (database, rules, logs, configuration), each named by
 /// [`Setup::path`]; each test file adds what it does with them.
 #[allow(dead_code)] // the tests of the shipped rules have no use for it
