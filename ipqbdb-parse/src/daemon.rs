@@ -195,7 +195,7 @@ impl<S: Store> Daemon<S> {
                 self.reload();
             }
             if signals.report.swap(false, Ordering::Relaxed) {
-                self.report();
+                self.log_counters();
             }
             if signals.reopen.swap(false, Ordering::Relaxed) {
                 self.reopen();
@@ -582,7 +582,8 @@ impl<S: Store> Daemon<S> {
         }
     }
 
-    fn report(&self) {
+    /// The SIGUSR1 dump: totals, the connection-kill worker's counts and each catcher's counters.
+    fn log_counters(&self) {
         let t = &self.totals;
         self.log(
             Level::Notice,
