@@ -65,14 +65,10 @@ impl ImportedFilter {
             let regex = HybridRegex::compile(&text, multiline)
                 .map_err(|e| loc.error(format!("{kind} {e}")))?;
             if kind == "failregex" {
-                let names: Vec<String> = match &regex {
-                    HybridRegex::Fast(r) => r.capture_names().flatten().map(String::from).collect(),
-                    HybridRegex::Fancy(r, _) => {
-                        r.capture_names().flatten().map(String::from).collect()
-                    }
+                let has_id = |n: &Option<String>| {
+                    matches!(n.as_deref(), Some("ip4" | "ip6" | "fid" | "mlfid"))
                 };
-                let has_id = |n: &String| matches!(n.as_str(), "ip4" | "ip6" | "fid" | "mlfid");
-                if !names.iter().any(has_id) && !pref_has_id(&f) {
+                if !regex.capture_names().iter().any(has_id) && !pref_has_id(&f) {
                     return Err(loc.error(format!(
                         "failregex has no <HOST> (nor another address or failure id): {}",
                         loc.text
