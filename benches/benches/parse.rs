@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use ipqbdb_parse::matcher::{Outcome, RuleSet};
+use ipqbdb_parse::matcher::{LineMatch, RuleSet};
 
 const LINES: u64 = 100_000;
 
@@ -31,7 +31,7 @@ fn bench(c: &mut Criterion) {
     let lines = log_lines();
     let hits = lines
         .iter()
-        .filter(|l| matches!(rules.check(l, None), Outcome::Hit { .. }))
+        .filter(|l| matches!(rules.check(l, None), LineMatch::Hit { .. }))
         .count();
     eprintln!("{} lines, {hits} attacks", lines.len());
     let mut g = c.benchmark_group("parse");
@@ -46,7 +46,7 @@ fn bench(c: &mut Criterion) {
     });
     let (attacks, benign): (Vec<_>, Vec<_>) = lines
         .iter()
-        .partition(|l| matches!(rules.check(l, None), Outcome::Hit { .. }));
+        .partition(|l| matches!(rules.check(l, None), LineMatch::Hit { .. }));
     for (name, set) in [
         ("check_attack_lines", attacks),
         ("check_benign_lines", benign),

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use ipqbdb_benches::sshd_log;
 use ipqbdb_parse::matcher::RuleSet;
-use ipqbdb_parse::sessions::{Counted, Sessions};
+use ipqbdb_parse::sessions::{LineCount, Sessions};
 
 #[test]
 fn one_ban_per_attempt_on_a_multi_line_sshd_log() {
@@ -18,13 +18,13 @@ fn one_ban_per_attempt_on_a_multi_line_sshd_log() {
     let (mut bans, mut folded, mut missed) = (0u64, 0u64, Vec::new());
     for line in &log.lines {
         match sessions.count(&rules, rules.check(line.as_bytes(), None), 0) {
-            Counted::Caught {
+            LineCount::Caught {
                 bans: b, folded: f, ..
             } => {
                 bans += u64::from(b);
                 folded += u64::from(f);
             }
-            Counted::Miss
+            LineCount::Miss
                 if line.contains("Failed password")
                     || line.contains("Invalid user")
                     || line.contains("authentication failure;") =>

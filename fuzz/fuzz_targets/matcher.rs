@@ -4,8 +4,8 @@
 use std::sync::OnceLock;
 
 use ipqbdb_parse::matcher::{RuleSet, MAX_REPEAT};
-use ipqbdb_parse::rules::Mode;
-use ipqbdb_parse::sessions::{Counted, Sessions};
+use ipqbdb_parse::rules::RuleMode;
+use ipqbdb_parse::sessions::{LineCount, Sessions};
 use libfuzzer_sys::fuzz_target;
 
 fn rules() -> &'static RuleSet {
@@ -13,7 +13,7 @@ fn rules() -> &'static RuleSet {
     RULES.get_or_init(|| {
         let text = include_str!("../../ipqbdb-parse/rules/ipqbdb-pcre.conf");
         let rules = ipqbdb_parse::rules::parse(text, std::path::Path::new("ipqbdb-pcre.conf")).unwrap();
-        RuleSet::with_mode(rules, Mode::Aggressive).unwrap()
+        RuleSet::with_mode(rules, RuleMode::Aggressive).unwrap()
     })
 }
 
@@ -23,14 +23,14 @@ fuzz_target!(|data: &[u8]| {
     let n = rules().rules().len();
     for line in data.split(|&b| b == b'\n') {
         match sessions.count(rules(), rules().check(line, None), 0) {
-            Counted::Caught { rule, bans, folded, .. } => {
+            LineCount::Caught { rule, bans, folded, .. } => {
                 assert!(rule < n);
                 assert!(folded <= 1 && bans + folded >= 1 && bans <= MAX_REPEAT);
             }
-            Counted::Noted { rule, .. } | Counted::NoSession { rule } | Counted::BadAddress { rule, .. } => {
+            LineCount::Noted { rule, .. } | LineCount::NoSession { rule } | LineCount::BadAddress { rule, .. } => {
                 assert!(rule < n)
             }
-            Counted::Miss => {}
+            LineCount::Miss => {}
         }
     }
 });

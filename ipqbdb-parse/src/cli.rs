@@ -6,7 +6,7 @@ use clap::{ArgAction, CommandFactory, Parser};
 use ipqbdb_metrics::MetricsArgs;
 use ipqbdb_store::cli::{ConnKillArgs, DbArgs, MaintenanceArgs};
 
-use crate::rules::Mode;
+use crate::rules::RuleMode;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -46,7 +46,7 @@ pub struct Cli {
     /// Rule set to run: normal (the conservative default), ddos (adds noisy pre-authentication
     /// signals) or aggressive (every rule) [default: normal, or `mode` in the configuration]
     #[arg(long, value_name = "MODE")]
-    pub mode: Option<Mode>,
+    pub mode: Option<RuleMode>,
     #[command(flatten)]
     pub maintenance: MaintenanceArgs,
     #[command(flatten)]

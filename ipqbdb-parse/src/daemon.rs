@@ -25,7 +25,7 @@ use crate::killer::Killer;
 use crate::matcher::RuleSet;
 use crate::metrics::{InputMetrics, ParseMetrics};
 use crate::rules;
-use crate::sessions::{Counted, Sessions};
+use crate::sessions::{LineCount, Sessions};
 use crate::sources::Event;
 
 const PROGRAM: &str = "ibd-parse";
@@ -48,12 +48,12 @@ pub struct SourceInfo {
     pub program: Option<String>,
     /// Where the source's read position is saved (with the bans of the lines before it), for
     /// sources that resume after a restart.
-    pub note_key: Option<Vec<u8>>,
+    pub position_key: Option<Vec<u8>>,
     /// The daemon ends when every source that can end (standard input) has, and no other remains.
     pub can_end: bool,
 }
 
-/// The key under which a followed file's position is noted in the database.
+/// The key under which a followed file's position is kept in the database.
 pub fn position_key(path: &std::path::Path) -> Vec<u8> {
     [&b"pos:"[..], path.as_os_str().as_encoded_bytes()].concat()
 }
@@ -105,7 +105,7 @@ pub struct Daemon<S: Store> {
 }
 
 /// What SIGHUP runs to build the rule set again.
-pub type Loader = Box<dyn Fn(crate::rules::Mode) -> Result<RuleSet, String> + Send>;
+pub type Loader = Box<dyn Fn(crate::rules::RuleMode) -> Result<RuleSet, String> + Send>;
 
 /// How often the daemon does the database's housekeeping (LMDB's stale reader slots, SQLite's WAL
 /// checkpoint) by default: a reader killed with SIGKILL otherwise keeps its slot, and LMDB's file
@@ -124,7 +124,7 @@ impl<S: Store> Daemon<S> {
         connkill: Option<ConnKill>,
         verbose: u8,
     ) -> Self {
-        let n = rules.rules().len();
+        let n = rules.catcher_count();
         let metrics = ParseMetrics::new(store.backend().name());
         let inputs = sources.iter().map(|s| metrics.input(&s.name)).collect();
         metrics
@@ -195,7 +195,7 @@ impl<S: Store> Daemon<S> {
                 self.reload();
             }
             if signals.report.swap(false, Ordering::Relaxed) {
-                self.report();
+                self.log_counters();
             }
             if signals.reopen.swap(false, Ordering::Relaxed) {
                 self.reopen();
@@ -306,7 +306,7 @@ impl<S: Store> Daemon<S> {
             .check_from(line, info.path.as_deref(), info.program.as_deref());
         let now = self.started.elapsed().as_secs();
         match self.sessions.count(&self.rules, outcome, now) {
-            Counted::Miss => {
+            LineCount::Miss => {
                 if self.verbose >= 3 {
                     self.log(
                         Level::Debug,
@@ -314,14 +314,14 @@ impl<S: Store> Daemon<S> {
                     );
                 }
             }
-            Counted::Caught {
+            LineCount::Caught {
                 rule,
                 ip,
                 bans,
                 folded,
             } => {
                 self.rule_stats[rule].matches += 1;
-                self.metrics.matched(rule, &self.rules.rules()[rule]);
+                self.metrics.matched(rule, self.rules.catcher(rule));
                 for _ in 0..bans {
                     self.pending_bans.push((ip, self.rules.clone(), rule));
                 }
@@ -329,7 +329,7 @@ impl<S: Store> Daemon<S> {
                     self.first_pending.get_or_insert_with(Instant::now);
                 }
                 if self.verbose >= 2 {
-                    let r = &self.rules.rules()[rule];
+                    let r = self.rules.catcher(rule);
                     let how = if folded > 0 && bans == 0 {
                         "folded into the attempt already banned".to_string()
                     } else {
@@ -339,25 +339,25 @@ impl<S: Store> Daemon<S> {
                         Level::Debug,
                         format!(
                             "rule at line {} caught {ip}, {how}: {}",
-                            r.line,
+                            r.line().unwrap_or(0),
                             String::from_utf8_lossy(line)
                         ),
                     );
                 }
             }
-            Counted::Noted { rule, .. } | Counted::NoSession { rule } => {
+            LineCount::Noted { rule, .. } | LineCount::NoSession { rule } => {
                 self.rule_stats[rule].matches += 1;
-                self.metrics.matched(rule, &self.rules.rules()[rule]);
+                self.metrics.matched(rule, self.rules.catcher(rule));
             }
-            Counted::BadAddress { rule, text } => {
+            LineCount::BadAddress { rule, text } => {
                 self.rule_stats[rule].errors += 1;
-                let r = &self.rules.rules()[rule];
+                let r = self.rules.catcher(rule);
                 self.metrics.bad_address(r);
                 self.log(
                     Level::Warning,
                     format!(
                         "rule at line {} matched but {text:?} is not an address",
-                        r.line
+                        r.line().unwrap_or(0)
                     ),
                 );
             }
@@ -382,22 +382,22 @@ impl<S: Store> Daemon<S> {
             .pending_bans
             .iter()
             .map(|(ip, set, r)| {
-                let rule = &set.rules()[*r];
+                let rule = set.catcher(*r);
                 Ban {
                     ip: *ip,
-                    reason: &rule.reason,
-                    initial_count: rule.initial_count,
-                    decay: rule.decay,
+                    reason: rule.reason(),
+                    initial_count: rule.initial_count(),
+                    decay: rule.decay(),
                 }
             })
             .collect();
-        let notes: Vec<(Vec<u8>, Vec<u8>)> = self
+        let positions: Vec<(Vec<u8>, Vec<u8>)> = self
             .pending_positions
             .iter()
-            .filter_map(|(&s, p)| self.sources[s].note_key.clone().map(|k| (k, p.clone())))
+            .filter_map(|(&s, p)| self.sources[s].position_key.clone().map(|k| (k, p.clone())))
             .collect();
         let started = Instant::now();
-        match self.store.ban_batch_noting(&bans, now(), &notes) {
+        match self.store.ban_batch_noting(&bans, now(), &positions) {
             Ok(reports) => {
                 self.metrics
                     .commit_seconds
@@ -409,8 +409,9 @@ impl<S: Store> Daemon<S> {
                 let categories = self.categories();
                 let mut to_kill = Vec::new();
                 for ((ip, set, r), report) in self.pending_bans.iter().zip(&reports) {
-                    let (ip, reason) = (*ip, &set.rules()[*r].reason);
-                    self.metrics.banned(&set.rules()[*r], &report.outcome);
+                    let (ip, rule) = (*ip, set.catcher(*r));
+                    let reason = rule.reason();
+                    self.metrics.banned(rule, &report.outcome);
                     let category = categories
                         .as_ref()
                         .map(|c| c.get(&report.reason).copied().unwrap_or(0));
@@ -559,26 +560,30 @@ impl<S: Store> Daemon<S> {
                 // Bans already matched keep the rules that matched them (each holds its set), so
                 // they are committed as matched even if this flush fails and a later one succeeds.
                 let _ = self.flush();
-                self.rule_stats = vec![RuleStats::default(); set.rules().len()];
+                self.rule_stats = vec![RuleStats::default(); set.catcher_count()];
                 self.metrics.rules_changed();
                 self.rules = Arc::new(set);
                 self.log(
                     Level::Notice,
                     format!(
                         "reloaded {} rules from {}",
-                        self.rules.rules().len(),
+                        self.rules.catcher_count(),
                         self.rule_file.display()
                     ),
                 );
             }
             Err(e) => self.log(
                 Level::Error,
-                format!("{e}; keeping the {} rules in use", self.rules.rules().len()),
+                format!(
+                    "{e}; keeping the {} rules in use",
+                    self.rules.catcher_count()
+                ),
             ),
         }
     }
 
-    fn report(&self) {
+    /// The SIGUSR1 dump: totals, the connection-kill worker's counts and each catcher's counters.
+    fn log_counters(&self) {
         let t = &self.totals;
         self.log(
             Level::Notice,
@@ -597,12 +602,12 @@ impl<S: Store> Daemon<S> {
                 ),
             );
         }
-        for (r, s) in self.rules.rules().iter().zip(&self.rule_stats) {
+        for (r, s) in self.rules.catchers().zip(&self.rule_stats) {
             self.log(
                 Level::Notice,
                 format!(
                     "rule at line {}: {} matches, {} errors ({})",
-                    r.line,
+                    r.line().unwrap_or(0),
                     s.matches,
                     s.errors,
                     r.reason_label()

@@ -202,7 +202,7 @@ pub fn describe_filters(filters: &[ImportedFilter], out: &mut dyn Write) -> std:
                 out,
                 "    {:<11} {:<11} {}:{}  {text}{more}",
                 r.kind,
-                r.engine.name(),
+                r.regex.name(),
                 r.source.file.display(),
                 r.source.line
             )?;

@@ -37,7 +37,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::lines::{Line, Splitter};
-use crate::sources::{Batch, Event, Tx};
+use crate::sources::{Event, LineBatch, Tx};
 
 /// Debian's range of system users (adduser's LAST_SYSTEM_UID): daemons run below it, people above.
 pub const SYSTEM_UID_MAX: u32 = 999;
@@ -49,9 +49,9 @@ pub const CURSOR_KEY: &[u8] = b"pos:journal";
 /// How long to wait before starting `journalctl` again after it ended.
 const RESTART: Duration = Duration::from_secs(1);
 
-/// What a journal record becomes.
+/// What a journal entry becomes: a line to match, or nothing (with why).
 #[derive(Debug, PartialEq, Eq)]
-pub enum Record {
+pub enum Entry {
     /// The line to match.
     Line(Vec<u8>),
     /// Not matched, with the reason (a regular user's process, no trusted program name, no message).
@@ -59,27 +59,27 @@ pub enum Record {
 }
 
 /// Converts one JSON record of `journalctl --output=json`.
-pub fn convert(record: &Value) -> Record {
+pub fn convert(record: &Value) -> Entry {
     let field = |name: &str| record.get(name).and_then(Value::as_str);
     let Some(uid) = field("_UID").and_then(|u| u.parse::<u32>().ok()) else {
-        return Record::Skipped("no _UID");
+        return Entry::Skipped("no _UID");
     };
     if uid > SYSTEM_UID_MAX {
-        return Record::Skipped("written by a regular user's process");
+        return Entry::Skipped("written by a regular user's process");
     }
     // The kernel's path of the executable; " (deleted)" once the file was replaced (an upgrade).
     let Some(exe) = field("_EXE")
         .map(|e| e.strip_suffix(" (deleted)").unwrap_or(e))
         .filter(|e| e.starts_with('/') && !e.split('/').any(|c| c == "." || c == ".."))
     else {
-        return Record::Skipped("no _EXE");
+        return Entry::Skipped("no _EXE");
     };
     if uid != 0 && !SYSTEM_DIRS.iter().any(|d| exe.starts_with(d)) {
-        return Record::Skipped("a system user's program outside the system directories");
+        return Entry::Skipped("a system user's program outside the system directories");
     }
     let name = exe.rsplit('/').next().unwrap_or_default();
     if name.is_empty() {
-        return Record::Skipped("no _EXE");
+        return Entry::Skipped("no _EXE");
     }
     let tag = match field("SYSLOG_IDENTIFIER") {
         Some(id)
@@ -103,7 +103,7 @@ pub fn convert(record: &Value) -> Record {
                     .unwrap_or(b'?')
             })
             .collect(),
-        _ => return Record::Skipped("no MESSAGE"),
+        _ => return Entry::Skipped("no MESSAGE"),
     };
     let mut line = tag.as_bytes().to_vec();
     if let Some(pid) = field("_PID").filter(|p| p.bytes().all(|b| b.is_ascii_digit())) {
@@ -114,7 +114,7 @@ pub fn convert(record: &Value) -> Record {
     line.extend_from_slice(b": ");
     // One record is one line, whatever it contains.
     line.extend(message.iter().map(|&b| if b == b'\n' { b' ' } else { b }));
-    Record::Line(line)
+    Entry::Line(line)
 }
 
 /// Reads the journal through `journalctl` (the program at `journalctl`), after `cursor` or from
@@ -185,7 +185,7 @@ fn run_once(
                 return Err(format!("reading {}: {e}", journalctl.display()));
             }
         };
-        let mut lines = Batch::default();
+        let mut lines = LineBatch::default();
         let mut advanced = false;
         splitter.feed(&buf[..n], &mut |line, _| {
             let Line::Text(json) = line else {
@@ -198,7 +198,7 @@ fn run_once(
                 *cursor = Some(c.to_string());
                 advanced = true;
             }
-            if let Record::Line(l) = convert(&record) {
+            if let Entry::Line(l) = convert(&record) {
                 lines.push(Line::Text(&l));
             }
         });
@@ -228,7 +228,7 @@ mod tests {
 
     fn line(v: Value) -> String {
         match convert(&v) {
-            Record::Line(l) => String::from_utf8(l).unwrap(),
+            Entry::Line(l) => String::from_utf8(l).unwrap(),
             other => panic!("{other:?}"),
         }
     }
@@ -303,7 +303,7 @@ mod tests {
         assert_eq!(
             convert(&json!({"_UID": "0", "_EXE": "/usr/sbin/sshd", "_PID": "1",
                 "MESSAGE": [104, 105, 10, 255]})),
-            Record::Line(b"sshd[1]: hi \xff".to_vec())
+            Entry::Line(b"sshd[1]: hi \xff".to_vec())
         );
     }
 
@@ -344,7 +344,7 @@ mod tests {
                 "no _EXE",
             ),
         ] {
-            assert_eq!(convert(&v), Record::Skipped(why), "{v}");
+            assert_eq!(convert(&v), Entry::Skipped(why), "{v}");
         }
     }
 }

@@ -6,6 +6,8 @@ pub mod cli;
 pub mod daemon;
 pub mod fail2ban_filters;
 pub mod fail2ban_jails;
+pub mod hybrid_regex;
+pub mod inputs;
 pub mod journal;
 pub mod killer;
 pub mod lines;

@@ -3,27 +3,22 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 use ipqbdb_core::config::{DEFAULT_RULE_FILE, PARSE_SOCKET};
 use ipqbdb_core::connkill::ConnKill;
 use ipqbdb_core::log::{self, Level};
 use ipqbdb_metrics::{Exporter, MetricsOptions};
 use ipqbdb_parse::cli::Cli;
-use ipqbdb_parse::daemon::{position_key, Daemon, Reopener, Signals, SourceInfo};
+use ipqbdb_parse::daemon::{Daemon, Reopener, Signals};
 use ipqbdb_parse::fail2ban_jails::{self, Fail2banConfig};
+use ipqbdb_parse::inputs::{self, Inputs};
 use ipqbdb_parse::matcher::RuleSet;
-use ipqbdb_parse::rules::Mode;
-use ipqbdb_parse::sources::{self, FilePos, Start};
+use ipqbdb_parse::rules::RuleMode;
+use ipqbdb_parse::sources;
 use ipqbdb_parse::{rules, testmode};
 use ipqbdb_store::cli::Setup;
-use ipqbdb_store::Store;
 
 const PROGRAM: &str = "ibd-parse";
-/// Reads (each up to 64 KiB of lines) queued between the sources and the matcher: enough to ride
-/// out a commit, bounded in memory (4 MiB).
-const QUEUE: usize = 64;
 
 fn main() -> ExitCode {
     ipqbdb_store::cli::daemon_main(PROGRAM, run)
@@ -36,7 +31,7 @@ fn run(mut cli: Cli) -> Result<(), String> {
     let mode = match (cli.mode, &s.mode) {
         (Some(m), _) => m,
         (None, Some(m)) => m.parse()?,
-        (None, None) => Mode::Normal,
+        (None, None) => RuleMode::Normal,
     };
     let f2b = fail2ban_config(&cli, s);
     if let Some(log) = &cli.test {
@@ -51,7 +46,7 @@ fn run(mut cli: Cli) -> Result<(), String> {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_RULE_FILE));
     // Everything that can be wrong with the configuration is found before detaching, and every path
     // made absolute: detaching changes the directory to `/`, and a reload reads the rules again.
-    let absolute = |p: &Path| std::path::absolute(p).map_err(|e| format!("{}: {e}", p.display()));
+    let absolute = |p: &Path| inputs::absolute(p).map_err(|e| e.to_string());
     let rule_file = absolute(&rule_file)?;
     cli.files = cli
         .files
@@ -132,7 +127,7 @@ fn fail2ban_config(cli: &Cli, s: &ipqbdb_core::config::Settings) -> Fail2banConf
 /// (the filters themselves moved into the set).
 fn build_rules(
     path: &Path,
-    mode: Mode,
+    mode: RuleMode,
     f2b: &Fail2banConfig,
 ) -> Result<(RuleSet, fail2ban_jails::Loaded), String> {
     let rules = rules::load(path).map_err(|e| e.to_string())?;
@@ -146,7 +141,7 @@ fn build_rules(
     }
     let set = RuleSet::with_mode(rules, mode).map_err(|e| format!("{}: {e}", path.display()))?;
     let filters = std::mem::take(&mut loaded.filters);
-    Ok((set.with_imported(filters), loaded))
+    Ok((set.with_filters(filters), loaded))
 }
 
 type Started = (
@@ -172,102 +167,16 @@ fn start(
 ) -> Result<Started, String> {
     let store = setup.open(true).map_err(|e| e.to_string())?;
     let signals = Signals::register().map_err(|e| format!("signals: {e}"))?;
-    let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
-    let mut infos = Vec::new();
-    if !cli.no_fifo {
-        let fifo = setup.db_dir.join(PARSE_SOCKET);
-        sources::make_fifo(&fifo).map_err(|e| format!("{}: {e}", fifo.display()))?;
-        sources::spawn_fifo(fifo.clone(), infos.len(), tx.clone())
-            .map_err(|e| format!("{}: {e}", fifo.display()))?;
-        infos.push(SourceInfo {
-            name: fifo.display().to_string(),
-            path: None,
-            program: None,
-            note_key: None,
-            can_end: false,
-        });
-    }
-    if cli.stdin {
-        sources::spawn_stdin(infos.len(), tx.clone()).map_err(|e| format!("stdin: {e}"))?;
-        infos.push(SourceInfo {
-            name: "<stdin>".into(),
-            path: None,
-            program: None,
-            note_key: None,
-            can_end: true,
-        });
-    }
-    if cli.journal {
-        let cursor = store
-            .note(ipqbdb_parse::journal::CURSOR_KEY)
-            .map_err(|e| e.to_string())?
-            .map(|c| String::from_utf8_lossy(&c).into_owned());
-        ipqbdb_parse::journal::spawn_journal(
-            cli.journalctl.clone(),
-            cursor,
-            infos.len(),
-            tx.clone(),
-        )
-        .map_err(|e| format!("journal: {e}"))?;
-        infos.push(SourceInfo {
-            name: "journal".into(),
-            path: None,
-            program: None,
-            note_key: Some(ipqbdb_parse::journal::CURSOR_KEY.to_vec()),
-            can_end: false,
-        });
-    }
-    let stop = Arc::new(AtomicBool::new(false));
-    // Each followed file once, with the program an --input declares for it.
-    let mut files: Vec<(PathBuf, Option<String>)> = Vec::new();
-    let named = cli.files.iter().map(|f| (f.clone(), None));
-    let declared = cli
-        .inputs
-        .iter()
-        .map(|i| (i.path.clone(), i.program.clone()));
-    for (file, program) in named.chain(declared) {
-        match files.iter_mut().find(|(f, _)| *f == file) {
-            Some((_, Some(p))) if program.as_ref().is_some_and(|q| q != p) => {
-                return Err(format!(
-                    "{}: declared the log of two programs ({p} and {})",
-                    file.display(),
-                    program.unwrap_or_default()
-                ))
-            }
-            Some((_, p)) => *p = p.take().or(program),
-            None => files.push((file, program)),
-        }
-    }
-    for f in jail_files {
-        if !files.iter().any(|(g, _)| *g == f) {
-            files.push((f, None));
-        }
-    }
-    for (file, program) in &files {
-        let path = std::path::absolute(file).map_err(|e| format!("{}: {e}", file.display()))?;
-        let saved = store
-            .note(&position_key(&path))
-            .map_err(|e| e.to_string())?
-            .and_then(|b| FilePos::decode(&b));
-        let start = match saved {
-            Some(p) => Start::Saved(p),
-            None if cli.from_start => Start::Beginning,
-            None => Start::End,
-        };
-        sources::spawn_follow(path.clone(), start, infos.len(), tx.clone(), stop.clone())
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        infos.push(SourceInfo {
-            name: path.display().to_string(),
-            note_key: Some(position_key(&path)),
-            path: Some(path),
-            program: program.clone(),
-            can_end: false,
-        });
-    }
-    if infos.is_empty() {
-        return Err("no input: give files to follow, --stdin, --journal, or drop --no-fifo".into());
-    }
-    drop(tx);
+    let inputs = Inputs {
+        fifo: (!cli.no_fifo).then(|| setup.db_dir.join(PARSE_SOCKET)),
+        stdin: cli.stdin,
+        journalctl: cli.journal.then(|| cli.journalctl.clone()),
+        named: cli.files.clone(),
+        declared: cli.inputs.clone(),
+        jail_files,
+        from_start: cli.from_start,
+    };
+    let (infos, rx) = inputs::start(&inputs, &store).map_err(|e| e.to_string())?;
     let reload_file = rule_file.clone();
     let mut daemon = Daemon::new(store, rule_file, rules, infos, connkill, verbose);
     daemon.start_checks()?;
@@ -295,7 +204,7 @@ fn test(
     setup: &Setup,
     log: &ipqbdb_parse::cli::InputSpec,
     rule_file: Option<PathBuf>,
-    mode: Mode,
+    mode: RuleMode,
     f2b: &Fail2banConfig,
     verbose: bool,
     missed: bool,
@@ -314,10 +223,9 @@ fn test(
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     if !f2b.is_empty() {
         let mut all = loaded;
-        if let Some(imported) = rules.imported() {
+        if let Some(set) = rules.filters() {
             // The description reads the filters where they now live, in the set.
-            fail2ban_jails::describe_filters(&imported.filters, &mut out)
-                .map_err(|e| e.to_string())?;
+            fail2ban_jails::describe_filters(&set.filters, &mut out).map_err(|e| e.to_string())?;
         }
         all.filters.clear();
         fail2ban_jails::describe(&all, &mut out).map_err(|e| e.to_string())?;
@@ -327,6 +235,6 @@ fn test(
         &rules, log_file, program, &mut input, verbose, missed, &mut out,
     )
     .map_err(|e| format!("{}: {e}", log_file.display()))?;
-    testmode::report(&rules, &summary, &mut out).map_err(|e| e.to_string())?;
+    testmode::print_summary(&rules, &summary, &mut out).map_err(|e| e.to_string())?;
     out.flush().map_err(|e| e.to_string())
 }

@@ -15,14 +15,17 @@ use ipqbdb_core::parse_ip;
 use regex::bytes::{Regex, RegexSet, RegexSetBuilder};
 
 use crate::capture::{group_span, FastCapture};
-use crate::rules::{Mode, Rule};
+use crate::fail2ban_filters::{FilterMatch, FilterSet, ImportedFilter};
+use crate::rules::{Rule, RuleMode};
 
-/// What a line is.
+/// What a line is to the rule set: the second stage of a line's result, after each filter's
+/// [`FilterMatch`] and before the sessions' `sessions::LineCount`. `rule` is the index of a
+/// [`Catcher`] in the set: the rule file's rules first, then the fail2ban filters.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum LineMatch {
     /// No rule matched.
     Miss,
-    /// Rule `rule` (index in the set) matched. `ip` is what it captured (`None` for a rule that takes
+    /// Rule `rule` matched. `ip` is what it captured (`None` for a rule that takes
     /// the session's address); `repeat` is how many log lines the line stands for (syslog's "message
     /// repeated N times"); `session` names the process that wrote it (`prog[pid]`), when known.
     Hit {
@@ -33,6 +36,79 @@ pub enum Outcome {
     },
     /// Rule `rule` matched, but what it captured is not an address.
     BadAddress { rule: usize, text: String },
+}
+
+/// What catches lines in a rule set: a rule of the rule file, or a fail2ban filter run beside them.
+/// Bans, counters, `--test` output and metrics name a catcher by its label and reason.
+#[derive(Clone, Copy)]
+pub enum Catcher<'a> {
+    Rule(&'a Rule),
+    Filter(&'a ImportedFilter),
+}
+
+impl<'a> Catcher<'a> {
+    /// The rule's line in the rule file, or the filter's name.
+    pub fn label(self) -> String {
+        match self {
+            Catcher::Rule(r) => r.label(),
+            Catcher::Filter(f) => f.name(),
+        }
+    }
+
+    /// The rule's line in the rule file; a filter has none.
+    pub fn line(self) -> Option<usize> {
+        match self {
+            Catcher::Rule(r) => Some(r.line),
+            Catcher::Filter(_) => None,
+        }
+    }
+
+    /// The reason its bans are filed under.
+    pub fn reason(self) -> &'a str {
+        match self {
+            Catcher::Rule(r) => &r.reason,
+            Catcher::Filter(f) => &f.ban.reason,
+        }
+    }
+
+    /// The reason as messages show it (see [`Rule::reason_label`]).
+    pub fn reason_label(self) -> std::borrow::Cow<'a, str> {
+        match self {
+            Catcher::Rule(r) => r.reason_label(),
+            Catcher::Filter(f) => f.ban.reason.as_str().into(),
+        }
+    }
+
+    pub fn initial_count(self) -> u8 {
+        match self {
+            Catcher::Rule(r) => r.initial_count,
+            Catcher::Filter(f) => f.ban.initial_count,
+        }
+    }
+
+    pub fn decay(self) -> Option<u32> {
+        match self {
+            Catcher::Rule(r) => r.decay,
+            Catcher::Filter(f) => f.ban.decay,
+        }
+    }
+
+    /// The rule set mode it belongs to: a filter runs in every mode (its own `mode=` option
+    /// chooses its regexes).
+    pub fn mode(self) -> RuleMode {
+        match self {
+            Catcher::Rule(r) => r.mode,
+            Catcher::Filter(_) => RuleMode::Normal,
+        }
+    }
+
+    /// The rule, for a catcher that is one.
+    pub fn rule(self) -> Option<&'a Rule> {
+        match self {
+            Catcher::Rule(r) => Some(r),
+            Catcher::Filter(_) => None,
+        }
+    }
 }
 
 /// A group of a rule beside its address, and the automata that find it without a capture search
@@ -72,14 +148,14 @@ pub struct RuleSet {
     plain: Vec<usize>,
     /// Active rules on the backtracking engine (no set holds them): each is tried on every line.
     backtracking: Vec<usize>,
-    mode: Mode,
+    mode: RuleMode,
     /// Per rule: the capture group of its address (`None`: the session's), and the automata that
     /// find it without a capture search where they can (active rules only).
     groups: Vec<(Option<usize>, Option<FastCapture>)>,
     /// Per rule: its `TRIES` and `SESSION` groups, if it has them (see `rules`).
     extras: Vec<Option<Extras>>,
-    /// fail2ban filters run beside the rules (`fail2ban_filters`); their rules follow the file's.
-    imported: Option<crate::fail2ban_filters::Imported>,
+    /// fail2ban filters run beside the rules (`fail2ban_filters`); their catchers follow the rules'.
+    filters: Option<FilterSet>,
 }
 
 /// The most repeats one line may stand for: rsyslog's counts are small, and a forged huge count must
@@ -96,7 +172,7 @@ fn build_set<'a>(patterns: impl Iterator<Item = &'a str>) -> Result<RegexSet, re
 
 impl RuleSet {
     /// The rules of `rules` that `mode` runs (the others are kept, for listing, but never match).
-    pub fn with_mode(rules: Vec<Rule>, mode: Mode) -> Result<Self, regex::Error> {
+    pub fn with_mode(rules: Vec<Rule>, mode: RuleMode) -> Result<Self, regex::Error> {
         let active = |tagged: bool| -> Vec<usize> {
             (0..rules.len())
                 .filter(|&i| mode.includes(rules[i].mode) && rules[i].tags.is_empty() != tagged)
@@ -135,40 +211,62 @@ impl RuleSet {
             backtracking,
             mode,
             groups,
-            imported: None,
+            filters: None,
         })
     }
 
-    /// Adds fail2ban filters after the rules: each gets a rule (its reason, count and decay) that no
-    /// regex set holds, and decides its lines itself.
-    pub fn with_imported(mut self, filters: Vec<crate::fail2ban_filters::ImportedFilter>) -> Self {
+    /// Adds fail2ban filters after the rules: each is a catcher of its own (its reason, count and
+    /// decay) that no regex set holds, and decides its lines itself.
+    pub fn with_filters(mut self, filters: Vec<ImportedFilter>) -> Self {
         if filters.is_empty() {
             // No filter to feed: lines are not decoded as text for nothing.
             return self;
         }
-        let first_rule = self.rules.len();
-        let rules = filters.iter().map(crate::fail2ban_filters::rule_for);
-        self.rules.extend(rules);
-        self.extras.resize_with(self.rules.len(), || None);
-        self.imported = Some(crate::fail2ban_filters::Imported {
-            filters,
-            first_rule,
-        });
+        self.filters = Some(FilterSet { filters });
         self
     }
 
     /// The fail2ban filters the set runs, if any.
-    pub fn imported(&self) -> Option<&crate::fail2ban_filters::Imported> {
-        self.imported.as_ref()
+    pub fn filters(&self) -> Option<&FilterSet> {
+        self.filters.as_ref()
     }
 
     /// The `normal` rules of `rules`.
     pub fn new(rules: Vec<Rule>) -> Result<Self, regex::Error> {
-        RuleSet::with_mode(rules, Mode::Normal)
+        RuleSet::with_mode(rules, RuleMode::Normal)
     }
 
+    /// The rule file's rules (the first catchers).
     pub fn rules(&self) -> &[Rule] {
         &self.rules
+    }
+
+    /// How many catchers the set has: its rules, then its filters.
+    pub fn catcher_count(&self) -> usize {
+        self.rules.len() + self.filters.as_ref().map_or(0, |f| f.filters.len())
+    }
+
+    /// Catcher `index` (as [`LineMatch`] names it).
+    ///
+    /// # Panics
+    /// If `index` is not below [`RuleSet::catcher_count`].
+    pub fn catcher(&self, index: usize) -> Catcher<'_> {
+        match self.rules.get(index) {
+            Some(r) => Catcher::Rule(r),
+            None => {
+                let filters = self.filters.as_ref().map_or(&[][..], |f| &f.filters[..]);
+                Catcher::Filter(&filters[index - self.rules.len()])
+            }
+        }
+    }
+
+    /// Every catcher, in index order.
+    pub fn catchers(&self) -> impl Iterator<Item = Catcher<'_>> {
+        let filters = self.filters.as_ref().map_or(&[][..], |f| &f.filters[..]);
+        self.rules
+            .iter()
+            .map(Catcher::Rule)
+            .chain(filters.iter().map(Catcher::Filter))
     }
 
     /// Names the rules' numeric reasons by the database's texts (see [`crate::rules::resolve_reasons`]).
@@ -180,12 +278,12 @@ impl RuleSet {
         crate::rules::resolve_reasons(&mut self.rules, file, lookup)
     }
 
-    pub fn mode(&self) -> Mode {
+    pub fn mode(&self) -> RuleMode {
         self.mode
     }
 
     /// Checks one line (without its newline) read from `input` (`None`: FIFO or stdin).
-    pub fn check(&self, line: &[u8], input: Option<&Path>) -> Outcome {
+    pub fn check(&self, line: &[u8], input: Option<&Path>) -> LineMatch {
         self.check_from(line, input, None)
     }
 
@@ -193,33 +291,50 @@ impl RuleSet {
     /// lines have no syslog header, the rules tagged for `program` read each line whole, and no
     /// other rule does (but those restricted to the input with `input=`), so nothing another
     /// program writes can be taken for that input's lines, nor the other way round.
-    pub fn check_from(&self, line: &[u8], input: Option<&Path>, program: Option<&str>) -> Outcome {
-        if let Some(imported) = &self.imported {
+    pub fn check_from(
+        &self,
+        line: &[u8],
+        input: Option<&Path>,
+        program: Option<&str>,
+    ) -> LineMatch {
+        if let Some(set) = &self.filters {
             // Every filter sees every line: its multi-line state must.
-            let filters = imported.check(line);
+            let found = set.check(line);
             let rules = self.check_rules(line, input, program);
-            return if rules == Outcome::Miss {
-                filters
-            } else {
-                rules
+            if rules != LineMatch::Miss {
+                return rules;
+            }
+            let rule = |i: usize| self.rules.len() + i;
+            return match found {
+                Some((i, FilterMatch::Failure(ip))) => LineMatch::Hit {
+                    rule: rule(i),
+                    ip: Some(ip),
+                    repeat: 1,
+                    session: None,
+                },
+                Some((i, FilterMatch::NotAnAddress(text))) => LineMatch::BadAddress {
+                    rule: rule(i),
+                    text,
+                },
+                Some((_, FilterMatch::Miss | FilterMatch::Noted)) | None => LineMatch::Miss,
             };
         }
         self.check_rules(line, input, program)
     }
 
-    fn check_rules(&self, line: &[u8], input: Option<&Path>, program: Option<&str>) -> Outcome {
+    fn check_rules(&self, line: &[u8], input: Option<&Path>, program: Option<&str>) -> LineMatch {
         if program.is_some() {
             // No syslog daemon wrote the input: no "message repeated" wrapper either.
             return self.check_one(line, input, program);
         }
         if let Some((inner, n)) = unwrap_repeated(line) {
             return match self.check_one(&inner, input, None) {
-                Outcome::Hit {
+                LineMatch::Hit {
                     rule,
                     ip,
                     session,
                     repeat,
-                } => Outcome::Hit {
+                } => LineMatch::Hit {
                     rule,
                     ip,
                     repeat: n.saturating_mul(repeat).min(MAX_REPEAT),
@@ -231,7 +346,7 @@ impl RuleSet {
         self.check_one(line, input, None)
     }
 
-    fn check_one(&self, line: &[u8], input: Option<&Path>, program: Option<&str>) -> Outcome {
+    fn check_one(&self, line: &[u8], input: Option<&Path>, program: Option<&str>) -> LineMatch {
         // The message starts after the syslog header, if the line has one; a program's own log
         // has none.
         let msg_at = if self.tagged.is_empty() {
@@ -277,7 +392,7 @@ impl RuleSet {
             }
         }
         if candidates.is_empty() {
-            return Outcome::Miss;
+            return LineMatch::Miss;
         }
         // The first applicable rule in file order wins.
         candidates.sort_unstable();
@@ -321,7 +436,7 @@ impl RuleSet {
             let (group, fast) = &self.groups[i];
             let Some(group) = *group else {
                 // The set has matched the pattern on this very text: nothing to capture.
-                return Outcome::Hit {
+                return LineMatch::Hit {
                     rule: i,
                     ip: None,
                     repeat: 1,
@@ -369,19 +484,19 @@ impl RuleSet {
                 }
             }
             return match parse_ip(&text) {
-                Ok(ip) => Outcome::Hit {
+                Ok(ip) => LineMatch::Hit {
                     rule: i,
                     ip: Some(ip),
                     repeat,
                     session: session.or_else(|| per_address(program?, ip)),
                 },
-                Err(_) => Outcome::BadAddress {
+                Err(_) => LineMatch::BadAddress {
                     rule: i,
                     text: text.into_owned(),
                 },
             };
         }
-        Outcome::Miss
+        LineMatch::Miss
     }
 }
 
@@ -461,8 +576,8 @@ mod tests {
         RuleSet::new(crate::rules::parse(text, Path::new("r")).unwrap()).unwrap()
     }
 
-    fn hit(rule: usize, ip: &str) -> Outcome {
-        Outcome::Hit {
+    fn hit(rule: usize, ip: &str) -> LineMatch {
+        LineMatch::Hit {
             rule,
             ip: Some(ip.parse().unwrap()),
             repeat: 1,
@@ -483,7 +598,7 @@ mod tests {
             hit(0, "192.0.2.1")
         );
         assert_eq!(s.check(line, None), hit(1, "192.0.2.1"));
-        assert_eq!(s.check(b"nothing here", None), Outcome::Miss);
+        assert_eq!(s.check(b"nothing here", None), LineMatch::Miss);
     }
 
     #[test]
@@ -491,7 +606,7 @@ mod tests {
         let s = set("/user=\\S+ rip=(\\S+)/ 1 \"dovecot\"\n");
         assert_eq!(
             s.check(b"user=x rip=999.1.1.1", None),
-            Outcome::BadAddress {
+            LineMatch::BadAddress {
                 rule: 0,
                 text: "999.1.1.1".into()
             }
@@ -499,7 +614,7 @@ mod tests {
         let mut line = b"\xff\xfe\x00 user=\xc3\x28 rip=192.0.2.7".to_vec();
         line.extend_from_slice(&[0x80; 100]);
         // Bytes glued to an address make it no address: an error, not a wrong ban.
-        assert!(matches!(s.check(&line, None), Outcome::BadAddress { .. }));
+        assert!(matches!(s.check(&line, None), LineMatch::BadAddress { .. }));
         let line = b"\xff\x00 user=\xc3\x28 rip=192.0.2.7 \xff";
         assert_eq!(s.check(line, None), hit(0, "192.0.2.7"));
     }
@@ -518,7 +633,7 @@ mod tests {
         ];
         for line in ok {
             match s.check(line.as_bytes(), None) {
-                Outcome::Hit { session, ip, .. } => {
+                LineMatch::Hit { session, ip, .. } => {
                     assert_eq!(session.as_deref(), Some(&b"sshd[42]"[..]), "{line}");
                     assert_eq!(ip, Some("192.0.2.1".parse().unwrap()));
                 }
@@ -534,7 +649,7 @@ mod tests {
             "Nov 21 10:00:00 a b c sshd[42]: Failed password for root from 192.0.2.1 port 22",
         ];
         for line in forged {
-            assert_eq!(s.check(line.as_bytes(), None), Outcome::Miss, "{line}");
+            assert_eq!(s.check(line.as_bytes(), None), LineMatch::Miss, "{line}");
         }
     }
 
@@ -551,14 +666,14 @@ mod tests {
         // sshd -E: the message alone, one session per client address.
         let line = b"Failed password for root from 192.0.2.1 port 22";
         match s.check_from(line, file, sshd) {
-            Outcome::Hit { rule, session, .. } => {
+            LineMatch::Hit { rule, session, .. } => {
                 assert_eq!(rule, 0);
                 assert_eq!(session.as_deref(), Some(&b"sshd[192.0.2.1]"[..]));
             }
             other => panic!("{other:?}"),
         }
         // Undeclared, the same line has no header and no tagged rule reads it.
-        assert_eq!(s.check(line, file), Outcome::Miss);
+        assert_eq!(s.check(line, file), LineMatch::Miss);
         // Neither another program's rules, nor rules of no program, nor a header inside the file.
         let others: [&[u8]; 3] = [
             b"FAIL LOGIN: Client \"192.0.2.2\"",
@@ -566,16 +681,16 @@ mod tests {
             b"Nov 21 10:00:00 gw sshd[42]: Failed password for root from 192.0.2.3 port 22",
         ];
         for line in others {
-            assert_eq!(s.check_from(line, file, sshd), Outcome::Miss);
+            assert_eq!(s.check_from(line, file, sshd), LineMatch::Miss);
         }
         assert!(matches!(
             s.check(b"Sat FAIL LOGIN: Client \"192.0.2.2\"", file),
-            Outcome::Hit { rule: 2, .. }
+            LineMatch::Hit { rule: 2, .. }
         ));
         // A rule written for this very input still reads it.
         assert!(matches!(
             s.check_from(b"banned 192.0.2.4", file, sshd),
-            Outcome::Hit { rule: 3, .. }
+            LineMatch::Hit { rule: 3, .. }
         ));
     }
 
@@ -609,7 +724,7 @@ mod tests {
         let s = set("/Failed password for .* from <HOST> port \\d+ ssh2$/ * \"pw\" tag=sshd\n");
         let line = b"Nov 21 10:00:00 gw sshd[42]: message repeated 3 times: [ Failed password for root from 192.0.2.1 port 22 ssh2]";
         match s.check(line, None) {
-            Outcome::Hit { repeat, ip, .. } => {
+            LineMatch::Hit { repeat, ip, .. } => {
                 assert_eq!(repeat, 3);
                 assert_eq!(ip, Some("192.0.2.1".parse().unwrap()));
             }
@@ -618,14 +733,14 @@ mod tests {
         let huge = b"Nov 21 10:00:00 gw sshd[42]: message repeated 99999999 times: [ Failed password for root from 192.0.2.1 port 22 ssh2]";
         assert!(matches!(
             s.check(huge, None),
-            Outcome::Hit {
+            LineMatch::Hit {
                 repeat: MAX_REPEAT,
                 ..
             }
         ));
         // A wrapper inside a message is not at the tag: the anchored rule does not match.
         let inner = b"Nov 21 10:00:00 gw cron[1]: x: message repeated 3 times: [ Failed password for root from 192.0.2.1 port 22 ssh2]";
-        assert_eq!(s.check(inner, None), Outcome::Miss);
+        assert_eq!(s.check(inner, None), LineMatch::Miss);
     }
 
     #[test]
@@ -636,13 +751,13 @@ mod tests {
         let s = set("/^Disconnecting: Too many authentication failures/ @ \"too many\" tag=sshd\n");
         assert!(matches!(
             s.check(forged, None),
-            Outcome::Hit { repeat: 1, .. }
+            LineMatch::Hit { repeat: 1, .. }
         ));
         // Before: unwrapped, the line as logged was never seen by the rules.
         let s = set("/Disconnecting: .* user x: message repeated 1000 times: \\[ y \\[preauth\\]$/ @ \"r\" tag=sshd\n");
         assert!(matches!(
             s.check(forged, None),
-            Outcome::Hit { repeat: 1, .. }
+            LineMatch::Hit { repeat: 1, .. }
         ));
     }
 
@@ -650,15 +765,15 @@ mod tests {
     fn modes_select_rules() {
         let text = "/a <HOST>/ * \"a\"\n/b <HOST>/ * \"b\" mode=ddos\n/c <HOST>/ * \"c\" mode=aggressive\n";
         let rules = || crate::rules::parse(text, Path::new("r")).unwrap();
-        let caught = |mode: Mode| -> Vec<bool> {
+        let caught = |mode: RuleMode| -> Vec<bool> {
             let s = RuleSet::with_mode(rules(), mode).unwrap();
             ["a 192.0.2.1", "b 192.0.2.1", "c 192.0.2.1"]
                 .iter()
-                .map(|l| s.check(l.as_bytes(), None) != Outcome::Miss)
+                .map(|l| s.check(l.as_bytes(), None) != LineMatch::Miss)
                 .collect()
         };
-        assert_eq!(caught(Mode::Normal), [true, false, false]);
-        assert_eq!(caught(Mode::Ddos), [true, true, false]);
-        assert_eq!(caught(Mode::Aggressive), [true, true, true]);
+        assert_eq!(caught(RuleMode::Normal), [true, false, false]);
+        assert_eq!(caught(RuleMode::Ddos), [true, true, false]);
+        assert_eq!(caught(RuleMode::Aggressive), [true, true, true]);
     }
 }

@@ -9,7 +9,7 @@ use ipqbdb_metrics::prometheus::{
 };
 use ipqbdb_metrics::Render;
 
-use crate::rules::Rule;
+use crate::matcher::Catcher;
 
 /// How a rotation of a followed file was seen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,8 +58,8 @@ fn must<T>(r: ipqbdb_metrics::prometheus::Result<T>) -> T {
 
 /// The labels of a rule: its line in the rule file (or its fail2ban filter) and its reason (written
 /// by the administrator, never by a log line).
-fn rule_labels(rule: &Rule) -> [String; 2] {
-    [rule.label(), rule.reason.clone()]
+fn rule_labels(rule: Catcher<'_>) -> [String; 2] {
+    [rule.label(), rule.reason().to_string()]
 }
 
 impl ParseMetrics {
@@ -161,8 +161,8 @@ impl ParseMetrics {
         }
     }
 
-    /// Rule `index` of the rule set in use, `rule`, recognised a line.
-    pub fn matched(&mut self, index: usize, rule: &Rule) {
+    /// Catcher `index` of the rule set in use, `rule`, recognised a line.
+    pub fn matched(&mut self, index: usize, rule: Catcher<'_>) {
         if self.matched.len() <= index {
             self.matched.resize(index + 1, None);
         }
@@ -175,14 +175,14 @@ impl ParseMetrics {
             .inc();
     }
 
-    pub fn bad_address(&self, rule: &Rule) {
+    pub fn bad_address(&self, rule: Catcher<'_>) {
         let [line, reason] = rule_labels(rule);
         self.bad_addresses
             .with_label_values(&[&line, &reason])
             .inc();
     }
 
-    pub fn banned(&self, rule: &Rule, outcome: &BanOutcome) {
+    pub fn banned(&self, rule: Catcher<'_>, outcome: &BanOutcome) {
         let [line, reason] = rule_labels(rule);
         let kind = match outcome.kind {
             BanKind::New => "new",

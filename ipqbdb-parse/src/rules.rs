@@ -14,7 +14,7 @@
 //!
 //! A regex the `regex` crate refuses for PCRE-only syntax (look-around, back-references, atomic
 //! groups, possessive quantifiers, `\K`, `(?'name'...)`) runs on `fancy-regex`, a backtracking
-//! engine, for that rule only, as the fail2ban filters do (`fail2ban_filters::Engine`, with its
+//! engine, for that rule only, as the fail2ban filters do (`hybrid_regex::HybridRegex`, with its
 //! backtracking budget per line); the line is then matched as text (invalid UTF-8 replaced), and its
 //! address group is still validated as an address. `--test` names such rules.
 //!
@@ -61,7 +61,7 @@ use ipqbdb_core::model::{initial_count, DEFAULT_INITIAL_COUNT};
 use ipqbdb_core::{parse_ban_decay, ReasonId};
 use regex::bytes::Regex;
 
-use crate::fail2ban_filters::Engine;
+use crate::hybrid_regex::HybridRegex;
 use thiserror::Error;
 
 /// The `<HOST>` macro: IPv4, or anything IPv6-shaped (validated after matching), with an optional zone
@@ -101,7 +101,7 @@ pub enum AddrGroup {
 
 /// The rule sets a daemon can run, as fail2ban's filter modes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub enum Mode {
+pub enum RuleMode {
     /// The conservative default: signs of an attack that a legitimate client does not produce.
     #[default]
     Normal,
@@ -111,38 +111,38 @@ pub enum Mode {
     Aggressive,
 }
 
-impl Mode {
+impl RuleMode {
     pub fn name(self) -> &'static str {
         match self {
-            Mode::Normal => "normal",
-            Mode::Ddos => "ddos",
-            Mode::Aggressive => "aggressive",
+            RuleMode::Normal => "normal",
+            RuleMode::Ddos => "ddos",
+            RuleMode::Aggressive => "aggressive",
         }
     }
 
     /// Whether a daemon running `self` runs a rule of mode `rule`.
-    pub fn includes(self, rule: Mode) -> bool {
+    pub fn includes(self, rule: RuleMode) -> bool {
         match self {
-            Mode::Normal => rule == Mode::Normal,
-            Mode::Ddos => rule != Mode::Aggressive,
-            Mode::Aggressive => true,
+            RuleMode::Normal => rule == RuleMode::Normal,
+            RuleMode::Ddos => rule != RuleMode::Aggressive,
+            RuleMode::Aggressive => true,
         }
     }
 }
 
-impl std::str::FromStr for Mode {
+impl std::str::FromStr for RuleMode {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
-            "normal" => Ok(Mode::Normal),
-            "ddos" => Ok(Mode::Ddos),
-            "aggressive" => Ok(Mode::Aggressive),
+            "normal" => Ok(RuleMode::Normal),
+            "ddos" => Ok(RuleMode::Ddos),
+            "aggressive" => Ok(RuleMode::Aggressive),
             _ => Err(format!("unknown mode {s:?} (normal, ddos or aggressive)")),
         }
     }
 }
 
-impl std::fmt::Display for Mode {
+impl std::fmt::Display for RuleMode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
     }
@@ -169,7 +169,7 @@ pub struct Rule {
     /// sets of regexes that screen lines never pick it).
     pub regex: Regex,
     /// The backtracking engine, for a regex the `regex` crate refuses.
-    pub backtrack: Option<Arc<Engine>>,
+    pub backtrack: Option<Arc<HybridRegex>>,
     pub group: AddrGroup,
     /// The reason's text, or, while `reason_id` is set, the id as written.
     pub reason: String,
@@ -184,7 +184,7 @@ pub struct Rule {
     pub decay: Option<u32>,
     /// Line in the rule file, for messages.
     pub line: usize,
-    pub mode: Mode,
+    pub mode: RuleMode,
     pub attempt: Attempt,
     /// `ban=no`: recognised and noted for the session, never banned.
     pub note_only: bool,
@@ -234,8 +234,8 @@ impl Rule {
         }
     }
 
-    /// The engine the rule's regex runs on, for `--test`.
-    pub fn engine(&self) -> &'static str {
+    /// The crate the rule's regex runs on (`regex` or `fancy-regex`), for `--test`.
+    pub fn regex_kind(&self) -> &'static str {
         self.backtrack.as_ref().map_or("regex", |e| e.name())
     }
 
@@ -457,9 +457,10 @@ fn parse_line(line: &str, lineno: usize) -> Result<Option<Rule>, LineError> {
     }))
 }
 
+/// The `name=value` options of one rule line.
 #[derive(Default)]
-struct Options {
-    mode: Mode,
+struct RuleOptions {
+    mode: RuleMode,
     attempt: Option<Attempt>,
     note_only: bool,
     tags: Vec<String>,
@@ -467,8 +468,8 @@ struct Options {
     twin: Option<String>,
 }
 
-fn parse_options(fields: impl Iterator<Item = (usize, String)>) -> Result<Options, LineError> {
-    let mut o = Options::default();
+fn parse_options(fields: impl Iterator<Item = (usize, String)>) -> Result<RuleOptions, LineError> {
+    let mut o = RuleOptions::default();
     let mut seen = Vec::new();
     for (col, text) in fields {
         let (name, value) = text.split_once('=').unwrap_or((&text, ""));
@@ -668,7 +669,7 @@ fn compile(
     source: &str,
     expanded: &str,
     regex_col: usize,
-) -> Result<(Regex, Option<Arc<Engine>>), LineError> {
+) -> Result<(Regex, Option<Arc<HybridRegex>>), LineError> {
     // Locate syntax errors in the text as written: `<HOST>` is replaced by a group of the same length.
     let probe = source.replace(HOST_MACRO, "(?:xx)");
     if let Err(e) = regex_syntax::ast::parse::Parser::new().parse(&probe) {
@@ -683,7 +684,7 @@ fn compile(
                 | K::GroupNameInvalid
                 | K::RepetitionMissing
         );
-        let engine = Engine::compile(expanded, false);
+        let engine = HybridRegex::compile(expanded, false);
         return match (engine, fancy_regex::Expr::parse_tree(&probe)) {
             (Ok(engine), _) => Ok((never().clone(), Some(Arc::new(engine)))),
             // Refused by both, where the `regex` crate stopped at PCRE syntax: the backtracking
@@ -874,7 +875,7 @@ mod tests {
             "/plain from <HOST>/ * \"plain\"\n",
         ))
         .unwrap();
-        let engines: Vec<&str> = r.iter().map(Rule::engine).collect();
+        let engines: Vec<&str> = r.iter().map(Rule::regex_kind).collect();
         assert_eq!(
             engines,
             [
@@ -998,11 +999,11 @@ mod tests {
         .unwrap();
         assert_eq!((r[0].initial_count, r[0].decay), (3, Some(7200)));
         assert_eq!(r[0].input, None);
-        assert_eq!(r[0].mode, Mode::Aggressive);
+        assert_eq!(r[0].mode, RuleMode::Aggressive);
         assert_eq!(r[0].attempt, Attempt::End);
         assert_eq!(r[0].tags, ["sshd", "sshd-session"]);
         assert_eq!(r[1].group, AddrGroup::Session);
-        assert!(r[2].note_only && r[2].mode == Mode::Normal && r[2].attempt == Attempt::Single);
+        assert!(r[2].note_only && r[2].mode == RuleMode::Normal && r[2].attempt == Attempt::Single);
         let f = "/etc/ipqbdb-pcre.conf";
         assert_eq!(
             err(r#"/<HOST>/ * "r" colour=red"#),

@@ -19,7 +19,7 @@ use std::collections::VecDeque;
 use foldhash::HashMap;
 use std::net::IpAddr;
 
-use crate::matcher::{Outcome, RuleSet};
+use crate::matcher::{LineMatch, RuleSet};
 use crate::rules::{Attempt, Rule};
 
 /// Default bounds: far more concurrent connections than one host serves, and longer than
@@ -27,9 +27,10 @@ use crate::rules::{Attempt, Rule};
 pub const DEFAULT_CAPACITY: usize = 50_000;
 pub const DEFAULT_TTL_SECS: u64 = 600;
 
-/// What a line counts for.
+/// What a line counts for: the last stage of a line's result, after each filter's
+/// [`crate::fail2ban_filters::FilterMatch`] and the rule set's [`LineMatch`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Counted {
+pub enum LineCount {
     /// No rule matched.
     Miss,
     /// Rule `rule` caught `ip`: `bans` bans to apply, `folded` lines (0 or 1) that belonged to an
@@ -49,10 +50,10 @@ pub enum Counted {
     BadAddress { rule: usize, text: String },
 }
 
-impl Counted {
+impl LineCount {
     /// Whether a rule recognised the line (caught, folded or noted).
     pub fn recognised(&self) -> bool {
-        !matches!(self, Counted::Miss)
+        !matches!(self, LineCount::Miss)
     }
 }
 
@@ -114,25 +115,37 @@ impl Sessions {
         self.evicted
     }
 
-    /// Decides what `outcome` (of `rules`) counts for at time `now` (seconds, any monotonic origin).
-    pub fn count(&mut self, rules: &RuleSet, outcome: Outcome, now: u64) -> Counted {
+    /// Decides what `matched` (of `rules`) counts for at time `now` (seconds, any monotonic origin).
+    pub fn count(&mut self, rules: &RuleSet, matched: LineMatch, now: u64) -> LineCount {
         self.expire(now);
-        let (rule, ip, repeat, key) = match outcome {
-            Outcome::Miss => return Counted::Miss,
-            Outcome::BadAddress { rule, text } => return Counted::BadAddress { rule, text },
-            Outcome::Hit {
+        let (rule, ip, repeat, key) = match matched {
+            LineMatch::Miss => return LineCount::Miss,
+            LineMatch::BadAddress { rule, text } => return LineCount::BadAddress { rule, text },
+            LineMatch::Hit {
                 rule,
                 ip,
                 repeat,
                 session,
             } => (rule, ip, repeat, session),
         };
-        let r = &rules.rules()[rule];
+        let Some(r) = rules.catcher(rule).rule() else {
+            // A fail2ban filter follows its connections itself (`<F-MLFID>`): each failure it
+            // finds is a ban of its own.
+            return match ip {
+                Some(ip) => LineCount::Caught {
+                    rule,
+                    ip,
+                    bans: repeat,
+                    folded: 0,
+                },
+                None => LineCount::NoSession { rule },
+            };
+        };
         let Some(key) = key else {
             // No session to follow: every line stands alone.
             return match ip {
-                None => Counted::NoSession { rule },
-                Some(ip) if r.note_only => Counted::Noted { rule, ip },
+                None => LineCount::NoSession { rule },
+                Some(ip) if r.note_only => LineCount::Noted { rule, ip },
                 Some(ip) => self.twin(rules.rules(), rule, ip, repeat, 0, now),
             };
         };
@@ -140,7 +153,7 @@ impl Sessions {
         let ip = match (ip, known) {
             (Some(ip), _) => ip,
             (None, Some((ip, _, _))) => ip,
-            (None, None) => return Counted::NoSession { rule },
+            (None, None) => return LineCount::NoSession { rule },
         };
         // A session that changes address is a new client (a reused pid): nothing of it is open.
         let (open, banned) = match known {
@@ -149,7 +162,7 @@ impl Sessions {
         };
         if r.note_only {
             self.touch(key, ip, open, banned, 0, now);
-            return Counted::Noted { rule, ip };
+            return LineCount::Noted { rule, ip };
         }
         let (bans, folded, open_after) = match r.attempt {
             Attempt::Single => (repeat, 0, open),
@@ -176,9 +189,9 @@ impl Sessions {
         bans: u32,
         folded: u32,
         now: u64,
-    ) -> Counted {
+    ) -> LineCount {
         let r = &rules[rule];
-        let caught = |bans, folded| Counted::Caught {
+        let caught = |bans, folded| LineCount::Caught {
             rule,
             ip,
             bans,
@@ -290,14 +303,14 @@ mod tests {
         RuleSet::new(crate::rules::parse(RULES, Path::new("r")).unwrap()).unwrap()
     }
 
-    fn run(s: &mut Sessions, rules: &RuleSet, line: &str, now: u64) -> Counted {
+    fn run(s: &mut Sessions, rules: &RuleSet, line: &str, now: u64) -> LineCount {
         let line = format!("Nov 21 10:00:00 gw {line}");
         s.count(rules, rules.check(line.as_bytes(), None), now)
     }
 
-    fn bans(c: &Counted) -> u32 {
+    fn bans(c: &LineCount) -> u32 {
         match c {
-            Counted::Caught { bans, .. } => *bans,
+            LineCount::Caught { bans, .. } => *bans,
             _ => 0,
         }
     }
@@ -317,7 +330,7 @@ mod tests {
         assert_eq!(got, [1, 0, 0, 0, 1], "two attempts, two bans");
         assert!(matches!(
             run(&mut s, &r, lines[2], 0),
-            Counted::Caught {
+            LineCount::Caught {
                 bans: 1,
                 folded: 0,
                 ..
@@ -328,7 +341,7 @@ mod tests {
         run(&mut s, &r, lines[0], 0);
         assert!(matches!(
             run(&mut s, &r, lines[2], 0),
-            Counted::Caught {
+            LineCount::Caught {
                 bans: 0,
                 folded: 1,
                 ..
@@ -428,7 +441,7 @@ mod tests {
         );
         assert_eq!(
             c,
-            Counted::Caught {
+            LineCount::Caught {
                 rule: 2,
                 ip: "192.0.2.2".parse().unwrap(),
                 bans: 2,
@@ -448,7 +461,7 @@ mod tests {
                 "sshd[12]: Disconnecting: Too many authentication failures [preauth]",
                 0
             ),
-            Counted::NoSession { rule: 3 }
+            LineCount::NoSession { rule: 3 }
         ));
         assert!(matches!(
             run(
@@ -457,7 +470,7 @@ mod tests {
                 "sshd[12]: Connection from 192.0.2.3 port 5000 on 192.0.2.100 port 22",
                 0
             ),
-            Counted::Noted { .. }
+            LineCount::Noted { .. }
         ));
         // Another process's line does not borrow this session.
         assert!(matches!(
@@ -467,7 +480,7 @@ mod tests {
                 "sshd[13]: Disconnecting: Too many authentication failures [preauth]",
                 0
             ),
-            Counted::NoSession { .. }
+            LineCount::NoSession { .. }
         ));
         assert_eq!(
             run(
@@ -476,7 +489,7 @@ mod tests {
                 "sshd[12]: Disconnecting: Too many authentication failures [preauth]",
                 1
             ),
-            Counted::Caught {
+            LineCount::Caught {
                 rule: 3,
                 ip: "192.0.2.3".parse().unwrap(),
                 bans: 1,
@@ -497,11 +510,17 @@ mod tests {
         );
         // Still known at 59 s, forgotten at 120 s (60 s after its last line at 60 s).
         let late = "sshd[1]: Disconnecting: Too many authentication failures [preauth]";
-        assert!(matches!(run(&mut s, &r, late, 59), Counted::Caught { .. }));
-        assert!(matches!(run(&mut s, &r, late, 60), Counted::Caught { .. }));
+        assert!(matches!(
+            run(&mut s, &r, late, 59),
+            LineCount::Caught { .. }
+        ));
+        assert!(matches!(
+            run(&mut s, &r, late, 60),
+            LineCount::Caught { .. }
+        ));
         assert!(matches!(
             run(&mut s, &r, late, 120),
-            Counted::NoSession { .. }
+            LineCount::NoSession { .. }
         ));
         assert!(s.is_empty());
         // A flood of distinct sessions within the ttl: the table stays at its capacity, the newest
@@ -524,7 +543,7 @@ mod tests {
                 "sshd[99999]: Disconnecting: Too many authentication failures [preauth]",
                 200
             ),
-            Counted::Caught { .. }
+            LineCount::Caught { .. }
         ));
         assert!(matches!(
             run(
@@ -533,7 +552,7 @@ mod tests {
                 "sshd[5]: Disconnecting: Too many authentication failures [preauth]",
                 200
             ),
-            Counted::NoSession { .. }
+            LineCount::NoSession { .. }
         ));
     }
 
@@ -556,7 +575,7 @@ mod tests {
         assert!(
             matches!(
                 c,
-                Counted::Caught {
+                LineCount::Caught {
                     bans: 1,
                     folded: 0,
                     ..

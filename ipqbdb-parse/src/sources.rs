@@ -54,7 +54,7 @@ pub enum Event {
     /// handled (an encoded [`FilePos`] or journal cursor), for sources that can resume.
     Lines {
         source: usize,
-        lines: Batch,
+        lines: LineBatch,
         pos: Option<Vec<u8>>,
     },
     /// `source` ended (standard input at EOF).
@@ -68,14 +68,14 @@ pub enum Event {
 /// The lines of one read, in one buffer: a channel message and an allocation per line cost more
 /// than matching the line.
 #[derive(Debug, Default)]
-pub struct Batch {
+pub struct LineBatch {
     data: Vec<u8>,
     /// Each line: its end in `data` (it starts where the previous one ends), or the length of a
     /// line too long to keep.
     items: Vec<Result<usize, usize>>,
 }
 
-impl Batch {
+impl LineBatch {
     pub(crate) fn push(&mut self, line: Line<'_>) {
         match line {
             Line::Text(t) => {
@@ -117,7 +117,7 @@ fn send_batch(
     id: Option<(u64, u64)>,
     produce: impl FnOnce(&mut dyn FnMut(Line<'_>, u64)),
 ) -> bool {
-    let mut lines = Batch::default();
+    let mut lines = LineBatch::default();
     let mut last_end = None;
     produce(&mut |line, end| {
         lines.push(line);

@@ -9,9 +9,9 @@ use foldhash::HashMap;
 
 use crate::lines::{Line, Splitter};
 use crate::matcher::RuleSet;
-use crate::sessions::{Counted, Sessions};
+use crate::sessions::{LineCount, Sessions};
 
-/// What the test found; printed by [`report`].
+/// What the test found; printed by [`print_summary`].
 #[derive(Debug, Default)]
 pub struct Summary {
     pub lines: u64,
@@ -45,7 +45,7 @@ pub fn run(
     out: &mut dyn Write,
 ) -> std::io::Result<Summary> {
     let mut s = Summary {
-        per_rule: vec![(0, 0); rules.rules().len()],
+        per_rule: vec![(0, 0); rules.catcher_count()],
         ..Summary::default()
     };
     let mut splitter = Splitter::default();
@@ -62,12 +62,12 @@ pub fn run(
             }
         };
         let shown = || String::from_utf8_lossy(text);
-        let rule_line = |r: usize| rules.rules()[r].label();
+        let rule_line = |r: usize| rules.catcher(r).label();
         let outcome = rules.check_from(text, Some(name), program);
         // What a recognised line is shown as with -v: mark, address, rule and a remark.
         let mut shown_as: Option<(char, Option<IpAddr>, usize, String)> = None;
         let res = match sessions.count(rules, outcome, 0) {
-            Counted::Caught {
+            LineCount::Caught {
                 rule,
                 ip,
                 bans,
@@ -88,7 +88,7 @@ pub fn run(
                 }
                 Ok(())
             }
-            Counted::Noted { rule, ip } => {
+            LineCount::Noted { rule, ip } => {
                 s.noted += 1;
                 s.per_rule[rule].0 += 1;
                 if verbose {
@@ -96,7 +96,7 @@ pub fn run(
                 }
                 Ok(())
             }
-            Counted::NoSession { rule } => {
+            LineCount::NoSession { rule } => {
                 s.noted += 1;
                 s.per_rule[rule].0 += 1;
                 if verbose {
@@ -105,7 +105,7 @@ pub fn run(
                 }
                 Ok(())
             }
-            Counted::BadAddress { rule, text } => {
+            LineCount::BadAddress { rule, text } => {
                 s.address_errors += 1;
                 s.per_rule[rule].1 += 1;
                 writeln!(
@@ -115,8 +115,8 @@ pub fn run(
                     shown()
                 )
             }
-            Counted::Miss if verbose && missed => writeln!(out, "- {}", shown()),
-            Counted::Miss => Ok(()),
+            LineCount::Miss if verbose && missed => writeln!(out, "- {}", shown()),
+            LineCount::Miss => Ok(()),
         };
         let res = res.and_then(|()| match shown_as {
             Some((mark, ip, rule, remark)) => {
@@ -148,8 +148,9 @@ pub fn run(
     Ok(s)
 }
 
-/// A rule's line in the rule file, or the fail2ban filter it stands for (which has no line).
-pub fn report(rules: &RuleSet, s: &Summary, out: &mut dyn Write) -> std::io::Result<()> {
+/// Prints the `--test` summary: totals, each catcher's counters (a rule by its line in the rule
+/// file, a fail2ban filter by its name), and the addresses caught.
+pub fn print_summary(rules: &RuleSet, s: &Summary, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(
         out,
         "Lines: {} lines, {} matched, {} missed, {} address errors, {} too long",
@@ -173,11 +174,11 @@ pub fn report(rules: &RuleSet, s: &Summary, out: &mut dyn Write) -> std::io::Res
         "ERRORS",
         "MODE"
     )?;
-    for (r, (m, e)) in rules.rules().iter().zip(&s.per_rule) {
-        let mode = if rules.mode().includes(r.mode) {
-            r.mode.to_string()
+    for (r, (m, e)) in rules.catchers().zip(&s.per_rule) {
+        let mode = if rules.mode().includes(r.mode()) {
+            r.mode().to_string()
         } else {
-            format!("{} (off)", r.mode)
+            format!("{} (off)", r.mode())
         };
         writeln!(
             out,
@@ -192,7 +193,7 @@ pub fn report(rules: &RuleSet, s: &Summary, out: &mut dyn Write) -> std::io::Res
             out,
             "  rule at line {} runs on {} (backtracking, budget per line): the regex crate refuses its syntax",
             r.label(),
-            r.engine()
+            r.regex_kind()
         )?;
     }
     if let Some(msg) = crate::rules::database_fields(rules.rules()) {
@@ -211,7 +212,7 @@ pub fn report(rules: &RuleSet, s: &Summary, out: &mut dyn Write) -> std::io::Res
         line.push(' ');
         push_padded(&mut line, format_args!("{n}"), 6, true);
         line.push_str("  ");
-        line.push_str(&rules.rules()[*rule].reason_label());
+        line.push_str(&rules.catcher(*rule).reason_label());
         line.push('\n');
         out.write_all(line.as_bytes())?;
     }
@@ -280,7 +281,7 @@ mod tests {
         assert!(text.contains("+ line    1 192.0.2.1"), "{text}");
         assert!(text.contains("- hello"), "{text}");
         let mut rep = Vec::new();
-        report(&set, &s, &mut rep).unwrap();
+        print_summary(&set, &s, &mut rep).unwrap();
         let rep = String::from_utf8(rep).unwrap();
         assert!(
             rep.starts_with("Lines: 4 lines, 2 matched, 1 missed, 1 address errors, 0 too long"),

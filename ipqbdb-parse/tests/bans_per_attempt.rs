@@ -6,8 +6,8 @@
 mod common;
 
 use ipqbdb_parse::matcher::RuleSet;
-use ipqbdb_parse::rules::Mode;
-use ipqbdb_parse::sessions::{Counted, Sessions};
+use ipqbdb_parse::rules::RuleMode;
+use ipqbdb_parse::sessions::{LineCount, Sessions};
 
 /// A small deterministic generator (xorshift): the logs are the same at every run.
 struct Rng(u64);
@@ -155,7 +155,7 @@ fn bans(rules: &RuleSet, files: &[&Vec<String>], seed: u64) -> u64 {
         let f = open[rng.below(open.len() as u64) as usize];
         let line = &files[f][at[f]];
         at[f] += 1;
-        if let Counted::Caught { bans, .. } =
+        if let LineCount::Caught { bans, .. } =
             sessions.count(rules, rules.check(line.as_bytes(), None), 0)
         {
             total += u64::from(bans);
@@ -166,7 +166,7 @@ fn bans(rules: &RuleSet, files: &[&Vec<String>], seed: u64) -> u64 {
 #[test]
 fn about_one_ban_per_attempt() {
     let mut failures = Vec::new();
-    for mode in [Mode::Normal, Mode::Aggressive] {
+    for mode in [RuleMode::Normal, RuleMode::Aggressive] {
         let rules = common::rules(mode);
         for (service, logs) in [
             ("sshd", sshd(3000)),

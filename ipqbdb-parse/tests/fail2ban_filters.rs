@@ -16,7 +16,7 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use ipqbdb_fail2ban::FilterSpec;
-use ipqbdb_parse::fail2ban_filters::{Found, ImportedFilter};
+use ipqbdb_parse::fail2ban_filters::{FilterMatch, ImportedFilter};
 
 const FILTER_DIR: &str = "/etc/fail2ban/filter.d";
 
@@ -74,7 +74,7 @@ fn score(name: &str) -> Score {
                 match ImportedFilter::load(Path::new(FILTER_DIR), &spec(name, Some(o))) {
                     Ok(f) => {
                         for r in &f.regexes {
-                            match r.engine.name() {
+                            match r.regex.name() {
                                 "regex" => sc.engines.0 += 1,
                                 _ => sc.engines.1 += 1,
                             }
@@ -118,7 +118,10 @@ fn score(name: &str) -> Score {
                 .and_then(|j| j.get("host"))
                 .and_then(|h| h.as_str());
             let place = format!("{}:{} [{key}]", s.file, s.lineno);
-            let caught = matches!(found, Found::Failure(_) | Found::NotAnAddress(_));
+            let caught = matches!(
+                found,
+                FilterMatch::Failure(_) | FilterMatch::NotAnAddress(_)
+            );
             if !expect {
                 sc.negatives += 1;
                 if caught {
@@ -133,7 +136,7 @@ fn score(name: &str) -> Score {
                 Some(h) => {
                     sc.positives += 1;
                     match found {
-                        Found::Failure(ip) if common::same(ip, h) => sc.caught += 1,
+                        FilterMatch::Failure(ip) if common::same(ip, h) => sc.caught += 1,
                         other => sc
                             .failures
                             .push(format!("{place}: want {h}, got {other:?}: {}", s.line)),

@@ -17,8 +17,8 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::Path;
 
-use ipqbdb_parse::rules::Mode;
-use ipqbdb_parse::sessions::{Counted, Sessions};
+use ipqbdb_parse::rules::RuleMode;
+use ipqbdb_parse::sessions::{LineCount, Sessions};
 
 use common::FAIL2BAN_SAMPLES as SAMPLES;
 
@@ -163,16 +163,16 @@ fn score(service: &str, default: &str) -> Score {
     let samples = read_samples(service, default);
     assert!(!samples.is_empty(), "{service}: no samples read");
     let mut sc = Score::default();
-    for mode in [Mode::Normal, Mode::Aggressive] {
+    for mode in [RuleMode::Normal, RuleMode::Aggressive] {
         let rules = common::rules(mode);
         let mut sessions = Sessions::default();
         for s in &samples {
             let got = sessions.count(&rules, rules.check(s.line.as_bytes(), None), 0);
             let caught_ip = match got {
-                Counted::Caught { ip, .. } => Some(ip),
+                LineCount::Caught { ip, .. } => Some(ip),
                 _ => None,
             };
-            let mode_name = (mode == Mode::Aggressive).then_some("aggressive");
+            let mode_name = (mode == RuleMode::Aggressive).then_some("aggressive");
             if s.constraint
                 .as_deref()
                 .is_some_and(|c| !common::constraint_holds(c, service, mode_name))
@@ -180,7 +180,7 @@ fn score(service: &str, default: &str) -> Score {
                 continue;
             }
             match (mode, s.expect, &s.host) {
-                (Mode::Normal, Some(false), _) => {
+                (RuleMode::Normal, Some(false), _) => {
                     sc.negatives += 1;
                     if let Some(ip) = caught_ip {
                         sc.wrong += 1;
@@ -188,7 +188,7 @@ fn score(service: &str, default: &str) -> Score {
                             .push(format!("{service}:{} caught {ip}: {}", s.lineno, s.line));
                     }
                 }
-                (Mode::Normal, Some(true), Some(host)) if s.default_mode => {
+                (RuleMode::Normal, Some(true), Some(host)) if s.default_mode => {
                     if host.parse::<IpAddr>().is_err() {
                         sc.names += 1;
                         continue;
@@ -217,7 +217,7 @@ fn score(service: &str, default: &str) -> Score {
                         sc.session_caught += u32::from(ok);
                     }
                 }
-                (Mode::Aggressive, Some(true), Some(host))
+                (RuleMode::Aggressive, Some(true), Some(host))
                     if s.aggressive && !s.default_mode && host.parse::<IpAddr>().is_ok() =>
                 {
                     sc.aggressive_only += 1;

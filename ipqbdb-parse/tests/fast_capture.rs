@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 
 use ipqbdb_parse::capture::{group_span, FastCapture};
-use ipqbdb_parse::rules::Mode;
+use ipqbdb_parse::rules::RuleMode;
 
 fn lines_of(dir: &Path, out: &mut Vec<Vec<u8>>) {
     let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
@@ -24,7 +24,11 @@ fn lines_of(dir: &Path, out: &mut Vec<Vec<u8>>) {
 fn automata_agree_with_the_regex_captures() {
     let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
     let mut lines = Vec::new();
-    lines_of(&here.join("corpus"), &mut lines);
+    lines.extend(
+        common::service_lines::SERVICE_LINES
+            .iter()
+            .map(|(_, line, _)| line.as_bytes().to_vec()),
+    );
     lines_of(&here.join("injection"), &mut lines);
     let samples = Path::new(common::FAIL2BAN_SAMPLES);
     assert!(
@@ -33,7 +37,7 @@ fn automata_agree_with_the_regex_captures() {
         samples.display()
     );
     lines_of(samples, &mut lines);
-    let set = common::rules(Mode::Aggressive);
+    let set = common::rules(RuleMode::Aggressive);
     let tags: Vec<&str> = set
         .rules()
         .iter()

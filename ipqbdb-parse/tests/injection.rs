@@ -13,8 +13,8 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use ipqbdb_core::AddrKey;
-use ipqbdb_parse::rules::Mode;
-use ipqbdb_parse::sessions::{Counted, Sessions};
+use ipqbdb_parse::rules::RuleMode;
+use ipqbdb_parse::sessions::{LineCount, Sessions};
 
 const ATTACKERS: [&str; 2] = ["203.0.113.66", "2001:db8:66::66"];
 
@@ -41,7 +41,7 @@ fn is_attacker(ip: IpAddr) -> bool {
 
 #[test]
 fn injected_addresses_are_never_banned() {
-    let rules = common::rules(Mode::Aggressive);
+    let rules = common::rules(RuleMode::Aggressive);
     let mut reached = vec![false; rules.rules().len()];
     let mut failures = Vec::new();
     let mut cases = 0;
@@ -56,7 +56,7 @@ fn injected_addresses_are_never_banned() {
             cases += 1;
             let at = format!("{}:{}", file.display(), i + 1);
             match sessions.count(&rules, rules.check(line.as_bytes(), None), 0) {
-                Counted::Caught { rule, ip, .. } | Counted::Noted { rule, ip } => {
+                LineCount::Caught { rule, ip, .. } | LineCount::Noted { rule, ip } => {
                     if is_attacker(ip) {
                         reached[rule] = true;
                     } else {
@@ -66,11 +66,11 @@ fn injected_addresses_are_never_banned() {
                         ));
                     }
                 }
-                Counted::BadAddress { rule, text } => failures.push(format!(
+                LineCount::BadAddress { rule, text } => failures.push(format!(
                     "{at}: rule at line {} captured {text:?}: {line}",
                     rules.rules()[rule].line
                 )),
-                Counted::Miss | Counted::NoSession { .. } => {}
+                LineCount::Miss | LineCount::NoSession { .. } => {}
             }
         }
     }

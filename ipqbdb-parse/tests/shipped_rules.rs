@@ -1,220 +1,81 @@
-//! The shipped rule set against sshguard's parser test cases and against realistic log lines of every
-//! service it claims to cover.
+//! The shipped rule set against realistic log lines, written here, of every service it claims to
+//! cover: attacks it must catch for the right address, and normal operation it must leave alone.
 
 mod common;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ipqbdb_core::AddrKey;
 use ipqbdb_parse::matcher::RuleSet;
-use ipqbdb_parse::rules::Mode;
-use ipqbdb_parse::sessions::{Counted, Sessions};
+use ipqbdb_parse::rules::RuleMode;
+use ipqbdb_parse::sessions::{LineCount, Sessions};
+
+use common::service_lines::{SERVICE_LINES, UNCLAIMED};
 
 /// What one line, alone, does: the rule that caught it and the address (notes and misses: none).
 fn catch(rules: &RuleSet, line: &str) -> Result<Option<(usize, IpAddr)>, String> {
     match Sessions::default().count(rules, rules.check(line.as_bytes(), None), 0) {
-        Counted::Caught { rule, ip, .. } => Ok(Some((rule, ip))),
-        Counted::BadAddress { text, .. } => Err(text),
+        LineCount::Caught { rule, ip, .. } => Ok(Some((rule, ip))),
+        LineCount::BadAddress { text, .. } => Err(text),
         _ => Ok(None),
     }
 }
-
-/// sshguard's corpus gives most messages without the syslog prefix of the program that writes
-/// them; the shipped rules are anchored at that prefix, so each case is also tried as its program
-/// logs it. Service code to the prefixes to try.
-fn prefixes(code: u32) -> &'static [&'static str] {
-    match code {
-        100 => &["Nov 21 10:00:00 gw sshd[123]: "],
-        101 => &["Nov 21 10:00:00 gw dropbear[123]: "],
-        120 => &["Nov 21 10:00:00 gw named[123]: "],
-        210 => &["Nov 21 10:00:00 mx dovecot: "],
-        240 => &["2026-11-21 10:00:00 "],
-        260 => &["Nov 21 10:00:00 mx postfix/smtpd[123]: "],
-        280 => &["Nov 21 10:00:00 mx imapd: "],
-        310 => &["Nov 21 10:00:00 ftp proftpd[123]: "],
-        320 => &["Nov 21 10:00:00 ftp pure-ftpd: "],
-        330 => &[
-            "Nov 21 10:00:00 ftp vsftpd[123]: ",
-            "Sat Nov 21 10:00:00 2026 [pid 123] ",
-        ],
-        _ => &[],
-    }
-}
-
-/// Every prefix of a claimed service, for lines that must not be caught as any of them.
-fn all_prefixes() -> Vec<&'static str> {
-    CLAIMED
-        .iter()
-        .flat_map(|c| prefixes(*c).iter().copied())
-        .collect()
-}
-
-fn has_header(line: &str) -> bool {
-    let b = line.as_bytes();
-    (b.len() > 15 && b[0].is_ascii_uppercase() && b[3] == b' ' && b[9] == b':')
-        || (b.len() > 10 && b[4] == b'-' && b[7] == b'-')
-}
-
-fn corpus_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/sshguard-parser-tests.txt")
-}
-
-/// One corpus case: a log line, and sshguard's verdict (service code and address) or none.
-struct Case {
-    line: String,
-    expected: Option<(u32, IpAddr)>,
-}
-
-fn corpus() -> Vec<Case> {
-    let text = std::fs::read_to_string(corpus_path()).expect("the corpus in tests/corpus");
-    let mut cases = Vec::new();
-    let lines: Vec<&str> = text.lines().collect();
-    let mut i = 0;
-    while i + 1 < lines.len() {
-        let (line, verdict) = (lines[i], lines[i + 1]);
-        if line.is_empty() || line.starts_with('#') || line == "M" || line.starts_with("M ") {
-            i += 1;
-            continue;
-        }
-        let expected = if verdict == "*" {
-            None
-        } else {
-            let mut w = verdict.split_whitespace();
-            let code: u32 = w
-                .next()
-                .and_then(|c| c.parse().ok())
-                .unwrap_or_else(|| panic!("verdict {verdict:?}"));
-            let addr: IpAddr = w
-                .next()
-                .and_then(|a| a.parse().ok())
-                .unwrap_or_else(|| panic!("verdict {verdict:?}"));
-            Some((code, addr))
-        };
-        cases.push(Case {
-            line: line.to_string(),
-            expected,
-        });
-        i += 2;
-    }
-    cases
-}
-
-/// sshguard service codes of what the shipped rules claim to cover: sshd, dropbear, named, dovecot,
-/// exim, postfix, courier, ProFTPD, Pure-FTPd, vsftpd, web basic-auth failures, web bot probes and
-/// MySQL. (Web bot probes, 360, are claimed only as far as fail2ban's nginx-botsearch goes: known
-/// exploit paths answered 404; see `fail2ban_samples.rs`.)
-const CLAIMED: [u32; 12] = [100, 101, 120, 210, 240, 260, 280, 310, 320, 330, 350, 601];
-
-/// Attacks of claimed services deliberately not caught, each with the reason.
-const NOT_CAUGHT: [(&str, &str); 9] = [
-    (
-        "lost connection after CONNECT from",
-        "health checks and impatient MTAs do the same; too noisy",
-    ),
-    (
-        "postgrey[",
-        "greylisting is normal mail delivery, not abuse",
-    ),
-    (
-        "\"GET /wp-admin.php HTTP/1\" 401 - ",
-        "a 401 without a user name is a browser's first basic-auth request",
-    ),
-    (
-        "\"GET / HTTP/1.1\" 401 314",
-        "a 401 without a user name is a browser's first basic-auth request",
-    ),
-    (
-        "XYZ",
-        "sshguard's placeholder for removed text: not a line any service writes",
-    ),
-    (
-        " Time(s)",
-        "logwatch's summary of exim lines, not a log line",
-    ),
-    (
-        "[exim] LOGIN",
-        "a syslog tag without a colon after it: not anchorable to exim",
-    ),
-    (
-        "auth.info: Invalid user",
-        "no program tag at all (socklog without one): nothing says sshd wrote it",
-    ),
-    (
-        "13:22:02.108781500 Failed password",
-        "no program tag at all: nothing says sshd wrote it",
-    ),
-];
-
-/// Lines sshguard leaves alone that the default set bans on purpose, with the reason.
-const DISAGREE: [(&str, &str); 1] = [(
-    "com.jcraft.jsch.JSchException: Auth fail",
-    "the client itself reports that its authentication failed (fail2ban counts it too)",
-)];
 
 fn same(a: IpAddr, b: IpAddr) -> bool {
     AddrKey::exact(a) == AddrKey::exact(b)
 }
 
 #[test]
-fn sshguard_corpus() {
-    // sshguard has no modes: what it catches must be caught by the whole set (aggressive), and
-    // what it leaves alone must not be banned by the default set.
-    let rules = common::rules(Mode::Normal);
-    let all = common::rules(Mode::Aggressive);
-    let cases = corpus();
-    assert!(cases.len() >= 216, "corpus read: {} cases", cases.len());
-    let mut per_code: BTreeMap<u32, (u32, u32)> = BTreeMap::new();
+fn own_lines_of_each_service() {
+    // Every attack of a claimed service is caught by the whole set (aggressive), for its address;
+    // no line of normal operation is banned by the default set.
+    let rules = common::rules(RuleMode::Normal);
+    let all = common::rules(RuleMode::Aggressive);
+    // Per service: attacks caught, attacks missed, normal lines, normal lines caught.
+    let mut per_service: BTreeMap<&str, [u32; 4]> = BTreeMap::new();
     let mut failures = Vec::new();
-    for c in &cases {
-        let mut tries = vec![c.line.clone()];
-        if !has_header(&c.line) {
-            let extra = match &c.expected {
-                Some((code, _)) => prefixes(*code).to_vec(),
-                None => all_prefixes(),
-            };
-            tries.extend(extra.iter().map(|p| format!("{p}{}", c.line)));
-        }
-        let mut got = None;
-        let set = if c.expected.is_some() { &all } else { &rules };
-        for t in &tries {
-            match catch(set, t) {
-                Err(text) => failures.push(format!("address error {text:?}: {t}")),
-                Ok(Some((_, ip))) => {
-                    got.get_or_insert(ip);
-                    match &c.expected {
-                        None if DISAGREE.iter().any(|(s, _)| t.contains(s)) => {}
-                        None => failures.push(format!("false positive {ip}: {t}")),
-                        Some((_, want)) if !same(ip, *want) => {
-                            failures.push(format!("caught {ip}, expected {want}: {t}"))
-                        }
-                        _ => {}
-                    }
-                }
-                Ok(None) => {}
-            }
-        }
-        if let Some((code, _)) = &c.expected {
-            if got.is_some() {
-                per_code.entry(*code).or_default().0 += 1;
-            } else {
-                per_code.entry(*code).or_default().1 += 1;
-                let excused = NOT_CAUGHT.iter().any(|(s, _)| c.line.contains(s));
-                if CLAIMED.contains(code) && !excused {
-                    failures.push(format!("missed (service {code}): {}", c.line));
+    for (service, line, want) in SERVICE_LINES {
+        let claimed = !UNCLAIMED.contains(service);
+        let counts = per_service.entry(service).or_default();
+        let want = want.map(|a| a.parse::<IpAddr>().unwrap());
+        let set = if want.is_some() { &all } else { &rules };
+        match (catch(set, line), want) {
+            (Err(text), _) => failures.push(format!("address error {text:?}: {line}")),
+            (Ok(Some((_, ip))), Some(want)) => {
+                counts[0] += 1;
+                if !same(ip, want) {
+                    failures.push(format!("caught {ip}, expected {want}: {line}"));
                 }
             }
+            (Ok(None), Some(_)) => {
+                counts[1] += 1;
+                if claimed {
+                    failures.push(format!("missed ({service}): {line}"));
+                }
+            }
+            (Ok(Some((_, ip))), None) => {
+                counts[2] += 1;
+                counts[3] += 1;
+                failures.push(format!("false catch {ip} ({service}): {line}"));
+            }
+            (Ok(None), None) => counts[2] += 1,
         }
     }
-    eprintln!("sshguard corpus, per service code: caught / missed");
-    for (code, (hit, miss)) in &per_code {
-        let claimed = if CLAIMED.contains(code) {
-            "claimed"
-        } else {
+    eprintln!("own lines, per service: attacks caught / missed, normal lines caught / seen");
+    for (service, [hit, miss, normal, wrong]) in &per_service {
+        let claimed = if UNCLAIMED.contains(service) {
             ""
+        } else {
+            "claimed"
         };
-        eprintln!("  {code}: {hit} / {miss} {claimed}");
+        eprintln!("  {service}: {hit} / {miss}, {wrong} / {normal} {claimed}");
+        if !UNCLAIMED.contains(service) && (hit + miss == 0 || *normal == 0) {
+            failures.push(format!(
+                "{service}: needs at least one attack and one normal line"
+            ));
+        }
     }
     assert!(
         failures.is_empty(),
@@ -323,7 +184,7 @@ const BENIGN: &[&str] = &[
 fn realistic_lines_of_every_claimed_service() {
     let mut failures = Vec::new();
     // Each attack is caught by the rule set of some mode (the whole set).
-    let all = common::rules(Mode::Aggressive);
+    let all = common::rules(RuleMode::Aggressive);
     for (line, addr, _what) in ATTACKS {
         match catch(&all, line) {
             Ok(Some((_, ip))) if same(ip, addr.parse().unwrap()) => {}
@@ -342,7 +203,7 @@ fn realistic_lines_of_every_claimed_service() {
             .or_else(|| last.clone());
         last = want.clone();
         match sessions.count(&all, all.check(line.as_bytes(), None), 0) {
-            Counted::Caught { ip, .. } | Counted::Noted { ip, .. }
+            LineCount::Caught { ip, .. } | LineCount::Noted { ip, .. }
                 if want
                     .as_deref()
                     .is_some_and(|w| same(ip, w.parse().unwrap())) => {}
@@ -350,7 +211,7 @@ fn realistic_lines_of_every_claimed_service() {
         }
     }
     // Benign lines are tried in every mode: even the aggressive set must leave them alone.
-    for mode in [Mode::Normal, Mode::Aggressive] {
+    for mode in [RuleMode::Normal, RuleMode::Aggressive] {
         let rules = common::rules(mode);
         for line in BENIGN {
             if let Ok(Some((rule, ip))) = catch(&rules, line) {
@@ -398,7 +259,7 @@ const MYSQL_GENERAL_LOG: &str = "2026-12-07T10:00:07.123456Z\t   12 Connect\tAcc
 
 #[test]
 fn what_real_servers_write_is_caught_in_the_default_set() {
-    let rules = common::rules(Mode::Normal);
+    let rules = common::rules(RuleMode::Normal);
     let mut failures = Vec::new();
     for (line, addr, reason) in SERVER_FORMS {
         match catch(&rules, line) {
@@ -417,7 +278,7 @@ fn what_real_servers_write_is_caught_in_the_default_set() {
     if let Ok(Some((_, ip))) = catch(&rules, general) {
         failures.push(format!("normal set caught {ip}: {general}"));
     }
-    match catch(&common::rules(Mode::Aggressive), general) {
+    match catch(&common::rules(RuleMode::Aggressive), general) {
         Ok(Some((_, ip))) if same(ip, "203.0.113.55".parse().unwrap()) => {}
         other => failures.push(format!("aggressive: {other:?}: {general}")),
     }
@@ -426,20 +287,15 @@ fn what_real_servers_write_is_caught_in_the_default_set() {
 
 #[test]
 fn every_shipped_rule_is_exercised() {
-    // Every rule must be reached by a realistic line: ours, sshguard's, or one of fail2ban's sample
+    // Every rule must be reached by a realistic line: ours, or one of fail2ban's sample
     // logs (the injection test checks the same with injection lines).
-    let rules = common::rules(Mode::Aggressive);
+    let rules = common::rules(RuleMode::Aggressive);
     let mut used = vec![false; rules.rules().len()];
     let mut lines: Vec<String> = ATTACKS.iter().map(|a| a.0.to_string()).collect();
     lines.extend(MORE_FORMS.iter().map(|l| l.to_string()));
     lines.extend(SERVER_FORMS.iter().map(|a| a.0.to_string()));
     lines.push(MYSQL_GENERAL_LOG.to_string());
-    for c in corpus() {
-        if let Some((code, _)) = c.expected {
-            lines.extend(prefixes(code).iter().map(|p| format!("{p}{}", c.line)));
-        }
-        lines.push(c.line);
-    }
+    lines.extend(SERVICE_LINES.iter().map(|(_, l, _)| l.to_string()));
     let samples = Path::new(common::FAIL2BAN_SAMPLES);
     for entry in
         std::fs::read_dir(samples).expect("fail2ban's sample logs (apt-get install fail2ban)")
@@ -468,7 +324,7 @@ fn every_shipped_rule_is_exercised() {
     let mut sessions = Sessions::default();
     for line in &lines {
         match sessions.count(&rules, rules.check(line.as_bytes(), None), 0) {
-            Counted::Caught { rule, .. } | Counted::Noted { rule, .. } => used[rule] = true,
+            LineCount::Caught { rule, .. } | LineCount::Noted { rule, .. } => used[rule] = true,
             _ => {}
         }
     }

@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 use ipqbdb_core::AddrKey;
 
 use ipqbdb_parse::matcher::RuleSet;
-use ipqbdb_parse::rules::Mode;
+use ipqbdb_parse::rules::RuleMode;
+
+#[allow(dead_code)] // compiled into every test binary; two of them read it
+pub mod service_lines;
 
 /// A temporary directory for one test's files (database, rules, logs, configuration), each named by
 /// [`Setup::path`]; each test file adds what it does with them.
@@ -49,7 +52,7 @@ fn rule_path() -> PathBuf {
 
 /// The rules under test, as `mode` runs them.
 #[allow(dead_code)]
-pub fn rules(mode: Mode) -> RuleSet {
+pub fn rules(mode: RuleMode) -> RuleSet {
     let path = rule_path();
     let rules =
         ipqbdb_parse::rules::load(&path).unwrap_or_else(|e| panic!("the rules under test: {e}"));
