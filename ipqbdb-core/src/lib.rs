@@ -1,17 +1,15 @@
 //! The ipqbdb domain: which addresses are stored how, and how their block probability evolves.
 //!
-//! The model is pure (time is a parameter). Beside it live the small pieces every program shares: the
-//! configuration file, the connection-kill command and logging. Storage lives in `ipqbdb-store`,
-//! packets in `ipqbdb-judge`, log parsing in `ipqbdb-parse`.
+//! The model is pure (time is a parameter) and uses no operating-system facility beyond the clock and
+//! randomness: process plumbing (configuration loading, signals, syslog, daemonising) lives in
+//! `ipqbdb-runtime`, storage in `ipqbdb-store`, packets in `ipqbdb-judge`, log parsing in
+//! `ipqbdb-parse`. [`log`] only chooses where a log line goes.
 
 pub mod addr;
 pub mod banlog;
-pub mod config;
-pub mod connkill;
 pub mod error;
 pub mod log;
 pub mod model;
-pub mod process;
 pub mod range;
 pub mod record;
 pub mod report;

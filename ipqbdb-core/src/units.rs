@@ -1,5 +1,7 @@
 //! Durations (`30s 15m 4h 4d 2w`) and counts (`4k 4M`) as administrators type them.
 
+use serde::Deserialize;
+
 use crate::error::ParseError;
 
 /// Parses a duration into whole seconds. A bare number is seconds.
@@ -86,6 +88,47 @@ fn split_suffix(s: &str) -> Option<(&str, &str)> {
     let rest = s[digits..].strip_prefix('.')?;
     let frac = rest.bytes().take_while(u8::is_ascii_digit).count();
     (digits + frac > 0).then(|| s.split_at(digits + 1 + frac))
+}
+
+/// A duration written as seconds, as seconds with a fraction (`86400.5`: ipqbdb 2.x's decays were
+/// floating-point), or as text (`"4h"`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum DurationValue {
+    Seconds(u32),
+    Fraction(FractionalSeconds),
+    Text(String),
+}
+
+/// Seconds with a fraction as TOML wrote them; compared bit for bit, so a setting equals itself.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(transparent)]
+pub struct FractionalSeconds(pub f64);
+
+impl PartialEq for FractionalSeconds {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_bits() == other.0.to_bits()
+    }
+}
+
+impl Eq for FractionalSeconds {}
+
+impl DurationValue {
+    pub fn seconds(&self) -> Result<u32, ParseError> {
+        match self {
+            DurationValue::Seconds(s) => Ok(*s),
+            // Display writes the shortest text that reads back as the same value, never an
+            // exponent, so the rounding is `parse_duration`'s, the same as on a command line.
+            DurationValue::Fraction(f) => parse_duration(&f.0.to_string()),
+            DurationValue::Text(t) => parse_duration(t),
+        }
+    }
+
+    /// The value as a ban's decay, which cannot be 0 ([`crate::model::ban_decay`]): `decay` is only
+    /// ever a ban's.
+    pub fn ban_seconds(&self) -> Result<u32, ParseError> {
+        self.seconds().and_then(crate::model::ban_decay)
+    }
 }
 
 #[cfg(test)]

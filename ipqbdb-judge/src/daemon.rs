@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ipqbdb_core::log::{log, Level};
-pub use ipqbdb_core::process::{Reopener, Signals};
+pub use ipqbdb_runtime::reopen::Reopener;
+pub use ipqbdb_runtime::signals::Signals;
 use ipqbdb_store::Store;
 
 use crate::worker::{Worker, WorkerStats};

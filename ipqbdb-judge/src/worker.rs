@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ipqbdb_core::log::{log, Level};
-use ipqbdb_core::process::Reopener;
 use ipqbdb_core::{now, percent};
+use ipqbdb_runtime::reopen::Reopener;
 use ipqbdb_store::{Snapshot, Store};
 
 use crate::batch::Batch;

@@ -14,8 +14,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use ipqbdb_core::log::{log, Level};
-use ipqbdb_core::process::Reopener;
 use ipqbdb_core::AddrKey;
+use ipqbdb_runtime::reopen::Reopener;
 use ipqbdb_store::Store;
 
 const PROGRAM: &str = "ibd-judge";

@@ -15,10 +15,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ipqbdb_core::banlog::BanLine;
-use ipqbdb_core::connkill::ConnKill;
 use ipqbdb_core::log::{log, Level};
-pub use ipqbdb_core::process::{Reopener, Signals};
 use ipqbdb_core::{now, ReasonId};
+use ipqbdb_runtime::connkill::ConnKill;
+pub use ipqbdb_runtime::reopen::Reopener;
+pub use ipqbdb_runtime::signals::Signals;
 use ipqbdb_store::{Ban, Store};
 
 use crate::killer::Killer;

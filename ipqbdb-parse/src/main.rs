@@ -6,8 +6,6 @@ use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use ipqbdb_core::config::{DEFAULT_RULE_FILE, PARSE_SOCKET};
-use ipqbdb_core::connkill::ConnKill;
 use ipqbdb_core::log::{self, Level};
 use ipqbdb_metrics::{Exporter, MetricsOptions};
 use ipqbdb_parse::cli::Cli;
@@ -17,7 +15,9 @@ use ipqbdb_parse::matcher::RuleSet;
 use ipqbdb_parse::rules::Mode;
 use ipqbdb_parse::sources::{self, FilePos, Start};
 use ipqbdb_parse::{rules, testmode};
-use ipqbdb_store::cli::Setup;
+use ipqbdb_runtime::connkill::ConnKill;
+use ipqbdb_runtime::settings::{DEFAULT_RULE_FILE, PARSE_SOCKET};
+use ipqbdb_runtime::setup::Setup;
 use ipqbdb_store::Store;
 
 const PROGRAM: &str = "ibd-parse";
@@ -26,7 +26,7 @@ const PROGRAM: &str = "ibd-parse";
 const QUEUE: usize = 64;
 
 fn main() -> ExitCode {
-    ipqbdb_store::cli::daemon_main(PROGRAM, run)
+    ipqbdb_runtime::daemon_main::daemon_main(PROGRAM, run)
 }
 
 fn run(mut cli: Cli) -> Result<(), String> {
@@ -40,7 +40,7 @@ fn run(mut cli: Cli) -> Result<(), String> {
     };
     let f2b = fail2ban_config(&cli, s);
     if let Some(log) = &cli.test {
-        ipqbdb_core::process::default_sigpipe();
+        ipqbdb_runtime::signals::default_sigpipe();
         let rule_file = cli.files.first().cloned().or_else(|| cli.rule_file.clone());
         return test(&setup, log, rule_file, mode, &f2b, verbose > 0, cli.missed);
     }
@@ -92,7 +92,7 @@ fn run(mut cli: Cli) -> Result<(), String> {
     let foreground = cli.foreground || cli.stdin;
     let syslog = cli.log_syslog || s.log_syslog.unwrap_or(false);
     let (mut daemon, rx, signals, exporter) =
-        ipqbdb_core::process::start_daemon(PROGRAM, foreground, syslog, || {
+        ipqbdb_runtime::daemonize::start_daemon(PROGRAM, foreground, syslog, || {
             let started = start(
                 &cli,
                 &setup,
@@ -113,7 +113,7 @@ fn run(mut cli: Cli) -> Result<(), String> {
 }
 
 /// The fail2ban filters and jails the command line and the configuration name.
-fn fail2ban_config(cli: &Cli, s: &ipqbdb_core::config::Settings) -> Fail2banConfig {
+fn fail2ban_config(cli: &Cli, s: &ipqbdb_runtime::settings::Settings) -> Fail2banConfig {
     let dir = cli
         .fail2ban_config
         .clone()

@@ -6,8 +6,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use ipqbdb_core::log::{self, Level};
-use ipqbdb_core::process::Signals;
 use ipqbdb_core::AddrKey;
+use ipqbdb_runtime::signals::Signals;
 use ipqbdb_store::Store;
 
 use crate::error::XdpError;

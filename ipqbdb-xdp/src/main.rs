@@ -4,8 +4,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use ipqbdb_core::log::{self, Level};
-use ipqbdb_core::process::{self, Signals};
-use ipqbdb_store::cli::Setup;
+use ipqbdb_runtime::daemonize::start_daemon;
+use ipqbdb_runtime::setup::Setup;
+use ipqbdb_runtime::signals::Signals;
 use ipqbdb_xdp::cli::Cli;
 use ipqbdb_xdp::daemon::{Daemon, Options};
 use ipqbdb_xdp::loader::{self, Sizes};
@@ -14,7 +15,7 @@ use ipqbdb_xdp::sync::Syncer;
 const PROGRAM: &str = "ibd-xdp";
 
 fn main() -> ExitCode {
-    ipqbdb_store::cli::daemon_main(PROGRAM, run)
+    ipqbdb_runtime::daemon_main::daemon_main(PROGRAM, run)
 }
 
 fn run(cli: Cli) -> Result<(), String> {
@@ -27,7 +28,7 @@ fn run(cli: Cli) -> Result<(), String> {
     }
     let syslog = cli.log_syslog || setup.settings.log_syslog.unwrap_or(false);
     let (mut daemon, signals) =
-        process::start_daemon(PROGRAM, cli.foreground, syslog, || start(&cli, &setup))?;
+        start_daemon(PROGRAM, cli.foreground, syslog, || start(&cli, &setup))?;
     daemon.run(&signals);
     log::log(PROGRAM, Level::Notice, "stopped");
     Ok(())

@@ -37,7 +37,7 @@ fn main() {
         },
     )
     .expect("bind");
-    let signals = ipqbdb_core::process::Signals::register().expect("signals");
+    let signals = ipqbdb_runtime::signals::Signals::register().expect("signals");
     eprintln!(
         "accept-all ({}): listening on queue {q}",
         if batched { "batch" } else { "per-packet" }
