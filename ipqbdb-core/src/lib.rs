@@ -20,12 +20,12 @@ pub mod units;
 pub use addr::{parse_ip, AddrKey, V6Prefix, DEFAULT_V6_PREFIX};
 pub use error::ParseError;
 pub use model::{
-    apply_ban, ban_decay, current_probability, initial_probability, is_guilty, parse_ban_decay,
-    BanKind, BanOutcome, BanRequest, ModelParams, P_MAX,
+    apply_ban, ban_decay, current_probability, initial_probability, is_guilty, BanKind, BanOutcome,
+    BanRequest, ModelParams, P_MAX,
 };
 pub use range::AddrRange;
 pub use record::{Reason, ReasonId, Record, UnixTime};
-pub use units::{format_duration, parse_count, parse_duration};
+pub use units::{format_duration, parse_ban_decay, parse_count, parse_duration};
 
 /// The current time as [`UnixTime`], for callers at the edge (binaries); libraries take time as input.
 pub fn now() -> UnixTime {

@@ -3,6 +3,7 @@
 use serde::Deserialize;
 
 use crate::error::ParseError;
+use crate::model::ban_decay;
 
 /// Parses a duration into whole seconds. A bare number is seconds.
 ///
@@ -49,6 +50,11 @@ pub fn parse_duration(input: &str) -> Result<u32, ParseError> {
         }
     };
     u32::try_from(secs).map_err(|_| err("too large"))
+}
+
+/// A ban's decay as typed (`4h`, `600`): [`parse_duration`], then [`ban_decay`].
+pub fn parse_ban_decay(text: &str) -> Result<u32, ParseError> {
+    parse_duration(text).and_then(ban_decay)
 }
 
 /// Parses a count; `k`, `M` and `G` are powers of 1000.
@@ -127,13 +133,24 @@ impl DurationValue {
     /// The value as a ban's decay, which cannot be 0 ([`crate::model::ban_decay`]): `decay` is only
     /// ever a ban's.
     pub fn ban_seconds(&self) -> Result<u32, ParseError> {
-        self.seconds().and_then(crate::model::ban_decay)
+        self.seconds().and_then(ban_decay)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ban_decays_as_typed() {
+        assert_eq!(parse_ban_decay("4h"), Ok(14_400));
+        assert_eq!(parse_ban_decay("0"), Err(ParseError::ZeroBanDecay));
+        assert_eq!(parse_ban_decay("0s"), Err(ParseError::ZeroBanDecay));
+        assert!(matches!(
+            parse_ban_decay("4y"),
+            Err(ParseError::Duration { .. })
+        ));
+    }
 
     #[test]
     fn durations() {
