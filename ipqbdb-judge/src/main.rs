@@ -9,14 +9,14 @@ use ipqbdb_judge::cli::Cli;
 use ipqbdb_judge::daemon::{Daemon, Reopener, Signals};
 use ipqbdb_judge::metrics::JudgeMetrics;
 use ipqbdb_judge::netlink::NfqSocket;
-use ipqbdb_judge::verdicts::QueueSetup;
-use ipqbdb_judge::worker::{Options, Worker};
+use ipqbdb_judge::netlink_messages::QueueSetup;
+use ipqbdb_judge::worker::{Worker, WorkerOptions};
 use ipqbdb_judge::writer::CounterWriter;
 use ipqbdb_metrics::{Exporter, MetricsOptions};
 use ipqbdb_runtime::daemonize::start_daemon;
 use ipqbdb_runtime::setup::Setup;
 
-const PROGRAM: &str = "ibd-judge";
+use ipqbdb_judge::PROGRAM;
 
 fn main() -> ExitCode {
     ipqbdb_runtime::daemon_main::daemon_main(PROGRAM, run)
@@ -98,7 +98,7 @@ fn start(
             .map_err(|e| format!("writer thread: {e}"))?;
     let queues: Vec<u16> = cli.specs.iter().map(|s| s.queue).collect();
     let mut counted = JudgeMetrics::new(backend.name(), &queues);
-    let opts = Options {
+    let opts = WorkerOptions {
         staleness,
         verbose: cli.verbose,
         copy_range: cli.copy_range,

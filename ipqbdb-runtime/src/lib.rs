@@ -14,6 +14,7 @@ pub mod daemonize;
 pub mod legacy_args;
 pub mod notify;
 pub mod popt;
+pub mod rate_limit;
 pub mod reopen;
 pub mod settings;
 pub mod setuid;

@@ -13,13 +13,14 @@ pub fn default_sigpipe() {
 }
 
 /// The signals a daemon reacts to, as flags its loop reads and clears: SIGTERM and SIGINT ask it to
-/// end, SIGHUP to reload, SIGUSR1 to log its counters, SIGUSR2 to close and reopen the database
-/// (ipqbdb 2.03's recovery signal, which its scripts send to every daemon: it must never kill one).
+/// end, SIGHUP to reload, SIGUSR1 to dump its counters and state to the log, SIGUSR2 to close and
+/// reopen the database (ipqbdb 2.03's recovery signal, which its scripts send to every daemon: it
+/// must never kill one).
 #[derive(Debug, Default, Clone)]
 pub struct Signals {
     pub terminate: Arc<AtomicBool>,
     pub reload: Arc<AtomicBool>,
-    pub report: Arc<AtomicBool>,
+    pub dump: Arc<AtomicBool>,
     pub reopen: Arc<AtomicBool>,
 }
 
@@ -30,7 +31,7 @@ impl Signals {
         signal_hook::flag::register(SIGTERM, s.terminate.clone())?;
         signal_hook::flag::register(SIGINT, s.terminate.clone())?;
         signal_hook::flag::register(SIGHUP, s.reload.clone())?;
-        signal_hook::flag::register(SIGUSR1, s.report.clone())?;
+        signal_hook::flag::register(SIGUSR1, s.dump.clone())?;
         signal_hook::flag::register(SIGUSR2, s.reopen.clone())?;
         Ok(s)
     }
