@@ -34,3 +34,32 @@ pub fn log(program: &str, level: Level, message: &str) {
         None => eprintln!("{program}: {message}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    static SEEN: Mutex<Vec<(Level, String)>> = Mutex::new(Vec::new());
+
+    fn collect(level: Level, message: &str) {
+        SEEN.lock().unwrap().push((level, message.to_string()));
+    }
+
+    fn ignore(_: Level, _: &str) {}
+
+    #[test]
+    fn the_first_sink_installed_gets_every_line() {
+        set_sink(collect);
+        set_sink(ignore);
+        log("ibd-test", Level::Warning, "disk full");
+        log("ibd-test", Level::Debug, "detail");
+        assert_eq!(
+            *SEEN.lock().unwrap(),
+            [
+                (Level::Warning, "disk full".to_string()),
+                (Level::Debug, "detail".to_string())
+            ]
+        );
+    }
+}
