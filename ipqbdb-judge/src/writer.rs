@@ -33,7 +33,7 @@ pub const COUNTER_FLUSH: Duration = Duration::from_secs(1);
 /// Blocks per address, as a packet thread hands them over.
 pub type BlockCounts = Vec<(AddrKey, u64)>;
 
-/// What the writer did, for SIGUSR1 and exit.
+/// What the writer did, for the SIGUSR1 dump and exit.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct WriterStats {
     pub batches_written: u64,
