@@ -15,7 +15,7 @@ use crate::error::XdpError;
 use crate::loader::{self, Attached};
 use crate::sync::Syncer;
 
-const PROGRAM: &str = "ibd-xdp";
+use crate::PROGRAM;
 /// How often drop counts go to the database, like ibd-judge's `COUNTER_FLUSH`.
 pub const COUNTER_FLUSH: Duration = Duration::from_secs(1);
 /// A pass is followed by at least this many times its duration without one.

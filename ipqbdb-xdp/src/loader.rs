@@ -302,12 +302,12 @@ fn load_pinned(dir: &Path, sizes: Sizes) -> Result<aya::Ebpf, XdpError> {
         .set_max_entries(maps::WHITE, sizes.max_white)
         .load(OBJECT)
         .map_err(|e| XdpError::Load(chain(&e)))?;
-    load_program(program(&mut ebpf)?, maps::PROGRAM)?;
+    load_program(program(&mut ebpf)?, maps::BPF_PROGRAM)?;
     Ok(ebpf)
 }
 
 fn program(ebpf: &mut aya::Ebpf) -> Result<&mut Xdp, XdpError> {
-    program_named(ebpf, maps::PROGRAM)
+    program_named(ebpf, maps::BPF_PROGRAM)
 }
 
 fn program_named<'e>(ebpf: &'e mut aya::Ebpf, name: &str) -> Result<&'e mut Xdp, XdpError> {

@@ -12,7 +12,7 @@ use ipqbdb_xdp::daemon::{Daemon, DaemonOptions};
 use ipqbdb_xdp::loader::{self, Sizes};
 use ipqbdb_xdp::sync::Syncer;
 
-const PROGRAM: &str = "ibd-xdp";
+use ipqbdb_xdp::PROGRAM;
 
 fn main() -> ExitCode {
     ipqbdb_runtime::daemon_main::daemon_main(PROGRAM, run)
