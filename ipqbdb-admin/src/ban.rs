@@ -38,7 +38,7 @@ pub fn run(ctx: &Context, args: &BanArgs) -> Result<()> {
     };
     let syslog = args.log_syslog || s.log_syslog.unwrap_or(false);
     if syslog {
-        log::use_syslog("ibd-ban");
+        ipqbdb_runtime::syslog::use_syslog("ibd-ban");
     }
     // Load the command before banning: a broken command file is reported while nothing has happened.
     let connkill = args.connkill.load(s)?;

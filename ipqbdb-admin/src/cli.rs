@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
-use ipqbdb_store::cli::{ConnKillArgs, DbArgs};
+use ipqbdb_runtime::connkill::ConnKillArgs;
+use ipqbdb_runtime::setup::DbArgs;
 
 #[derive(Debug, Parser)]
 #[command(

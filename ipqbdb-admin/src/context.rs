@@ -2,7 +2,7 @@
 
 use std::ops::Deref;
 
-use ipqbdb_store::cli::{DbArgs, Setup};
+use ipqbdb_runtime::setup::{DbArgs, Setup};
 use ipqbdb_store::AnyStore;
 
 use crate::error::{AdminError, Result};
@@ -25,7 +25,7 @@ impl Context {
     /// `section` is the configuration section of the subcommand (`ban`, `del`, ...).
     pub fn new(args: &DbArgs, section: &str, program: String) -> Result<Self> {
         let setup = Setup::resolve(args, section).map_err(|e| match e {
-            ipqbdb_store::cli::SetupError::Config(c) => AdminError::Config(c),
+            ipqbdb_runtime::setup::SetupError::Config(c) => AdminError::Config(c),
             other => AdminError::Usage(other.to_string()),
         })?;
         Ok(Context { program, setup })

@@ -8,13 +8,13 @@ pub enum AdminError {
     #[error("{0}")]
     Usage(String),
     #[error(transparent)]
-    Config(#[from] ipqbdb_core::config::ConfigError),
+    Config(#[from] ipqbdb_runtime::settings::ConfigError),
     #[error(transparent)]
     Store(#[from] ipqbdb_store::StoreError),
     #[error(transparent)]
     Report(#[from] ipqbdb_report::ReportError),
     #[error(transparent)]
-    ConnKill(#[from] ipqbdb_core::connkill::ConnKillError),
+    ConnKill(#[from] ipqbdb_runtime::connkill::ConnKillError),
     #[error("{path}: {source}")]
     Io {
         path: String,

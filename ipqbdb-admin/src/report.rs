@@ -3,10 +3,10 @@
 use std::io::Write;
 
 use ipqbdb_core::log::{self, Level};
-use ipqbdb_core::process::Signals;
 use ipqbdb_core::{format_duration, now, time::format_utc};
 use ipqbdb_report::client::Client;
 use ipqbdb_report::{PassEnd, PassStats, ReportConfig, Reporter, Sink};
+use ipqbdb_runtime::signals::Signals;
 use ipqbdb_store::Store;
 
 use crate::cli::ReportArgs;
@@ -40,7 +40,7 @@ pub fn run(ctx: &Context, args: &ReportArgs) -> Result<()> {
     let mut stats = PassStats::default();
     if args.follow {
         if args.log_syslog || ctx.settings.log_syslog.unwrap_or(false) {
-            log::use_syslog(IDENT);
+            ipqbdb_runtime::syslog::use_syslog(IDENT);
         }
         let signals = Signals::register().map_err(|e| AdminError::Io {
             path: "signals".into(),
@@ -57,7 +57,7 @@ pub fn run(ctx: &Context, args: &ReportArgs) -> Result<()> {
             cfg.url,
             format_duration(cfg.interval.as_secs() as u32)
         ));
-        if let Err(e) = ipqbdb_core::process::notify_ready() {
+        if let Err(e) = ipqbdb_runtime::notify::notify_ready() {
             say(&format!("telling systemd we are ready: {e}"));
         }
         let mut reporter = Reporter::new(&store, &cfg, sink, &clock, &mut say);

@@ -4,12 +4,12 @@
 
 use std::io::Write;
 
-use ipqbdb_core::config::{DEFAULT_CONNKILL_FILE, DEFAULT_RULE_FILE, PARSE_SOCKET};
 use ipqbdb_core::model::{
     DEFAULT_DECAY, DEFAULT_DECAY_ADDEND, DEFAULT_DECAY_MAX, DEFAULT_INITIAL_COUNT,
     DEFAULT_THRESHOLD,
 };
 use ipqbdb_core::{now, V6Prefix, P_MAX};
+use ipqbdb_runtime::settings::{DEFAULT_CONNKILL_FILE, DEFAULT_RULE_FILE, PARSE_SOCKET};
 use ipqbdb_store::{Backend, Store};
 
 use crate::cli::ConfigArgs;

@@ -1,9 +1,9 @@
-//! Logging to stderr or syslog, as the daemons and `ibd ban --log-syslog` need.
+//! Where the programs' and libraries' log lines go: stderr as `program: message`, unless the program
+//! installed another destination (the runtime's syslog) with [`set_sink`].
 //!
-//! syslog(3) is called directly: one function, no daemon of our own, and it works under systemd (the
-//! journal reads /dev/log) as on a classic syslog host.
+//! Only the choice lives here, so that a library below the process plumbing (the store's view logs
+//! its retries) can log without depending on it.
 
-use std::ffi::CString;
 use std::sync::OnceLock;
 
 /// Severity, in syslog's terms.
@@ -16,35 +16,50 @@ pub enum Level {
     Debug,
 }
 
-impl Level {
-    fn priority(self) -> libc::c_int {
-        match self {
-            Level::Error => libc::LOG_ERR,
-            Level::Warning => libc::LOG_WARNING,
-            Level::Notice => libc::LOG_NOTICE,
-            Level::Info => libc::LOG_INFO,
-            Level::Debug => libc::LOG_DEBUG,
-        }
+/// A destination for log lines in place of stderr.
+pub type Sink = fn(Level, &str);
+
+static SINK: OnceLock<Sink> = OnceLock::new();
+
+/// Sends later [`log`] calls to `sink` instead of stderr. A process has one destination: the first
+/// call decides, later ones change nothing.
+pub fn set_sink(sink: Sink) {
+    let _ = SINK.set(sink);
+}
+
+/// Logs one line to the installed sink, else to stderr as `program: message`.
+pub fn log(program: &str, level: Level, message: &str) {
+    match SINK.get() {
+        Some(sink) => sink(level, message),
+        None => eprintln!("{program}: {message}"),
     }
 }
 
-static SYSLOG_IDENT: OnceLock<CString> = OnceLock::new();
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
 
-/// Sends later [`log`] calls to syslog (facility daemon) under `ident` instead of stderr.
-pub fn use_syslog(ident: &str) {
-    let ident =
-        SYSLOG_IDENT.get_or_init(|| CString::new(ident.replace('\0', "")).unwrap_or_default());
-    // SAFETY: `ident` lives in a static for the rest of the process, as openlog requires.
-    unsafe { libc::openlog(ident.as_ptr(), libc::LOG_PID, libc::LOG_DAEMON) };
-}
+    static SEEN: Mutex<Vec<(Level, String)>> = Mutex::new(Vec::new());
 
-/// Logs one line to syslog if [`use_syslog`] was called, else to stderr as `program: message`.
-pub fn log(program: &str, level: Level, message: &str) {
-    if SYSLOG_IDENT.get().is_some() {
-        let msg = CString::new(message.replace('\0', "\\0")).unwrap_or_default();
-        // SAFETY: constant format string with one %s argument, both valid C strings.
-        unsafe { libc::syslog(level.priority(), c"%s".as_ptr(), msg.as_ptr()) };
-    } else {
-        eprintln!("{program}: {message}");
+    fn collect(level: Level, message: &str) {
+        SEEN.lock().unwrap().push((level, message.to_string()));
+    }
+
+    fn ignore(_: Level, _: &str) {}
+
+    #[test]
+    fn the_first_sink_installed_gets_every_line() {
+        set_sink(collect);
+        set_sink(ignore);
+        log("ibd-test", Level::Warning, "disk full");
+        log("ibd-test", Level::Debug, "detail");
+        assert_eq!(
+            *SEEN.lock().unwrap(),
+            [
+                (Level::Warning, "disk full".to_string()),
+                (Level::Debug, "detail".to_string())
+            ]
+        );
     }
 }

@@ -5,10 +5,9 @@
 //! the judge runs [`current_probability`] and [`is_guilty`] per packet, so both agree by construction.
 
 use crate::error::ParseError;
+pub use crate::record::P_MAX;
 use crate::record::{ReasonId, Record, UnixTime};
 
-/// 100 %: probabilities are integers in `0..=P_MAX`.
-pub const P_MAX: u32 = (1 << 31) - 1;
 /// Default initial count: a new record starts at 1/32.
 pub const DEFAULT_INITIAL_COUNT: u8 = 5;
 /// Default decay (half-life) of a new record.
@@ -86,11 +85,6 @@ pub fn ban_decay(secs: u32) -> Result<u32, ParseError> {
     } else {
         Ok(secs)
     }
-}
-
-/// A ban's decay as typed (`4h`, `600`): [`crate::parse_duration`], then [`ban_decay`].
-pub fn parse_ban_decay(text: &str) -> Result<u32, ParseError> {
-    crate::units::parse_duration(text).and_then(ban_decay)
 }
 
 /// The verdict: guilty iff a uniform draw in `0..P_MAX` is below the current probability, so 100 % is
@@ -385,13 +379,6 @@ mod tests {
         );
         assert_eq!(ban_decay(0), Err(ParseError::ZeroBanDecay));
         assert_eq!(ban_decay(1), Ok(1));
-        assert_eq!(parse_ban_decay("4h"), Ok(14_400));
-        assert_eq!(parse_ban_decay("0"), Err(ParseError::ZeroBanDecay));
-        assert_eq!(parse_ban_decay("0s"), Err(ParseError::ZeroBanDecay));
-        assert!(matches!(
-            parse_ban_decay("4y"),
-            Err(ParseError::Duration { .. })
-        ));
         let msg = ParseError::ZeroBanDecay.to_string();
         assert!(msg.contains("whitelist"), "{msg}");
     }

@@ -3,6 +3,9 @@
 //! The layout starts with a version byte so that a future change, or a foreign file, is detected as such
 //! instead of being misread as probabilities.
 
+/// 100 %: probabilities are integers in `0..=P_MAX`.
+pub const P_MAX: u32 = (1 << 31) - 1;
+
 /// Identifier of a reason (description) record. 0 is never assigned.
 pub type ReasonId = u32;
 
@@ -50,7 +53,7 @@ impl Record {
         let u32_at = |i: usize| u32::from_be_bytes(b[i..i + 4].try_into().unwrap());
         let u64_at = |i: usize| u64::from_be_bytes(b[i..i + 8].try_into().unwrap());
         let probability = u32_at(1);
-        if probability > crate::model::P_MAX {
+        if probability > P_MAX {
             return None;
         }
         Some(Record {
@@ -111,7 +114,7 @@ mod tests {
     #[test]
     fn record_round_trip() {
         let r = Record {
-            probability: crate::model::P_MAX,
+            probability: P_MAX,
             decay: 3600,
             last_update: -5,
             caught: u64::MAX,

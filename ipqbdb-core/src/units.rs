@@ -1,6 +1,9 @@
 //! Durations (`30s 15m 4h 4d 2w`) and counts (`4k 4M`) as administrators type them.
 
+use serde::Deserialize;
+
 use crate::error::ParseError;
+use crate::model::ban_decay;
 
 /// Parses a duration into whole seconds. A bare number is seconds.
 ///
@@ -49,6 +52,11 @@ pub fn parse_duration(input: &str) -> Result<u32, ParseError> {
     u32::try_from(secs).map_err(|_| err("too large"))
 }
 
+/// A ban's decay as typed (`4h`, `600`): [`parse_duration`], then [`ban_decay`].
+pub fn parse_ban_decay(text: &str) -> Result<u32, ParseError> {
+    parse_duration(text).and_then(ban_decay)
+}
+
 /// Parses a count; `k`, `M` and `G` are powers of 1000.
 pub fn parse_count(input: &str) -> Result<u64, ParseError> {
     let err = |why| ParseError::Count {
@@ -88,9 +96,61 @@ fn split_suffix(s: &str) -> Option<(&str, &str)> {
     (digits + frac > 0).then(|| s.split_at(digits + 1 + frac))
 }
 
+/// A duration written as seconds, as seconds with a fraction (`86400.5`: ipqbdb 2.x's decays were
+/// floating-point), or as text (`"4h"`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum DurationValue {
+    Seconds(u32),
+    Fraction(FractionalSeconds),
+    Text(String),
+}
+
+/// Seconds with a fraction as TOML wrote them; compared bit for bit, so a setting equals itself.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(transparent)]
+pub struct FractionalSeconds(pub f64);
+
+impl PartialEq for FractionalSeconds {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_bits() == other.0.to_bits()
+    }
+}
+
+impl Eq for FractionalSeconds {}
+
+impl DurationValue {
+    pub fn seconds(&self) -> Result<u32, ParseError> {
+        match self {
+            DurationValue::Seconds(s) => Ok(*s),
+            // Display writes the shortest text that reads back as the same value, never an
+            // exponent, so the rounding is `parse_duration`'s, the same as on a command line.
+            DurationValue::Fraction(f) => parse_duration(&f.0.to_string()),
+            DurationValue::Text(t) => parse_duration(t),
+        }
+    }
+
+    /// The value as a ban's decay, which cannot be 0 ([`crate::model::ban_decay`]): `decay` is only
+    /// ever a ban's.
+    pub fn ban_seconds(&self) -> Result<u32, ParseError> {
+        self.seconds().and_then(ban_decay)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ban_decays_as_typed() {
+        assert_eq!(parse_ban_decay("4h"), Ok(14_400));
+        assert_eq!(parse_ban_decay("0"), Err(ParseError::ZeroBanDecay));
+        assert_eq!(parse_ban_decay("0s"), Err(ParseError::ZeroBanDecay));
+        assert!(matches!(
+            parse_ban_decay("4y"),
+            Err(ParseError::Duration { .. })
+        ));
+    }
 
     #[test]
     fn durations() {

@@ -9,7 +9,7 @@
 //! The caller bounds the wait: it sends after each receive burst (`receive.rs`: what the socket
 //! held, at most [`MAX_HELD`] packets), and before anything that takes it away from its socket.
 
-use crate::verdicts::{Messages, Verdict};
+use crate::netlink_messages::{Messages, Verdict};
 
 /// Packets held at most before a send: bounds what a packet waits for during a long flood (at a few
 /// microseconds a packet, well under a millisecond) and the size of one send (under 3 KB). One
@@ -21,7 +21,7 @@ pub const MAX_HELD: usize = crate::receive::BURST;
 const REACH: u32 = i32::MAX as u32;
 
 #[derive(Debug)]
-pub struct Batch {
+pub struct VerdictBatch {
     queue: u16,
     msgs: Messages,
     /// Highest id of an innocent packet not yet answered.
@@ -33,9 +33,9 @@ pub struct Batch {
     taken: bool,
 }
 
-impl Batch {
+impl VerdictBatch {
     pub fn new(queue: u16) -> Self {
-        Batch {
+        VerdictBatch {
             queue,
             msgs: Messages::default(),
             innocent_max: None,
@@ -65,7 +65,7 @@ impl Batch {
         self.held >= MAX_HELD
     }
 
-    /// How many packets the next [`Batch::take`] answers.
+    /// How many packets the next [`VerdictBatch::take`] answers.
     pub fn held(&self) -> usize {
         self.held
     }
@@ -83,7 +83,7 @@ impl Batch {
         self.msgs.as_bytes()
     }
 
-    /// The messages of a stop, after the last [`Batch::take`]: no new packet enters the queue,
+    /// The messages of a stop, after the last [`VerdictBatch::take`]: no new packet enters the queue,
     /// and every packet still queued (received by the socket but not read) is accepted, so the
     /// kernel drops none when the socket closes.
     pub fn closing(&mut self) -> &[u8] {
@@ -123,7 +123,7 @@ mod tests {
 
     #[test]
     fn guilty_verdicts_go_first_and_innocents_share_one_batch() {
-        let mut b = Batch::new(3);
+        let mut b = VerdictBatch::new(3);
         assert!(!b.pending());
         assert!(b.take().is_empty(), "nothing held, nothing sent");
         b.add(10, Verdict::Accept);
@@ -148,7 +148,7 @@ mod tests {
 
     #[test]
     fn full_at_the_bound() {
-        let mut b = Batch::new(0);
+        let mut b = VerdictBatch::new(0);
         for id in 1..MAX_HELD as u32 {
             b.add(id, Verdict::Accept);
             assert!(!b.full());
@@ -161,7 +161,7 @@ mod tests {
 
     #[test]
     fn closing_accepts_everything_the_kernel_may_still_hold() {
-        let mut b = Batch::new(2);
+        let mut b = VerdictBatch::new(2);
         assert_eq!(
             b.closing(),
             &expect(|m| {

@@ -2,7 +2,7 @@
 
 use clap::{ArgAction, CommandFactory, Parser};
 use ipqbdb_metrics::MetricsArgs;
-use ipqbdb_store::cli::{DbArgs, MaintenanceArgs};
+use ipqbdb_runtime::setup::{DbArgs, MaintenanceArgs};
 
 use crate::qspec::QSpec;
 

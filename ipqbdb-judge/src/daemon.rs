@@ -1,5 +1,5 @@
 //! `ibd-judge` as a whole: a packet thread per queue (`worker.rs`), the block-counter writer
-//! (`writer.rs`), and this thread, which waits for signals, reports the merged counters and stops
+//! (`writer.rs`), and this thread, which waits for signals, dumps the merged counters and stops
 //! the others in order: the workers answer every packet and close their sockets before the writer
 //! is given its grace.
 //!
@@ -7,98 +7,22 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ipqbdb_core::log::{log, Level};
-pub use ipqbdb_core::process::{Reopener, Signals};
+pub use ipqbdb_runtime::reopen::Reopener;
+pub use ipqbdb_runtime::signals::Signals;
 use ipqbdb_store::Store;
 
-use crate::worker::{Worker, WorkerStats};
-use crate::writer::CounterWriter;
+use crate::stats::WorkerStats;
+use crate::worker::Worker;
+use crate::writer::{CounterWriter, WriterStats};
+use crate::PROGRAM;
 
-pub(crate) const PROGRAM: &str = "ibd-judge";
-/// How often block counters are handed to the writer.
-pub(crate) const COUNTER_FLUSH: Duration = Duration::from_secs(1);
 /// How often this thread looks at the signal flags.
 const SIGNAL_POLL: Duration = Duration::from_millis(50);
 /// How long a stop waits for the writer to write what it holds.
 pub const WRITER_GRACE: Duration = Duration::from_secs(5);
-/// At most one line per this period for an error that may repeat per packet.
-const SUMMARY_PERIOD: Duration = Duration::from_secs(60);
-
-/// Per-queue counters, as SIGUSR1 logs them.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Counters {
-    pub packets: u64,
-    pub accepted: u64,
-    pub dropped: u64,
-    pub marked: u64,
-    /// Packets that could not be judged (not IP, database error) and were accepted.
-    pub errors: u64,
-}
-
-/// Health of the packet loop itself, as SIGUSR1 logs it.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct LoopStats {
-    /// The longest time the loop spent away from its queues between two receives: opening a
-    /// snapshot, handing over counters, logging. What a packet may wait beyond the kernel's queue.
-    pub longest_pause: Duration,
-    pub snapshots: u64,
-    pub snapshot_failures: u64,
-    pub lookup_errors: u64,
-}
-
-/// Logs an error that may come with every packet without flooding the log: the first occurrence
-/// at once, then at most one summary line per [`SUMMARY_PERIOD`] with the count and the latest.
-pub struct Throttle {
-    what: &'static str,
-    last_line: Option<Instant>,
-    suppressed: u64,
-    latest: String,
-}
-
-impl Throttle {
-    pub fn new(what: &'static str) -> Self {
-        Throttle {
-            what,
-            last_line: None,
-            suppressed: 0,
-            latest: String::new(),
-        }
-    }
-
-    pub fn hit(&mut self, message: impl FnOnce() -> String) {
-        let quiet = self.last_line.is_none_or(|t| t.elapsed() >= SUMMARY_PERIOD);
-        if quiet && self.suppressed == 0 {
-            log(
-                PROGRAM,
-                Level::Error,
-                &format!("{}: {}", self.what, message()),
-            );
-            self.last_line = Some(Instant::now());
-        } else {
-            self.suppressed += 1;
-            self.latest = message();
-            self.tick();
-        }
-    }
-
-    /// Writes the summary once it is due, even when no new error comes to call [`Throttle::hit`].
-    pub fn tick(&mut self) {
-        if self.suppressed > 0 && self.last_line.is_none_or(|t| t.elapsed() >= SUMMARY_PERIOD) {
-            log(
-                PROGRAM,
-                Level::Error,
-                &format!(
-                    "{}: {} more in the last minute, the latest: {}",
-                    self.what, self.suppressed, self.latest
-                ),
-            );
-            self.suppressed = 0;
-            self.last_line = Some(Instant::now());
-        }
-    }
-}
 
 pub struct Daemon<S: Store> {
     writer: CounterWriter,
@@ -133,7 +57,7 @@ impl<S: Store + 'static> Daemon<S> {
     }
 
     /// Runs until SIGTERM or SIGINT (or until a packet thread dies, which stops the others);
-    /// SIGUSR1 logs the counters, SIGUSR2 reopens the database, SIGHUP is logged.
+    /// SIGUSR1 dumps the counters, SIGUSR2 reopens the database, SIGHUP is logged.
     pub fn run(self, signals: &Signals) -> Result<(), String> {
         let Daemon {
             writer,
@@ -162,8 +86,8 @@ impl<S: Store + 'static> Daemon<S> {
             };
             let mut lost = None;
             while !terminate.load(Ordering::Relaxed) {
-                if signals.report.swap(false, Ordering::Relaxed) {
-                    report(&stats, writer.stats());
+                if signals.dump.swap(false, Ordering::Relaxed) {
+                    dump(&stats, writer.stats());
                 }
                 if signals.reload.swap(false, Ordering::Relaxed) {
                     // The judge has no rules to reload: its settings are its command line.
@@ -205,13 +129,13 @@ impl<S: Store + 'static> Daemon<S> {
                 ),
             );
         }
-        report(&stats, w);
+        dump(&stats, w);
         lost.map_or(Ok(()), Err)
     }
 }
 
-/// Logs every queue's counters, and the sums of the rest.
-fn report(stats: &[(u16, Arc<Mutex<WorkerStats>>)], w: crate::writer::WriterStats) {
+/// The SIGUSR1 dump (also logged at exit): every queue's counters, and the sums of the rest.
+fn dump(stats: &[(u16, Arc<Mutex<WorkerStats>>)], w: WriterStats) {
     let mut total = WorkerStats::default();
     let mut by_queue: Vec<(u16, WorkerStats)> = stats
         .iter()

@@ -7,9 +7,13 @@ pub mod daemon;
 pub mod judge;
 pub mod metrics;
 pub mod netlink;
+pub mod netlink_messages;
 pub mod packet;
 pub mod qspec;
 pub mod receive;
-pub mod verdicts;
+pub mod stats;
 pub mod worker;
 pub mod writer;
+
+/// The name the judge logs under.
+pub const PROGRAM: &str = "ibd-judge";

@@ -5,21 +5,21 @@ use std::time::Duration;
 
 use ipqbdb_core::log::{self, Level};
 use ipqbdb_core::parse_count;
-use ipqbdb_core::process;
 use ipqbdb_judge::cli::Cli;
 use ipqbdb_judge::daemon::{Daemon, Reopener, Signals};
 use ipqbdb_judge::metrics::JudgeMetrics;
 use ipqbdb_judge::netlink::NfqSocket;
-use ipqbdb_judge::verdicts::QueueSetup;
-use ipqbdb_judge::worker::{Options, Worker};
+use ipqbdb_judge::netlink_messages::QueueSetup;
+use ipqbdb_judge::worker::{Worker, WorkerOptions};
 use ipqbdb_judge::writer::CounterWriter;
 use ipqbdb_metrics::{Exporter, MetricsOptions};
-use ipqbdb_store::cli::Setup;
+use ipqbdb_runtime::daemonize::start_daemon;
+use ipqbdb_runtime::setup::Setup;
 
-const PROGRAM: &str = "ibd-judge";
+use ipqbdb_judge::PROGRAM;
 
 fn main() -> ExitCode {
-    ipqbdb_store::cli::daemon_main(PROGRAM, run)
+    ipqbdb_runtime::daemon_main::daemon_main(PROGRAM, run)
 }
 
 fn run(cli: Cli) -> Result<(), String> {
@@ -34,10 +34,9 @@ fn run(cli: Cli) -> Result<(), String> {
     }
     let metrics = MetricsOptions::resolve(&cli.metrics, &setup.settings);
     let syslog = cli.log_syslog || setup.settings.log_syslog.unwrap_or(false);
-    let (daemon, signals, exporter) =
-        process::start_daemon(PROGRAM, cli.foreground, syslog, || {
-            start(&cli, &setup, rcvbuf as usize, &metrics)
-        })?;
+    let (daemon, signals, exporter) = start_daemon(PROGRAM, cli.foreground, syslog, || {
+        start(&cli, &setup, rcvbuf as usize, &metrics)
+    })?;
     let res = daemon.run(&signals);
     exporter.finish();
     log::log(PROGRAM, Level::Notice, "stopped");
@@ -99,7 +98,7 @@ fn start(
             .map_err(|e| format!("writer thread: {e}"))?;
     let queues: Vec<u16> = cli.specs.iter().map(|s| s.queue).collect();
     let mut counted = JudgeMetrics::new(backend.name(), &queues);
-    let opts = Options {
+    let opts = WorkerOptions {
         staleness,
         verbose: cli.verbose,
         copy_range: cli.copy_range,

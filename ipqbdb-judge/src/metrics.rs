@@ -74,7 +74,7 @@ pub struct JudgeMetrics {
     packets: IntCounterVec,
     unjudged: IntCounterVec,
     queues: BTreeMap<u16, QueueMetrics>,
-    shared: Shared,
+    all_queues: AllQueuesMetrics,
     /// When each packet thread's snapshot in use was opened (see [`WorkerMetrics`]).
     opened: Vec<Arc<AtomicU64>>,
     cache: Arc<CacheStats>,
@@ -82,7 +82,7 @@ pub struct JudgeMetrics {
 
 /// The counters every packet thread bumps: clones of one another, so they sum.
 #[derive(Clone)]
-pub struct Shared {
+pub struct AllQueuesMetrics {
     pub enobufs: IntCounter,
     pub receive_errors: IntCounter,
     pub verdict_errors: IntCounter,
@@ -93,13 +93,13 @@ pub struct Shared {
     epoch: Instant,
 }
 
-/// What one packet thread (`worker.rs`) counts into: the shared counters, its queue's, the shared
-/// cache counts, and the opening time of its own snapshot.
+/// What one packet thread (`worker.rs`) counts into: the counters of all queues, its queue's, the
+/// shared cache counts, and the opening time of its own snapshot.
 pub struct WorkerMetrics {
-    pub shared: Shared,
+    pub all_queues: AllQueuesMetrics,
     pub queue: QueueMetrics,
     pub cache: Arc<CacheStats>,
-    /// When this thread's snapshot in use was opened, in microseconds after `shared.epoch`; 0
+    /// When this thread's snapshot in use was opened, in microseconds after `all_queues.epoch`; 0
     /// before the first.
     snapshot_opened: Arc<AtomicU64>,
 }
@@ -107,7 +107,7 @@ pub struct WorkerMetrics {
 impl WorkerMetrics {
     /// A snapshot was opened now.
     pub fn snapshot_opened(&self) {
-        let us = self.shared.epoch.elapsed().as_micros().max(1) as u64;
+        let us = self.all_queues.epoch.elapsed().as_micros().max(1) as u64;
         self.snapshot_opened.store(us, Ordering::Relaxed);
     }
 }
@@ -174,7 +174,7 @@ impl JudgeMetrics {
             packets,
             unjudged,
             queues: BTreeMap::new(),
-            shared: Shared {
+            all_queues: AllQueuesMetrics {
                 enobufs,
                 receive_errors,
                 verdict_errors,
@@ -214,7 +214,7 @@ impl JudgeMetrics {
         let snapshot_opened = Arc::new(AtomicU64::new(0));
         self.opened.push(snapshot_opened.clone());
         WorkerMetrics {
-            shared: self.shared.clone(),
+            all_queues: self.all_queues.clone(),
             queue: self.queue(q).clone(),
             cache: self.cache.clone(),
             snapshot_opened,
@@ -224,7 +224,7 @@ impl JudgeMetrics {
     /// What the exporter renders: the counters above, the writer's and the caches' counters, and
     /// the age of the oldest snapshot in use.
     pub fn render(&self, writer: WriterWatch) -> Render {
-        let (opened, epoch) = (self.opened.clone(), self.shared.epoch);
+        let (opened, epoch) = (self.opened.clone(), self.all_queues.epoch);
         let cache = self.cache.clone();
         ipqbdb_metrics::render_with(self.registry.clone(), move || {
             let w = writer.stats();

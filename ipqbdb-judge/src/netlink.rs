@@ -12,8 +12,8 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
+use crate::netlink_messages::{Messages, QueueSetup, BIND_SEQ};
 use crate::receive::answer;
-use crate::verdicts::{Messages, QueueSetup, BIND_SEQ};
 
 pub struct NfqSocket {
     pub queue: nfq::Queue,

@@ -4,7 +4,7 @@
 //!
 //! A worker owns its socket, its store handle, its snapshot and its cache: the threads share
 //! nothing on the packet path. Its counters are published to the daemon with every send, so a
-//! report never shows fewer packets than have been answered.
+//! dump never shows fewer packets than have been answered.
 
 use std::io::ErrorKind;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,41 +12,42 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ipqbdb_core::log::{log, Level};
-use ipqbdb_core::process::Reopener;
 use ipqbdb_core::{now, percent};
+use ipqbdb_runtime::rate_limit::{RateLimit, Repeat};
+use ipqbdb_runtime::reopen::Reopener;
 use ipqbdb_store::{Snapshot, Store};
 
-use crate::batch::Batch;
-use crate::daemon::{Counters, LoopStats, Throttle, COUNTER_FLUSH, PROGRAM};
+use crate::batch::VerdictBatch;
 use crate::judge::Judge;
 use crate::metrics::{Unjudged, WorkerMetrics};
 use crate::netlink::NfqSocket;
+use crate::netlink_messages::Verdict;
 use crate::packet;
 use crate::qspec::QSpec;
 use crate::receive::{parse, Burst, Item};
-use crate::verdicts::Verdict;
-use crate::writer::{Refused, Submitter};
+use crate::stats::WorkerStats;
+use crate::writer::{Refused, Submitter, COUNTER_FLUSH};
+use crate::PROGRAM;
 
 /// How long a stop keeps reading what is already in the socket before it accepts the rest
 /// unjudged: a flood must not hold the stop up.
 const DRAIN_LIMIT: Duration = Duration::from_millis(500);
+/// An error that may come with every packet: the first at once, then one summary a minute.
+const PER_PACKET: Repeat = Repeat::Summarised {
+    every: Duration::from_secs(60),
+    named: "minute",
+};
 
-/// What a worker publishes for reports.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct WorkerStats {
-    pub counters: Counters,
-    pub loop_stats: LoopStats,
-    pub recv_errors: u64,
-    pub enobufs: u64,
-    /// Sends of verdicts that failed (the packets stay queued until a later batch accepts them).
-    pub send_errors: u64,
-    /// Sends of verdicts: packets per send is the batching achieved.
-    pub sends: u64,
+/// Logs a line a [`RateLimit`] let through, about `what`.
+fn log_limited(what: &str, line: Option<String>) {
+    if let Some(line) = line {
+        log(PROGRAM, Level::Error, &format!("{what}: {line}"));
+    }
 }
 
 /// How a worker serves its queue.
 #[derive(Debug, Clone, Copy)]
-pub struct Options {
+pub struct WorkerOptions {
     /// How old the snapshot the verdicts use may be.
     pub staleness: Duration,
     pub verbose: u8,
@@ -64,12 +65,12 @@ pub struct Worker<S: Store> {
     verbose: u8,
     writer: Submitter,
     published: Arc<Mutex<WorkerStats>>,
-    st: Loop,
+    state: LoopState,
 }
 
 /// One received item, read out of the burst's buffers before judging.
 #[derive(Debug, Clone, Copy)]
-enum Got {
+enum Received {
     /// A packet's id, and its address or why it has none to judge by.
     Packet(u32, Result<std::net::IpAddr, Unjudged>),
     Error(i32),
@@ -77,21 +78,24 @@ enum Got {
 }
 
 /// The state the packet loop changes while the snapshot is borrowed.
-struct Loop {
+struct LoopState {
     burst: Burst,
-    got: Vec<Got>,
+    received: Vec<Received>,
     judge: Judge,
-    batch: Batch,
+    batch: VerdictBatch,
     stats: WorkerStats,
     last_flush: Instant,
-    last_db_error: Option<String>,
+    /// A snapshot that cannot be opened, said once per new message.
+    snapshot_errors: RateLimit,
     /// When the loop last left its queue, to measure the pause until it is back.
     away_since: Option<Instant>,
     /// When the stop was first seen.
     stopping_since: Option<Instant>,
-    lookup_errors: Throttle,
-    dropped_batches: Throttle,
-    send_errors: Throttle,
+    lookup_errors: RateLimit,
+    dropped_batches: RateLimit,
+    send_errors: RateLimit,
+    enobufs: RateLimit,
+    receive_errors: RateLimit,
     metrics: WorkerMetrics,
 }
 
@@ -100,7 +104,7 @@ impl<S: Store> Worker<S> {
         store: S,
         sock: NfqSocket,
         spec: QSpec,
-        opts: Options,
+        opts: WorkerOptions,
         writer: Submitter,
         metrics: WorkerMetrics,
     ) -> Self {
@@ -113,19 +117,21 @@ impl<S: Store> Worker<S> {
             verbose: opts.verbose,
             writer,
             published: Arc::default(),
-            st: Loop {
+            state: LoopState {
                 burst: Burst::new(opts.copy_range),
-                got: Vec::with_capacity(crate::receive::BURST),
+                received: Vec::with_capacity(crate::receive::BURST),
                 judge: Judge::with_stats(metrics.cache.clone()),
-                batch: Batch::new(spec.queue),
+                batch: VerdictBatch::new(spec.queue),
                 stats: WorkerStats::default(),
                 last_flush: Instant::now(),
-                last_db_error: None,
+                snapshot_errors: RateLimit::new(Repeat::WhenChanged),
                 away_since: None,
                 stopping_since: None,
-                lookup_errors: Throttle::new("lookup"),
-                dropped_batches: Throttle::new("block counters"),
-                send_errors: Throttle::new("sending verdicts"),
+                lookup_errors: RateLimit::new(PER_PACKET),
+                dropped_batches: RateLimit::new(PER_PACKET),
+                send_errors: RateLimit::new(PER_PACKET),
+                enobufs: RateLimit::new(Repeat::AtPowersOfTwo),
+                receive_errors: RateLimit::new(Repeat::AtPowersOfTwo),
                 metrics,
             },
         }
@@ -175,8 +181,8 @@ impl<S: Store> Worker<S> {
             self.reopen_if_asked();
             let deadline = Instant::now() + self.staleness;
             let mut opened = false;
-            let (store, sock, st) = (&self.store, &mut self.sock, &mut self.st);
-            let ctx = Ctx {
+            let (store, sock, state) = (&self.store, &mut self.sock, &mut self.state);
+            let inputs = LoopInputs {
                 spec: self.spec,
                 verbose: self.verbose,
                 terminate,
@@ -184,21 +190,20 @@ impl<S: Store> Worker<S> {
             };
             let res = store.with_snapshot(&mut |snap| {
                 opened = true;
-                st.stats.loop_stats.snapshots += 1;
-                st.metrics.shared.snapshots.inc();
-                st.metrics.snapshot_opened();
+                state.stats.loop_stats.snapshots += 1;
+                state.metrics.all_queues.snapshots.inc();
+                state.metrics.snapshot_opened();
                 // The cache belongs to the previous snapshot: forgotten only now that a new one
                 // exists, so a failed refresh leaves it to judge by.
-                st.judge.new_snapshot();
-                st.serve(&ctx, sock, Some(snap), deadline);
+                state.judge.new_snapshot();
+                state.serve(&inputs, sock, Some(snap), deadline);
                 Ok(())
             });
             match res {
                 Err(e) if !opened => {
-                    st.stats.loop_stats.snapshot_failures += 1;
-                    st.metrics.shared.snapshot_failures.inc();
-                    let msg = e.to_string();
-                    if st.last_db_error.as_deref() != Some(&msg) {
+                    state.stats.loop_stats.snapshot_failures += 1;
+                    state.metrics.all_queues.snapshot_failures.inc();
+                    if let Some(msg) = state.snapshot_errors.hit(|_| e.to_string()) {
                         log(
                             PROGRAM,
                             Level::Error,
@@ -208,33 +213,37 @@ impl<S: Store> Worker<S> {
                                 self.staleness.as_millis()
                             ),
                         );
-                        st.last_db_error = Some(msg);
                     }
                     // Packets are still answered, never left queued, until the next attempt.
-                    st.serve(&ctx, sock, None, deadline);
+                    state.serve(&inputs, sock, None, deadline);
                 }
                 // Closing a snapshot after serving from it: the verdicts were given; nothing
                 // to recover.
-                Err(e) => st.lookup_errors.hit(|| format!("closing a snapshot: {e}")),
+                Err(e) => log_limited(
+                    "lookup",
+                    state
+                        .lookup_errors
+                        .hit(|_| format!("closing a snapshot: {e}")),
+                ),
                 Ok(()) => {
-                    if st.last_db_error.take().is_some() {
+                    if state.snapshot_errors.clear() {
                         log(PROGRAM, Level::Notice, "the database reads again");
                     }
                 }
             }
-            st.lookup_errors.tick();
-            st.dropped_batches.tick();
-            st.send_errors.tick();
-            if st.last_flush.elapsed() >= COUNTER_FLUSH || stopped {
-                st.flush_counters(&self.writer);
+            log_limited("lookup", state.lookup_errors.tick());
+            log_limited("block counters", state.dropped_batches.tick());
+            log_limited("sending verdicts", state.send_errors.tick());
+            if state.last_flush.elapsed() >= COUNTER_FLUSH || stopped {
+                state.flush_counters(&self.writer);
             }
             // The snapshot figures, also when no packet comes to publish them with a send.
-            *self.published.lock().unwrap_or_else(|p| p.into_inner()) = st.stats;
+            *self.published.lock().unwrap_or_else(|p| p.into_inner()) = state.stats;
         }
         // Every packet read was answered by `serve`; what the kernel still holds is accepted.
-        let closing = self.st.batch.closing();
+        let closing = self.state.batch.closing();
         if let Err(e) = self.sock.send(closing) {
-            self.st.metrics.shared.verdict_errors.inc();
+            self.state.metrics.all_queues.verdict_errors.inc();
             log(
                 PROGRAM,
                 Level::Error,
@@ -245,25 +254,25 @@ impl<S: Store> Worker<S> {
                 ),
             );
         }
-        *self.published.lock().unwrap_or_else(|p| p.into_inner()) = self.st.stats;
+        *self.published.lock().unwrap_or_else(|p| p.into_inner()) = self.state.stats;
     }
 }
 
 /// What the packet loop reads but does not change.
-struct Ctx<'a> {
+struct LoopInputs<'a> {
     spec: QSpec,
     verbose: u8,
     terminate: &'a AtomicBool,
     published: &'a Mutex<WorkerStats>,
 }
 
-impl Loop {
+impl LoopState {
     /// Verdicts packets until `deadline` or a receive timeout; on termination, until the socket
     /// is empty. Without a snapshot, addresses the previous one covered are judged by it, others
     /// accepted.
     fn serve(
         &mut self,
-        ctx: &Ctx<'_>,
+        inputs: &LoopInputs<'_>,
         sock: &mut NfqSocket,
         snap: Option<&Snapshot<'_>>,
         deadline: Instant,
@@ -272,21 +281,21 @@ impl Loop {
             let l = &mut self.stats.loop_stats;
             l.longest_pause = l.longest_pause.max(t.elapsed());
         }
-        self.serve_until(ctx, sock, snap, deadline);
+        self.serve_until(inputs, sock, snap, deadline);
         // Nothing waits while the loop is away.
-        self.send(ctx, sock);
+        self.send(inputs, sock);
         self.away_since = Some(Instant::now());
     }
 
     fn serve_until(
         &mut self,
-        ctx: &Ctx<'_>,
+        inputs: &LoopInputs<'_>,
         sock: &mut NfqSocket,
         snap: Option<&Snapshot<'_>>,
         deadline: Instant,
     ) {
         loop {
-            let stopping = ctx.terminate.load(Ordering::Relaxed);
+            let stopping = inputs.terminate.load(Ordering::Relaxed);
             if stopping {
                 let since = *self.stopping_since.get_or_insert_with(Instant::now);
                 if since.elapsed() >= DRAIN_LIMIT {
@@ -312,14 +321,14 @@ impl Loop {
                     continue;
                 }
             }
-            let spec = ctx.spec;
-            let mut got = std::mem::take(&mut self.got);
-            got.clear();
+            let spec = inputs.spec;
+            let mut received = std::mem::take(&mut self.received);
+            received.clear();
             for d in self.burst.datagrams() {
                 parse(d, |item| {
-                    got.push(match item {
+                    received.push(match item {
                         // A queue is bound to one socket: another queue's packet cannot come.
-                        Item::Packet { queue, id, payload } => Got::Packet(
+                        Item::Packet { queue, id, payload } => Received::Packet(
                             id,
                             if queue != spec.queue {
                                 Err(Unjudged::UnknownQueue)
@@ -327,38 +336,38 @@ impl Loop {
                                 packet::address(payload, spec.side).ok_or(Unjudged::NotIp)
                             },
                         ),
-                        Item::Error(e) => Got::Error(e),
-                        Item::Malformed => Got::Malformed,
+                        Item::Error(e) => Received::Error(e),
+                        Item::Malformed => Received::Malformed,
                     })
                 });
             }
-            for g in &got {
-                match *g {
-                    Got::Packet(id, ip) => {
-                        let verdict = self.verdict(ctx, snap, ip);
+            for r in &received {
+                match *r {
+                    Received::Packet(id, ip) => {
+                        let verdict = self.verdict(inputs, snap, ip);
                         self.batch.add(id, verdict);
                     }
-                    Got::Error(e) => self.receive_error(&std::io::Error::from_raw_os_error(e)),
-                    Got::Malformed => self.receive_error(&std::io::Error::new(
+                    Received::Error(e) => self.receive_error(&std::io::Error::from_raw_os_error(e)),
+                    Received::Malformed => self.receive_error(&std::io::Error::new(
                         ErrorKind::InvalidData,
                         "a malformed netlink message",
                     )),
                 }
             }
-            self.got = got;
-            self.send(ctx, sock);
+            self.received = received;
+            self.send(inputs, sock);
         }
     }
 
     fn verdict(
         &mut self,
-        ctx: &Ctx<'_>,
+        inputs: &LoopInputs<'_>,
         snap: Option<&Snapshot<'_>>,
         ip: Result<std::net::IpAddr, Unjudged>,
     ) -> Verdict {
         let counters = &mut self.stats.counters;
         let qm = &self.metrics.queue;
-        let q = ctx.spec.queue;
+        let q = inputs.spec.queue;
         counters.packets += 1;
         let ip = match ip {
             Ok(ip) => ip,
@@ -375,7 +384,7 @@ impl Loop {
         };
         match j {
             Ok(Some(j)) => {
-                if ctx.verbose >= 3 || (ctx.verbose >= 2 && j.guilty) {
+                if inputs.verbose >= 3 || (inputs.verbose >= 2 && j.guilty) {
                     let draw = j.draw.map_or_else(|| "-".into(), |d| d.to_string());
                     log(
                         PROGRAM,
@@ -387,7 +396,7 @@ impl Loop {
                         ),
                     );
                 }
-                match (j.guilty, ctx.spec.mark) {
+                match (j.guilty, inputs.spec.mark) {
                     (false, _) => {
                         counters.accepted += 1;
                         qm.accepted.inc();
@@ -416,58 +425,62 @@ impl Loop {
                 counters.errors += 1;
                 qm.unjudged(Unjudged::LookupError).inc();
                 self.stats.loop_stats.lookup_errors += 1;
-                self.lookup_errors
-                    .hit(|| format!("{ip} (queue {q}): {e}; accepted"));
+                log_limited(
+                    "lookup",
+                    self.lookup_errors
+                        .hit(|_| format!("{ip} (queue {q}): {e}; accepted")),
+                );
                 Verdict::Accept
             }
         }
     }
 
-    /// Sends the held verdicts; publishes the counters first, so a report made once a packet is
+    /// Sends the held verdicts; publishes the counters first, so a dump made once a packet is
     /// answered counts it.
-    fn send(&mut self, ctx: &Ctx<'_>, sock: &NfqSocket) {
+    fn send(&mut self, inputs: &LoopInputs<'_>, sock: &NfqSocket) {
         if !self.batch.pending() {
             return;
         }
         let n = self.batch.held();
         self.stats.sends += 1;
-        self.metrics.shared.batch.observe(n as f64);
-        *ctx.published.lock().unwrap_or_else(|p| p.into_inner()) = self.stats;
+        self.metrics.all_queues.batch.observe(n as f64);
+        *inputs.published.lock().unwrap_or_else(|p| p.into_inner()) = self.stats;
         if let Err(e) = sock.send(self.batch.take()) {
             // The guilty packets of this send are accepted by the next batch (or the stop's).
             self.stats.send_errors += 1;
-            self.metrics.shared.verdict_errors.inc();
-            let q = ctx.spec.queue;
-            self.send_errors
-                .hit(|| format!("queue {q}: {e}; {n} packets wait for the next batch"));
+            self.metrics.all_queues.verdict_errors.inc();
+            let q = inputs.spec.queue;
+            log_limited(
+                "sending verdicts",
+                self.send_errors
+                    .hit(|_| format!("queue {q}: {e}; {n} packets wait for the next batch")),
+            );
         }
     }
 
     fn receive_error(&mut self, e: &std::io::Error) {
         self.stats.recv_errors += 1;
-        self.metrics.shared.receive_errors.inc();
+        self.metrics.all_queues.receive_errors.inc();
         if e.raw_os_error() == Some(libc::ENOBUFS) {
-            self.metrics.shared.enobufs.inc();
+            self.metrics.all_queues.enobufs.inc();
             // The kernel dropped messages: the socket buffer overflowed. Count, say so now and
             // then, and go on. The packets it could not deliver are not queued (the kernel
             // dropped them, or accepted them with fail-open): no verdict is owed.
             self.stats.enobufs += 1;
-            if self.stats.enobufs.is_power_of_two() {
-                log(
-                    PROGRAM,
-                    Level::Warning,
-                    &format!(
-                        "receive buffer overflow (ENOBUFS), {} so far",
-                        self.stats.enobufs
-                    ),
-                );
+            if let Some(line) = self
+                .enobufs
+                .hit(|n| format!("receive buffer overflow (ENOBUFS), {n} so far"))
+            {
+                log(PROGRAM, Level::Warning, &line);
             }
-        } else if self.stats.recv_errors.is_power_of_two() {
-            log(
-                PROGRAM,
-                Level::Error,
-                &format!("receive: {e} ({} errors so far)", self.stats.recv_errors),
-            );
+        } else {
+            let total = self.stats.recv_errors;
+            if let Some(line) = self
+                .receive_errors
+                .hit(|_| format!("receive: {e} ({total} errors so far)"))
+            {
+                log(PROGRAM, Level::Error, &line);
+            }
         }
     }
 
@@ -487,8 +500,11 @@ impl Loop {
                 ),
                 Refused::Gone => "the writer thread is gone".to_string(),
             };
-            self.dropped_batches
-                .hit(|| format!("dropped a batch of {blocks} blocks: {why}"));
+            log_limited(
+                "block counters",
+                self.dropped_batches
+                    .hit(|_| format!("dropped a batch of {blocks} blocks: {why}")),
+            );
         }
     }
 }

@@ -14,20 +14,26 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use ipqbdb_core::log::{log, Level};
-use ipqbdb_core::process::Reopener;
 use ipqbdb_core::AddrKey;
+use ipqbdb_runtime::rate_limit::{RateLimit, Repeat};
+use ipqbdb_runtime::reopen::Reopener;
 use ipqbdb_store::Store;
 
-const PROGRAM: &str = "ibd-judge";
+use crate::PROGRAM;
+
 /// Batches waiting for the writer: at one batch a second, half a minute of a busy database before
 /// anything is dropped.
 pub const QUEUE: usize = 32;
 /// How soon a failed write is tried again.
 const RETRY: Duration = Duration::from_secs(1);
 
-pub type Batch = Vec<(AddrKey, u64)>;
+/// How often the packet threads hand their block counters to the writer.
+pub const COUNTER_FLUSH: Duration = Duration::from_secs(1);
 
-/// What the writer did, for SIGUSR1 and exit.
+/// Blocks per address, as a packet thread hands them over.
+pub type BlockCounts = Vec<(AddrKey, u64)>;
+
+/// What the writer did, for the SIGUSR1 dump and exit.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct WriterStats {
     pub batches_written: u64,
@@ -40,7 +46,7 @@ pub struct WriterStats {
 }
 
 #[derive(Default)]
-struct Shared {
+struct WriterCounters {
     batches_written: AtomicU64,
     batches_dropped: AtomicU64,
     blocks_dropped: AtomicU64,
@@ -48,7 +54,7 @@ struct Shared {
     blocks_unwritten: AtomicU64,
 }
 
-impl Shared {
+impl WriterCounters {
     fn stats(&self) -> WriterStats {
         WriterStats {
             batches_written: self.batches_written.load(Ordering::Relaxed),
@@ -61,15 +67,15 @@ impl Shared {
 }
 
 pub struct CounterWriter {
-    tx: SyncSender<Batch>,
-    shared: Arc<Shared>,
+    tx: SyncSender<BlockCounts>,
+    shared: Arc<WriterCounters>,
     done: Receiver<()>,
     thread: JoinHandle<()>,
 }
 
 /// Reads the writer's counters from another thread (the metrics exporter's).
 #[derive(Clone)]
-pub struct WriterWatch(Arc<Shared>);
+pub struct WriterWatch(Arc<WriterCounters>);
 
 impl WriterWatch {
     pub fn stats(&self) -> WriterStats {
@@ -108,7 +114,7 @@ impl CounterWriter {
     ) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::sync_channel(QUEUE);
         let (done_tx, done) = mpsc::channel();
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(WriterCounters::default());
         let thread = {
             let shared = shared.clone();
             std::thread::Builder::new()
@@ -135,7 +141,7 @@ impl CounterWriter {
     }
 
     /// Hands `batch` to the writer without waiting; a refused batch is dropped and counted.
-    pub fn submit(&self, batch: Batch) -> Result<(), Refused> {
+    pub fn submit(&self, batch: BlockCounts) -> Result<(), Refused> {
         submit(&self.tx, &self.shared, batch)
     }
 
@@ -172,18 +178,22 @@ impl CounterWriter {
 /// The packet threads' side of the writer's queue.
 #[derive(Clone)]
 pub struct Submitter {
-    tx: SyncSender<Batch>,
-    shared: Arc<Shared>,
+    tx: SyncSender<BlockCounts>,
+    shared: Arc<WriterCounters>,
 }
 
 impl Submitter {
     /// See [`CounterWriter::submit`].
-    pub fn submit(&self, batch: Batch) -> Result<(), Refused> {
+    pub fn submit(&self, batch: BlockCounts) -> Result<(), Refused> {
         submit(&self.tx, &self.shared, batch)
     }
 }
 
-fn submit(tx: &SyncSender<Batch>, shared: &Shared, batch: Batch) -> Result<(), Refused> {
+fn submit(
+    tx: &SyncSender<BlockCounts>,
+    shared: &WriterCounters,
+    batch: BlockCounts,
+) -> Result<(), Refused> {
     let blocks: u64 = batch.iter().map(|&(_, n)| n).sum();
     shared.blocks_unwritten.fetch_add(blocks, Ordering::Relaxed);
     let refused = match tx.try_send(batch) {
@@ -202,8 +212,8 @@ fn submit(tx: &SyncSender<Batch>, shared: &Shared, batch: Batch) -> Result<(), R
 fn write_loop<S: Store>(
     store: S,
     mut reopen: Option<Reopener<S>>,
-    rx: &Receiver<Batch>,
-    shared: &Shared,
+    rx: &Receiver<BlockCounts>,
+    shared: &WriterCounters,
     maintenance: Option<Duration>,
 ) {
     let store = std::cell::RefCell::new(store);
@@ -227,7 +237,7 @@ fn write_loop<S: Store>(
     let mut pending: HashMap<AddrKey, u64> = HashMap::new();
     let mut pending_batches = 0u64;
     let mut closed = false;
-    let mut last_error: Option<String> = None;
+    let mut write_errors = RateLimit::new(Repeat::WhenChanged);
     let mut failed_at: Option<Instant> = None;
     loop {
         let next = if closed {
@@ -305,21 +315,19 @@ fn write_loop<S: Store>(
                 pending.clear();
                 pending_batches = 0;
                 failed_at = None;
-                if last_error.take().is_some() {
+                if write_errors.clear() {
                     log(PROGRAM, Level::Notice, "block counters are written again");
                 }
             }
             Err(e) => {
                 shared.write_errors.fetch_add(1, Ordering::Relaxed);
                 failed_at = Some(Instant::now());
-                let msg = e.to_string();
-                if last_error.as_deref() != Some(&msg) {
+                if let Some(msg) = write_errors.hit(|_| e.to_string()) {
                     log(
                         PROGRAM,
                         Level::Error,
                         &format!("block counters: {msg}; kept and tried again"),
                     );
-                    last_error = Some(msg);
                 }
             }
         }

@@ -1,4 +1,4 @@
-//! The stop's closing messages (`Batch::closing`), thousands of times under a flood, on one queue
+//! The stop's closing messages (`VerdictBatch::closing`), thousands of times under a flood, on one queue
 //! binding: the kernel drops no packet at any of them, and every packet sent arrives.
 //!
 //! A stop tells the kernel to take no new packet and to accept what it cannot take (queue length 0,
@@ -16,10 +16,10 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use ipqbdb_judge::batch::Batch;
+use ipqbdb_judge::batch::VerdictBatch;
 use ipqbdb_judge::netlink::NfqSocket;
+use ipqbdb_judge::netlink_messages::{QueueSetup, Verdict};
 use ipqbdb_judge::receive::{parse, Burst, Item};
-use ipqbdb_judge::verdicts::{QueueSetup, Verdict};
 use ipqbdb_tests::netns::{pair, Netns};
 use ipqbdb_tests::root_test;
 use ipqbdb_tests::traffic::{QueueCounters, Stream};
@@ -67,7 +67,7 @@ fn receiver_drops(ns: &Netns) -> u64 {
 }
 
 /// Answers a few receive bursts as the judge does: every packet accepted, by batch verdicts.
-fn serve(sock: &mut NfqSocket, batch: &mut Batch, burst: &mut Burst) {
+fn serve(sock: &mut NfqSocket, batch: &mut VerdictBatch, burst: &mut Burst) {
     for _ in 0..3 {
         if burst.recv(sock.fd(), true).is_ok() {
             for d in burst.datagrams() {
@@ -96,7 +96,7 @@ fn queue_with_bypass(j: &Netns) {
 /// Serves a few receive bursts as the judge does, then stops as the judge does, and returns what
 /// the kernel dropped during the stop (its counters of full queues and full socket buffers); then
 /// takes the queue back.
-fn serve_then_stop(sock: &mut NfqSocket, batch: &mut Batch, burst: &mut Burst) -> u64 {
+fn serve_then_stop(sock: &mut NfqSocket, batch: &mut VerdictBatch, burst: &mut Burst) -> u64 {
     serve(sock, batch, burst);
     let before = kernel_drops();
     sock.send(batch.closing())
@@ -191,7 +191,7 @@ fn thousands_of_stops_under_a_flood_drop_nothing() {
     let (mut sock, mut batch, mut burst) = lab.j.enter(|| {
         (
             bound_socket(),
-            Batch::new(QUEUE),
+            VerdictBatch::new(QUEUE),
             Burst::new(ipqbdb_judge::packet::COPY_RANGE),
         )
     });
@@ -232,7 +232,7 @@ fn thousands_of_stops_under_a_flood_drop_nothing() {
 /// what the kernel counted as dropped.
 fn bind_serve_stop() -> u64 {
     let mut sock = bound_socket();
-    let mut batch = Batch::new(QUEUE);
+    let mut batch = VerdictBatch::new(QUEUE);
     let mut burst = Burst::new(ipqbdb_judge::packet::COPY_RANGE);
     serve(&mut sock, &mut batch, &mut burst);
     sock.send(batch.closing())

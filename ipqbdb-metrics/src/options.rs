@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use ipqbdb_core::config::Settings;
+use ipqbdb_runtime::settings::Settings;
 
 #[derive(Debug, Clone, Args)]
 pub struct MetricsArgs {

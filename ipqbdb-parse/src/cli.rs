@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, CommandFactory, Parser};
 use ipqbdb_metrics::MetricsArgs;
-use ipqbdb_store::cli::{ConnKillArgs, DbArgs, MaintenanceArgs};
+use ipqbdb_runtime::connkill::ConnKillArgs;
+use ipqbdb_runtime::setup::{DbArgs, MaintenanceArgs};
 
 use crate::rules::RuleMode;
 

@@ -15,10 +15,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ipqbdb_core::banlog::BanLine;
-use ipqbdb_core::connkill::ConnKill;
 use ipqbdb_core::log::{log, Level};
-pub use ipqbdb_core::process::{Reopener, Signals};
 use ipqbdb_core::{now, ReasonId};
+use ipqbdb_runtime::connkill::ConnKill;
+use ipqbdb_runtime::rate_limit::{RateLimit, Repeat};
+pub use ipqbdb_runtime::reopen::Reopener;
+pub use ipqbdb_runtime::signals::Signals;
 use ipqbdb_store::{Ban, Store};
 
 use crate::killer::Killer;
@@ -89,7 +91,8 @@ pub struct Daemon<S: Store> {
     pending_positions: HashMap<usize, Vec<u8>>,
     first_pending: Option<Instant>,
     last_position_flush: Instant,
-    last_error: Option<String>,
+    ban_errors: RateLimit,
+    kill_skips: RateLimit,
     last_maintenance: Instant,
     maintenance_every: Option<Duration>,
     metrics: ParseMetrics,
@@ -155,7 +158,8 @@ impl<S: Store> Daemon<S> {
             pending_positions: HashMap::new(),
             first_pending: None,
             last_position_flush: Instant::now(),
-            last_error: None,
+            ban_errors: RateLimit::new(Repeat::WhenChanged),
+            kill_skips: RateLimit::new(Repeat::AtPowersOfTwo),
             last_maintenance: Instant::now(),
             maintenance_every: Some(MAINTENANCE_INTERVAL),
             metrics,
@@ -194,8 +198,8 @@ impl<S: Store> Daemon<S> {
             if signals.reload.swap(false, Ordering::Relaxed) {
                 self.reload();
             }
-            if signals.report.swap(false, Ordering::Relaxed) {
-                self.log_counters();
+            if signals.dump.swap(false, Ordering::Relaxed) {
+                self.dump();
             }
             if signals.reopen.swap(false, Ordering::Relaxed) {
                 self.reopen();
@@ -402,7 +406,7 @@ impl<S: Store> Daemon<S> {
                 self.metrics
                     .commit_seconds
                     .observe(started.elapsed().as_secs_f64());
-                if self.last_error.take().is_some() {
+                if self.ban_errors.clear() {
                     self.log(Level::Notice, "the database accepts bans again".into());
                 }
                 self.totals.bans += reports.len() as u64;
@@ -434,13 +438,11 @@ impl<S: Store> Daemon<S> {
             Err(e) => {
                 self.totals.db_errors += 1;
                 self.metrics.db_errors.inc();
-                let msg = e.to_string();
-                if self.last_error.as_deref() != Some(&msg) {
+                if let Some(msg) = self.ban_errors.hit(|_| e.to_string()) {
                     self.log(
                         Level::Error,
                         format!("{msg} (retrying; {} bans wait)", self.pending_bans.len()),
                     );
-                    self.last_error = Some(msg);
                 }
                 Err(())
             }
@@ -468,12 +470,11 @@ impl<S: Store> Daemon<S> {
         };
         if !k.kill(ip) {
             let dropped = k.dropped();
-            // The first drop at once, then every thousandth: a flood must not flood the log too.
-            if dropped == 1 || dropped % 1000 == 0 {
-                self.log(
-                    Level::Warning,
-                    format!("connection kill queue full: skipped the kill for {ip} ({dropped} skipped so far)"),
-                );
+            // A flood must not flood the log too.
+            if let Some(line) = self.kill_skips.hit(|_| {
+                format!("connection kill queue full: skipped the kill for {ip} ({dropped} skipped so far)")
+            }) {
+                self.log(Level::Warning, line);
             }
         }
     }
@@ -583,7 +584,7 @@ impl<S: Store> Daemon<S> {
     }
 
     /// The SIGUSR1 dump: totals, the connection-kill worker's counts and each catcher's counters.
-    fn log_counters(&self) {
+    fn dump(&self) {
         let t = &self.totals;
         self.log(
             Level::Notice,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use ipqbdb_core::connkill::ConnKill;
+use ipqbdb_runtime::connkill::ConnKill;
 
 /// Kills waiting at most; more are dropped (and counted).
 pub const QUEUE: usize = 256;

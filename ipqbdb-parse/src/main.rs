@@ -4,8 +4,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use ipqbdb_core::config::{DEFAULT_RULE_FILE, PARSE_SOCKET};
-use ipqbdb_core::connkill::ConnKill;
 use ipqbdb_core::log::{self, Level};
 use ipqbdb_metrics::{Exporter, MetricsOptions};
 use ipqbdb_parse::cli::Cli;
@@ -16,12 +14,14 @@ use ipqbdb_parse::matcher::RuleSet;
 use ipqbdb_parse::rules::RuleMode;
 use ipqbdb_parse::sources;
 use ipqbdb_parse::{rules, testmode};
-use ipqbdb_store::cli::Setup;
+use ipqbdb_runtime::connkill::ConnKill;
+use ipqbdb_runtime::settings::{DEFAULT_RULE_FILE, PARSE_SOCKET};
+use ipqbdb_runtime::setup::Setup;
 
 const PROGRAM: &str = "ibd-parse";
 
 fn main() -> ExitCode {
-    ipqbdb_store::cli::daemon_main(PROGRAM, run)
+    ipqbdb_runtime::daemon_main::daemon_main(PROGRAM, run)
 }
 
 fn run(mut cli: Cli) -> Result<(), String> {
@@ -35,7 +35,7 @@ fn run(mut cli: Cli) -> Result<(), String> {
     };
     let f2b = fail2ban_config(&cli, s);
     if let Some(log) = &cli.test {
-        ipqbdb_core::process::default_sigpipe();
+        ipqbdb_runtime::signals::default_sigpipe();
         let rule_file = cli.files.first().cloned().or_else(|| cli.rule_file.clone());
         return test(&setup, log, rule_file, mode, &f2b, verbose > 0, cli.missed);
     }
@@ -87,7 +87,7 @@ fn run(mut cli: Cli) -> Result<(), String> {
     let foreground = cli.foreground || cli.stdin;
     let syslog = cli.log_syslog || s.log_syslog.unwrap_or(false);
     let (mut daemon, rx, signals, exporter) =
-        ipqbdb_core::process::start_daemon(PROGRAM, foreground, syslog, || {
+        ipqbdb_runtime::daemonize::start_daemon(PROGRAM, foreground, syslog, || {
             let started = start(
                 &cli,
                 &setup,
@@ -108,7 +108,7 @@ fn run(mut cli: Cli) -> Result<(), String> {
 }
 
 /// The fail2ban filters and jails the command line and the configuration name.
-fn fail2ban_config(cli: &Cli, s: &ipqbdb_core::config::Settings) -> Fail2banConfig {
+fn fail2ban_config(cli: &Cli, s: &ipqbdb_runtime::settings::Settings) -> Fail2banConfig {
     let dir = cli
         .fail2ban_config
         .clone()

@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ipqbdb_core::config::{Settings, DEFAULT_REPORT_KEY_FILE, DEFAULT_REPORT_URL};
 use ipqbdb_core::P_MAX;
+use ipqbdb_runtime::settings::{Settings, DEFAULT_REPORT_KEY_FILE, DEFAULT_REPORT_URL};
 
 use crate::comment::{CommentTemplate, DEFAULT_COMMENT};
 use crate::error::{ReportError, Result};
@@ -38,7 +38,7 @@ impl ReportConfig {
             key,
             why,
         };
-        let secs = |key, v: &Option<ipqbdb_core::config::DurationValue>, default| match v {
+        let secs = |key, v: &Option<ipqbdb_core::units::DurationValue>, default| match v {
             Some(d) => d.seconds().map_err(|e| bad(key, e.to_string())),
             None => Ok(default),
         };

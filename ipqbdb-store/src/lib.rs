@@ -16,8 +16,6 @@ compile_error!(
 
 mod any;
 mod backend;
-#[cfg(feature = "cli")]
-pub mod cli;
 pub mod dir;
 mod error;
 pub mod kv;

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{ArgAction, CommandFactory, Parser};
-use ipqbdb_store::cli::DbArgs;
+use ipqbdb_runtime::setup::DbArgs;
 
 use crate::loader::AttachMode;
 

@@ -6,15 +6,16 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use ipqbdb_core::log::{self, Level};
-use ipqbdb_core::process::Signals;
 use ipqbdb_core::AddrKey;
+use ipqbdb_runtime::rate_limit::{RateLimit, Repeat};
+use ipqbdb_runtime::signals::Signals;
 use ipqbdb_store::Store;
 
 use crate::error::XdpError;
 use crate::loader::{self, Attached};
 use crate::sync::Syncer;
 
-const PROGRAM: &str = "ibd-xdp";
+use crate::PROGRAM;
 /// How often drop counts go to the database, like ibd-judge's `COUNTER_FLUSH`.
 pub const COUNTER_FLUSH: Duration = Duration::from_secs(1);
 /// A pass is followed by at least this many times its duration without one.
@@ -22,7 +23,8 @@ pub const SYNC_SPACING: u32 = 4;
 /// The loop's longest sleep: how soon it sees a signal.
 const TICK: Duration = Duration::from_millis(100);
 
-pub struct Options {
+/// How the loop runs.
+pub struct DaemonOptions {
     pub staleness: Duration,
     pub detach_on_exit: bool,
     pub verbose: u8,
@@ -32,27 +34,28 @@ pub struct Daemon<S: Store> {
     attached: Attached,
     syncer: Syncer,
     store: S,
-    opts: Options,
+    opts: DaemonOptions,
     pending: std::collections::HashMap<AddrKey, u64>,
-    last_error: Option<String>,
+    /// Errors of the loop, each said once while it lasts.
+    errors: RateLimit,
     written_blocked: u64,
 }
 
 impl<S: Store> Daemon<S> {
-    pub fn new(attached: Attached, syncer: Syncer, store: S, opts: Options) -> Self {
+    pub fn new(attached: Attached, syncer: Syncer, store: S, opts: DaemonOptions) -> Self {
         Daemon {
             attached,
             syncer,
             store,
             opts,
             pending: Default::default(),
-            last_error: None,
+            errors: RateLimit::new(Repeat::WhenChanged),
             written_blocked: 0,
         }
     }
 
     /// One synchronisation now; the first one's error stops the start.
-    pub fn sync_once(&mut self) -> Result<crate::sync::Report, XdpError> {
+    pub fn sync_once(&mut self) -> Result<crate::sync::SyncPass, XdpError> {
         let r = self
             .syncer
             .sync(&mut self.attached.maps, &self.store, ipqbdb_core::now())?;
@@ -61,7 +64,7 @@ impl<S: Store> Daemon<S> {
     }
 
     /// Logs (once while it lasts) that a pass left live records out of the map.
-    pub fn note_left_out(&mut self, r: &crate::sync::Report) {
+    pub fn note_left_out(&mut self, r: &crate::sync::SyncPass) {
         if r.left_out > 0 {
             self.note_error(
                 "map full",
@@ -78,10 +81,8 @@ impl<S: Store> Daemon<S> {
     }
 
     fn note_error(&mut self, what: &str, e: XdpError) {
-        let msg = format!("{what}: {e}");
-        if self.last_error.as_deref() != Some(msg.as_str()) {
+        if let Some(msg) = self.errors.hit(|_| format!("{what}: {e}")) {
             log::log(PROGRAM, Level::Error, &msg);
-            self.last_error = Some(msg);
         }
     }
 
@@ -132,7 +133,7 @@ impl<S: Store> Daemon<S> {
                 match result {
                     Ok(r) => {
                         if r.left_out == 0 {
-                            self.last_error = None;
+                            self.errors.clear();
                         }
                         if self.opts.verbose > 0 && (r.written > 0 || r.removed > 0) {
                             let took = now.elapsed().as_secs_f64() * 1000.0;
@@ -146,7 +147,8 @@ impl<S: Store> Daemon<S> {
                 next_flush = now + COUNTER_FLUSH;
                 self.flush_counters();
             }
-            if signals.report.swap(false, Ordering::Relaxed) {
+            // The SIGUSR1 dump.
+            if signals.dump.swap(false, Ordering::Relaxed) {
                 log::log(
                     PROGRAM,
                     Level::Notice,

@@ -15,3 +15,6 @@ pub mod loader;
 pub mod maps;
 pub mod sync;
 pub mod white;
+
+/// The name the daemon logs under.
+pub const PROGRAM: &str = "ibd-xdp";

@@ -31,7 +31,7 @@ const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 
 /// How the program came to be attached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub enum AttachedAs {
     /// In the driver (`XDP_FLAGS_DRV_MODE`).
     Native,
     /// In the generic network stack (`XDP_FLAGS_SKB_MODE`), for drivers without XDP support.
@@ -43,13 +43,13 @@ pub enum Mode {
     Resized,
 }
 
-impl std::fmt::Display for Mode {
+impl std::fmt::Display for AttachedAs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            Mode::Native => "native mode",
-            Mode::Generic => "generic mode",
-            Mode::Adopted => "adopted, as attached before",
-            Mode::Resized => "adopted, maps resized to the sizes asked",
+            AttachedAs::Native => "native mode",
+            AttachedAs::Generic => "generic mode",
+            AttachedAs::Adopted => "adopted, as attached before",
+            AttachedAs::Resized => "adopted, maps resized to the sizes asked",
         })
     }
 }
@@ -86,7 +86,7 @@ pub struct Maps {
 /// The program attached to an interface, with its pins.
 pub struct Attached {
     pub maps: Maps,
-    pub mode: Mode,
+    pub mode: AttachedAs,
     pub pin_dir: PathBuf,
     /// The maps a resize replaced: their drop counts of the last moments before the swap still
     /// go to the database (see `Daemon`), then they are freed.
@@ -213,7 +213,7 @@ pub fn attach_or_adopt<T>(
             let filled = fill(&mut maps)?;
             let attached = Attached {
                 maps,
-                mode: Mode::Adopted,
+                mode: AttachedAs::Adopted,
                 pin_dir: pin_dir.to_path_buf(),
                 retired: None,
             };
@@ -235,14 +235,14 @@ pub fn attach_or_adopt<T>(
     let (id, mode) = match sizes.mode {
         AttachMode::Generic => (
             prog.attach(iface, XdpFlags::SKB_MODE).map_err(attach_err)?,
-            Mode::Generic,
+            AttachedAs::Generic,
         ),
         AttachMode::Native => (
             prog.attach(iface, XdpFlags::DRV_MODE).map_err(attach_err)?,
-            Mode::Native,
+            AttachedAs::Native,
         ),
         AttachMode::Auto => match prog.attach(iface, XdpFlags::DRV_MODE) {
-            Ok(id) => (id, Mode::Native),
+            Ok(id) => (id, AttachedAs::Native),
             Err(ProgramError::UnknownInterface { .. }) => {
                 return Err(XdpError::Attach {
                     iface: iface.into(),
@@ -251,7 +251,7 @@ pub fn attach_or_adopt<T>(
             }
             Err(_) => (
                 prog.attach(iface, XdpFlags::SKB_MODE).map_err(attach_err)?,
-                Mode::Generic,
+                AttachedAs::Generic,
             ),
         },
     };
@@ -302,12 +302,12 @@ fn load_pinned(dir: &Path, sizes: Sizes) -> Result<aya::Ebpf, XdpError> {
         .set_max_entries(maps::WHITE, sizes.max_white)
         .load(OBJECT)
         .map_err(|e| XdpError::Load(chain(&e)))?;
-    load_program(program(&mut ebpf)?, maps::PROGRAM)?;
+    load_program(program(&mut ebpf)?, maps::BPF_PROGRAM)?;
     Ok(ebpf)
 }
 
 fn program(ebpf: &mut aya::Ebpf) -> Result<&mut Xdp, XdpError> {
-    program_named(ebpf, maps::PROGRAM)
+    program_named(ebpf, maps::BPF_PROGRAM)
 }
 
 fn program_named<'e>(ebpf: &'e mut aya::Ebpf, name: &str) -> Result<&'e mut Xdp, XdpError> {
@@ -366,7 +366,7 @@ fn resize<T>(
     remove_staging(pin_dir)?;
     let attached = Attached {
         maps: new_maps,
-        mode: Mode::Resized,
+        mode: AttachedAs::Resized,
         pin_dir: pin_dir.to_path_buf(),
         retired: Some(old),
     };

@@ -4,17 +4,18 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use ipqbdb_core::log::{self, Level};
-use ipqbdb_core::process::{self, Signals};
-use ipqbdb_store::cli::Setup;
+use ipqbdb_runtime::daemonize::start_daemon;
+use ipqbdb_runtime::setup::Setup;
+use ipqbdb_runtime::signals::Signals;
 use ipqbdb_xdp::cli::Cli;
-use ipqbdb_xdp::daemon::{Daemon, Options};
+use ipqbdb_xdp::daemon::{Daemon, DaemonOptions};
 use ipqbdb_xdp::loader::{self, Sizes};
 use ipqbdb_xdp::sync::Syncer;
 
-const PROGRAM: &str = "ibd-xdp";
+use ipqbdb_xdp::PROGRAM;
 
 fn main() -> ExitCode {
-    ipqbdb_store::cli::daemon_main(PROGRAM, run)
+    ipqbdb_runtime::daemon_main::daemon_main(PROGRAM, run)
 }
 
 fn run(cli: Cli) -> Result<(), String> {
@@ -27,7 +28,7 @@ fn run(cli: Cli) -> Result<(), String> {
     }
     let syslog = cli.log_syslog || setup.settings.log_syslog.unwrap_or(false);
     let (mut daemon, signals) =
-        process::start_daemon(PROGRAM, cli.foreground, syslog, || start(&cli, &setup))?;
+        start_daemon(PROGRAM, cli.foreground, syslog, || start(&cli, &setup))?;
     daemon.run(&signals);
     log::log(PROGRAM, Level::Notice, "stopped");
     Ok(())
@@ -43,28 +44,27 @@ fn start(cli: &Cli, setup: &Setup) -> Result<(Daemon<ipqbdb_store::AnyStore>, Si
     };
     let pin_dir = cli.pin_dir();
     // The first pass fills the maps before the kernel judges from them.
-    let (attached, (syncer, report)) =
-        loader::attach_or_adopt(&cli.iface, &pin_dir, sizes, |maps| {
-            let mut syncer = Syncer::new(maps, cli.max_entries, cli.max_white)?;
-            let report = syncer.sync(maps, &store, ipqbdb_core::now())?;
-            Ok((syncer, report))
-        })
-        .map_err(|e| e.to_string())?;
+    let (attached, (syncer, pass)) = loader::attach_or_adopt(&cli.iface, &pin_dir, sizes, |maps| {
+        let mut syncer = Syncer::new(maps, cli.max_entries, cli.max_white)?;
+        let pass = syncer.sync(maps, &store, ipqbdb_core::now())?;
+        Ok((syncer, pass))
+    })
+    .map_err(|e| e.to_string())?;
     let mode = attached.mode;
-    let opts = Options {
+    let opts = DaemonOptions {
         staleness: Duration::from_millis(cli.staleness_ms),
         detach_on_exit: cli.detach_on_exit,
         verbose: cli.verbose,
     };
     let mut daemon = Daemon::new(attached, syncer, store, opts);
-    daemon.note_left_out(&report);
+    daemon.note_left_out(&pass);
     log::log(
         PROGRAM,
         Level::Notice,
         &format!(
             "attached to {} ({mode}), {} records in the map, pins in {}",
             cli.iface,
-            report.in_map,
+            pass.in_map,
             pin_dir.display()
         ),
     );

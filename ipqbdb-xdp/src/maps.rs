@@ -13,7 +13,7 @@ pub const ALL: [&str; 4] = [BLOCK, COUNTS, WHITE, CONF];
 /// The program's attachment to the interface (a BPF link), pinned beside the maps.
 pub const LINK: &str = "link";
 /// The program's name (its ELF section function).
-pub const PROGRAM: &str = "ipqbdb_verdict";
+pub const BPF_PROGRAM: &str = "ipqbdb_verdict";
 
 /// The store's 16-byte key (`AddrKey::to_bytes`): IPv4-mapped or masked IPv6, network order.
 #[repr(C)]

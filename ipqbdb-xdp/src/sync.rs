@@ -5,7 +5,7 @@
 //!
 //! **When the map is full** (more live records than `max_entries`), the map keeps the records of
 //! highest current probability; the others get no kernel verdict (NFQUEUE, if it also runs, judges
-//! them), and `Report::left_out` says how many.
+//! them), and `SyncPass::left_out` says how many.
 
 use std::collections::{HashMap, HashSet};
 
@@ -25,7 +25,7 @@ use crate::white::{self, Block};
 
 /// What one pass changed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Report {
+pub struct SyncPass {
     pub written: usize,
     pub removed: usize,
     pub in_map: usize,
@@ -84,8 +84,8 @@ impl Syncer {
         maps: &mut Maps,
         store: &S,
         now: UnixTime,
-    ) -> Result<Report, XdpError> {
-        let mut report = Report::default();
+    ) -> Result<SyncPass, XdpError> {
+        let mut pass = SyncPass::default();
         // The whitelist first: an address must never be dropped for a moment because its record
         // reached the map before its whitelist entry.
         let list = store.white_list()?;
@@ -115,7 +115,7 @@ impl Syncer {
             self.white = want;
             self.white_source = Some(list);
         }
-        report.white_blocks = self.white.len();
+        pass.white_blocks = self.white.len();
 
         let prefix = store.v6_prefix()?;
         let previous = (self.conf.v6_prefix != 0).then_some(self.conf.boot_offset);
@@ -139,7 +139,7 @@ impl Syncer {
             true
         })?;
         if live.len() > self.max_entries {
-            report.left_out = live.len() - self.max_entries;
+            pass.left_out = live.len() - self.max_entries;
             // Ties broken by key, so equal probabilities do not trade places from pass to pass.
             live.select_nth_unstable_by(self.max_entries, |a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
             live.truncate(self.max_entries);
@@ -168,18 +168,18 @@ impl Syncer {
                     Err(e) => return Err(merr(maps::BLOCK)(e)),
                 }
                 self.block.remove(&k);
-                report.removed += 1;
+                pass.removed += 1;
             }
         }
         for (k, e, _) in &live {
             if self.block.get(k) != Some(e) {
                 maps.block.insert(k, e, 0).map_err(merr(maps::BLOCK))?;
                 self.block.insert(*k, *e);
-                report.written += 1;
+                pass.written += 1;
             }
         }
-        report.in_map = self.block.len();
-        Ok(report)
+        pass.in_map = self.block.len();
+        Ok(pass)
     }
 
     /// Takes the kernel's per-CPU drop counts (summed over CPUs) and clears them, as

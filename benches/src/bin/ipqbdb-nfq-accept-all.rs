@@ -9,10 +9,10 @@ use std::io::ErrorKind;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use ipqbdb_judge::batch::Batch;
+use ipqbdb_judge::batch::VerdictBatch;
 use ipqbdb_judge::netlink::NfqSocket;
+use ipqbdb_judge::netlink_messages::{QueueSetup, Verdict};
 use ipqbdb_judge::receive::{parse, Burst, Item};
-use ipqbdb_judge::verdicts::{QueueSetup, Verdict};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -37,13 +37,13 @@ fn main() {
         },
     )
     .expect("bind");
-    let signals = ipqbdb_core::process::Signals::register().expect("signals");
+    let signals = ipqbdb_runtime::signals::Signals::register().expect("signals");
     eprintln!(
         "accept-all ({}): listening on queue {q}",
         if batched { "batch" } else { "per-packet" }
     );
     let (mut n, mut errors) = (0u64, 0u64);
-    let mut batch = Batch::new(q);
+    let mut batch = VerdictBatch::new(q);
     let mut burst = Burst::new(ipqbdb_judge::packet::COPY_RANGE);
     while !signals.terminate.load(Ordering::Relaxed) {
         if !batched {

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::error::ParseError;
-use crate::units::parse_duration;
+use ipqbdb_core::units::DurationValue;
+use ipqbdb_core::ParseError;
 
 pub const DEFAULT_CONFIG_FILE: &str = "/etc/ipqbdb/ipqbdb.toml";
 pub const DEFAULT_DB_DIR: &str = "/var/lib/ipqbdb";
@@ -45,47 +45,6 @@ pub enum ConfigError {
         #[source]
         source: ParseError,
     },
-}
-
-/// A duration written as seconds, as seconds with a fraction (`86400.5`: ipqbdb 2.x's decays were
-/// floating-point), or as text (`"4h"`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(untagged)]
-pub enum DurationValue {
-    Seconds(u32),
-    Fraction(FractionalSeconds),
-    Text(String),
-}
-
-/// Seconds with a fraction as TOML wrote them; compared bit for bit, so a setting equals itself.
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(transparent)]
-pub struct FractionalSeconds(pub f64);
-
-impl PartialEq for FractionalSeconds {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.to_bits() == other.0.to_bits()
-    }
-}
-
-impl Eq for FractionalSeconds {}
-
-impl DurationValue {
-    pub fn seconds(&self) -> Result<u32, ParseError> {
-        match self {
-            DurationValue::Seconds(s) => Ok(*s),
-            // Display writes the shortest text that reads back as the same value, never an
-            // exponent, so the rounding is `parse_duration`'s, the same as on a command line.
-            DurationValue::Fraction(f) => parse_duration(&f.0.to_string()),
-            DurationValue::Text(t) => parse_duration(t),
-        }
-    }
-
-    /// The value as a ban's decay, which cannot be 0 ([`crate::model::ban_decay`]): `decay` is only
-    /// ever a ban's.
-    pub fn ban_seconds(&self) -> Result<u32, ParseError> {
-        self.seconds().and_then(crate::model::ban_decay)
-    }
 }
 
 /// Every setting any program reads from the file; all optional.
@@ -256,7 +215,7 @@ impl Settings {
             d.ban_seconds().map_err(|e| value("decay", e))?;
         }
         if let Some(c) = self.initial_count {
-            crate::model::initial_count(c).map_err(|e| value("initial-count", e))?;
+            ipqbdb_core::model::initial_count(c).map_err(|e| value("initial-count", e))?;
         }
         if let Some(m) = &self.mode {
             if !RULE_MODES.contains(&m.as_str()) {
@@ -295,7 +254,7 @@ impl Settings {
             }
         }
         if let Some(p) = self.ipv6_prefix {
-            crate::addr::V6Prefix::new(p).map_err(|e| value("ipv6-prefix", e))?;
+            ipqbdb_core::V6Prefix::new(p).map_err(|e| value("ipv6-prefix", e))?;
         }
         Ok(())
     }

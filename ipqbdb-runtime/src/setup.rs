@@ -5,18 +5,14 @@
 //! level, then the built-in default.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
-use clap::{Args, Parser};
-use ipqbdb_core::config::{
-    ConfigError, Settings, DEFAULT_CONFIG_FILE, DEFAULT_CONNKILL_FILE, DEFAULT_DB_DIR,
-};
-use ipqbdb_core::connkill::{ConnKill, ConnKillError};
+use clap::Args;
 use ipqbdb_core::log::{self, Level};
 use ipqbdb_core::{ModelParams, V6Prefix};
+use ipqbdb_store::{AnyStore, Backend, OpenOptions, ServerOptions, Store, StoreError};
 use thiserror::Error;
 
-use crate::{AnyStore, Backend, OpenOptions, ServerOptions, Store, StoreError};
+use crate::settings::{ConfigError, Settings, DEFAULT_CONFIG_FILE, DEFAULT_DB_DIR};
 
 #[derive(Debug, Clone, Args)]
 pub struct DbArgs {
@@ -85,73 +81,6 @@ fn parse_interval(s: &str) -> Result<u32, String> {
     ipqbdb_core::parse_duration(s).map_err(|e| e.to_string())
 }
 
-/// The connection-kill options of the programs that ban.
-#[derive(Debug, Clone, Args)]
-pub struct ConnKillArgs {
-    /// Run the connection-kill command for addresses that reach 100 %
-    #[arg(short = 'e', long)]
-    pub exec_connkill: bool,
-    /// Connection-kill command file [default: /etc/ipqbdb-connkill.cmd]
-    #[arg(long, value_name = "FILE")]
-    pub connkill_file: Option<PathBuf>,
-}
-
-impl ConnKillArgs {
-    /// The command to run, when asked for on the command line or in the configuration. Loaded up
-    /// front, so a broken command file is reported before anything is banned.
-    pub fn load(&self, settings: &Settings) -> Result<Option<ConnKill>, ConnKillError> {
-        if !(self.exec_connkill || settings.exec_connkill.unwrap_or(false)) {
-            return Ok(None);
-        }
-        let path = self
-            .connkill_file
-            .clone()
-            .or_else(|| settings.connkill_file.clone())
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONNKILL_FILE));
-        ConnKill::load(&path).map(Some)
-    }
-}
-
-/// `main` of a daemon: applies the option file's aliases and ipqbdb 2.x's spellings, parses its
-/// command line (usage errors exit 2), runs it, and logs a failure as one line (exit 1).
-pub fn daemon_main<C: Parser>(
-    program: &str,
-    run: impl FnOnce(C) -> Result<(), String>,
-) -> ExitCode {
-    use ipqbdb_runtime::command_line::{option_file, prepare};
-    use ipqbdb_runtime::legacy_args::Kind;
-    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    let called = args
-        .first()
-        .and_then(|a| std::path::Path::new(a).file_name())
-        .map_or_else(|| program.to_string(), |n| n.to_string_lossy().into_owned());
-    let rest = args.split_off(1.min(args.len()));
-    let mut warn = |w: String| log::log(program, Level::Warning, &w);
-    let prepared = option_file(&rest, false, &mut warn)
-        .and_then(|file| prepare(&file, &[program, &called], Kind::Daemon, rest, &mut warn));
-    match prepared {
-        Ok(rest) => args.extend(rest),
-        Err(e) => {
-            log::log(program, Level::Error, &e.to_string());
-            return ExitCode::from(2);
-        }
-    }
-    let cli = match C::try_parse_from(&args) {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
-        }
-    };
-    match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(msg) => {
-            log::log(program, Level::Error, &msg);
-            ExitCode::FAILURE
-        }
-    }
-}
-
 #[derive(Debug, Error)]
 pub enum SetupError {
     #[error(transparent)]
@@ -160,7 +89,7 @@ pub enum SetupError {
     Backend {
         file: PathBuf,
         #[source]
-        source: crate::UnknownBackend,
+        source: ipqbdb_store::UnknownBackend,
     },
     #[error(transparent)]
     Prefix(#[from] ipqbdb_core::ParseError),
@@ -202,13 +131,13 @@ impl Setup {
         let db_dir = std::path::absolute(&db_dir).unwrap_or(db_dir);
         // Every program resolves its directory once at start: the place to say, each time, that
         // an old database lies there unread.
-        if let Some(notice) = crate::dir::legacy_notice(&db_dir) {
+        if let Some(notice) = ipqbdb_store::dir::legacy_notice(&db_dir) {
             log::log(&format!("ibd-{section}"), Level::Warning, &notice);
         }
         let option_file = args
             .option_file
             .clone()
-            .unwrap_or_else(|| ipqbdb_runtime::popt::locate(&[]).0);
+            .unwrap_or_else(|| crate::popt::locate(&[]).0);
         let backend = match (&args.backend, &settings.backend) {
             (Some(b), _) => Some(*b),
             (None, Some(name)) => Some(name.parse().map_err(|source| SetupError::Backend {

@@ -10,7 +10,10 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 
+use clap::Args;
 use thiserror::Error;
+
+use crate::settings::{Settings, DEFAULT_CONNKILL_FILE};
 
 #[derive(Debug, Error)]
 pub enum ConnKillError {
@@ -125,6 +128,33 @@ impl ConnKill {
             first_err.get_or_insert(err);
         }
         first_err.map_or(Ok(()), Err)
+    }
+}
+
+/// The connection-kill options of the programs that ban.
+#[derive(Debug, Clone, Args)]
+pub struct ConnKillArgs {
+    /// Run the connection-kill command for addresses that reach 100 %
+    #[arg(short = 'e', long)]
+    pub exec_connkill: bool,
+    /// Connection-kill command file [default: /etc/ipqbdb-connkill.cmd]
+    #[arg(long, value_name = "FILE")]
+    pub connkill_file: Option<PathBuf>,
+}
+
+impl ConnKillArgs {
+    /// The command to run, when asked for on the command line or in the configuration. Loaded up
+    /// front, so a broken command file is reported before anything is banned.
+    pub fn load(&self, settings: &Settings) -> Result<Option<ConnKill>, ConnKillError> {
+        if !(self.exec_connkill || settings.exec_connkill.unwrap_or(false)) {
+            return Ok(None);
+        }
+        let path = self
+            .connkill_file
+            .clone()
+            .or_else(|| settings.connkill_file.clone())
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONNKILL_FILE));
+        ConnKill::load(&path).map(Some)
     }
 }
 
