@@ -12,6 +12,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use ipqbdb_core::log::{log, Level};
+use ipqbdb_runtime::rate_limit::{RateLimit, Repeat};
 
 use crate::{MetricsError, Render};
 
@@ -40,19 +41,21 @@ impl TextFile {
         let thread = std::thread::Builder::new()
             .name("metrics-file".into())
             .spawn(move || {
-                let mut last_error: Option<String> = None;
+                let mut errors = RateLimit::new(Repeat::WhenChanged);
                 loop {
                     let last = matches!(
                         stopped.recv_timeout(every),
                         Ok(()) | Err(RecvTimeoutError::Disconnected)
                     );
                     match write(&path, &render()) {
-                        Ok(()) => last_error = None,
+                        Ok(()) => {
+                            errors.clear();
+                        }
                         Err(e) => {
-                            let msg = format!("metrics file {}: {e}", path.display());
-                            if last_error.as_ref() != Some(&msg) {
+                            if let Some(msg) =
+                                errors.hit(|_| format!("metrics file {}: {e}", path.display()))
+                            {
                                 log(program, Level::Error, &msg);
-                                last_error = Some(msg);
                             }
                         }
                     }
