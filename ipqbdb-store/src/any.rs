@@ -8,7 +8,7 @@ use std::path::Path;
 use crate::backend::Backend;
 use crate::error::{Result, StoreError};
 use crate::kv::{ReadTx, WriteTx};
-use crate::store::{Location, OpenOptions, Store};
+use crate::store::{Location, OpenOptions, StorageEngine};
 
 /// A store of whichever engine the directory uses.
 pub enum AnyStore {
@@ -80,7 +80,7 @@ impl AnyStore {
     }
 }
 
-impl Store for AnyStore {
+impl StorageEngine for AnyStore {
     fn open(dir: &Path, opts: &OpenOptions) -> Result<Self> {
         let backend = match (crate::dir::detect(dir)?, opts.backend) {
             (Some(found), Some(wanted)) if found != wanted => {

@@ -46,7 +46,7 @@ pub use error::{Result, StoreError};
 pub use server::ServerOptions;
 pub use store::{
     Ban, BanReport, Location, OpenOptions, PrefixChange, ReasonStats, ReportBegin, ReportCandidate,
-    Snapshot, Store, WhiteEntry, MAX_REASON_LEN,
+    Snapshot, StorageEngine, Store, WhiteEntry, MAX_REASON_LEN,
 };
 
 #[cfg(feature = "lmdb")]

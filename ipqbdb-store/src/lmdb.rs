@@ -28,7 +28,7 @@ use heed::{CommitOrAbort, Database, Env, EnvOpenOptions, MdbError, RoTxn, RwTxn,
 use crate::backend::Backend;
 use crate::error::{Result, StoreError};
 use crate::kv::{Direction, ReadTx, Table, Visit, WriteTx};
-use crate::store::{ensure_format, Location, OpenOptions, Store};
+use crate::store::{ensure_format, Location, OpenOptions, StorageEngine};
 
 /// The map size every process uses: address space, not disk (the file grows only as pages are used).
 /// At about 100 bytes per record including B-tree overhead, 16 GiB holds tens of millions of
@@ -156,7 +156,7 @@ fn shared_env(path: &Path) -> Result<Arc<Shared>> {
     Ok(shared)
 }
 
-impl Store for LmdbStore {
+impl StorageEngine for LmdbStore {
     fn open(dir: &Path, opts: &OpenOptions) -> Result<Self> {
         crate::dir::prepare(dir, Backend::Lmdb, opts.create)?;
         let path = crate::dir::engine_path(dir, Backend::Lmdb);
@@ -459,7 +459,7 @@ mod tests {
     use std::sync::atomic::AtomicBool;
 
     use super::*;
-    use crate::store::Ban;
+    use crate::store::{Ban, Store};
 
     #[test]
     fn a_remap_by_one_store_waits_for_the_reads_of_another() {
@@ -468,8 +468,8 @@ mod tests {
         // unmapped or reused memory (a crash, or records that are not there).
         const RECORDS: u32 = 2_000;
         let dir = tempfile::tempdir().unwrap();
-        let a = LmdbStore::open(dir.path(), &OpenOptions::default()).unwrap();
-        let b = LmdbStore::open(dir.path(), &OpenOptions::default()).unwrap();
+        let a = <LmdbStore as Store>::open(dir.path(), &OpenOptions::default()).unwrap();
+        let b = <LmdbStore as Store>::open(dir.path(), &OpenOptions::default()).unwrap();
         let ips: Vec<IpAddr> = (0..RECORDS)
             .map(|i| Ipv4Addr::from(0x0a00_0000 + i).into())
             .collect();

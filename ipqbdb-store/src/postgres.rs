@@ -37,7 +37,7 @@ use crate::backend::Backend;
 use crate::error::{Result, StoreError};
 use crate::kv::{Direction, ReadTx, Table, Visit, WriteTx};
 use crate::server::{password_from_pgpass, read_password_file, system_host_name, ServerOptions};
-use crate::store::{ensure_format, Location, OpenOptions, Store};
+use crate::store::{ensure_format, Location, OpenOptions, StorageEngine};
 
 /// The schema this program creates and understands. A database of a higher version is refused.
 pub const SCHEMA_VERSION: i32 = 1;
@@ -785,7 +785,7 @@ impl From<StoreError> for PgFail {
     }
 }
 
-impl Store for PostgresStore {
+impl StorageEngine for PostgresStore {
     fn open(dir: &Path, opts: &OpenOptions) -> Result<Self> {
         crate::dir::prepare(dir, Backend::Postgres, opts.create)?;
         let server = opts.server.as_ref().ok_or_else(|| {

@@ -1,7 +1,8 @@
 //! The `Store` trait: what judge, parse and admin need from a database, whatever the engine.
 //!
-//! A backend implements the required methods (open, transactions, maintenance). Every operation with
-//! meaning is a provided method over the key-value traits, so it is written, and tested, once.
+//! An engine implements [`StorageEngine`] (open, transactions, maintenance, size). Every operation with
+//! meaning is a provided method of the sealed [`Store`] over the key-value traits, so it is written,
+//! and tested, once.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
@@ -171,11 +172,51 @@ impl Location {
     }
 }
 
-pub trait Store: Send + Sync + Sized {
+/// What differs from one engine to the next, and nothing else: an engine implements this, and
+/// every [`Store`] operation comes with it, written once over the key-value transactions.
+/// Batched reads and writes are the transactions' `get_many`/`put_many`, which an engine
+/// overrides when one round trip can serve many keys.
+pub trait StorageEngine: Send + Sync + Sized {
+    /// Opens (and with `opts.create`, creates) the database in `dir`.
+    fn open(dir: &Path, opts: &OpenOptions) -> Result<Self>;
+    /// Its name: the engine of the database directory.
+    fn backend(&self) -> Backend;
+    fn location(&self) -> &Location;
+    /// Runs `f` on a consistent snapshot.
+    fn read<R>(&self, f: &mut dyn FnMut(&dyn ReadTx) -> Result<R>) -> Result<R>;
+    /// Runs `f` in one write transaction, committed durably when `f` succeeds and rolled back when it
+    /// fails. `f` may run more than once if the engine must retry.
+    fn write<R>(&self, f: &mut dyn FnMut(&mut dyn WriteTx) -> Result<R>) -> Result<R>;
+    /// Housekeeping that long-running daemons call now and then: stale LMDB readers, SQLite WAL
+    /// checkpoints.
+    fn maintenance(&self) -> Result<()>;
+    /// Bytes the database occupies on disk.
+    fn disk_size(&self) -> Result<u64>;
+}
+
+/// Keeps [`Store`] implemented only by the blanket impl over [`StorageEngine`], so no engine can
+/// override the semantics.
+mod sealed {
+    pub trait Sealed {}
+    impl<E: super::StorageEngine> Sealed for E {}
+}
+
+/// What judge, parse and admin need from a database, whatever the engine. Every engine has it
+/// through [`StorageEngine`]; the first seven methods are the engine's own.
+pub trait Store: sealed::Sealed + Send + Sync + Sized {
     /// Opens (and with `opts.create`, creates) the database in `dir`.
     fn open(dir: &Path, opts: &OpenOptions) -> Result<Self>;
     fn backend(&self) -> Backend;
     fn location(&self) -> &Location;
+    /// Runs `f` on a consistent snapshot.
+    fn read<R>(&self, f: &mut dyn FnMut(&dyn ReadTx) -> Result<R>) -> Result<R>;
+    /// Runs `f` in one write transaction, committed durably when `f` succeeds and rolled back when it
+    /// fails. `f` may run more than once if the backend must retry.
+    fn write<R>(&self, f: &mut dyn FnMut(&mut dyn WriteTx) -> Result<R>) -> Result<R>;
+    /// See [`StorageEngine::maintenance`].
+    fn maintenance(&self) -> Result<()>;
+    /// Bytes the database occupies on disk.
+    fn disk_size(&self) -> Result<u64>;
 
     fn dir(&self) -> &Path {
         &self.location().dir
@@ -189,17 +230,6 @@ pub trait Store: Send + Sync + Sized {
     fn engine_path(&self) -> &Path {
         &self.location().path
     }
-
-    /// Runs `f` on a consistent snapshot.
-    fn read<R>(&self, f: &mut dyn FnMut(&dyn ReadTx) -> Result<R>) -> Result<R>;
-    /// Runs `f` in one write transaction, committed durably when `f` succeeds and rolled back when it
-    /// fails. `f` may run more than once if the backend must retry.
-    fn write<R>(&self, f: &mut dyn FnMut(&mut dyn WriteTx) -> Result<R>) -> Result<R>;
-    /// Housekeeping that long-running daemons call now and then: stale LMDB readers, SQLite WAL
-    /// checkpoints.
-    fn maintenance(&self) -> Result<()>;
-    /// Bytes the database occupies on disk.
-    fn disk_size(&self) -> Result<u64>;
 
     /// Bans one address, atomically (read, model, write in one transaction).
     fn ban(&self, ban: &Ban<'_>, now: UnixTime) -> Result<BanReport> {
@@ -671,6 +701,30 @@ pub trait Store: Send + Sync + Sized {
             }
             Ok(old.len() as u64)
         })
+    }
+}
+
+impl<E: StorageEngine> Store for E {
+    fn open(dir: &Path, opts: &OpenOptions) -> Result<Self> {
+        <E as StorageEngine>::open(dir, opts)
+    }
+    fn backend(&self) -> Backend {
+        StorageEngine::backend(self)
+    }
+    fn location(&self) -> &Location {
+        StorageEngine::location(self)
+    }
+    fn read<R>(&self, f: &mut dyn FnMut(&dyn ReadTx) -> Result<R>) -> Result<R> {
+        StorageEngine::read(self, f)
+    }
+    fn write<R>(&self, f: &mut dyn FnMut(&mut dyn WriteTx) -> Result<R>) -> Result<R> {
+        StorageEngine::write(self, f)
+    }
+    fn maintenance(&self) -> Result<()> {
+        StorageEngine::maintenance(self)
+    }
+    fn disk_size(&self) -> Result<u64> {
+        StorageEngine::disk_size(self)
     }
 }
 

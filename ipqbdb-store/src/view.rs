@@ -35,7 +35,7 @@ use crate::error::{Result, StoreError};
 use crate::kv::{Direction, ReadTx, Table, Visit, WriteTx};
 use crate::postgres::{ChangeSet, Listener, PostgresStore};
 use crate::saved;
-use crate::store::{Location, OpenOptions, Store};
+use crate::store::{Location, OpenOptions, StorageEngine};
 
 /// The tables a verdict reads.
 const TABLES: [Table; 3] = [Table::Block, Table::White, Table::Meta];
@@ -517,7 +517,7 @@ impl Drop for ViewStore {
     }
 }
 
-impl Store for ViewStore {
+impl StorageEngine for ViewStore {
     /// A view is made from an open postgres store ([`ViewStore::start`]), not opened by itself.
     fn open(dir: &Path, opts: &OpenOptions) -> Result<Self> {
         let source = PostgresStore::open(dir, opts)?;

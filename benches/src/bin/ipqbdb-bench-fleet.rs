@@ -90,33 +90,33 @@ impl<B: std::ops::DerefMut<Target = T>, T: WriteTx + ?Sized> WriteTx for Loop<B>
     }
 }
 
-impl Store for OneByOne<'_> {
+impl ipqbdb_store::StorageEngine for OneByOne<'_> {
     fn open(_: &std::path::Path, _: &OpenOptions) -> ipqbdb_store::Result<Self> {
         unreachable!("wraps an open store")
     }
     fn backend(&self) -> Backend {
-        self.0.backend()
+        Store::backend(self.0)
     }
     fn location(&self) -> &Location {
-        self.0.location()
+        Store::location(self.0)
     }
     fn read<R>(
         &self,
         f: &mut dyn FnMut(&dyn ReadTx) -> ipqbdb_store::Result<R>,
     ) -> ipqbdb_store::Result<R> {
-        self.0.read(&mut |tx| f(&Loop(tx)))
+        Store::read(self.0, &mut |tx| f(&Loop(tx)))
     }
     fn write<R>(
         &self,
         f: &mut dyn FnMut(&mut dyn WriteTx) -> ipqbdb_store::Result<R>,
     ) -> ipqbdb_store::Result<R> {
-        self.0.write(&mut |tx| f(&mut Loop(tx)))
+        Store::write(self.0, &mut |tx| f(&mut Loop(tx)))
     }
     fn maintenance(&self) -> ipqbdb_store::Result<()> {
-        self.0.maintenance()
+        Store::maintenance(self.0)
     }
     fn disk_size(&self) -> ipqbdb_store::Result<u64> {
-        self.0.disk_size()
+        Store::disk_size(self.0)
     }
 }
 
