@@ -10,39 +10,51 @@ use crate::error::{Result, StoreError};
 use crate::kv::{ReadTx, WriteTx};
 use crate::store::{Location, OpenOptions, StorageEngine};
 
-/// A store of whichever engine the directory uses.
-pub enum AnyStore {
-    #[cfg(feature = "sqlite")]
-    Sqlite(crate::SqliteStore),
-    #[cfg(feature = "lmdb")]
-    Lmdb(crate::LmdbStore),
-    #[cfg(feature = "redb")]
-    Redb(crate::RedbStore),
-    /// Boxed: its connection and statements make it several times larger than the others.
-    #[cfg(feature = "postgres")]
-    Postgres(Box<crate::PostgresStore>),
-    /// The judge's local view of a postgres database ([`AnyStore::into_local_view`]); shared by
-    /// the handles [`AnyStore::share_view`] gives.
-    #[cfg(feature = "postgres")]
-    View(std::sync::Arc<crate::ViewStore>),
-}
+/// Derives [`AnyStore`] from the list of engines ([`crate::backend::engines`]): a variant per
+/// compiled engine, the opening of one by name, and the dispatch of every engine method.
+macro_rules! any_store {
+    ($($(#[$doc:meta])* $v:ident {
+        name: $name:literal, feature: $feat:literal, module: $module:ident, store: $store:ident,
+        held: $held:ty, files: [$($file:literal),*] $(,)?
+    }),* $(,)?) => {
+        /// A store of whichever engine the directory uses.
+        pub enum AnyStore {
+            $(#[cfg(feature = $feat)] $v($held),)*
+            /// The judge's local view of a postgres database ([`AnyStore::into_local_view`]); shared by
+            /// the handles [`AnyStore::share_view`] gives.
+            #[cfg(feature = "postgres")]
+            View(std::sync::Arc<crate::ViewStore>),
+        }
 
-macro_rules! each {
-    ($self:expr, $s:ident => $body:expr) => {
-        match $self {
-            #[cfg(feature = "sqlite")]
-            AnyStore::Sqlite($s) => $body,
-            #[cfg(feature = "lmdb")]
-            AnyStore::Lmdb($s) => $body,
-            #[cfg(feature = "redb")]
-            AnyStore::Redb($s) => $body,
-            #[cfg(feature = "postgres")]
-            AnyStore::Postgres($s) => $body,
-            #[cfg(feature = "postgres")]
-            AnyStore::View($s) => $body,
+        impl AnyStore {
+            /// Opens `dir` with `backend`, an error when this build lacks it.
+            fn open_engine(backend: Backend, dir: &Path, opts: &OpenOptions) -> Result<AnyStore> {
+                match backend {
+                    $(#[cfg(feature = $feat)]
+                    Backend::$v => crate::$store::open(dir, opts).map(|s| AnyStore::$v(s.into())),)*
+                    #[allow(unreachable_patterns)]
+                    other => Err(StoreError::NotCompiled {
+                        dir: dir.to_path_buf(),
+                        backend: other.to_string(),
+                        compiled: Backend::compiled_names(),
+                    }),
+                }
+            }
+        }
+
+        /// Runs `$body` with `$s` bound to the engine inside whichever variant `$self` is.
+        macro_rules! each {
+            ($self_:expr, $s_:ident => $body_:expr) => {
+                match $self_ {
+                    $(#[cfg(feature = $feat)] AnyStore::$v($s_) => $body_,)*
+                    #[cfg(feature = "postgres")]
+                    AnyStore::View($s_) => $body_,
+                }
+            };
         }
     };
 }
+crate::backend::engines!(any_store);
 
 impl AnyStore {
     /// For reading verdicts: a postgres store becomes a local view refreshed every `refresh`
@@ -98,24 +110,7 @@ impl StorageEngine for AnyStore {
                 compiled: Backend::compiled_names(),
             })?,
         };
-        match backend {
-            #[cfg(feature = "sqlite")]
-            Backend::Sqlite => crate::SqliteStore::open(dir, opts).map(AnyStore::Sqlite),
-            #[cfg(feature = "lmdb")]
-            Backend::Lmdb => crate::LmdbStore::open(dir, opts).map(AnyStore::Lmdb),
-            #[cfg(feature = "redb")]
-            Backend::Redb => crate::RedbStore::open(dir, opts).map(AnyStore::Redb),
-            #[cfg(feature = "postgres")]
-            Backend::Postgres => {
-                crate::PostgresStore::open(dir, opts).map(|s| AnyStore::Postgres(Box::new(s)))
-            }
-            #[allow(unreachable_patterns)]
-            other => Err(StoreError::NotCompiled {
-                dir: dir.to_path_buf(),
-                backend: other.to_string(),
-                compiled: Backend::compiled_names(),
-            }),
-        }
+        AnyStore::open_engine(backend, dir, opts)
     }
 
     fn backend(&self) -> Backend {
