@@ -50,7 +50,7 @@ pub use backend::{Backend, UnknownBackend};
 pub use error::{Result, StoreError};
 pub use server::ServerOptions;
 pub use store::{
-    Ban, BanReport, Location, OpenOptions, PrefixChange, ReasonStats, ReportBegin, ReportCandidate,
+    Ban, BanEffect, Location, OpenOptions, PrefixChange, ReasonStats, ReportBegin, ReportCandidate,
     Snapshot, StorageEngine, Store, WhiteEntry, MAX_REASON_LEN,
 };
 

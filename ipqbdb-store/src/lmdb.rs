@@ -61,7 +61,7 @@ type Db = Database<'static, Bytes, Bytes>;
 /// What every store of one directory in this process shares: heed opens an environment once per
 /// process, and the resize lock and the newest generation seen belong to the environment, not to a
 /// store (two stores with a lock each could remap the environment under each other's reads).
-struct Shared {
+struct ProcessEnv {
     env: Env<WithoutTls>,
     /// Transactions hold it shared; adopting a resized map needs it exclusive, because LMDB allows
     /// that only while this process has no transaction open on the environment.
@@ -74,12 +74,12 @@ struct Shared {
 }
 
 pub struct LmdbStore {
-    shared: Arc<Shared>,
+    shared: Arc<ProcessEnv>,
     dbs: [Db; Table::COUNT],
     loc: Location,
 }
 
-/// A clock origin for `Shared::stale_since`.
+/// A clock origin for `ProcessEnv::stale_since`.
 fn monotonic_nanos() -> u64 {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
     EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64 + 1
@@ -125,8 +125,8 @@ fn check_length(env: &Env<WithoutTls>, path: &Path) -> Result<()> {
 
 /// heed refuses to open one environment twice in a process; every store of a directory in this process
 /// shares one `Env`, with its resize lock, instead.
-fn shared_env(path: &Path) -> Result<Arc<Shared>> {
-    static ENVS: OnceLock<Mutex<HashMap<PathBuf, Arc<Shared>>>> = OnceLock::new();
+fn shared_env(path: &Path) -> Result<Arc<ProcessEnv>> {
+    static ENVS: OnceLock<Mutex<HashMap<PathBuf, Arc<ProcessEnv>>>> = OnceLock::new();
     let canonical = path.canonicalize().map_err(|e| StoreError::io(path, e))?;
     let mut envs = ENVS
         .get_or_init(Default::default)
@@ -146,7 +146,7 @@ fn shared_env(path: &Path) -> Result<Arc<Shared>> {
             .open(&canonical)
     }
     .map_err(|e| err(path, e))?;
-    let shared = Arc::new(Shared {
+    let shared = Arc::new(ProcessEnv {
         env,
         resize: RwLock::new(()),
         seen: AtomicU64::new(0),
@@ -170,7 +170,7 @@ impl StorageEngine for LmdbStore {
         let env = &shared.env;
         check_length(env, &path)?;
         env.clear_stale_readers().map_err(|e| err(&path, e))?;
-        // Another store of this directory in this process may be remapping (see `Shared::resize`).
+        // Another store of this directory in this process may be remapping (see `ProcessEnv::resize`).
         let lock = shared.resize.read().unwrap_or_else(|p| p.into_inner());
         // Open the tables in a read transaction; create them (a write) only when one is missing.
         let rtxn = env.read_txn().map_err(|e| err(&path, e))?;

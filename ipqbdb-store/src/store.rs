@@ -73,7 +73,7 @@ pub struct Ban<'a> {
 
 /// What one ban did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BanReport {
+pub struct BanEffect {
     /// The key the ban applied to (an IPv6 address masked to its prefix).
     pub key: AddrKey,
     pub reason: ReasonId,
@@ -232,13 +232,13 @@ pub trait Store: sealed::Sealed + Send + Sync + Sized {
     }
 
     /// Bans one address, atomically (read, model, write in one transaction).
-    fn ban(&self, ban: &Ban<'_>, now: UnixTime) -> Result<BanReport> {
+    fn ban(&self, ban: &Ban<'_>, now: UnixTime) -> Result<BanEffect> {
         let mut reports = self.ban_batch(std::slice::from_ref(ban), now)?;
         Ok(reports.remove(0))
     }
 
     /// Bans several addresses in one durable transaction: how the parser keeps up with a log burst.
-    fn ban_batch(&self, bans: &[Ban<'_>], now: UnixTime) -> Result<Vec<BanReport>> {
+    fn ban_batch(&self, bans: &[Ban<'_>], now: UnixTime) -> Result<Vec<BanEffect>> {
         self.ban_batch_noting(bans, now, &[])
     }
 
@@ -249,7 +249,7 @@ pub trait Store: sealed::Sealed + Send + Sync + Sized {
         bans: &[Ban<'_>],
         now: UnixTime,
         notes: &[(Vec<u8>, Vec<u8>)],
-    ) -> Result<Vec<BanReport>> {
+    ) -> Result<Vec<BanEffect>> {
         let path = self.engine_path();
         let model = self.options().model;
         let fallback = self.location().v6_prefix;
@@ -1163,7 +1163,7 @@ fn ban_many_in(
     model: &ModelParams,
     bans: &[Ban<'_>],
     now: UnixTime,
-) -> Result<Vec<BanReport>> {
+) -> Result<Vec<BanEffect>> {
     let mut reasons: HashMap<&str, ReasonId> = HashMap::new();
     for ban in bans {
         if !reasons.contains_key(ban.reason) {
@@ -1201,7 +1201,7 @@ fn ban_many_in(
                 }
             }
         }
-        reports.push(BanReport {
+        reports.push(BanEffect {
             key,
             reason: req.reason,
             outcome,

@@ -185,7 +185,7 @@ pub struct ViewStats {
 }
 
 /// What the reading threads and the refresher share.
-struct Shared {
+struct ViewState {
     /// Written only by the refresher, briefly (a change set is applied in memory; a whole load is
     /// built aside and swapped in), so readers practically never wait.
     tables: RwLock<Tables>,
@@ -195,7 +195,7 @@ struct Shared {
 
 /// A read-only store over the local view of a postgres database.
 pub struct ViewStore {
-    shared: Arc<Shared>,
+    shared: Arc<ViewState>,
     thread: Option<JoinHandle<()>>,
     loc: Location,
 }
@@ -203,7 +203,7 @@ pub struct ViewStore {
 /// The refresher's own state.
 struct Refresher {
     source: PostgresStore,
-    shared: Arc<Shared>,
+    shared: Arc<ViewState>,
     every: Duration,
     program: &'static str,
     /// The change position the tables reflect.
@@ -285,7 +285,7 @@ impl ViewStore {
                 (position, Some(e.to_string()), true)
             }
         };
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(ViewState {
             tables: RwLock::new(tables),
             stats: Mutex::new(ViewStats {
                 load: started.elapsed(),
