@@ -6,7 +6,7 @@
 //! read positions) are kept per host, in a `scope` column; everything else is shared.
 //!
 //! Writes run at SERIALIZABLE and are retried on a serialisation failure or deadlock (see
-//! docs/ARCHITECTURE.md for why not row locks): the semantics in `store.rs` read-modify-write over
+//! docs/ARCHITECTURE.md for why not row locks): the semantics in `store/` read-modify-write over
 //! any keys, scans included, and only serialisable isolation makes that as safe as the single-writer
 //! local engines without changing a line there. Each write also inserts a random commit token, so a
 //! connection lost during COMMIT is settled by looking the token up rather than by guessing (a
