@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use ipqbdb_core::log::{log, Level};
 pub use ipqbdb_core::process::{Reopener, Signals};
-use ipqbdb_store::Store;
+use ipqbdb_store::ReadStore;
 
 use crate::worker::{Worker, WorkerStats};
 use crate::writer::CounterWriter;
@@ -100,7 +100,7 @@ impl Throttle {
     }
 }
 
-pub struct Daemon<S: Store> {
+pub struct Daemon<S: ReadStore> {
     writer: CounterWriter,
     workers: Vec<Worker<S>>,
     stats: Vec<(u16, Arc<Mutex<WorkerStats>>)>,
@@ -108,7 +108,7 @@ pub struct Daemon<S: Store> {
     reopen: Option<Reopener<S>>,
 }
 
-impl<S: Store + 'static> Daemon<S> {
+impl<S: ReadStore + 'static> Daemon<S> {
     /// `workers` serve the queues, one thread each; `writer` (with a store of its own) writes
     /// block counters.
     pub fn new(writer: CounterWriter, workers: Vec<Worker<S>>) -> Self {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use ipqbdb_core::log::{log, Level};
 use ipqbdb_core::process::Reopener;
 use ipqbdb_core::{now, percent};
-use ipqbdb_store::{Snapshot, Store};
+use ipqbdb_store::{ReadStore, Snapshot};
 
 use crate::batch::Batch;
 use crate::daemon::{Counters, LoopStats, Throttle, COUNTER_FLUSH, PROGRAM};
@@ -54,7 +54,7 @@ pub struct Options {
     pub copy_range: u16,
 }
 
-pub struct Worker<S: Store> {
+pub struct Worker<S: ReadStore> {
     store: S,
     /// Replaces `store` when SIGUSR2 asks (see `Daemon::set_reopen`).
     reopen: Option<Reopener<S>>,
@@ -95,7 +95,7 @@ struct Loop {
     metrics: WorkerMetrics,
 }
 
-impl<S: Store> Worker<S> {
+impl<S: ReadStore> Worker<S> {
     pub fn new(
         store: S,
         sock: NfqSocket,

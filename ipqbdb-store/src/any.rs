@@ -8,7 +8,7 @@ use std::path::Path;
 use crate::backend::Backend;
 use crate::error::{Result, StoreError};
 use crate::kv::{ReadTx, WriteTx};
-use crate::store::{Location, OpenOptions, StorageEngine};
+use crate::store::{Location, OpenOptions, ReadStore, Reads, StorageEngine};
 
 /// Derives [`AnyStore`] from the list of engines ([`crate::backend::engines`]): a variant per
 /// compiled engine, the opening of one by name, and the dispatch of every engine method.
@@ -20,10 +20,6 @@ macro_rules! any_store {
         /// A store of whichever engine the directory uses.
         pub enum AnyStore {
             $(#[cfg(feature = $feat)] $v($held),)*
-            /// The judge's local view of a postgres database ([`AnyStore::into_local_view`]); shared by
-            /// the handles [`AnyStore::share_view`] gives.
-            #[cfg(feature = "postgres")]
-            View(std::sync::Arc<crate::ViewStore>),
         }
 
         impl AnyStore {
@@ -47,14 +43,25 @@ macro_rules! any_store {
             ($self_:expr, $s_:ident => $body_:expr) => {
                 match $self_ {
                     $(#[cfg(feature = $feat)] AnyStore::$v($s_) => $body_,)*
-                    #[cfg(feature = "postgres")]
-                    AnyStore::View($s_) => $body_,
                 }
             };
         }
     };
 }
 crate::backend::engines!(any_store);
+
+/// What a reader of verdicts holds (the judge's packet threads): a local engine's store as it is,
+/// or the local view of a postgres database ([`crate::view`]). A [`ReadStore`]: a write on it
+/// does not compile.
+// One per packet thread, made once: the local store stays unboxed, so a snapshot of it costs no
+// more than it did before the reader type.
+#[allow(clippy::large_enum_variant)]
+pub enum LocalReader {
+    Store(AnyStore),
+    /// Shared by the handles [`LocalReader::share_view`] gives.
+    #[cfg(feature = "postgres")]
+    View(std::sync::Arc<crate::ViewStore>),
+}
 
 impl AnyStore {
     /// For reading verdicts: a postgres store becomes a local view refreshed every `refresh`
@@ -63,31 +70,58 @@ impl AnyStore {
         self,
         refresh: std::time::Duration,
         program: &'static str,
-    ) -> Result<AnyStore> {
+    ) -> Result<LocalReader> {
         match self {
             #[cfg(feature = "postgres")]
             AnyStore::Postgres(s) => crate::ViewStore::start(*s, refresh, program)
-                .map(|v| AnyStore::View(std::sync::Arc::new(v))),
+                .map(|v| LocalReader::View(std::sync::Arc::new(v))),
             #[allow(unreachable_patterns)]
             other => {
                 let _ = (refresh, program);
-                Ok(other)
+                Ok(LocalReader::Store(other))
             }
         }
     }
 }
 
-impl AnyStore {
+impl LocalReader {
     /// Another handle on this local view, for another thread: one view per process (one copy of
     /// the tables, one refresher and its connections) rather than one per queue thread. Readers
-    /// share its lock for reading, so none waits on another. `None` for any other store, which
-    /// each thread opens for itself.
-    pub fn share_view(&self) -> Option<AnyStore> {
+    /// share its lock for reading, so none waits on another. `None` for a local engine's store,
+    /// which each thread opens for itself.
+    pub fn share_view(&self) -> Option<LocalReader> {
         match self {
             #[cfg(feature = "postgres")]
-            AnyStore::View(v) => Some(AnyStore::View(v.clone())),
-            #[allow(unreachable_patterns)]
-            _ => None,
+            LocalReader::View(v) => Some(LocalReader::View(v.clone())),
+            LocalReader::Store(_) => None,
+        }
+    }
+}
+
+impl Reads for LocalReader {
+    fn read_tx<R>(&self, f: &mut dyn FnMut(&dyn ReadTx) -> Result<R>) -> Result<R> {
+        match self {
+            LocalReader::Store(s) => s.read_tx(f),
+            #[cfg(feature = "postgres")]
+            LocalReader::View(v) => v.read_tx(f),
+        }
+    }
+
+    fn place(&self) -> &Location {
+        match self {
+            LocalReader::Store(s) => s.place(),
+            #[cfg(feature = "postgres")]
+            LocalReader::View(v) => v.place(),
+        }
+    }
+}
+
+impl ReadStore for LocalReader {
+    fn backend(&self) -> Backend {
+        match self {
+            LocalReader::Store(s) => StorageEngine::backend(s),
+            #[cfg(feature = "postgres")]
+            LocalReader::View(v) => v.backend(),
         }
     }
 }

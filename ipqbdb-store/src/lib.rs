@@ -45,13 +45,13 @@ pub mod tls;
 #[cfg(feature = "postgres")]
 pub mod view;
 
-pub use any::AnyStore;
+pub use any::{AnyStore, LocalReader};
 pub use backend::{Backend, UnknownBackend};
 pub use error::{Result, StoreError};
 pub use server::ServerOptions;
 pub use store::{
-    Ban, BanEffect, Location, OpenOptions, PrefixChange, ReasonStats, ReportBegin, ReportCandidate,
-    Snapshot, StorageEngine, Store, WhiteEntry, MAX_REASON_LEN,
+    Ban, BanEffect, Location, OpenOptions, PrefixChange, ReadStore, ReasonStats, ReportBegin,
+    ReportCandidate, Snapshot, StorageEngine, Store, WhiteEntry, MAX_REASON_LEN,
 };
 
 #[cfg(feature = "postgres")]

@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 use ipqbdb_benches::{addr, fill, Indices};
 use ipqbdb_judge::judge::Judge;
 use ipqbdb_store::kv::{Direction, ReadTx, Table, Visit, WriteTx};
-use ipqbdb_store::{AnyStore, Backend, Ban, Location, OpenOptions, ServerOptions, Store};
+use ipqbdb_store::{
+    AnyStore, Backend, Ban, LocalReader, Location, OpenOptions, ReadStore, ServerOptions, Store,
+};
 
 const NOW: i64 = 1_700_000_000;
 const SOURCES: u32 = 100_000;
@@ -131,7 +133,7 @@ fn bans_per_second<S: Store>(s: &S, first: u32, batches: u32, per: u32) -> f64 {
 }
 
 /// Verdicts per second through the judge's path, renewing the snapshot at the staleness bound.
-fn verdicts_per_second(s: &AnyStore, records: u32) -> f64 {
+fn verdicts_per_second(s: &LocalReader, records: u32) -> f64 {
     let mut judge = Judge::default();
     let mut idx = Indices::new(7);
     // Half of the sources have a record, half not (the usual case for most packets).
@@ -282,6 +284,7 @@ fn main() {
     let lmdb_dir = tempfile::tempdir().unwrap();
     let lmdb = open(lmdb_dir.path(), Backend::Lmdb, conninfo);
     fill(&lmdb, 0, records, 10_000, NOW);
+    let lmdb = LocalReader::Store(lmdb);
     let lmdb_rate = verdicts_per_second(&lmdb, records);
     println!("lmdb       {lmdb_rate:>14.0} packets/s");
     drop(lmdb);
@@ -300,7 +303,7 @@ fn main() {
         .into_local_view(STALENESS, "bench")
         .expect("view");
     let after = rss();
-    let AnyStore::View(v) = &view else {
+    let LocalReader::View(v) = &view else {
         unreachable!("a postgres store becomes a view")
     };
     let load = v.stats().load;

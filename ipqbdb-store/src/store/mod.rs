@@ -194,16 +194,85 @@ pub trait StorageEngine: Send + Sync + Sized {
     fn disk_size(&self) -> Result<u64>;
 }
 
-/// Keeps [`Store`] implemented only by the blanket impl over [`StorageEngine`], so no engine can
-/// override the semantics.
+/// Keeps [`Store`] and [`ReadStore`] implemented only in this crate (every [`StorageEngine`], the
+/// postgres view, [`crate::LocalReader`]), so no engine can override the semantics, and gives the
+/// read semantics what they need from any of them: a snapshot and where the store lives. Its
+/// methods are named apart from the public traits' so that a caller never sees two candidates.
 mod sealed {
-    pub trait Sealed {}
-    impl<E: super::StorageEngine> Sealed for E {}
+    use super::{Location, ReadTx, Result, StorageEngine};
+
+    pub trait Reads: Send + Sync {
+        fn read_tx<R>(&self, f: &mut dyn FnMut(&dyn ReadTx) -> Result<R>) -> Result<R>;
+        fn place(&self) -> &Location;
+    }
+
+    impl<E: StorageEngine> Reads for E {
+        fn read_tx<R>(&self, f: &mut dyn FnMut(&dyn ReadTx) -> Result<R>) -> Result<R> {
+            StorageEngine::read(self, f)
+        }
+        fn place(&self) -> &Location {
+            StorageEngine::location(self)
+        }
+    }
+}
+pub(crate) use sealed::Reads;
+
+/// The reading half of [`Store`], and all of it a reader that cannot write has: the postgres
+/// view ([`crate::ViewStore`]) and what the judge's packet threads hold ([`crate::LocalReader`]).
+/// A write on them does not compile. The methods are [`Store`]'s, the same code.
+pub trait ReadStore: Reads + Sized {
+    fn backend(&self) -> Backend;
+
+    fn location(&self) -> &Location {
+        self.place()
+    }
+
+    fn lookup(&self, key: AddrKey) -> Result<Option<Record>> {
+        records::lookup(self, key)
+    }
+
+    /// See [`Store::verdict_state`].
+    fn verdict_state(&self, ip: IpAddr) -> Result<(Option<Record>, Option<u32>)> {
+        self.with_snapshot(&mut |snap| snap.verdict_state(ip).map(|(_, rec, white)| (rec, white)))
+    }
+
+    /// See [`Store::with_snapshot`].
+    fn with_snapshot<R>(&self, f: &mut dyn FnMut(&Snapshot<'_>) -> Result<R>) -> Result<R> {
+        records::with_snapshot(self, f)
+    }
+
+    fn v6_prefix(&self) -> Result<V6Prefix> {
+        prefix::v6_prefix(self)
+    }
+
+    fn record_count(&self) -> Result<u64> {
+        records::record_count(self)
+    }
+
+    fn for_each_record(
+        &self,
+        range: Option<AddrRange>,
+        visit: &mut dyn FnMut(AddrKey, &Record) -> bool,
+    ) -> Result<()> {
+        records::for_each_record(self, range, visit)
+    }
+
+    fn list_records(&self, range: Option<AddrRange>) -> Result<Vec<(AddrKey, Record)>> {
+        records::list_records(self, range)
+    }
+
+    fn white_list(&self) -> Result<Vec<WhiteEntry>> {
+        white::white_list(self)
+    }
+
+    fn white_lookup(&self, addr: AddrKey) -> Result<Option<WhiteEntry>> {
+        white::white_lookup(self, addr)
+    }
 }
 
 /// What judge, parse and admin need from a database, whatever the engine. Every engine has it
 /// through [`StorageEngine`]; the first seven methods are the engine's own.
-pub trait Store: sealed::Sealed + Send + Sync + Sized {
+pub trait Store: Reads + Sized {
     /// Opens (and with `opts.create`, creates) the database in `dir`.
     fn open(dir: &Path, opts: &OpenOptions) -> Result<Self>;
     fn backend(&self) -> Backend;
@@ -305,12 +374,7 @@ pub trait Store: sealed::Sealed + Send + Sync + Sized {
     }
 
     fn list_records(&self, range: Option<AddrRange>) -> Result<Vec<(AddrKey, Record)>> {
-        let mut out = Vec::new();
-        self.for_each_record(range, &mut |k, r| {
-            out.push((k, *r));
-            true
-        })?;
-        Ok(out)
+        records::list_records(self, range)
     }
 
     /// Deletes the records of `keys`, crediting their counters to their reasons. Returns the records

@@ -8,14 +8,14 @@ use ipqbdb_core::{AddrKey, Record, UnixTime, V6Prefix};
 
 use super::format::PREFIX_KEY;
 use super::records::scan_records;
-use super::{corrupt, PrefixChange, Store};
+use super::{corrupt, PrefixChange, Reads, Store};
 use crate::error::Result;
 use crate::kv::{ReadTx, Table};
 
-pub(super) fn v6_prefix<S: Store>(s: &S) -> Result<V6Prefix> {
-    let path = s.engine_path();
-    let fallback = s.location().v6_prefix;
-    s.read(&mut |tx| prefix_in(tx, path, fallback))
+pub(super) fn v6_prefix<S: Reads>(s: &S) -> Result<V6Prefix> {
+    let path = &s.place().path;
+    let fallback = s.place().v6_prefix;
+    s.read_tx(&mut |tx| prefix_in(tx, path, fallback))
 }
 
 pub(super) fn set_v6_prefix<S: Store>(s: &S, new: V6Prefix, now: UnixTime) -> Result<PrefixChange> {

@@ -7,22 +7,22 @@ use ipqbdb_core::{AddrKey, AddrRange, ReasonId, Record, UnixTime};
 
 use super::prefix::prefix_in;
 use super::reasons::get_reason;
-use super::{corrupt, Snapshot, Store};
+use super::{corrupt, Reads, Snapshot, Store};
 use crate::error::Result;
 use crate::kv::{Direction, ReadTx, Table, WriteTx};
 
-pub(super) fn lookup<S: Store>(s: &S, key: AddrKey) -> Result<Option<Record>> {
-    let path = s.engine_path();
-    s.read(&mut |tx| get_record(tx, path, key))
+pub(super) fn lookup<S: Reads>(s: &S, key: AddrKey) -> Result<Option<Record>> {
+    let path = &s.place().path;
+    s.read_tx(&mut |tx| get_record(tx, path, key))
 }
 
-pub(super) fn with_snapshot<S: Store, R>(
+pub(super) fn with_snapshot<S: Reads, R>(
     s: &S,
     f: &mut dyn FnMut(&Snapshot<'_>) -> Result<R>,
 ) -> Result<R> {
-    let path = s.engine_path();
-    let fallback = s.location().v6_prefix;
-    s.read(&mut |tx| {
+    let path = &s.place().path;
+    let fallback = s.place().v6_prefix;
+    s.read_tx(&mut |tx| {
         let prefix = prefix_in(tx, path, fallback)?;
         f(&Snapshot { tx, path, prefix })
     })
@@ -44,17 +44,29 @@ pub(super) fn add_blocked<S: Store>(s: &S, counts: &[(AddrKey, u64)]) -> Result<
     })
 }
 
-pub(super) fn record_count<S: Store>(s: &S) -> Result<u64> {
-    s.read(&mut |tx| tx.len(Table::Block))
+pub(super) fn list_records<S: Reads>(
+    s: &S,
+    range: Option<AddrRange>,
+) -> Result<Vec<(AddrKey, Record)>> {
+    let mut out = Vec::new();
+    for_each_record(s, range, &mut |k, r| {
+        out.push((k, *r));
+        true
+    })?;
+    Ok(out)
 }
 
-pub(super) fn for_each_record<S: Store>(
+pub(super) fn record_count<S: Reads>(s: &S) -> Result<u64> {
+    s.read_tx(&mut |tx| tx.len(Table::Block))
+}
+
+pub(super) fn for_each_record<S: Reads>(
     s: &S,
     range: Option<AddrRange>,
     visit: &mut dyn FnMut(AddrKey, &Record) -> bool,
 ) -> Result<()> {
-    let path = s.engine_path();
-    s.read(&mut |tx| scan_records(tx, path, range, &mut |k, r| Ok(visit(k, r))))
+    let path = &s.place().path;
+    s.read_tx(&mut |tx| scan_records(tx, path, range, &mut |k, r| Ok(visit(k, r))))
 }
 
 pub(super) fn delete_records<S: Store>(s: &S, keys: &[AddrKey]) -> Result<Vec<(AddrKey, Record)>> {

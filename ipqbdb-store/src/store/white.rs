@@ -5,7 +5,7 @@ use std::path::Path;
 use ipqbdb_core::{AddrKey, AddrRange};
 
 use super::reasons::decode_id;
-use super::{corrupt, Store, WhiteEntry};
+use super::{corrupt, Reads, Store, WhiteEntry};
 use crate::error::Result;
 use crate::kv::{Direction, ReadTx, Table};
 
@@ -22,9 +22,9 @@ pub(super) fn white_remove<S: Store>(s: &S, range: AddrRange) -> Result<bool> {
     s.write(&mut |tx| tx.delete(Table::White, &white_key(range)))
 }
 
-pub(super) fn white_list<S: Store>(s: &S) -> Result<Vec<WhiteEntry>> {
-    let path = s.engine_path();
-    let mut out = s.read(&mut |tx| {
+pub(super) fn white_list<S: Reads>(s: &S) -> Result<Vec<WhiteEntry>> {
+    let path = &s.place().path;
+    let mut out = s.read_tx(&mut |tx| {
         let mut out = Vec::new();
         tx.scan(Table::White, &[], Direction::Forward, &mut |k, v| {
             out.push(decode_white(path, k, v)?);
@@ -36,9 +36,9 @@ pub(super) fn white_list<S: Store>(s: &S) -> Result<Vec<WhiteEntry>> {
     Ok(out)
 }
 
-pub(super) fn white_lookup<S: Store>(s: &S, addr: AddrKey) -> Result<Option<WhiteEntry>> {
-    let path = s.engine_path();
-    s.read(&mut |tx| white_lookup_in(tx, path, addr))
+pub(super) fn white_lookup<S: Reads>(s: &S, addr: AddrKey) -> Result<Option<WhiteEntry>> {
+    let path = &s.place().path;
+    s.read_tx(&mut |tx| white_lookup_in(tx, path, addr))
 }
 
 /// The span class of a range: the bit length of its span (0 for one address, 128 for a span of
