@@ -7,7 +7,7 @@
 //! libpq; `require` with `sslrootcert` checks it like `verify-ca`); `verify-ca` checks that a
 //! certificate authority of `sslrootcert` signed the server's certificate; `verify-full` also that
 //! the certificate names the host connected to. A certificate error reads like `invalid peer
-//! certificate: UnknownIssuer` after the server's name (see `describe` in `postgres.rs`).
+//! certificate: UnknownIssuer` after the server's name (see `describe` in `postgres/connect.rs`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
