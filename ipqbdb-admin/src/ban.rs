@@ -7,7 +7,7 @@ use ipqbdb_core::banlog::BanLine;
 use ipqbdb_core::log::{self, Level};
 use ipqbdb_core::model::{initial_count, DEFAULT_INITIAL_COUNT};
 use ipqbdb_core::{format_duration, now, parse_ban_decay, parse_ip, percent, BanKind};
-use ipqbdb_store::{Ban, BanReport, Store};
+use ipqbdb_store::{Ban, BanEffect, Store};
 
 use crate::cli::BanArgs;
 use crate::context::Context;
@@ -125,7 +125,7 @@ pub fn run(ctx: &Context, args: &BanArgs) -> Result<()> {
     Ok(())
 }
 
-fn describe(ip: IpAddr, r: &BanReport) -> String {
+fn describe(ip: IpAddr, r: &BanEffect) -> String {
     let o = &r.outcome;
     let shown = if r.key.ip() == ip {
         ip.to_string()

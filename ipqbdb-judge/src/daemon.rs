@@ -12,7 +12,7 @@ use std::time::Duration;
 use ipqbdb_core::log::{log, Level};
 pub use ipqbdb_runtime::reopen::Reopener;
 pub use ipqbdb_runtime::signals::Signals;
-use ipqbdb_store::Store;
+use ipqbdb_store::ReadStore;
 
 use crate::stats::WorkerStats;
 use crate::worker::Worker;
@@ -24,7 +24,7 @@ const SIGNAL_POLL: Duration = Duration::from_millis(50);
 /// How long a stop waits for the writer to write what it holds.
 pub const WRITER_GRACE: Duration = Duration::from_secs(5);
 
-pub struct Daemon<S: Store> {
+pub struct Daemon<S: ReadStore> {
     writer: CounterWriter,
     workers: Vec<Worker<S>>,
     stats: Vec<(u16, Arc<Mutex<WorkerStats>>)>,
@@ -32,7 +32,7 @@ pub struct Daemon<S: Store> {
     reopen: Option<Reopener<S>>,
 }
 
-impl<S: Store + 'static> Daemon<S> {
+impl<S: ReadStore + 'static> Daemon<S> {
     /// `workers` serve the queues, one thread each; `writer` (with a store of its own) writes
     /// block counters.
     pub fn new(writer: CounterWriter, workers: Vec<Worker<S>>) -> Self {

@@ -48,7 +48,7 @@ fn start(
     setup: &Setup,
     rcvbuf: usize,
     metrics: &MetricsOptions,
-) -> Result<(Daemon<ipqbdb_store::AnyStore>, Signals, Exporter), String> {
+) -> Result<(Daemon<ipqbdb_store::LocalReader>, Signals, Exporter), String> {
     let staleness = Duration::from_millis(cli.staleness_ms);
     // The sockets first, while no other thread exists (see netlink.rs): one per queue, for its
     // own thread.

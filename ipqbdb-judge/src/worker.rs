@@ -15,7 +15,7 @@ use ipqbdb_core::log::{log, Level};
 use ipqbdb_core::{now, percent};
 use ipqbdb_runtime::rate_limit::{RateLimit, Repeat};
 use ipqbdb_runtime::reopen::Reopener;
-use ipqbdb_store::{Snapshot, Store};
+use ipqbdb_store::{ReadStore, Snapshot};
 
 use crate::batch::VerdictBatch;
 use crate::judge::Judge;
@@ -55,7 +55,7 @@ pub struct WorkerOptions {
     pub copy_range: u16,
 }
 
-pub struct Worker<S: Store> {
+pub struct Worker<S: ReadStore> {
     store: S,
     /// Replaces `store` when SIGUSR2 asks (see `Daemon::set_reopen`).
     reopen: Option<Reopener<S>>,
@@ -99,7 +99,7 @@ struct LoopState {
     metrics: WorkerMetrics,
 }
 
-impl<S: Store> Worker<S> {
+impl<S: ReadStore> Worker<S> {
     pub fn new(
         store: S,
         sock: NfqSocket,

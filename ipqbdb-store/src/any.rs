@@ -8,40 +8,59 @@ use std::path::Path;
 use crate::backend::Backend;
 use crate::error::{Result, StoreError};
 use crate::kv::{ReadTx, WriteTx};
-use crate::store::{Location, OpenOptions, Store};
+use crate::store::{Location, OpenOptions, ReadStore, Reads, StorageEngine};
 
-/// A store of whichever engine the directory uses.
-pub enum AnyStore {
-    #[cfg(feature = "sqlite")]
-    Sqlite(crate::SqliteStore),
-    #[cfg(feature = "lmdb")]
-    Lmdb(crate::LmdbStore),
-    #[cfg(feature = "redb")]
-    Redb(crate::RedbStore),
-    /// Boxed: its connection and statements make it several times larger than the others.
-    #[cfg(feature = "postgres")]
-    Postgres(Box<crate::PostgresStore>),
-    /// The judge's local view of a postgres database ([`AnyStore::into_local_view`]); shared by
-    /// the handles [`AnyStore::share_view`] gives.
-    #[cfg(feature = "postgres")]
-    View(std::sync::Arc<crate::ViewStore>),
-}
+/// Derives [`AnyStore`] from the list of engines ([`crate::backend::engines`]): a variant per
+/// compiled engine, the opening of one by name, and the dispatch of every engine method.
+macro_rules! any_store {
+    ($($(#[$doc:meta])* $v:ident {
+        name: $name:literal, feature: $feat:literal, module: $module:ident, store: $store:ident,
+        held: $held:ty, files: [$($file:literal),*] $(,)?
+    }),* $(,)?) => {
+        /// A store of whichever engine the directory uses.
+        pub enum AnyStore {
+            $(#[cfg(feature = $feat)] $v($held),)*
+        }
 
-macro_rules! each {
-    ($self:expr, $s:ident => $body:expr) => {
-        match $self {
-            #[cfg(feature = "sqlite")]
-            AnyStore::Sqlite($s) => $body,
-            #[cfg(feature = "lmdb")]
-            AnyStore::Lmdb($s) => $body,
-            #[cfg(feature = "redb")]
-            AnyStore::Redb($s) => $body,
-            #[cfg(feature = "postgres")]
-            AnyStore::Postgres($s) => $body,
-            #[cfg(feature = "postgres")]
-            AnyStore::View($s) => $body,
+        impl AnyStore {
+            /// Opens `dir` with `backend`, an error when this build lacks it.
+            fn open_engine(backend: Backend, dir: &Path, opts: &OpenOptions) -> Result<AnyStore> {
+                match backend {
+                    $(#[cfg(feature = $feat)]
+                    Backend::$v => crate::$store::open(dir, opts).map(|s| AnyStore::$v(s.into())),)*
+                    #[allow(unreachable_patterns)]
+                    other => Err(StoreError::NotCompiled {
+                        dir: dir.to_path_buf(),
+                        backend: other.to_string(),
+                        compiled: Backend::compiled_names(),
+                    }),
+                }
+            }
+        }
+
+        /// Runs `$body` with `$s` bound to the engine inside whichever variant `$self` is.
+        macro_rules! each {
+            ($self_:expr, $s_:ident => $body_:expr) => {
+                match $self_ {
+                    $(#[cfg(feature = $feat)] AnyStore::$v($s_) => $body_,)*
+                }
+            };
         }
     };
+}
+crate::backend::engines!(any_store);
+
+/// What a reader of verdicts holds (the judge's packet threads): a local engine's store as it is,
+/// or the local view of a postgres database ([`crate::view`]). A [`ReadStore`]: a write on it
+/// does not compile.
+// One per packet thread, made once: the local store stays unboxed, so a snapshot of it costs no
+// more than it did before the reader type.
+#[allow(clippy::large_enum_variant)]
+pub enum LocalReader {
+    Store(AnyStore),
+    /// Shared by the handles [`LocalReader::share_view`] gives.
+    #[cfg(feature = "postgres")]
+    View(std::sync::Arc<crate::ViewStore>),
 }
 
 impl AnyStore {
@@ -51,36 +70,63 @@ impl AnyStore {
         self,
         refresh: std::time::Duration,
         program: &'static str,
-    ) -> Result<AnyStore> {
+    ) -> Result<LocalReader> {
         match self {
             #[cfg(feature = "postgres")]
             AnyStore::Postgres(s) => crate::ViewStore::start(*s, refresh, program)
-                .map(|v| AnyStore::View(std::sync::Arc::new(v))),
+                .map(|v| LocalReader::View(std::sync::Arc::new(v))),
             #[allow(unreachable_patterns)]
             other => {
                 let _ = (refresh, program);
-                Ok(other)
+                Ok(LocalReader::Store(other))
             }
         }
     }
 }
 
-impl AnyStore {
+impl LocalReader {
     /// Another handle on this local view, for another thread: one view per process (one copy of
     /// the tables, one refresher and its connections) rather than one per queue thread. Readers
-    /// share its lock for reading, so none waits on another. `None` for any other store, which
-    /// each thread opens for itself.
-    pub fn share_view(&self) -> Option<AnyStore> {
+    /// share its lock for reading, so none waits on another. `None` for a local engine's store,
+    /// which each thread opens for itself.
+    pub fn share_view(&self) -> Option<LocalReader> {
         match self {
             #[cfg(feature = "postgres")]
-            AnyStore::View(v) => Some(AnyStore::View(v.clone())),
-            #[allow(unreachable_patterns)]
-            _ => None,
+            LocalReader::View(v) => Some(LocalReader::View(v.clone())),
+            LocalReader::Store(_) => None,
         }
     }
 }
 
-impl Store for AnyStore {
+impl Reads for LocalReader {
+    fn read_tx<R>(&self, f: &mut dyn FnMut(&dyn ReadTx) -> Result<R>) -> Result<R> {
+        match self {
+            LocalReader::Store(s) => s.read_tx(f),
+            #[cfg(feature = "postgres")]
+            LocalReader::View(v) => v.read_tx(f),
+        }
+    }
+
+    fn place(&self) -> &Location {
+        match self {
+            LocalReader::Store(s) => s.place(),
+            #[cfg(feature = "postgres")]
+            LocalReader::View(v) => v.place(),
+        }
+    }
+}
+
+impl ReadStore for LocalReader {
+    fn backend(&self) -> Backend {
+        match self {
+            LocalReader::Store(s) => StorageEngine::backend(s),
+            #[cfg(feature = "postgres")]
+            LocalReader::View(v) => v.backend(),
+        }
+    }
+}
+
+impl StorageEngine for AnyStore {
     fn open(dir: &Path, opts: &OpenOptions) -> Result<Self> {
         let backend = match (crate::dir::detect(dir)?, opts.backend) {
             (Some(found), Some(wanted)) if found != wanted => {
@@ -98,24 +144,7 @@ impl Store for AnyStore {
                 compiled: Backend::compiled_names(),
             })?,
         };
-        match backend {
-            #[cfg(feature = "sqlite")]
-            Backend::Sqlite => crate::SqliteStore::open(dir, opts).map(AnyStore::Sqlite),
-            #[cfg(feature = "lmdb")]
-            Backend::Lmdb => crate::LmdbStore::open(dir, opts).map(AnyStore::Lmdb),
-            #[cfg(feature = "redb")]
-            Backend::Redb => crate::RedbStore::open(dir, opts).map(AnyStore::Redb),
-            #[cfg(feature = "postgres")]
-            Backend::Postgres => {
-                crate::PostgresStore::open(dir, opts).map(|s| AnyStore::Postgres(Box::new(s)))
-            }
-            #[allow(unreachable_patterns)]
-            other => Err(StoreError::NotCompiled {
-                dir: dir.to_path_buf(),
-                backend: other.to_string(),
-                compiled: Backend::compiled_names(),
-            }),
-        }
+        AnyStore::open_engine(backend, dir, opts)
     }
 
     fn backend(&self) -> Backend {

@@ -3,43 +3,108 @@
 use std::fmt;
 use std::str::FromStr;
 
-/// A storage engine. Every name exists in every build so that a directory made by an engine this build
-/// lacks can still be named in the error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Backend {
-    Sqlite,
-    Lmdb,
-    Redb,
-    /// A shared PostgreSQL server: the database of a fleet (the directory keeps the marker only).
-    Postgres,
+/// The one list of storage engines: everything that names them all (the [`Backend`] enum, the
+/// marker's text, which are compiled in, the files each keeps in a database directory, the
+/// modules in `lib.rs`, [`crate::AnyStore`]'s variants and dispatch) is derived from it by
+/// `engines!(a_macro)`, which calls `a_macro!` with the entries. The first entry is the default for
+/// a new directory when compiled in. Per entry: its name (the marker's text and `--backend`'s
+/// value), the cargo feature that compiles it, its module and store type, how [`crate::AnyStore`]
+/// holds it, and its files in the directory, the first of which identifies the engine (a
+/// directory holding it without a marker is foreign); an engine without files keeps its data
+/// elsewhere (not [`Backend::is_local`]).
+macro_rules! engines {
+    ($then:ident) => {
+        $then! {
+            Lmdb {
+                name: "lmdb",
+                feature: "lmdb",
+                module: lmdb,
+                store: LmdbStore,
+                held: crate::LmdbStore,
+                files: ["lmdb/data.mdb", "lmdb/lock.mdb"],
+            },
+            Sqlite {
+                name: "sqlite",
+                feature: "sqlite",
+                module: sqlite,
+                store: SqliteStore,
+                held: crate::SqliteStore,
+                files: ["ipqbdb.sqlite", "ipqbdb.sqlite-wal", "ipqbdb.sqlite-shm"],
+            },
+            Redb {
+                name: "redb",
+                feature: "redb",
+                module: redb,
+                store: RedbStore,
+                held: crate::RedbStore,
+                files: ["ipqbdb.redb"],
+            },
+            /// A shared PostgreSQL server: the database of a fleet (the directory keeps the marker
+            /// only). Boxed: its connection and statements make it several times larger than the others.
+            Postgres {
+                name: "postgres",
+                feature: "postgres",
+                module: postgres,
+                store: PostgresStore,
+                held: Box<crate::PostgresStore>,
+                files: [],
+            },
+        }
+    };
 }
+pub(crate) use engines;
+
+macro_rules! backend_enum {
+    ($($(#[$doc:meta])* $v:ident {
+        name: $name:literal, feature: $feat:literal, module: $module:ident, store: $store:ident,
+        held: $held:ty, files: [$($file:literal),*] $(,)?
+    }),* $(,)?) => {
+        /// A storage engine. Every name exists in every build so that a directory made by an engine
+        /// this build lacks can still be named in the error.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Backend {
+            $($(#[$doc])* $v,)*
+        }
+
+        impl Backend {
+            /// Every engine, in the list's order: the default first.
+            pub const ALL: [Backend; [$($name),*].len()] = [$(Backend::$v),*];
+
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Backend::$v => $name,)*
+                }
+            }
+
+            pub fn is_compiled(self) -> bool {
+                match self {
+                    $(Backend::$v => cfg!(feature = $feat),)*
+                }
+            }
+
+            /// The engine's files in a database directory; the first identifies it.
+            pub fn files(self) -> &'static [&'static str] {
+                match self {
+                    $(Backend::$v => &[$($file),*],)*
+                }
+            }
+        }
+
+        impl FromStr for Backend {
+            type Err = UnknownBackend;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s.trim() {
+                    $($name => Ok(Backend::$v),)*
+                    other => Err(UnknownBackend(other.to_string())),
+                }
+            }
+        }
+    };
+}
+engines!(backend_enum);
 
 impl Backend {
-    pub const ALL: [Backend; 4] = [
-        Backend::Lmdb,
-        Backend::Sqlite,
-        Backend::Redb,
-        Backend::Postgres,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Backend::Sqlite => "sqlite",
-            Backend::Lmdb => "lmdb",
-            Backend::Redb => "redb",
-            Backend::Postgres => "postgres",
-        }
-    }
-
-    pub fn is_compiled(self) -> bool {
-        match self {
-            Backend::Sqlite => cfg!(feature = "sqlite"),
-            Backend::Lmdb => cfg!(feature = "lmdb"),
-            Backend::Redb => cfg!(feature = "redb"),
-            Backend::Postgres => cfg!(feature = "postgres"),
-        }
-    }
-
     /// The backends of this build, default first.
     pub fn compiled() -> Vec<Backend> {
         Self::ALL.into_iter().filter(|b| b.is_compiled()).collect()
@@ -47,7 +112,7 @@ impl Backend {
 
     /// Whether the engine keeps its data in files of the database directory (all but postgres).
     pub fn is_local(self) -> bool {
-        self != Backend::Postgres
+        !self.files().is_empty()
     }
 
     /// The compiled engines whose data lives in the directory: what tests of files (damage, full
@@ -63,6 +128,11 @@ impl Backend {
     /// postgres, which needs a server named in the configuration.
     pub fn default_for_new() -> Option<Backend> {
         Self::compiled_local().first().copied()
+    }
+
+    /// Every engine's name, for the error that names an unknown one.
+    pub fn known_names() -> String {
+        Self::ALL.map(Backend::name).join(", ")
     }
 
     pub fn compiled_names() -> String {
@@ -82,19 +152,5 @@ impl fmt::Display for Backend {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown backend {0:?} (known: sqlite, lmdb, redb, postgres)")]
+#[error("unknown backend {:?} (known: {known})", .0, known = Backend::known_names())]
 pub struct UnknownBackend(pub String);
-
-impl FromStr for Backend {
-    type Err = UnknownBackend;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim() {
-            "sqlite" => Ok(Backend::Sqlite),
-            "lmdb" => Ok(Backend::Lmdb),
-            "redb" => Ok(Backend::Redb),
-            "postgres" => Ok(Backend::Postgres),
-            other => Err(UnknownBackend(other.to_string())),
-        }
-    }
-}

@@ -15,15 +15,10 @@ use crate::error::{Result, StoreError};
 /// Name of the marker file inside the database directory.
 pub const MARKER: &str = "ipqbdb-backend";
 
-/// The engine's own files in a directory, used to recognise one made without a marker (or by hand).
-fn engine_files(backend: Backend) -> &'static [&'static str] {
-    match backend {
-        Backend::Sqlite => &["ipqbdb.sqlite"],
-        Backend::Lmdb => &["lmdb/data.mdb"],
-        Backend::Redb => &["ipqbdb.redb"],
-        // The data is on the server; the directory holds the marker and the FIFO.
-        Backend::Postgres => &[],
-    }
+/// The file that identifies an engine's directory made without a marker (or by hand): the first of
+/// its files; `None` for an engine that keeps no data in the directory.
+fn identifying_file(backend: Backend) -> Option<&'static str> {
+    backend.files().first().copied()
 }
 
 /// The files ipqbdb 2.x kept in its database directory (Berkeley DB tables and environment).
@@ -97,7 +92,7 @@ pub(crate) fn prepare(dir: &Path, wanted: Backend, create: bool) -> Result<()> {
     }
     create_dir(dir)?;
     for other in Backend::ALL {
-        if let Some(f) = engine_files(other).iter().find(|f| dir.join(f).exists()) {
+        if let Some(f) = identifying_file(other).filter(|f| dir.join(f).exists()) {
             return Err(StoreError::Foreign {
                 dir: dir.to_path_buf(),
                 why: format!("it holds {f} of the {other} backend but no {MARKER} file"),
@@ -158,8 +153,7 @@ pub(crate) fn create_dir(dir: &Path) -> Result<()> {
 /// its files 0600). Only what lacks group access is changed; files this process does not own are
 /// left to their owner (whose own open shares them). A directory without group write is private
 /// and stays so.
-#[cfg(any(feature = "sqlite", feature = "lmdb", feature = "redb"))]
-pub(crate) fn share_with_group(dir: &Path, backend: Backend) {
+pub fn share_with_group(dir: &Path, backend: Backend) {
     use std::os::unix::fs::PermissionsExt;
     let Ok(meta) = fs::metadata(dir) else {
         return;
@@ -167,13 +161,20 @@ pub(crate) fn share_with_group(dir: &Path, backend: Backend) {
     if meta.permissions().mode() & 0o020 == 0 {
         return;
     }
-    let files: &[&str] = match backend {
-        Backend::Sqlite => &["ipqbdb.sqlite", "ipqbdb.sqlite-wal", "ipqbdb.sqlite-shm"],
-        Backend::Lmdb => &["lmdb", "lmdb/data.mdb", "lmdb/lock.mdb"],
-        Backend::Redb => &["ipqbdb.redb"],
-        Backend::Postgres => &[],
-    };
-    for f in files {
+    // Each file, after the directories that hold it inside `dir` (LMDB's `lmdb/`), each once.
+    let mut paths: Vec<&Path> = Vec::new();
+    for f in backend.files() {
+        let inner: Vec<&Path> = Path::new(f)
+            .ancestors()
+            .filter(|a| !a.as_os_str().is_empty())
+            .collect();
+        for p in inner.into_iter().rev() {
+            if !paths.contains(&p) {
+                paths.push(p);
+            }
+        }
+    }
+    for f in paths {
         let path = dir.join(f);
         let Ok(m) = fs::metadata(&path) else {
             continue;
@@ -199,7 +200,7 @@ pub(crate) fn sync_dir(dir: &Path) {
 
 /// Path of a backend's main file or directory, for error messages and size reports.
 pub fn engine_path(dir: &Path, backend: Backend) -> PathBuf {
-    let Some(first) = engine_files(backend).first() else {
+    let Some(first) = identifying_file(backend) else {
         return dir.join(MARKER);
     };
     dir.join(first.split('/').next().unwrap_or(first))

@@ -1,7 +1,7 @@
 //! The small key-value interface every backend implements.
 //!
 //! All ipqbdb logic (bans, retention, whitelist precedence, reason statistics) is written once, in
-//! `store.rs`, against these two traits. A backend only moves bytes, so the three engines cannot
+//! `store/`, against these two traits. A backend only moves bytes, so the three engines cannot
 //! disagree on semantics.
 
 use crate::error::Result;

@@ -28,7 +28,7 @@ use heed::{CommitOrAbort, Database, Env, EnvOpenOptions, MdbError, RoTxn, RwTxn,
 use crate::backend::Backend;
 use crate::error::{Result, StoreError};
 use crate::kv::{Direction, ReadTx, Table, Visit, WriteTx};
-use crate::store::{ensure_format, Location, OpenOptions, Store};
+use crate::store::{ensure_format, Location, OpenOptions, StorageEngine};
 
 /// The map size every process uses: address space, not disk (the file grows only as pages are used).
 /// At about 100 bytes per record including B-tree overhead, 16 GiB holds tens of millions of
@@ -61,7 +61,7 @@ type Db = Database<'static, Bytes, Bytes>;
 /// What every store of one directory in this process shares: heed opens an environment once per
 /// process, and the resize lock and the newest generation seen belong to the environment, not to a
 /// store (two stores with a lock each could remap the environment under each other's reads).
-struct Shared {
+struct ProcessEnv {
     env: Env<WithoutTls>,
     /// Transactions hold it shared; adopting a resized map needs it exclusive, because LMDB allows
     /// that only while this process has no transaction open on the environment.
@@ -74,12 +74,12 @@ struct Shared {
 }
 
 pub struct LmdbStore {
-    shared: Arc<Shared>,
+    shared: Arc<ProcessEnv>,
     dbs: [Db; Table::COUNT],
     loc: Location,
 }
 
-/// A clock origin for `Shared::stale_since`.
+/// A clock origin for `ProcessEnv::stale_since`.
 fn monotonic_nanos() -> u64 {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
     EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64 + 1
@@ -125,8 +125,8 @@ fn check_length(env: &Env<WithoutTls>, path: &Path) -> Result<()> {
 
 /// heed refuses to open one environment twice in a process; every store of a directory in this process
 /// shares one `Env`, with its resize lock, instead.
-fn shared_env(path: &Path) -> Result<Arc<Shared>> {
-    static ENVS: OnceLock<Mutex<HashMap<PathBuf, Arc<Shared>>>> = OnceLock::new();
+fn shared_env(path: &Path) -> Result<Arc<ProcessEnv>> {
+    static ENVS: OnceLock<Mutex<HashMap<PathBuf, Arc<ProcessEnv>>>> = OnceLock::new();
     let canonical = path.canonicalize().map_err(|e| StoreError::io(path, e))?;
     let mut envs = ENVS
         .get_or_init(Default::default)
@@ -146,7 +146,7 @@ fn shared_env(path: &Path) -> Result<Arc<Shared>> {
             .open(&canonical)
     }
     .map_err(|e| err(path, e))?;
-    let shared = Arc::new(Shared {
+    let shared = Arc::new(ProcessEnv {
         env,
         resize: RwLock::new(()),
         seen: AtomicU64::new(0),
@@ -156,7 +156,7 @@ fn shared_env(path: &Path) -> Result<Arc<Shared>> {
     Ok(shared)
 }
 
-impl Store for LmdbStore {
+impl StorageEngine for LmdbStore {
     fn open(dir: &Path, opts: &OpenOptions) -> Result<Self> {
         crate::dir::prepare(dir, Backend::Lmdb, opts.create)?;
         let path = crate::dir::engine_path(dir, Backend::Lmdb);
@@ -170,7 +170,7 @@ impl Store for LmdbStore {
         let env = &shared.env;
         check_length(env, &path)?;
         env.clear_stale_readers().map_err(|e| err(&path, e))?;
-        // Another store of this directory in this process may be remapping (see `Shared::resize`).
+        // Another store of this directory in this process may be remapping (see `ProcessEnv::resize`).
         let lock = shared.resize.read().unwrap_or_else(|p| p.into_inner());
         // Open the tables in a read transaction; create them (a write) only when one is missing.
         let rtxn = env.read_txn().map_err(|e| err(&path, e))?;
@@ -459,7 +459,7 @@ mod tests {
     use std::sync::atomic::AtomicBool;
 
     use super::*;
-    use crate::store::Ban;
+    use crate::store::{Ban, Store};
 
     #[test]
     fn a_remap_by_one_store_waits_for_the_reads_of_another() {
@@ -468,8 +468,8 @@ mod tests {
         // unmapped or reused memory (a crash, or records that are not there).
         const RECORDS: u32 = 2_000;
         let dir = tempfile::tempdir().unwrap();
-        let a = LmdbStore::open(dir.path(), &OpenOptions::default()).unwrap();
-        let b = LmdbStore::open(dir.path(), &OpenOptions::default()).unwrap();
+        let a = <LmdbStore as Store>::open(dir.path(), &OpenOptions::default()).unwrap();
+        let b = <LmdbStore as Store>::open(dir.path(), &OpenOptions::default()).unwrap();
         let ips: Vec<IpAddr> = (0..RECORDS)
             .map(|i| Ipv4Addr::from(0x0a00_0000 + i).into())
             .collect();

@@ -21,7 +21,7 @@ use redb::{
 use crate::backend::Backend;
 use crate::error::{Result, StoreError};
 use crate::kv::{Direction, ReadTx, Table, Visit, WriteTx};
-use crate::store::{ensure_format, Location, OpenOptions, Store};
+use crate::store::{ensure_format, Location, OpenOptions, StorageEngine};
 
 type Def = TableDefinition<'static, &'static [u8], &'static [u8]>;
 
@@ -53,7 +53,7 @@ fn err(path: &Path, e: impl Into<redb::Error>) -> StoreError {
     }
 }
 
-impl Store for RedbStore {
+impl StorageEngine for RedbStore {
     fn open(dir: &Path, opts: &OpenOptions) -> Result<Self> {
         crate::dir::prepare(dir, Backend::Redb, opts.create)?;
         let path = crate::dir::engine_path(dir, Backend::Redb);

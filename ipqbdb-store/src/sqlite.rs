@@ -14,7 +14,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionB
 use crate::backend::Backend;
 use crate::error::{Result, StoreError};
 use crate::kv::{Direction, ReadTx, Table, Visit, WriteTx};
-use crate::store::{ensure_format, Location, OpenOptions, Store};
+use crate::store::{ensure_format, Location, OpenOptions, StorageEngine};
 
 /// How long a writer waits for another process's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -41,7 +41,7 @@ fn err(path: &Path, e: rusqlite::Error) -> StoreError {
     }
 }
 
-impl Store for SqliteStore {
+impl StorageEngine for SqliteStore {
     fn open(dir: &Path, opts: &OpenOptions) -> Result<Self> {
         crate::dir::prepare(dir, Backend::Sqlite, opts.create)?;
         let path = crate::dir::engine_path(dir, Backend::Sqlite);

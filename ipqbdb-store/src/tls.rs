@@ -7,12 +7,12 @@
 //! libpq; `require` with `sslrootcert` checks it like `verify-ca`); `verify-ca` checks that a
 //! certificate authority of `sslrootcert` signed the server's certificate; `verify-full` also that
 //! the certificate names the host connected to. A certificate error reads like `invalid peer
-//! certificate: UnknownIssuer` after the server's name (see `describe` in `postgres.rs`).
+//! certificate: UnknownIssuer` after the server's name (see `describe` in `postgres/connect.rs`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use postgres::config::SslMode;
+use postgres::config::SslMode as ClientSslMode;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
@@ -23,7 +23,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// libpq's `sslmode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub enum SslMode {
     Disable,
     Prefer,
     Require,
@@ -34,7 +34,7 @@ pub enum Mode {
 /// What `postgres-url` says about TLS.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsOptions {
-    pub mode: Mode,
+    pub mode: SslMode,
     pub root_cert: Option<PathBuf>,
 }
 
@@ -48,11 +48,11 @@ pub fn split(url: &str) -> Result<(String, TlsOptions), String> {
         match key {
             "sslmode" => {
                 mode = Some(match value.as_str() {
-                    "disable" => Mode::Disable,
-                    "allow" | "prefer" => Mode::Prefer,
-                    "require" => Mode::Require,
-                    "verify-ca" => Mode::VerifyCa,
-                    "verify-full" => Mode::VerifyFull,
+                    "disable" => SslMode::Disable,
+                    "allow" | "prefer" => SslMode::Prefer,
+                    "require" => SslMode::Require,
+                    "verify-ca" => SslMode::VerifyCa,
+                    "verify-full" => SslMode::VerifyFull,
                     other => {
                         return Err(format!(
                             "sslmode {other:?} is not one of disable, prefer, require, verify-ca, \
@@ -97,10 +97,10 @@ pub fn split(url: &str) -> Result<(String, TlsOptions), String> {
         kept.join(" ")
     };
     let opts = TlsOptions {
-        mode: mode.unwrap_or(Mode::Prefer),
+        mode: mode.unwrap_or(SslMode::Prefer),
         root_cert,
     };
-    if matches!(opts.mode, Mode::VerifyCa | Mode::VerifyFull) && opts.root_cert.is_none() {
+    if matches!(opts.mode, SslMode::VerifyCa | SslMode::VerifyFull) && opts.root_cert.is_none() {
         return Err(
             "sslmode verify-ca and verify-full need sslrootcert: the certificate authorities to \
              trust (a PEM file)"
@@ -169,23 +169,23 @@ fn percent_decode(s: &str) -> Result<String, String> {
 }
 
 /// The `postgres` crate's mode for `mode` (verification is the connector's).
-pub fn ssl_mode(mode: Mode) -> SslMode {
+pub fn ssl_mode(mode: SslMode) -> ClientSslMode {
     match mode {
-        Mode::Disable => SslMode::Disable,
-        Mode::Prefer => SslMode::Prefer,
-        Mode::Require | Mode::VerifyCa | Mode::VerifyFull => SslMode::Require,
+        SslMode::Disable => ClientSslMode::Disable,
+        SslMode::Prefer => ClientSslMode::Prefer,
+        SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => ClientSslMode::Require,
     }
 }
 
 /// The connector for `opts`: `None` for plain text (`disable`).
 pub fn connector(opts: &TlsOptions) -> Result<Option<MakeRustlsConnect>, String> {
-    if opts.mode == Mode::Disable {
+    if opts.mode == SslMode::Disable {
         return Ok(None);
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verify = match (&opts.root_cert, opts.mode) {
         (None, _) => Verify::Anything,
-        (Some(_), Mode::VerifyFull) => Verify::Full,
+        (Some(_), SslMode::VerifyFull) => Verify::Full,
         // libpq: a root certificate given with require checks the authority, not the name.
         (Some(_), _) => Verify::Authority,
     };
@@ -338,18 +338,18 @@ mod tests {
             split("host=db1 sslmode=verify-full dbname='a b\\'c' sslrootcert='/etc/ca 1.pem'")
                 .unwrap();
         assert_eq!(rest, "host=db1 dbname='a b\\'c'");
-        assert_eq!(o.mode, Mode::VerifyFull);
+        assert_eq!(o.mode, SslMode::VerifyFull);
         assert_eq!(o.root_cert.as_deref(), Some(Path::new("/etc/ca 1.pem")));
         let (rest, o) =
             split("postgresql://u@db1/x?sslmode=require&application_name=a&sslrootcert=%2Fca.pem")
                 .unwrap();
         assert_eq!(rest, "postgresql://u@db1/x?application_name=a");
-        assert_eq!(o.mode, Mode::Require);
+        assert_eq!(o.mode, SslMode::Require);
         assert_eq!(o.root_cert.as_deref(), Some(Path::new("/ca.pem")));
         let (rest, o) = split("host=/run/postgresql dbname=x").unwrap();
         assert_eq!(
             (rest.as_str(), o.mode),
-            ("host=/run/postgresql dbname=x", Mode::Prefer)
+            ("host=/run/postgresql dbname=x", SslMode::Prefer)
         );
         assert!(split("host=a sslmode=verify-full")
             .unwrap_err()

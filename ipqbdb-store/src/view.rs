@@ -1,7 +1,7 @@
 //! The judge's local view of a shared (postgres) database: the block, whitelist and meta tables
 //! in memory, so a verdict never waits on a round trip to the server.
 //!
-//! [`ViewStore`] is a [`Store`] whose reads run over the in-memory tables, so the judge's lookups
+//! [`ViewStore`] is a [`ReadStore`] (no write compiles) whose reads run over the in-memory tables, so the judge's lookups
 //! (`Snapshot::verdict_state`, the whitelist precedence) are the very code every engine runs. It
 //! is loaded whole at open; then a thread of its own asks the server every `refresh` interval
 //! for what changed since (by transaction id, [`PostgresStore::changes_since`]) and applies it to
@@ -22,7 +22,6 @@
 //! (`ibd del --del --min-time T --max-records N`) bounds both.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
@@ -32,10 +31,10 @@ use ipqbdb_core::log::{log, Level};
 
 use crate::backend::Backend;
 use crate::error::{Result, StoreError};
-use crate::kv::{Direction, ReadTx, Table, Visit, WriteTx};
+use crate::kv::{Direction, ReadTx, Table, Visit};
 use crate::postgres::{ChangeSet, Listener, PostgresStore};
 use crate::saved;
-use crate::store::{Location, OpenOptions, Store};
+use crate::store::{Location, ReadStore, StorageEngine};
 
 /// The tables a verdict reads.
 const TABLES: [Table; 3] = [Table::Block, Table::White, Table::Meta];
@@ -185,7 +184,7 @@ pub struct ViewStats {
 }
 
 /// What the reading threads and the refresher share.
-struct Shared {
+struct ViewState {
     /// Written only by the refresher, briefly (a change set is applied in memory; a whole load is
     /// built aside and swapped in), so readers practically never wait.
     tables: RwLock<Tables>,
@@ -195,7 +194,7 @@ struct Shared {
 
 /// A read-only store over the local view of a postgres database.
 pub struct ViewStore {
-    shared: Arc<Shared>,
+    shared: Arc<ViewState>,
     thread: Option<JoinHandle<()>>,
     loc: Location,
 }
@@ -203,7 +202,7 @@ pub struct ViewStore {
 /// The refresher's own state.
 struct Refresher {
     source: PostgresStore,
-    shared: Arc<Shared>,
+    shared: Arc<ViewState>,
     every: Duration,
     program: &'static str,
     /// The change position the tables reflect.
@@ -242,7 +241,7 @@ impl ViewStore {
         program: &'static str,
     ) -> Result<Self> {
         let started = Instant::now();
-        let loc = source.location().clone();
+        let loc = StorageEngine::location(&source).clone();
         let mut tables = Tables::new();
         let (after, failing, from_saved) = match source.changes_since(&TABLES, 0) {
             Ok(first) => {
@@ -285,7 +284,7 @@ impl ViewStore {
                 (position, Some(e.to_string()), true)
             }
         };
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(ViewState {
             tables: RwLock::new(tables),
             stats: Mutex::new(ViewStats {
                 load: started.elapsed(),
@@ -473,7 +472,7 @@ impl Refresher {
         self.last_save = Some(Instant::now());
         let tables = self.shared.tables.read().unwrap_or_else(|p| p.into_inner());
         let res = saved::save(
-            &self.source.location().dir,
+            &StorageEngine::location(&self.source).dir,
             &self.source.source_name(),
             self.after,
             ipqbdb_core::now() as i64,
@@ -517,38 +516,21 @@ impl Drop for ViewStore {
     }
 }
 
-impl Store for ViewStore {
-    /// A view is made from an open postgres store ([`ViewStore::start`]), not opened by itself.
-    fn open(dir: &Path, opts: &OpenOptions) -> Result<Self> {
-        let source = PostgresStore::open(dir, opts)?;
-        ViewStore::start(source, Duration::from_millis(100), "ipqbdb")
-    }
-
-    fn backend(&self) -> Backend {
-        Backend::Postgres
-    }
-
-    fn location(&self) -> &Location {
-        &self.loc
-    }
-
-    fn read<R>(&self, f: &mut dyn FnMut(&dyn ReadTx) -> Result<R>) -> Result<R> {
+impl crate::store::Reads for ViewStore {
+    fn read_tx<R>(&self, f: &mut dyn FnMut(&dyn ReadTx) -> Result<R>) -> Result<R> {
         let tables = self.shared.tables.read().unwrap_or_else(|p| p.into_inner());
         f(&*tables)
     }
 
-    fn write<R>(&self, _f: &mut dyn FnMut(&mut dyn WriteTx) -> Result<R>) -> Result<R> {
-        Err(StoreError::ServerConfig {
-            dir: self.loc.dir.clone(),
-            why: "the local view is read-only (a program bug: writes go to the server)".into(),
-        })
+    fn place(&self) -> &Location {
+        &self.loc
     }
+}
 
-    fn maintenance(&self) -> Result<()> {
-        Ok(())
-    }
-
-    fn disk_size(&self) -> Result<u64> {
-        Ok(0)
+/// Reads only: the view has no write, so a program that holds one cannot write to it by mistake
+/// (writes go to the server, through a [`PostgresStore`]).
+impl ReadStore for ViewStore {
+    fn backend(&self) -> Backend {
+        Backend::Postgres
     }
 }

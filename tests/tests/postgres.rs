@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use ipqbdb_core::UnixTime;
 use ipqbdb_store::kv::Table;
-use ipqbdb_store::{AnyStore, Backend, Ban, OpenOptions, ServerOptions, Store, StoreError};
+use ipqbdb_store::{
+    AnyStore, Backend, Ban, LocalReader, OpenOptions, ReadStore, ServerOptions, Store, StoreError,
+};
 use ipqbdb_tests::postgres::{server_of, PgServer};
 use ipqbdb_tests::root_test;
 use ipqbdb_tests::{ip, open_any, wait_until, workspace_bin, Proc, TestDb};
@@ -350,7 +352,7 @@ fn the_judges_view_follows_the_server_and_outlives_an_outage() {
         .unwrap()
         .into_local_view(Duration::from_millis(50), "test")
         .unwrap();
-    assert!(matches!(view, AnyStore::View(_)));
+    assert!(matches!(view, LocalReader::View(_)));
     assert!(
         view.lookup(key("192.0.2.1")).unwrap().is_some(),
         "loaded at start"
@@ -395,7 +397,7 @@ fn the_judges_view_follows_the_server_and_outlives_an_outage() {
         Duration::from_secs(20),
         || view.lookup(key("198.51.100.1")).unwrap().is_some(),
     );
-    let AnyStore::View(v) = &view else {
+    let LocalReader::View(v) = &view else {
         unreachable!()
     };
     let stats = v.stats();
@@ -428,7 +430,7 @@ fn a_view_behind_the_oldest_tombstone_loads_the_tables_again() {
         .unwrap()
         .into_local_view(Duration::from_millis(50), "test")
         .unwrap();
-    let AnyStore::View(v) = &view else {
+    let LocalReader::View(v) = &view else {
         unreachable!()
     };
     // Caught up past the load, so its bound is a refresh's, not the first load's.
@@ -670,7 +672,7 @@ fn a_failover_to_a_promoted_standby_loses_and_repeats_nothing() {
     assert_eq!(answered, 10);
     let s_dir = tempfile::tempdir().unwrap();
     let s = AnyStore::open(s_dir.path(), &opts()).unwrap();
-    let caught = |st: &AnyStore| -> u64 {
+    let caught = |st: &LocalReader| -> u64 {
         HOT.iter()
             .filter_map(|a| st.lookup(a.parse().unwrap()).unwrap())
             .map(|r| r.caught)
@@ -903,7 +905,7 @@ fn a_view_refreshes_on_commit_notices_without_waiting_for_its_poll() {
         .unwrap()
         .into_local_view(Duration::from_secs(60), "test")
         .unwrap();
-    let AnyStore::View(v) = &view else {
+    let LocalReader::View(v) = &view else {
         unreachable!()
     };
     // The view has listened (its first notice-driven refresh is done) before the ban.
@@ -1102,7 +1104,11 @@ fn one_view_is_shared_by_threads() {
         .into_local_view(Duration::from_millis(50), "test")
         .unwrap();
     let second = first.share_view().expect("a view is shared");
-    assert!(s.share_view().is_none(), "a store that is no view is not");
+    let not_a_view = LocalReader::Store(open_any(db.path(), PG).unwrap());
+    assert!(
+        not_a_view.share_view().is_none(),
+        "a store that is no view is not"
+    );
     s.ban(&ban("192.0.2.1"), T0).unwrap();
     let key: ipqbdb_core::AddrKey = "192.0.2.1".parse().unwrap();
     std::thread::scope(|sc| {
@@ -1116,7 +1122,7 @@ fn one_view_is_shared_by_threads() {
             });
         }
     });
-    let (AnyStore::View(a), AnyStore::View(b)) = (&first, &second) else {
+    let (LocalReader::View(a), LocalReader::View(b)) = (&first, &second) else {
         unreachable!()
     };
     assert!(std::sync::Arc::ptr_eq(a, b), "one view, not two");

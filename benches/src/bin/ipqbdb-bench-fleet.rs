@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 use ipqbdb_benches::{addr, fill, Indices};
 use ipqbdb_judge::judge::Judge;
 use ipqbdb_store::kv::{Direction, ReadTx, Table, Visit, WriteTx};
-use ipqbdb_store::{AnyStore, Backend, Ban, Location, OpenOptions, ServerOptions, Store};
+use ipqbdb_store::{
+    AnyStore, Backend, Ban, LocalReader, Location, OpenOptions, ReadStore, ServerOptions, Store,
+};
 
 const NOW: i64 = 1_700_000_000;
 const SOURCES: u32 = 100_000;
@@ -90,33 +92,33 @@ impl<B: std::ops::DerefMut<Target = T>, T: WriteTx + ?Sized> WriteTx for Loop<B>
     }
 }
 
-impl Store for OneByOne<'_> {
+impl ipqbdb_store::StorageEngine for OneByOne<'_> {
     fn open(_: &std::path::Path, _: &OpenOptions) -> ipqbdb_store::Result<Self> {
         unreachable!("wraps an open store")
     }
     fn backend(&self) -> Backend {
-        self.0.backend()
+        Store::backend(self.0)
     }
     fn location(&self) -> &Location {
-        self.0.location()
+        Store::location(self.0)
     }
     fn read<R>(
         &self,
         f: &mut dyn FnMut(&dyn ReadTx) -> ipqbdb_store::Result<R>,
     ) -> ipqbdb_store::Result<R> {
-        self.0.read(&mut |tx| f(&Loop(tx)))
+        Store::read(self.0, &mut |tx| f(&Loop(tx)))
     }
     fn write<R>(
         &self,
         f: &mut dyn FnMut(&mut dyn WriteTx) -> ipqbdb_store::Result<R>,
     ) -> ipqbdb_store::Result<R> {
-        self.0.write(&mut |tx| f(&mut Loop(tx)))
+        Store::write(self.0, &mut |tx| f(&mut Loop(tx)))
     }
     fn maintenance(&self) -> ipqbdb_store::Result<()> {
-        self.0.maintenance()
+        Store::maintenance(self.0)
     }
     fn disk_size(&self) -> ipqbdb_store::Result<u64> {
-        self.0.disk_size()
+        Store::disk_size(self.0)
     }
 }
 
@@ -131,7 +133,7 @@ fn bans_per_second<S: Store>(s: &S, first: u32, batches: u32, per: u32) -> f64 {
 }
 
 /// Verdicts per second through the judge's path, renewing the snapshot at the staleness bound.
-fn verdicts_per_second(s: &AnyStore, records: u32) -> f64 {
+fn verdicts_per_second(s: &LocalReader, records: u32) -> f64 {
     let mut judge = Judge::default();
     let mut idx = Indices::new(7);
     // Half of the sources have a record, half not (the usual case for most packets).
@@ -282,6 +284,7 @@ fn main() {
     let lmdb_dir = tempfile::tempdir().unwrap();
     let lmdb = open(lmdb_dir.path(), Backend::Lmdb, conninfo);
     fill(&lmdb, 0, records, 10_000, NOW);
+    let lmdb = LocalReader::Store(lmdb);
     let lmdb_rate = verdicts_per_second(&lmdb, records);
     println!("lmdb       {lmdb_rate:>14.0} packets/s");
     drop(lmdb);
@@ -300,7 +303,7 @@ fn main() {
         .into_local_view(STALENESS, "bench")
         .expect("view");
     let after = rss();
-    let AnyStore::View(v) = &view else {
+    let LocalReader::View(v) = &view else {
         unreachable!("a postgres store becomes a view")
     };
     let load = v.stats().load;

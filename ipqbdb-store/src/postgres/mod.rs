@@ -1,0 +1,332 @@
+//! PostgreSQL backend (the synchronous `postgres` crate): one database shared by a fleet of hosts.
+//!
+//! Each logical table is one SQL table `ipqbdb_<name>` of `bytea` keys and values, made from
+//! [`Table::ALL`], so a new logical table needs nothing here. Bytea compares as bytes, shorter
+//! first, which is the order [`Direction`] defines. Notes (`note:` keys of the meta table: parser
+//! read positions) are kept per host, in a `scope` column; everything else is shared.
+//!
+//! Writes run at SERIALIZABLE and are retried on a serialisation failure or deadlock (see
+//! docs/ARCHITECTURE.md for why not row locks): the semantics in `store/` read-modify-write over
+//! any keys, scans included, and only serialisable isolation makes that as safe as the single-writer
+//! local engines without changing a line there. Each write also inserts a random commit token, so a
+//! connection lost during COMMIT is settled by looking the token up rather than by guessing (a
+//! retried batch would count its bans twice).
+//!
+//! Every plain table row carries the id (`x`, xid8) of the transaction that wrote it, and deletions
+//! leave a tombstone in `ipqbdb_gone`: what a local view needs to follow the tables by transaction
+//! id instead of reading them whole ([`PostgresStore::changes_since`]). `maintenance` removes
+//! tombstones older than a day and raises the **tombstone horizon** (the row `('', '')` of
+//! `ipqbdb_gone`, whose `x` is the newest removed tombstone's): a view whose position is at or below
+//! it may have missed deletions, so `changes_since` gives it the tables whole instead of changes,
+//! and the view replaces what it holds ([`ChangeSet::whole`]).
+//!
+//! A file per job: `schema` (tables and statements), `connect` (configuration, password file,
+//! dialling), `retry` (retried transactions, commit tokens), `feed` (changes since a transaction,
+//! commit notices), `tx` (the key-value transaction); the engine itself here.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use postgres::error::SqlState;
+use postgres::fallible_iterator::FallibleIterator;
+use postgres::types::ToSql;
+use postgres::{Client, Config, IsolationLevel, NoTls, Statement, Transaction};
+
+use crate::backend::Backend;
+use crate::error::{Result, StoreError};
+use crate::kv::{Direction, ReadTx, Table, Visit, WriteTx};
+use crate::server::{password_from_pgpass, read_password_file, system_host_name, ServerOptions};
+use crate::store::{ensure_format, Location, OpenOptions, StorageEngine};
+
+mod connect;
+mod feed;
+mod retry;
+mod schema;
+mod tx;
+
+use connect::*;
+pub use feed::{ChangeSet, Listener};
+use retry::*;
+pub use schema::{sql_table, SCHEMA_VERSION};
+use schema::*;
+use tx::*;
+
+/// The prepared statements of one table.
+struct Stmts {
+    get: Statement,
+    forward: Statement,
+    backward: Statement,
+    count: Statement,
+    put: Statement,
+    delete: Statement,
+    /// `get_many`: the rows of the keys in `$1` (bytea[]).
+    get_many: Statement,
+    /// `put_many`: one multi-row upsert of the keys `$1` and values `$2` (and scopes `$3`).
+    put_many: Statement,
+}
+
+impl Stmts {
+    fn prepare(client: &mut Client, table: Table) -> std::result::Result<Stmts, postgres::Error> {
+        let n = sql_table(table);
+        let t = table.name();
+        let mut p = |sql: String| client.prepare(&sql);
+        if scoped(table) {
+            Ok(Stmts {
+                get: p(format!("SELECT v FROM {n} WHERE scope = $2 AND k = $1"))?,
+                forward: p(format!(
+                    "SELECT k, v FROM {n} WHERE scope IN ('', $2) AND k >= $1 ORDER BY k"
+                ))?,
+                backward: p(format!(
+                    "SELECT k, v FROM {n} WHERE scope IN ('', $2) AND k <= $1 ORDER BY k DESC"
+                ))?,
+                count: p(format!("SELECT count(*) FROM {n} WHERE scope IN ('', $1)"))?,
+                put: p(format!(
+                    "INSERT INTO {n} (k, v, scope) VALUES ($1, $2, $3) \
+                     ON CONFLICT (scope, k) DO UPDATE SET v = EXCLUDED.v"
+                ))?,
+                delete: p(format!("DELETE FROM {n} WHERE scope = $2 AND k = $1"))?,
+                get_many: p(format!(
+                    "SELECT k, v FROM {n} WHERE scope = $2 AND k = ANY($1::bytea[])"
+                ))?,
+                put_many: p(format!(
+                    "INSERT INTO {n} (k, v, scope) \
+                     SELECT u.k, u.v, $3 FROM unnest($1::bytea[], $2::bytea[]) AS u(k, v) \
+                     ON CONFLICT (scope, k) DO UPDATE SET v = EXCLUDED.v"
+                ))?,
+            })
+        } else {
+            Ok(Stmts {
+                get: p(format!("SELECT v FROM {n} WHERE k = $1"))?,
+                forward: p(format!("SELECT k, v FROM {n} WHERE k >= $1 ORDER BY k"))?,
+                backward: p(format!(
+                    "SELECT k, v FROM {n} WHERE k <= $1 ORDER BY k DESC"
+                ))?,
+                count: p(format!("SELECT count(*) FROM {n}"))?,
+                put: p(format!(
+                    "INSERT INTO {n} (k, v) VALUES ($1, $2) \
+                     ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v, x = pg_current_xact_id()"
+                ))?,
+                delete: p(format!(
+                    "WITH d AS (DELETE FROM {n} WHERE k = $1 RETURNING k) \
+                     INSERT INTO ipqbdb_gone (tbl, k) SELECT '{t}', k FROM d \
+                     ON CONFLICT (tbl, k) DO UPDATE SET x = pg_current_xact_id(), at = now()"
+                ))?,
+                get_many: p(format!("SELECT k, v FROM {n} WHERE k = ANY($1::bytea[])"))?,
+                put_many: p(format!(
+                    "INSERT INTO {n} (k, v) SELECT * FROM unnest($1::bytea[], $2::bytea[]) \
+                     ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v, x = pg_current_xact_id()"
+                ))?,
+            })
+        }
+    }
+}
+
+/// A connection with its statements, prepared once per connection.
+struct Conn {
+    client: Client,
+    stmts: Vec<Stmts>,
+    token: Statement,
+}
+
+pub struct PostgresStore {
+    /// Boxed: it is large, and stores are moved around in `AnyStore`.
+    config: Box<Config>,
+    /// The TLS connector (`sslmode` other than `disable`: see [`crate::tls`]).
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
+    /// `None` after the connection was found broken: the next operation connects again, so a
+    /// server restart needs no restart of ours.
+    conn: Mutex<Option<Conn>>,
+    host: String,
+    loc: Location,
+    /// Opened without its server (see [`PostgresStore::open`]): the schema is checked at the first
+    /// connection instead.
+    schema_pending: AtomicBool,
+}
+
+impl StorageEngine for PostgresStore {
+    fn open(dir: &Path, opts: &OpenOptions) -> Result<Self> {
+        crate::dir::prepare(dir, Backend::Postgres, opts.create)?;
+        let server = opts.server.as_ref().ok_or_else(|| {
+            Self::config_error(
+                dir,
+                "this directory's database is on a PostgreSQL server, but no postgres-url is \
+                 configured",
+            )
+        })?;
+        let (config, tls) = Self::client_config(dir, server)?;
+        let host = server.host_name.clone().unwrap_or_else(system_host_name);
+        if host.is_empty() {
+            return Err(Self::config_error(dir, "host-name is empty"));
+        }
+        let path = PathBuf::from(describe(&config));
+        let mut store = PostgresStore {
+            config: Box::new(config),
+            tls,
+            conn: Mutex::new(None),
+            host,
+            loc: Location::new(dir, &path, opts),
+            schema_pending: AtomicBool::new(false),
+        };
+        let mut client = match store.dial() {
+            Ok(client) => client,
+            // A judge rebooted during a database outage judges from the view it saved here
+            // (see crate::saved); so that it can start, the store opens unconnected and checks
+            // the schema when the server first answers. Its own operations fail until then, as
+            // they would on a connection lost later. Without a saved view it is an error, as
+            // before: nothing could use such a store.
+            Err(e) if is_connection_error(&e) && crate::saved::exists(dir) => {
+                store.schema_pending = AtomicBool::new(true);
+                return Ok(store);
+            }
+            Err(e) => return Err(store.backend_error(e)),
+        };
+        store.ensure_schema(&mut client, opts.create)?;
+        // The schema exists now: the same connection serves the store.
+        let conn = store.prepare(client)?;
+        *store.conn.get_mut().unwrap_or_else(|p| p.into_inner()) = Some(conn);
+        store.loc.v6_prefix = ensure_format(&store)?;
+        Ok(store)
+    }
+
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+
+    fn location(&self) -> &Location {
+        &self.loc
+    }
+
+    fn read<R>(&self, f: &mut dyn FnMut(&dyn ReadTx) -> Result<R>) -> Result<R> {
+        self.with_read(&mut |txn, stmts| {
+            let tx = PgTx::new(txn, stmts, &self.host, &self.loc.path);
+            let out = f(&tx);
+            tx.settle(out)
+        })
+    }
+
+    fn write<R>(&self, f: &mut dyn FnMut(&mut dyn WriteTx) -> Result<R>) -> Result<R> {
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(1);
+        let mut reconnected = false;
+        loop {
+            let mut guard = self.conn()?;
+            let conn = guard.as_mut().expect("connected");
+            let token = token();
+            let Conn {
+                client,
+                stmts,
+                token: token_stmt,
+                ..
+            } = conn;
+            let (e, out) = match attempt(
+                client,
+                stmts,
+                token_stmt,
+                &token,
+                &self.host,
+                &self.loc.path,
+                f,
+            ) {
+                Ok((txn, out)) => match txn.commit() {
+                    Ok(()) => return Ok(out),
+                    Err(e) => (e, Some(out)),
+                },
+                Err(PgFail::Store(e)) => return Err(e),
+                Err(PgFail::Db(e)) => (e, None),
+            };
+            if is_serialisation_failure(&e) && started.elapsed() < RETRY_FOR {
+                drop(guard);
+                // Jittered backoff, so writers that collided do not collide again in step.
+                let jitter = u64::from(token[0]) * pause.as_micros() as u64 / 256;
+                std::thread::sleep(pause + Duration::from_micros(jitter));
+                pause = (pause * 2).min(Duration::from_millis(100));
+                continue;
+            }
+            if !is_connection_error(&e) {
+                return Err(self.backend_error(e));
+            }
+            *guard = None;
+            drop(guard);
+            if let Some(out) = out {
+                // The connection broke during COMMIT, which may or may not have happened: the
+                // token says which, once the server answers again (see SETTLE_FOR).
+                let asked = Instant::now();
+                let mut wait = Duration::from_millis(50);
+                let committed = loop {
+                    let answer = self.with_read(&mut |txn, _| {
+                        txn.query_opt(
+                            "SELECT 1 FROM ipqbdb_commit WHERE token = $1",
+                            &[&&token[..]],
+                        )
+                        .map(|r| r.is_some())
+                        .map_err(PgFail::Db)
+                    });
+                    match answer {
+                        Ok(landed) => break landed,
+                        Err(_) if asked.elapsed() < SETTLE_FOR => {
+                            std::thread::sleep(wait);
+                            wait = (wait * 2).min(Duration::from_secs(1));
+                        }
+                        Err(_) => return Err(self.backend_error(e)),
+                    }
+                };
+                if committed {
+                    return Ok(out);
+                }
+                // It did not land: nothing was written, so the write is done again.
+                reconnected = false;
+                continue;
+            }
+            if reconnected {
+                return Err(self.backend_error(e));
+            }
+            // Nothing was committed: one more try on a new connection (a server restarted since
+            // our last operation breaks the old one without anyone being at fault).
+            reconnected = true;
+        }
+    }
+
+    fn maintenance(&self) -> Result<()> {
+        let mut guard = self.conn()?;
+        let conn = guard.as_mut().expect("connected");
+        // The horizon is raised in the statement that removes the tombstones, so no view can
+        // see them gone without seeing the horizon that covers them.
+        let res = conn.client.batch_execute(&format!(
+            "DELETE FROM ipqbdb_commit WHERE at < now() - interval '{TOKEN_KEEP_SECS} seconds';\n\
+             WITH d AS (DELETE FROM ipqbdb_gone WHERE tbl <> '' \
+             AND at < now() - interval '{TOKEN_KEEP_SECS} seconds' RETURNING x) \
+             INSERT INTO ipqbdb_gone (tbl, k, x) \
+             SELECT '', ''::bytea, x FROM d ORDER BY x DESC LIMIT 1 \
+             ON CONFLICT (tbl, k) DO UPDATE SET x = greatest(ipqbdb_gone.x, EXCLUDED.x), at = now();"
+        ));
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                if is_connection_error(&e) {
+                    *guard = None;
+                }
+                Err(self.backend_error(e))
+            }
+        }
+    }
+
+    fn disk_size(&self) -> Result<u64> {
+        self.with_read(&mut |txn, _| {
+            let names: Vec<String> = Table::ALL.iter().map(|&t| sql_table(t)).collect();
+            let n: i64 = txn
+                .query_one(
+                    "SELECT coalesce(sum(pg_total_relation_size(to_regclass(n))), 0)::int8 \
+                     FROM unnest($1::text[]) n",
+                    &[&names],
+                )
+                .map_err(PgFail::Db)?
+                .get(0);
+            Ok(n.max(0) as u64)
+        })
+    }
+}
