@@ -235,6 +235,9 @@ pub enum Start {
 
 /// Follows `path` like `tail -F`: across rename rotation (the old file is read to its end first) and
 /// copytruncate (reading restarts at 0). A file that does not exist yet is waited for.
+///
+/// The file is opened and positioned here, before the thread starts: the caller reports the daemon
+/// ready once this returns, and a line appended after that must be read, not taken for history.
 pub fn spawn_follow(
     path: PathBuf,
     start: Start,
@@ -242,17 +245,16 @@ pub fn spawn_follow(
     tx: Tx,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<()> {
+    let follower = Follower {
+        path,
+        source,
+        tx,
+        stop,
+    };
+    let first = follower.position(start);
     std::thread::Builder::new()
-        .name(format!("follow {}", path.display()))
-        .spawn(move || {
-            Follower {
-                path,
-                source,
-                tx,
-                stop,
-            }
-            .run(start)
-        })?;
+        .name(format!("follow {}", follower.path.display()))
+        .spawn(move || follower.run(first))?;
     Ok(())
 }
 
@@ -261,6 +263,15 @@ struct Follower {
     source: usize,
     tx: Tx,
     stop: Arc<AtomicBool>,
+}
+
+/// Where following begins, decided before the reading thread starts.
+struct First {
+    /// A saved position in a file since rotated (`PATH.1`): that file, positioned there, is read to
+    /// its end first.
+    rotated: Option<(File, FilePos)>,
+    /// The file at `path`, positioned; none when it does not exist yet.
+    current: Option<Open>,
 }
 
 struct Open {
@@ -320,8 +331,11 @@ impl Open {
 }
 
 impl Follower {
-    fn run(self, start: Start) {
-        let mut current = self.resume(start);
+    fn run(self, first: First) {
+        if let Some((file, pos)) = first.rotated {
+            self.drain(file, pos);
+        }
+        let mut current = first.current;
         let mut buf = vec![0u8; CHUNK];
         let mut reported_missing = false;
         while !self.stop.load(Ordering::Relaxed) {
@@ -382,45 +396,45 @@ impl Follower {
     }
 
     /// Positions the first file according to `start`; a saved position of a file since rotated
-    /// drains the rotated file (`PATH.1`) first, so lines written while the daemon was down are read.
-    fn resume(&self, start: Start) -> Option<Open> {
-        match start {
-            Start::Beginning => self.open_at(0).ok(),
-            Start::End => {
-                let len = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
-                self.open_at(len).ok()
-            }
-            Start::Saved(pos) => {
-                let meta = std::fs::metadata(&self.path).ok();
-                if meta
-                    .as_ref()
-                    .is_some_and(|m| (m.dev(), m.ino()) == (pos.dev, pos.ino))
-                {
-                    let len = meta.map_or(0, |m| m.len());
-                    return self
-                        .open_at(if len < pos.offset { 0 } else { pos.offset })
-                        .ok();
+    /// keeps the rotated file (`PATH.1`) to drain first, so lines written while the daemon was down
+    /// are read.
+    fn position(&self, start: Start) -> First {
+        let opened = open(&self.path).ok();
+        let same = |m: &std::fs::Metadata, pos: &FilePos| (m.dev(), m.ino()) == (pos.dev, pos.ino);
+        let offset = match (start, &opened) {
+            (Start::Beginning, _) => 0,
+            (Start::End, Some((_, m))) => m.len(),
+            (Start::Saved(pos), Some((_, m))) if same(m, &pos) => {
+                if m.len() < pos.offset {
+                    0
+                } else {
+                    pos.offset
                 }
-                let mut rotated = self.path.clone().into_os_string();
-                rotated.push(".1");
-                let rotated = PathBuf::from(rotated);
-                if let Ok(m) = std::fs::metadata(&rotated) {
-                    if (m.dev(), m.ino()) == (pos.dev, pos.ino) && m.len() >= pos.offset {
-                        self.drain(&rotated, pos);
+            }
+            _ => 0,
+        };
+        let mut rotated = None;
+        if let Start::Saved(pos) = start {
+            if !opened.as_ref().is_some_and(|(_, m)| same(m, &pos)) {
+                let mut old_path = self.path.clone().into_os_string();
+                old_path.push(".1");
+                if let Ok((mut old, m)) = open(Path::new(&old_path)) {
+                    if same(&m, &pos)
+                        && m.len() >= pos.offset
+                        && old.seek(SeekFrom::Start(pos.offset)).is_ok()
+                    {
+                        rotated = Some((old, pos));
                     }
                 }
-                self.open_at(0).ok()
             }
+        }
+        First {
+            rotated,
+            current: opened.and_then(|(file, m)| positioned(file, &m, offset).ok()),
         }
     }
 
-    fn drain(&self, path: &Path, pos: FilePos) {
-        let Ok(mut file) = File::open(path) else {
-            return;
-        };
-        if file.seek(SeekFrom::Start(pos.offset)).is_err() {
-            return;
-        }
+    fn drain(&self, mut file: File, pos: FilePos) {
         let mut splitter = Splitter::at(pos.offset);
         let mut buf = vec![0u8; CHUNK];
         let id = Some((pos.dev, pos.ino));
@@ -433,18 +447,8 @@ impl Follower {
     }
 
     fn open_at(&self, offset: u64) -> std::io::Result<Open> {
-        let mut file = File::open(&self.path)?;
-        let m = file.metadata()?;
-        file.seek(SeekFrom::Start(offset))?;
-        Ok(Open {
-            file,
-            dev: m.dev(),
-            ino: m.ino(),
-            splitter: Splitter::at(offset),
-            pos: offset,
-            tail: Vec::new(),
-            seen: (m.len(), m.mtime(), m.mtime_nsec()),
-        })
+        let (file, m) = open(&self.path)?;
+        positioned(file, &m, offset)
     }
 
     fn rotated(&self, how: Rotation) {
@@ -460,6 +464,26 @@ impl Follower {
             message,
         });
     }
+}
+
+fn open(path: &Path) -> std::io::Result<(File, std::fs::Metadata)> {
+    let file = File::open(path)?;
+    let m = file.metadata()?;
+    Ok((file, m))
+}
+
+/// `file` (whose metadata is `m`) read from `offset` on.
+fn positioned(mut file: File, m: &std::fs::Metadata, offset: u64) -> std::io::Result<Open> {
+    file.seek(SeekFrom::Start(offset))?;
+    Ok(Open {
+        file,
+        dev: m.dev(),
+        ino: m.ino(),
+        splitter: Splitter::at(offset),
+        pos: offset,
+        tail: Vec::new(),
+        seen: (m.len(), m.mtime(), m.mtime_nsec()),
+    })
 }
 
 #[cfg(test)]
