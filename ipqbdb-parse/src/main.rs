@@ -11,10 +11,10 @@ use ipqbdb_metrics::{Exporter, MetricsOptions};
 use ipqbdb_parse::cli::Cli;
 use ipqbdb_parse::daemon::{Daemon, Reopener, Signals};
 use ipqbdb_parse::fail2ban_jails::{self, Fail2banConfig};
+use ipqbdb_parse::input_readers;
 use ipqbdb_parse::inputs::{self, Inputs};
 use ipqbdb_parse::matcher::RuleSet;
 use ipqbdb_parse::rules::RuleMode;
-use ipqbdb_parse::sources;
 use ipqbdb_parse::{rules, testmode};
 use ipqbdb_store::cli::Setup;
 
@@ -146,7 +146,7 @@ fn build_rules(
 
 type Started = (
     Daemon<ipqbdb_store::AnyStore>,
-    std::sync::mpsc::Receiver<sources::Event>,
+    std::sync::mpsc::Receiver<input_readers::Event>,
     Signals,
     Exporter,
 );

@@ -1,6 +1,7 @@
-//! Where lines come from: the FIFO in the database directory, standard input, and followed files.
+//! The inputs' reader threads: the FIFO in the database directory, standard input, and followed
+//! files (the journal's is in `journal.rs`).
 //!
-//! Each source runs on its own thread and sends [`Event`]s to the daemon's single matching thread over
+//! Each input runs on its own thread and sends [`Event`]s to the daemon's single matching thread over
 //! a bounded channel, so a flood on one input slows that input down instead of growing memory.
 
 use std::fs::File;
@@ -50,19 +51,19 @@ impl FilePos {
 
 #[derive(Debug)]
 pub enum Event {
-    /// Lines of `source` read in one go; `pos` is where the source's reading stands once they are
-    /// handled (an encoded [`FilePos`] or journal cursor), for sources that can resume.
+    /// Lines of `input` read in one go; `pos` is where the input's reading stands once they are
+    /// handled (an encoded [`FilePos`] or journal cursor), for inputs that can resume.
     Lines {
-        source: usize,
+        input: usize,
         lines: LineBatch,
         pos: Option<Vec<u8>>,
     },
-    /// `source` ended (standard input at EOF).
-    End { source: usize },
+    /// `input` ended (standard input at EOF).
+    End { input: usize },
     /// A followed file was rotated.
-    Rotated { source: usize, how: Rotation },
-    /// `source` hit an error worth logging; it keeps trying where that makes sense.
-    Error { source: usize, message: String },
+    Rotated { input: usize, how: Rotation },
+    /// `input` hit an error worth logging; it keeps trying where that makes sense.
+    Error { input: usize, message: String },
 }
 
 /// The lines of one read, in one buffer: a channel message and an allocation per line cost more
@@ -113,7 +114,7 @@ pub(crate) type Tx = SyncSender<Event>;
 /// Sends the lines `produce` emits as one event; false when the receiver is gone.
 fn send_batch(
     tx: &Tx,
-    source: usize,
+    input: usize,
     id: Option<(u64, u64)>,
     produce: impl FnOnce(&mut dyn FnMut(Line<'_>, u64)),
 ) -> bool {
@@ -127,7 +128,7 @@ fn send_batch(
         return true;
     };
     tx.send(Event::Lines {
-        source,
+        input,
         lines,
         pos: id.map(|(dev, ino)| {
             FilePos {
@@ -144,12 +145,12 @@ fn send_batch(
 /// Sends every line of `data` (one event); false when the receiver is gone.
 fn send_lines(
     tx: &Tx,
-    source: usize,
+    input: usize,
     splitter: &mut Splitter,
     data: &[u8],
     id: Option<(u64, u64)>,
 ) -> bool {
-    send_batch(tx, source, id, |emit| splitter.feed(data, emit))
+    send_batch(tx, input, id, |emit| splitter.feed(data, emit))
 }
 
 /// Creates the FIFO (mode 0620: the daemon's user reads, its group, e.g. the syslog daemon's, writes),
@@ -177,7 +178,7 @@ pub fn make_fifo(path: &Path) -> std::io::Result<()> {
 
 /// Reads the FIFO forever. It is opened read-write, so it never sees end-of-file when a writer
 /// (`cat`, a syslog daemon restarting) closes its end: the next writer just continues.
-pub fn spawn_fifo(path: PathBuf, source: usize, tx: Tx) -> std::io::Result<()> {
+pub fn spawn_fifo(path: PathBuf, input: usize, tx: Tx) -> std::io::Result<()> {
     let mut file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -185,41 +186,41 @@ pub fn spawn_fifo(path: PathBuf, source: usize, tx: Tx) -> std::io::Result<()> {
         .open(&path)?;
     std::thread::Builder::new()
         .name("fifo".into())
-        .spawn(move || stream(&mut file, source, &tx, false))?;
+        .spawn(move || stream(&mut file, input, &tx, false))?;
     Ok(())
 }
 
-pub fn spawn_stdin(source: usize, tx: Tx) -> std::io::Result<()> {
+pub fn spawn_stdin(input: usize, tx: Tx) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("stdin".into())
-        .spawn(move || stream(&mut std::io::stdin().lock(), source, &tx, true))?;
+        .spawn(move || stream(&mut std::io::stdin().lock(), input, &tx, true))?;
     Ok(())
 }
 
-fn stream(r: &mut dyn Read, source: usize, tx: &Tx, report_end: bool) {
+fn stream(r: &mut dyn Read, input: usize, tx: &Tx, report_end: bool) {
     let mut splitter = Splitter::default();
     let mut buf = vec![0u8; CHUNK];
     loop {
         match r.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
-                if !send_lines(tx, source, &mut splitter, &buf[..n], None) {
+                if !send_lines(tx, input, &mut splitter, &buf[..n], None) {
                     return;
                 }
             }
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) => {
                 let _ = tx.send(Event::Error {
-                    source,
+                    input,
                     message: e.to_string(),
                 });
                 break;
             }
         }
     }
-    send_batch(tx, source, None, |emit| splitter.finish(emit));
+    send_batch(tx, input, None, |emit| splitter.finish(emit));
     if report_end {
-        let _ = tx.send(Event::End { source });
+        let _ = tx.send(Event::End { input });
     }
 }
 
@@ -241,13 +242,13 @@ pub enum Start {
 pub fn spawn_follow(
     path: PathBuf,
     start: Start,
-    source: usize,
+    input: usize,
     tx: Tx,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<()> {
     let follower = Follower {
         path,
-        source,
+        input,
         tx,
         stop,
     };
@@ -260,7 +261,7 @@ pub fn spawn_follow(
 
 struct Follower {
     path: PathBuf,
-    source: usize,
+    input: usize,
     tx: Tx,
     stop: Arc<AtomicBool>,
 }
@@ -361,7 +362,7 @@ impl Follower {
                 Ok(n) => {
                     let id = Some((open.dev, open.ino));
                     open.remember(&buf[..n]);
-                    if !send_lines(&self.tx, self.source, &mut open.splitter, &buf[..n], id) {
+                    if !send_lines(&self.tx, self.input, &mut open.splitter, &buf[..n], id) {
                         return;
                     }
                     continue;
@@ -379,7 +380,7 @@ impl Follower {
                 Ok(m) if (m.dev(), m.ino()) != (open.dev, open.ino) => {
                     // Renamed away and replaced: the old file was read to its end just now.
                     let id = Some((open.dev, open.ino));
-                    send_batch(&self.tx, self.source, id, |emit| open.splitter.finish(emit));
+                    send_batch(&self.tx, self.input, id, |emit| open.splitter.finish(emit));
                     self.rotated(Rotation::Renamed);
                     current = None;
                     continue;
@@ -439,11 +440,11 @@ impl Follower {
         let mut buf = vec![0u8; CHUNK];
         let id = Some((pos.dev, pos.ino));
         while let Ok(n) = file.read(&mut buf) {
-            if n == 0 || !send_lines(&self.tx, self.source, &mut splitter, &buf[..n], id) {
+            if n == 0 || !send_lines(&self.tx, self.input, &mut splitter, &buf[..n], id) {
                 break;
             }
         }
-        send_batch(&self.tx, self.source, id, |emit| splitter.finish(emit));
+        send_batch(&self.tx, self.input, id, |emit| splitter.finish(emit));
     }
 
     fn open_at(&self, offset: u64) -> std::io::Result<Open> {
@@ -453,14 +454,14 @@ impl Follower {
 
     fn rotated(&self, how: Rotation) {
         let _ = self.tx.send(Event::Rotated {
-            source: self.source,
+            input: self.input,
             how,
         });
     }
 
     fn error(&self, message: String) {
         let _ = self.tx.send(Event::Error {
-            source: self.source,
+            input: self.input,
             message,
         });
     }
