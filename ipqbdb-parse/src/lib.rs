@@ -14,6 +14,7 @@ pub mod killer;
 pub mod lines;
 pub mod matcher;
 pub mod metrics;
+pub mod rule_loading;
 pub mod rules;
 pub mod sessions;
 pub mod testmode;
