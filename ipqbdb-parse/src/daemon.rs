@@ -1,9 +1,9 @@
-//! The `ibd-parse` main loop: events from the sources in, bans out, in batches.
+//! The `ibd-parse` main loop: events from the inputs in, bans out, in batches.
 //!
 //! Bans are committed in batches together with the read positions of followed files, so a crash can
 //! neither lose a ban (the position was not committed, the line is read again) nor repeat one (the
 //! position and the ban commit together). When the database refuses a batch (disk full, read-only),
-//! the loop stops taking lines and retries: the bounded channel pushes back on the sources, and no line
+//! the loop stops taking lines and retries: the bounded channel pushes back on the inputs, and no line
 //! of a followed file is skipped.
 
 use std::collections::HashMap;
@@ -23,12 +23,12 @@ pub use ipqbdb_runtime::reopen::Reopener;
 pub use ipqbdb_runtime::signals::Signals;
 use ipqbdb_store::{Ban, Store};
 
+use crate::input_readers::Event;
 use crate::killer::Killer;
 use crate::matcher::RuleSet;
 use crate::metrics::{InputMetrics, ParseMetrics};
 use crate::rules;
 use crate::sessions::{LineCount, Sessions};
-use crate::sources::Event;
 
 const PROGRAM: &str = "ibd-parse";
 /// Most lines' bans in one transaction.
@@ -39,19 +39,19 @@ const MAX_DELAY: Duration = Duration::from_millis(50);
 const POSITION_INTERVAL: Duration = Duration::from_secs(1);
 const RETRY: Duration = Duration::from_secs(1);
 
-/// What the daemon knows of a source.
+/// What the daemon knows of an input.
 #[derive(Debug, Clone)]
-pub struct SourceInfo {
+pub struct InputInfo {
     /// For log messages.
     pub name: String,
     /// A followed file's path: rules may be restricted to it.
     pub path: Option<PathBuf>,
     /// The program whose own log the input is (`--input FILE:program=NAME`), if declared.
     pub program: Option<String>,
-    /// Where the source's read position is saved (with the bans of the lines before it), for
-    /// sources that resume after a restart.
+    /// Where the input's read position is saved (with the bans of the lines before it), for
+    /// inputs that resume after a restart.
     pub position_key: Option<Vec<u8>>,
-    /// The daemon ends when every source that can end (standard input) has, and no other remains.
+    /// The daemon ends when every input that can end (standard input) has, and no other remains.
     pub can_end: bool,
 }
 
@@ -81,7 +81,7 @@ pub struct Daemon<S: Store> {
     sessions: Sessions,
     started: Instant,
     rule_stats: Vec<RuleStats>,
-    sources: Vec<SourceInfo>,
+    inputs: Vec<InputInfo>,
     killer: Option<Killer>,
     verbose: u8,
     totals: Totals,
@@ -96,8 +96,8 @@ pub struct Daemon<S: Store> {
     last_maintenance: Instant,
     maintenance_every: Option<Duration>,
     metrics: ParseMetrics,
-    /// Each source's counters, by index.
-    inputs: Vec<InputMetrics>,
+    /// Each input's counters, by index.
+    input_metrics: Vec<InputMetrics>,
     /// `--log-category`: log every ban with its reason's category (see `ipqbdb_core::banlog`).
     log_category: bool,
     /// Builds the rule set again on SIGHUP when the rules come from more than the rule file
@@ -123,16 +123,16 @@ impl<S: Store> Daemon<S> {
         store: S,
         rule_file: PathBuf,
         rules: RuleSet,
-        sources: Vec<SourceInfo>,
+        inputs: Vec<InputInfo>,
         connkill: Option<ConnKill>,
         verbose: u8,
     ) -> Self {
         let n = rules.catcher_count();
         let metrics = ParseMetrics::new(store.backend().name());
-        let inputs = sources.iter().map(|s| metrics.input(&s.name)).collect();
+        let input_metrics = inputs.iter().map(|s| metrics.input(&s.name)).collect();
         metrics
             .followed_files
-            .set(sources.iter().filter(|s| s.path.is_some()).count() as i64);
+            .set(inputs.iter().filter(|s| s.path.is_some()).count() as i64);
         Daemon {
             store,
             rule_file,
@@ -140,7 +140,7 @@ impl<S: Store> Daemon<S> {
             sessions: Sessions::default(),
             started: Instant::now(),
             rule_stats: vec![RuleStats::default(); n],
-            sources,
+            inputs,
             killer: connkill.and_then(|ck| {
                 Killer::start(ck, crate::killer::QUEUE, |ip, e| {
                     log(
@@ -163,7 +163,7 @@ impl<S: Store> Daemon<S> {
             last_maintenance: Instant::now(),
             maintenance_every: Some(MAINTENANCE_INTERVAL),
             metrics,
-            inputs,
+            input_metrics,
             log_category: false,
             loader: None,
             reopen: None,
@@ -186,10 +186,10 @@ impl<S: Store> Daemon<S> {
         self.maintenance_every = every;
     }
 
-    /// Runs until terminated or until every source has ended; commits what is pending before it returns.
+    /// Runs until terminated or until every input has ended; commits what is pending before it returns.
     pub fn run(&mut self, rx: &Receiver<Event>, signals: &Signals) {
-        let mut open_ends = self.sources.iter().filter(|s| s.can_end).count();
-        let endless = self.sources.iter().any(|s| !s.can_end);
+        let mut open_ends = self.inputs.iter().filter(|s| s.can_end).count();
+        let endless = self.inputs.iter().any(|s| !s.can_end);
         let mut retry_at: Option<Instant> = None;
         loop {
             if signals.terminate.load(Ordering::Relaxed) {
@@ -261,50 +261,50 @@ impl<S: Store> Daemon<S> {
         }
     }
 
-    /// Handles one event; true when a source ended.
+    /// Handles one event; true when an input ended.
     fn handle(&mut self, ev: Event) -> bool {
         match ev {
-            Event::Lines { source, lines, pos } => {
+            Event::Lines { input, lines, pos } => {
                 self.totals.lines += lines.len() as u64;
-                self.inputs[source].lines.inc_by(lines.len() as u64);
+                self.input_metrics[input].lines.inc_by(lines.len() as u64);
                 for line in lines.iter() {
                     match line {
-                        Ok(line) => self.check(source, line),
+                        Ok(line) => self.check(input, line),
                         Err(len) => {
                             self.totals.too_long += 1;
-                            self.inputs[source].too_long.inc();
+                            self.input_metrics[input].too_long.inc();
                             self.log(
                                 Level::Warning,
                                 format!(
                                     "{}: skipped a line of {len} bytes",
-                                    self.sources[source].name
+                                    self.inputs[input].name
                                 ),
                             );
                         }
                     }
                 }
                 if let Some(p) = pos {
-                    self.pending_positions.insert(source, p);
+                    self.pending_positions.insert(input, p);
                 }
                 false
             }
             Event::End { .. } => true,
-            Event::Rotated { source, how } => {
-                self.metrics.rotated(&self.sources[source].name, how);
+            Event::Rotated { input, how } => {
+                self.metrics.rotated(&self.inputs[input].name, how);
                 false
             }
-            Event::Error { source, message } => {
+            Event::Error { input, message } => {
                 self.log(
                     Level::Error,
-                    format!("{}: {message}", self.sources[source].name),
+                    format!("{}: {message}", self.inputs[input].name),
                 );
                 false
             }
         }
     }
 
-    fn check(&mut self, source: usize, line: &[u8]) {
-        let info = &self.sources[source];
+    fn check(&mut self, input: usize, line: &[u8]) {
+        let info = &self.inputs[input];
         let outcome = self
             .rules
             .check_from(line, info.path.as_deref(), info.program.as_deref());
@@ -398,7 +398,7 @@ impl<S: Store> Daemon<S> {
         let positions: Vec<(Vec<u8>, Vec<u8>)> = self
             .pending_positions
             .iter()
-            .filter_map(|(&s, p)| self.sources[s].position_key.clone().map(|k| (k, p.clone())))
+            .filter_map(|(&s, p)| self.inputs[s].position_key.clone().map(|k| (k, p.clone())))
             .collect();
         let started = Instant::now();
         match self.store.ban_batch_noting(&bans, now(), &positions) {

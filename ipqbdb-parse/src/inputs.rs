@@ -11,9 +11,9 @@ use ipqbdb_store::{Store, StoreError};
 use thiserror::Error;
 
 use crate::cli::InputSpec;
-use crate::daemon::{position_key, SourceInfo};
+use crate::daemon::{position_key, InputInfo};
+use crate::input_readers::{self, Event, FilePos, Start};
 use crate::journal;
-use crate::sources::{self, Event, FilePos, Start};
 
 /// Reads (each up to 64 KiB of lines) queued between the inputs and the matcher: enough to ride
 /// out a commit, bounded in memory (4 MiB).
@@ -97,15 +97,15 @@ pub fn followed_files(inputs: &Inputs) -> Result<Vec<(PathBuf, Option<String>)>,
 pub fn start<S: Store>(
     inputs: &Inputs,
     store: &S,
-) -> Result<(Vec<SourceInfo>, Receiver<Event>), InputError> {
+) -> Result<(Vec<InputInfo>, Receiver<Event>), InputError> {
     let files = followed_files(inputs)?;
     let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
     let mut infos = Vec::new();
     if let Some(fifo) = &inputs.fifo {
-        sources::make_fifo(fifo).map_err(start_error(fifo.display()))?;
-        sources::spawn_fifo(fifo.clone(), infos.len(), tx.clone())
+        input_readers::make_fifo(fifo).map_err(start_error(fifo.display()))?;
+        input_readers::spawn_fifo(fifo.clone(), infos.len(), tx.clone())
             .map_err(start_error(fifo.display()))?;
-        infos.push(SourceInfo {
+        infos.push(InputInfo {
             name: fifo.display().to_string(),
             path: None,
             program: None,
@@ -114,8 +114,8 @@ pub fn start<S: Store>(
         });
     }
     if inputs.stdin {
-        sources::spawn_stdin(infos.len(), tx.clone()).map_err(start_error("stdin"))?;
-        infos.push(SourceInfo {
+        input_readers::spawn_stdin(infos.len(), tx.clone()).map_err(start_error("stdin"))?;
+        infos.push(InputInfo {
             name: "<stdin>".into(),
             path: None,
             program: None,
@@ -129,7 +129,7 @@ pub fn start<S: Store>(
             .map(|c| String::from_utf8_lossy(&c).into_owned());
         journal::spawn_journal(journalctl.clone(), cursor, infos.len(), tx.clone())
             .map_err(start_error("journal"))?;
-        infos.push(SourceInfo {
+        infos.push(InputInfo {
             name: "journal".into(),
             path: None,
             program: None,
@@ -148,9 +148,9 @@ pub fn start<S: Store>(
             None if inputs.from_start => Start::Beginning,
             None => Start::End,
         };
-        sources::spawn_follow(path.clone(), start, infos.len(), tx.clone(), stop.clone())
+        input_readers::spawn_follow(path.clone(), start, infos.len(), tx.clone(), stop.clone())
             .map_err(start_error(path.display()))?;
-        infos.push(SourceInfo {
+        infos.push(InputInfo {
             name: path.display().to_string(),
             position_key: Some(position_key(&path)),
             path: Some(path),

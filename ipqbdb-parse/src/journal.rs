@@ -23,7 +23,7 @@
 //! with `tag=sshd,sshd-session,sshd-auth` therefore sees only what the installed OpenSSH programs,
 //! or root, wrote.
 //!
-//! The journal cursor of the last record read is the source's position: it is committed with the
+//! The journal cursor of the last record read is the input's position: it is committed with the
 //! bans, and `journalctl` starts after it (at start and whenever it has to be restarted), so nothing
 //! logged while the parser was down or `journalctl` was restarting is lost, and nothing is read
 //! twice.
@@ -36,8 +36,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::input_readers::{Event, LineBatch, Tx};
 use crate::lines::{Line, Splitter};
-use crate::sources::{Event, LineBatch, Tx};
 
 /// Debian's range of system users (adduser's LAST_SYSTEM_UID): daemons run below it, people above.
 pub const SYSTEM_UID_MAX: u32 = 999;
@@ -122,7 +122,7 @@ pub fn convert(record: &Value) -> Entry {
 pub fn spawn_journal(
     journalctl: PathBuf,
     cursor: Option<String>,
-    source: usize,
+    input: usize,
     tx: Tx,
 ) -> std::io::Result<()> {
     std::thread::Builder::new()
@@ -130,11 +130,11 @@ pub fn spawn_journal(
         .spawn(move || {
             let mut cursor = cursor;
             loop {
-                match run_once(&journalctl, &mut cursor, source, &tx) {
+                match run_once(&journalctl, &mut cursor, input, &tx) {
                     Ok(true) => return,
                     Ok(false) => {}
                     Err(message) => {
-                        if tx.send(Event::Error { source, message }).is_err() {
+                        if tx.send(Event::Error { input, message }).is_err() {
                             return;
                         }
                     }
@@ -150,7 +150,7 @@ pub fn spawn_journal(
 fn run_once(
     journalctl: &PathBuf,
     cursor: &mut Option<String>,
-    source: usize,
+    input: usize,
     tx: &Tx,
 ) -> Result<bool, String> {
     let mut cmd = Command::new(journalctl);
@@ -204,7 +204,7 @@ fn run_once(
         });
         if advanced || !lines.is_empty() {
             let pos = cursor.as_ref().map(|c| c.as_bytes().to_vec());
-            if tx.send(Event::Lines { source, lines, pos }).is_err() {
+            if tx.send(Event::Lines { input, lines, pos }).is_err() {
                 gone = true;
                 break;
             }

@@ -1,6 +1,5 @@
 //! `ibd-parse`: see the library for the parts; this file wires them and handles detaching.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -9,11 +8,12 @@ use ipqbdb_metrics::{Exporter, MetricsOptions};
 use ipqbdb_parse::cli::Cli;
 use ipqbdb_parse::daemon::{Daemon, Reopener, Signals};
 use ipqbdb_parse::fail2ban_jails::{self, Fail2banConfig};
+use ipqbdb_parse::input_readers;
 use ipqbdb_parse::inputs::{self, Inputs};
 use ipqbdb_parse::matcher::RuleSet;
+use ipqbdb_parse::rule_loading::{build_rules, fail2ban_config};
 use ipqbdb_parse::rules::RuleMode;
-use ipqbdb_parse::sources;
-use ipqbdb_parse::{rules, testmode};
+use ipqbdb_parse::testmode;
 use ipqbdb_runtime::connkill::ConnKill;
 use ipqbdb_runtime::settings::{DEFAULT_RULE_FILE, PARSE_SOCKET};
 use ipqbdb_runtime::setup::Setup;
@@ -34,16 +34,19 @@ fn run(mut cli: Cli) -> Result<(), String> {
         (None, None) => RuleMode::Normal,
     };
     let f2b = fail2ban_config(&cli, s);
+    let rule_file = |given: Option<&PathBuf>| {
+        given
+            .or(s.rule_file.as_ref())
+            .cloned()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_RULE_FILE))
+    };
     if let Some(log) = &cli.test {
         ipqbdb_runtime::signals::default_sigpipe();
-        let rule_file = cli.files.first().cloned().or_else(|| cli.rule_file.clone());
-        return test(&setup, log, rule_file, mode, &f2b, verbose > 0, cli.missed);
+        let rule_file = rule_file(cli.files.first().or(cli.rule_file.as_ref()));
+        return testmode::test_log(log, &rule_file, mode, &f2b, verbose > 0, cli.missed)
+            .map_err(|e| e.to_string());
     }
-    let rule_file = cli
-        .rule_file
-        .clone()
-        .or_else(|| s.rule_file.clone())
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_RULE_FILE));
+    let rule_file = rule_file(cli.rule_file.as_ref());
     // Everything that can be wrong with the configuration is found before detaching, and every path
     // made absolute: detaching changes the directory to `/`, and a reload reads the rules again.
     let absolute = |p: &Path| inputs::absolute(p).map_err(|e| e.to_string());
@@ -56,7 +59,7 @@ fn run(mut cli: Cli) -> Result<(), String> {
     for input in &mut cli.inputs {
         input.path = absolute(&input.path)?;
     }
-    let (rules, loaded) = build_rules(&rule_file, mode, &f2b)?;
+    let (rules, loaded) = build_rules(&rule_file, mode, &f2b).map_err(|e| e.to_string())?;
     for e in &loaded.errors {
         log::log(PROGRAM, Level::Error, &format!("fail2ban: {e} (left out)"));
     }
@@ -107,46 +110,9 @@ fn run(mut cli: Cli) -> Result<(), String> {
     Ok(())
 }
 
-/// The fail2ban filters and jails the command line and the configuration name.
-fn fail2ban_config(cli: &Cli, s: &ipqbdb_runtime::settings::Settings) -> Fail2banConfig {
-    let dir = cli
-        .fail2ban_config
-        .clone()
-        .or_else(|| s.fail2ban_config.clone());
-    let mut specs = s.fail2ban_filters.clone().unwrap_or_default();
-    specs.extend(cli.fail2ban_filters.iter().cloned());
-    Fail2banConfig {
-        jails: dir.is_some(),
-        dir: dir.unwrap_or_else(|| fail2ban_jails::default_dir().to_path_buf()),
-        specs,
-        strict: cli.fail2ban_strict || s.fail2ban_strict.unwrap_or(false),
-    }
-}
-
-/// The rule file's rules and the fail2ban filters, as one set; the fail2ban filters' load report
-/// (the filters themselves moved into the set).
-fn build_rules(
-    path: &Path,
-    mode: RuleMode,
-    f2b: &Fail2banConfig,
-) -> Result<(RuleSet, fail2ban_jails::Loaded), String> {
-    let rules = rules::load(path).map_err(|e| e.to_string())?;
-    let mut loaded = if f2b.is_empty() {
-        fail2ban_jails::Loaded::default()
-    } else {
-        fail2ban_jails::load(f2b).map_err(|e| e.to_string())?
-    };
-    if rules.is_empty() && loaded.filters.is_empty() {
-        return Err(format!("{}: no rules", path.display()));
-    }
-    let set = RuleSet::with_mode(rules, mode).map_err(|e| format!("{}: {e}", path.display()))?;
-    let filters = std::mem::take(&mut loaded.filters);
-    Ok((set.with_filters(filters), loaded))
-}
-
 type Started = (
     Daemon<ipqbdb_store::AnyStore>,
-    std::sync::mpsc::Receiver<sources::Event>,
+    std::sync::mpsc::Receiver<input_readers::Event>,
     Signals,
     Exporter,
 );
@@ -186,7 +152,7 @@ fn start(
     }));
     if !f2b.is_empty() {
         daemon.set_loader(Box::new(move |mode| {
-            let (set, loaded) = build_rules(&reload_file, mode, &f2b)?;
+            let (set, loaded) = build_rules(&reload_file, mode, &f2b).map_err(|e| e.to_string())?;
             for e in &loaded.errors {
                 log::log(PROGRAM, Level::Error, &format!("fail2ban: {e} (left out)"));
             }
@@ -198,43 +164,4 @@ fn start(
     let exporter =
         Exporter::start(PROGRAM, metrics, daemon.metrics_render()).map_err(|e| e.to_string())?;
     Ok((daemon, rx, signals, exporter))
-}
-
-fn test(
-    setup: &Setup,
-    log: &ipqbdb_parse::cli::InputSpec,
-    rule_file: Option<PathBuf>,
-    mode: RuleMode,
-    f2b: &Fail2banConfig,
-    verbose: bool,
-    missed: bool,
-) -> Result<(), String> {
-    let (log_file, program) = (log.path.as_path(), log.program.as_deref());
-    let rule_file = rule_file
-        .or_else(|| setup.settings.rule_file.clone())
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_RULE_FILE));
-    let (rules, loaded) = build_rules(&rule_file, mode, f2b)?;
-    let mut input: Box<dyn std::io::Read> = if log_file.as_os_str() == "-" {
-        Box::new(std::io::stdin().lock())
-    } else {
-        Box::new(std::fs::File::open(log_file).map_err(|e| format!("{}: {e}", log_file.display()))?)
-    };
-    // Standard output flushes at every line; a report can list hundreds of thousands.
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-    if !f2b.is_empty() {
-        let mut all = loaded;
-        if let Some(set) = rules.filters() {
-            // The description reads the filters where they now live, in the set.
-            fail2ban_jails::describe_filters(&set.filters, &mut out).map_err(|e| e.to_string())?;
-        }
-        all.filters.clear();
-        fail2ban_jails::describe(&all, &mut out).map_err(|e| e.to_string())?;
-        writeln!(out).map_err(|e| e.to_string())?;
-    }
-    let summary = testmode::run(
-        &rules, log_file, program, &mut input, verbose, missed, &mut out,
-    )
-    .map_err(|e| format!("{}: {e}", log_file.display()))?;
-    testmode::print_summary(&rules, &summary, &mut out).map_err(|e| e.to_string())?;
-    out.flush().map_err(|e| e.to_string())
 }

@@ -3,13 +3,74 @@
 
 use std::io::{Read, Write};
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use foldhash::HashMap;
+use thiserror::Error;
 
+use crate::cli::InputSpec;
+use crate::fail2ban_jails::{self, Fail2banConfig};
 use crate::lines::{Line, Splitter};
 use crate::matcher::RuleSet;
+use crate::rule_loading::{build_rules, RuleSetError};
+use crate::rules::RuleMode;
 use crate::sessions::{LineCount, Sessions};
+
+#[derive(Debug, Error)]
+pub enum TestError {
+    #[error(transparent)]
+    Rules(#[from] RuleSetError),
+    /// The log could not be opened or read (named, as the line numbers of what was read are).
+    #[error("{}: {source}", path.display())]
+    Log {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Output(#[from] std::io::Error),
+}
+
+/// `ibd-parse --test LOG[:program=NAME]`: loads the rules (and the fail2ban filters, described
+/// first), runs them over the log (`-` for standard input) and prints the summary on standard
+/// output.
+pub fn test_log(
+    log: &InputSpec,
+    rule_file: &Path,
+    mode: RuleMode,
+    f2b: &Fail2banConfig,
+    verbose: bool,
+    missed: bool,
+) -> Result<(), TestError> {
+    let (log_file, program) = (log.path.as_path(), log.program.as_deref());
+    let log_error = |source| TestError::Log {
+        path: log_file.into(),
+        source,
+    };
+    let (rules, loaded) = build_rules(rule_file, mode, f2b)?;
+    let mut input: Box<dyn Read> = if log_file.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(std::fs::File::open(log_file).map_err(log_error)?)
+    };
+    // Standard output flushes at every line; a summary can list hundreds of thousands.
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    if !f2b.is_empty() {
+        let mut all = loaded;
+        if let Some(set) = rules.filters() {
+            // The description reads the filters where they now live, in the set.
+            fail2ban_jails::describe_filters(&set.filters, &mut out)?;
+        }
+        all.filters.clear();
+        fail2ban_jails::describe(&all, &mut out)?;
+        writeln!(out)?;
+    }
+    let summary = run(
+        &rules, log_file, program, &mut input, verbose, missed, &mut out,
+    )
+    .map_err(log_error)?;
+    print_summary(&rules, &summary, &mut out)?;
+    Ok(out.flush()?)
+}
 
 /// What the test found; printed by [`print_summary`].
 #[derive(Debug, Default)]

@@ -252,6 +252,24 @@ fn followed_file_across_rotation_restart_and_kill() {
     );
 }
 
+/// A line appended the moment the daemon says "started" is new, not history: the followed file's
+/// start is fixed before the daemon reports itself ready. Repeated, since a reader positioning itself
+/// late only loses the race now and then.
+#[test]
+fn a_line_appended_right_after_start_is_read() {
+    let s = Setup::new();
+    for round in 0..12 {
+        let log = s.path(&format!("race-{round}.log"));
+        append(&log, &ssh("198.51.100.200")); // history: never banned
+        let d = s.start(Backend::Sqlite, &[log.to_str().unwrap()], round);
+        let addr = format!("203.0.113.{}", round + 1);
+        append(&log, &ssh(&addr));
+        s.wait_caught(&addr, 1);
+        d.stop();
+    }
+    assert_eq!(s.caught("198.51.100.200"), 0, "history is not banned");
+}
+
 #[test]
 fn signals_reload_report_and_refuse_broken_rules() {
     let s = Setup::new();

@@ -1,6 +1,7 @@
-//! Where lines come from: the FIFO in the database directory, standard input, and followed files.
+//! The inputs' reader threads: the FIFO in the database directory, standard input, and followed
+//! files (the journal's is in `journal.rs`).
 //!
-//! Each source runs on its own thread and sends [`Event`]s to the daemon's single matching thread over
+//! Each input runs on its own thread and sends [`Event`]s to the daemon's single matching thread over
 //! a bounded channel, so a flood on one input slows that input down instead of growing memory.
 
 use std::fs::File;
@@ -50,19 +51,19 @@ impl FilePos {
 
 #[derive(Debug)]
 pub enum Event {
-    /// Lines of `source` read in one go; `pos` is where the source's reading stands once they are
-    /// handled (an encoded [`FilePos`] or journal cursor), for sources that can resume.
+    /// Lines of `input` read in one go; `pos` is where the input's reading stands once they are
+    /// handled (an encoded [`FilePos`] or journal cursor), for inputs that can resume.
     Lines {
-        source: usize,
+        input: usize,
         lines: LineBatch,
         pos: Option<Vec<u8>>,
     },
-    /// `source` ended (standard input at EOF).
-    End { source: usize },
+    /// `input` ended (standard input at EOF).
+    End { input: usize },
     /// A followed file was rotated.
-    Rotated { source: usize, how: Rotation },
-    /// `source` hit an error worth logging; it keeps trying where that makes sense.
-    Error { source: usize, message: String },
+    Rotated { input: usize, how: Rotation },
+    /// `input` hit an error worth logging; it keeps trying where that makes sense.
+    Error { input: usize, message: String },
 }
 
 /// The lines of one read, in one buffer: a channel message and an allocation per line cost more
@@ -113,7 +114,7 @@ pub(crate) type Tx = SyncSender<Event>;
 /// Sends the lines `produce` emits as one event; false when the receiver is gone.
 fn send_batch(
     tx: &Tx,
-    source: usize,
+    input: usize,
     id: Option<(u64, u64)>,
     produce: impl FnOnce(&mut dyn FnMut(Line<'_>, u64)),
 ) -> bool {
@@ -127,7 +128,7 @@ fn send_batch(
         return true;
     };
     tx.send(Event::Lines {
-        source,
+        input,
         lines,
         pos: id.map(|(dev, ino)| {
             FilePos {
@@ -144,12 +145,12 @@ fn send_batch(
 /// Sends every line of `data` (one event); false when the receiver is gone.
 fn send_lines(
     tx: &Tx,
-    source: usize,
+    input: usize,
     splitter: &mut Splitter,
     data: &[u8],
     id: Option<(u64, u64)>,
 ) -> bool {
-    send_batch(tx, source, id, |emit| splitter.feed(data, emit))
+    send_batch(tx, input, id, |emit| splitter.feed(data, emit))
 }
 
 /// Creates the FIFO (mode 0620: the daemon's user reads, its group, e.g. the syslog daemon's, writes),
@@ -177,7 +178,7 @@ pub fn make_fifo(path: &Path) -> std::io::Result<()> {
 
 /// Reads the FIFO forever. It is opened read-write, so it never sees end-of-file when a writer
 /// (`cat`, a syslog daemon restarting) closes its end: the next writer just continues.
-pub fn spawn_fifo(path: PathBuf, source: usize, tx: Tx) -> std::io::Result<()> {
+pub fn spawn_fifo(path: PathBuf, input: usize, tx: Tx) -> std::io::Result<()> {
     let mut file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -185,41 +186,41 @@ pub fn spawn_fifo(path: PathBuf, source: usize, tx: Tx) -> std::io::Result<()> {
         .open(&path)?;
     std::thread::Builder::new()
         .name("fifo".into())
-        .spawn(move || stream(&mut file, source, &tx, false))?;
+        .spawn(move || stream(&mut file, input, &tx, false))?;
     Ok(())
 }
 
-pub fn spawn_stdin(source: usize, tx: Tx) -> std::io::Result<()> {
+pub fn spawn_stdin(input: usize, tx: Tx) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("stdin".into())
-        .spawn(move || stream(&mut std::io::stdin().lock(), source, &tx, true))?;
+        .spawn(move || stream(&mut std::io::stdin().lock(), input, &tx, true))?;
     Ok(())
 }
 
-fn stream(r: &mut dyn Read, source: usize, tx: &Tx, report_end: bool) {
+fn stream(r: &mut dyn Read, input: usize, tx: &Tx, report_end: bool) {
     let mut splitter = Splitter::default();
     let mut buf = vec![0u8; CHUNK];
     loop {
         match r.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
-                if !send_lines(tx, source, &mut splitter, &buf[..n], None) {
+                if !send_lines(tx, input, &mut splitter, &buf[..n], None) {
                     return;
                 }
             }
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) => {
                 let _ = tx.send(Event::Error {
-                    source,
+                    input,
                     message: e.to_string(),
                 });
                 break;
             }
         }
     }
-    send_batch(tx, source, None, |emit| splitter.finish(emit));
+    send_batch(tx, input, None, |emit| splitter.finish(emit));
     if report_end {
-        let _ = tx.send(Event::End { source });
+        let _ = tx.send(Event::End { input });
     }
 }
 
@@ -235,32 +236,43 @@ pub enum Start {
 
 /// Follows `path` like `tail -F`: across rename rotation (the old file is read to its end first) and
 /// copytruncate (reading restarts at 0). A file that does not exist yet is waited for.
+///
+/// The file is opened and positioned here, before the thread starts: the caller reports the daemon
+/// ready once this returns, and a line appended after that must be read, not taken for history.
 pub fn spawn_follow(
     path: PathBuf,
     start: Start,
-    source: usize,
+    input: usize,
     tx: Tx,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<()> {
+    let follower = Follower {
+        path,
+        input,
+        tx,
+        stop,
+    };
+    let first = follower.position(start);
     std::thread::Builder::new()
-        .name(format!("follow {}", path.display()))
-        .spawn(move || {
-            Follower {
-                path,
-                source,
-                tx,
-                stop,
-            }
-            .run(start)
-        })?;
+        .name(format!("follow {}", follower.path.display()))
+        .spawn(move || follower.run(first))?;
     Ok(())
 }
 
 struct Follower {
     path: PathBuf,
-    source: usize,
+    input: usize,
     tx: Tx,
     stop: Arc<AtomicBool>,
+}
+
+/// Where following begins, decided before the reading thread starts.
+struct First {
+    /// A saved position in a file since rotated (`PATH.1`): that file, positioned there, is read to
+    /// its end first.
+    rotated: Option<(File, FilePos)>,
+    /// The file at `path`, positioned; none when it does not exist yet.
+    current: Option<Open>,
 }
 
 struct Open {
@@ -320,8 +332,11 @@ impl Open {
 }
 
 impl Follower {
-    fn run(self, start: Start) {
-        let mut current = self.resume(start);
+    fn run(self, first: First) {
+        if let Some((file, pos)) = first.rotated {
+            self.drain(file, pos);
+        }
+        let mut current = first.current;
         let mut buf = vec![0u8; CHUNK];
         let mut reported_missing = false;
         while !self.stop.load(Ordering::Relaxed) {
@@ -347,7 +362,7 @@ impl Follower {
                 Ok(n) => {
                     let id = Some((open.dev, open.ino));
                     open.remember(&buf[..n]);
-                    if !send_lines(&self.tx, self.source, &mut open.splitter, &buf[..n], id) {
+                    if !send_lines(&self.tx, self.input, &mut open.splitter, &buf[..n], id) {
                         return;
                     }
                     continue;
@@ -365,7 +380,7 @@ impl Follower {
                 Ok(m) if (m.dev(), m.ino()) != (open.dev, open.ino) => {
                     // Renamed away and replaced: the old file was read to its end just now.
                     let id = Some((open.dev, open.ino));
-                    send_batch(&self.tx, self.source, id, |emit| open.splitter.finish(emit));
+                    send_batch(&self.tx, self.input, id, |emit| open.splitter.finish(emit));
                     self.rotated(Rotation::Renamed);
                     current = None;
                     continue;
@@ -382,84 +397,94 @@ impl Follower {
     }
 
     /// Positions the first file according to `start`; a saved position of a file since rotated
-    /// drains the rotated file (`PATH.1`) first, so lines written while the daemon was down are read.
-    fn resume(&self, start: Start) -> Option<Open> {
-        match start {
-            Start::Beginning => self.open_at(0).ok(),
-            Start::End => {
-                let len = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
-                self.open_at(len).ok()
-            }
-            Start::Saved(pos) => {
-                let meta = std::fs::metadata(&self.path).ok();
-                if meta
-                    .as_ref()
-                    .is_some_and(|m| (m.dev(), m.ino()) == (pos.dev, pos.ino))
-                {
-                    let len = meta.map_or(0, |m| m.len());
-                    return self
-                        .open_at(if len < pos.offset { 0 } else { pos.offset })
-                        .ok();
+    /// keeps the rotated file (`PATH.1`) to drain first, so lines written while the daemon was down
+    /// are read.
+    fn position(&self, start: Start) -> First {
+        let opened = open(&self.path).ok();
+        let same = |m: &std::fs::Metadata, pos: &FilePos| (m.dev(), m.ino()) == (pos.dev, pos.ino);
+        let offset = match (start, &opened) {
+            (Start::Beginning, _) => 0,
+            (Start::End, Some((_, m))) => m.len(),
+            (Start::Saved(pos), Some((_, m))) if same(m, &pos) => {
+                if m.len() < pos.offset {
+                    0
+                } else {
+                    pos.offset
                 }
-                let mut rotated = self.path.clone().into_os_string();
-                rotated.push(".1");
-                let rotated = PathBuf::from(rotated);
-                if let Ok(m) = std::fs::metadata(&rotated) {
-                    if (m.dev(), m.ino()) == (pos.dev, pos.ino) && m.len() >= pos.offset {
-                        self.drain(&rotated, pos);
+            }
+            _ => 0,
+        };
+        let mut rotated = None;
+        if let Start::Saved(pos) = start {
+            if !opened.as_ref().is_some_and(|(_, m)| same(m, &pos)) {
+                let mut old_path = self.path.clone().into_os_string();
+                old_path.push(".1");
+                if let Ok((mut old, m)) = open(Path::new(&old_path)) {
+                    if same(&m, &pos)
+                        && m.len() >= pos.offset
+                        && old.seek(SeekFrom::Start(pos.offset)).is_ok()
+                    {
+                        rotated = Some((old, pos));
                     }
                 }
-                self.open_at(0).ok()
             }
+        }
+        First {
+            rotated,
+            current: opened.and_then(|(file, m)| positioned(file, &m, offset).ok()),
         }
     }
 
-    fn drain(&self, path: &Path, pos: FilePos) {
-        let Ok(mut file) = File::open(path) else {
-            return;
-        };
-        if file.seek(SeekFrom::Start(pos.offset)).is_err() {
-            return;
-        }
+    fn drain(&self, mut file: File, pos: FilePos) {
         let mut splitter = Splitter::at(pos.offset);
         let mut buf = vec![0u8; CHUNK];
         let id = Some((pos.dev, pos.ino));
         while let Ok(n) = file.read(&mut buf) {
-            if n == 0 || !send_lines(&self.tx, self.source, &mut splitter, &buf[..n], id) {
+            if n == 0 || !send_lines(&self.tx, self.input, &mut splitter, &buf[..n], id) {
                 break;
             }
         }
-        send_batch(&self.tx, self.source, id, |emit| splitter.finish(emit));
+        send_batch(&self.tx, self.input, id, |emit| splitter.finish(emit));
     }
 
     fn open_at(&self, offset: u64) -> std::io::Result<Open> {
-        let mut file = File::open(&self.path)?;
-        let m = file.metadata()?;
-        file.seek(SeekFrom::Start(offset))?;
-        Ok(Open {
-            file,
-            dev: m.dev(),
-            ino: m.ino(),
-            splitter: Splitter::at(offset),
-            pos: offset,
-            tail: Vec::new(),
-            seen: (m.len(), m.mtime(), m.mtime_nsec()),
-        })
+        let (file, m) = open(&self.path)?;
+        positioned(file, &m, offset)
     }
 
     fn rotated(&self, how: Rotation) {
         let _ = self.tx.send(Event::Rotated {
-            source: self.source,
+            input: self.input,
             how,
         });
     }
 
     fn error(&self, message: String) {
         let _ = self.tx.send(Event::Error {
-            source: self.source,
+            input: self.input,
             message,
         });
     }
+}
+
+fn open(path: &Path) -> std::io::Result<(File, std::fs::Metadata)> {
+    let file = File::open(path)?;
+    let m = file.metadata()?;
+    Ok((file, m))
+}
+
+/// `file` (whose metadata is `m`) read from `offset` on.
+fn positioned(mut file: File, m: &std::fs::Metadata, offset: u64) -> std::io::Result<Open> {
+    file.seek(SeekFrom::Start(offset))?;
+    Ok(Open {
+        file,
+        dev: m.dev(),
+        ino: m.ino(),
+        splitter: Splitter::at(offset),
+        pos: offset,
+        tail: Vec::new(),
+        seen: (m.len(), m.mtime(), m.mtime_nsec()),
+    })
 }
 
 #[cfg(test)]
