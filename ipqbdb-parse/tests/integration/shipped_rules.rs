@@ -1,7 +1,7 @@
 //! The shipped rule set against sshguard's parser test cases and against realistic log lines of every
 //! service it claims to cover.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
