@@ -1,6 +1,7 @@
 //! Helpers shared by the cross-crate tests, a file per kind: addresses, databases, the workspace's
 //! programs and their options, child processes, waiting, network namespaces and traffic, the
-//! metrics pages, a private PostgreSQL server.
+//! metrics pages, a private PostgreSQL server, and the lock that runs timed tests alone
+//! ([`timing`]).
 
 pub mod addr;
 pub mod db;
@@ -10,6 +11,7 @@ pub mod postgres;
 pub mod proc;
 pub mod programs;
 pub mod scrape;
+pub mod timing;
 pub mod traffic;
 pub mod wait;
 

@@ -357,17 +357,17 @@ macro_rules! per_engine {
             mod $engine {
                 use super::*;
 
-                #[ipqbdb_tests::root_test("network namespaces, iptables, mounts")]
+                #[ipqbdb_tests::root_test("network namespaces, iptables, mounts", timing)]
                 fn held_writer_stalls_no_verdict() {
                     held_writer($backend);
                 }
 
-                #[ipqbdb_tests::root_test("network namespaces, iptables, mounts")]
+                #[ipqbdb_tests::root_test("network namespaces, iptables, mounts", timing)]
                 fn retention_pass_stalls_no_verdict() {
                     retention_pass($backend);
                 }
 
-                #[ipqbdb_tests::root_test("network namespaces, iptables, mounts")]
+                #[ipqbdb_tests::root_test("network namespaces, iptables, mounts", timing)]
                 fn a_damaged_record_is_accepted_and_logged_once() {
                     damaged_record($backend);
                 }
