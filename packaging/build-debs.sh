@@ -3,7 +3,8 @@
 # engine compiled in, into target/debian/. Needs cargo-deb (cargo install --locked cargo-deb).
 # Usage: packaging/build-debs.sh [BACKEND...]   (default: all four)
 # Environment: DEB_OUTPUT, the output directory (default target/debian); DEB_REVISION, the Debian
-# revision (default 1, making version 0.1.0-1).
+# revision (default 1, making version 0.1.0-1); DEB_FAST=1, faster compression and larger files
+# (for checks that read the packages, not for packages to ship).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v cargo-deb > /dev/null || {
@@ -13,7 +14,8 @@ command -v cargo-deb > /dev/null || {
 backends=("$@")
 [ ${#backends[@]} -gt 0 ] || backends=(lmdb sqlite redb postgres)
 cargo run --quiet -p ipqbdb-xtask -- docs target/docs > /dev/null
-# One target directory for all variants: only the store and what links it are rebuilt per engine.
+# One target directory for all variants (release-build.sh's): only the store and what links it are
+# rebuilt per engine, and a variant a demo built is not built again.
 export CARGO_TARGET_DIR=$PWD/target/deb-build
 
 # The source directory of a locked dependency (its version from Cargo.lock), which the build unpacked:
@@ -79,10 +81,9 @@ trap 'rm -rf "$tmp"' EXIT
 mkdir -p target/debian-copyright "${DEB_OUTPUT:-target/debian}"
 out=$(cd "${DEB_OUTPUT:-target/debian}" && pwd)
 for b in "${backends[@]}"; do
-    cargo build --release --quiet --no-default-features --features "$b" \
-        -p ipqbdb-admin -p ipqbdb-parse -p ipqbdb-judge -p ipqbdb-xdp
+    packaging/release-build.sh "$b" > /dev/null
     copyright "$b" > target/debian-copyright/"$b"
     cargo deb --no-build --quiet -p ipqbdb-admin --variant "$b" --output "$out/" \
-        ${DEB_REVISION:+--deb-revision "$DEB_REVISION"}
+        ${DEB_REVISION:+--deb-revision "$DEB_REVISION"} ${DEB_FAST:+--fast}
 done
 ls -1 "$out"/*.deb

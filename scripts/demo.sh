@@ -10,8 +10,9 @@ cd "$(dirname "$0")/.."
 for tool in ip iptables ping; do
     command -v "$tool" > /dev/null || { echo "demo.sh: $tool is missing (apt-get install iproute2 iptables iputils-ping)"; exit 1; }
 done
-cargo build --release --quiet -p ipqbdb-admin -p ipqbdb-parse -p ipqbdb-judge
-bin=$PWD/target/release
+# The programs as the lmdb package ships them (lmdb is the default engine either way), built where
+# the packages are built, so neither builds them twice.
+bin=$(packaging/release-build.sh lmdb)
 tmp=$(mktemp -d)
 V=ipqbdb-demo-victim-$$
 A=ipqbdb-demo-net-$$

@@ -14,8 +14,9 @@ for tool in ip iptables ping runuser; do
 done
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2> /dev/null | sort -V | tail -1)
 [ -x "$pg_bin/pg_ctl" ] || { echo "fleet-demo.sh: no PostgreSQL server under /usr/lib/postgresql (apt-get install postgresql)"; exit 1; }
-cargo build --release --quiet -p ipqbdb-admin -p ipqbdb-parse -p ipqbdb-judge --features postgres
-bin=$PWD/target/release
+# The programs as the postgres package ships them, built where the packages are built (see
+# packaging/release-build.sh).
+bin=$(packaging/release-build.sh postgres)
 tmp=$(mktemp -d)
 chmod 755 "$tmp"
 hosts=(mail web dns)

@@ -3,7 +3,7 @@
 //! options and a Python-only regex): what `--test` shows, what the daemon bans in a real
 //! database, and one-line errors for broken filters.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -18,7 +18,7 @@ const PARSE: &str = env!("CARGO_BIN_EXE_ibd-parse");
 const LIMIT: Duration = Duration::from_secs(60);
 
 impl Setup {
-    fn new() -> Setup {
+    fn with_filters() -> Setup {
         let s = Setup::empty();
         let d = s.f2b();
         std::fs::create_dir_all(d.join("filter.d")).unwrap();
@@ -90,7 +90,7 @@ fn text(o: &Output) -> (String, String) {
 
 #[test]
 fn test_mode_shows_the_jail_mapping_and_what_it_catches() {
-    let s = Setup::new();
+    let s = Setup::with_filters();
     let log = s.path("svc1.log");
     let f2b = s.f2b();
     let o = s.run(&[
@@ -130,7 +130,7 @@ fn test_mode_shows_the_jail_mapping_and_what_it_catches() {
 
 #[test]
 fn the_daemon_bans_with_the_filters_reason_count_and_decay() {
-    let s = Setup::new();
+    let s = Setup::with_filters();
     let db = s.path("db");
     let filter = format!(
         "{}[mode=aggressive, reason=\"svc attack\", initial-count=1, decay=2h]",
@@ -174,7 +174,7 @@ fn one_line_error(o: &Output, want: &[&str]) {
 
 #[test]
 fn broken_filters_are_one_line_errors_naming_file_and_line() {
-    let s = Setup::new();
+    let s = Setup::with_filters();
     let fd = s.f2b().join("filter.d");
     s.write(
         "fail2ban/filter.d/noinc.conf",

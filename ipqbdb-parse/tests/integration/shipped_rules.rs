@@ -1,7 +1,7 @@
 //! The shipped rule set against realistic log lines, written here, of every service it claims to
 //! cover: attacks it must catch for the right address, and normal operation it must leave alone.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;

@@ -4,7 +4,7 @@
 //! The streams run unpaced (as fast as the sender can), so the judge receives bursts and answers
 //! them in batches; each test checks that it did (fewer sends than packets).
 
-mod common;
+use crate::common;
 
 use std::cell::Cell;
 use std::net::{SocketAddr, UdpSocket};

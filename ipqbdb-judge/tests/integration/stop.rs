@@ -182,7 +182,7 @@ fn bound_socket() -> NfqSocket {
     sock
 }
 
-#[root_test("network namespaces, iptables")]
+#[root_test("network namespaces, iptables", timing)]
 fn thousands_of_stops_under_a_flood_drop_nothing() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let lab = FloodLab::new("stop", 0);
@@ -245,7 +245,7 @@ fn bind_serve_stop() -> u64 {
 /// with its whole setup in one message, which leaves that instant inside the kernel's handling of
 /// the message: here 0 or 1 packet was lost in 3,000 to 5,400 bindings, where binding and then
 /// setting up with `nfq`'s separate requests lost 1,100 to 1,350 (one per two to four bindings).
-#[root_test("network namespaces, iptables")]
+#[root_test("network namespaces, iptables", timing)]
 fn rebinding_under_a_flood_loses_next_to_nothing() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let lab = FloodLab::new("bind", 1);

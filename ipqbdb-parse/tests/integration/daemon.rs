@@ -1,6 +1,6 @@
 //! The real `ibd-parse` binary: inputs, restarts, signals and bad input, against a real database.
 
-mod common;
+use crate::common;
 
 use std::fs::OpenOptions as FileOptions;
 use std::io::Write;
@@ -24,9 +24,6 @@ impl Setup {
         let s = Setup::empty();
         s.write("rules.conf", RULES);
         s
-    }
-    fn db(&self) -> PathBuf {
-        self.tmp.path().join("db")
     }
     fn rules(&self) -> PathBuf {
         self.tmp.path().join("rules.conf")

@@ -9,7 +9,7 @@
 //! Goal: >= 90 % of the filters pass. The table and every failing filter's first failures are
 //! printed. fail2ban's files are read where the package installs them, never copied.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;

@@ -11,7 +11,7 @@
 //! Lines are fed in file order through one session table per file, so multi-line cases work as in
 //! the daemon; positives whose address is only on an earlier line are reported, not required.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;

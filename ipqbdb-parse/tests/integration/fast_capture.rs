@@ -2,7 +2,7 @@
 //! the rule tests read: where they decide, they must report exactly what the regex reports, and they
 //! must decide for nearly every caught line (else the speed they exist for is gone).
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

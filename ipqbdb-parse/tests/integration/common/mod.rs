@@ -31,6 +31,11 @@ impl Setup {
         self.tmp.path().join(name)
     }
 
+    /// The database directory of the programs a test runs.
+    pub fn db(&self) -> PathBuf {
+        self.path("db")
+    }
+
     /// Writes `text` to the file `name`.
     pub fn write(&self, name: &str, text: &str) {
         std::fs::write(self.path(name), text).unwrap();

@@ -3,7 +3,7 @@
 //! The files are read interleaved at random (as the parser's followers deliver them), and each file
 //! alone too: every way must give about one ban per attempt (0.9 to 1.2; the figures are printed).
 
-mod common;
+use crate::common;
 
 use ipqbdb_parse::matcher::RuleSet;
 use ipqbdb_parse::rules::RuleMode;

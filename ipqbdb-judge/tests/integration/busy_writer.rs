@@ -10,7 +10,7 @@
 //! The tests of this file run one at a time (`SERIAL`): they measure latency, and two of them side
 //! by side on two cores would measure each other.
 
-mod common;
+use crate::common;
 
 use std::net::UdpSocket;
 use std::process::{Command, Stdio};
@@ -47,7 +47,7 @@ const P99_BOUND: Duration = Duration::from_millis(20);
 static SERIAL: Mutex<()> = Mutex::new(());
 
 impl Lab {
-    fn new(backend: Backend) -> Lab {
+    fn busy(backend: Backend) -> Lab {
         let lab = Lab::pair(
             "busy",
             backend,
@@ -65,7 +65,7 @@ impl Lab {
         lab
     }
 
-    fn stream(&self) -> Stream {
+    fn busy_stream(&self) -> Stream {
         let mut sources = INNOCENT.to_vec();
         sources.push(BANNED);
         self.stream_from(&sources, MAX_PACKETS)
@@ -195,10 +195,10 @@ fn check(lab: &mut Lab, report: &Report, banned_blocked: bool, held_for: Duratio
 
 fn held_writer(b: Backend) {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let mut lab = Lab::new(b);
+    let mut lab = Lab::busy(b);
     lab.ban(&["-c", "0", "-t", "30d", BANNED]);
     lab.start_judge(&["Q0"], "listening on Q0S");
-    let stream = lab.stream();
+    let stream = lab.busy_stream();
     await_traffic(&stream, 0, u64::from(RATE), b);
     let worker = workspace_bin("ipqbdb-tests", "ipqbdb-store-worker");
     let mut cmd = Command::new(worker);
@@ -255,7 +255,7 @@ fn held_writer(b: Backend) {
 
 fn retention_pass(b: Backend) {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let mut lab = Lab::new(b);
+    let mut lab = Lab::busy(b);
     {
         let store = open_any(&lab.db(), b).unwrap();
         let started = Instant::now();
@@ -279,7 +279,7 @@ fn retention_pass(b: Backend) {
     }
     lab.ban(&["-c", "0", "-t", "30d", BANNED]);
     lab.start_judge(&["Q0"], "listening on Q0S");
-    let stream = lab.stream();
+    let stream = lab.busy_stream();
     await_traffic(&stream, 0, u64::from(RATE), b);
     let ibd = workspace_bin("ipqbdb-admin", "ibd");
     let mut cmd = Command::new(ibd);
@@ -315,7 +315,7 @@ fn retention_pass(b: Backend) {
 /// damage) and said in the log: once at once, not once per packet.
 fn damaged_record(b: Backend) {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let mut lab = Lab::new(b);
+    let mut lab = Lab::busy(b);
     let damaged = "10.88.0.6";
     {
         let store = open_any(&lab.db(), b).unwrap();
@@ -357,17 +357,17 @@ macro_rules! per_engine {
             mod $engine {
                 use super::*;
 
-                #[ipqbdb_tests::root_test("network namespaces, iptables, mounts")]
+                #[ipqbdb_tests::root_test("network namespaces, iptables, mounts", timing)]
                 fn held_writer_stalls_no_verdict() {
                     held_writer($backend);
                 }
 
-                #[ipqbdb_tests::root_test("network namespaces, iptables, mounts")]
+                #[ipqbdb_tests::root_test("network namespaces, iptables, mounts", timing)]
                 fn retention_pass_stalls_no_verdict() {
                     retention_pass($backend);
                 }
 
-                #[ipqbdb_tests::root_test("network namespaces, iptables, mounts")]
+                #[ipqbdb_tests::root_test("network namespaces, iptables, mounts", timing)]
                 fn a_damaged_record_is_accepted_and_logged_once() {
                     damaged_record($backend);
                 }

@@ -7,7 +7,7 @@
 //! write. Each line must ban the attacker or nothing, and every shipped rule must be reached by at
 //! least one such line (so every rule is tried against injection).
 
-mod common;
+use crate::common;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};

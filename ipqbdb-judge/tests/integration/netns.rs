@@ -5,7 +5,7 @@
 //! queue is verdicted in order, so once the sentinel arrives every earlier packet has been judged:
 //! counts are read when they are final, not after a guessed sleep.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};

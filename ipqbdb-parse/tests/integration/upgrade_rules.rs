@@ -2,9 +2,8 @@
 //! reasons are reason ids, the fifth field (2.x's block database) is set aside with one notice,
 //! and PCRE-only regexes run on the backtracking engine, their address still validated.
 
-mod common;
+use crate::common;
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -23,10 +22,6 @@ const RULES_2X: &str = r#"# ipqbdb 2.x rules
 "#;
 
 impl Setup {
-    fn db(&self) -> PathBuf {
-        self.path("db")
-    }
-
     /// A database holding one reason, whose id it returns.
     fn with_reason(&self, text: &str) -> u32 {
         let store = open_any(&self.db(), Backend::Lmdb).unwrap();

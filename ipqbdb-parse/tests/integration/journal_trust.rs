@@ -6,7 +6,7 @@
 //! on the test machines, so a script stands in for `journalctl`, as in `daemon.rs`), beside the
 //! records of the installed OpenSSH programs; only the latter ban.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

@@ -1,0 +1,17 @@
+//! This crate's integration tests in one binary, as ripgrep and cargo keep theirs: the engines are
+//! linked once instead of once per file, and the tests of all files run side by side. A root test
+//! with a timing bound says so (`#[root_test("...", timing)]`) and runs alone
+//! (`ipqbdb_tests::timing`).
+
+mod ban_log_line;
+mod bans_per_attempt;
+mod common;
+mod daemon;
+mod fail2ban_cli;
+mod fail2ban_filters;
+mod fail2ban_samples;
+mod fast_capture;
+mod injection;
+mod journal_trust;
+mod shipped_rules;
+mod upgrade_rules;
