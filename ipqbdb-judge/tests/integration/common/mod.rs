@@ -1,9 +1,6 @@
 //! What the end-to-end tests of this crate share: the backends, `ibd ban`, iptables rules and
 //! counters, and the two namespaces of a judge and its client.
 
-// Each test binary compiles this module; not every one uses all of it.
-#![allow(dead_code)]
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

@@ -9,17 +9,14 @@ use ipqbdb_core::AddrKey;
 use ipqbdb_parse::matcher::RuleSet;
 use ipqbdb_parse::rules::RuleMode;
 
-#[allow(dead_code)] // compiled into every test binary; two of them read it
 pub mod service_lines;
 
 /// A temporary directory for one test's files (database, rules, logs, configuration), each named by
 /// [`Setup::path`]; each test file adds what it does with them.
-#[allow(dead_code)] // the tests of the shipped rules have no use for it
 pub struct Setup {
     pub tmp: tempfile::TempDir,
 }
 
-#[allow(dead_code)]
 impl Setup {
     pub fn empty() -> Setup {
         Setup {
@@ -43,11 +40,9 @@ impl Setup {
 }
 
 /// fail2ban's annotated sample logs, one file per filter, as the Debian package installs them.
-#[allow(dead_code)] // each test binary compiles this module; the injection test has no use for it
 pub const FAIL2BAN_SAMPLES: &str = "/usr/lib/python3/dist-packages/fail2ban/tests/files/logs";
 
 /// The shipped rule file, or (while writing rules) the file `$IPQBDB_RULES` names.
-#[allow(dead_code)] // the fail2ban filter test runs no rules of ours
 fn rule_path() -> PathBuf {
     std::env::var_os("IPQBDB_RULES").map_or_else(
         || Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/ipqbdb-pcre.conf"),
@@ -56,7 +51,6 @@ fn rule_path() -> PathBuf {
 }
 
 /// The rules under test, as `mode` runs them.
-#[allow(dead_code)]
 pub fn rules(mode: RuleMode) -> RuleSet {
     let path = rule_path();
     let rules =
@@ -64,7 +58,6 @@ pub fn rules(mode: RuleMode) -> RuleSet {
     RuleSet::with_mode(rules, mode).unwrap()
 }
 
-#[allow(dead_code)]
 /// Evaluates the constraints fail2ban's samples use: `name == 'x'` and `opts.get('mode') == 'x'`
 /// (or `!=`), joined by `and`. `mode` is `None` for the filter's default mode.
 pub fn constraint_holds(c: &str, service: &str, mode: Option<&str>) -> bool {
@@ -94,7 +87,6 @@ pub fn constraint_holds(c: &str, service: &str, mode: Option<&str>) -> bool {
     })
 }
 
-#[allow(dead_code)]
 pub fn same(a: IpAddr, b: &str) -> bool {
     b.parse::<IpAddr>()
         .is_ok_and(|b| AddrKey::exact(a) == AddrKey::exact(b))
@@ -103,7 +95,6 @@ pub fn same(a: IpAddr, b: &str) -> bool {
 /// One line of a fail2ban sample log, with the annotations in force, as fail2ban's own sample test
 /// reads them: the line right after `# failJSON:` is the sample; other lines that are neither
 /// comments nor empty are samples that must not match.
-#[allow(dead_code)]
 #[derive(Debug, Clone)]
 pub struct Annotated {
     pub file: String,
@@ -117,7 +108,6 @@ pub struct Annotated {
 
 /// Reads fail2ban's sample log `name` (and the files its `# addFILE:` lines add) for filter
 /// `filter` (the name `test.condition` sees). Blocks whose last condition fails are skipped.
-#[allow(dead_code)]
 pub fn read_annotated(name: &str, filter: &str) -> Vec<Annotated> {
     let mut files = vec![name.to_string()];
     let mut out = Vec::new();
