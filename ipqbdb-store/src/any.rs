@@ -17,6 +17,10 @@ macro_rules! any_store {
         name: $name:literal, feature: $feat:literal, module: $module:ident, store: $store:ident,
         held: $held:ty, files: [$($file:literal),*] $(,)?
     }),* $(,)?) => {
+        // From the engine's own module: `held` names the store type bare, and the crate root's
+        // re-exports of it are themselves derived from the list.
+        $(#[cfg(feature = $feat)] use crate::$module::$store;)*
+
         /// A store of whichever engine the directory uses.
         pub enum AnyStore {
             $(#[cfg(feature = $feat)] $v($held),)*
@@ -27,7 +31,7 @@ macro_rules! any_store {
             fn open_engine(backend: Backend, dir: &Path, opts: &OpenOptions) -> Result<AnyStore> {
                 match backend {
                     $(#[cfg(feature = $feat)]
-                    Backend::$v => crate::$store::open(dir, opts).map(|s| AnyStore::$v(s.into())),)*
+                    Backend::$v => $store::open(dir, opts).map(|s| AnyStore::$v(s.into())),)*
                     #[allow(unreachable_patterns)]
                     other => Err(StoreError::NotCompiled {
                         dir: dir.to_path_buf(),

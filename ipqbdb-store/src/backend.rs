@@ -9,7 +9,8 @@ use std::str::FromStr;
 /// `engines!(a_macro)`, which calls `a_macro!` with the entries. The first entry is the default for
 /// a new directory when compiled in. Per entry: its name (the marker's text and `--backend`'s
 /// value), the cargo feature that compiles it, its module and store type, how [`crate::AnyStore`]
-/// holds it, and its files in the directory, the first of which identifies the engine (a
+/// holds it (by the store type's bare name, which the user imports from the module), and its
+/// files in the directory, the first of which identifies the engine (a
 /// directory holding it without a marker is foreign); an engine without files keeps its data
 /// elsewhere (not [`Backend::is_local`]).
 macro_rules! engines {
@@ -20,7 +21,7 @@ macro_rules! engines {
                 feature: "lmdb",
                 module: lmdb,
                 store: LmdbStore,
-                held: crate::LmdbStore,
+                held: LmdbStore,
                 files: ["lmdb/data.mdb", "lmdb/lock.mdb"],
             },
             Sqlite {
@@ -28,7 +29,7 @@ macro_rules! engines {
                 feature: "sqlite",
                 module: sqlite,
                 store: SqliteStore,
-                held: crate::SqliteStore,
+                held: SqliteStore,
                 files: ["ipqbdb.sqlite", "ipqbdb.sqlite-wal", "ipqbdb.sqlite-shm"],
             },
             Redb {
@@ -36,7 +37,7 @@ macro_rules! engines {
                 feature: "redb",
                 module: redb,
                 store: RedbStore,
-                held: crate::RedbStore,
+                held: RedbStore,
                 files: ["ipqbdb.redb"],
             },
             /// A shared PostgreSQL server: the database of a fleet (the directory keeps the marker
@@ -46,7 +47,7 @@ macro_rules! engines {
                 feature: "postgres",
                 module: postgres,
                 store: PostgresStore,
-                held: Box<crate::PostgresStore>,
+                held: Box<PostgresStore>,
                 files: [],
             },
         }

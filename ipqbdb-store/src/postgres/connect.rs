@@ -1,58 +1,20 @@
 //! Connections: the client configuration from `postgres-url` (TLS, the password file), dialling,
 //! preparing a new connection, and errors explained for a log line.
 
-use super::*;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::atomic::Ordering;
+use std::sync::MutexGuard;
 
-/// Whether `e` says the connection is gone (rather than the statement failing): the next
-/// operation must connect again.
-pub(super) fn is_connection_error(e: &postgres::Error) -> bool {
-    const LOST: [&str; 6] = [
-        "error communicating",
-        "error connecting",
-        "timeout waiting",
-        "unexpected message",
-        "error parsing response",
-        "error encoding",
-    ];
-    let text = e.to_string();
-    e.is_closed()
-        || LOST.iter().any(|p| text.starts_with(p))
-        || matches!(
-            e.code(),
-            Some(c) if *c == SqlState::ADMIN_SHUTDOWN
-                || *c == SqlState::CRASH_SHUTDOWN
-                || *c == SqlState::CANNOT_CONNECT_NOW
-        )
-}
+use postgres::{Client, Config, NoTls};
 
-/// A client error with its causes on one line: the crate shows `db error` alone, and the server's
-/// message (`FATAL: terminating connection due to administrator command`) is in the source.
-#[derive(Debug)]
-pub(super) struct Explained(pub(super) String);
-
-impl From<&postgres::Error> for Explained {
-    fn from(e: &postgres::Error) -> Self {
-        let mut text = e.to_string();
-        let mut cause = std::error::Error::source(e);
-        while let Some(c) = cause {
-            let more = c.to_string();
-            if !text.ends_with(&more) {
-                text.push_str(": ");
-                text.push_str(&more);
-            }
-            cause = c.source();
-        }
-        Explained(text.replace('\n', " "))
-    }
-}
-
-impl std::fmt::Display for Explained {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Explained {}
+use super::state::{Conn, PostgresStore, Stmts};
+use super::fail::*;
+use crate::backend::Backend;
+use crate::error::{Result, StoreError};
+use crate::kv::Table;
+use crate::server::{password_from_pgpass, read_password_file, ServerOptions};
+use super::schema::*;
 
 /// The server named for error messages: never the password.
 pub(super) fn describe(config: &Config) -> String {

@@ -1,7 +1,19 @@
 //! The change feed: what changed since a transaction id (for local views), and commit notices
 //! (`LISTEN`).
 
-use super::*;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use postgres::fallible_iterator::FallibleIterator;
+use postgres::Client;
+
+use super::state::PostgresStore;
+use super::fail::*;
+use super::tables::*;
+use crate::backend::Backend;
+use crate::error::{Result, StoreError};
+use crate::kv::Table;
+use super::schema::*;
 
 /// A connection of its own that waits for writers' commit notices ([`PostgresStore::listen`]).
 pub struct Listener {

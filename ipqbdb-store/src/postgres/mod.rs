@@ -24,129 +24,37 @@
 //! dialling), `retry` (retried transactions, commit tokens), `feed` (changes since a transaction,
 //! commit notices), `tx` (the key-value transaction); the engine itself here.
 
-use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::AtomicBool;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use postgres::error::SqlState;
-use postgres::fallible_iterator::FallibleIterator;
-use postgres::types::ToSql;
-use postgres::{Client, Config, IsolationLevel, NoTls, Statement, Transaction};
 
 use crate::backend::Backend;
-use crate::error::{Result, StoreError};
-use crate::kv::{Direction, ReadTx, Table, Visit, WriteTx};
-use crate::server::{password_from_pgpass, read_password_file, system_host_name, ServerOptions};
+use crate::error::Result;
+use crate::kv::{ReadTx, Table, WriteTx};
+use crate::server::system_host_name;
 use crate::store::{ensure_format, Location, OpenOptions, StorageEngine};
 
 mod connect;
+mod fail;
 mod feed;
 mod retry;
 mod schema;
+mod state;
+mod tables;
 mod tx;
 
 use connect::*;
+use fail::*;
 pub use feed::{ChangeSet, Listener};
 use retry::*;
-pub use schema::{sql_table, SCHEMA_VERSION};
+pub use schema::SCHEMA_VERSION;
+pub use tables::sql_table;
 use schema::*;
+pub use state::PostgresStore;
+use state::Conn;
 use tx::*;
-
-/// The prepared statements of one table.
-struct Stmts {
-    get: Statement,
-    forward: Statement,
-    backward: Statement,
-    count: Statement,
-    put: Statement,
-    delete: Statement,
-    /// `get_many`: the rows of the keys in `$1` (bytea[]).
-    get_many: Statement,
-    /// `put_many`: one multi-row upsert of the keys `$1` and values `$2` (and scopes `$3`).
-    put_many: Statement,
-}
-
-impl Stmts {
-    fn prepare(client: &mut Client, table: Table) -> std::result::Result<Stmts, postgres::Error> {
-        let n = sql_table(table);
-        let t = table.name();
-        let mut p = |sql: String| client.prepare(&sql);
-        if scoped(table) {
-            Ok(Stmts {
-                get: p(format!("SELECT v FROM {n} WHERE scope = $2 AND k = $1"))?,
-                forward: p(format!(
-                    "SELECT k, v FROM {n} WHERE scope IN ('', $2) AND k >= $1 ORDER BY k"
-                ))?,
-                backward: p(format!(
-                    "SELECT k, v FROM {n} WHERE scope IN ('', $2) AND k <= $1 ORDER BY k DESC"
-                ))?,
-                count: p(format!("SELECT count(*) FROM {n} WHERE scope IN ('', $1)"))?,
-                put: p(format!(
-                    "INSERT INTO {n} (k, v, scope) VALUES ($1, $2, $3) \
-                     ON CONFLICT (scope, k) DO UPDATE SET v = EXCLUDED.v"
-                ))?,
-                delete: p(format!("DELETE FROM {n} WHERE scope = $2 AND k = $1"))?,
-                get_many: p(format!(
-                    "SELECT k, v FROM {n} WHERE scope = $2 AND k = ANY($1::bytea[])"
-                ))?,
-                put_many: p(format!(
-                    "INSERT INTO {n} (k, v, scope) \
-                     SELECT u.k, u.v, $3 FROM unnest($1::bytea[], $2::bytea[]) AS u(k, v) \
-                     ON CONFLICT (scope, k) DO UPDATE SET v = EXCLUDED.v"
-                ))?,
-            })
-        } else {
-            Ok(Stmts {
-                get: p(format!("SELECT v FROM {n} WHERE k = $1"))?,
-                forward: p(format!("SELECT k, v FROM {n} WHERE k >= $1 ORDER BY k"))?,
-                backward: p(format!(
-                    "SELECT k, v FROM {n} WHERE k <= $1 ORDER BY k DESC"
-                ))?,
-                count: p(format!("SELECT count(*) FROM {n}"))?,
-                put: p(format!(
-                    "INSERT INTO {n} (k, v) VALUES ($1, $2) \
-                     ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v, x = pg_current_xact_id()"
-                ))?,
-                delete: p(format!(
-                    "WITH d AS (DELETE FROM {n} WHERE k = $1 RETURNING k) \
-                     INSERT INTO ipqbdb_gone (tbl, k) SELECT '{t}', k FROM d \
-                     ON CONFLICT (tbl, k) DO UPDATE SET x = pg_current_xact_id(), at = now()"
-                ))?,
-                get_many: p(format!("SELECT k, v FROM {n} WHERE k = ANY($1::bytea[])"))?,
-                put_many: p(format!(
-                    "INSERT INTO {n} (k, v) SELECT * FROM unnest($1::bytea[], $2::bytea[]) \
-                     ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v, x = pg_current_xact_id()"
-                ))?,
-            })
-        }
-    }
-}
-
-/// A connection with its statements, prepared once per connection.
-struct Conn {
-    client: Client,
-    stmts: Vec<Stmts>,
-    token: Statement,
-}
-
-pub struct PostgresStore {
-    /// Boxed: it is large, and stores are moved around in `AnyStore`.
-    config: Box<Config>,
-    /// The TLS connector (`sslmode` other than `disable`: see [`crate::tls`]).
-    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
-    /// `None` after the connection was found broken: the next operation connects again, so a
-    /// server restart needs no restart of ours.
-    conn: Mutex<Option<Conn>>,
-    host: String,
-    loc: Location,
-    /// Opened without its server (see [`PostgresStore::open`]): the schema is checked at the first
-    /// connection instead.
-    schema_pending: AtomicBool,
-}
 
 impl StorageEngine for PostgresStore {
     fn open(dir: &Path, opts: &OpenOptions) -> Result<Self> {

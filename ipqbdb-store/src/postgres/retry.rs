@@ -1,14 +1,15 @@
 //! Transactions retried: serialisation failures and deadlocks rerun the callback, and a connection lost
 //! during COMMIT is settled by looking its commit token up.
 
-use super::*;
+use std::path::Path;
 
-pub(super) fn is_serialisation_failure(e: &postgres::Error) -> bool {
-    matches!(
-        e.code(),
-        Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED
-    )
-}
+use postgres::{Client, IsolationLevel, Statement, Transaction};
+
+use super::state::{PostgresStore, Stmts};
+use super::fail::*;
+use crate::error::Result;
+use crate::kv::WriteTx;
+use super::tx::*;
 
 /// A random 16-byte token (no RNG crate needed: the kernel's).
 pub(super) fn token() -> [u8; 16] {
@@ -63,18 +64,6 @@ impl PostgresStore {
 /// What [`PostgresStore::with_read`] runs in its transaction.
 type InTxn<'a, R> =
     dyn FnMut(&mut Transaction<'_>, &[Stmts]) -> std::result::Result<R, PgFail> + 'a;
-
-/// A failure inside a transaction: the server's (maybe retryable) or the callback's own.
-pub(super) enum PgFail {
-    Db(postgres::Error),
-    Store(StoreError),
-}
-
-impl From<StoreError> for PgFail {
-    fn from(e: StoreError) -> Self {
-        PgFail::Store(e)
-    }
-}
 
 /// One try of a write: the transaction, token inserted and callback run, ready to commit.
 pub(super) fn attempt<'c, R>(

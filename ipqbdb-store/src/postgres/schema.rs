@@ -1,7 +1,15 @@
 //! The schema: one SQL table per logical table, its own bookkeeping tables, created once under an
 //! advisory lock, and the statements each connection prepares.
 
-use super::*;
+use std::time::{Duration, Instant};
+
+use postgres::Client;
+
+use super::state::PostgresStore;
+use super::fail::*;
+use super::tables::*;
+use crate::error::{Result, StoreError};
+use crate::kv::Table;
 
 /// The schema this program creates and understands. A database of a higher version is refused.
 pub const SCHEMA_VERSION: i32 = 1;
@@ -29,16 +37,6 @@ pub(super) const CHANNEL: &str = "ipqbdb_commit";
 /// seek (the whitelist lookup reads one or two rows) costs one small round trip, a full scan few.
 pub(super) const FIRST_FETCH: i32 = 16;
 pub(super) const MAX_FETCH: i32 = 16_384;
-
-/// The SQL table of a logical table.
-pub fn sql_table(table: Table) -> String {
-    format!("ipqbdb_{}", table.name())
-}
-
-/// Whether a table's rows are scoped per host (only the meta table, for the notes).
-pub(super) fn scoped(table: Table) -> bool {
-    table == Table::Meta
-}
 
 /// The tables [`ddl`] makes beside one per logical table.
 const OWN_TABLES: [&str; 3] = ["ipqbdb_schema", "ipqbdb_commit", "ipqbdb_gone"];

@@ -1,6 +1,19 @@
 //! A key-value transaction over the SQL tables: the `ReadTx` and `WriteTx` of the engine.
 
-use super::*;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::path::Path;
+
+use postgres::types::ToSql;
+use postgres::Transaction;
+
+use super::state::Stmts;
+use super::fail::*;
+use super::tables::*;
+use crate::backend::Backend;
+use crate::error::{Result, StoreError};
+use crate::kv::{Direction, ReadTx, Table, Visit, WriteTx};
+use super::schema::*;
 
 /// A transaction as the key-value interface sees it. The first server error is kept, so the
 /// caller can tell a serialisation failure (retry) from the callback's own error.

@@ -8,24 +8,25 @@ use ipqbdb_core::{
     apply_ban, AddrKey, BanKind, BanRequest, ModelParams, ReasonId, UnixTime, V6Prefix,
 };
 
+use super::engine::Writes;
 use super::prefix::prefix_in;
 use super::reasons::reason_id_in;
 use super::records::{get_records, put_records};
+use super::values::{Ban, BanEffect};
 use super::white::white_lookup_in;
-use super::{Ban, BanEffect, Store};
 use crate::error::Result;
 use crate::kv::{Direction, ReadTx, Table, WriteTx};
 
-pub(super) fn ban_batch_noting<S: Store>(
+pub(super) fn ban_batch_noting<S: Writes>(
     s: &S,
     bans: &[Ban<'_>],
     now: UnixTime,
     notes: &[(Vec<u8>, Vec<u8>)],
 ) -> Result<Vec<BanEffect>> {
-    let path = s.engine_path();
-    let model = s.options().model;
-    let fallback = s.location().v6_prefix;
-    s.write(&mut |tx| {
+    let path = s.place_path();
+    let model = s.place().opts.model;
+    let fallback = s.place().v6_prefix;
+    s.write_tx(&mut |tx| {
         let prefix = prefix_in(tx, path, fallback)?;
         let reports = ban_many_in(tx, path, prefix, &model, bans, now)?;
         let notes: Vec<(Vec<u8>, &[u8])> =
@@ -36,8 +37,8 @@ pub(super) fn ban_batch_noting<S: Store>(
     })
 }
 
-pub(super) fn note<S: Store>(s: &S, key: &[u8]) -> Result<Option<Vec<u8>>> {
-    s.read(&mut |tx| tx.get(Table::Meta, &note_key(key)))
+pub(super) fn note<S: Writes>(s: &S, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    s.read_tx(&mut |tx| tx.get(Table::Meta, &note_key(key)))
 }
 
 /// Notes live in the meta table under their own prefix, apart from the format marker.

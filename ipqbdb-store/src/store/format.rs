@@ -4,9 +4,10 @@ use std::path::Path;
 
 use ipqbdb_core::{AddrRange, V6Prefix};
 
-use super::prefix::stored_prefix;
+use super::engine::Writes;
+use super::prefix::{stored_prefix, PREFIX_KEY};
+use super::values::corrupt;
 use super::white::white_key;
-use super::{corrupt, Store};
 use crate::error::{Result, StoreError};
 use crate::kv::{Direction, ReadTx, Table, WriteTx};
 
@@ -15,8 +16,6 @@ const FORMAT_KEY: &[u8] = b"format";
 const FORMAT_VERSION: &[u8] = b"ipqbdb-2";
 /// Version 1 keyed whitelist ranges by start and end alone; [`ensure_format`] migrates it.
 const FORMAT_V1: &[u8] = b"ipqbdb-1";
-/// Meta key of the IPv6 prefix every program must ban and look up by (ASCII decimal).
-pub(super) const PREFIX_KEY: &[u8] = b"setting:ipv6-prefix";
 /// Meta key of the reports started on one UTC day: the day (i64 BE) then the count (u32 BE).
 pub(super) const REPORT_DAY_KEY: &[u8] = b"report:day";
 
@@ -27,16 +26,16 @@ pub(super) const REPORT_DAY_KEY: &[u8] = b"report:day";
 ///
 /// A database without a stored prefix (made before the prefix was stored) adopts the configured or
 /// default one when a writer (`opts.create`) opens it; until then readers use their own.
-pub(crate) fn ensure_format<S: Store>(store: &S) -> Result<V6Prefix> {
-    let path = store.engine_path();
-    let opts = store.options();
+pub(crate) fn ensure_format<S: Writes>(store: &S) -> Result<V6Prefix> {
+    let path = store.place_path();
+    let opts = &store.place().opts;
     let given = opts.v6_prefix.unwrap_or_default();
     let (format, stored) =
-        store.read(&mut |tx| Ok((check_format(tx, path)?, stored_prefix(tx, path)?)))?;
+        store.read_tx(&mut |tx| Ok((check_format(tx, path)?, stored_prefix(tx, path)?)))?;
     let prefix = match (format, stored) {
         (Format::Current, Some(p)) => p,
         (Format::Current, None) if !opts.create => given,
-        _ => store.write(&mut |tx| {
+        _ => store.write_tx(&mut |tx| {
             let format = check_format(tx, path)?;
             if format == Format::V1 {
                 migrate_white_v1(tx, path)?;
@@ -57,7 +56,7 @@ pub(crate) fn ensure_format<S: Store>(store: &S) -> Result<V6Prefix> {
     };
     match opts.v6_prefix {
         Some(g) if g != prefix => Err(StoreError::PrefixMismatch {
-            dir: store.dir().to_path_buf(),
+            dir: store.place().dir.clone(),
             stored: prefix.bits(),
             given: g.bits(),
         }),

@@ -4,218 +4,39 @@
 //! meaning is a provided method of the sealed [`Store`] over the key-value traits, so it is written,
 //! and tested, once. The trait is declared here; its methods' bodies live in a file per domain
 //! (`bans`, `records`, `white`, `reasons`, `reports`, `prefix`, `format`).
+//! The shared pieces have files of their own (`engine`: the seam an engine implements; `values`:
+//! what the operations take and give; `snapshot`), which the domain files import, so that no
+//! domain file needs this one.
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ipqbdb_core::report::ReportState;
-use ipqbdb_core::{
-    AddrKey, AddrRange, BanOutcome, ModelParams, Reason, ReasonId, Record, UnixTime, V6Prefix,
-};
+use ipqbdb_core::{AddrKey, AddrRange, Reason, ReasonId, Record, UnixTime, V6Prefix};
 
 use crate::backend::Backend;
-use crate::error::{Result, StoreError};
+use crate::error::Result;
 use crate::kv::{ReadTx, WriteTx};
 
 mod bans;
+mod engine;
 mod format;
 mod prefix;
 mod reasons;
 mod records;
 mod reports;
+mod snapshot;
+mod values;
 mod white;
 
+pub use engine::{Location, OpenOptions, StorageEngine};
+pub(crate) use engine::{Reads, Writes};
 pub(crate) use format::ensure_format;
-use records::get_record;
-use white::white_lookup_in;
-
-/// Longest reason text: LMDB keys are limited to 511 bytes and the text is a key of the reason index.
-pub const MAX_REASON_LEN: usize = 400;
-
-/// How a store is opened and how it applies the model.
-#[derive(Debug, Clone)]
-pub struct OpenOptions {
-    /// Create the directory and database when missing. Read-only tools turn this off so that a typo in
-    /// a path is an error rather than a new empty database.
-    pub create: bool,
-    /// With several backends compiled in: the engine for a new directory (an existing one says its own).
-    pub backend: Option<Backend>,
-    /// The IPv6 prefix this program was configured with, if it was. A new database stores it (or the
-    /// default); an existing one keeps its own, and a different value here is
-    /// [`StoreError::PrefixMismatch`]. `None` takes whatever the database says.
-    pub v6_prefix: Option<V6Prefix>,
-    pub model: ModelParams,
-    /// The server of the `postgres` engine; the other engines ignore it.
-    pub server: Option<crate::server::ServerOptions>,
-}
-
-impl Default for OpenOptions {
-    fn default() -> Self {
-        OpenOptions {
-            create: true,
-            backend: None,
-            v6_prefix: None,
-            model: ModelParams::default(),
-            server: None,
-        }
-    }
-}
-
-/// One ban to apply.
-#[derive(Debug, Clone, Copy)]
-pub struct Ban<'a> {
-    pub ip: IpAddr,
-    pub reason: &'a str,
-    pub initial_count: u8,
-    /// The rule's or command's decay; `None` for the default.
-    pub decay: Option<u32>,
-}
-
-/// What one ban did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BanEffect {
-    /// The key the ban applied to (an IPv6 address masked to its prefix).
-    pub key: AddrKey,
-    pub reason: ReasonId,
-    pub outcome: BanOutcome,
-}
-
-/// A whitelist entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WhiteEntry {
-    pub range: AddrRange,
-    pub decay: u32,
-}
-
-/// A reason with the counters of its live records beside those credited by deletions.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReasonStats {
-    pub reason: Reason,
-    pub live_records: u64,
-    pub live_caught: u64,
-    pub live_blocked: u64,
-}
-
-impl ReasonStats {
-    /// Bans of live and deleted records, saturating: counters are read from a database, where any value
-    /// may be stored, and a total must never wrap or panic.
-    pub fn total_caught(&self) -> u64 {
-        self.reason.caught.saturating_add(self.live_caught)
-    }
-
-    /// Blocked packets of live and deleted records, saturating like [`ReasonStats::total_caught`].
-    pub fn total_blocked(&self) -> u64 {
-        self.reason.blocked.saturating_add(self.live_blocked)
-    }
-}
-
-/// What [`Store::set_v6_prefix`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PrefixChange {
-    pub old: V6Prefix,
-    pub new: V6Prefix,
-    /// IPv6 records that moved to a new key.
-    pub moved: u64,
-    /// IPv6 records merged into another one that took the same key.
-    pub merged: u64,
-}
-
-/// A banned address whose reason has a report category, with what a reporter needs to decide.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReportCandidate {
-    pub key: AddrKey,
-    pub record: Record,
-    pub reason: Reason,
-    /// The latest report attempt for this key, if any.
-    pub state: Option<ReportState>,
-    /// Whether a whitelist range holds the address (whatever its decay).
-    pub whitelisted: bool,
-}
-
-/// What [`Store::report_begin`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReportBegin {
-    /// The attempt is recorded as [`ipqbdb_core::report::ReportKind::Sent`] and counted in the
-    /// day's quota: send it now.
-    Started,
-    /// What the caller selected the key by no longer holds: another reporter took it or recorded
-    /// something meanwhile, or the address was whitelisted, deleted or banned again (a new ban
-    /// time) since the candidates were read. Do not send.
-    Changed,
-    /// The day's quota is used up: nothing was recorded.
-    QuotaExhausted { used: u32 },
-}
-
-/// Where a store lives and how it was opened: the same for every engine.
-#[derive(Debug, Clone)]
-pub struct Location {
-    /// The database directory.
-    pub dir: PathBuf,
-    /// The engine's main file or directory inside it, named in error messages.
-    pub path: PathBuf,
-    pub opts: OpenOptions,
-    /// The IPv6 prefix found (or stored) at open. Operations read the stored one inside their own
-    /// transaction, so a change by `ibd config --set-ipv6-prefix` takes effect in running programs
-    /// at once; this value stands in only where the database has none (an old database opened by a
-    /// program that does not write).
-    pub v6_prefix: V6Prefix,
-}
-
-impl Location {
-    pub(crate) fn new(dir: &Path, path: &Path, opts: &OpenOptions) -> Self {
-        Location {
-            dir: dir.to_path_buf(),
-            path: path.to_path_buf(),
-            opts: opts.clone(),
-            v6_prefix: opts.v6_prefix.unwrap_or_default(),
-        }
-    }
-}
-
-/// What differs from one engine to the next, and nothing else: an engine implements this, and
-/// every [`Store`] operation comes with it, written once over the key-value transactions.
-/// Batched reads and writes are the transactions' `get_many`/`put_many`, which an engine
-/// overrides when one round trip can serve many keys.
-pub trait StorageEngine: Send + Sync + Sized {
-    /// Opens (and with `opts.create`, creates) the database in `dir`.
-    fn open(dir: &Path, opts: &OpenOptions) -> Result<Self>;
-    /// Its name: the engine of the database directory.
-    fn backend(&self) -> Backend;
-    fn location(&self) -> &Location;
-    /// Runs `f` on a consistent snapshot.
-    fn read<R>(&self, f: &mut dyn FnMut(&dyn ReadTx) -> Result<R>) -> Result<R>;
-    /// Runs `f` in one write transaction, committed durably when `f` succeeds and rolled back when it
-    /// fails. `f` may run more than once if the engine must retry.
-    fn write<R>(&self, f: &mut dyn FnMut(&mut dyn WriteTx) -> Result<R>) -> Result<R>;
-    /// Housekeeping that long-running daemons call now and then: stale LMDB readers, SQLite WAL
-    /// checkpoints.
-    fn maintenance(&self) -> Result<()>;
-    /// Bytes the database occupies on disk.
-    fn disk_size(&self) -> Result<u64>;
-}
-
-/// Keeps [`Store`] and [`ReadStore`] implemented only in this crate (every [`StorageEngine`], the
-/// postgres view, [`crate::LocalReader`]), so no engine can override the semantics, and gives the
-/// read semantics what they need from any of them: a snapshot and where the store lives. Its
-/// methods are named apart from the public traits' so that a caller never sees two candidates.
-mod sealed {
-    use super::{Location, ReadTx, Result, StorageEngine};
-
-    pub trait Reads: Send + Sync {
-        fn read_tx<R>(&self, f: &mut dyn FnMut(&dyn ReadTx) -> Result<R>) -> Result<R>;
-        fn place(&self) -> &Location;
-    }
-
-    impl<E: StorageEngine> Reads for E {
-        fn read_tx<R>(&self, f: &mut dyn FnMut(&dyn ReadTx) -> Result<R>) -> Result<R> {
-            StorageEngine::read(self, f)
-        }
-        fn place(&self) -> &Location {
-            StorageEngine::location(self)
-        }
-    }
-}
-pub(crate) use sealed::Reads;
+pub use snapshot::Snapshot;
+pub use values::{
+    Ban, BanEffect, PrefixChange, ReasonStats, ReportBegin, ReportCandidate, WhiteEntry,
+    MAX_REASON_LEN,
+};
 
 /// The reading half of [`Store`], and all of it a reader that cannot write has: the postgres
 /// view ([`crate::ViewStore`]) and what the judge's packet threads hold ([`crate::LocalReader`]).
@@ -238,7 +59,7 @@ pub trait ReadStore: Reads + Sized {
 
     /// See [`Store::with_snapshot`].
     fn with_snapshot<R>(&self, f: &mut dyn FnMut(&Snapshot<'_>) -> Result<R>) -> Result<R> {
-        records::with_snapshot(self, f)
+        snapshot::with_snapshot(self, f)
     }
 
     fn v6_prefix(&self) -> Result<V6Prefix> {
@@ -272,7 +93,7 @@ pub trait ReadStore: Reads + Sized {
 
 /// What judge, parse and admin need from a database, whatever the engine. Every engine has it
 /// through [`StorageEngine`]; the first seven methods are the engine's own.
-pub trait Store: Reads + Sized {
+pub trait Store: Writes + Sized {
     /// Opens (and with `opts.create`, creates) the database in `dir`.
     fn open(dir: &Path, opts: &OpenOptions) -> Result<Self>;
     fn backend(&self) -> Backend;
@@ -339,7 +160,7 @@ pub trait Store: Reads + Sized {
     /// Runs `f` with one consistent snapshot for many verdict lookups: the judge holds one for a
     /// bounded time instead of paying a transaction per packet.
     fn with_snapshot<R>(&self, f: &mut dyn FnMut(&Snapshot<'_>) -> Result<R>) -> Result<R> {
-        records::with_snapshot(self, f)
+        snapshot::with_snapshot(self, f)
     }
 
     /// The IPv6 prefix bans and lookups use: the database's own.
@@ -457,7 +278,7 @@ pub trait Store: Reads + Sized {
 
     /// Every reason with its credited counters and those of its live records, from one snapshot.
     fn reason_stats(&self) -> Result<Vec<ReasonStats>> {
-        reasons::reason_stats(self)
+        records::reason_stats(self)
     }
 
     /// The records last banned at or after `since` whose reason has a category, with their report
@@ -530,32 +351,5 @@ impl<E: StorageEngine> Store for E {
     }
     fn disk_size(&self) -> Result<u64> {
         StorageEngine::disk_size(self)
-    }
-}
-
-/// A read snapshot answering the judge's questions.
-pub struct Snapshot<'a> {
-    tx: &'a dyn ReadTx,
-    path: &'a Path,
-    prefix: V6Prefix,
-}
-
-impl Snapshot<'_> {
-    /// The key `ip` is banned under, its record, and (when it has a record) its whitelist decay.
-    pub fn verdict_state(&self, ip: IpAddr) -> Result<(AddrKey, Option<Record>, Option<u32>)> {
-        let key = AddrKey::banned(ip, self.prefix);
-        let rec = get_record(self.tx, self.path, key)?;
-        let white = match rec {
-            Some(_) => white_lookup_in(self.tx, self.path, AddrKey::exact(ip))?.map(|w| w.decay),
-            None => None,
-        };
-        Ok((key, rec, white))
-    }
-}
-
-fn corrupt(path: &Path, what: impl Into<String>) -> StoreError {
-    StoreError::Corrupt {
-        path: path.to_path_buf(),
-        what: what.into(),
     }
 }

@@ -6,11 +6,14 @@ use std::path::Path;
 use ipqbdb_core::model::merge_records;
 use ipqbdb_core::{AddrKey, Record, UnixTime, V6Prefix};
 
-use super::format::PREFIX_KEY;
+use super::engine::{Reads, Writes};
 use super::records::scan_records;
-use super::{corrupt, PrefixChange, Reads, Store};
+use super::values::{corrupt, PrefixChange};
 use crate::error::Result;
 use crate::kv::{ReadTx, Table};
+
+/// Meta key of the IPv6 prefix every program must ban and look up by (ASCII decimal).
+pub(super) const PREFIX_KEY: &[u8] = b"setting:ipv6-prefix";
 
 pub(super) fn v6_prefix<S: Reads>(s: &S) -> Result<V6Prefix> {
     let path = &s.place().path;
@@ -18,10 +21,14 @@ pub(super) fn v6_prefix<S: Reads>(s: &S) -> Result<V6Prefix> {
     s.read_tx(&mut |tx| prefix_in(tx, path, fallback))
 }
 
-pub(super) fn set_v6_prefix<S: Store>(s: &S, new: V6Prefix, now: UnixTime) -> Result<PrefixChange> {
-    let path = s.engine_path();
-    let fallback = s.location().v6_prefix;
-    s.write(&mut |tx| {
+pub(super) fn set_v6_prefix<S: Writes>(
+    s: &S,
+    new: V6Prefix,
+    now: UnixTime,
+) -> Result<PrefixChange> {
+    let path = s.place_path();
+    let fallback = s.place().v6_prefix;
+    s.write_tx(&mut |tx| {
         let old = prefix_in(tx, path, fallback)?;
         let mut change = PrefixChange {
             old,

@@ -1,23 +1,22 @@
 //! Reasons: the text index, report categories and the counters credited by deleted records.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use ipqbdb_core::{Reason, ReasonId};
 
-use super::records::scan_records;
-use super::{corrupt, ReasonStats, Store, MAX_REASON_LEN};
+use super::engine::Writes;
+use super::values::{corrupt, MAX_REASON_LEN};
 use crate::error::{Result, StoreError};
 use crate::kv::{Direction, ReadTx, Table, WriteTx};
 
-pub(super) fn reason_id<S: Store>(s: &S, text: &str) -> Result<ReasonId> {
-    let path = s.engine_path();
-    s.write(&mut |tx| reason_id_in(tx, path, text))
+pub(super) fn reason_id<S: Writes>(s: &S, text: &str) -> Result<ReasonId> {
+    let path = s.place_path();
+    s.write_tx(&mut |tx| reason_id_in(tx, path, text))
 }
 
-pub(super) fn find_reason<S: Store>(s: &S, text: &str) -> Result<Option<Reason>> {
-    let path = s.engine_path();
-    s.read(
+pub(super) fn find_reason<S: Writes>(s: &S, text: &str) -> Result<Option<Reason>> {
+    let path = s.place_path();
+    s.read_tx(
         &mut |tx| match tx.get(Table::ReasonText, text.as_bytes())? {
             Some(v) => get_reason(tx, path, decode_id(path, &v)?),
             None => Ok(None),
@@ -25,14 +24,14 @@ pub(super) fn find_reason<S: Store>(s: &S, text: &str) -> Result<Option<Reason>>
     )
 }
 
-pub(super) fn reason<S: Store>(s: &S, id: ReasonId) -> Result<Option<Reason>> {
-    let path = s.engine_path();
-    s.read(&mut |tx| get_reason(tx, path, id))
+pub(super) fn reason<S: Writes>(s: &S, id: ReasonId) -> Result<Option<Reason>> {
+    let path = s.place_path();
+    s.read_tx(&mut |tx| get_reason(tx, path, id))
 }
 
-pub(super) fn set_category<S: Store>(s: &S, id: ReasonId, category: u8) -> Result<Reason> {
-    let path = s.engine_path();
-    s.write(&mut |tx| {
+pub(super) fn set_category<S: Writes>(s: &S, id: ReasonId, category: u8) -> Result<Reason> {
+    let path = s.place_path();
+    s.write_tx(&mut |tx| {
         let mut reason = get_reason(tx, path, id)?.ok_or(StoreError::NoSuchReason(id))?;
         reason.category = category;
         tx.put(Table::Reason, &id.to_be_bytes(), &reason.encode_value())?;
@@ -40,39 +39,9 @@ pub(super) fn set_category<S: Store>(s: &S, id: ReasonId, category: u8) -> Resul
     })
 }
 
-pub(super) fn reasons<S: Store>(s: &S) -> Result<Vec<Reason>> {
-    let path = s.engine_path();
-    s.read(&mut |tx| all_reasons(tx, path))
-}
-
-pub(super) fn reason_stats<S: Store>(s: &S) -> Result<Vec<ReasonStats>> {
-    let path = s.engine_path();
-    s.read(&mut |tx| {
-        let mut stats: Vec<ReasonStats> = all_reasons(tx, path)?
-            .into_iter()
-            .map(|reason| ReasonStats {
-                reason,
-                live_records: 0,
-                live_caught: 0,
-                live_blocked: 0,
-            })
-            .collect();
-        let index: HashMap<ReasonId, usize> = stats
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.reason.id, i))
-            .collect();
-        scan_records(tx, path, None, &mut |_, r| {
-            if let Some(&i) = index.get(&r.reason) {
-                let s = &mut stats[i];
-                s.live_records += 1;
-                s.live_caught = s.live_caught.saturating_add(r.caught);
-                s.live_blocked = s.live_blocked.saturating_add(r.blocked);
-            }
-            Ok(true)
-        })?;
-        Ok(stats)
-    })
+pub(super) fn reasons<S: Writes>(s: &S) -> Result<Vec<Reason>> {
+    let path = s.place_path();
+    s.read_tx(&mut |tx| all_reasons(tx, path))
 }
 
 pub(super) fn decode_id(path: &Path, v: &[u8]) -> Result<ReasonId> {
@@ -91,7 +60,7 @@ pub(super) fn get_reason(tx: &dyn ReadTx, path: &Path, id: ReasonId) -> Result<O
     }
 }
 
-fn all_reasons(tx: &dyn ReadTx, path: &Path) -> Result<Vec<Reason>> {
+pub(super) fn all_reasons(tx: &dyn ReadTx, path: &Path) -> Result<Vec<Reason>> {
     let mut out = Vec::new();
     tx.scan(Table::Reason, &[], Direction::Forward, &mut |k, v| {
         let id = decode_id(path, k)?;

@@ -5,9 +5,9 @@ use std::path::Path;
 
 use ipqbdb_core::{AddrKey, AddrRange, ReasonId, Record, UnixTime};
 
-use super::prefix::prefix_in;
-use super::reasons::get_reason;
-use super::{corrupt, Reads, Snapshot, Store};
+use super::engine::{Reads, Writes};
+use super::reasons::{all_reasons, get_reason};
+use super::values::{corrupt, ReasonStats};
 use crate::error::Result;
 use crate::kv::{Direction, ReadTx, Table, WriteTx};
 
@@ -16,21 +16,9 @@ pub(super) fn lookup<S: Reads>(s: &S, key: AddrKey) -> Result<Option<Record>> {
     s.read_tx(&mut |tx| get_record(tx, path, key))
 }
 
-pub(super) fn with_snapshot<S: Reads, R>(
-    s: &S,
-    f: &mut dyn FnMut(&Snapshot<'_>) -> Result<R>,
-) -> Result<R> {
-    let path = &s.place().path;
-    let fallback = s.place().v6_prefix;
-    s.read_tx(&mut |tx| {
-        let prefix = prefix_in(tx, path, fallback)?;
-        f(&Snapshot { tx, path, prefix })
-    })
-}
-
-pub(super) fn add_blocked<S: Store>(s: &S, counts: &[(AddrKey, u64)]) -> Result<()> {
-    let path = s.engine_path();
-    s.write(&mut |tx| {
+pub(super) fn add_blocked<S: Writes>(s: &S, counts: &[(AddrKey, u64)]) -> Result<()> {
+    let path = s.place_path();
+    s.write_tx(&mut |tx| {
         let keys: Vec<[u8; 16]> = counts.iter().map(|(k, _)| k.to_bytes()).collect();
         let mut records = get_records(tx, path, &keys)?;
         let mut updated = Vec::new();
@@ -69,19 +57,19 @@ pub(super) fn for_each_record<S: Reads>(
     s.read_tx(&mut |tx| scan_records(tx, path, range, &mut |k, r| Ok(visit(k, r))))
 }
 
-pub(super) fn delete_records<S: Store>(s: &S, keys: &[AddrKey]) -> Result<Vec<(AddrKey, Record)>> {
-    let path = s.engine_path();
-    s.write(&mut |tx| delete_in(tx, path, keys.iter().copied()))
+pub(super) fn delete_records<S: Writes>(s: &S, keys: &[AddrKey]) -> Result<Vec<(AddrKey, Record)>> {
+    let path = s.place_path();
+    s.write_tx(&mut |tx| delete_in(tx, path, keys.iter().copied()))
 }
 
-pub(super) fn delete_selected<S: Store>(
+pub(super) fn delete_selected<S: Writes>(
     s: &S,
     ranges: &[AddrRange],
     min_age: Option<u32>,
     now: UnixTime,
 ) -> Result<Vec<(AddrKey, Record)>> {
-    let path = s.engine_path();
-    s.write(&mut |tx| {
+    let path = s.place_path();
+    s.write_tx(&mut |tx| {
         let mut keys = BTreeSet::new();
         for &range in ranges {
             scan_records(tx, path, Some(range), &mut |k, r| {
@@ -95,14 +83,14 @@ pub(super) fn delete_selected<S: Store>(
     })
 }
 
-pub(super) fn retain<S: Store>(
+pub(super) fn retain<S: Writes>(
     s: &S,
     min_age: u32,
     max_records: Option<u64>,
     now: UnixTime,
 ) -> Result<Vec<(AddrKey, Record)>> {
-    let path = s.engine_path();
-    s.write(&mut |tx| {
+    let path = s.place_path();
+    s.write_tx(&mut |tx| {
         let mut total = 0u64;
         let mut stale = Vec::new();
         scan_records(tx, path, None, &mut |k, r| {
@@ -116,6 +104,38 @@ pub(super) fn retain<S: Store>(
         stale.sort_unstable();
         let doomed = stale.iter().take(quota as usize).map(|&(_, k)| k);
         delete_in(tx, path, doomed)
+    })
+}
+
+/// The reasons with the counters of their live records: one scan of the records, credited to
+/// each reason by id.
+pub(super) fn reason_stats<S: Writes>(s: &S) -> Result<Vec<ReasonStats>> {
+    let path = s.place_path();
+    s.read_tx(&mut |tx| {
+        let mut stats: Vec<ReasonStats> = all_reasons(tx, path)?
+            .into_iter()
+            .map(|reason| ReasonStats {
+                reason,
+                live_records: 0,
+                live_caught: 0,
+                live_blocked: 0,
+            })
+            .collect();
+        let index: HashMap<ReasonId, usize> = stats
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.reason.id, i))
+            .collect();
+        scan_records(tx, path, None, &mut |_, r| {
+            if let Some(&i) = index.get(&r.reason) {
+                let s = &mut stats[i];
+                s.live_records += 1;
+                s.live_caught = s.live_caught.saturating_add(r.caught);
+                s.live_blocked = s.live_blocked.saturating_add(r.blocked);
+            }
+            Ok(true)
+        })?;
+        Ok(stats)
     })
 }
 

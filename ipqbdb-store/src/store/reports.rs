@@ -6,17 +6,18 @@ use std::path::Path;
 use ipqbdb_core::report::{utc_day, ReportState};
 use ipqbdb_core::{AddrKey, Reason, ReasonId, UnixTime};
 
+use super::engine::Writes;
 use super::format::REPORT_DAY_KEY;
 use super::reasons::get_reason;
 use super::records::{get_record, scan_records};
+use super::values::{corrupt, ReportBegin, ReportCandidate};
 use super::white::white_lookup_in;
-use super::{corrupt, ReportBegin, ReportCandidate, Store};
 use crate::error::Result;
 use crate::kv::{Direction, ReadTx, Table};
 
-pub(super) fn report_candidates<S: Store>(s: &S, since: UnixTime) -> Result<Vec<ReportCandidate>> {
-    let path = s.engine_path();
-    s.read(&mut |tx| {
+pub(super) fn report_candidates<S: Writes>(s: &S, since: UnixTime) -> Result<Vec<ReportCandidate>> {
+    let path = s.place_path();
+    s.read_tx(&mut |tx| {
         let mut reasons: HashMap<ReasonId, Option<Reason>> = HashMap::new();
         let mut found = Vec::new();
         scan_records(tx, path, None, &mut |key, rec| {
@@ -50,15 +51,15 @@ pub(super) fn report_candidates<S: Store>(s: &S, since: UnixTime) -> Result<Vec<
     })
 }
 
-pub(super) fn report_begin<S: Store>(
+pub(super) fn report_begin<S: Writes>(
     s: &S,
     key: AddrKey,
     expected: Option<ReportState>,
     started: ReportState,
     quota: Option<u32>,
 ) -> Result<ReportBegin> {
-    let path = s.engine_path();
-    s.write(&mut |tx| {
+    let path = s.place_path();
+    s.write_tx(&mut |tx| {
         // A pass reads its candidates once and reports them one by one: what an operator did
         // meanwhile (`ibd white`, `ibd del`) must still stop the report, so it is read again
         // in the transaction that decides.
@@ -84,12 +85,12 @@ pub(super) fn report_begin<S: Store>(
     })
 }
 
-pub(super) fn report_finish<S: Store>(
+pub(super) fn report_finish<S: Writes>(
     s: &S,
     key: AddrKey,
     state: Option<ReportState>,
 ) -> Result<()> {
-    s.write(&mut |tx| {
+    s.write_tx(&mut |tx| {
         match state {
             Some(s) => tx.put(Table::Report, &key.to_bytes(), &s.encode())?,
             None => {
@@ -100,9 +101,9 @@ pub(super) fn report_finish<S: Store>(
     })
 }
 
-pub(super) fn report_states<S: Store>(s: &S) -> Result<Vec<(AddrKey, ReportState)>> {
-    let path = s.engine_path();
-    s.read(&mut |tx| {
+pub(super) fn report_states<S: Writes>(s: &S) -> Result<Vec<(AddrKey, ReportState)>> {
+    let path = s.place_path();
+    s.read_tx(&mut |tx| {
         let mut out = Vec::new();
         tx.scan(Table::Report, &[], Direction::Forward, &mut |k, v| {
             out.push(decode_report_state(path, k, v)?);
@@ -112,13 +113,13 @@ pub(super) fn report_states<S: Store>(s: &S) -> Result<Vec<(AddrKey, ReportState
     })
 }
 
-pub(super) fn report_quota_used<S: Store>(s: &S, now: UnixTime) -> Result<u32> {
-    let path = s.engine_path();
-    s.read(&mut |tx| report_day_count(tx, path, utc_day(now)))
+pub(super) fn report_quota_used<S: Writes>(s: &S, now: UnixTime) -> Result<u32> {
+    let path = s.place_path();
+    s.read_tx(&mut |tx| report_day_count(tx, path, utc_day(now)))
 }
 
-pub(super) fn report_prune<S: Store>(s: &S, before: UnixTime) -> Result<u64> {
-    let path = s.engine_path();
+pub(super) fn report_prune<S: Writes>(s: &S, before: UnixTime) -> Result<u64> {
+    let path = s.place_path();
     let old = |tx: &dyn ReadTx| -> Result<Vec<AddrKey>> {
         let mut old = Vec::new();
         tx.scan(Table::Report, &[], Direction::Forward, &mut |k, v| {
@@ -130,10 +131,10 @@ pub(super) fn report_prune<S: Store>(s: &S, before: UnixTime) -> Result<u64> {
         })?;
         Ok(old)
     };
-    if s.read(&mut |tx| old(tx))?.is_empty() {
+    if s.read_tx(&mut |tx| old(tx))?.is_empty() {
         return Ok(0);
     }
-    s.write(&mut |tx| {
+    s.write_tx(&mut |tx| {
         let old = old(&*tx)?;
         for key in &old {
             tx.delete(Table::Report, &key.to_bytes())?;

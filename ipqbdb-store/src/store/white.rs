@@ -4,13 +4,14 @@ use std::path::Path;
 
 use ipqbdb_core::{AddrKey, AddrRange};
 
+use super::engine::{Reads, Writes};
 use super::reasons::decode_id;
-use super::{corrupt, Reads, Store, WhiteEntry};
+use super::values::{corrupt, WhiteEntry};
 use crate::error::Result;
 use crate::kv::{Direction, ReadTx, Table};
 
-pub(super) fn white_set<S: Store>(s: &S, entries: &[WhiteEntry]) -> Result<()> {
-    s.write(&mut |tx| {
+pub(super) fn white_set<S: Writes>(s: &S, entries: &[WhiteEntry]) -> Result<()> {
+    s.write_tx(&mut |tx| {
         for e in entries {
             tx.put(Table::White, &white_key(e.range), &e.decay.to_be_bytes())?;
         }
@@ -18,8 +19,8 @@ pub(super) fn white_set<S: Store>(s: &S, entries: &[WhiteEntry]) -> Result<()> {
     })
 }
 
-pub(super) fn white_remove<S: Store>(s: &S, range: AddrRange) -> Result<bool> {
-    s.write(&mut |tx| tx.delete(Table::White, &white_key(range)))
+pub(super) fn white_remove<S: Writes>(s: &S, range: AddrRange) -> Result<bool> {
+    s.write_tx(&mut |tx| tx.delete(Table::White, &white_key(range)))
 }
 
 pub(super) fn white_list<S: Reads>(s: &S) -> Result<Vec<WhiteEntry>> {
