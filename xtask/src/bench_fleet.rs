@@ -108,6 +108,11 @@ pub fn run(args: &[String]) -> Result<()> {
     for h in 0..hosts {
         let dir = fleet.host_dir(h)?;
         judges.push(fleet.judge(&j, &dir, h, &[h as u16]));
+        if h == 0 {
+            // Host 0's judge makes the schema alone: programs opening a new database at the same
+            // moment race to make it, and the losers refuse a half-made schema.
+            judges[0].wait_log("listening on", START);
+        }
         parsers.push(fleet.parser(&dir, h)?);
     }
     for (p, _) in &mut parsers {
@@ -177,7 +182,7 @@ pub fn run(args: &[String]) -> Result<()> {
     );
 
     // Propagation: a ban on host 1 until host 0's judge drops the source.
-    let (mut from_commit, mut from_start) = (Vec::new(), Vec::new());
+    let (mut from_commit, mut from_start, mut late) = (Vec::new(), Vec::new(), Vec::new());
     let host_a = fleet.tmp.path().join("host-1");
     for addr in &sample_addrs {
         let passed = probe(&client, &rx, addr);
@@ -190,22 +195,22 @@ pub fn run(args: &[String]) -> Result<()> {
         let start = Instant::now();
         fleet.ibd(&host_a, &["ban", "--quiet", "-c", "0", "-t", "1d", addr])?;
         let committed = Instant::now();
-        loop {
+        let dropped = loop {
             if !probe(&client, &rx, addr) {
-                break;
+                break true;
             }
             if committed.elapsed() > PROPAGATION_LIMIT {
-                return Err(BenchError::Output {
-                    what: format!(
-                        "host 0's judge still passes {addr} {PROPAGATION_LIMIT:?} after its ban"
-                    ),
-                    output: judges[0].log(),
-                });
+                break false;
             }
             std::thread::sleep(Duration::from_millis(1));
+        };
+        if dropped {
+            from_commit.push(committed.elapsed().as_secs_f64() * 1000.0);
+            from_start.push(start.elapsed().as_secs_f64() * 1000.0);
+        } else {
+            // Counted and shown, not hidden in a percentile: a ban that does not reach a judge.
+            late.push(addr.clone());
         }
-        from_commit.push(committed.elapsed().as_secs_f64() * 1000.0);
-        from_start.push(start.elapsed().as_secs_f64() * 1000.0);
     }
     from_commit.sort_by(f64::total_cmp);
     from_start.sort_by(f64::total_cmp);
@@ -216,6 +221,14 @@ pub fn run(args: &[String]) -> Result<()> {
         quantile(&from_start, 0.5),
         quantile(&from_start, 0.99)
     );
+    if !late.is_empty() {
+        println!(
+            "NOT PROPAGATED within {PROPAGATION_LIMIT:?}: {} of {SAMPLES} bans ({}); host 0's judge log:\n{}",
+            late.len(),
+            late.join(" "),
+            judges[0].log()
+        );
+    }
     let rss: Vec<u64> = judges.iter().map(|d| bench::rss_bytes(d.id())).collect();
     println!(
         "judge memory after the storm ({} records): mean {:.1} MB, largest {:.1} MB",

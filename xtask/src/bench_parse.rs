@@ -176,9 +176,9 @@ impl Run {
         let ours = self.timed("ibd-parse, fail2ban sshd", &mut with_filter(log), None)?;
         let sample = self.lines.min(F2B_SAMPLE);
         let prefix = self.tmp.path().join("prefix.log");
-        let text = std::fs::read_to_string(log).map_err(io(log.display().to_string()))?;
-        let head: String = text.split_inclusive('\n').take(sample as usize).collect();
-        std::fs::write(&prefix, head).map_err(io("prefix.log"))?;
+        // Streamed, not read whole: a child's peak RSS counts what it had at the fork, before it
+        // became the program measured, so this process stays small.
+        copy_lines(log, &prefix, sample)?;
         let theirs_out = self.tmp.path().join("f2b.out");
         // fail2ban-regex's report goes to a file for its match count; measure() discards stdout.
         let theirs = measure(
@@ -249,16 +249,30 @@ impl Run {
             })?;
         let report = bench::output("ibd-parse --test", &mut self.parse_test(&log, &self.rules))?;
         let bans = field_after(&report, "Bans:", 1)?;
-        let lines = std::fs::read_to_string(&log)
-            .map_err(io("sshd.log"))?
-            .lines()
-            .count();
+        let lines = std::io::BufRead::lines(std::io::BufReader::new(
+            std::fs::File::open(&log).map_err(io("sshd.log"))?,
+        ))
+        .count();
         println!(
             "sshd log: {lines} lines, {attempts} attempts, {bans} bans: {:.3} bans per attempt",
             bans as f64 / attempts as f64
         );
         Ok(())
     }
+}
+
+/// Copies the first `n` lines of `from` to `to`.
+fn copy_lines(from: &Path, to: &Path, n: u64) -> Result<()> {
+    use std::io::{BufRead, Write};
+    let input =
+        std::io::BufReader::new(std::fs::File::open(from).map_err(io(from.display().to_string()))?);
+    let mut out =
+        std::io::BufWriter::new(std::fs::File::create(to).map_err(io(to.display().to_string()))?);
+    for line in input.lines().take(n as usize) {
+        let line = line.map_err(io(from.display().to_string()))?;
+        writeln!(out, "{line}").map_err(io(to.display().to_string()))?;
+    }
+    out.flush().map_err(io(to.display().to_string()))
 }
 
 /// The number that is word `n` (0: the label itself) of the first line starting with `label`.
