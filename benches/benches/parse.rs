@@ -1,5 +1,5 @@
 //! Parser benchmark: the shipped rule set over a generated mixed log (the same generator as
-//! `scripts/bench-parse.sh`), in lines per second. Parts: the whole check per line, and the
+//! `cargo xtask bench-parse`), in lines per second. Parts: the whole check per line, and the
 //! RegexSet pre-check alone.
 
 use std::hint::black_box;

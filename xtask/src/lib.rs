@@ -1,6 +1,10 @@
 //! Man pages and shell completions, generated from the same clap definitions the programs parse with,
 //! so the documentation cannot drift from the options.
 
+pub mod bench;
+pub mod bench_fleet;
+pub mod bench_judge;
+pub mod bench_parse;
 pub mod doc_check;
 pub mod file_cycles;
 

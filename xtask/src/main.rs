@@ -2,7 +2,10 @@
 //! - `docs DIR`: man pages (section 8) for every program and link name in DIR/man, and bash, zsh and
 //!   fish completions in DIR/completions;
 //! - `check-docs`: every repository path and Rust symbol named between backticks in docs/*.md still
-//!   exists (run by CI).
+//!   exists (run by CI);
+//! - `bench-judge [RECORDS] [PACKETS]`, `bench-parse [LINES]`, `bench-fleet [HOSTS] [STORM_LINES]
+//!   [RECORDS]`: the benchmarks of the README's Benchmarks section (`bench-judge` and `bench-fleet`
+//!   as root), each building the programs in release mode first.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -40,9 +43,29 @@ fn main() -> ExitCode {
                 }
             }
         }
-        _ => {
-            eprintln!("usage: cargo xtask docs DIR | cargo xtask check-docs");
-            ExitCode::from(2)
+        [cmd, rest @ ..] if cmd.starts_with("bench-") => {
+            let result = match cmd.as_str() {
+                "bench-judge" => ipqbdb_xtask::bench_judge::run(rest),
+                "bench-parse" => ipqbdb_xtask::bench_parse::run(rest),
+                "bench-fleet" => ipqbdb_xtask::bench_fleet::run(rest),
+                _ => return usage(),
+            };
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("ipqbdb-xtask: {cmd}: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
+        _ => usage(),
     }
+}
+
+fn usage() -> ExitCode {
+    eprintln!(
+        "usage: cargo xtask docs DIR | check-docs | bench-judge [RECORDS] [PACKETS] \
+         | bench-parse [LINES] | bench-fleet [HOSTS] [STORM_LINES] [RECORDS]"
+    );
+    ExitCode::from(2)
 }
