@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use ipqbdb_benches::{addr, fill, Indices};
 use ipqbdb_core::AddrKey;
-use ipqbdb_store::{AnyStore, Backend, Ban, OpenOptions, Store};
+use ipqbdb_store::{AnyStore, Ban, Engine, OpenOptions, Store};
 
 const NOW: i64 = 1_700_000_000;
 
@@ -35,7 +35,7 @@ fn report(line: &str) {
     }
 }
 
-fn bench_backend(c: &mut Criterion, backend: Backend) {
+fn bench_backend(c: &mut Criterion, backend: Engine) {
     let n = records();
     let tmp = tempfile::tempdir().expect("tempdir");
     let opts = OpenOptions {
@@ -107,7 +107,7 @@ fn bench_backend(c: &mut Criterion, backend: Backend) {
 }
 
 fn benches(c: &mut Criterion) {
-    for backend in Backend::compiled_local() {
+    for backend in Engine::compiled_local() {
         bench_backend(c, backend);
     }
 }

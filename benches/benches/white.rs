@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use ipqbdb_core::{AddrKey, AddrRange};
-use ipqbdb_store::{AnyStore, Backend, OpenOptions, Store, WhiteEntry};
+use ipqbdb_store::{AnyStore, Engine, OpenOptions, Store, WhiteEntry};
 
 const RANGES: u32 = 100_000;
 
@@ -22,7 +22,7 @@ fn entry(range: &str, decay: u32) -> WhiteEntry {
     }
 }
 
-fn bench_backend(c: &mut Criterion, backend: Backend) {
+fn bench_backend(c: &mut Criterion, backend: Engine) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let opts = OpenOptions {
         backend: Some(backend),
@@ -72,7 +72,7 @@ fn bench_backend(c: &mut Criterion, backend: Backend) {
 }
 
 fn benches(c: &mut Criterion) {
-    for backend in Backend::compiled_local() {
+    for backend in Engine::compiled_local() {
         bench_backend(c, backend);
     }
 }

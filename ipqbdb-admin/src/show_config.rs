@@ -10,7 +10,7 @@ use ipqbdb_core::model::{
 };
 use ipqbdb_core::{now, V6Prefix, P_MAX};
 use ipqbdb_runtime::settings::{DEFAULT_CONNKILL_FILE, DEFAULT_RULE_FILE, PARSE_SOCKET};
-use ipqbdb_store::{Backend, Store};
+use ipqbdb_store::{Engine, Store};
 
 use crate::cli::ConfigArgs;
 use crate::context::Context;
@@ -41,7 +41,7 @@ pub fn run(ctx: &Context, args: &ConfigArgs) -> Result<()> {
     };
     let new_backend = ctx
         .backend
-        .or_else(Backend::default_for_new)
+        .or_else(Engine::default_for_new)
         .map_or_else(|| "none".into(), |b| b.to_string());
     let path = |p: &Option<std::path::PathBuf>, default: &str| {
         p.as_ref()
@@ -55,7 +55,7 @@ pub fn run(ctx: &Context, args: &ConfigArgs) -> Result<()> {
         ("backend-new", new_backend),
         (
             "backends-compiled",
-            Backend::compiled_names().replace(", ", ","),
+            Engine::compiled_names().replace(", ", ","),
         ),
         ("rule-file", path(&s.rule_file, DEFAULT_RULE_FILE)),
         (

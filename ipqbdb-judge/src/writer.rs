@@ -337,12 +337,12 @@ fn write_loop<S: Store>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ipqbdb_store::{AnyStore, Backend, Ban, OpenOptions};
+    use ipqbdb_store::{AnyStore, Ban, Engine, OpenOptions};
     use std::sync::mpsc::channel;
 
     const NOW: i64 = 1_700_000_000;
 
-    fn open(dir: &std::path::Path, backend: Backend) -> AnyStore {
+    fn open(dir: &std::path::Path, backend: Engine) -> AnyStore {
         let opts = OpenOptions {
             backend: Some(backend),
             ..OpenOptions::default()
@@ -354,7 +354,7 @@ mod tests {
     /// they are refused and counted; what was queued is written once the writer is free.
     #[test]
     fn a_held_writer_fills_the_queue_and_nothing_waits() {
-        for backend in Backend::compiled_local() {
+        for backend in Engine::compiled_local() {
             let dir = tempfile::tempdir().unwrap();
             let store = open(dir.path(), backend);
             let ip = "192.0.2.7".parse().unwrap();

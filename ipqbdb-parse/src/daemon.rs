@@ -128,7 +128,7 @@ impl<S: Store> Daemon<S> {
         verbose: u8,
     ) -> Self {
         let n = rules.catcher_count();
-        let metrics = ParseMetrics::new(store.backend().name());
+        let metrics = ParseMetrics::new(store.engine().name());
         let input_metrics = inputs.iter().map(|s| metrics.input(&s.name)).collect();
         metrics
             .followed_files

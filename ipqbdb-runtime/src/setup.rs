@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use clap::Args;
 use ipqbdb_core::log::{self, Level};
 use ipqbdb_core::{ModelParams, V6Prefix};
-use ipqbdb_store::{AnyStore, Backend, OpenOptions, ServerOptions, Store, StoreError};
+use ipqbdb_store::{AnyStore, Engine, OpenOptions, ServerOptions, Store, StoreError};
 use thiserror::Error;
 
 use crate::settings::{ConfigError, Settings, DEFAULT_CONFIG_FILE, DEFAULT_DB_DIR};
@@ -24,7 +24,7 @@ pub struct DbArgs {
     pub db_dir: Option<PathBuf>,
     /// Storage engine for a new database directory (an existing one keeps its own)
     #[arg(long, global = true, value_name = "ENGINE")]
-    pub backend: Option<Backend>,
+    pub backend: Option<Engine>,
     /// IPv6 prefix length bans apply to: a new database stores it [default: 64]; an existing one
     /// keeps its own, and a different value here is an error
     #[arg(long, global = true, value_name = "BITS")]
@@ -86,10 +86,10 @@ pub enum SetupError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("{file}: backend: {source}")]
-    Backend {
+    Engine {
         file: PathBuf,
         #[source]
-        source: ipqbdb_store::UnknownBackend,
+        source: ipqbdb_store::UnknownEngine,
     },
     #[error(transparent)]
     Prefix(#[from] ipqbdb_core::ParseError),
@@ -102,7 +102,7 @@ pub struct Setup {
     /// The merged configuration (file top level and the program's section).
     pub settings: Settings,
     pub db_dir: PathBuf,
-    pub backend: Option<Backend>,
+    pub backend: Option<Engine>,
     /// The IPv6 prefix given on the command line or in the configuration, checked against the
     /// database's at open (see [`OpenOptions::v6_prefix`]).
     pub v6_prefix: Option<V6Prefix>,
@@ -140,7 +140,7 @@ impl Setup {
             .unwrap_or_else(|| crate::popt::locate(&[]).0);
         let backend = match (&args.backend, &settings.backend) {
             (Some(b), _) => Some(*b),
-            (None, Some(name)) => Some(name.parse().map_err(|source| SetupError::Backend {
+            (None, Some(name)) => Some(name.parse().map_err(|source| SetupError::Engine {
                 file: config_file.clone(),
                 source,
             })?),

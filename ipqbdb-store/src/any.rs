@@ -5,12 +5,12 @@
 
 use std::path::Path;
 
-use crate::backend::Backend;
+use crate::engines::Engine;
 use crate::error::{Result, StoreError};
 use crate::kv::{ReadTx, WriteTx};
 use crate::store::{Location, OpenOptions, ReadStore, Reads, StorageEngine};
 
-/// Derives [`AnyStore`] from the list of engines ([`crate::backend::engines`]): a variant per
+/// Derives [`AnyStore`] from the list of engines ([`crate::engines::engines`]): a variant per
 /// compiled engine, the opening of one by name, and the dispatch of every engine method.
 macro_rules! any_store {
     ($($(#[$doc:meta])* $v:ident {
@@ -28,15 +28,15 @@ macro_rules! any_store {
 
         impl AnyStore {
             /// Opens `dir` with `backend`, an error when this build lacks it.
-            fn open_engine(backend: Backend, dir: &Path, opts: &OpenOptions) -> Result<AnyStore> {
+            fn open_engine(backend: Engine, dir: &Path, opts: &OpenOptions) -> Result<AnyStore> {
                 match backend {
                     $(#[cfg(feature = $feat)]
-                    Backend::$v => $store::open(dir, opts).map(|s| AnyStore::$v(s.into())),)*
+                    Engine::$v => $store::open(dir, opts).map(|s| AnyStore::$v(s.into())),)*
                     #[allow(unreachable_patterns)]
                     other => Err(StoreError::NotCompiled {
                         dir: dir.to_path_buf(),
                         backend: other.to_string(),
-                        compiled: Backend::compiled_names(),
+                        compiled: Engine::compiled_names(),
                     }),
                 }
             }
@@ -52,7 +52,7 @@ macro_rules! any_store {
         }
     };
 }
-crate::backend::engines!(any_store);
+crate::engines::engines!(any_store);
 
 /// What a reader of verdicts holds (the judge's packet threads): a local engine's store as it is,
 /// or the local view of a postgres database ([`crate::view`]). A [`ReadStore`]: a write on it
@@ -121,11 +121,11 @@ impl Reads for LocalReader {
 }
 
 impl ReadStore for LocalReader {
-    fn backend(&self) -> Backend {
+    fn engine(&self) -> Engine {
         match self {
-            LocalReader::Store(s) => StorageEngine::backend(s),
+            LocalReader::Store(s) => StorageEngine::engine(s),
             #[cfg(feature = "postgres")]
-            LocalReader::View(v) => v.backend(),
+            LocalReader::View(v) => v.engine(),
         }
     }
 }
@@ -134,7 +134,7 @@ impl StorageEngine for AnyStore {
     fn open(dir: &Path, opts: &OpenOptions) -> Result<Self> {
         let backend = match (crate::dir::detect(dir)?, opts.backend) {
             (Some(found), Some(wanted)) if found != wanted => {
-                return Err(StoreError::BackendMismatch {
+                return Err(StoreError::EngineMismatch {
                     dir: dir.to_path_buf(),
                     found,
                     wanted,
@@ -142,17 +142,17 @@ impl StorageEngine for AnyStore {
             }
             (Some(found), _) => found,
             (None, Some(wanted)) => wanted,
-            (None, None) => Backend::default_for_new().ok_or_else(|| StoreError::NotCompiled {
+            (None, None) => Engine::default_for_new().ok_or_else(|| StoreError::NotCompiled {
                 dir: dir.to_path_buf(),
                 backend: "any".into(),
-                compiled: Backend::compiled_names(),
+                compiled: Engine::compiled_names(),
             })?,
         };
         AnyStore::open_engine(backend, dir, opts)
     }
 
-    fn backend(&self) -> Backend {
-        each!(self, s => s.backend())
+    fn engine(&self) -> Engine {
+        each!(self, s => s.engine())
     }
 
     fn location(&self) -> &Location {

@@ -9,7 +9,7 @@ use std::fs;
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 
-use crate::backend::Backend;
+use crate::engines::Engine;
 use crate::error::{Result, StoreError};
 
 /// Name of the marker file inside the database directory.
@@ -17,7 +17,7 @@ pub const MARKER: &str = "ipqbdb-backend";
 
 /// The file that identifies an engine's directory made without a marker (or by hand): the first of
 /// its files; `None` for an engine that keeps no data in the directory.
-fn identifying_file(backend: Backend) -> Option<&'static str> {
+fn identifying_file(backend: Engine) -> Option<&'static str> {
     backend.files().first().copied()
 }
 
@@ -62,12 +62,12 @@ pub fn legacy_notice(dir: &Path) -> Option<String> {
 }
 
 /// Reads the marker: `Ok(None)` when the directory (or the marker) does not exist yet.
-pub fn detect(dir: &Path) -> Result<Option<Backend>> {
+pub fn detect(dir: &Path) -> Result<Option<Engine>> {
     let marker = dir.join(MARKER);
     match fs::read_to_string(&marker) {
         Ok(text) => {
             let name = text.lines().next().unwrap_or("").trim().to_string();
-            match name.parse::<Backend>() {
+            match name.parse::<Engine>() {
                 Ok(b) => Ok(Some(b)),
                 Err(_) => Err(StoreError::Foreign {
                     dir: dir.to_path_buf(),
@@ -81,7 +81,7 @@ pub fn detect(dir: &Path) -> Result<Option<Backend>> {
 }
 
 /// Makes sure `dir` exists and belongs to `wanted`, creating both when `create` is set.
-pub(crate) fn prepare(dir: &Path, wanted: Backend, create: bool) -> Result<()> {
+pub(crate) fn prepare(dir: &Path, wanted: Engine, create: bool) -> Result<()> {
     if let Some(found) = detect(dir)? {
         return check(dir, found, wanted);
     }
@@ -91,7 +91,7 @@ pub(crate) fn prepare(dir: &Path, wanted: Backend, create: bool) -> Result<()> {
         });
     }
     create_dir(dir)?;
-    for other in Backend::ALL {
+    for other in Engine::ALL {
         if let Some(f) = identifying_file(other).filter(|f| dir.join(f).exists()) {
             return Err(StoreError::Foreign {
                 dir: dir.to_path_buf(),
@@ -126,11 +126,11 @@ pub(crate) fn prepare(dir: &Path, wanted: Backend, create: bool) -> Result<()> {
     }
 }
 
-fn check(dir: &Path, found: Backend, wanted: Backend) -> Result<()> {
+fn check(dir: &Path, found: Engine, wanted: Engine) -> Result<()> {
     if found == wanted {
         Ok(())
     } else {
-        Err(StoreError::BackendMismatch {
+        Err(StoreError::EngineMismatch {
             dir: dir.to_path_buf(),
             found,
             wanted,
@@ -153,7 +153,7 @@ pub(crate) fn create_dir(dir: &Path) -> Result<()> {
 /// its files 0600). Only what lacks group access is changed; files this process does not own are
 /// left to their owner (whose own open shares them). A directory without group write is private
 /// and stays so.
-pub fn share_with_group(dir: &Path, backend: Backend) {
+pub fn share_with_group(dir: &Path, backend: Engine) {
     use std::os::unix::fs::PermissionsExt;
     let Ok(meta) = fs::metadata(dir) else {
         return;
@@ -199,7 +199,7 @@ pub(crate) fn sync_dir(dir: &Path) {
 }
 
 /// Path of a backend's main file or directory, for error messages and size reports.
-pub fn engine_path(dir: &Path, backend: Backend) -> PathBuf {
+pub fn engine_path(dir: &Path, backend: Engine) -> PathBuf {
     let Some(first) = identifying_file(backend) else {
         return dir.join(MARKER);
     };

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
-use crate::backend::Backend;
+use crate::engines::Engine;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -18,10 +18,10 @@ pub enum StoreError {
         source: std::io::Error,
     },
     #[error("{dir}: this database directory belongs to the {found} backend, not {wanted}")]
-    BackendMismatch {
+    EngineMismatch {
         dir: PathBuf,
-        found: Backend,
-        wanted: Backend,
+        found: Engine,
+        wanted: Engine,
     },
     #[error("{dir}: the database uses the {backend} backend, which this program was built without (built with: {compiled})")]
     NotCompiled {
@@ -46,9 +46,9 @@ pub enum StoreError {
     #[error("{path}: corrupt database: {what}")]
     Corrupt { path: PathBuf, what: String },
     #[error("{path}: {backend}: {source}")]
-    Backend {
+    Engine {
         path: PathBuf,
-        backend: Backend,
+        backend: Engine,
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
@@ -88,12 +88,12 @@ impl StoreError {
         matches!(self, StoreError::Retry { .. })
     }
 
-    pub(crate) fn backend(
+    pub(crate) fn engine(
         path: &std::path::Path,
-        backend: Backend,
+        backend: Engine,
         source: impl std::error::Error + Send + Sync + 'static,
     ) -> Self {
-        StoreError::Backend {
+        StoreError::Engine {
             path: path.to_path_buf(),
             backend,
             source: Box::new(source),

@@ -1,12 +1,12 @@
 //! Storage for ipqbdb: the [`Store`] trait and its engines.
 //!
 //! Which engines exist is decided at build time by the features `sqlite`, `lmdb`, `redb` and
-//! `postgres` (the one list of engines is `engines!` in `backend.rs`); which one a database directory
+//! `postgres` (the one list of engines is `engines!` in `engines.rs`); which one a database directory
 //! uses is recorded in the directory itself (see [`dir`]). [`AnyStore`] picks the engine at run time
 //! among those compiled in.
 
 /// The engines' modules, their store types, and the refusal to build without any: from the one
-/// list of engines (`engines!` in `backend.rs`).
+/// list of engines (`engines!` in `engines.rs`).
 macro_rules! engine_modules {
     ($($(#[$doc:meta])* $v:ident {
         name: $name:literal, feature: $feat:literal, module: $module:ident, store: $store:ident,
@@ -27,14 +27,14 @@ macro_rules! engine_modules {
 }
 
 mod any;
-mod backend;
 pub mod dir;
+mod engines;
 mod error;
 pub mod kv;
 pub mod server;
 mod store;
 pub mod transfer;
-backend::engines!(engine_modules);
+engines::engines!(engine_modules);
 
 #[cfg(feature = "postgres")]
 pub mod saved;
@@ -44,7 +44,7 @@ pub mod tls;
 pub mod view;
 
 pub use any::{AnyStore, LocalReader};
-pub use backend::{Backend, UnknownBackend};
+pub use engines::{Engine, UnknownEngine};
 pub use error::{Result, StoreError};
 pub use server::ServerOptions;
 pub use store::{

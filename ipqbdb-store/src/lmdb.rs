@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use heed::types::Bytes;
 use heed::{CommitOrAbort, Database, Env, EnvOpenOptions, MdbError, RoTxn, RwTxn, WithoutTls};
 
-use crate::backend::Backend;
+use crate::engines::Engine;
 use crate::error::{Result, StoreError};
 use crate::kv::{Direction, ReadTx, Table, Visit, WriteTx};
 use crate::store::{ensure_format, Location, OpenOptions, StorageEngine};
@@ -97,7 +97,7 @@ fn err(path: &Path, e: heed::Error) -> StoreError {
             what: m.to_string(),
         },
         heed::Error::Io(io) => StoreError::io(path, io),
-        other => StoreError::backend(path, Backend::Lmdb, other),
+        other => StoreError::engine(path, Engine::Lmdb, other),
     }
 }
 
@@ -158,8 +158,8 @@ fn shared_env(path: &Path) -> Result<Arc<ProcessEnv>> {
 
 impl StorageEngine for LmdbStore {
     fn open(dir: &Path, opts: &OpenOptions) -> Result<Self> {
-        crate::dir::prepare(dir, Backend::Lmdb, opts.create)?;
-        let path = crate::dir::engine_path(dir, Backend::Lmdb);
+        crate::dir::prepare(dir, Engine::Lmdb, opts.create)?;
+        let path = crate::dir::engine_path(dir, Engine::Lmdb);
         if !path.join("data.mdb").exists() && !opts.create {
             return Err(StoreError::Missing {
                 dir: dir.to_path_buf(),
@@ -199,12 +199,12 @@ impl StorageEngine for LmdbStore {
         };
         let mut store = store;
         store.loc.v6_prefix = ensure_format(&store)?;
-        crate::dir::share_with_group(dir, Backend::Lmdb);
+        crate::dir::share_with_group(dir, Engine::Lmdb);
         Ok(store)
     }
 
-    fn backend(&self) -> Backend {
-        Backend::Lmdb
+    fn engine(&self) -> Engine {
+        Engine::Lmdb
     }
 
     fn location(&self) -> &Location {

@@ -18,7 +18,7 @@ use redb::{
     ReadableTableMetadata, TableDefinition,
 };
 
-use crate::backend::Backend;
+use crate::engines::Engine;
 use crate::error::{Result, StoreError};
 use crate::kv::{Direction, ReadTx, Table, Visit, WriteTx};
 use crate::store::{ensure_format, Location, OpenOptions, StorageEngine};
@@ -49,14 +49,14 @@ fn err(path: &Path, e: impl Into<redb::Error>) -> StoreError {
             what,
         },
         redb::Error::Io(io) => StoreError::io(path, io),
-        other => StoreError::backend(path, Backend::Redb, other),
+        other => StoreError::engine(path, Engine::Redb, other),
     }
 }
 
 impl StorageEngine for RedbStore {
     fn open(dir: &Path, opts: &OpenOptions) -> Result<Self> {
-        crate::dir::prepare(dir, Backend::Redb, opts.create)?;
-        let path = crate::dir::engine_path(dir, Backend::Redb);
+        crate::dir::prepare(dir, Engine::Redb, opts.create)?;
+        let path = crate::dir::engine_path(dir, Engine::Redb);
         if !opts.create && !path.exists() {
             return Err(StoreError::Missing {
                 dir: dir.to_path_buf(),
@@ -77,12 +77,12 @@ impl StorageEngine for RedbStore {
         }
         let mut store = store;
         store.loc.v6_prefix = ensure_format(&store)?;
-        crate::dir::share_with_group(dir, Backend::Redb);
+        crate::dir::share_with_group(dir, Engine::Redb);
         Ok(store)
     }
 
-    fn backend(&self) -> Backend {
-        Backend::Redb
+    fn engine(&self) -> Engine {
+        Engine::Redb
     }
 
     fn location(&self) -> &Location {
@@ -154,7 +154,7 @@ fn open_db(path: &Path) -> Result<Database> {
 
 /// Whether redb refuses because of an earlier I/O error, which only a reopen clears.
 fn failed_earlier(e: &StoreError) -> bool {
-    matches!(e, StoreError::Backend { source, .. }
+    matches!(e, StoreError::Engine { source, .. }
         if matches!(source.downcast_ref::<redb::Error>(), Some(redb::Error::PreviousIo)))
 }
 

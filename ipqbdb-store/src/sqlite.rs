@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 
-use crate::backend::Backend;
+use crate::engines::Engine;
 use crate::error::{Result, StoreError};
 use crate::kv::{Direction, ReadTx, Table, Visit, WriteTx};
 use crate::store::{ensure_format, Location, OpenOptions, StorageEngine};
@@ -37,14 +37,14 @@ fn err(path: &Path, e: rusqlite::Error) -> StoreError {
             what: e.to_string(),
         }
     } else {
-        StoreError::backend(path, Backend::Sqlite, e)
+        StoreError::engine(path, Engine::Sqlite, e)
     }
 }
 
 impl StorageEngine for SqliteStore {
     fn open(dir: &Path, opts: &OpenOptions) -> Result<Self> {
-        crate::dir::prepare(dir, Backend::Sqlite, opts.create)?;
-        let path = crate::dir::engine_path(dir, Backend::Sqlite);
+        crate::dir::prepare(dir, Engine::Sqlite, opts.create)?;
+        let path = crate::dir::engine_path(dir, Engine::Sqlite);
         let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         if opts.create {
             flags |= OpenFlags::SQLITE_OPEN_CREATE;
@@ -104,12 +104,12 @@ impl StorageEngine for SqliteStore {
         };
         let mut store = store;
         store.loc.v6_prefix = ensure_format(&store)?;
-        crate::dir::share_with_group(dir, Backend::Sqlite);
+        crate::dir::share_with_group(dir, Engine::Sqlite);
         Ok(store)
     }
 
-    fn backend(&self) -> Backend {
-        Backend::Sqlite
+    fn engine(&self) -> Engine {
+        Engine::Sqlite
     }
 
     fn location(&self) -> &Location {

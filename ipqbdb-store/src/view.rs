@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use ipqbdb_core::log::{log, Level};
 
-use crate::backend::Backend;
+use crate::engines::Engine;
 use crate::error::{Result, StoreError};
 use crate::kv::{Direction, ReadTx, Table, Visit};
 use crate::postgres::{ChangeSet, Listener, PostgresStore};
@@ -530,7 +530,7 @@ impl crate::store::Reads for ViewStore {
 /// Reads only: the view has no write, so a program that holds one cannot write to it by mistake
 /// (writes go to the server, through a [`PostgresStore`]).
 impl ReadStore for ViewStore {
-    fn backend(&self) -> Backend {
-        Backend::Postgres
+    fn engine(&self) -> Engine {
+        Engine::Postgres
     }
 }

@@ -3,13 +3,13 @@
 
 use std::path::Path;
 
-use ipqbdb_store::{AnyStore, Backend, OpenOptions, Store};
+use ipqbdb_store::{AnyStore, Engine, OpenOptions, Store};
 
 use crate::postgres;
 
 /// Opens (creating) a database of `backend` in `dir` (for postgres, on the server the directory
 /// names: see [`TestDb`]).
-pub fn open_any(dir: &Path, backend: Backend) -> ipqbdb_store::Result<AnyStore> {
+pub fn open_any(dir: &Path, backend: Engine) -> ipqbdb_store::Result<AnyStore> {
     AnyStore::open(
         dir,
         &OpenOptions {
@@ -50,9 +50,9 @@ pub struct TestDb {
 }
 
 impl TestDb {
-    pub fn new(backend: Backend) -> TestDb {
+    pub fn new(backend: Engine) -> TestDb {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let server = (backend == Backend::Postgres).then(|| {
+        let server = (backend == Engine::Postgres).then(|| {
             let server = postgres::PgServer::start();
             server.attach(dir.path());
             server

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use ipqbdb_store::Backend;
+use ipqbdb_store::Engine;
 
 /// The path of program `name` of workspace package `package`, for tests that drive programs of
 /// other packages (a crate's own are `env!("CARGO_BIN_EXE_name")`). It is looked for beside the
@@ -31,7 +31,7 @@ pub fn workspace_bin(package: &str, name: &str) -> PathBuf {
 /// Adds to `cmd` the options a test runs a program of ours with (`ibd`, `ibd-judge`, `ibd-xdp`,
 /// `ibd-parse`): no configuration file, the database in `db` of `backend`. The program's own
 /// options and arguments follow.
-pub fn db_options<'c>(cmd: &'c mut Command, backend: Backend, db: &Path) -> &'c mut Command {
+pub fn db_options<'c>(cmd: &'c mut Command, backend: Engine, db: &Path) -> &'c mut Command {
     cmd.args([
         "--config",
         "/dev/null",
@@ -43,7 +43,7 @@ pub fn db_options<'c>(cmd: &'c mut Command, backend: Backend, db: &Path) -> &'c 
 }
 
 /// [`db_options`] for a daemon: in the foreground, standard input from nowhere.
-pub fn daemon_options<'c>(cmd: &'c mut Command, backend: Backend, db: &Path) -> &'c mut Command {
+pub fn daemon_options<'c>(cmd: &'c mut Command, backend: Engine, db: &Path) -> &'c mut Command {
     db_options(cmd.arg("-D"), backend, db).stdin(Stdio::null())
 }
 

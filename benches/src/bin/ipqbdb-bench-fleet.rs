@@ -22,7 +22,7 @@ use ipqbdb_benches::{addr, fill, Indices};
 use ipqbdb_judge::judge::Judge;
 use ipqbdb_store::kv::{Direction, ReadTx, Table, Visit, WriteTx};
 use ipqbdb_store::{
-    AnyStore, Backend, Ban, LocalReader, Location, OpenOptions, ReadStore, ServerOptions, Store,
+    AnyStore, Ban, Engine, LocalReader, Location, OpenOptions, ReadStore, ServerOptions, Store,
 };
 
 const NOW: i64 = 1_700_000_000;
@@ -30,12 +30,12 @@ const SOURCES: u32 = 100_000;
 const PACKETS: u32 = 2_000_000;
 const STALENESS: Duration = Duration::from_millis(100);
 
-fn open(dir: &std::path::Path, backend: Backend, conninfo: &str) -> AnyStore {
+fn open(dir: &std::path::Path, backend: Engine, conninfo: &str) -> AnyStore {
     AnyStore::open(
         dir,
         &OpenOptions {
             backend: Some(backend),
-            server: (backend == Backend::Postgres).then(|| ServerOptions {
+            server: (backend == Engine::Postgres).then(|| ServerOptions {
                 url: conninfo.to_string(),
                 password_file: None,
                 host_name: None,
@@ -96,8 +96,8 @@ impl ipqbdb_store::StorageEngine for OneByOne<'_> {
     fn open(_: &std::path::Path, _: &OpenOptions) -> ipqbdb_store::Result<Self> {
         unreachable!("wraps an open store")
     }
-    fn backend(&self) -> Backend {
-        Store::backend(self.0)
+    fn engine(&self) -> Engine {
+        Store::engine(self.0)
     }
     fn location(&self) -> &Location {
         Store::location(self.0)
@@ -174,17 +174,17 @@ fn verdicts_per_second(s: &LocalReader, records: u32) -> f64 {
 /// The bans part: each engine (only postgres with `pg_only`) batched and single, postgres also
 /// one call per key (the path before batched calls), in the same run.
 fn bans(conninfo: &str, pg_only: bool) {
-    let engines: &[Backend] = if pg_only {
-        &[Backend::Postgres]
+    let engines: &[Engine] = if pg_only {
+        &[Engine::Postgres]
     } else {
-        &[Backend::Lmdb, Backend::Sqlite, Backend::Postgres]
+        &[Engine::Lmdb, Engine::Sqlite, Engine::Postgres]
     };
     println!("== durable bans per second (empty database)");
     println!("{:<22} {:>14} {:>14}", "engine", "batched/s", "single/s");
     for &b in engines {
         let tmp = tempfile::tempdir().unwrap();
         let s = open(tmp.path(), b, conninfo);
-        if b == Backend::Postgres {
+        if b == Engine::Postgres {
             let before = OneByOne(&s);
             let batched = bans_per_second(&before, 2 << 20, 5, 1000);
             let single = bans_per_second(&before, 3 << 20, 500, 1);
@@ -196,7 +196,7 @@ fn bans(conninfo: &str, pg_only: bool) {
         let batched = bans_per_second(&s, 0, 20, 1000);
         let single = bans_per_second(&s, 1 << 20, 500, 1);
         println!("{:<22} {batched:>14.0} {single:>14.0}", b.name());
-        if b == Backend::Postgres {
+        if b == Engine::Postgres {
             // The next part needs an empty server database.
             s.delete_range("10.0.0.0/8".parse().unwrap()).unwrap();
         }
@@ -216,8 +216,8 @@ fn propagation(
     jitter_ms: u32,
 ) -> (Vec<Duration>, Vec<Duration>) {
     let tmp = tempfile::tempdir().unwrap();
-    let writer = open(tmp.path(), Backend::Postgres, conninfo);
-    let AnyStore::Postgres(source) = open(tmp.path(), Backend::Postgres, conninfo) else {
+    let writer = open(tmp.path(), Engine::Postgres, conninfo);
+    let AnyStore::Postgres(source) = open(tmp.path(), Engine::Postgres, conninfo) else {
         unreachable!("a postgres store")
     };
     let view =
@@ -282,7 +282,7 @@ fn main() {
 
     println!("== judge verdict path: {records} records, {SOURCES} sources, {PACKETS} packets");
     let lmdb_dir = tempfile::tempdir().unwrap();
-    let lmdb = open(lmdb_dir.path(), Backend::Lmdb, conninfo);
+    let lmdb = open(lmdb_dir.path(), Engine::Lmdb, conninfo);
     fill(&lmdb, 0, records, 10_000, NOW);
     let lmdb = LocalReader::Store(lmdb);
     let lmdb_rate = verdicts_per_second(&lmdb, records);
@@ -290,7 +290,7 @@ fn main() {
     drop(lmdb);
 
     let pg_dir = tempfile::tempdir().unwrap();
-    let pg = open(pg_dir.path(), Backend::Postgres, conninfo);
+    let pg = open(pg_dir.path(), Engine::Postgres, conninfo);
     let started = Instant::now();
     fill(&pg, 0, records, 10_000, NOW);
     println!(
@@ -299,7 +299,7 @@ fn main() {
     );
     drop(pg);
     let before = rss();
-    let view = open(pg_dir.path(), Backend::Postgres, conninfo)
+    let view = open(pg_dir.path(), Engine::Postgres, conninfo)
         .into_local_view(STALENESS, "bench")
         .expect("view");
     let after = rss();
@@ -318,7 +318,7 @@ fn main() {
     );
 
     println!("== view refresh cost while another host bans 1,000 addresses per second for 10 s");
-    let writer = open(pg_dir.path(), Backend::Postgres, conninfo);
+    let writer = open(pg_dir.path(), Engine::Postgres, conninfo);
     let s0 = v.stats();
     let started = Instant::now();
     let mut i = 0u32;

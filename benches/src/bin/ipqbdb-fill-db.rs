@@ -2,14 +2,14 @@
 //! Usage: ipqbdb-fill-db DIR BACKEND N [CONNINFO]   (CONNINFO: the server of the postgres backend)
 
 use ipqbdb_benches::fill;
-use ipqbdb_store::{AnyStore, Backend, OpenOptions, ServerOptions, Store};
+use ipqbdb_store::{AnyStore, Engine, OpenOptions, ServerOptions, Store};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (dir, backend, n, server) = match args.as_slice() {
         [_, d, b, n, rest @ ..] if rest.len() <= 1 => (
             d,
-            b.parse::<Backend>().expect("backend"),
+            b.parse::<Engine>().expect("backend"),
             n.parse::<u32>().expect("count"),
             rest.first().map(|url| ServerOptions {
                 url: url.clone(),

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use ipqbdb_core::report::ReportKind;
 use ipqbdb_core::{now, UnixTime};
-use ipqbdb_store::{AnyStore, Backend, Ban, OpenOptions, Store, WhiteEntry};
+use ipqbdb_store::{AnyStore, Ban, Engine, OpenOptions, Store, WhiteEntry};
 use ipqbdb_tests::http_server::{Reply, Request, ScriptedServer};
 use ipqbdb_tests::{ip, wait_until, Proc};
 
@@ -22,13 +22,13 @@ const PATH: &str = "/api/v2/report";
 struct Fixture {
     tmp: tempfile::TempDir,
     server: ScriptedServer,
-    backend: Backend,
+    backend: Engine,
 }
 
 impl Fixture {
     /// A database, a key file, and a configuration whose `[report]` section points at a new
     /// server answering `script`, then `default`; `extra` is added to that section.
-    fn new(backend: Backend, extra: &str, script: Vec<Reply>, default: Reply) -> Fixture {
+    fn new(backend: Engine, extra: &str, script: Vec<Reply>, default: Reply) -> Fixture {
         let tmp = tempfile::tempdir().unwrap();
         let server = ScriptedServer::start(script, default);
         let key = tmp.path().join("key");
@@ -46,7 +46,7 @@ impl Fixture {
 
     /// On LMDB, with a server that accepts every report.
     fn answering_ok(extra: &str) -> Fixture {
-        Fixture::new(Backend::Lmdb, extra, vec![], Reply::ok())
+        Fixture::new(Engine::Lmdb, extra, vec![], Reply::ok())
     }
 
     fn write_config(&self, name: &str, url: &str, extra: &str) -> PathBuf {
@@ -339,7 +339,7 @@ fn one_report_per_address_per_cooldown() {
 #[test]
 fn follow_backs_off_on_429_and_5xx_honouring_retry_after() {
     let f = Fixture::new(
-        Backend::Lmdb,
+        Engine::Lmdb,
         "report-interval = \"1s\"",
         vec![
             Reply::status(429, &[("Retry-After", "3")], "{\"errors\":[]}"),
@@ -393,7 +393,7 @@ fn follow_backs_off_on_429_and_5xx_honouring_retry_after() {
 #[test]
 fn refused_timed_out_and_unreachable() {
     let f = Fixture::new(
-        Backend::Lmdb,
+        Engine::Lmdb,
         "report-timeout = 1",
         vec![
             Reply::Stall(Duration::from_secs(8)),
@@ -452,7 +452,7 @@ fn refused_timed_out_and_unreachable() {
 #[test]
 fn a_wrong_key_or_url_burns_no_report() {
     let f = Fixture::new(
-        Backend::Lmdb,
+        Engine::Lmdb,
         "",
         vec![
             Reply::status(
@@ -481,7 +481,7 @@ fn a_wrong_key_or_url_burns_no_report() {
 
 /// SIGKILL while a request waits for its answer, then a restart: the request in flight is not
 /// sent again (it shows as `sent`), every other due report goes out exactly once.
-fn crash_mid_report(backend: Backend) {
+fn crash_mid_report(backend: Engine) {
     let f = Fixture::new(
         backend,
         "report-interval = \"1s\"",
@@ -542,19 +542,19 @@ fn crash_mid_report(backend: Backend) {
 #[cfg(feature = "lmdb")]
 #[test]
 fn crash_mid_report_lmdb() {
-    crash_mid_report(Backend::Lmdb);
+    crash_mid_report(Engine::Lmdb);
 }
 
 #[cfg(feature = "sqlite")]
 #[test]
 fn crash_mid_report_sqlite() {
-    crash_mid_report(Backend::Sqlite);
+    crash_mid_report(Engine::Sqlite);
 }
 
 #[cfg(feature = "redb")]
 #[test]
 fn crash_mid_report_redb() {
-    crash_mid_report(Backend::Redb);
+    crash_mid_report(Engine::Redb);
 }
 
 #[test]
@@ -592,7 +592,7 @@ fn ban_log_category_appends_the_category() {
 /// change lands between the pass's reading of its candidates and the second report.
 #[test]
 fn an_address_whitelisted_or_deleted_during_a_pass_is_not_reported() {
-    for backend in Backend::compiled_local() {
+    for backend in Engine::compiled_local() {
         for change in ["white", "del"] {
             let f = Fixture::new(backend, "", vec![], Reply::ok());
             let white = f.tmp.path().join("white");

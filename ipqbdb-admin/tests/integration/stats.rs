@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use ipqbdb_store::Backend;
+use ipqbdb_store::Engine;
 use ipqbdb_tests::scrape::{must_value, promtool_check};
 use ipqbdb_tests::{db_options, Proc};
 
@@ -13,7 +13,7 @@ const IBD: &str = env!("CARGO_BIN_EXE_ibd");
 /// How long one `ibd` may take: a hang detector.
 const LIMIT: Duration = Duration::from_secs(60);
 
-fn ibd(db: &Path, backend: Backend, args: &[&str], stdin: &str) -> Output {
+fn ibd(db: &Path, backend: Engine, args: &[&str], stdin: &str) -> Output {
     let mut cmd = Command::new(IBD);
     db_options(&mut cmd, backend, db)
         .args(args)
@@ -29,7 +29,7 @@ fn ibd(db: &Path, backend: Backend, args: &[&str], stdin: &str) -> Output {
 
 #[test]
 fn stats_count_what_the_database_holds() {
-    for backend in Backend::compiled_local() {
+    for backend in Engine::compiled_local() {
         let tmp = tempfile::tempdir().unwrap();
         let db = tmp.path().join("db");
         // Two at 100 % (above 90 % for hours as they decay), one at 1/32 (3.125 %), one at 25 %;

@@ -11,7 +11,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use common::JudgeLab as Lab;
-use ipqbdb_store::Backend;
+use ipqbdb_store::Engine;
 use ipqbdb_tests::root_test;
 use ipqbdb_tests::scrape::{logged_addr, must_value, scrape};
 use ipqbdb_tests::traffic::{
@@ -38,7 +38,7 @@ fn spread_sources() -> Vec<String> {
 }
 
 impl Lab {
-    fn new(backend: Backend) -> Lab {
+    fn new(backend: Engine) -> Lab {
         let mut client: Vec<String> = ["10.99.0.2/24", "10.99.0.3/24", "10.99.0.4/24"]
             .into_iter()
             .chain(["10.99.0.5/24"])
@@ -308,7 +308,7 @@ fn assert_metrics_of_two_queues(lab: &Lab, judged: [u64; 2]) {
 /// the first goes on.
 #[root_test("network namespaces, iptables")]
 fn a_second_judge_on_a_queue_is_refused_in_one_line() {
-    let b = Backend::compiled_local()[0];
+    let b = Engine::compiled_local()[0];
     let mut lab = Lab::new(b);
     lab.start_judge(&["Q0"], "listening on");
     let mut cmd = lab.j.command(env!("CARGO_BIN_EXE_ibd-judge"));
@@ -333,7 +333,7 @@ fn a_second_judge_on_a_queue_is_refused_in_one_line() {
 /// is enough.
 #[root_test("network namespaces, iptables")]
 fn queue_length_and_fail_open_are_what_the_options_say() {
-    let b = Backend::compiled_local()[0];
+    let b = Engine::compiled_local()[0];
     for fail_open in [true, false] {
         // A lab each: the judge's log of a second start would still hold the first's lines.
         let mut lab = Lab::new(b);

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use common::JudgeLab as Lab;
 use ipqbdb_store::kv::Table;
-use ipqbdb_store::{Backend, Ban, Store};
+use ipqbdb_store::{Ban, Engine, Store};
 use ipqbdb_tests::traffic::{
     assert_all_judged, judge_counters, logged_number, queue_counters, Report, Stream,
 };
@@ -47,7 +47,7 @@ const P99_BOUND: Duration = Duration::from_millis(20);
 static SERIAL: Mutex<()> = Mutex::new(());
 
 impl Lab {
-    fn busy(backend: Backend) -> Lab {
+    fn busy(backend: Engine) -> Lab {
         let lab = Lab::pair(
             "busy",
             backend,
@@ -86,7 +86,7 @@ impl Lab {
 }
 
 /// Waits until `more` packets have arrived beyond `from`: traffic went on after an event.
-fn await_traffic(stream: &Stream, from: u64, more: u64, b: Backend) {
+fn await_traffic(stream: &Stream, from: u64, more: u64, b: Engine) {
     wait_until(
         || {
             format!(
@@ -193,7 +193,7 @@ fn check(lab: &mut Lab, report: &Report, banned_blocked: bool, held_for: Duratio
     log
 }
 
-fn held_writer(b: Backend) {
+fn held_writer(b: Engine) {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let mut lab = Lab::busy(b);
     lab.ban(&["-c", "0", "-t", "30d", BANNED]);
@@ -253,7 +253,7 @@ fn held_writer(b: Backend) {
     assert_eq!(blocked, dropped, "{b}: block counter in the database");
 }
 
-fn retention_pass(b: Backend) {
+fn retention_pass(b: Engine) {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let mut lab = Lab::busy(b);
     {
@@ -313,7 +313,7 @@ fn retention_pass(b: Backend) {
 
 /// A record that does not decode is accepted (the judge must not drop traffic over its own
 /// damage) and said in the log: once at once, not once per packet.
-fn damaged_record(b: Backend) {
+fn damaged_record(b: Engine) {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let mut lab = Lab::busy(b);
     let damaged = "10.88.0.6";
@@ -377,7 +377,7 @@ macro_rules! per_engine {
 }
 
 per_engine! {
-    "lmdb" lmdb Backend::Lmdb;
-    "sqlite" sqlite Backend::Sqlite;
-    "redb" redb Backend::Redb;
+    "lmdb" lmdb Engine::Lmdb;
+    "sqlite" sqlite Engine::Sqlite;
+    "redb" redb Engine::Redb;
 }

@@ -13,7 +13,7 @@ use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
 use common::JudgeLab;
-use ipqbdb_store::{AnyStore, Backend, Store};
+use ipqbdb_store::{AnyStore, Engine, Store};
 use ipqbdb_tests::root_test;
 use ipqbdb_tests::traffic;
 use ipqbdb_tests::{open_existing, wait_until};
@@ -42,7 +42,7 @@ impl DerefMut for Lab {
 }
 
 impl Lab {
-    fn new(backend: Backend) -> Lab {
+    fn new(backend: Engine) -> Lab {
         let mut lab = JudgeLab::pair(
             "judge",
             backend,

@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use ipqbdb_store::{Backend, Store};
+use ipqbdb_store::{Engine, Store};
 use ipqbdb_tests::{open_any, workspace_bin, Proc};
 
 const PARSE: &str = env!("CARGO_BIN_EXE_ibd-parse");
@@ -107,7 +107,7 @@ fn the_report_category_recipe_reads_both_programs() {
     let tmp = tempfile::tempdir().unwrap();
     let db: PathBuf = tmp.path().join("db");
     {
-        let store = open_any(&db, Backend::Lmdb).unwrap();
+        let store = open_any(&db, Engine::Lmdb).unwrap();
         let ssh = store.reason_id("ssh").unwrap();
         store.set_category(ssh, 22).unwrap();
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::Setup;
 use ipqbdb_core::AddrKey;
-use ipqbdb_store::{AnyStore, Backend, Store};
+use ipqbdb_store::{AnyStore, Engine, Store};
 use ipqbdb_tests::{daemon_options, open_existing, output_ok, wait_until, Proc};
 
 const PARSE: &str = env!("CARGO_BIN_EXE_ibd-parse");
@@ -33,7 +33,7 @@ impl Setup {
     }
 
     /// Starts the daemon in the foreground; its output goes to a file the test can read.
-    fn start(&self, backend: Backend, extra: &[&str], n: usize) -> Daemon {
+    fn start(&self, backend: Engine, extra: &[&str], n: usize) -> Daemon {
         let mut cmd = Command::new(PARSE);
         daemon_options(&mut cmd, backend, &self.db())
             .args(["-v", "--rule-file"])
@@ -137,7 +137,7 @@ fn write_fifo(fifo: &Path, data: &[u8]) {
 
 #[test]
 fn fifo_serves_successive_writers() {
-    for backend in Backend::compiled_local() {
+    for backend in Engine::compiled_local() {
         let s = Setup::new();
         let d = s.start(backend, &[], 0);
         let fifo = s.db().join("ibd-parse.sock");
@@ -157,7 +157,7 @@ fn fifo_serves_successive_writers() {
 #[test]
 fn bad_input_through_the_fifo_is_survived() {
     let s = Setup::new();
-    let d = s.start(Backend::Lmdb, &[], 0);
+    let d = s.start(Engine::Lmdb, &[], 0);
     let fifo = s.db().join("ibd-parse.sock");
     let mut junk: Vec<u8> = (0..=255u8).cycle().take(64 * 1024).collect();
     junk.extend_from_slice(b"\n\x00\x00 Failed password for r\x00t from 192.0.2.9 port 1\n");
@@ -185,7 +185,7 @@ fn followed_file_across_rotation_restart_and_kill() {
     let s = Setup::new();
     let log = s.path("auth.log");
     append(&log, &ssh("198.51.100.1")); // history before the first start is not banned
-    let d = s.start(Backend::Sqlite, &[log.to_str().unwrap()], 0);
+    let d = s.start(Engine::Sqlite, &[log.to_str().unwrap()], 0);
     append(&log, &ssh("198.51.100.2"));
     s.wait_caught("198.51.100.2", 1);
     // Rotation by rename: the old file gets a last line after the rename, the new one its own.
@@ -202,7 +202,7 @@ fn followed_file_across_rotation_restart_and_kill() {
     d.stop();
     // Written while the daemon is down: read at restart, nothing read twice.
     append(&log, &ssh("198.51.100.6"));
-    let d = s.start(Backend::Sqlite, &[log.to_str().unwrap()], 1);
+    let d = s.start(Engine::Sqlite, &[log.to_str().unwrap()], 1);
     s.wait_caught("198.51.100.6", 1);
     // Rotated while down: the rest of the old file is read before the new one.
     append(&log, &ssh("198.51.100.7"));
@@ -211,7 +211,7 @@ fn followed_file_across_rotation_restart_and_kill() {
     append(&log, &ssh("198.51.100.8"));
     std::fs::rename(&log, &rotated).unwrap();
     append(&log, &ssh("198.51.100.9"));
-    let d = s.start(Backend::Sqlite, &[log.to_str().unwrap()], 2);
+    let d = s.start(Engine::Sqlite, &[log.to_str().unwrap()], 2);
     s.wait_caught("198.51.100.8", 1);
     s.wait_caught("198.51.100.9", 1);
     // SIGKILL during a stream of lines: after the restart every line is banned exactly once.
@@ -220,7 +220,7 @@ fn followed_file_across_rotation_restart_and_kill() {
         .collect();
     append(&log, &many);
     d.kill9();
-    let d = s.start(Backend::Sqlite, &[log.to_str().unwrap()], 3);
+    let d = s.start(Engine::Sqlite, &[log.to_str().unwrap()], 3);
     s.wait_caught("203.0.113.50", 2); // 50 occurs twice among the 300 lines (i = 49 and 299)
     s.wait_caught("203.0.113.51", 1);
     d.stop();
@@ -258,7 +258,7 @@ fn a_line_appended_right_after_start_is_read() {
     for round in 0..12 {
         let log = s.path(&format!("race-{round}.log"));
         append(&log, &ssh("198.51.100.200")); // history: never banned
-        let d = s.start(Backend::Sqlite, &[log.to_str().unwrap()], round);
+        let d = s.start(Engine::Sqlite, &[log.to_str().unwrap()], round);
         let addr = format!("203.0.113.{}", round + 1);
         append(&log, &ssh(&addr));
         s.wait_caught(&addr, 1);
@@ -270,7 +270,7 @@ fn a_line_appended_right_after_start_is_read() {
 #[test]
 fn signals_reload_report_and_refuse_broken_rules() {
     let s = Setup::new();
-    let d = s.start(Backend::Redb, &["--stdin"][..0], 0);
+    let d = s.start(Engine::Redb, &["--stdin"][..0], 0);
     let fifo = s.db().join("ibd-parse.sock");
     write_fifo(&fifo, b"FTP fail 192.0.2.30\n");
     s.wait_caught("192.0.2.30", 1);
@@ -311,7 +311,7 @@ fn signals_reload_report_and_refuse_broken_rules() {
 /// database on every engine: the daemon lives, says so, and bans through the new handle.
 #[test]
 fn sigusr2_reopens_the_database() {
-    for (n, backend) in Backend::compiled_local().into_iter().enumerate() {
+    for (n, backend) in Engine::compiled_local().into_iter().enumerate() {
         let s = Setup::new();
         let d = s.start(backend, &[], n);
         let fifo = s.db().join("ibd-parse.sock");
@@ -422,7 +422,7 @@ fn a_programs_own_log_is_read_by_its_rules() {
         report.contains("Bans: 3 (1 caught lines folded"),
         "{report}"
     );
-    let d = s.start(Backend::Lmdb, &["--from-start", "--input", &spec], 0);
+    let d = s.start(Engine::Lmdb, &["--from-start", "--input", &spec], 0);
     // The last line is caught: every line before it has been read.
     s.wait_caught("203.0.113.9", 1);
     d.stop();
@@ -532,7 +532,7 @@ fn journal_input_trusts_journald_and_resumes_at_its_cursor() {
         script.to_str().unwrap(),
     ];
     {
-        let backend = Backend::compiled_local()[0];
+        let backend = Engine::compiled_local()[0];
         let d = s.start(backend, &journal, 0);
         s.wait_caught("192.0.2.1", 1);
         s.wait_caught("192.0.2.4", 1);
@@ -640,7 +640,7 @@ fn detached_daemon_keeps_relative_paths() {
 fn log_category_appends_each_bans_category() {
     let s = Setup::new();
     {
-        let store = ipqbdb_tests::open_any(&s.db(), Backend::compiled()[0]).unwrap();
+        let store = ipqbdb_tests::open_any(&s.db(), Engine::compiled()[0]).unwrap();
         let ssh = store.reason_id("ssh").unwrap();
         store.set_category(ssh, 18).unwrap();
     }

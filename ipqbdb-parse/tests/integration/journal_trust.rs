@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use common::Setup;
 use ipqbdb_core::AddrKey;
-use ipqbdb_store::{Backend, Store};
+use ipqbdb_store::{Engine, Store};
 use ipqbdb_tests::{daemon_options, open_existing, wait_until, Proc};
 use serde_json::{json, Value};
 
@@ -174,7 +174,7 @@ fn processes_posing_as_sshd_ban_nothing() {
 
     let db = s.path("db");
     let mut cmd = Command::new(PARSE);
-    daemon_options(&mut cmd, Backend::compiled_local()[0], &db)
+    daemon_options(&mut cmd, Engine::compiled_local()[0], &db)
         .args(["-v", "--no-fifo", "--journal", "--journalctl"])
         .arg(&script)
         .arg("--rule-file")

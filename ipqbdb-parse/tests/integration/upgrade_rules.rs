@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::Setup;
-use ipqbdb_store::{Backend, Ban, Store};
+use ipqbdb_store::{Ban, Engine, Store};
 use ipqbdb_tests::{db_options, ip, open_any, open_existing, Proc};
 
 const PARSE: &str = env!("CARGO_BIN_EXE_ibd-parse");
@@ -24,7 +24,7 @@ const RULES_2X: &str = r#"# ipqbdb 2.x rules
 impl Setup {
     /// A database holding one reason, whose id it returns.
     fn with_reason(&self, text: &str) -> u32 {
-        let store = open_any(&self.db(), Backend::Lmdb).unwrap();
+        let store = open_any(&self.db(), Engine::Lmdb).unwrap();
         let ban = Ban {
             ip: ip("198.51.100.1"),
             reason: text,
@@ -37,7 +37,7 @@ impl Setup {
     /// `ibd-parse --stdin` over `input` with the rule file `rules.conf`, to its end.
     fn parse_stdin(&self, input: &str) -> Output {
         let mut cmd = Command::new(PARSE);
-        db_options(&mut cmd, Backend::Lmdb, &self.db())
+        db_options(&mut cmd, Engine::Lmdb, &self.db())
             .args(["--stdin", "--no-fifo", "--rule-file"])
             .arg(self.path("rules.conf"));
         Proc::run_with_input("ibd-parse --stdin", &mut cmd, input.as_bytes(), LIMIT)

@@ -10,7 +10,7 @@ use postgres::{Client, Config, NoTls};
 
 use super::state::{Conn, PostgresStore, Stmts};
 use super::fail::*;
-use crate::backend::Backend;
+use crate::engines::Engine;
 use crate::error::{Result, StoreError};
 use crate::kv::Table;
 use crate::server::{password_from_pgpass, read_password_file, ServerOptions};
@@ -118,7 +118,7 @@ impl PostgresStore {
     }
 
     pub(super) fn backend_error(&self, e: postgres::Error) -> StoreError {
-        StoreError::backend(&self.loc.path, Backend::Postgres, Explained::from(&e))
+        StoreError::engine(&self.loc.path, Engine::Postgres, Explained::from(&e))
     }
 
     pub(super) fn connect(&self) -> Result<Conn> {

@@ -10,7 +10,7 @@ use postgres::Client;
 use super::state::PostgresStore;
 use super::fail::*;
 use super::tables::*;
-use crate::backend::Backend;
+use crate::engines::Engine;
 use crate::error::{Result, StoreError};
 use crate::kv::Table;
 use super::schema::*;
@@ -26,7 +26,7 @@ impl Listener {
     /// `Ok(false)` when none did, an error when the connection is gone (listen again).
     pub fn wait(&mut self, timeout: Duration) -> Result<bool> {
         let lost = |e: postgres::Error, path: &Path| {
-            StoreError::backend(path, Backend::Postgres, Explained::from(&e))
+            StoreError::engine(path, Engine::Postgres, Explained::from(&e))
         };
         let mut got = false;
         {
@@ -47,9 +47,9 @@ impl Listener {
             {}
         }
         if self.client.is_closed() {
-            return Err(StoreError::backend(
+            return Err(StoreError::engine(
                 &self.path,
-                Backend::Postgres,
+                Engine::Postgres,
                 Explained("the listening connection was closed".into()),
             ));
         }

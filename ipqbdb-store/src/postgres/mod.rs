@@ -30,7 +30,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 
-use crate::backend::Backend;
+use crate::engines::Engine;
 use crate::error::Result;
 use crate::kv::{ReadTx, Table, WriteTx};
 use crate::server::system_host_name;
@@ -58,7 +58,7 @@ use tx::*;
 
 impl StorageEngine for PostgresStore {
     fn open(dir: &Path, opts: &OpenOptions) -> Result<Self> {
-        crate::dir::prepare(dir, Backend::Postgres, opts.create)?;
+        crate::dir::prepare(dir, Engine::Postgres, opts.create)?;
         let server = opts.server.as_ref().ok_or_else(|| {
             Self::config_error(
                 dir,
@@ -101,8 +101,8 @@ impl StorageEngine for PostgresStore {
         Ok(store)
     }
 
-    fn backend(&self) -> Backend {
-        Backend::Postgres
+    fn engine(&self) -> Engine {
+        Engine::Postgres
     }
 
     fn location(&self) -> &Location {

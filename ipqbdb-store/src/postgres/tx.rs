@@ -10,7 +10,7 @@ use postgres::Transaction;
 use super::state::Stmts;
 use super::fail::*;
 use super::tables::*;
-use crate::backend::Backend;
+use crate::engines::Engine;
 use crate::error::{Result, StoreError};
 use crate::kv::{Direction, ReadTx, Table, Visit, WriteTx};
 use super::schema::*;
@@ -51,7 +51,7 @@ impl<'t, 'c> PgTx<'t, 'c> {
     }
 
     pub(super) fn fail(&self, e: postgres::Error) -> StoreError {
-        let shown = StoreError::backend(self.path, Backend::Postgres, Explained::from(&e));
+        let shown = StoreError::engine(self.path, Engine::Postgres, Explained::from(&e));
         let first = self.failed.take();
         self.failed.set(Some(first.unwrap_or(e)));
         shown

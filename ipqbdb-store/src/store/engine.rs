@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use ipqbdb_core::{ModelParams, V6Prefix};
 
-use crate::backend::Backend;
+use crate::engines::Engine;
 use crate::error::Result;
 use crate::kv::{ReadTx, WriteTx};
 use crate::server::ServerOptions;
@@ -17,7 +17,7 @@ pub struct OpenOptions {
     /// a path is an error rather than a new empty database.
     pub create: bool,
     /// With several backends compiled in: the engine for a new directory (an existing one says its own).
-    pub backend: Option<Backend>,
+    pub backend: Option<Engine>,
     /// The IPv6 prefix this program was configured with, if it was. A new database stores it (or the
     /// default); an existing one keeps its own, and a different value here is
     /// [`StoreError::PrefixMismatch`]. `None` takes whatever the database says.
@@ -73,7 +73,7 @@ pub trait StorageEngine: Send + Sync + Sized {
     /// Opens (and with `opts.create`, creates) the database in `dir`.
     fn open(dir: &Path, opts: &OpenOptions) -> Result<Self>;
     /// Its name: the engine of the database directory.
-    fn backend(&self) -> Backend;
+    fn engine(&self) -> Engine;
     fn location(&self) -> &Location;
     /// Runs `f` on a consistent snapshot.
     fn read<R>(&self, f: &mut dyn FnMut(&dyn ReadTx) -> Result<R>) -> Result<R>;

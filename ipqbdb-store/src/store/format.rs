@@ -20,7 +20,7 @@ const FORMAT_V1: &[u8] = b"ipqbdb-1";
 pub(super) const REPORT_DAY_KEY: &[u8] = b"report:day";
 
 /// Refuses a database of another format, writes the format marker and the IPv6 prefix into a new
-/// one, migrates a version-1 database, and returns the database's IPv6 prefix. Backends call it at
+/// one, migrates a version-1 database, and returns the database's IPv6 prefix. Engines call it at
 /// the end of `open` and keep the result in [`Location::v6_prefix`]. It only reads when all is in
 /// place, so a short-lived program such as `ibd ban` pays no extra commit for opening.
 ///

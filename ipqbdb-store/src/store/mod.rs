@@ -14,7 +14,7 @@ use std::path::Path;
 use ipqbdb_core::report::ReportState;
 use ipqbdb_core::{AddrKey, AddrRange, Reason, ReasonId, Record, UnixTime, V6Prefix};
 
-use crate::backend::Backend;
+use crate::engines::Engine;
 use crate::error::Result;
 use crate::kv::{ReadTx, WriteTx};
 
@@ -42,7 +42,7 @@ pub use values::{
 /// view ([`crate::ViewStore`]) and what the judge's packet threads hold ([`crate::LocalReader`]).
 /// A write on them does not compile. The methods are [`Store`]'s, the same code.
 pub trait ReadStore: Reads + Sized {
-    fn backend(&self) -> Backend;
+    fn engine(&self) -> Engine;
 
     fn location(&self) -> &Location {
         self.place()
@@ -96,7 +96,7 @@ pub trait ReadStore: Reads + Sized {
 pub trait Store: Writes + Sized {
     /// Opens (and with `opts.create`, creates) the database in `dir`.
     fn open(dir: &Path, opts: &OpenOptions) -> Result<Self>;
-    fn backend(&self) -> Backend;
+    fn engine(&self) -> Engine;
     fn location(&self) -> &Location;
     /// Runs `f` on a consistent snapshot.
     fn read<R>(&self, f: &mut dyn FnMut(&dyn ReadTx) -> Result<R>) -> Result<R>;
@@ -334,8 +334,8 @@ impl<E: StorageEngine> Store for E {
     fn open(dir: &Path, opts: &OpenOptions) -> Result<Self> {
         <E as StorageEngine>::open(dir, opts)
     }
-    fn backend(&self) -> Backend {
-        StorageEngine::backend(self)
+    fn engine(&self) -> Engine {
+        StorageEngine::engine(self)
     }
     fn location(&self) -> &Location {
         StorageEngine::location(self)

@@ -15,7 +15,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ipqbdb_core::AddrKey;
-use ipqbdb_store::{AnyStore, Backend, Store};
+use ipqbdb_store::{AnyStore, Engine, Store};
 use ipqbdb_tests::netns::{pair, Netns};
 use ipqbdb_tests::root_test;
 use ipqbdb_tests::traffic::{self, Stream};
@@ -66,14 +66,14 @@ struct Lab {
     c: Netns,
     bpf: BpfMount,
     tmp: tempfile::TempDir,
-    backend: Backend,
+    backend: Engine,
     rx: UdpSocket,
     rx6: UdpSocket,
     runs: u32,
 }
 
 impl Lab {
-    fn new(backend: Backend) -> Lab {
+    fn new(backend: Engine) -> Lab {
         let x = Netns::new("xdp");
         let c = Netns::new("xclient");
         pair(&x, X_ADDRS, &c, C_ADDRS);
@@ -176,8 +176,8 @@ impl Lab {
     }
 }
 
-fn every_backend(f: impl Fn(Backend)) {
-    for b in Backend::compiled_local() {
+fn every_backend(f: impl Fn(Engine)) {
+    for b in Engine::compiled_local() {
         f(b);
     }
 }

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use ipqbdb_core::{now, AddrKey, Record, P_MAX};
 use ipqbdb_store::kv::Table;
-use ipqbdb_store::{Backend, Ban, Store};
+use ipqbdb_store::{Ban, Engine, Store};
 use ipqbdb_tests::{ip, nth_v4, open_any};
 
 pub const COUNTER: &str = "192.0.2.1";
@@ -40,7 +40,7 @@ fn main() -> ExitCode {
 fn run() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize| args.get(i).cloned().ok_or("missing argument");
-    let backend: Backend = arg(0)?.parse().map_err(|e| format!("{e}"))?;
+    let backend: Engine = arg(0)?.parse().map_err(|e| format!("{e}"))?;
     if arg(2)? == "drop-table" {
         return drop_table(backend, arg(1)?.as_ref(), &arg(3)?);
     }
@@ -196,16 +196,16 @@ fn run() -> Result<(), String> {
     Ok(())
 }
 
-fn drop_table(backend: Backend, dir: &std::path::Path, name: &str) -> Result<(), String> {
+fn drop_table(backend: Engine, dir: &std::path::Path, name: &str) -> Result<(), String> {
     let path = ipqbdb_store::dir::engine_path(dir, backend);
     let e = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
     match backend {
-        Backend::Sqlite => {
+        Engine::Sqlite => {
             let conn = rusqlite::Connection::open(&path).map_err(|x| e(&x))?;
             conn.execute_batch(&format!("DROP TABLE {name}"))
                 .map_err(|x| e(&x))
         }
-        Backend::Lmdb => {
+        Engine::Lmdb => {
             use heed::types::Bytes;
             // SAFETY: no other process uses the environment while the test makes it old.
             let env = unsafe {
@@ -228,8 +228,8 @@ fn drop_table(backend: Backend, dir: &std::path::Path, name: &str) -> Result<(),
             .commit()
             .ok_or_else(|| e(&"no such table"))
         }
-        Backend::Postgres => Err(e(&"a server's tables are dropped with psql, not here")),
-        Backend::Redb => {
+        Engine::Postgres => Err(e(&"a server's tables are dropped with psql, not here")),
+        Engine::Redb => {
             let mut builder = redb::Database::builder();
             builder.set_concurrency_mode(redb::ConcurrencyMode::MultiWriter);
             let db = builder.create(&path).map_err(|x| e(&x))?;

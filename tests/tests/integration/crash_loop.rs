@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ipqbdb_core::AddrKey;
-use ipqbdb_store::{Backend, Store};
+use ipqbdb_store::{Engine, Store};
 use ipqbdb_tests::netns::Netns;
 use ipqbdb_tests::root_test;
 use ipqbdb_tests::traffic::{judge_counters, Link};
@@ -58,7 +58,7 @@ fn start_judge(p: &Programs, ns: &Netns, db: &Path, dir: &Path, n: u32) -> Proc 
 }
 
 /// A banning worker: its acknowledged addresses are collected as it prints them.
-fn start_worker(backend: Backend, db: &Path, octet: u8, acked: Arc<Mutex<Vec<String>>>) -> Proc {
+fn start_worker(backend: Engine, db: &Path, octet: u8, acked: Arc<Mutex<Vec<String>>>) -> Proc {
     let mut cmd = Command::new(WORKER);
     cmd.arg(backend.name())
         .arg(db)
@@ -88,7 +88,7 @@ fn kill_anything_any_time() {
         parse: workspace_bin("ipqbdb-parse", "ibd-parse"),
         judge: workspace_bin("ipqbdb-judge", "ibd-judge"),
     };
-    for backend in Backend::compiled_local() {
+    for backend in Engine::compiled_local() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
         let db = dir.join("db");
@@ -171,7 +171,7 @@ fn kill_anything_any_time() {
                 missing.is_empty(),
                 "{backend}, kill {k}: acknowledged bans lost: {missing:?}"
             );
-            if backend == Backend::Lmdb {
+            if backend == Engine::Lmdb {
                 lmdb_sizes.push(std::fs::metadata(db.join("lmdb/data.mdb")).unwrap().len());
             }
         }

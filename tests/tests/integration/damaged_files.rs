@@ -6,15 +6,15 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use ipqbdb_store::Backend;
+use ipqbdb_store::Engine;
 use ipqbdb_tests::workspace_bin;
 
-fn engine_file(db: &Path, backend: Backend) -> PathBuf {
+fn engine_file(db: &Path, backend: Engine) -> PathBuf {
     match backend {
-        Backend::Lmdb => db.join("lmdb/data.mdb"),
-        Backend::Sqlite => db.join("ipqbdb.sqlite"),
-        Backend::Redb => db.join("ipqbdb.redb"),
-        Backend::Postgres => unreachable!("postgres keeps no file in the directory"),
+        Engine::Lmdb => db.join("lmdb/data.mdb"),
+        Engine::Sqlite => db.join("ipqbdb.sqlite"),
+        Engine::Redb => db.join("ipqbdb.redb"),
+        Engine::Postgres => unreachable!("postgres keeps no file in the directory"),
     }
 }
 
@@ -52,7 +52,7 @@ fn check(what: &str, out: &Output, file: &Path) {
 fn truncated_and_random_files() {
     let ibd = workspace_bin("ipqbdb-admin", "ibd");
     let parse = workspace_bin("ipqbdb-parse", "ibd-parse");
-    for backend in Backend::compiled_local() {
+    for backend in Engine::compiled_local() {
         for damage in ["truncated", "random"] {
             let tmp = tempfile::tempdir().unwrap();
             let db = tmp.path().join("db");

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use ipqbdb_store::Backend;
+use ipqbdb_store::Engine;
 use ipqbdb_tests::root_test;
 use ipqbdb_tests::scrape::{logged_addr, scrape, value};
 use ipqbdb_tests::{wait_until, workspace_bin, Proc};
@@ -89,7 +89,7 @@ fn ibd(db: &Path, args: &[&str]) -> Output {
 
 /// Read through `ibd`, not in this process: an LMDB environment opened here would stay open (and
 /// the file system busy) until the test process ends.
-fn caught(db: &Path, _backend: Backend, addr: &str) -> u64 {
+fn caught(db: &Path, _backend: Engine, addr: &str) -> u64 {
     record(db, addr).map_or(0, |r| r["caught"].as_u64().unwrap())
 }
 
@@ -120,7 +120,7 @@ struct ParserOnSmallFs {
 
 impl ParserOnSmallFs {
     /// A database of `backend` holding `bans`, and a parser on it with the rules `rules`.
-    fn start(parse: &Path, backend: Backend, name: &str, bans: &[&str], rules: &str) -> Self {
+    fn start(parse: &Path, backend: Engine, name: &str, bans: &[&str], rules: &str) -> Self {
         let fs = SmallFs::new("4m");
         let db = fs.path().join("db");
         let mut args = vec!["--backend", backend.name(), "ban", "-q"];
@@ -178,7 +178,7 @@ impl ParserOnSmallFs {
 #[root_test("network namespaces, iptables, mounts")]
 fn full_disk_and_read_only_file_system() {
     let parse = workspace_bin("ipqbdb-parse", "ibd-parse");
-    for backend in Backend::compiled_local() {
+    for backend in Engine::compiled_local() {
         let p = ParserOnSmallFs::start(
             &parse,
             backend,
@@ -318,7 +318,7 @@ fn record(db: &Path, addr: &str) -> Option<serde_json::Value> {
 fn a_reload_while_the_database_refuses_keeps_the_waiting_bans() {
     let parse = workspace_bin("ipqbdb-parse", "ibd-parse");
     let beta = "/alpha <HOST>/ * \"alpha\" 1 - 2h\n/beta <HOST>/ * \"beta\" 2 - 3h\n";
-    for backend in Backend::compiled_local() {
+    for backend in Engine::compiled_local() {
         let p = ParserOnSmallFs::start(&parse, backend, "reload", &["192.0.2.1"], beta);
         let (fs, db, rules, daemon) = (&p.fs, &p.db, &p.rules, &p.daemon);
         let feed = |line: &str| p.feed(line);

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipqbdb_core::AddrKey;
-use ipqbdb_store::{Backend, Ban, Store, WhiteEntry};
+use ipqbdb_store::{Ban, Engine, Store, WhiteEntry};
 use ipqbdb_tests::netns::Netns;
 use ipqbdb_tests::root_test;
 use ipqbdb_tests::scrape::{
@@ -24,8 +24,8 @@ const HOT: &str = Link::TEST_NET;
 const RATE: u32 = 500;
 const PACKETS: u64 = 1_000;
 
-fn backend() -> Backend {
-    Backend::default_for_new().expect("an engine is compiled in")
+fn engine() -> Engine {
+    Engine::default_for_new().expect("an engine is compiled in")
 }
 
 /// The address the daemon behind `proc` logged for its metrics.
@@ -43,7 +43,7 @@ fn judge_metrics_count_the_packets_sent() {
     let judge = workspace_bin("ipqbdb-judge", "ibd-judge");
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("db");
-    let store = open_any(&db, backend()).unwrap();
+    let store = open_any(&db, engine()).unwrap();
     let hot = store
         .ban(
             &Ban {
@@ -85,7 +85,7 @@ fn judge_metrics_count_the_packets_sent() {
             &before,
             &format!(
                 "ipqbdb_build_info{{engine=\"{}\",program=\"ibd-judge\",version=\"{}\"}}",
-                backend().name(),
+                engine().name(),
                 env!("CARGO_PKG_VERSION")
             )
         ),
@@ -248,7 +248,7 @@ impl ParserFiles {
 #[test]
 fn parser_metrics_count_the_lines_sent() {
     let f = ParserFiles::new(&[]);
-    let store = open_any(&f.db, backend()).unwrap();
+    let store = open_any(&f.db, engine()).unwrap();
     store
         .white_set(&[WhiteEntry {
             range: "192.0.2.77".parse().unwrap(),
@@ -311,7 +311,7 @@ fn parser_metrics_count_the_lines_sent() {
             &page,
             &format!(
                 "ipqbdb_build_info{{engine=\"{}\",program=\"ibd-parse\",version=\"{}\"}}",
-                backend().name(),
+                engine().name(),
                 env!("CARGO_PKG_VERSION")
             )
         ),
@@ -427,7 +427,7 @@ fn hostile_clients_do_not_stop_the_scrapes() {
     // parses on, and scrapes answer again once the idle ones time out.
     let idle: Vec<TcpStream> = (0..40).map(|_| TcpStream::connect(addr).unwrap()).collect();
     append(&f.log, &["metrics-test ban 198.51.100.3"]);
-    let store = open_any(&f.db, backend()).unwrap();
+    let store = open_any(&f.db, engine()).unwrap();
     let key: AddrKey = "198.51.100.3".parse().unwrap();
     wait_until(
         || "the parser bans while its endpoint is flooded".into(),

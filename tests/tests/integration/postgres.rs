@@ -11,7 +11,7 @@ use std::time::Duration;
 use ipqbdb_core::UnixTime;
 use ipqbdb_store::kv::Table;
 use ipqbdb_store::{
-    AnyStore, Backend, Ban, LocalReader, OpenOptions, ReadStore, ServerOptions, Store, StoreError,
+    AnyStore, Ban, Engine, LocalReader, OpenOptions, ReadStore, ServerOptions, Store, StoreError,
 };
 use ipqbdb_tests::postgres::{server_of, PgServer};
 use ipqbdb_tests::root_test;
@@ -19,7 +19,7 @@ use ipqbdb_tests::{ip, open_any, wait_until, workspace_bin, Proc, TestDb};
 
 const T0: UnixTime = 1_700_000_000;
 const WORKER: &str = env!("CARGO_BIN_EXE_ipqbdb-store-worker");
-const PG: Backend = Backend::Postgres;
+const PG: Engine = Engine::Postgres;
 
 fn ban(addr: &str) -> Ban<'_> {
     Ban {

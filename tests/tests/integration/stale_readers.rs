@@ -10,7 +10,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ipqbdb_store::Backend;
+use ipqbdb_store::Engine;
 use ipqbdb_tests::root_test;
 use ipqbdb_tests::{open_any, parser_following, stream_addr, wait_until, workspace_bin, Proc};
 
@@ -56,7 +56,7 @@ fn run(maintenance: &str) -> u64 {
     let parse = workspace_bin("ipqbdb-parse", "ibd-parse");
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("db");
-    drop(open_any(&db, Backend::Lmdb).unwrap());
+    drop(open_any(&db, Engine::Lmdb).unwrap());
     let rules = tmp.path().join("rules.conf");
     std::fs::write(&rules, "/stale <HOST>/ * \"stale\" 5\n").unwrap();
     let log = tmp.path().join("stale.log");
@@ -101,7 +101,7 @@ fn run_judge(maintenance: &str) -> u64 {
     let judge = workspace_bin("ipqbdb-judge", "ibd-judge");
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("db");
-    drop(open_any(&db, Backend::Lmdb).unwrap());
+    drop(open_any(&db, Engine::Lmdb).unwrap());
     let mut readers = Readers::start(&db);
     let ns = ipqbdb_tests::netns::Netns::new("stale");
     let mut cmd = ns.command(judge.to_str().unwrap());

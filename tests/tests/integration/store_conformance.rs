@@ -9,7 +9,7 @@ use ipqbdb_core::report::{ReportKind, ReportState};
 use ipqbdb_core::{AddrKey, AddrRange, BanKind, ParseError, Record, UnixTime, V6Prefix, P_MAX};
 use ipqbdb_store::kv::{Direction, Table};
 use ipqbdb_store::{
-    AnyStore, Backend, Ban, OpenOptions, ReportBegin, Store, StoreError, WhiteEntry,
+    AnyStore, Ban, Engine, OpenOptions, ReportBegin, Store, StoreError, WhiteEntry,
 };
 use ipqbdb_tests::{ip, must_finish, nth_v4, open_any, options, Lines, Proc, TestDb};
 
@@ -33,7 +33,7 @@ fn range(s: &str) -> AddrRange {
     s.parse().unwrap()
 }
 
-fn fresh(b: Backend) -> (TestDb, AnyStore) {
+fn fresh(b: Engine) -> (TestDb, AnyStore) {
     let dir = TestDb::new(b);
     let store = open_any(dir.path(), b).unwrap();
     (dir, store)
@@ -42,7 +42,7 @@ fn fresh(b: Backend) -> (TestDb, AnyStore) {
 /// Opens `dir` as a program configured with `prefix` (`None`: not configured) would.
 fn open_with_prefix(
     dir: &Path,
-    b: Backend,
+    b: Engine,
     prefix: Option<u32>,
     create: bool,
 ) -> ipqbdb_store::Result<AnyStore> {
@@ -77,21 +77,21 @@ fn record(probability: u32, last_update: UnixTime, caught: u64, blocked: u64) ->
 mod suite {
     use super::*;
 
-    pub fn directory_records_backend(b: Backend) {
+    pub fn directory_records_backend(b: Engine) {
         let (dir, store) = fresh(b);
-        assert_eq!(store.backend(), b);
+        assert_eq!(store.engine(), b);
         assert_eq!(ipqbdb_store::dir::detect(dir.path()).unwrap(), Some(b));
         drop(store);
         // Reopening without naming a backend finds it.
         let again = AnyStore::open(dir.path(), &options(dir.path())).unwrap();
-        assert_eq!(again.backend(), b);
-        for other in Backend::ALL.into_iter().filter(|&o| o != b) {
+        assert_eq!(again.engine(), b);
+        for other in Engine::ALL.into_iter().filter(|&o| o != b) {
             let opts = OpenOptions {
                 backend: Some(other),
                 ..options(dir.path())
             };
             match AnyStore::open(dir.path(), &opts) {
-                Err(StoreError::BackendMismatch { found, wanted, .. }) => {
+                Err(StoreError::EngineMismatch { found, wanted, .. }) => {
                     assert_eq!((found, wanted), (b, other));
                 }
                 Err(e) => panic!("wrong error {e}"),
@@ -100,7 +100,7 @@ mod suite {
         }
     }
 
-    pub fn missing_database_is_not_created_without_create(b: Backend) {
+    pub fn missing_database_is_not_created_without_create(b: Engine) {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("nothing-here");
         let opts = OpenOptions {
@@ -114,7 +114,7 @@ mod suite {
         assert!(!target.exists());
     }
 
-    pub fn ban_new_raise_and_reach_max(b: Backend) {
+    pub fn ban_new_raise_and_reach_max(b: Engine) {
         let (_dir, s) = fresh(b);
         let first = s.ban(&ban("198.51.100.7", "ssh", 5), T0).unwrap();
         assert_eq!(first.outcome.kind, BanKind::New);
@@ -140,7 +140,7 @@ mod suite {
         assert_eq!(s.lookup(key("198.51.100.8")).unwrap(), None);
     }
 
-    pub fn addresses_are_normalised(b: Backend) {
+    pub fn addresses_are_normalised(b: Engine) {
         let (_dir, s) = fresh(b);
         s.ban(&ban("2001:db8:1:2::1", "web", 5), T0).unwrap();
         let r = s.ban(&ban("2001:db8:1:2:ffff::9", "web", 5), T0).unwrap();
@@ -155,7 +155,7 @@ mod suite {
         assert_eq!(white, None);
     }
 
-    pub fn whitelist_ranges_narrowest_wins(b: Backend) {
+    pub fn whitelist_ranges_narrowest_wins(b: Engine) {
         let (_dir, s) = fresh(b);
         let entries = [("10.0.0.0/8", 600), ("10.1.0.0/16", 60), ("10.1.2.3", 0)];
         for (r, decay) in entries {
@@ -234,7 +234,7 @@ mod suite {
         assert_eq!(w("0.0.0.1"), Some(9));
     }
 
-    pub fn reasons_categories_and_statistics(b: Backend) {
+    pub fn reasons_categories_and_statistics(b: Engine) {
         let (_dir, s) = fresh(b);
         let a = s.reason_id("sshd: invalid user").unwrap();
         let c = s.reason_id("postfix: sasl").unwrap();
@@ -285,7 +285,7 @@ mod suite {
         );
     }
 
-    pub fn block_counters_batch(b: Backend) {
+    pub fn block_counters_batch(b: Engine) {
         let (_dir, s) = fresh(b);
         s.ban(&ban("192.0.2.1", "r", 0), T0).unwrap();
         s.add_blocked(&[(key("192.0.2.1"), 3), (key("203.0.113.1"), 7)])
@@ -299,7 +299,7 @@ mod suite {
         );
     }
 
-    pub fn listing_and_range_deletion(b: Backend) {
+    pub fn listing_and_range_deletion(b: Engine) {
         let (_dir, s) = fresh(b);
         for a in [
             "192.0.2.9",
@@ -335,7 +335,7 @@ mod suite {
         assert_eq!(s.record_count().unwrap(), 2);
     }
 
-    pub fn retention_rule(b: Backend) {
+    pub fn retention_rule(b: Engine) {
         let (_dir, s) = fresh(b);
         // Ten records updated at T0 + i.
         for i in 0..10u32 {
@@ -366,7 +366,7 @@ mod suite {
         assert_eq!(r.caught, 10, "deleted records' counters are credited");
     }
 
-    pub fn notes_commit_with_bans(b: Backend) {
+    pub fn notes_commit_with_bans(b: Engine) {
         let (_dir, s) = fresh(b);
         assert_eq!(s.note(b"pos:/var/log/auth.log").unwrap(), None);
         let notes = [(b"pos:/var/log/auth.log".to_vec(), b"123".to_vec())];
@@ -393,7 +393,7 @@ mod suite {
         open_any(_dir.path(), b).expect("format marker intact");
     }
 
-    pub fn failed_write_rolls_back(b: Backend) {
+    pub fn failed_write_rolls_back(b: Engine) {
         let (_dir, s) = fresh(b);
         let res: ipqbdb_store::Result<()> = s.write(&mut |tx| {
             tx.put(Table::Block, &key("192.0.2.1").to_bytes(), &[1; 37])?;
@@ -409,7 +409,7 @@ mod suite {
         assert_eq!(s.find_reason("ok").unwrap(), None);
     }
 
-    pub fn persists_and_refuses_foreign_format(b: Backend) {
+    pub fn persists_and_refuses_foreign_format(b: Engine) {
         let dir = TestDb::new(b);
         {
             let s = open_any(dir.path(), b).unwrap();
@@ -433,7 +433,7 @@ mod suite {
         assert!(e.to_string().contains("ipqbdb-99"), "{e}");
     }
 
-    pub fn backward_scan_from_the_empty_key_visits_nothing(b: Backend) {
+    pub fn backward_scan_from_the_empty_key_visits_nothing(b: Engine) {
         let (_dir, s) = fresh(b);
         s.ban(&ban("192.0.2.1", "r", 5), T0).unwrap();
         s.ban(&ban("192.0.2.2", "r", 5), T0).unwrap();
@@ -479,7 +479,7 @@ mod suite {
         );
     }
 
-    pub fn ipv6_prefix_is_a_database_setting(b: Backend) {
+    pub fn ipv6_prefix_is_a_database_setting(b: Engine) {
         let dir = TestDb::new(b);
         let d = dir.path();
         // A new database stores the configured prefix; a program without one uses it.
@@ -529,7 +529,7 @@ mod suite {
         assert!(open_with_prefix(d, b, Some(48), true).is_err());
     }
 
-    pub fn ipv6_prefix_change_rewrites_and_merges(b: Backend) {
+    pub fn ipv6_prefix_change_rewrites_and_merges(b: Engine) {
         let dir = TestDb::new(b);
         let s = open_with_prefix(dir.path(), b, Some(64), true).unwrap();
         // Another store of the directory, opened before the change, follows it at once.
@@ -572,7 +572,7 @@ mod suite {
         assert_eq!(s.record_count().unwrap(), 3);
     }
 
-    pub fn counters_near_the_maximum_saturate(b: Backend) {
+    pub fn counters_near_the_maximum_saturate(b: Engine) {
         let (_dir, s) = fresh(b);
         let id = s.reason_id("r").unwrap();
         put_record(&s, "192.0.2.1", record(1, T0, u64::MAX - 1, u64::MAX - 2));
@@ -597,7 +597,7 @@ mod suite {
         );
     }
 
-    pub fn selected_deletion_checks_age_in_its_transaction(b: Backend) {
+    pub fn selected_deletion_checks_age_in_its_transaction(b: Engine) {
         let (_dir, s) = fresh(b);
         let now = T0 + 1000;
         s.ban(&ban("192.0.2.1", "r", 5), T0).unwrap();
@@ -631,7 +631,7 @@ mod suite {
         }
     }
 
-    pub fn zero_ban_decay_is_refused(b: Backend) {
+    pub fn zero_ban_decay_is_refused(b: Engine) {
         let (_dir, s) = fresh(b);
         let zero = Ban {
             decay: Some(0),
@@ -659,7 +659,7 @@ mod suite {
         assert_eq!(s.lookup(key("192.0.2.2")).unwrap().unwrap().caught, 1);
     }
 
-    pub fn whitelist_lookup_matches_a_full_search(b: Backend) {
+    pub fn whitelist_lookup_matches_a_full_search(b: Engine) {
         // Ranges of many spans, nested and overlapping, IPv4 and IPv6: the indexed lookup must give
         // what reading every range gives (narrowest; among equal spans, the one starting last).
         let (_dir, s) = fresh(b);
@@ -723,7 +723,7 @@ mod suite {
         }
     }
 
-    pub fn version_1_whitelist_is_migrated(b: Backend) {
+    pub fn version_1_whitelist_is_migrated(b: Engine) {
         let dir = TestDb::new(b);
         let s = open_any(dir.path(), b).unwrap();
         // A version-1 database: whitelist keyed by start and end, no stored prefix.
@@ -747,7 +747,7 @@ mod suite {
         assert_eq!(format.as_deref(), Some(&b"ipqbdb-2"[..]));
     }
 
-    pub fn concurrent_processes(b: Backend) {
+    pub fn concurrent_processes(b: Engine) {
         // Two writers and twelve readers in tight loops for a few seconds: readers check that no read
         // goes back in time (the LMDB race described in lmdb.rs shows only under such load), and the
         // database must then hold exactly the bans the writers acknowledged.
@@ -795,7 +795,7 @@ mod suite {
         assert_eq!(s.record_count().unwrap(), acked + 1);
     }
 
-    pub fn sigkill_mid_transaction(b: Backend) {
+    pub fn sigkill_mid_transaction(b: Engine) {
         const ACKS: u32 = 40;
         let dir = TestDb::new(b);
         let mut cmd = Command::new(WORKER);
@@ -840,7 +840,7 @@ mod suite {
     /// A batch of bans does what the same bans one by one do (records, reports, reasons), with an
     /// address banned twice in the batch, addresses sharing an IPv6 prefix, new reasons, and
     /// whitelisted addresses, under a whitelist small enough to be read whole and one too large.
-    pub fn batched_bans_equal_bans_one_by_one(b: Backend) {
+    pub fn batched_bans_equal_bans_one_by_one(b: Engine) {
         for ranges in [3u32, 200] {
             let (_d1, batched) = fresh(b);
             let (_d2, single) = fresh(b);
@@ -889,7 +889,7 @@ mod suite {
 
     /// The batched key-value calls: values in the keys' order, `None` for a missing key, the last
     /// of a key given twice, and the meta table's per-host notes beside its shared keys.
-    pub fn get_many_and_put_many(b: Backend) {
+    pub fn get_many_and_put_many(b: Engine) {
         let (_dir, s) = fresh(b);
         let k = |i: u8| [i; 16];
         s.write(&mut |tx| {
@@ -935,7 +935,7 @@ mod suite {
         );
     }
 
-    pub fn report_states_quota_and_candidates(b: Backend) {
+    pub fn report_states_quota_and_candidates(b: Engine) {
         let (_dir, s) = fresh(b);
         s.ban_batch(
             &[
@@ -1064,7 +1064,7 @@ mod suite {
 
     /// A database of the version before the report table: opening it adds the table, empty, and
     /// keeps everything else (the format stays `ipqbdb-2`: older programs ignore the new table).
-    pub fn database_without_report_table_gets_it(b: Backend) {
+    pub fn database_without_report_table_gets_it(b: Engine) {
         // Made and aged in other processes: this one must not have the environment open (LMDB
         // keeps table handles per process, and no program removes a table in real life).
         let db = TestDb::new(b);
@@ -1161,23 +1161,23 @@ macro_rules! cases {
 
 #[cfg(feature = "sqlite")]
 mod sqlite {
-    cases!(ipqbdb_store::Backend::Sqlite);
+    cases!(ipqbdb_store::Engine::Sqlite);
 }
 
 #[cfg(feature = "lmdb")]
 mod lmdb {
-    cases!(ipqbdb_store::Backend::Lmdb);
+    cases!(ipqbdb_store::Engine::Lmdb);
 }
 
 #[cfg(feature = "redb")]
 mod redb {
-    cases!(ipqbdb_store::Backend::Redb);
+    cases!(ipqbdb_store::Engine::Redb);
 }
 
 /// Against a private server per case (see `ipqbdb_tests::postgres`).
 #[cfg(feature = "postgres")]
 mod postgres {
-    cases!(ipqbdb_store::Backend::Postgres);
+    cases!(ipqbdb_store::Engine::Postgres);
 }
 
 #[test]

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ipqbdb_core::AddrKey;
-use ipqbdb_store::{Backend, Store};
+use ipqbdb_store::{Engine, Store};
 use ipqbdb_tests::netns::Netns;
 use ipqbdb_tests::root_test;
 use ipqbdb_tests::traffic::{assert_all_judged, judge_counters, queue_counters, Link};
@@ -30,7 +30,7 @@ fn eight_banners_beside_parse_and_judge() {
     let ibd = workspace_bin("ipqbdb-admin", "ibd");
     let parse = workspace_bin("ipqbdb-parse", "ibd-parse");
     let judge = workspace_bin("ipqbdb-judge", "ibd-judge");
-    for backend in Backend::compiled_local() {
+    for backend in Engine::compiled_local() {
         let tmp = tempfile::tempdir().unwrap();
         let db = tmp.path().join("db");
         drop(open_any(&db, backend).unwrap());
@@ -190,7 +190,7 @@ fn eight_banners_beside_parse_and_judge() {
     }
 }
 
-fn only_lines(log: &str, expected: &[&str], backend: Backend) {
+fn only_lines(log: &str, expected: &[&str], backend: Engine) {
     for line in log.lines() {
         assert!(
             expected.iter().any(|e| line.contains(e)),

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use ipqbdb_core::{UnixTime, V6Prefix};
-use ipqbdb_store::{AnyStore, Backend, Ban, OpenOptions, Store, WhiteEntry};
+use ipqbdb_store::{AnyStore, Ban, Engine, OpenOptions, Store, WhiteEntry};
 use ipqbdb_tests::postgres::server_of;
 use ipqbdb_tests::{ip, options, workspace_bin, TestDb};
 
@@ -71,7 +71,7 @@ fn fill(s: &AnyStore) {
 
 #[test]
 fn a_database_moves_through_every_engine_unchanged() {
-    let mut engines = Backend::compiled();
+    let mut engines = Engine::compiled();
     let first = engines[0];
     engines.push(first);
     let dbs: Vec<TestDb> = engines.iter().map(|&b| TestDb::new(b)).collect();
@@ -134,7 +134,7 @@ fn a_database_moves_through_every_engine_unchanged() {
 
 #[test]
 fn import_refuses_a_full_database_and_a_bad_dump() {
-    let b = Backend::compiled_local()[0];
+    let b = Engine::compiled_local()[0];
     let db = TestDb::new(b);
     fill(&ipqbdb_tests::open_any(db.path(), b).unwrap());
     let tmp = tempfile::tempdir().unwrap();

@@ -4,18 +4,18 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ipqbdb_store::Backend;
+use ipqbdb_store::Engine;
 use ipqbdb_tests::netns::{pair, Netns};
 use ipqbdb_tests::{daemon_options, Proc};
 
-pub fn every_backend(f: impl Fn(Backend)) {
-    for b in Backend::compiled_local() {
+pub fn every_backend(f: impl Fn(Engine)) {
+    for b in Engine::compiled_local() {
         f(b);
     }
 }
 
 /// `ibd ban ARGS` against the database in `db` of `backend` (the admin program's own entry point).
-pub fn ibd_ban(db: &Path, backend: Backend, args: &[&str]) {
+pub fn ibd_ban(db: &Path, backend: Engine, args: &[&str]) {
     let mut argv: Vec<std::ffi::OsString> =
         ["ibd", "ban", "--quiet", "--config", "/dev/null", "--db-dir"]
             .map(Into::into)
@@ -34,13 +34,13 @@ pub struct JudgeLab {
     pub j: Netns,
     pub c: Netns,
     pub tmp: tempfile::TempDir,
-    pub backend: Backend,
+    pub backend: Engine,
 }
 
 impl JudgeLab {
     /// Namespaces named after `tag`: `j` with the addresses `j_addrs`, `c` with `c_addrs` (CIDR
     /// notation).
-    pub fn pair(tag: &str, backend: Backend, j_addrs: &[&str], c_addrs: &[&str]) -> JudgeLab {
+    pub fn pair(tag: &str, backend: Engine, j_addrs: &[&str], c_addrs: &[&str]) -> JudgeLab {
         let j = Netns::new(&format!("{tag}j"));
         let c = Netns::new(&format!("{tag}c"));
         pair(&j, j_addrs, &c, c_addrs);

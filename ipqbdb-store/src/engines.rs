@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-/// The one list of storage engines: everything that names them all (the [`Backend`] enum, the
+/// The one list of storage engines: everything that names them all (the [`Engine`] enum, the
 /// marker's text, which are compiled in, the files each keeps in a database directory, the
 /// modules in `lib.rs`, [`crate::AnyStore`]'s variants and dispatch) is derived from it by
 /// `engines!(a_macro)`, which calls `a_macro!` with the entries. The first entry is the default for
@@ -12,7 +12,7 @@ use std::str::FromStr;
 /// holds it (by the store type's bare name, which the user imports from the module), and its
 /// files in the directory, the first of which identifies the engine (a
 /// directory holding it without a marker is foreign); an engine without files keeps its data
-/// elsewhere (not [`Backend::is_local`]).
+/// elsewhere (not [`Engine::is_local`]).
 macro_rules! engines {
     ($then:ident) => {
         $then! {
@@ -63,41 +63,41 @@ macro_rules! backend_enum {
         /// A storage engine. Every name exists in every build so that a directory made by an engine
         /// this build lacks can still be named in the error.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum Backend {
+        pub enum Engine {
             $($(#[$doc])* $v,)*
         }
 
-        impl Backend {
+        impl Engine {
             /// Every engine, in the list's order: the default first.
-            pub const ALL: [Backend; [$($name),*].len()] = [$(Backend::$v),*];
+            pub const ALL: [Engine; [$($name),*].len()] = [$(Engine::$v),*];
 
             pub fn name(self) -> &'static str {
                 match self {
-                    $(Backend::$v => $name,)*
+                    $(Engine::$v => $name,)*
                 }
             }
 
             pub fn is_compiled(self) -> bool {
                 match self {
-                    $(Backend::$v => cfg!(feature = $feat),)*
+                    $(Engine::$v => cfg!(feature = $feat),)*
                 }
             }
 
             /// The engine's files in a database directory; the first identifies it.
             pub fn files(self) -> &'static [&'static str] {
                 match self {
-                    $(Backend::$v => &[$($file),*],)*
+                    $(Engine::$v => &[$($file),*],)*
                 }
             }
         }
 
-        impl FromStr for Backend {
-            type Err = UnknownBackend;
+        impl FromStr for Engine {
+            type Err = UnknownEngine;
 
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 match s.trim() {
-                    $($name => Ok(Backend::$v),)*
-                    other => Err(UnknownBackend(other.to_string())),
+                    $($name => Ok(Engine::$v),)*
+                    other => Err(UnknownEngine(other.to_string())),
                 }
             }
         }
@@ -105,9 +105,9 @@ macro_rules! backend_enum {
 }
 engines!(backend_enum);
 
-impl Backend {
+impl Engine {
     /// The backends of this build, default first.
-    pub fn compiled() -> Vec<Backend> {
+    pub fn compiled() -> Vec<Engine> {
         Self::ALL.into_iter().filter(|b| b.is_compiled()).collect()
     }
 
@@ -118,7 +118,7 @@ impl Backend {
 
     /// The compiled engines whose data lives in the directory: what tests of files (damage, full
     /// disks, crashes of one host) and local benchmarks run over.
-    pub fn compiled_local() -> Vec<Backend> {
+    pub fn compiled_local() -> Vec<Engine> {
         Self::compiled()
             .into_iter()
             .filter(|b| b.is_local())
@@ -127,13 +127,13 @@ impl Backend {
 
     /// The backend a new directory gets when none is asked for: lmdb when built in. Never
     /// postgres, which needs a server named in the configuration.
-    pub fn default_for_new() -> Option<Backend> {
+    pub fn default_for_new() -> Option<Engine> {
         Self::compiled_local().first().copied()
     }
 
     /// Every engine's name, for the error that names an unknown one.
     pub fn known_names() -> String {
-        Self::ALL.map(Backend::name).join(", ")
+        Self::ALL.map(Engine::name).join(", ")
     }
 
     pub fn compiled_names() -> String {
@@ -146,12 +146,12 @@ impl Backend {
     }
 }
 
-impl fmt::Display for Backend {
+impl fmt::Display for Engine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown backend {:?} (known: {known})", .0, known = Backend::known_names())]
-pub struct UnknownBackend(pub String);
+#[error("unknown backend {:?} (known: {known})", .0, known = Engine::known_names())]
+pub struct UnknownEngine(pub String);
