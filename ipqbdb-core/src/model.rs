@@ -1,4 +1,4 @@
-//! The probability model (docs/ARCHITECTURE.md, "The model, exactly"), as pure functions of a
+//! The probability model (docs/ARCHITECTURE.md, "The model"), as pure functions of a
 //! record and a time.
 //!
 //! Nothing here touches storage or the clock: the store runs [`apply_ban`] inside its transaction and

@@ -3,6 +3,7 @@
 //!   fish completions in DIR/completions;
 //! - `check-docs`: every repository path and Rust symbol named between backticks in docs/*.md still
 //!   exists (run by CI);
+//! - `check-cycles`: no library source file imports from a file that imports it back (run by CI);
 //! - `bench-judge [RECORDS] [PACKETS]`, `bench-parse [LINES]`, `bench-fleet [HOSTS] [STORM_LINES]
 //!   [RECORDS]`: the benchmarks of the README's Benchmarks section (`bench-judge` and `bench-fleet`
 //!   as root), each building the programs in release mode first.
@@ -43,6 +44,28 @@ fn main() -> ExitCode {
                 }
             }
         }
+        [cmd] if cmd == "check-cycles" => {
+            let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+            match ipqbdb_xtask::file_cycles::check_repo(&root) {
+                Ok(cycles) if cycles.is_empty() => {
+                    println!(
+                        "check-cycles: no source file imports from a file that imports it back"
+                    );
+                    ExitCode::SUCCESS
+                }
+                Ok(cycles) => {
+                    for c in &cycles {
+                        eprintln!("{c}");
+                    }
+                    eprintln!("check-cycles: {} file cycles", cycles.len());
+                    ExitCode::FAILURE
+                }
+                Err(e) => {
+                    eprintln!("ipqbdb-xtask: check-cycles: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         [cmd, rest @ ..] if cmd.starts_with("bench-") => {
             let result = match cmd.as_str() {
                 "bench-judge" => ipqbdb_xtask::bench_judge::run(rest),
@@ -64,7 +87,7 @@ fn main() -> ExitCode {
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: cargo xtask docs DIR | check-docs | bench-judge [RECORDS] [PACKETS] \
+        "usage: cargo xtask docs DIR | check-docs | check-cycles | bench-judge [RECORDS] [PACKETS] \
          | bench-parse [LINES] | bench-fleet [HOSTS] [STORM_LINES] [RECORDS]"
     );
     ExitCode::from(2)
