@@ -153,7 +153,7 @@ impl NfqSocket {
         self.fd
     }
 
-    /// Sends netlink messages (see `verdicts.rs`) to the kernel in one datagram, on the socket
+    /// Sends netlink messages (see `netlink_messages.rs`) to the kernel in one datagram, on the socket
     /// `nfq` receives from: the kernel knows a queue's listener by its socket.
     pub fn send(&self, msgs: &[u8]) -> io::Result<()> {
         if msgs.is_empty() {
