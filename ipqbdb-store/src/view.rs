@@ -22,7 +22,7 @@
 //! (`ibd del --del --min-time T --max-records N`) bounds both.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -192,6 +192,9 @@ struct ViewState {
     /// Written only by the refresher, briefly (a change set is applied in memory; a whole load is
     /// built aside and swapped in), so readers practically never wait.
     tables: RwLock<Tables>,
+    /// Changed after each change to `tables` (see [`ReadTx::version`]): a reader that caches what
+    /// it read (the judge, per address) forgets it when this moves.
+    version: AtomicU64,
     stats: Mutex<ViewStats>,
     stop: AtomicBool,
 }
@@ -295,6 +298,7 @@ impl ViewStore {
                 from_saved,
                 ..ViewStats::default()
             }),
+            version: AtomicU64::new(0),
             stop: AtomicBool::new(false),
         });
         let mut refresher = Refresher {
@@ -448,6 +452,7 @@ impl Refresher {
                         .unwrap_or_else(|p| p.into_inner())
                         .apply(set);
                 }
+                self.shared.version.fetch_add(1, Ordering::Release);
             }
             Err(e) => {
                 s.failures += 1;
@@ -532,11 +537,11 @@ impl Drop for ViewStore {
 /// per read, the lock stops the refresher for one lookup at most. The price: the reads of one
 /// "transaction" may straddle a refresh, which a verdict (a few independent lookups) does not
 /// mind.
-struct Live<'a>(&'a RwLock<Tables>);
+struct Live<'a>(&'a ViewState);
 
 impl Live<'_> {
     fn tables(&self) -> std::sync::RwLockReadGuard<'_, Tables> {
-        self.0.read().unwrap_or_else(|p| p.into_inner())
+        self.0.tables.read().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -579,11 +584,16 @@ impl ReadTx for Live<'_> {
     fn len(&self, table: Table) -> Result<u64> {
         self.tables().len(table)
     }
+
+    /// The reads follow the refreshes, so what a reader cached may be out of date once this moves.
+    fn version(&self) -> Option<u64> {
+        Some(self.0.version.load(Ordering::Acquire))
+    }
 }
 
 impl crate::store::Reads for ViewStore {
     fn read_tx<R>(&self, f: &mut dyn FnMut(&dyn ReadTx) -> Result<R>) -> Result<R> {
-        f(&Live(&self.shared.tables))
+        f(&Live(&self.shared))
     }
 
     fn place(&self) -> &Location {
