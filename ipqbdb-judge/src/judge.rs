@@ -1,7 +1,11 @@
 //! The verdict engine, apart from NFQUEUE so it can be tested on its own.
 //!
 //! Lookups go to a [`Snapshot`] the caller renews at a bounded staleness; within one snapshot an
-//! address's state is cached, so a burst from one source costs one database lookup. Block counters
+//! address's state is cached, so a burst from one source costs one database lookup. A postgres
+//! judge's snapshot reads its local view, which changes under it (see `Snapshot::version`): there
+//! the cache is also forgotten when the view changes, or a source looked up just before another
+//! host banned it would pass until the snapshot's end (up to `--staleness-ms`, a second in a fleet)
+//! instead of the view's refresh on the ban's commit notice. Block counters
 //! are summed in memory and written back in batches by the caller.
 //!
 //! The cache is also what keeps verdicts going when a new snapshot cannot be opened: the states
@@ -43,6 +47,8 @@ struct Cached {
 #[derive(Default)]
 pub struct Judge {
     cache: HashMap<IpAddr, Cached>,
+    /// The snapshot's version the cache was filled at (see `Snapshot::version`).
+    version: Option<u64>,
     blocked: HashMap<AddrKey, u64>,
     stats: Arc<CacheStats>,
 }
@@ -74,6 +80,11 @@ impl Judge {
         ip: IpAddr,
         now: UnixTime,
     ) -> ipqbdb_store::Result<Judgement> {
+        let version = snap.version();
+        if version != self.version {
+            self.cache.clear();
+            self.version = version;
+        }
         let state = match self.cache.get(&ip) {
             Some(c) => {
                 self.stats.hits.fetch_add(1, Ordering::Relaxed);

@@ -82,6 +82,14 @@ pub trait ReadTx {
     fn get_many(&self, table: Table, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
         keys.iter().map(|k| self.get(table, k)).collect()
     }
+
+    /// For a reader that caches what it read: `None` when this transaction sees one fixed state
+    /// (every engine's own transactions), else a number that moves whenever what it reads may
+    /// have changed (the postgres engine's local view, whose reads follow its refreshes, see
+    /// `view.rs`).
+    fn version(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// A write transaction: nothing it does is visible to others until the backend commits it durably.

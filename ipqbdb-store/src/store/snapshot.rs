@@ -20,6 +20,11 @@ pub struct Snapshot<'a> {
 }
 
 impl Snapshot<'_> {
+    /// See [`ReadTx::version`]: whether what was read from this snapshot may have changed since.
+    pub fn version(&self) -> Option<u64> {
+        self.tx.version()
+    }
+
     /// The key `ip` is banned under, its record, and (when it has a record) its whitelist decay.
     pub fn verdict_state(&self, ip: IpAddr) -> Result<(AddrKey, Option<Record>, Option<u32>)> {
         let key = AddrKey::banned(ip, self.prefix);

@@ -8,6 +8,7 @@ mod damaged_files;
 mod full_disk;
 mod metrics;
 mod postgres;
+mod propagation;
 mod stale_readers;
 mod store_conformance;
 mod storm;

@@ -1140,6 +1140,63 @@ fn one_view_is_shared_by_threads() {
     );
 }
 
+/// A reader that keeps a snapshot of the view open back to back, as a judge's packet thread does
+/// while packets flow (a snapshot per `--staleness-ms`, here a second, the next taken at once),
+/// does not hold the view's refresher off: a ban made elsewhere shows in the reader's snapshot
+/// within half a second of its commit (the view refreshes on the commit's notice; it was seen after
+/// one to several seconds while a snapshot held the view's lock).
+#[test]
+fn a_view_read_without_pause_still_follows_the_server() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Instant;
+    let db = TestDb::new(PG);
+    let s = open_any(db.path(), PG).unwrap();
+    let staleness = Duration::from_secs(1);
+    let view = open_any(db.path(), PG)
+        .unwrap()
+        .into_local_view(staleness, "test")
+        .unwrap();
+    let addr = ip("192.0.2.1");
+    let stop = AtomicBool::new(false);
+    let seen = std::thread::scope(|sc| {
+        let reader = sc.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                let end = Instant::now() + staleness;
+                let found = view
+                    .with_snapshot(&mut |snap| {
+                        while Instant::now() < end {
+                            if snap.verdict_state(addr)?.1.is_some() {
+                                return Ok(true);
+                            }
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
+                        Ok(false)
+                    })
+                    .unwrap();
+                if found {
+                    return Some(Instant::now());
+                }
+            }
+            None
+        });
+        // The reader is at it before the ban, as packets were before an attack.
+        std::thread::sleep(staleness * 3 / 2);
+        s.ban(&ban("192.0.2.1"), T0).unwrap();
+        let committed = Instant::now();
+        let limit = Duration::from_secs(10);
+        while !reader.is_finished() && committed.elapsed() < limit {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        stop.store(true, Ordering::Relaxed);
+        reader.join().unwrap().map(|t| t.duration_since(committed))
+    });
+    let seen = seen.expect("the ban never showed in the reader's snapshots within 10 s");
+    assert!(
+        seen < Duration::from_millis(500),
+        "the ban showed {seen:?} after its commit"
+    );
+}
+
 /// A saved view that is damaged, or another database's, is not judged from: with the server
 /// down, starting the view fails with the server's error (the file gets a warning line), never a
 /// panic; with the server up, the view loads from the server and saves a good file over it.
