@@ -37,6 +37,8 @@ impl Old {
         let bin = dir.join("bin");
         std::fs::create_dir(&bin).unwrap();
         let ibd = workspace_bin("ipqbdb-admin", "ibd");
+        // The original's program names, written out rather than taken from `ipqbdb_admin::cli::LINKS`:
+        // they are the contract, so a link dropped from that list fails here.
         for name in [
             "ibd-ban",
             "ibd-del",
