@@ -108,11 +108,6 @@ pub fn run(args: &[String]) -> Result<()> {
     for h in 0..hosts {
         let dir = fleet.host_dir(h)?;
         judges.push(fleet.judge(&j, &dir, h, &[h as u16]));
-        if h == 0 {
-            // Host 0's judge makes the schema alone: programs opening a new database at the same
-            // moment race to make it, and the losers refuse a half-made schema.
-            judges[0].wait_log("listening on", START);
-        }
         parsers.push(fleet.parser(&dir, h)?);
     }
     for (p, _) in &mut parsers {
