@@ -11,9 +11,10 @@
 //!   once to the logs of 4 hosts; durable bans per second until every parser's `/metrics` counts
 //!   them all, the server's CPU over the storm (its processes' `/proc` times), and its connections
 //!   (`pg_stat_activity`) idle and at the storm's peak;
-//! - ban propagation, with the judges' default commit notices and a 1 s poll: `ibd ban` on host 1
-//!   until host 0's judge drops the banned source's packets (probed every millisecond), p50/p99
-//!   from the ban's commit (`ibd` exited) and from its start;
+//! - ban propagation: `ibd ban` on host 1 until host 0's judge drops the banned source's packets
+//!   (probed every millisecond), p50/p99 from the ban's commit (`ibd` exited) and from its start,
+//!   with the judges' default commit notices and a 1 s poll, then with that judge restarted with
+//!   `postgres-notices = false` (polling only, every second);
 //! - judge memory (resident) after the storm, mean and largest;
 //! - one judge's memory with RECORDS records (default 1,000,000) serving 2 queues against 1 (one view
 //!   per process: goal within 1.2x).
@@ -33,7 +34,7 @@ const STORM_HOSTS: usize = 4;
 const PROBE_PORT: u16 = 7000;
 const DST: &str = "10.66.0.1:7000";
 const INNOCENT: &str = "10.66.0.2";
-const SAMPLES: usize = 50;
+const SAMPLES: usize = 80;
 /// A daemon's start: a judge loads its view of the database first.
 const START: Duration = Duration::from_secs(120);
 /// A hang detector for the storm, far above its length at the default size.
@@ -176,58 +177,30 @@ pub fn run(args: &[String]) -> Result<()> {
         100.0 * server_cpu / storm_secs
     );
 
-    // Propagation: a ban on host 1 until host 0's judge drops the source.
-    let (mut from_commit, mut from_start, mut late) = (Vec::new(), Vec::new(), Vec::new());
-    let host_a = fleet.tmp.path().join("host-1");
-    for addr in &sample_addrs {
-        let passed = probe(&client, &rx, addr);
-        if !passed {
-            return Err(BenchError::Output {
-                what: format!("{addr} was dropped before its ban"),
-                output: String::new(),
-            });
-        }
-        let start = Instant::now();
-        fleet.ibd(&host_a, &["ban", "--quiet", "-c", "0", "-t", "1d", addr])?;
-        let committed = Instant::now();
-        let dropped = loop {
-            if !probe(&client, &rx, addr) {
-                break true;
-            }
-            if committed.elapsed() > PROPAGATION_LIMIT {
-                break false;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        };
-        if dropped {
-            from_commit.push(committed.elapsed().as_secs_f64() * 1000.0);
-            from_start.push(start.elapsed().as_secs_f64() * 1000.0);
-        } else {
-            // Counted and shown, not hidden in a percentile: a ban that does not reach a judge.
-            late.push(addr.clone());
-        }
-    }
-    from_commit.sort_by(f64::total_cmp);
-    from_start.sort_by(f64::total_cmp);
-    println!(
-        "ban propagation, host 1's `ibd ban` to host 0's verdict ({SAMPLES} bans, notices on, 1 s poll): from the commit p50 {:.1} ms, p99 {:.1} ms; from the ban's start p50 {:.1} ms, p99 {:.1} ms",
-        quantile(&from_commit, 0.5),
-        quantile(&from_commit, 0.99),
-        quantile(&from_start, 0.5),
-        quantile(&from_start, 0.99)
-    );
-    if !late.is_empty() {
-        println!(
-            "NOT PROPAGATED within {PROPAGATION_LIMIT:?}: {} of {SAMPLES} bans ({}); host 0's judge log:\n{}",
-            late.len(),
-            late.join(" "),
-            judges[0].log()
-        );
-    }
+    // Before host 0's judge restarts for the polling-only samples.
     let rss: Vec<u64> = judges.iter().map(|d| bench::rss_bytes(d.id())).collect();
+
+    // Propagation: a ban on host 1 until host 0's judge drops the source; with commit notices,
+    // then polling only (host 0's judge restarted with `postgres-notices = false`).
+    let (half_a, half_b) = sample_addrs.split_at(SAMPLES / 2);
+    let late = fleet.propagation(&client, &rx, half_a, "notices on, 1 s poll")?;
+    if !late.is_empty() {
+        println!("host 0's judge log:\n{}", judges[0].log());
+    }
+    judges[0].stop(Duration::from_secs(30));
+    let polling_only = fleet.tmp.path().join("polling-only.toml");
+    std::fs::write(&polling_only, "postgres-notices = false\n")
+        .map_err(io(polling_only.display().to_string()))?;
+    let dir0 = fleet.tmp.path().join("host-0");
+    judges[0] = fleet.judge_with(&j, &dir0, 0, &[0], &polling_only);
+    judges[0].wait_log("listening on", START);
+    let late = fleet.propagation(&client, &rx, half_b, "polling only, 1 s poll")?;
+    if !late.is_empty() {
+        println!("host 0's judge log:\n{}", judges[0].log());
+    }
     println!(
         "judge memory after the storm ({} records): mean {:.1} MB, largest {:.1} MB",
-        want + SAMPLES as u64,
+        want,
         rss.iter().sum::<u64>() as f64 / rss.len() as f64 / 1e6,
         *rss.iter().max().unwrap_or(&0) as f64 / 1e6
     );
@@ -281,17 +254,24 @@ impl Fleet {
         Ok(dir)
     }
 
-    fn db_args(&self, cmd: &mut Command, dir: &Path) {
-        cmd.args(["--config", "/dev/null", "--backend", "postgres", "--db-dir"])
+    fn db_args(&self, cmd: &mut Command, dir: &Path, config: &Path) {
+        cmd.arg("--config")
+            .arg(config)
+            .args(["--backend", "postgres", "--db-dir"])
             .arg(dir)
             .args(["--postgres-url", &self.conninfo]);
     }
 
     /// Host `h`'s judge in namespace `j`, on `queues`, polling every second besides the notices.
     fn judge(&self, j: &Netns, dir: &Path, h: usize, queues: &[u16]) -> Proc {
+        self.judge_with(j, dir, h, queues, Path::new("/dev/null"))
+    }
+
+    /// [`Fleet::judge`] with the configuration file `config`.
+    fn judge_with(&self, j: &Netns, dir: &Path, h: usize, queues: &[u16], config: &Path) -> Proc {
         let mut cmd = j.command(self.bin.join("ibd-judge").to_str().unwrap_or_default());
         cmd.arg("-D");
-        self.db_args(&mut cmd, dir);
+        self.db_args(&mut cmd, dir, config);
         cmd.args(["--staleness-ms", "1000"])
             .args(queues.iter().map(|q| format!("Q{q}")))
             .stdin(Stdio::null());
@@ -317,10 +297,70 @@ impl Fleet {
         ))
     }
 
+    /// Bans each of `addrs` with `ibd ban` on host 1 and probes host 0's judge every millisecond
+    /// until it drops the source; prints p50/p99 from the commit and from the ban's start, and
+    /// returns the bans not seen within `PROPAGATION_LIMIT` (printed too, not hidden in a
+    /// percentile).
+    fn propagation(
+        &self,
+        client: &Netns,
+        rx: &std::net::UdpSocket,
+        addrs: &[String],
+        how: &str,
+    ) -> Result<Vec<String>> {
+        let (mut from_commit, mut from_start, mut late) = (Vec::new(), Vec::new(), Vec::new());
+        let host_a = self.tmp.path().join("host-1");
+        for addr in addrs {
+            if !probe(client, rx, addr) {
+                return Err(BenchError::Output {
+                    what: format!("{addr} was dropped before its ban"),
+                    output: String::new(),
+                });
+            }
+            let start = Instant::now();
+            self.ibd(&host_a, &["ban", "--quiet", "-c", "0", "-t", "1d", addr])?;
+            let committed = Instant::now();
+            let dropped = loop {
+                if !probe(client, rx, addr) {
+                    break true;
+                }
+                if committed.elapsed() > PROPAGATION_LIMIT {
+                    break false;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            };
+            if dropped {
+                from_commit.push(committed.elapsed().as_secs_f64() * 1000.0);
+                from_start.push(start.elapsed().as_secs_f64() * 1000.0);
+            } else {
+                late.push(addr.clone());
+            }
+        }
+        from_commit.sort_by(f64::total_cmp);
+        from_start.sort_by(f64::total_cmp);
+        println!(
+            "ban propagation, host 1's `ibd ban` to host 0's verdict ({} bans, {how}): from the commit p50 {:.1} ms, p99 {:.1} ms; from the ban's start p50 {:.1} ms, p99 {:.1} ms",
+            addrs.len(),
+            quantile(&from_commit, 0.5),
+            quantile(&from_commit, 0.99),
+            quantile(&from_start, 0.5),
+            quantile(&from_start, 0.99)
+        );
+        if !late.is_empty() {
+            println!(
+                "NOT PROPAGATED within {PROPAGATION_LIMIT:?} ({how}): {} of {} bans ({})",
+                late.len(),
+                addrs.len(),
+                late.join(" ")
+            );
+        }
+        Ok(late)
+    }
+
     fn ibd(&self, dir: &Path, args: &[&str]) -> Result<String> {
         let mut cmd = Command::new(self.bin.join("ibd"));
         cmd.arg(args[0]);
-        self.db_args(&mut cmd, dir);
+        self.db_args(&mut cmd, dir, Path::new("/dev/null"));
         cmd.args(&args[1..]);
         bench::output("ibd", &mut cmd)
     }
