@@ -13,8 +13,8 @@
 //!   (`pg_stat_activity`) idle and at the storm's peak;
 //! - ban propagation: `ibd ban` on host 1 until host 0's judge drops the banned source's packets
 //!   (probed every millisecond), p50/p99 from the ban's commit (`ibd` exited) and from its start,
-//!   with the judges' default commit notices and a 1 s poll, then with that judge restarted with
-//!   `postgres-notices = false` (polling only, every second);
+//!   with the judges' default commit notices and a 1 s poll, then to one more judge (a host that
+//!   only judges) with `postgres-notices = false` (polling only, every second);
 //! - judge memory (resident) after the storm, mean and largest;
 //! - one judge's memory with RECORDS records (default 1,000,000) serving 2 queues against 1 (one view
 //!   per process: goal within 1.2x).
@@ -32,7 +32,9 @@ use crate::bench::{self, io, quantile, BenchError, Result};
 
 const STORM_HOSTS: usize = 4;
 const PROBE_PORT: u16 = 7000;
-const DST: &str = "10.66.0.1:7000";
+/// Where probes for the polling-only judge go.
+const POLL_PORT: u16 = 7001;
+const DST_IP: &str = "10.66.0.1";
 const INNOCENT: &str = "10.66.0.2";
 const SAMPLES: usize = 80;
 /// A daemon's start: a judge loads its view of the database first.
@@ -103,7 +105,25 @@ pub fn run(args: &[String]) -> Result<()> {
     rx.set_read_timeout(Some(Duration::from_secs(5)))
         .map_err(io("receive timeout"))?;
 
+    // One more judge, of a host of its own that neither bans nor is counted above, with
+    // `postgres-notices = false` (polling only): it judges the probes sent to POLL_PORT.
+    j.queue_udp("iptables", POLL_PORT, hosts as u16);
+    let poll_rx = j.udp(&format!("0.0.0.0:{POLL_PORT}"));
+    poll_rx
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(io("receive timeout"))?;
+    let polling_only = fleet.tmp.path().join("polling-only.toml");
+    std::fs::write(&polling_only, "postgres-notices = false\n")
+        .map_err(io(polling_only.display().to_string()))?;
+
     let started = Instant::now();
+    let mut poll_judge = fleet.judge_with(
+        &j,
+        &fleet.host_dir(hosts)?,
+        hosts,
+        &[hosts as u16],
+        &polling_only,
+    );
     let mut judges = Vec::new();
     let mut parsers = Vec::new();
     for h in 0..hosts {
@@ -121,6 +141,7 @@ pub fn run(args: &[String]) -> Result<()> {
     for d in &mut judges {
         d.wait_log("listening on", START);
     }
+    poll_judge.wait_log("listening on", START);
     println!(
         "fleet up in {:.1} s; connections idle: {}",
         started.elapsed().as_secs_f64(),
@@ -180,24 +201,24 @@ pub fn run(args: &[String]) -> Result<()> {
     // Before host 0's judge restarts for the polling-only samples.
     let rss: Vec<u64> = judges.iter().map(|d| bench::rss_bytes(d.id())).collect();
 
-    // Propagation: a ban on host 1 until host 0's judge drops the source; with commit notices,
-    // then polling only (host 0's judge restarted with `postgres-notices = false`).
+    // Propagation: a ban on host 1 until host 0's judge drops the source (commit notices), then
+    // until the polling judge does.
     let (half_a, half_b) = sample_addrs.split_at(SAMPLES / 2);
-    let late = fleet.propagation(&client, &rx, half_a, "notices on, 1 s poll")?;
+    let late = fleet.propagation(&client, &rx, half_a, "notices on, 1 s poll", Duration::ZERO)?;
     if !late.is_empty() {
         println!("host 0's judge log:\n{}", judges[0].log());
     }
-    judges[0].stop(Duration::from_secs(30));
-    let polling_only = fleet.tmp.path().join("polling-only.toml");
-    std::fs::write(&polling_only, "postgres-notices = false\n")
-        .map_err(io(polling_only.display().to_string()))?;
-    let dir0 = fleet.tmp.path().join("host-0");
-    judges[0] = fleet.judge_with(&j, &dir0, 0, &[0], &polling_only);
-    judges[0].wait_log("listening on", START);
-    let late = fleet.propagation(&client, &rx, half_b, "polling only, 1 s poll")?;
+    let late = fleet.propagation(
+        &client,
+        &poll_rx,
+        half_b,
+        "polling only, 1 s poll, bans at every phase of it",
+        Duration::from_secs(1),
+    )?;
     if !late.is_empty() {
-        println!("host 0's judge log:\n{}", judges[0].log());
+        println!("the polling judge's log:\n{}", poll_judge.log());
     }
+    drop(poll_judge);
     println!(
         "judge memory after the storm ({} records): mean {:.1} MB, largest {:.1} MB",
         want,
@@ -307,10 +328,16 @@ impl Fleet {
         rx: &std::net::UdpSocket,
         addrs: &[String],
         how: &str,
+        spread: Duration,
     ) -> Result<Vec<String>> {
         let (mut from_commit, mut from_start, mut late) = (Vec::new(), Vec::new(), Vec::new());
         let host_a = self.tmp.path().join("host-1");
-        for addr in addrs {
+        for (i, addr) in addrs.iter().enumerate() {
+            // Each ban starts right after the judge saw the last one: when it polls, in step with
+            // its poll, so each would wait a whole interval. A pause spread evenly over `spread`
+            // (the poll interval) puts the bans at every phase of it.
+            let step = spread.as_millis() as u64 * ((i as u64 * 7) % 20) / 20;
+            std::thread::sleep(Duration::from_millis(step));
             if !probe(client, rx, addr) {
                 return Err(BenchError::Output {
                     what: format!("{addr} was dropped before its ban"),
@@ -368,7 +395,8 @@ impl Fleet {
 
 /// Whether one packet from `src` passes host 0's judge (a burst of one, closed by a sentinel).
 fn probe(client: &Netns, rx: &std::net::UdpSocket, src: &str) -> bool {
-    let dst: SocketAddr = DST.parse().expect("constant address");
+    let port = rx.local_addr().map(|a| a.port()).unwrap_or(PROBE_PORT);
+    let dst = SocketAddr::new(DST_IP.parse().expect("constant address"), port);
     traffic::burst(client, rx, src, dst, 1, INNOCENT, dst) == 1
 }
 
