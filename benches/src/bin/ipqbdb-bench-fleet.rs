@@ -5,7 +5,7 @@
 //!   (one transaction each, as `ibd ban`), into an empty database; for postgres also through
 //!   [`OneByOne`], every key-value call a statement of its own (as before `get_many`/`put_many`):
 //!   the before and after of the same run; then postgres single bans from 1, 4 and 16 writers at
-//!   once (a fleet's hosts), with the write transactions and WAL flushes the server counted per ban;
+//!   once (a fleet's hosts), with the transactions and WAL flushes the server counted per ban;
 //! - the judge's verdict path (snapshot renewed every 100 ms, `Judge::judge` per packet) over
 //!   RECORDS records and 100,000 distinct sources, packets per second: postgres judges from its
 //!   local view, lmdb from its file; and the ratio;
@@ -173,7 +173,8 @@ fn verdicts_per_second(s: &LocalReader, records: u32) -> f64 {
 }
 
 /// What the server counts that a durable write costs: transactions given an id (each write is
-/// one; reads get none) and WAL flushes to disk (the server's, all processes).
+/// one, and so is its commit notice after it, which commits without a flush of its own; reads get
+/// none; a retried write counts again) and WAL flushes to disk (the server's, all processes).
 #[derive(Clone, Copy)]
 struct Counters {
     xids: i64,
@@ -303,7 +304,7 @@ fn bans(conninfo: &str, pg_only: bool) {
             );
             println!(
                 "{:<8} {:>10} {:>24} {:>20}",
-                "writers", "bans/s", "write transactions/ban", "WAL flushes/ban"
+                "writers", "bans/s", "transactions/ban", "WAL flushes/ban"
             );
             for writers in [1, 4, 16] {
                 let (rate, xacts, syncs) = concurrent_single_bans(conninfo, writers, 3.0);
