@@ -50,6 +50,7 @@ fn start(
     metrics: &MetricsOptions,
 ) -> Result<(Daemon<ipqbdb_store::LocalReader>, Signals, Exporter), String> {
     let staleness = Duration::from_millis(cli.staleness_ms);
+    let notices = setup.settings.postgres_notices.unwrap_or(true);
     // The sockets first, while no other thread exists (see netlink.rs): one per queue, for its
     // own thread.
     let mut socks = Vec::new();
@@ -65,7 +66,7 @@ fn start(
     // readers never wait on: every packet thread gets a handle of that view.
     let first = setup
         .open(true)
-        .and_then(|s| s.into_local_view(staleness, PROGRAM))
+        .and_then(|s| s.into_local_view_with(staleness, notices, PROGRAM))
         .map_err(|e| e.to_string())?;
     let view = first.share_view();
     let open_for_thread = {
@@ -74,7 +75,7 @@ fn start(
             Some(shared) => Ok(shared),
             None => setup
                 .open(true)
-                .and_then(|s| s.into_local_view(staleness, PROGRAM))
+                .and_then(|s| s.into_local_view_with(staleness, notices, PROGRAM))
                 .map_err(|e| e.to_string()),
         }
     };

@@ -104,6 +104,10 @@ pub struct Settings {
     pub postgres_url: Option<String>,
     /// A file whose first line is the PostgreSQL password (else libpq's `PGPASSFILE`).
     pub postgres_password_file: Option<PathBuf>,
+    /// Whether a judge's view of the shared database listens for writers' commit notices
+    /// (default true) or only polls, every `--staleness-ms`: a connection pooler in transaction
+    /// mode (PgBouncer's `pool_mode = transaction`) does not carry `LISTEN`.
+    pub postgres_notices: Option<bool>,
     /// This host's name in a shared database (parser read positions are per host); default: the
     /// system's host name.
     pub host_name: Option<String>,
@@ -200,6 +204,7 @@ impl Settings {
             fail2ban_strict: other.fail2ban_strict.or(self.fail2ban_strict),
             postgres_url: other.postgres_url.or(self.postgres_url),
             postgres_password_file: other.postgres_password_file.or(self.postgres_password_file),
+            postgres_notices: other.postgres_notices.or(self.postgres_notices),
             host_name: other.host_name.or(self.host_name),
         }
     }

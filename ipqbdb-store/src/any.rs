@@ -75,13 +75,24 @@ impl AnyStore {
         refresh: std::time::Duration,
         program: &'static str,
     ) -> Result<LocalReader> {
+        self.into_local_view_with(refresh, true, program)
+    }
+
+    /// [`AnyStore::into_local_view`], the view listening for commit notices only when `notices`
+    /// (else it polls alone: the `postgres-notices` setting).
+    pub fn into_local_view_with(
+        self,
+        refresh: std::time::Duration,
+        notices: bool,
+        program: &'static str,
+    ) -> Result<LocalReader> {
         match self {
             #[cfg(feature = "postgres")]
-            AnyStore::Postgres(s) => crate::ViewStore::start(*s, refresh, program)
+            AnyStore::Postgres(s) => crate::ViewStore::start_with(*s, refresh, notices, program)
                 .map(|v| LocalReader::View(std::sync::Arc::new(v))),
             #[allow(unreachable_patterns)]
             other => {
-                let _ = (refresh, program);
+                let _ = (refresh, notices, program);
                 Ok(LocalReader::Store(other))
             }
         }

@@ -11,9 +11,10 @@
 //!   once to the logs of 4 hosts; durable bans per second until every parser's `/metrics` counts
 //!   them all, the server's CPU over the storm (its processes' `/proc` times), and its connections
 //!   (`pg_stat_activity`) idle and at the storm's peak;
-//! - ban propagation, with the judges' default commit notices and a 1 s poll: `ibd ban` on host 1
-//!   until host 0's judge drops the banned source's packets (probed every millisecond), p50/p99
-//!   from the ban's commit (`ibd` exited) and from its start;
+//! - ban propagation: `ibd ban` on host 1 until host 0's judge drops the banned source's packets
+//!   (probed every millisecond), p50/p99 from the ban's commit (`ibd` exited) and from its start,
+//!   with the judges' default commit notices and a 1 s poll, then to one more judge (a host that
+//!   only judges) with `postgres-notices = false` (polling only, every second);
 //! - judge memory (resident) after the storm, mean and largest;
 //! - one judge's memory with RECORDS records (default 1,000,000) serving 2 queues against 1 (one view
 //!   per process: goal within 1.2x).
@@ -31,9 +32,11 @@ use crate::bench::{self, io, quantile, BenchError, Result};
 
 const STORM_HOSTS: usize = 4;
 const PROBE_PORT: u16 = 7000;
-const DST: &str = "10.66.0.1:7000";
+/// Where probes for the polling-only judge go.
+const POLL_PORT: u16 = 7001;
+const DST_IP: &str = "10.66.0.1";
 const INNOCENT: &str = "10.66.0.2";
-const SAMPLES: usize = 50;
+const SAMPLES: usize = 80;
 /// A daemon's start: a judge loads its view of the database first.
 const START: Duration = Duration::from_secs(120);
 /// A hang detector for the storm, far above its length at the default size.
@@ -102,17 +105,30 @@ pub fn run(args: &[String]) -> Result<()> {
     rx.set_read_timeout(Some(Duration::from_secs(5)))
         .map_err(io("receive timeout"))?;
 
+    // One more judge, of a host of its own that neither bans nor is counted above, with
+    // `postgres-notices = false` (polling only): it judges the probes sent to POLL_PORT.
+    j.queue_udp("iptables", POLL_PORT, hosts as u16);
+    let poll_rx = j.udp(&format!("0.0.0.0:{POLL_PORT}"));
+    poll_rx
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(io("receive timeout"))?;
+    let polling_only = fleet.tmp.path().join("polling-only.toml");
+    std::fs::write(&polling_only, "postgres-notices = false\n")
+        .map_err(io(polling_only.display().to_string()))?;
+
     let started = Instant::now();
+    let mut poll_judge = fleet.judge_with(
+        &j,
+        &fleet.host_dir(hosts)?,
+        hosts,
+        &[hosts as u16],
+        &polling_only,
+    );
     let mut judges = Vec::new();
     let mut parsers = Vec::new();
     for h in 0..hosts {
         let dir = fleet.host_dir(h)?;
         judges.push(fleet.judge(&j, &dir, h, &[h as u16]));
-        if h == 0 {
-            // Host 0's judge makes the schema alone: programs opening a new database at the same
-            // moment race to make it, and the losers refuse a half-made schema.
-            judges[0].wait_log("listening on", START);
-        }
         parsers.push(fleet.parser(&dir, h)?);
     }
     for (p, _) in &mut parsers {
@@ -125,6 +141,7 @@ pub fn run(args: &[String]) -> Result<()> {
     for d in &mut judges {
         d.wait_log("listening on", START);
     }
+    poll_judge.wait_log("listening on", START);
     println!(
         "fleet up in {:.1} s; connections idle: {}",
         started.elapsed().as_secs_f64(),
@@ -181,58 +198,30 @@ pub fn run(args: &[String]) -> Result<()> {
         100.0 * server_cpu / storm_secs
     );
 
-    // Propagation: a ban on host 1 until host 0's judge drops the source.
-    let (mut from_commit, mut from_start, mut late) = (Vec::new(), Vec::new(), Vec::new());
-    let host_a = fleet.tmp.path().join("host-1");
-    for addr in &sample_addrs {
-        let passed = probe(&client, &rx, addr);
-        if !passed {
-            return Err(BenchError::Output {
-                what: format!("{addr} was dropped before its ban"),
-                output: String::new(),
-            });
-        }
-        let start = Instant::now();
-        fleet.ibd(&host_a, &["ban", "--quiet", "-c", "0", "-t", "1d", addr])?;
-        let committed = Instant::now();
-        let dropped = loop {
-            if !probe(&client, &rx, addr) {
-                break true;
-            }
-            if committed.elapsed() > PROPAGATION_LIMIT {
-                break false;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        };
-        if dropped {
-            from_commit.push(committed.elapsed().as_secs_f64() * 1000.0);
-            from_start.push(start.elapsed().as_secs_f64() * 1000.0);
-        } else {
-            // Counted and shown, not hidden in a percentile: a ban that does not reach a judge.
-            late.push(addr.clone());
-        }
-    }
-    from_commit.sort_by(f64::total_cmp);
-    from_start.sort_by(f64::total_cmp);
-    println!(
-        "ban propagation, host 1's `ibd ban` to host 0's verdict ({SAMPLES} bans, notices on, 1 s poll): from the commit p50 {:.1} ms, p99 {:.1} ms; from the ban's start p50 {:.1} ms, p99 {:.1} ms",
-        quantile(&from_commit, 0.5),
-        quantile(&from_commit, 0.99),
-        quantile(&from_start, 0.5),
-        quantile(&from_start, 0.99)
-    );
-    if !late.is_empty() {
-        println!(
-            "NOT PROPAGATED within {PROPAGATION_LIMIT:?}: {} of {SAMPLES} bans ({}); host 0's judge log:\n{}",
-            late.len(),
-            late.join(" "),
-            judges[0].log()
-        );
-    }
+    // Before host 0's judge restarts for the polling-only samples.
     let rss: Vec<u64> = judges.iter().map(|d| bench::rss_bytes(d.id())).collect();
+
+    // Propagation: a ban on host 1 until host 0's judge drops the source (commit notices), then
+    // until the polling judge does.
+    let (half_a, half_b) = sample_addrs.split_at(SAMPLES / 2);
+    let late = fleet.propagation(&client, &rx, half_a, "notices on, 1 s poll", Duration::ZERO)?;
+    if !late.is_empty() {
+        println!("host 0's judge log:\n{}", judges[0].log());
+    }
+    let late = fleet.propagation(
+        &client,
+        &poll_rx,
+        half_b,
+        "polling only, 1 s poll, bans at every phase of it",
+        Duration::from_secs(1),
+    )?;
+    if !late.is_empty() {
+        println!("the polling judge's log:\n{}", poll_judge.log());
+    }
+    drop(poll_judge);
     println!(
         "judge memory after the storm ({} records): mean {:.1} MB, largest {:.1} MB",
-        want + SAMPLES as u64,
+        want,
         rss.iter().sum::<u64>() as f64 / rss.len() as f64 / 1e6,
         *rss.iter().max().unwrap_or(&0) as f64 / 1e6
     );
@@ -286,17 +275,24 @@ impl Fleet {
         Ok(dir)
     }
 
-    fn db_args(&self, cmd: &mut Command, dir: &Path) {
-        cmd.args(["--config", "/dev/null", "--backend", "postgres", "--db-dir"])
+    fn db_args(&self, cmd: &mut Command, dir: &Path, config: &Path) {
+        cmd.arg("--config")
+            .arg(config)
+            .args(["--backend", "postgres", "--db-dir"])
             .arg(dir)
             .args(["--postgres-url", &self.conninfo]);
     }
 
     /// Host `h`'s judge in namespace `j`, on `queues`, polling every second besides the notices.
     fn judge(&self, j: &Netns, dir: &Path, h: usize, queues: &[u16]) -> Proc {
+        self.judge_with(j, dir, h, queues, Path::new("/dev/null"))
+    }
+
+    /// [`Fleet::judge`] with the configuration file `config`.
+    fn judge_with(&self, j: &Netns, dir: &Path, h: usize, queues: &[u16], config: &Path) -> Proc {
         let mut cmd = j.command(self.bin.join("ibd-judge").to_str().unwrap_or_default());
         cmd.arg("-D");
-        self.db_args(&mut cmd, dir);
+        self.db_args(&mut cmd, dir, config);
         cmd.args(["--staleness-ms", "1000"])
             .args(queues.iter().map(|q| format!("Q{q}")))
             .stdin(Stdio::null());
@@ -322,10 +318,76 @@ impl Fleet {
         ))
     }
 
+    /// Bans each of `addrs` with `ibd ban` on host 1 and probes host 0's judge every millisecond
+    /// until it drops the source; prints p50/p99 from the commit and from the ban's start, and
+    /// returns the bans not seen within `PROPAGATION_LIMIT` (printed too, not hidden in a
+    /// percentile).
+    fn propagation(
+        &self,
+        client: &Netns,
+        rx: &std::net::UdpSocket,
+        addrs: &[String],
+        how: &str,
+        spread: Duration,
+    ) -> Result<Vec<String>> {
+        let (mut from_commit, mut from_start, mut late) = (Vec::new(), Vec::new(), Vec::new());
+        let host_a = self.tmp.path().join("host-1");
+        for (i, addr) in addrs.iter().enumerate() {
+            // Each ban starts right after the judge saw the last one: when it polls, in step with
+            // its poll, so each would wait a whole interval. A pause spread evenly over `spread`
+            // (the poll interval) puts the bans at every phase of it.
+            let step = spread.as_millis() as u64 * ((i as u64 * 7) % 20) / 20;
+            std::thread::sleep(Duration::from_millis(step));
+            if !probe(client, rx, addr) {
+                return Err(BenchError::Output {
+                    what: format!("{addr} was dropped before its ban"),
+                    output: String::new(),
+                });
+            }
+            let start = Instant::now();
+            self.ibd(&host_a, &["ban", "--quiet", "-c", "0", "-t", "1d", addr])?;
+            let committed = Instant::now();
+            let dropped = loop {
+                if !probe(client, rx, addr) {
+                    break true;
+                }
+                if committed.elapsed() > PROPAGATION_LIMIT {
+                    break false;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            };
+            if dropped {
+                from_commit.push(committed.elapsed().as_secs_f64() * 1000.0);
+                from_start.push(start.elapsed().as_secs_f64() * 1000.0);
+            } else {
+                late.push(addr.clone());
+            }
+        }
+        from_commit.sort_by(f64::total_cmp);
+        from_start.sort_by(f64::total_cmp);
+        println!(
+            "ban propagation, host 1's `ibd ban` to host 0's verdict ({} bans, {how}): from the commit p50 {:.1} ms, p99 {:.1} ms; from the ban's start p50 {:.1} ms, p99 {:.1} ms",
+            addrs.len(),
+            quantile(&from_commit, 0.5),
+            quantile(&from_commit, 0.99),
+            quantile(&from_start, 0.5),
+            quantile(&from_start, 0.99)
+        );
+        if !late.is_empty() {
+            println!(
+                "NOT PROPAGATED within {PROPAGATION_LIMIT:?} ({how}): {} of {} bans ({})",
+                late.len(),
+                addrs.len(),
+                late.join(" ")
+            );
+        }
+        Ok(late)
+    }
+
     fn ibd(&self, dir: &Path, args: &[&str]) -> Result<String> {
         let mut cmd = Command::new(self.bin.join("ibd"));
         cmd.arg(args[0]);
-        self.db_args(&mut cmd, dir);
+        self.db_args(&mut cmd, dir, Path::new("/dev/null"));
         cmd.args(&args[1..]);
         bench::output("ibd", &mut cmd)
     }
@@ -333,7 +395,8 @@ impl Fleet {
 
 /// Whether one packet from `src` passes host 0's judge (a burst of one, closed by a sentinel).
 fn probe(client: &Netns, rx: &std::net::UdpSocket, src: &str) -> bool {
-    let dst: SocketAddr = DST.parse().expect("constant address");
+    let port = rx.local_addr().map(|a| a.port()).unwrap_or(PROBE_PORT);
+    let dst = SocketAddr::new(DST_IP.parse().expect("constant address"), port);
     traffic::burst(client, rx, src, dst, 1, INNOCENT, dst) == 1
 }
 

@@ -4,7 +4,8 @@
 //! - durable bans per second, batched (1,000 per transaction, as the parser commits) and single
 //!   (one transaction each, as `ibd ban`), into an empty database; for postgres also through
 //!   [`OneByOne`], every key-value call a statement of its own (as before `get_many`/`put_many`):
-//!   the before and after of the same run;
+//!   the before and after of the same run; then postgres single bans from 1, 4 and 16 writers at
+//!   once (a fleet's hosts), with the transactions and WAL flushes the server counted per ban;
 //! - the judge's verdict path (snapshot renewed every 100 ms, `Judge::judge` per packet) over
 //!   RECORDS records and 100,000 distinct sources, packets per second: postgres judges from its
 //!   local view, lmdb from its file; and the ratio;
@@ -171,6 +172,103 @@ fn verdicts_per_second(s: &LocalReader, records: u32) -> f64 {
     f64::from(PACKETS) / started.elapsed().as_secs_f64()
 }
 
+/// What the server counts that a durable write costs: transactions given an id (each write is
+/// one, and so is its commit notice after it, which commits without a flush of its own; reads get
+/// none; a retried write counts again) and WAL flushes to disk (the server's, all processes).
+#[derive(Clone, Copy)]
+struct Counters {
+    xids: i64,
+    wal_syncs: i64,
+}
+
+/// The server's [`Counters`] now, once no other client is connected to this database: a backend
+/// adds its WAL flushes to the shared statistics when it exits at the latest, so the writers must
+/// have closed their connections.
+fn counters(conninfo: &str) -> Counters {
+    let mut c =
+        postgres::Client::connect(conninfo, postgres::NoTls).expect("a statistics connection");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let others: i64 = c
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND backend_type = 'client backend' AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .expect("pg_stat_activity")
+            .get(0);
+        if others == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the writers' connections did not end"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let r = c
+        .query_one(
+            "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::int8, wal_sync FROM pg_stat_wal",
+            &[],
+        )
+        .expect("pg_stat_wal");
+    Counters {
+        xids: r.get(0),
+        wal_syncs: r.get(1),
+    }
+}
+
+/// Single bans (one durable transaction each, as `ibd ban` and a fleet's hosts make them) from
+/// `writers` connections at once for `secs`: bans per second in all, and per ban the write
+/// transactions and WAL flushes the server counted. Concurrent commits share a WAL flush (group
+/// commit), so bans/s can grow with the writers although one writer waits for a flush per ban.
+fn concurrent_single_bans(conninfo: &str, writers: u32, secs: f64) -> (f64, f64, f64) {
+    let tmp = tempfile::tempdir().unwrap();
+    // Before the writers connect (opening a database only reads it).
+    let before = counters(conninfo);
+    let stores: Vec<AnyStore> = (0..writers)
+        .map(|_| open(tmp.path(), Engine::Postgres, conninfo))
+        .collect();
+    let go = std::sync::Barrier::new(writers as usize + 1);
+    let (done, elapsed) = std::thread::scope(|sc| {
+        let threads: Vec<_> = stores
+            .iter()
+            .enumerate()
+            .map(|(w, s)| {
+                let go = &go;
+                sc.spawn(move || {
+                    go.wait();
+                    let started = Instant::now();
+                    let mut n = 0u32;
+                    while started.elapsed().as_secs_f64() < secs {
+                        let ban = Ban {
+                            ip: addr((4 << 20) + ((w as u32) << 16) + n),
+                            reason: "benchmark",
+                            initial_count: 5,
+                            decay: None,
+                        };
+                        s.ban(&ban, NOW).expect("ban");
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        go.wait();
+        let started = Instant::now();
+        let done: u32 = threads.into_iter().map(|t| t.join().expect("writer")).sum();
+        (done, started.elapsed().as_secs_f64())
+    });
+    drop(stores);
+    let after = counters(conninfo);
+    let per = |d: i64| d as f64 / f64::from(done.max(1));
+    (
+        f64::from(done) / elapsed,
+        per(after.xids - before.xids),
+        per(after.wal_syncs - before.wal_syncs),
+    )
+}
+
 /// The bans part: each engine (only postgres with `pg_only`) batched and single, postgres also
 /// one call per key (the path before batched calls), in the same run.
 fn bans(conninfo: &str, pg_only: bool) {
@@ -197,8 +295,24 @@ fn bans(conninfo: &str, pg_only: bool) {
         let single = bans_per_second(&s, 1 << 20, 500, 1);
         println!("{:<22} {batched:>14.0} {single:>14.0}", b.name());
         if b == Engine::Postgres {
-            // The next part needs an empty server database.
+            // The next part needs an empty server database, and the counters below no other
+            // connection.
             s.delete_range("10.0.0.0/8".parse().unwrap()).unwrap();
+            drop(s);
+            println!(
+                "== postgres single bans from concurrent writers (one durable transaction each, 3 s)"
+            );
+            println!(
+                "{:<8} {:>10} {:>24} {:>20}",
+                "writers", "bans/s", "transactions/ban", "WAL flushes/ban"
+            );
+            for writers in [1, 4, 16] {
+                let (rate, xacts, syncs) = concurrent_single_bans(conninfo, writers, 3.0);
+                println!("{writers:<8} {rate:>10.0} {xacts:>24.2} {syncs:>20.2}");
+            }
+            open(tmp.path(), b, conninfo)
+                .delete_range("10.0.0.0/8".parse().unwrap())
+                .unwrap();
         }
     }
 }

@@ -143,12 +143,8 @@ impl PostgresStore {
                 .iter()
                 .map(|&t| Stmts::prepare(&mut client, t))
                 .collect::<std::result::Result<Vec<_>, _>>()?;
-            // The notice rides on the token's statement (no round trip of its own) and is
-            // delivered only if the transaction commits.
-            let token = client.prepare(&format!(
-                "WITH t AS (INSERT INTO ipqbdb_commit (token) VALUES ($1)) \
-                 SELECT pg_notify('{CHANNEL}', '')"
-            ))?;
+            // The commit notice is not sent in the write (see `notify_commit`).
+            let token = client.prepare("INSERT INTO ipqbdb_commit (token) VALUES ($1)")?;
             Ok(Conn {
                 client,
                 stmts,

@@ -58,7 +58,7 @@ impl Listener {
 }
 
 impl PostgresStore {
-    /// A new connection listening for commit notices (each write's transaction notifies, so a
+    /// A new connection listening for commit notices (each write notifies once committed, so a
     /// view can refresh at once instead of at its next poll).
     pub fn listen(&self) -> Result<Listener> {
         let mut client = self.dial().map_err(|e| self.backend_error(e))?;

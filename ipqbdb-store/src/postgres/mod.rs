@@ -56,6 +56,16 @@ pub use state::PostgresStore;
 use state::Conn;
 use tx::*;
 
+/// Tells listening views that a write committed, in a transaction of its own after the write's.
+/// A transaction that notifies holds the server's notify lock until its commit is on disk, so
+/// writes notifying themselves committed one after the other, each waiting for its own WAL flush
+/// (1.00 flush per ban with 16 writers at once); this one writes nothing, so it commits without a
+/// flush and concurrent writes share theirs (group commit). A notice lost with the connection
+/// here costs a view only the wait for its next poll.
+fn notify_commit(client: &mut postgres::Client) {
+    let _ = client.batch_execute(&format!("NOTIFY {CHANNEL}"));
+}
+
 impl StorageEngine for PostgresStore {
     fn open(dir: &Path, opts: &OpenOptions) -> Result<Self> {
         crate::dir::prepare(dir, Engine::Postgres, opts.create)?;
@@ -131,7 +141,7 @@ impl StorageEngine for PostgresStore {
                 token: token_stmt,
                 ..
             } = conn;
-            let (e, out) = match attempt(
+            let tried = attempt(
                 client,
                 stmts,
                 token_stmt,
@@ -139,11 +149,14 @@ impl StorageEngine for PostgresStore {
                 &self.host,
                 &self.loc.path,
                 f,
-            ) {
-                Ok((txn, out)) => match txn.commit() {
-                    Ok(()) => return Ok(out),
-                    Err(e) => (e, Some(out)),
-                },
+            )
+            .map(|(txn, out)| (txn.commit(), out));
+            let (e, out) = match tried {
+                Ok((Ok(()), out)) => {
+                    notify_commit(client);
+                    return Ok(out);
+                }
+                Ok((Err(e), out)) => (e, Some(out)),
                 Err(PgFail::Store(e)) => return Err(e),
                 Err(PgFail::Db(e)) => (e, None),
             };

@@ -80,12 +80,17 @@ impl PostgresStore {
         let dir = &self.loc.dir;
         let names: Vec<String> = Table::ALL.iter().map(|&t| sql_table(t)).collect();
         let check = |client: &mut Client| -> Result<Option<i32>> {
+            // Our tables are looked for before the schema table, each in a statement of its own:
+            // they appear together, in the commit of the program making the schema, so a table
+            // seen first means the schema table is seen next. The other order took a commit
+            // falling between the two looks for a foreign database.
+            let ours = self.count_tables(client, &names, true)?;
             let has_schema: bool = client
                 .query_one("SELECT to_regclass('ipqbdb_schema') IS NOT NULL", &[])
                 .map_err(|e| self.backend_error(e))?
                 .get(0);
             if !has_schema {
-                if self.count_tables(client, &names, true)? > 0 {
+                if ours > 0 {
                     return Err(StoreError::Foreign {
                         dir: dir.clone(),
                         why: format!(

@@ -136,6 +136,78 @@ fn hosts_starting_together_on_a_new_database_all_start() {
     }
 }
 
+/// A program opening a database while another is making its schema: each looks for the schema
+/// before taking the schema lock, and one that found no `ipqbdb_schema` table and then, a moment
+/// later, the tables the other had just committed with it refused the database as foreign ("has
+/// tables named like ipqbdb's but no ipqbdb_schema table"; bench-fleet had its first host make the
+/// schema alone to avoid it). Here readers (as `ibd` and a judge's writer open: not creating) open
+/// the new database again and again while one program makes the schema: every attempt must find
+/// either no database yet or the whole schema, and it must be made once.
+#[test]
+fn programs_opening_a_database_while_its_schema_is_made_never_refuse_it() {
+    const READERS: usize = 16;
+    let server = PgServer::start();
+    for round in 0..8 {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let conninfo = server.attach(&dir);
+        let dbname = conninfo
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("dbname="))
+            .expect("a database name");
+        // The directory names the engine already, as one a first program prepared does: the
+        // readers reach the server.
+        std::fs::write(dir.join(ipqbdb_store::dir::MARKER), "postgres\n").unwrap();
+        let go = std::sync::Arc::new(std::sync::Barrier::new(READERS + 1));
+        let readers: Vec<_> = (0..READERS)
+            .map(|i| {
+                let dir = dir.clone();
+                let go = go.clone();
+                std::thread::spawn(move || -> Result<u32, String> {
+                    go.wait();
+                    let started = std::time::Instant::now();
+                    let mut tries = 0;
+                    loop {
+                        tries += 1;
+                        match AnyStore::open(
+                            &dir,
+                            &OpenOptions {
+                                create: false,
+                                ..ipqbdb_tests::options(&dir)
+                            },
+                        ) {
+                            Ok(_) => return Ok(tries),
+                            Err(StoreError::Missing { .. })
+                                if started.elapsed() < Duration::from_secs(60) => {}
+                            Err(e) => return Err(format!("reader {i}, try {tries}: {e}")),
+                        }
+                    }
+                })
+            })
+            .collect();
+        go.wait();
+        open_any(&dir, PG).unwrap_or_else(|e| panic!("round {round}: the maker: {e}"));
+        let outcomes: Vec<Result<u32, String>> = readers
+            .into_iter()
+            .map(|h| h.join().expect("a reader panicked"))
+            .collect();
+        let tries: u32 = outcomes.iter().filter_map(|o| o.as_ref().ok()).sum();
+        let failed: Vec<&String> = outcomes.iter().filter_map(|o| o.as_ref().err()).collect();
+        assert!(
+            failed.is_empty(),
+            "round {round}, {tries} tries: {failed:#?}"
+        );
+        assert_eq!(
+            server
+                .psql(dbname, "SELECT count(*) FROM ipqbdb_schema")
+                .trim(),
+            "1",
+            "round {round}: one schema row"
+        );
+        eprintln!("round {round}: {tries} opens while the schema was made, none refused");
+    }
+}
+
 #[test]
 fn a_dropped_connection_is_made_again() {
     let db = TestDb::new(PG);
