@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use ipqbdb_benches::{addr, fill, Indices};
 use ipqbdb_core::AddrKey;
-use ipqbdb_store::{AnyStore, Ban, Engine, OpenOptions, Store};
+use ipqbdb_store::{AnyStore, Ban, Engine, OpenOptions, ReadStore, Store};
 
 const NOW: i64 = 1_700_000_000;
 

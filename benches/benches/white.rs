@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use ipqbdb_core::{AddrKey, AddrRange};
-use ipqbdb_store::{AnyStore, Engine, OpenOptions, Store, WhiteEntry};
+use ipqbdb_store::{AnyStore, Engine, OpenOptions, ReadStore, Store, WhiteEntry};
 
 const RANGES: u32 = 100_000;
 

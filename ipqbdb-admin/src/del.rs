@@ -10,7 +10,7 @@ use ipqbdb_core::{
     current_probability, format_duration, now, parse_count, parse_duration, percent, AddrKey,
     AddrRange, Reason, ReasonId, Record, UnixTime, V6Prefix,
 };
-use ipqbdb_store::{AnyStore, Store};
+use ipqbdb_store::{AnyStore, ReadStore, Store};
 use serde_json::json;
 
 use crate::cli::DelArgs;

@@ -10,7 +10,7 @@ use ipqbdb_core::model::{
 };
 use ipqbdb_core::{now, V6Prefix, P_MAX};
 use ipqbdb_runtime::settings::{DEFAULT_CONNKILL_FILE, DEFAULT_RULE_FILE, PARSE_SOCKET};
-use ipqbdb_store::{Engine, Store};
+use ipqbdb_store::{Engine, ReadStore, Store};
 
 use crate::cli::ConfigArgs;
 use crate::context::Context;

@@ -9,7 +9,7 @@ use std::io::Write;
 use ipqbdb_core::model::current_probability;
 use ipqbdb_core::{now, P_MAX};
 use ipqbdb_metrics::{encode, gauge};
-use ipqbdb_store::Store;
+use ipqbdb_store::{ReadStore, Store};
 
 use crate::cli::StatsArgs;
 use crate::context::Context;

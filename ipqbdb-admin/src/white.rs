@@ -3,7 +3,7 @@
 use std::io::{BufRead, Read, Write};
 
 use ipqbdb_core::{format_duration, parse_duration, AddrRange};
-use ipqbdb_store::{Store, WhiteEntry};
+use ipqbdb_store::{ReadStore, Store, WhiteEntry};
 
 use crate::cli::WhiteArgs;
 use crate::context::Context;

@@ -144,7 +144,7 @@ impl Judge {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ipqbdb_store::{AnyStore, Ban, OpenOptions, Store, WhiteEntry};
+    use ipqbdb_store::{AnyStore, Ban, OpenOptions, ReadStore, Store, WhiteEntry};
 
     const NOW: UnixTime = 1_700_000_000;
 

@@ -84,7 +84,7 @@ fn start(
         stores.push(open_for_thread()?);
     }
     let writer_store = setup.open(false).map_err(|e| e.to_string())?;
-    let backend = ipqbdb_store::Store::engine(&writer_store);
+    let backend = ipqbdb_store::ReadStore::engine(&writer_store);
     let signals = Signals::register().map_err(|e| format!("signals: {e}"))?;
     // SIGUSR2 opens every thread's store again, as each was opened here; the shared view, which
     // reconnects by itself, is kept.

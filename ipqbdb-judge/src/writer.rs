@@ -337,7 +337,7 @@ fn write_loop<S: Store>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ipqbdb_store::{AnyStore, Ban, Engine, OpenOptions};
+    use ipqbdb_store::{AnyStore, Ban, Engine, OpenOptions, ReadStore};
     use std::sync::mpsc::channel;
 
     const NOW: i64 = 1_700_000_000;

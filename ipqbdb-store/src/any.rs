@@ -40,6 +40,22 @@ macro_rules! any_store {
                     }),
                 }
             }
+
+            // Named through the engine's type: its `StorageEngine` and `ReadStore` methods of
+            // these names are the same and a method call cannot choose between them.
+            fn engine_of(&self) -> Engine {
+                match self {
+                    $(#[cfg(feature = $feat)]
+                    AnyStore::$v(s) => <$store as StorageEngine>::engine(s),)*
+                }
+            }
+
+            fn location_of(&self) -> &Location {
+                match self {
+                    $(#[cfg(feature = $feat)]
+                    AnyStore::$v(s) => <$store as StorageEngine>::location(s),)*
+                }
+            }
         }
 
         /// Runs `$body` with `$s` bound to the engine inside whichever variant `$self` is.
@@ -163,11 +179,11 @@ impl StorageEngine for AnyStore {
     }
 
     fn engine(&self) -> Engine {
-        each!(self, s => s.engine())
+        self.engine_of()
     }
 
     fn location(&self) -> &Location {
-        each!(self, s => s.location())
+        self.location_of()
     }
 
     fn read<R>(&self, f: &mut dyn FnMut(&dyn ReadTx) -> Result<R>) -> Result<R> {

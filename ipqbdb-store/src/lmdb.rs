@@ -459,6 +459,7 @@ mod tests {
     use std::sync::atomic::AtomicBool;
 
     use super::*;
+    use crate::store::ReadStore;
     use crate::store::{Ban, Store};
 
     #[test]

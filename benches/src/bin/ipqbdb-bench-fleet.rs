@@ -98,10 +98,10 @@ impl ipqbdb_store::StorageEngine for OneByOne<'_> {
         unreachable!("wraps an open store")
     }
     fn engine(&self) -> Engine {
-        Store::engine(self.0)
+        ipqbdb_store::ReadStore::engine(self.0)
     }
     fn location(&self) -> &Location {
-        Store::location(self.0)
+        ipqbdb_store::ReadStore::location(self.0)
     }
     fn read<R>(
         &self,

@@ -2,7 +2,7 @@
 //! Usage: ipqbdb-fill-db DIR BACKEND N [CONNINFO]   (CONNINFO: the server of the postgres backend)
 
 use ipqbdb_benches::fill;
-use ipqbdb_store::{AnyStore, Engine, OpenOptions, ServerOptions, Store};
+use ipqbdb_store::{AnyStore, Engine, OpenOptions, ReadStore, ServerOptions, Store};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use ipqbdb_store::Store;
+use ipqbdb_store::ReadStore;
 use ipqbdb_tests::{open_existing, Proc};
 
 const IBD: &str = env!("CARGO_BIN_EXE_ibd");

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use ipqbdb_store::ReadStore;
 use ipqbdb_tests::netns::Netns;
 use ipqbdb_tests::root_test;
 use ipqbdb_tests::{output_ok, Proc};

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use ipqbdb_core::report::ReportKind;
 use ipqbdb_core::{now, UnixTime};
-use ipqbdb_store::{AnyStore, Ban, Engine, OpenOptions, Store, WhiteEntry};
+use ipqbdb_store::{AnyStore, Ban, Engine, OpenOptions, ReadStore, Store, WhiteEntry};
 use ipqbdb_tests::http_server::{Reply, Request, ScriptedServer};
 use ipqbdb_tests::{ip, wait_until, Proc};
 

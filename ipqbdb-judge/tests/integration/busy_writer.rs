@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use common::JudgeLab as Lab;
 use ipqbdb_store::kv::Table;
-use ipqbdb_store::{Ban, Engine, Store};
+use ipqbdb_store::{Ban, Engine, ReadStore, Store};
 use ipqbdb_tests::traffic::{
     assert_all_judged, judge_counters, logged_number, queue_counters, Report, Stream,
 };

@@ -13,7 +13,7 @@ use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
 use common::JudgeLab;
-use ipqbdb_store::{AnyStore, Engine, Store};
+use ipqbdb_store::{AnyStore, Engine, ReadStore};
 use ipqbdb_tests::root_test;
 use ipqbdb_tests::traffic;
 use ipqbdb_tests::{open_existing, wait_until};

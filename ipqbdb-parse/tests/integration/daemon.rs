@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::Setup;
 use ipqbdb_core::AddrKey;
-use ipqbdb_store::{AnyStore, Engine, Store};
+use ipqbdb_store::{AnyStore, Engine, ReadStore, Store};
 use ipqbdb_tests::{daemon_options, open_existing, output_ok, wait_until, Proc};
 
 const PARSE: &str = env!("CARGO_BIN_EXE_ibd-parse");

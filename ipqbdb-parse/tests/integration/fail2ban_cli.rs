@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::Setup;
-use ipqbdb_store::Store;
+use ipqbdb_store::{ReadStore, Store};
 use ipqbdb_tests::{open_existing, Proc};
 
 const PARSE: &str = env!("CARGO_BIN_EXE_ibd-parse");

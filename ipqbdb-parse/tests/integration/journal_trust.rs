@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use common::Setup;
 use ipqbdb_core::AddrKey;
-use ipqbdb_store::{Engine, Store};
+use ipqbdb_store::{Engine, ReadStore};
 use ipqbdb_tests::{daemon_options, open_existing, wait_until, Proc};
 use serde_json::{json, Value};
 

@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::Setup;
-use ipqbdb_store::{Ban, Engine, Store};
+use ipqbdb_store::{Ban, Engine, ReadStore, Store};
 use ipqbdb_tests::{db_options, ip, open_any, open_existing, Proc};
 
 const PARSE: &str = env!("CARGO_BIN_EXE_ibd-parse");

@@ -38,9 +38,9 @@ pub use values::{
     MAX_REASON_LEN,
 };
 
-/// The reading half of [`Store`], and all of it a reader that cannot write has: the postgres
-/// view ([`crate::ViewStore`]) and what the judge's packet threads hold ([`crate::LocalReader`]).
-/// A write on them does not compile. The methods are [`Store`]'s, the same code.
+/// The reading half of [`Store`] (its supertrait), and all of it a reader that cannot write has:
+/// the postgres view ([`crate::ViewStore`]) and what the judge's packet threads hold
+/// ([`crate::LocalReader`]). A write on them does not compile.
 pub trait ReadStore: Reads + Sized {
     fn engine(&self) -> Engine;
 
@@ -52,16 +52,18 @@ pub trait ReadStore: Reads + Sized {
         records::lookup(self, key)
     }
 
-    /// See [`Store::verdict_state`].
+    /// Looks up what a verdict needs for `ip`: its record and its whitelist decay.
     fn verdict_state(&self, ip: IpAddr) -> Result<(Option<Record>, Option<u32>)> {
         self.with_snapshot(&mut |snap| snap.verdict_state(ip).map(|(_, rec, white)| (rec, white)))
     }
 
-    /// See [`Store::with_snapshot`].
+    /// Runs `f` with one consistent snapshot for many verdict lookups: the judge holds one for a
+    /// bounded time instead of paying a transaction per packet.
     fn with_snapshot<R>(&self, f: &mut dyn FnMut(&Snapshot<'_>) -> Result<R>) -> Result<R> {
         snapshot::with_snapshot(self, f)
     }
 
+    /// The IPv6 prefix bans and lookups use: the database's own.
     fn v6_prefix(&self) -> Result<V6Prefix> {
         prefix::v6_prefix(self)
     }
@@ -70,6 +72,7 @@ pub trait ReadStore: Reads + Sized {
         records::record_count(self)
     }
 
+    /// Visits records in address order, within `range` if given, until `visit` returns false.
     fn for_each_record(
         &self,
         range: Option<AddrRange>,
@@ -82,22 +85,23 @@ pub trait ReadStore: Reads + Sized {
         records::list_records(self, range)
     }
 
+    /// The whitelist in range order.
     fn white_list(&self) -> Result<Vec<WhiteEntry>> {
         white::white_list(self)
     }
 
+    /// The narrowest whitelist range containing `addr` (an exact, unmasked key).
     fn white_lookup(&self, addr: AddrKey) -> Result<Option<WhiteEntry>> {
         white::white_lookup(self, addr)
     }
 }
 
-/// What judge, parse and admin need from a database, whatever the engine. Every engine has it
-/// through [`StorageEngine`]; the first seven methods are the engine's own.
-pub trait Store: Writes + Sized {
+/// What judge, parse and admin need from a database, whatever the engine: the reads of
+/// [`ReadStore`] and the writes. Every engine has it through [`StorageEngine`]; the first five
+/// methods are the engine's own.
+pub trait Store: ReadStore + Writes {
     /// Opens (and with `opts.create`, creates) the database in `dir`.
     fn open(dir: &Path, opts: &OpenOptions) -> Result<Self>;
-    fn engine(&self) -> Engine;
-    fn location(&self) -> &Location;
     /// Runs `f` on a consistent snapshot.
     fn read<R>(&self, f: &mut dyn FnMut(&dyn ReadTx) -> Result<R>) -> Result<R>;
     /// Runs `f` in one write transaction, committed durably when `f` succeeds and rolled back when it
@@ -148,26 +152,6 @@ pub trait Store: Writes + Sized {
         bans::note(self, key)
     }
 
-    fn lookup(&self, key: AddrKey) -> Result<Option<Record>> {
-        records::lookup(self, key)
-    }
-
-    /// Looks up what a verdict needs for `ip`: its record and its whitelist decay.
-    fn verdict_state(&self, ip: IpAddr) -> Result<(Option<Record>, Option<u32>)> {
-        self.with_snapshot(&mut |snap| snap.verdict_state(ip).map(|(_, rec, white)| (rec, white)))
-    }
-
-    /// Runs `f` with one consistent snapshot for many verdict lookups: the judge holds one for a
-    /// bounded time instead of paying a transaction per packet.
-    fn with_snapshot<R>(&self, f: &mut dyn FnMut(&Snapshot<'_>) -> Result<R>) -> Result<R> {
-        snapshot::with_snapshot(self, f)
-    }
-
-    /// The IPv6 prefix bans and lookups use: the database's own.
-    fn v6_prefix(&self) -> Result<V6Prefix> {
-        prefix::v6_prefix(self)
-    }
-
     /// Changes the database's IPv6 prefix, rewriting every IPv6 record under its new key, in one
     /// transaction. Records that fall under one key are merged ([`merge_records`]: the higher
     /// current probability at `now` wins, counters add up). A longer prefix keeps each record at its
@@ -179,23 +163,6 @@ pub trait Store: Writes + Sized {
     /// Adds the judge's block counters in one transaction. Records deleted meanwhile are skipped.
     fn add_blocked(&self, counts: &[(AddrKey, u64)]) -> Result<()> {
         records::add_blocked(self, counts)
-    }
-
-    fn record_count(&self) -> Result<u64> {
-        records::record_count(self)
-    }
-
-    /// Visits records in address order, within `range` if given, until `visit` returns false.
-    fn for_each_record(
-        &self,
-        range: Option<AddrRange>,
-        visit: &mut dyn FnMut(AddrKey, &Record) -> bool,
-    ) -> Result<()> {
-        records::for_each_record(self, range, visit)
-    }
-
-    fn list_records(&self, range: Option<AddrRange>) -> Result<Vec<(AddrKey, Record)>> {
-        records::list_records(self, range)
     }
 
     /// Deletes the records of `keys`, crediting their counters to their reasons. Returns the records
@@ -241,16 +208,6 @@ pub trait Store: Writes + Sized {
 
     fn white_remove(&self, range: AddrRange) -> Result<bool> {
         white::white_remove(self, range)
-    }
-
-    /// The whitelist in range order.
-    fn white_list(&self) -> Result<Vec<WhiteEntry>> {
-        white::white_list(self)
-    }
-
-    /// The narrowest whitelist range containing `addr` (an exact, unmasked key).
-    fn white_lookup(&self, addr: AddrKey) -> Result<Option<WhiteEntry>> {
-        white::white_lookup(self, addr)
     }
 
     /// The id of the reason with this text, inserting it if new.
@@ -330,15 +287,18 @@ pub trait Store: Writes + Sized {
     }
 }
 
-impl<E: StorageEngine> Store for E {
-    fn open(dir: &Path, opts: &OpenOptions) -> Result<Self> {
-        <E as StorageEngine>::open(dir, opts)
-    }
+impl<E: StorageEngine> ReadStore for E {
     fn engine(&self) -> Engine {
         StorageEngine::engine(self)
     }
     fn location(&self) -> &Location {
         StorageEngine::location(self)
+    }
+}
+
+impl<E: StorageEngine> Store for E {
+    fn open(dir: &Path, opts: &OpenOptions) -> Result<Self> {
+        <E as StorageEngine>::open(dir, opts)
     }
     fn read<R>(&self, f: &mut dyn FnMut(&dyn ReadTx) -> Result<R>) -> Result<R> {
         StorageEngine::read(self, f)

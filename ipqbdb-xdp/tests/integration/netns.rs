@@ -15,7 +15,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ipqbdb_core::AddrKey;
-use ipqbdb_store::{AnyStore, Engine, Store};
+use ipqbdb_store::{AnyStore, Engine, ReadStore, Store};
 use ipqbdb_tests::netns::{pair, Netns};
 use ipqbdb_tests::root_test;
 use ipqbdb_tests::traffic::{self, Stream};

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ipqbdb_core::AddrKey;
-use ipqbdb_store::{Engine, Store};
+use ipqbdb_store::{Engine, ReadStore};
 use ipqbdb_tests::netns::Netns;
 use ipqbdb_tests::root_test;
 use ipqbdb_tests::traffic::{judge_counters, Link};

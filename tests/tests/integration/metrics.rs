@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipqbdb_core::AddrKey;
-use ipqbdb_store::{Ban, Engine, Store, WhiteEntry};
+use ipqbdb_store::{Ban, Engine, ReadStore, Store, WhiteEntry};
 use ipqbdb_tests::netns::Netns;
 use ipqbdb_tests::root_test;
 use ipqbdb_tests::scrape::{

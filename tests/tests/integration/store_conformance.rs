@@ -9,7 +9,7 @@ use ipqbdb_core::report::{ReportKind, ReportState};
 use ipqbdb_core::{AddrKey, AddrRange, BanKind, ParseError, Record, UnixTime, V6Prefix, P_MAX};
 use ipqbdb_store::kv::{Direction, Table};
 use ipqbdb_store::{
-    AnyStore, Ban, Engine, OpenOptions, ReportBegin, Store, StoreError, WhiteEntry,
+    AnyStore, Ban, Engine, OpenOptions, ReadStore, ReportBegin, Store, StoreError, WhiteEntry,
 };
 use ipqbdb_tests::{ip, must_finish, nth_v4, open_any, options, Lines, Proc, TestDb};
 

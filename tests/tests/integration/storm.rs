@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ipqbdb_core::AddrKey;
-use ipqbdb_store::{Engine, Store};
+use ipqbdb_store::{Engine, ReadStore, Store};
 use ipqbdb_tests::netns::Netns;
 use ipqbdb_tests::root_test;
 use ipqbdb_tests::traffic::{assert_all_judged, judge_counters, queue_counters, Link};

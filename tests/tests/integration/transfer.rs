@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use ipqbdb_core::{UnixTime, V6Prefix};
-use ipqbdb_store::{AnyStore, Ban, Engine, OpenOptions, Store, WhiteEntry};
+use ipqbdb_store::{AnyStore, Ban, Engine, OpenOptions, ReadStore, Store, WhiteEntry};
 use ipqbdb_tests::postgres::server_of;
 use ipqbdb_tests::{ip, options, workspace_bin, TestDb};
 

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use ipqbdb_store::Store;
+use ipqbdb_store::{ReadStore, Store};
 use ipqbdb_tests::root_test;
 use ipqbdb_tests::{open_existing, wait_until, workspace_bin, Proc};
 
