@@ -234,9 +234,22 @@ pub fn group_span(
         } else {
             regex.find(hay)?.range()
         };
-        if let Some(span) = fast.locate(hay, m) {
-            return Some(Some(span));
-        }
+        return group_span_in(regex, Some(fast), index, hay, m);
+    }
+    Some(regex.captures(hay)?.get(index).map(|g| g.range()))
+}
+
+/// As [`group_span`], for a line whose match `hay[m]` the caller has found already (as `regex`
+/// would find it), so that no search runs again for it.
+pub fn group_span_in(
+    regex: &Regex,
+    fast: Option<&FastCapture>,
+    index: usize,
+    hay: &[u8],
+    m: Range<usize>,
+) -> Option<Option<Range<usize>>> {
+    if let Some(span) = fast.and_then(|fast| fast.locate(hay, m)) {
+        return Some(Some(span));
     }
     Some(regex.captures(hay)?.get(index).map(|g| g.range()))
 }
