@@ -10,6 +10,7 @@
 
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::OnceLock;
 
 use ipqbdb_core::parse_ip;
 use regex::bytes::{Regex, RegexSet, RegexSetBuilder};
@@ -151,8 +152,9 @@ pub struct RuleSet {
     backtracking: Vec<usize>,
     mode: RuleMode,
     /// Per rule: the capture group of its address (`None`: the session's), and the automata that
-    /// find it without a capture search where they can (active rules only).
-    groups: Vec<(Option<usize>, Option<FastCapture>)>,
+    /// find it without a capture search where they can, built when the rule first catches a line
+    /// (most rules of a set never do, and building them all cost a third of the start-up).
+    groups: Vec<(Option<usize>, OnceLock<Option<FastCapture>>)>,
     /// Per rule: its `TRIES` and `SESSION` groups, if it has them (see `rules`).
     extras: Vec<Option<Extras>>,
     /// fail2ban filters run beside the rules (`fail2ban_filters`); their catchers follow the rules'.
@@ -197,13 +199,7 @@ impl RuleSet {
         let plain_set = build_set(plain.iter().map(|&i| rules[i].pattern()))?;
         let groups = rules
             .iter()
-            .map(|r| {
-                let index = r.address_group();
-                let fast = index
-                    .filter(|_| mode.includes(r.mode) && r.backtrack.is_none())
-                    .and_then(|i| FastCapture::new(r.pattern(), u32::try_from(i).ok()?));
-                (index, fast)
-            })
+            .map(|r| (r.address_group(), OnceLock::new()))
             .collect();
         let extras = rules.iter().map(Extras::of).collect();
         Ok(RuleSet {
@@ -503,6 +499,8 @@ impl RuleSet {
             let span = engine.group(&text, group)?;
             std::borrow::Cow::Owned(span.map_or("", |s| &text[s]).to_string())
         } else {
+            let fast =
+                fast.get_or_init(|| FastCapture::new(rule.pattern(), u32::try_from(group).ok()?));
             let span = match known.clone() {
                 Some(m) => group_span_in(&rule.regex, fast.as_ref(), group, text, m)?,
                 None => group_span(&rule.regex, fast.as_ref(), group, text, true)?,
