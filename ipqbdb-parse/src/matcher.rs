@@ -652,6 +652,43 @@ mod tests {
     }
 
     #[test]
+    fn a_tagged_rule_that_does_not_apply_leaves_the_line_to_the_next() {
+        // The first tagged pattern to match is for another file, then for another program: the
+        // line falls to the next rule that matches it, in file order, as if none were first.
+        let s = set(concat!(
+            "/Failed password for .* from <HOST>/ * \"secure only\" tag=sshd input=secure\n",
+            "/Failed password for .* from <HOST>/ * \"dropbear\" tag=dropbear\n",
+            "/Failed \\w+ for .* from <HOST> port \\d+$/ * \"sshd\" tag=sshd\n",
+            "/Failed/ @ \"later\" tag=sshd\n",
+        ));
+        let line = b"Nov 21 10:00:00 gw sshd[42]: Failed password for root from 192.0.2.1 port 22";
+        let hit_of = |m: LineMatch| match m {
+            LineMatch::Hit { rule, ip, .. } => (rule, ip.map(|ip| ip.to_string())),
+            other => panic!("{other:?}"),
+        };
+        let want = |rule: usize| (rule, Some("192.0.2.1".to_string()));
+        assert_eq!(
+            hit_of(s.check(line, Some(Path::new("/var/log/secure")))),
+            want(0)
+        );
+        assert_eq!(
+            hit_of(s.check(line, Some(Path::new("/var/log/auth.log")))),
+            want(2)
+        );
+        assert_eq!(hit_of(s.check(line, None)), want(2));
+        // Rule 2 does not match without the port; rule 3 (the session's address) does.
+        let short = b"Nov 21 10:00:00 gw sshd[42]: Failed password for root from 192.0.2.1";
+        assert!(matches!(
+            s.check(short, None),
+            LineMatch::Hit {
+                rule: 3,
+                ip: None,
+                ..
+            }
+        ));
+    }
+
+    #[test]
     fn bad_captures_and_binary_lines() {
         let s = set("/user=\\S+ rip=(\\S+)/ 1 \"dovecot\"\n");
         assert_eq!(
