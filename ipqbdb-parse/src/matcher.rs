@@ -1,9 +1,12 @@
 //! Recognising log lines: which rule matches a line, and what it captured.
 //!
-//! Most log lines match no rule, so a `RegexSet` over every rule decides first, in one pass, whether
-//! any rule matches; only then is the first applicable rule run for its captures. Rules on the
-//! backtracking engine (PCRE syntax, see `rules`) are outside the sets and tried one by one. Lines are bytes:
-//! logs carry attacker-chosen bytes, and invalid UTF-8 must neither panic nor hide an address.
+//! Most log lines match no rule, so automata over every rule decide first, in one pass, whether
+//! any rule matches: a `RegexSet` over the whole line for the untagged rules, and for the tagged ones
+//! (anchored at the message) a leftmost-first lazy DFA that also names the first of them to match
+//! and where its match ends (`first_match`); only then is the first applicable rule run for its
+//! address. Rules on the backtracking engine (PCRE syntax, see `rules`) are outside the sets and
+//! tried one by one. Lines are bytes: logs carry attacker-chosen bytes, and invalid UTF-8 must
+//! neither panic nor hide an address.
 //!
 //! This module is stateless; what a recognised line counts for (a ban, part of an attempt already
 //! counted, a note about a session) is decided by `sessions`.
