@@ -31,7 +31,13 @@ pub fn set_sink(sink: Sink) {
 pub fn log(program: &str, level: Level, message: &str) {
     match SINK.get() {
         Some(sink) => sink(level, message),
-        None => eprintln!("{program}: {message}"),
+        None => {
+            // One write for the line: stderr is unbuffered, and `eprintln!` writes each piece
+            // with a system call of its own (four per ban in a busy daemon's log).
+            use std::io::Write as _;
+            let line = format!("{program}: {message}\n");
+            let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        }
     }
 }
 
