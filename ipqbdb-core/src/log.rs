@@ -41,6 +41,27 @@ pub fn log(program: &str, level: Level, message: &str) {
     }
 }
 
+/// Logs several lines of one level, as [`log`] would one by one, but to stderr in one write: a busy
+/// daemon logs every ban of a committed batch, and a system call per line was a tenth of its time.
+pub fn log_lines<'a>(program: &str, level: Level, messages: impl IntoIterator<Item = &'a str>) {
+    match SINK.get() {
+        Some(sink) => messages.into_iter().for_each(|m| sink(level, m)),
+        None => {
+            use std::io::Write as _;
+            let mut text = String::new();
+            for m in messages {
+                text.push_str(program);
+                text.push_str(": ");
+                text.push_str(m);
+                text.push('\n');
+            }
+            if !text.is_empty() {
+                let _ = std::io::stderr().lock().write_all(text.as_bytes());
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ipqbdb_core::banlog::BanLine;
-use ipqbdb_core::log::{log, Level};
+use ipqbdb_core::log::{log, log_lines, Level};
 use ipqbdb_core::{now, ReasonId};
 use ipqbdb_runtime::connkill::ConnKill;
 use ipqbdb_runtime::rate_limit::{RateLimit, Repeat};
@@ -412,6 +412,7 @@ impl<S: Store> Daemon<S> {
                 self.totals.bans += reports.len() as u64;
                 let categories = self.categories();
                 let mut to_kill = Vec::new();
+                let mut lines = Vec::with_capacity(reports.len());
                 for ((ip, set, r), report) in self.pending_bans.iter().zip(&reports) {
                     let (ip, rule) = (*ip, set.catcher(*r));
                     let reason = rule.reason();
@@ -420,12 +421,13 @@ impl<S: Store> Daemon<S> {
                         .as_ref()
                         .map(|c| c.get(&report.reason).copied().unwrap_or(0));
                     if let Some(line) = BanLine::new(ip, &report.outcome, reason, category) {
-                        self.log(Level::Info, line.to_string());
+                        lines.push(line.to_string());
                     }
                     if report.outcome.reached_max {
                         to_kill.push(ip);
                     }
                 }
+                log_lines(PROGRAM, Level::Info, lines.iter().map(String::as_str));
                 for ip in to_kill {
                     self.kill_connections(ip);
                 }
