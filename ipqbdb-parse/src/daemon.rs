@@ -424,13 +424,13 @@ impl<S: Store> Daemon<S> {
                         .as_ref()
                         .map(|c| c.get(&report.reason).copied().unwrap_or(0));
                     if let Some(line) = BanLine::new(ip, &report.outcome, reason, category) {
-                        lines.push(line.to_string());
+                        lines.push(line);
                     }
                     if report.outcome.reached_max {
                         to_kill.push(ip);
                     }
                 }
-                log_lines(PROGRAM, Level::Info, lines.iter().map(String::as_str));
+                log_lines(PROGRAM, Level::Info, lines);
                 for ip in to_kill {
                     self.kill_connections(ip);
                 }
