@@ -31,7 +31,39 @@ pub fn set_sink(sink: Sink) {
 pub fn log(program: &str, level: Level, message: &str) {
     match SINK.get() {
         Some(sink) => sink(level, message),
-        None => eprintln!("{program}: {message}"),
+        None => {
+            // One write for the line: stderr is unbuffered, and `eprintln!` writes each piece
+            // with a system call of its own (four per ban in a busy daemon's log).
+            use std::io::Write as _;
+            let line = format!("{program}: {message}\n");
+            let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        }
+    }
+}
+
+/// Logs several lines of one level, as [`log`] would one by one, but to stderr in one write: a busy
+/// daemon logs every ban of a committed batch, and a system call per line was a tenth of its time.
+/// Each message is formatted straight into that write's buffer.
+pub fn log_lines<M: std::fmt::Display>(
+    program: &str,
+    level: Level,
+    messages: impl IntoIterator<Item = M>,
+) {
+    match SINK.get() {
+        Some(sink) => messages
+            .into_iter()
+            .for_each(|m| sink(level, &m.to_string())),
+        None => {
+            use std::fmt::Write as _;
+            use std::io::Write as _;
+            let mut text = String::new();
+            for m in messages {
+                let _ = writeln!(text, "{program}: {m}");
+            }
+            if !text.is_empty() {
+                let _ = std::io::stderr().lock().write_all(text.as_bytes());
+            }
+        }
     }
 }
 
@@ -54,11 +86,14 @@ mod tests {
         set_sink(ignore);
         log("ibd-test", Level::Warning, "disk full");
         log("ibd-test", Level::Debug, "detail");
+        log_lines("ibd-test", Level::Info, ["first ban", "second ban"]);
         assert_eq!(
             *SEEN.lock().unwrap(),
             [
                 (Level::Warning, "disk full".to_string()),
-                (Level::Debug, "detail".to_string())
+                (Level::Debug, "detail".to_string()),
+                (Level::Info, "first ban".to_string()),
+                (Level::Info, "second ban".to_string())
             ]
         );
     }

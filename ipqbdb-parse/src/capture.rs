@@ -20,7 +20,7 @@ use regex_automata::hybrid::LazyStateID;
 use regex_automata::nfa::thompson;
 use regex_automata::util::pool::Pool;
 use regex_automata::util::start;
-use regex_automata::{Anchored, MatchKind};
+use regex_automata::{Anchored, Input, MatchKind};
 use regex_syntax::hir::{Hir, HirKind, Look};
 
 /// Memory each lazy automaton may fill before it gives up on a line (and the regex decides).
@@ -202,20 +202,14 @@ fn meeting(
     standing
 }
 
-/// Whether reversed `left`, anchored at `from`, matches exactly back to `to`.
+/// Whether reversed `left`, anchored at `from`, matches exactly back to `to`. The library's reverse
+/// search reads the span (and the byte before it, for look-behind) in its unrolled loop, at a
+/// fraction of the cost of stepping byte by byte; with every match kept, the last one it reports
+/// is the one farthest back, so it ends at `to` exactly when some match does.
 fn reaches(left: &DFA, lc: &mut Cache, hay: &[u8], from: usize, to: usize) -> Option<bool> {
-    let mut sid = start_at(left, lc, hay, from)?;
-    let mut at = from;
-    loop {
-        sid = step_back(left, lc, sid, hay, at)?;
-        if at == to {
-            return Some(sid.is_match());
-        }
-        if sid.is_dead() {
-            return Some(false);
-        }
-        at -= 1;
-    }
+    let input = Input::new(hay).range(to..from).anchored(Anchored::Yes);
+    let found = left.try_search_rev(lc, &input).ok()?;
+    Some(found.is_some_and(|m| m.offset() == to))
 }
 
 /// The address group's bounds in `hay`, by [`FastCapture`] where it can decide, else by `regex`:
@@ -234,9 +228,22 @@ pub fn group_span(
         } else {
             regex.find(hay)?.range()
         };
-        if let Some(span) = fast.locate(hay, m) {
-            return Some(Some(span));
-        }
+        return group_span_in(regex, Some(fast), index, hay, m);
+    }
+    Some(regex.captures(hay)?.get(index).map(|g| g.range()))
+}
+
+/// As [`group_span`], for a line whose match `hay[m]` the caller has found already (as `regex`
+/// would find it), so that no search runs again for it.
+pub fn group_span_in(
+    regex: &Regex,
+    fast: Option<&FastCapture>,
+    index: usize,
+    hay: &[u8],
+    m: Range<usize>,
+) -> Option<Option<Range<usize>>> {
+    if let Some(span) = fast.and_then(|fast| fast.locate(hay, m)) {
+        return Some(Some(span));
     }
     Some(regex.captures(hay)?.get(index).map(|g| g.range()))
 }

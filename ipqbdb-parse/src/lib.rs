@@ -6,6 +6,7 @@ pub mod cli;
 pub mod daemon;
 pub mod fail2ban_filters;
 pub mod fail2ban_jails;
+pub mod first_match;
 pub mod hybrid_regex;
 pub mod input_readers;
 pub mod inputs;

@@ -1,21 +1,26 @@
 //! Recognising log lines: which rule matches a line, and what it captured.
 //!
-//! Most log lines match no rule, so a `RegexSet` over every rule decides first, in one pass, whether
-//! any rule matches; only then is the first applicable rule run for its captures. Rules on the
-//! backtracking engine (PCRE syntax, see `rules`) are outside the sets and tried one by one. Lines are bytes:
-//! logs carry attacker-chosen bytes, and invalid UTF-8 must neither panic nor hide an address.
+//! Most log lines match no rule, so automata over every rule decide first, in one pass, whether
+//! any rule matches: a `RegexSet` over the whole line for the untagged rules, and for the tagged ones
+//! (anchored at the message) a leftmost-first lazy DFA that also names the first of them to match
+//! and where its match ends (`first_match`); only then is the first applicable rule run for its
+//! address. Rules on the backtracking engine (PCRE syntax, see `rules`) are outside the sets and
+//! tried one by one. Lines are bytes: logs carry attacker-chosen bytes, and invalid UTF-8 must
+//! neither panic nor hide an address.
 //!
 //! This module is stateless; what a recognised line counts for (a ban, part of an attempt already
 //! counted, a note about a session) is decided by `sessions`.
 
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::OnceLock;
 
 use ipqbdb_core::parse_ip;
 use regex::bytes::{Regex, RegexSet, RegexSetBuilder};
 
-use crate::capture::{group_span, FastCapture};
+use crate::capture::{group_span, group_span_in, FastCapture};
 use crate::fail2ban_filters::{FilterMatch, FilterSet, ImportedFilter};
+use crate::first_match::FirstMatch;
 use crate::rules::{Rule, RuleMode};
 
 /// What a line is to the rule set: the second stage of a line's result, after each filter's
@@ -138,8 +143,8 @@ impl Extras {
 pub struct RuleSet {
     rules: Vec<Rule>,
     /// Rules with `tag=`, over the message after the syslog header; `tagged[i]` is the rule index
-    /// of the set's pattern `i`.
-    tagged_set: RegexSet,
+    /// of the automaton's pattern `i`.
+    tagged_first: FirstMatch,
     tagged: Vec<usize>,
     /// The syslog header of the programs the tagged rules name.
     header: Regex,
@@ -150,8 +155,9 @@ pub struct RuleSet {
     backtracking: Vec<usize>,
     mode: RuleMode,
     /// Per rule: the capture group of its address (`None`: the session's), and the automata that
-    /// find it without a capture search where they can (active rules only).
-    groups: Vec<(Option<usize>, Option<FastCapture>)>,
+    /// find it without a capture search where they can, built when the rule first catches a line
+    /// (most rules of a set never do, and building them all cost a third of the start-up).
+    groups: Vec<(Option<usize>, OnceLock<Option<FastCapture>>)>,
     /// Per rule: its `TRIES` and `SESSION` groups, if it has them (see `rules`).
     extras: Vec<Option<Extras>>,
     /// fail2ban filters run beside the rules (`fail2ban_filters`); their catchers follow the rules'.
@@ -162,11 +168,15 @@ pub struct RuleSet {
 /// not become millions of bans.
 pub const MAX_REPEAT: u32 = 1000;
 
+/// Limits of the compiled rule sets and of their lazy automata's memory.
+const SET_SIZE_LIMIT: usize = 256 << 20;
+const SET_DFA_LIMIT: usize = 64 << 20;
+
 fn build_set<'a>(patterns: impl Iterator<Item = &'a str>) -> Result<RegexSet, regex::Error> {
     RegexSetBuilder::new(patterns)
         .unicode(false)
-        .size_limit(256 << 20)
-        .dfa_size_limit(64 << 20)
+        .size_limit(SET_SIZE_LIMIT)
+        .dfa_size_limit(SET_DFA_LIMIT)
         .build()
 }
 
@@ -182,7 +192,8 @@ impl RuleSet {
         let backtracking = (0..rules.len())
             .filter(|&i| mode.includes(rules[i].mode) && rules[i].backtrack.is_some())
             .collect();
-        let tagged_set = build_set(tagged.iter().map(|&i| rules[i].pattern()))?;
+        let tagged_patterns: Vec<&str> = tagged.iter().map(|&i| rules[i].pattern()).collect();
+        let tagged_first = FirstMatch::new(&tagged_patterns, SET_SIZE_LIMIT, SET_DFA_LIMIT)?;
         let tags: Vec<&str> = tagged
             .iter()
             .flat_map(|&i| rules[i].tags.iter().map(String::as_str))
@@ -191,19 +202,13 @@ impl RuleSet {
         let plain_set = build_set(plain.iter().map(|&i| rules[i].pattern()))?;
         let groups = rules
             .iter()
-            .map(|r| {
-                let index = r.address_group();
-                let fast = index
-                    .filter(|_| mode.includes(r.mode) && r.backtrack.is_none())
-                    .and_then(|i| FastCapture::new(r.pattern(), u32::try_from(i).ok()?));
-                (index, fast)
-            })
+            .map(|r| (r.address_group(), OnceLock::new()))
             .collect();
         let extras = rules.iter().map(Extras::of).collect();
         Ok(RuleSet {
             extras,
             rules,
-            tagged_set,
+            tagged_first,
             tagged,
             header,
             plain_set,
@@ -356,16 +361,12 @@ impl RuleSet {
         } else {
             self.header.find(line).map(|m| m.end())
         };
+        // The first tagged rule whose pattern matches the message, and where its match ends; the
+        // others that match are looked for only if that one does not apply to the line.
+        let first = msg_at.map(|at| self.tagged_first.find(&line[at..]));
         let mut candidates: Vec<(usize, bool)> = Vec::new();
         // `is_match` stops at the first match; most lines match nothing, and only hits pay for
         // finding every pattern that matches.
-        if let Some(at) = msg_at {
-            let msg = &line[at..];
-            if self.tagged_set.is_match(msg) {
-                let hits = self.tagged_set.matches(msg);
-                candidates.extend(hits.iter().map(|i| (self.tagged[i], true)));
-            }
-        }
         if !self.plain.is_empty() && self.plain_set.is_match(line) {
             let hits = self.plain_set.matches(line);
             candidates.extend(hits.iter().map(|i| (self.plain[i], false)));
@@ -391,112 +392,164 @@ impl RuleSet {
                 candidates.push((i, tagged));
             }
         }
-        if candidates.is_empty() {
-            return LineMatch::Miss;
+        let mut header: Option<Option<TagPid<'_>>> = None;
+        let from = match first {
+            None | Some(Ok(None)) => None,
+            // The usual case: the first tagged rule alone, its match known.
+            Some(Ok(Some((p, end)))) => {
+                if candidates.is_empty() {
+                    let found = self.try_rule(
+                        self.tagged[p],
+                        true,
+                        line,
+                        msg_at,
+                        input,
+                        program,
+                        &mut header,
+                        Some(end),
+                    );
+                    if let Some(found) = found {
+                        return found;
+                    }
+                }
+                Some(p)
+            }
+            // The automaton gave up: each tagged regex decides.
+            Some(Err(_)) => Some(0),
+        };
+        if let (Some(from), Some(at)) = (from, msg_at) {
+            let msg = &line[at..];
+            candidates.extend(
+                self.tagged[from..]
+                    .iter()
+                    .filter(|&&i| self.rules[i].regex.is_match(msg))
+                    .map(|&i| (i, true)),
+            );
         }
         // The first applicable rule in file order wins.
         candidates.sort_unstable();
-        let mut header: Option<Option<TagPid<'_>>> = None;
         for (i, tagged) in candidates {
-            let rule = &self.rules[i];
-            if !rule.applies_to(input) {
-                continue;
+            if let Some(found) =
+                self.try_rule(i, tagged, line, msg_at, input, program, &mut header, None)
+            {
+                return found;
             }
-            if let Some(program) = program {
-                // Only the program's rules, and those written for this very input.
-                let its = tagged && rule.tags.iter().any(|t| t == program);
-                if !its && (tagged || rule.input.is_none()) {
-                    continue;
-                }
-            }
-            let (text, session) = if tagged && program.is_some() {
-                // No pid tells its processes apart: the session is set once the address is known.
-                (line, None)
-            } else if tagged {
-                let at = msg_at.unwrap_or(0);
-                let (tag, pid) = match *header.get_or_insert_with(|| parse_header(&line[..at])) {
-                    Some(h) => h,
-                    None => continue,
-                };
-                if !rule.tags.iter().any(|t| t.as_bytes() == tag) {
-                    continue;
-                }
-                let session = pid.map(|pid| {
-                    let mut key = Vec::with_capacity(tag.len() + pid.len() + 2);
-                    key.extend_from_slice(tag);
-                    key.push(b'[');
-                    key.extend_from_slice(pid);
-                    key.push(b']');
-                    key.into_boxed_slice()
-                });
-                (&line[msg_at.unwrap_or(0)..], session)
-            } else {
-                (line, None)
-            };
-            let (group, fast) = &self.groups[i];
-            let Some(group) = *group else {
-                // The set has matched the pattern on this very text: nothing to capture.
-                return LineMatch::Hit {
-                    rule: i,
-                    ip: None,
-                    repeat: 1,
-                    session,
-                };
-            };
-            let text = if let Some(engine) = &rule.backtrack {
-                let text = String::from_utf8_lossy(text);
-                let Some(span) = engine.group(&text, group) else {
-                    continue;
-                };
-                std::borrow::Cow::Owned(span.map_or("", |s| &text[s]).to_string())
-            } else {
-                let Some(span) = group_span(&rule.regex, fast.as_ref(), group, text, true) else {
-                    continue;
-                };
-                String::from_utf8_lossy(span.map_or(&b""[..], |s| &text[s]))
-            };
-            let (mut repeat, mut session) = (1, session);
-            if let Some(extras) = &self.extras[i] {
-                let hay = line_of(line, msg_at, tagged);
-                // One search for the match serves both groups.
-                let found = rule.regex.find(hay).map(|m| m.range());
-                let group = |g: &Group| -> Option<&[u8]> {
-                    let (index, fast) = g.as_ref()?;
-                    let span = match (fast, found.clone()) {
-                        (Some(fast), Some(m)) => fast.locate(hay, m),
-                        _ => None,
-                    };
-                    let span = match span {
-                        Some(span) => span,
-                        None => group_span(&rule.regex, None, *index, hay, true)??,
-                    };
-                    Some(&hay[span])
-                };
-                if let Some(n) = group(&extras.tries) {
-                    let n = std::str::from_utf8(n).ok();
-                    repeat = n
-                        .and_then(|n| n.parse().ok())
-                        .unwrap_or(1)
-                        .clamp(1, MAX_REPEAT);
-                }
-                if let Some(id) = group(&extras.session) {
-                    session = Some([b"session<", id, b">"].concat().into());
-                }
-            }
-            return match parse_ip(&text) {
-                Ok(ip) => LineMatch::Hit {
-                    rule: i,
-                    ip: Some(ip),
-                    repeat,
-                    session: session.or_else(|| per_address(program?, ip)),
-                },
-                Err(_) => LineMatch::BadAddress {
-                    rule: i,
-                    text: text.into_owned(),
-                },
-            };
         }
         LineMatch::Miss
+    }
+
+    /// What rule `i`, whose pattern matches the line (its message if `tagged`), makes of it;
+    /// `None` when the rule does not apply to the line, which the next candidate then decides.
+    /// `end`: where the rule's match of the message ends, when already known.
+    #[allow(clippy::too_many_arguments)]
+    fn try_rule<'l>(
+        &self,
+        i: usize,
+        tagged: bool,
+        line: &'l [u8],
+        msg_at: Option<usize>,
+        input: Option<&Path>,
+        program: Option<&str>,
+        header: &mut Option<Option<TagPid<'l>>>,
+        end: Option<usize>,
+    ) -> Option<LineMatch> {
+        let rule = &self.rules[i];
+        if !rule.applies_to(input) {
+            return None;
+        }
+        if let Some(program) = program {
+            // Only the program's rules, and those written for this very input.
+            let its = tagged && rule.tags.iter().any(|t| t == program);
+            if !its && (tagged || rule.input.is_none()) {
+                return None;
+            }
+        }
+        let (text, session) = if tagged && program.is_some() {
+            // No pid tells its processes apart: the session is set once the address is known.
+            (line, None)
+        } else if tagged {
+            let at = msg_at.unwrap_or(0);
+            let (tag, pid) = (*header.get_or_insert_with(|| parse_header(&line[..at])))?;
+            if !rule.tags.iter().any(|t| t.as_bytes() == tag) {
+                return None;
+            }
+            let session = pid.map(|pid| {
+                let mut key = Vec::with_capacity(tag.len() + pid.len() + 2);
+                key.extend_from_slice(tag);
+                key.push(b'[');
+                key.extend_from_slice(pid);
+                key.push(b']');
+                key.into_boxed_slice()
+            });
+            (&line[at..], session)
+        } else {
+            (line, None)
+        };
+        // A tagged rule's match starts at the message's start.
+        let known = end.filter(|_| tagged).map(|end| 0..end);
+        let (group, fast) = &self.groups[i];
+        let Some(group) = *group else {
+            // The set has matched the pattern on this very text: nothing to capture.
+            return Some(LineMatch::Hit {
+                rule: i,
+                ip: None,
+                repeat: 1,
+                session,
+            });
+        };
+        let text = if let Some(engine) = &rule.backtrack {
+            let text = String::from_utf8_lossy(text);
+            let span = engine.group(&text, group)?;
+            std::borrow::Cow::Owned(span.map_or("", |s| &text[s]).to_string())
+        } else {
+            let fast =
+                fast.get_or_init(|| FastCapture::new(rule.pattern(), u32::try_from(group).ok()?));
+            let span = match known.clone() {
+                Some(m) => group_span_in(&rule.regex, fast.as_ref(), group, text, m)?,
+                None => group_span(&rule.regex, fast.as_ref(), group, text, true)?,
+            };
+            String::from_utf8_lossy(span.map_or(&b""[..], |s| &text[s]))
+        };
+        let (mut repeat, mut session) = (1, session);
+        if let Some(extras) = &self.extras[i] {
+            let hay = line_of(line, msg_at, tagged);
+            // One search for the match serves both groups.
+            let found = known.or_else(|| rule.regex.find(hay).map(|m| m.range()));
+            let group = |g: &Group| -> Option<&[u8]> {
+                let (index, fast) = g.as_ref()?;
+                let span = match (fast, found.clone()) {
+                    (Some(fast), Some(m)) => fast.locate(hay, m),
+                    _ => None,
+                };
+                let span = match span {
+                    Some(span) => span,
+                    None => group_span(&rule.regex, None, *index, hay, true)??,
+                };
+                Some(&hay[span])
+            };
+            if let Some(n) = group(&extras.tries) {
+                let n = std::str::from_utf8(n).ok();
+                repeat = n
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(1)
+                    .clamp(1, MAX_REPEAT);
+            }
+            if let Some(id) = group(&extras.session) {
+                session = Some([b"session<", id, b">"].concat().into());
+            }
+        }
+        Some(match parse_ip(&text) {
+            Ok(ip) => LineMatch::Hit {
+                rule: i,
+                ip: Some(ip),
+                repeat,
+                session: session.or_else(|| program.and_then(|p| per_address(p, ip))),
+            },
+            Err(_) => LineMatch::BadAddress {
+                rule: i,
+                text: text.into_owned(),
+            },
+        })
     }
 }
 
@@ -599,6 +652,43 @@ mod tests {
         );
         assert_eq!(s.check(line, None), hit(1, "192.0.2.1"));
         assert_eq!(s.check(b"nothing here", None), LineMatch::Miss);
+    }
+
+    #[test]
+    fn a_tagged_rule_that_does_not_apply_leaves_the_line_to_the_next() {
+        // The first tagged pattern to match is for another file, then for another program: the
+        // line falls to the next rule that matches it, in file order, as if none were first.
+        let s = set(concat!(
+            "/Failed password for .* from <HOST>/ * \"secure only\" tag=sshd input=secure\n",
+            "/Failed password for .* from <HOST>/ * \"dropbear\" tag=dropbear\n",
+            "/Failed \\w+ for .* from <HOST> port \\d+$/ * \"sshd\" tag=sshd\n",
+            "/Failed/ @ \"later\" tag=sshd\n",
+        ));
+        let line = b"Nov 21 10:00:00 gw sshd[42]: Failed password for root from 192.0.2.1 port 22";
+        let hit_of = |m: LineMatch| match m {
+            LineMatch::Hit { rule, ip, .. } => (rule, ip.map(|ip| ip.to_string())),
+            other => panic!("{other:?}"),
+        };
+        let want = |rule: usize| (rule, Some("192.0.2.1".to_string()));
+        assert_eq!(
+            hit_of(s.check(line, Some(Path::new("/var/log/secure")))),
+            want(0)
+        );
+        assert_eq!(
+            hit_of(s.check(line, Some(Path::new("/var/log/auth.log")))),
+            want(2)
+        );
+        assert_eq!(hit_of(s.check(line, None)), want(2));
+        // Rule 2 does not match without the port; rule 3 (the session's address) does.
+        let short = b"Nov 21 10:00:00 gw sshd[42]: Failed password for root from 192.0.2.1";
+        assert!(matches!(
+            s.check(short, None),
+            LineMatch::Hit {
+                rule: 3,
+                ip: None,
+                ..
+            }
+        ));
     }
 
     #[test]

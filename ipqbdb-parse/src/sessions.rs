@@ -76,7 +76,9 @@ pub struct Sessions {
     map: HashMap<Box<[u8]>, Session>,
     /// Sessions in the order they were last touched; entries whose `seq` no longer matches the map's
     /// are stale and skipped.
-    order: VecDeque<(Box<[u8]>, u64)>,
+    /// Each entry also holds the time of that touch: entries are in time order, so a fresh first
+    /// entry means nothing has expired, without a look-up in the map on every line.
+    order: VecDeque<(Box<[u8]>, u64, u64)>,
     seq: u64,
     capacity: usize,
     ttl: u64,
@@ -235,32 +237,34 @@ impl Sessions {
     ) {
         self.seq += 1;
         let seq = self.seq;
-        let fresh = !self.map.contains_key(&key);
-        if fresh && self.map.len() >= self.capacity {
-            self.evict_oldest();
+        let session = Session {
+            ip,
+            open,
+            banned,
+            side,
+            last_seen: now,
+            seq,
+        };
+        // One hash of the key for a session already held, the common case.
+        if let Some(held) = self.map.get_mut(&key) {
+            *held = session;
+        } else {
+            if self.map.len() >= self.capacity {
+                self.evict_oldest();
+            }
+            self.map.insert(key.clone(), session);
         }
-        self.order.push_back((key.clone(), seq));
-        self.map.insert(
-            key,
-            Session {
-                ip,
-                open,
-                banned,
-                side,
-                last_seen: now,
-                seq,
-            },
-        );
+        self.order.push_back((key, seq, now));
         // Stale entries are skipped lazily; compact when they outnumber the live ones.
         if self.order.len() > 2 * self.capacity.max(self.map.len()) + 16 {
             let map = &self.map;
             self.order
-                .retain(|(k, s)| map.get(k).is_some_and(|x| x.seq == *s));
+                .retain(|(k, s, _)| map.get(k).is_some_and(|x| x.seq == *s));
         }
     }
 
     fn evict_oldest(&mut self) {
-        while let Some((k, s)) = self.order.pop_front() {
+        while let Some((k, s, _)) = self.order.pop_front() {
             if self.map.get(&k).is_some_and(|x| x.seq == s) {
                 self.map.remove(&k);
                 self.evicted += 1;
@@ -270,7 +274,11 @@ impl Sessions {
     }
 
     fn expire(&mut self, now: u64) {
-        while let Some((k, s)) = self.order.front() {
+        while let Some((k, s, touched)) = self.order.front() {
+            if now.saturating_sub(*touched) < self.ttl {
+                // This touch and every later one are fresh.
+                return;
+            }
             match self.map.get(k) {
                 Some(x) if x.seq == *s => {
                     if now.saturating_sub(x.last_seen) < self.ttl {

@@ -84,8 +84,10 @@ impl ImportedFilter {
         let any_fast = self.fast_set.as_ref().is_none_or(|set| set.is_match(&buf));
         for &i in &self.fail {
             let regex = &self.regexes[i].regex;
-            let skip = matches!(regex, HybridRegex::Fast(_)) && !any_fast;
-            if skip || !regex.is_match(&buf) {
+            let fast = matches!(regex, HybridRegex::Fast(_));
+            // A DFA says cheaply that a line does not match, before any capture search; on the
+            // backtracking engine a test costs as much as the captures, so only they run.
+            if fast && (!any_fast || !regex.is_match(&buf)) {
                 continue;
             }
             let Some((span, groups)) = regex.captures(&buf) else {
