@@ -36,8 +36,8 @@ const PROGRAM: &str = "ibd-parse";
 /// ext4 with 330,000 addresses): under a flood of attacks the batch grows to this bound or to
 /// `MAX_DELAY`, so the flushes stay few and share pages.
 const MAX_BATCH: usize = 32768;
-/// How long a ban may wait for its batch to fill: the time an attacker keeps at most, beyond the
-/// commit itself, which matters less than keeping up with the flood.
+/// How long a ban may wait for its batch to fill while lines keep arriving: the time an attacker
+/// keeps at most, beyond the commit itself, which matters less than keeping up with the flood.
 const MAX_DELAY: Duration = Duration::from_millis(200);
 /// How often read positions are committed when no ban carries them.
 const POSITION_INTERVAL: Duration = Duration::from_secs(1);
@@ -225,21 +225,26 @@ impl<S: Store> Daemon<S> {
                 None => Duration::from_millis(200),
             };
             let mut ended = 0;
+            // Whether every line that had arrived is handled: then pending bans commit at once.
+            let mut drained = false;
             match rx.recv_timeout(timeout) {
                 Ok(ev) => ended += usize::from(self.handle(ev)),
-                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Timeout) => drained = true,
                 Err(RecvTimeoutError::Disconnected) => break,
             }
             // Take what is already queued, up to a batch.
             while self.pending_bans.len() < MAX_BATCH {
                 match rx.try_recv() {
                     Ok(ev) => ended += usize::from(self.handle(ev)),
-                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => {
+                        drained = true;
+                        break;
+                    }
                 }
             }
             open_ends = open_ends.saturating_sub(ended);
             self.maintain();
-            if self.should_flush() {
+            if self.should_flush(drained) {
                 retry_at = self.flush().err().map(|_| Instant::now() + RETRY);
             }
             if open_ends == 0 && !endless && retry_at.is_none() {
@@ -372,9 +377,13 @@ impl<S: Store> Daemon<S> {
         }
     }
 
-    fn should_flush(&self) -> bool {
+    /// Bans commit as soon as no line waits behind them (`drained`), so a lone attack is banned
+    /// without delay; under a flood, lines keep arriving during each commit's flush and the next
+    /// batch grows until it is full or its first ban has waited `MAX_DELAY` (group commit).
+    fn should_flush(&self, drained: bool) -> bool {
         let bans_due = !self.pending_bans.is_empty()
-            && (self.pending_bans.len() >= MAX_BATCH
+            && (drained
+                || self.pending_bans.len() >= MAX_BATCH
                 || self.first_pending.is_some_and(|t| t.elapsed() >= MAX_DELAY));
         let positions_due = !self.pending_positions.is_empty()
             && self.last_position_flush.elapsed() >= POSITION_INTERVAL;
