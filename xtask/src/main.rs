@@ -24,48 +24,18 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        [cmd] if cmd == "check-docs" => {
-            let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-            match ipqbdb_xtask::doc_check::check_repo(&root) {
-                Ok(broken) if broken.is_empty() => {
-                    println!("check-docs: every path and symbol named in docs/ exists");
-                    ExitCode::SUCCESS
-                }
-                Ok(broken) => {
-                    for b in &broken {
-                        eprintln!("{b}");
-                    }
-                    eprintln!("check-docs: {} stale references in docs/", broken.len());
-                    ExitCode::FAILURE
-                }
-                Err(e) => {
-                    eprintln!("ipqbdb-xtask: check-docs: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
-        [cmd] if cmd == "check-cycles" => {
-            let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-            match ipqbdb_xtask::file_cycles::check_repo(&root) {
-                Ok(cycles) if cycles.is_empty() => {
-                    println!(
-                        "check-cycles: no source file imports from a file that imports it back"
-                    );
-                    ExitCode::SUCCESS
-                }
-                Ok(cycles) => {
-                    for c in &cycles {
-                        eprintln!("{c}");
-                    }
-                    eprintln!("check-cycles: {} file cycles", cycles.len());
-                    ExitCode::FAILURE
-                }
-                Err(e) => {
-                    eprintln!("ipqbdb-xtask: check-cycles: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        [cmd] if cmd == "check-docs" => checked(
+            cmd,
+            ipqbdb_xtask::doc_check::check_repo(&repo_root()),
+            "every path and symbol named in docs/ exists",
+            "stale references in docs/",
+        ),
+        [cmd] if cmd == "check-cycles" => checked(
+            cmd,
+            ipqbdb_xtask::file_cycles::check_repo(&repo_root()),
+            "no source file imports from a file that imports it back",
+            "file cycles",
+        ),
         [cmd, rest @ ..] if cmd.starts_with("bench-") => {
             let result = match cmd.as_str() {
                 "bench-judge" => ipqbdb_xtask::bench_judge::run(rest),
@@ -91,4 +61,34 @@ fn usage() -> ExitCode {
          | bench-parse [LINES] | bench-fleet [HOSTS] [STORM_LINES] [RECORDS]"
     );
     ExitCode::from(2)
+}
+
+fn repo_root() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A check's outcome as one line on success, or each finding and their count on failure.
+fn checked<F: std::fmt::Display, E: std::fmt::Display>(
+    name: &str,
+    found: Result<Vec<F>, E>,
+    clean: &str,
+    what: &str,
+) -> ExitCode {
+    match found {
+        Ok(found) if found.is_empty() => {
+            println!("{name}: {clean}");
+            ExitCode::SUCCESS
+        }
+        Ok(found) => {
+            for f in &found {
+                eprintln!("{f}");
+            }
+            eprintln!("{name}: {} {what}", found.len());
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("ipqbdb-xtask: {name}: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
