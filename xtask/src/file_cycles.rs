@@ -479,7 +479,7 @@ mod tests {
 
     #[test]
     fn the_repository_has_no_cycle() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let root = crate::bench::workspace_root();
         let cycles = check_repo(&root).unwrap();
         let text: Vec<String> = cycles.iter().map(ToString::to_string).collect();
         assert!(cycles.is_empty(), "file cycles:\n{}", text.join("\n"));

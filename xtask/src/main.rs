@@ -26,13 +26,13 @@ fn main() -> ExitCode {
         },
         [cmd] if cmd == "check-docs" => checked(
             cmd,
-            ipqbdb_xtask::doc_check::check_repo(&repo_root()),
+            ipqbdb_xtask::doc_check::check_repo(&ipqbdb_xtask::bench::workspace_root()),
             "every path and symbol named in docs/ exists",
             "stale references in docs/",
         ),
         [cmd] if cmd == "check-cycles" => checked(
             cmd,
-            ipqbdb_xtask::file_cycles::check_repo(&repo_root()),
+            ipqbdb_xtask::file_cycles::check_repo(&ipqbdb_xtask::bench::workspace_root()),
             "no source file imports from a file that imports it back",
             "file cycles",
         ),
@@ -61,10 +61,6 @@ fn usage() -> ExitCode {
          | bench-parse [LINES] | bench-fleet [HOSTS] [STORM_LINES] [RECORDS]"
     );
     ExitCode::from(2)
-}
-
-fn repo_root() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 /// A check's outcome as one line on success, or each finding and their count on failure.
