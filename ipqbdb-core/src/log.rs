@@ -31,19 +31,14 @@ pub fn set_sink(sink: Sink) {
 pub fn log(program: &str, level: Level, message: &str) {
     match SINK.get() {
         Some(sink) => sink(level, message),
-        None => {
-            // One write for the line: stderr is unbuffered, and `eprintln!` writes each piece
-            // with a system call of its own (four per ban in a busy daemon's log).
-            use std::io::Write as _;
-            let line = format!("{program}: {message}\n");
-            let _ = std::io::stderr().lock().write_all(line.as_bytes());
-        }
+        None => log_lines(program, level, [message]),
     }
 }
 
-/// Logs several lines of one level, as [`log`] would one by one, but to stderr in one write: a busy
-/// daemon logs every ban of a committed batch, and a system call per line was a tenth of its time.
-/// Each message is formatted straight into that write's buffer.
+/// Logs several lines of one level, as [`log`] would one by one, but to stderr in one write:
+/// stderr is unbuffered and `eprintln!` makes a system call per piece, while a busy daemon logs
+/// every ban of a committed batch (a system call per line was a tenth of its time). Each message
+/// is formatted straight into that write's buffer.
 pub fn log_lines<M: std::fmt::Display>(
     program: &str,
     level: Level,
