@@ -411,8 +411,12 @@ impl RuleSet {
                     if let Some(found) = found {
                         return found;
                     }
+                } else {
+                    // Known to match; it competes with the untagged hits in file order.
+                    candidates.push((self.tagged[p], true));
                 }
-                Some(p)
+                // Only the later tagged rules are left to ask.
+                Some(p + 1)
             }
             // The automaton gave up: each tagged regex decides.
             Some(Err(_)) => Some(0),
