@@ -377,14 +377,12 @@ impl<S: Store> Daemon<S> {
         }
     }
 
-    /// Bans commit as soon as no line waits behind them (`drained`), so a lone attack is banned
-    /// without delay; under a flood, lines keep arriving during each commit's flush and the next
-    /// batch grows until it is full or its first ban has waited `MAX_DELAY` (group commit).
     fn should_flush(&self, drained: bool) -> bool {
-        let bans_due = !self.pending_bans.is_empty()
-            && (drained
-                || self.pending_bans.len() >= MAX_BATCH
-                || self.first_pending.is_some_and(|t| t.elapsed() >= MAX_DELAY));
+        let bans_due = bans_due(
+            self.pending_bans.len(),
+            self.first_pending.map(|t| t.elapsed()),
+            drained,
+        );
         let positions_due = !self.pending_positions.is_empty()
             && self.last_position_flush.elapsed() >= POSITION_INTERVAL;
         bans_due || positions_due
@@ -634,5 +632,33 @@ impl<S: Store> Daemon<S> {
 
     fn log(&self, level: Level, message: String) {
         log(PROGRAM, level, &message);
+    }
+}
+
+/// Whether `pending` bans, the first of them `waited` ago, commit now. They commit as soon as no
+/// line waits behind them (`drained`), so a lone attack is banned without delay; under a flood,
+/// lines keep arriving during each commit's flush and the next batch grows until it is full or
+/// its first ban has waited `MAX_DELAY` (group commit).
+fn bans_due(pending: usize, waited: Option<Duration>, drained: bool) -> bool {
+    pending > 0 && (drained || pending >= MAX_BATCH || waited.is_some_and(|w| w >= MAX_DELAY))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lone_ban_commits_at_once_and_a_flood_in_batches() {
+        let fresh = Some(Duration::ZERO);
+        // Nothing waits behind it: no delay.
+        assert!(bans_due(1, fresh, true));
+        // Lines keep coming: the batch grows...
+        assert!(!bans_due(1, fresh, false));
+        assert!(!bans_due(MAX_BATCH - 1, fresh, false));
+        // ...until it is full, or its first ban has waited long enough.
+        assert!(bans_due(MAX_BATCH, fresh, false));
+        assert!(bans_due(1, Some(MAX_DELAY), false));
+        // Nothing to commit.
+        assert!(!bans_due(0, None, true));
     }
 }
