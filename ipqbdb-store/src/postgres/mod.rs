@@ -31,7 +31,8 @@ use std::time::{Duration, Instant};
 
 
 use crate::engines::Engine;
-use crate::error::Result;
+use crate::error::{Result, StoreError};
+use ipqbdb_core::log::{log, Level};
 use crate::kv::{ReadTx, Table, WriteTx};
 use crate::server::system_host_name;
 use crate::store::{ensure_format, Location, OpenOptions, StorageEngine};
@@ -55,6 +56,14 @@ use schema::*;
 pub use state::PostgresStore;
 use state::Conn;
 use tx::*;
+
+/// The running program's name, for a log line written from inside the store.
+fn process_name() -> String {
+    std::env::args_os()
+        .next()
+        .and_then(|a| Some(Path::new(&a).file_name()?.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "ipqbdb".into())
+}
 
 /// Tells listening views that a write committed, in a transaction of its own after the write's.
 /// A transaction that notifies holds the server's notify lock until its commit is on disk, so
@@ -178,6 +187,7 @@ impl StorageEngine for PostgresStore {
                 // token says which, once the server answers again (see SETTLE_FOR).
                 let asked = Instant::now();
                 let mut wait = Duration::from_millis(50);
+                let mut said = false;
                 let committed = loop {
                     let answer = self.with_read(&mut |txn, _| {
                         txn.query_opt(
@@ -190,6 +200,20 @@ impl StorageEngine for PostgresStore {
                     match answer {
                         Ok(landed) => break landed,
                         Err(_) if asked.elapsed() < SETTLE_FOR => {
+                            if !said && asked.elapsed() >= SETTLE_QUIET {
+                                // An outage can last minutes: the program says why it waits.
+                                said = true;
+                                log(
+                                    &process_name(),
+                                    Level::Error,
+                                    &format!(
+                                        "{}; the last commit's outcome is unknown until the \
+                                         server answers (waiting up to {} s)",
+                                        StoreError::engine(&self.loc.path, Engine::Postgres, Explained::from(&e)),
+                                        SETTLE_FOR.as_secs()
+                                    ),
+                                );
+                            }
                             std::thread::sleep(wait);
                             wait = (wait * 2).min(Duration::from_secs(1));
                         }

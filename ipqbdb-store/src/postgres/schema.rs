@@ -24,6 +24,9 @@ pub(super) const RETRY_FOR: Duration = Duration::from_secs(60);
 /// again, "yes" loses them. So the write waits (the parser holds its lines meanwhile) for the
 /// server to come back and say, longer than any restart should take.
 pub(super) const SETTLE_FOR: Duration = Duration::from_secs(600);
+/// How long a commit's outcome may stay unknown before the program says why it waits (a server
+/// restart is over within it).
+pub(super) const SETTLE_QUIET: Duration = Duration::from_secs(2);
 /// How long a connection attempt may take: an unreachable server is an error, never a hang.
 pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long sent data may stay unacknowledged by a TCP server before the connection counts as lost.
