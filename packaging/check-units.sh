@@ -5,10 +5,9 @@
 #
 # 1. Builds ipqbdb-lmdb (revisions 1 and 2) and ipqbdb-postgres (packaging/build-debs.sh), or takes
 #    them from the directories in $CHECK_UNITS_DEBS (colon-separated; CI passes check-debs.sh's).
-# 2. A Debian bookworm root (debootstrap --variant=minbase, from the mirror apt uses here), with
-#    systemd, rsyslog, iproute2 and iptables; openssh-server and what it pulls in (procps among them)
-#    are downloaded into it but installed only after the reload check, which must run without
-#    procps' /bin/kill. Cached as a tarball in $IPQBDB_CI_CACHE (default /var/cache/ipqbdb-ci).
+# 2. A Debian bookworm root from packaging/units-root.sh (made once, cached): systemd, rsyslog,
+#    iproute2 and iptables; openssh-server and what it pulls in (procps among them) only downloaded,
+#    and installed after the reload check, which must run without procps' /bin/kill.
 # 3. ipqbdb-lmdb, installed into the root before it boots (maintainer scripts without a running
 #    systemd; old ipqbdb programs in /usr/local are named), then booted (systemd-nspawn -b) with a
 #    veth to a network namespace of this check:
@@ -47,14 +46,7 @@ fail_later() {
 }
 
 [ "$(id -u)" = 0 ] || fail "run as root: this check boots containers and makes network namespaces"
-cache=${IPQBDB_CI_CACHE:-/var/cache/ipqbdb-ci}
-suite=bookworm
-# In the root: what the checks run. Downloaded only: installed during the check.
-packages=(systemd systemd-sysv dbus rsyslog iproute2 iptables adduser openssh-client)
-offline=(openssh-server)
-
 need_apt=()
-command -v debootstrap > /dev/null || need_apt+=(debootstrap)
 command -v systemd-nspawn > /dev/null || need_apt+=(systemd-container)
 command -v nsenter > /dev/null || need_apt+=(util-linux)
 command -v ip > /dev/null || need_apt+=(iproute2)
@@ -124,36 +116,8 @@ deb_pg=$(ls "$work"/debs/ipqbdb-postgres_*-1_*.deb) || fail "no ipqbdb-postgres 
 echo "$(basename -a "$deb_lmdb" "$deb_lmdb2" "$deb_pg" | paste -sd ' ') in $(($(date +%s) - t0)) s"
 
 step "Debian root"
-# The mirror apt uses here (deb822 sources or a sources.list line), else Debian's.
-mirror=$(sed -n 's/^URIs: *\([^ ]*debian\/*\)$/\1/p' /etc/apt/sources.list.d/*.sources 2> /dev/null | head -1)
-[ -n "$mirror" ] || mirror=$(awk '$1 == "deb" && $3 == "'$suite'" {print $2; exit}' /etc/apt/sources.list 2> /dev/null || true)
-[ -n "$mirror" ] || mirror=http://deb.debian.org/debian
-key=$(printf '%s\n' "$suite" "${packages[@]}" -- "${offline[@]}" | sha256sum | cut -c1-12)
-tarball=$cache/root-$suite-$key.tar
-if [ -f "$tarball" ]; then
-    echo "cached: $tarball"
-else
-    t0=$(date +%s)
-    mkdir -p "$cache"
-    root=$work/mkroot
-    debootstrap --variant=minbase --include="$(
-        IFS=,
-        echo "${packages[*]}"
-    )" "$suite" "$root" "$mirror" > "$work/debootstrap.log" 2>&1 ||
-        fail "debootstrap $suite from $mirror failed: $(tail -1 "$work/debootstrap.log")"
-    # The offline packages: only what the root lacks, kept in /root/offline for dpkg -i.
-    chroot "$root" apt-get clean
-    chroot "$root" apt-get update -qq > /dev/null || fail "apt-get update in the new root failed"
-    chroot "$root" apt-get install -y -qq --download-only --no-install-recommends "${offline[@]}" > /dev/null ||
-        fail "apt-get --download-only ${offline[*]} in the new root failed"
-    mkdir "$root/root/offline"
-    mv "$root"/var/cache/apt/archives/*.deb "$root/root/offline/"
-    rm -rf "$root"/var/lib/apt/lists/*
-    echo ipqbdb-ci > "$root/etc/hostname"
-    tar -C "$root" -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
-    rm -rf "$root"
-    echo "made $tarball from $mirror in $(($(date +%s) - t0)) s"
-fi
+tarball=$(packaging/units-root.sh) || fail "packaging/units-root.sh could not make the Debian root"
+echo "$tarball"
 
 # A fresh root for one variant, with the packages under /root/debs.
 new_root() {
