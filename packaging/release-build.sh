@@ -9,6 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# = 1 ] || { echo "usage: packaging/release-build.sh BACKEND" >&2; exit 2; }
 export CARGO_TARGET_DIR=$PWD/target/deb-build
+# No debug info: cargo-deb strips the programs it packages, so it would only lengthen the build (the
+# workspace's release profile keeps it for profiling the benchmarks).
+export CARGO_PROFILE_RELEASE_DEBUG=0
 cargo build --release --quiet --no-default-features --features "$1" \
     -p ipqbdb-admin -p ipqbdb-parse -p ipqbdb-judge -p ipqbdb-xdp
 echo "$CARGO_TARGET_DIR/release"
