@@ -8,9 +8,11 @@
 //! can end and `B` can start. Reversed DFAs read from the end of the match find where `H B` can start
 //! (usually one place or a few, as `11.2.3.4` may also start at `1.2.3.4`); each of those that `A`,
 //! read backwards from it, cannot reach the match's start drops out, and as the true start is among
-//! them, the last one standing is it, usually a byte or two later. The end is found the same way.
-//! When a place is not unique (an ambiguous split, where leftmost-first priorities decide), the
-//! caller asks the regex for its captures, so the answer never changes, only its cost.
+//! them, the last one standing is it, usually a byte or two later. The end is where `H`, read
+//! forwards from the start (a few bytes: the address), can end and `B`, read backwards from the
+//! match's end, can start. When a place is not unique (an ambiguous split, where leftmost-first
+//! priorities decide), the caller asks the regex for its captures, so the answer never changes,
+//! only its cost.
 
 use std::ops::Range;
 
@@ -36,7 +38,7 @@ type CachePool = Pool<[Cache; 4], Box<dyn Fn() -> [Cache; 4] + Send + Sync>>;
 /// built state by state as lines need them, so a rule costs nothing at start-up and only the states
 /// real lines reach.
 pub struct FastCapture {
-    /// All reversed: `A`, `H B`, `H`, `B`.
+    /// `A` and `H B` reversed; `H` and `B` forwards.
     dfas: std::sync::Arc<[DFA; 4]>,
     caches: CachePool,
     /// The pattern is `^...$`: a line it matches is matched whole, so no search for the bounds.
@@ -75,8 +77,8 @@ impl FastCapture {
         let dfas = std::sync::Arc::new([
             reversed(&concat(&parts[..at]))?,
             reversed(&concat(&parts[at..]))?,
-            reversed(&parts[at])?,
-            reversed(&concat(&parts[at + 1..]))?,
+            lazy_dfa(&parts[at], false)?,
+            lazy_dfa(&concat(&parts[at + 1..]), false)?,
         ]);
         let for_caches = dfas.clone();
         let caches: CachePool = Pool::new(Box::new(move || {
@@ -96,23 +98,28 @@ impl FastCapture {
         let [c0, c1, c2, c3] = &mut *caches;
         let d = &self.dfas;
         let start = meeting((&d[0], c0), (&d[1], c1), hay, m.clone())?;
-        let end = meeting((&d[2], c2), (&d[3], c3), hay, start..m.end)?;
-        // `meeting` trusts the span it is given and may answer without reading a piece: check
-        // that `A` and `H` do match their parts (`H B` and `B` were read to find the places). The
-        // span comes from the regex's own search, which can be wrong (regex-automata 0.4.18's full
-        // DFA ends ` *?(?:a|ab)[^a]+?(?P<IP>x|1+?)` on `a1Axa` at 2, not 4): then no split of it
-        // matches, and the regex's captures decide.
-        let checked =
-            reaches(&d[0], c0, hay, start, m.start)? && reaches(&d[2], c2, hay, end, start)?;
-        checked.then_some(start..end)
+        // `meeting` trusts the span it is given and may answer without reading `A`: check that it
+        // does match its part (`H B` was read to find the place). The span comes from the regex's
+        // own search, which can be wrong (regex-automata 0.4.18's full DFA ends
+        // ` *?(?:a|ab)[^a]+?(?P<IP>x|1+?)` on `a1Axa` at 2, not 4): then no split of it matches,
+        // and the regex's captures decide. The end is found with both of its parts read.
+        if !reaches(&d[0], c0, hay, start, m.start)? {
+            return None;
+        }
+        let end = split_end((&d[2], c2), (&d[3], c3), hay, start..m.end)?;
+        Some(start..end)
     }
 }
 
 fn reversed(hir: &Hir) -> Option<DFA> {
+    lazy_dfa(hir, true)
+}
+
+fn lazy_dfa(hir: &Hir, reverse: bool) -> Option<DFA> {
     let nfa = thompson::Compiler::new()
         .configure(
             thompson::Config::new()
-                .reverse(true)
+                .reverse(reverse)
                 .utf8(false)
                 .which_captures(thompson::WhichCaptures::None),
         )
@@ -164,25 +171,8 @@ fn meeting(
     hay: &[u8],
     span: Range<usize>,
 ) -> Option<usize> {
-    // Where `right` can start, reading back from the span's end.
     let mut candidates = [0usize; MAX_CANDIDATES];
-    let mut n = 0;
-    let mut sid = start_at(right, rc, hay, span.end)?;
-    let mut at = span.end;
-    loop {
-        sid = step_back(right, rc, sid, hay, at)?;
-        if sid.is_match() {
-            if n == MAX_CANDIDATES {
-                return None;
-            }
-            candidates[n] = at;
-            n += 1;
-        }
-        if sid.is_dead() || at == span.start {
-            break;
-        }
-        at -= 1;
-    }
+    let n = starts(right, rc, hay, span.clone(), &mut candidates)?;
     // The true place is among the candidates: those `left` cannot reach the span's start from
     // drop out, and the last one is the answer without reading it. Candidates were found from the
     // right; a wrong one usually sits inside the address (`92.0.2.1` in `192.0.2.1`) and drops
@@ -192,6 +182,14 @@ fn meeting(
         if standing.is_none() && k + 1 == n {
             return Some(c);
         }
+        // The byte before the candidate rules most of them out: one step of the automaton
+        // costs a fraction of a search.
+        if c > span.start {
+            let sid = start_at(left, lc, hay, c)?;
+            if step_back(left, lc, sid, hay, c)?.is_dead() {
+                continue;
+            }
+        }
         if reaches(left, lc, hay, c, span.start)? {
             if standing.is_some() {
                 return None;
@@ -200,6 +198,126 @@ fn meeting(
         }
     }
     standing
+}
+
+/// Where reversed `right` can start in `span`, read back from the span's end: the places, from
+/// the right, in `found`, and how many there are; `None` when there are more than it holds or the
+/// automaton ran out of room. Most bytes lead from one unremarkable state to another: one test of
+/// the state's tag sets them apart from a match, the dead state or a give-up.
+fn starts(
+    right: &DFA,
+    rc: &mut Cache,
+    hay: &[u8],
+    span: Range<usize>,
+    found: &mut [usize; MAX_CANDIDATES],
+) -> Option<usize> {
+    let mut n = 0;
+    let mut sid = start_at(right, rc, hay, span.end)?;
+    // Matches show one byte late: after `hay[i]`, a match of `right` starts at `i + 1`.
+    for (i, &b) in hay[span.start..span.end].iter().enumerate().rev() {
+        sid = right.next_state(rc, sid, b).ok()?;
+        if sid.is_tagged() {
+            if sid.is_quit() {
+                return None;
+            }
+            if sid.is_match() {
+                *found.get_mut(n)? = span.start + i + 1;
+                n += 1;
+            }
+            if sid.is_dead() {
+                return Some(n);
+            }
+        }
+    }
+    sid = step_back(right, rc, sid, hay, span.start)?;
+    if sid.is_match() {
+        *found.get_mut(n)? = span.start;
+        n += 1;
+    }
+    Some(n)
+}
+
+#[inline(always)]
+/// Forward `dfa` in state `sid` reads `hay[at]`, or the end of the haystack: the state after it
+/// says whether a match ends at `at` (matches show one byte late).
+fn step_fwd(
+    dfa: &DFA,
+    cache: &mut Cache,
+    sid: LazyStateID,
+    hay: &[u8],
+    at: usize,
+) -> Option<LazyStateID> {
+    let sid = match hay.get(at) {
+        Some(&b) => dfa.next_state(cache, sid, b),
+        None => dfa.next_eoi_state(cache, sid),
+    };
+    sid.ok().filter(|s| !s.is_quit())
+}
+
+/// A forward automaton anchored at `at`, about to read `hay[at]`.
+fn start_fwd(dfa: &DFA, cache: &mut Cache, hay: &[u8], at: usize) -> Option<LazyStateID> {
+    let cfg = start::Config::new()
+        .anchored(Anchored::Yes)
+        .look_behind(at.checked_sub(1).map(|i| hay[i]));
+    dfa.start_state(cache, &cfg).ok()
+}
+
+/// The one position `e` in `span` where forward `group` matches `span.start..e` and forward
+/// `rest` matches `e..span.end`, given that some such `e` exists (the caller read `H B` over the
+/// span); `None` when there is more than one or an automaton ran out of room. The group is an
+/// address: read forwards, it dies a few bytes on, with the few places it can end (`192.0.2.1`
+/// also ends after `192.0.2.`'s `1`). The true end is among them; those where `rest` cannot even
+/// read its first byte drop out, and one left over is the answer, as in `meeting`.
+fn split_end(
+    (group, gc): (&DFA, &mut Cache),
+    (rest, rc): (&DFA, &mut Cache),
+    hay: &[u8],
+    span: Range<usize>,
+) -> Option<usize> {
+    let mut ends = [0usize; MAX_CANDIDATES];
+    let mut n = 0;
+    let mut sid = start_fwd(group, gc, hay, span.start)?;
+    let mut at = span.start;
+    loop {
+        sid = step_fwd(group, gc, sid, hay, at)?;
+        if sid.is_match() {
+            *ends.get_mut(n)? = at;
+            n += 1;
+        }
+        if sid.is_dead() || at >= span.end || at >= hay.len() {
+            break;
+        }
+        at += 1;
+    }
+    let ends = &ends[..n];
+    let mut passing = ends.iter().copied().filter(|&e| {
+        start_fwd(rest, rc, hay, e)
+            .and_then(|s| step_fwd(rest, rc, s, hay, e))
+            .is_none_or(|s| !s.is_dead())
+    });
+    let first = passing.next();
+    if passing.next().is_none() {
+        return first;
+    }
+    // Several pass the first byte: each is read to the span's end, and one must be left.
+    let mut found = None;
+    for &e in ends {
+        if reaches_fwd(rest, rc, hay, e, span.end)? {
+            if found.is_some() {
+                return None;
+            }
+            found = Some(e);
+        }
+    }
+    found
+}
+
+/// Whether forward `rest`, anchored at `from`, matches exactly up to `to`: with every match kept,
+/// the search reports the one that ends last.
+fn reaches_fwd(rest: &DFA, rc: &mut Cache, hay: &[u8], from: usize, to: usize) -> Option<bool> {
+    let input = Input::new(hay).range(from..to).anchored(Anchored::Yes);
+    let found = rest.try_search_fwd(rc, &input).ok()?;
+    Some(found.is_some_and(|m| m.offset() == to))
 }
 
 /// Whether reversed `left`, anchored at `from`, matches exactly back to `to`. The library's reverse
@@ -321,6 +439,9 @@ mod tests {
                 format!("(?:x|x )({host})?.*"),
                 format!(r"\bx? ?{host}(?: port \d+)?$"),
                 format!("[x ]*{host}[x 0-9.]*"),
+                // What follows the address may start with its digits: several ends pass the
+                // first byte and are read to the end.
+                format!("x {host}[0-9.]* ?y?"),
             ] {
                 let regex = regex::bytes::RegexBuilder::new(&pattern).unicode(false).build().unwrap();
                 let Some(index) = regex.capture_names().position(|n| n == Some("IP")) else {

@@ -101,16 +101,7 @@ impl HybridRegex {
     pub(crate) fn captures(&self, text: &str) -> Option<((usize, usize), Groups)> {
         let mut groups = Groups::new();
         match self {
-            HybridRegex::Fast(r) => {
-                let c = r.captures(text)?;
-                for name in r.capture_names().flatten() {
-                    if let Some(m) = c.name(name) {
-                        groups.insert(name.to_string(), m.as_str().to_string());
-                    }
-                }
-                let m = c.get(0)?;
-                Some(((m.start(), m.end()), groups))
-            }
+            HybridRegex::Fast(r) => fast_captures(r, text),
             HybridRegex::Fancy(r, lit) => {
                 if lit.as_ref().is_some_and(|l| !text.starts_with(l.as_str())) {
                     return None;
@@ -141,6 +132,18 @@ impl HybridRegex {
             }
         }
     }
+}
+
+/// [`HybridRegex::captures`] of a regex on the `regex` crate.
+pub(crate) fn fast_captures(r: &regex::Regex, text: &str) -> Option<((usize, usize), Groups)> {
+    let c = r.captures(text)?;
+    let groups = r
+        .capture_names()
+        .flatten()
+        .filter_map(|name| Some((name.to_string(), c.name(name)?.as_str().to_string())))
+        .collect();
+    let m = c.get(0)?;
+    Some(((m.start(), m.end()), groups))
 }
 
 /// The literal text every match of `pattern` starts the text with (`^Failed (?:...` -> `Failed `),

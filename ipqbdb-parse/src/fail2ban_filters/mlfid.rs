@@ -1,8 +1,10 @@
 //! The connections `<F-MLFID>` correlates: what each one's lines learnt so far, bounded in count
 //! and in time.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
+
+use foldhash::HashMap;
 
 use crate::hybrid_regex::Groups;
 
@@ -23,6 +25,8 @@ struct Connection {
 /// Bounded in count (oldest first out) and in time, like the session table of `sessions`.
 #[derive(Default)]
 pub(super) struct MlfidCache {
+    /// Keyed by text from the log: foldhash, seeded per process as the session table's is, hashes
+    /// a connection id in a fraction of SipHash's time.
     map: HashMap<String, Connection>,
     order: VecDeque<(String, u64)>,
     seq: u64,
