@@ -11,7 +11,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds=${1:-20}
-command -v cargo-fuzz > /dev/null || cargo install --locked --quiet cargo-fuzz
+# Unoptimised: it only drives cargo and libFuzzer, and so compiles in a fraction of the time.
+command -v cargo-fuzz > /dev/null || cargo install --locked --quiet --debug cargo-fuzz
 export RUSTC_BOOTSTRAP=1
 # Line tables are enough for a crash's backtrace; full debug info only lengthens the build.
 export CARGO_PROFILE_RELEASE_DEBUG=line-tables-only
