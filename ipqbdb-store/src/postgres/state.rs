@@ -89,9 +89,9 @@ impl Stmts {
 pub(super) struct Prepared {
     /// Per table, in the order of [`Table::ALL`].
     pub(super) tables: Vec<Stmts>,
-    /// `get_each`'s statements by the groups of keys they read (a bit per group, see
-    /// [`each_sql`]), prepared at their first use: a ban always asks the same three.
-    pub(super) each: RefCell<HashMap<u8, Statement>>,
+    /// `get_each`'s statements by the groups of keys they read and which of those have one key
+    /// (see [`each_sql`]), prepared at their first use: a ban always asks the same.
+    pub(super) each: RefCell<HashMap<(u8, u8), Statement>>,
 }
 
 impl Prepared {
@@ -112,11 +112,13 @@ impl Prepared {
 pub(super) const EACH_GROUPS: usize = Table::COUNT + 1;
 
 /// The statement of `get_each` for the groups in `groups` (bit `g` for group `g`: a table's
-/// index, or [`Table::COUNT`] for this host's notes): per group, in order, one `bytea[]` of keys,
-/// then this host's scope if its notes are read; answers the group, key and value of every key
-/// found. Only the groups read are in it: the server plans it at each execution (its keys'
-/// count changes the best plan), and a branch per table cost more planning than it saved.
-pub(super) fn each_sql(groups: u8) -> String {
+/// index, or [`Table::COUNT`] for this host's notes): per group, in order, its keys, as one
+/// `bytea` for a group in `single` (bits as in `groups`), else as one `bytea[]`; then this host's
+/// scope if its notes are read. Answers the group, key and value of every key found. Only the
+/// groups read are in it, and a single key is no array: a statement with arrays is planned again
+/// at every execution (the server cannot price an array of unknown length), which cost a single
+/// ban more than the round trips it saves, while one without is planned once.
+pub(super) fn each_sql(groups: u8, single: u8) -> String {
     let mut parts = Vec::new();
     let mut param = 0;
     for g in 0..EACH_GROUPS {
@@ -130,9 +132,12 @@ pub(super) fn each_sql(groups: u8) -> String {
             None => (Table::Meta, format!("scope = ${}::text AND ", groups.count_ones() + 1)),
         };
         let n = sql_table(table);
-        parts.push(format!(
-            "SELECT {g}, k, v FROM {n} WHERE {scope}k = ANY(${param}::bytea[])"
-        ));
+        let keys = if single & (1 << g) != 0 {
+            format!("k = ${param}::bytea")
+        } else {
+            format!("k = ANY(${param}::bytea[])")
+        };
+        parts.push(format!("SELECT {g}, k, v FROM {n} WHERE {scope}{keys}"));
     }
     parts.join(" UNION ALL ")
 }

@@ -193,21 +193,28 @@ impl<C: GenericClient> ReadTx for PgTx<'_, C> {
         if mask == 0 {
             return Ok(Vec::new());
         }
+        let single = (0..EACH_GROUPS)
+            .filter(|&g| groups[g].len() == 1)
+            .fold(0u8, |m, g| m | 1 << g);
         let mut params: Vec<&(dyn ToSql + Sync)> = groups
             .iter()
             .filter(|g| !g.is_empty())
-            .map(|g| g as &(dyn ToSql + Sync))
+            .map(|g| match &g[..] {
+                [one] => one as &(dyn ToSql + Sync),
+                _ => g as &(dyn ToSql + Sync),
+            })
             .collect();
         if !groups[Table::COUNT].is_empty() {
             params.push(&self.host);
         }
         let mut txn = self.txn.borrow_mut();
-        let cached = self.stmts.each.borrow().get(&mask).cloned();
+        let cached = self.stmts.each.borrow().get(&(mask, single)).cloned();
         let stmt = match cached {
             Some(stmt) => stmt,
             None => {
-                let stmt = txn.prepare(&each_sql(mask)).map_err(|e| self.fail(e))?;
-                self.stmts.each.borrow_mut().insert(mask, stmt.clone());
+                let sql = each_sql(mask, single);
+                let stmt = txn.prepare(&sql).map_err(|e| self.fail(e))?;
+                self.stmts.each.borrow_mut().insert((mask, single), stmt.clone());
                 stmt
             }
         };
