@@ -3,10 +3,11 @@
 //!
 //! - durable bans per second, batched (1,000 per transaction, as the parser commits) and single
 //!   (one transaction each, as `ibd ban`), into an empty database; for postgres also through
-//!   [`OneByOne`], every key-value call a statement of its own (as before `get_many`/`put_many`):
-//!   the before and after of the same run; then postgres single bans from 1, 4 and 16 writers at
-//!   once (a fleet's hosts), with the transactions and WAL flushes the server counted per ban,
-//!   after what bounds one writer: the server's round-trip time and one-row durable commits/s;
+//!   [`OneByOne`], every key-value call a statement of its own (as before
+//!   `get_many`/`get_each`/`put_many`): the before and after of the same run; then postgres single
+//!   bans from 1, 4 and 16 writers at once (a fleet's hosts), with the transactions and WAL
+//!   flushes the server counted per ban, after what bounds one writer: the server's round-trip
+//!   time and one-row durable commits/s;
 //! - the judge's verdict path (snapshot renewed every 100 ms, `Judge::judge` per packet) over
 //!   RECORDS records and 100,000 distinct sources, packets per second: postgres judges from its
 //!   local view, lmdb from its file; and the ratio;
@@ -61,8 +62,8 @@ fn rss() -> u64 {
     pages * 4096
 }
 
-/// A store whose transactions make one call per key: `get_many` and `put_many` fall back to the
-/// trait's loops, so postgres pays a round trip per key as it did before them.
+/// A store whose transactions make one call per key: `get_many`, `get_each` and `put_many` fall
+/// back to the trait's loops, so postgres pays a round trip per key as it did before them.
 struct OneByOne<'a>(&'a AnyStore);
 
 /// A transaction (`&dyn ReadTx` or `&mut dyn WriteTx`) passing the single-key calls through, and
