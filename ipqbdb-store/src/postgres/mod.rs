@@ -155,8 +155,10 @@ impl StorageEngine for PostgresStore {
                 drop(guard);
                 // An error after COMMIT was sent is COMMIT's, or the commit notice's after the
                 // write committed: the token says which.
-                if out.is_some() && matches!(self.landed(&token), Ok(true)) {
-                    return Ok(out.expect("a result"));
+                if let Some(out) = out {
+                    if matches!(self.landed(&token), Ok(true)) {
+                        return Ok(out);
+                    }
                 }
                 return Err(self.backend_error(e));
             }
