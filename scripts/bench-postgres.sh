@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The postgres engine against lmdb and sqlite in one run (issue 15): the disk's fsync rate, durable
-# bans per second batched and single (one writer, then 1, 4 and 16 writers at once), the judge's
+# bans per second batched and single (one writer; what bounds it: the server's round trip and
+# one-row durable commits per second; then 1, 4 and 16 writers at once), the judge's
 # verdict path over RECORDS records and 100,000 sources (postgres from its local view), the view's
 # load time and memory, and its refresh cost at 1,000 bans/s; then the bans
 # part again over TCP on loopback. Bans on postgres are also measured one key-value call per
-# statement (the path before get_many/put_many), for a before and after in the same run. Starts a
-# private PostgreSQL server (the Debian package's binaries, run as the user postgres, reached by a
-# Unix socket in a temporary directory and on a free loopback port) and removes it at the end.
+# statement (the path before get_many/get_each/put_many), for a before and after in the same run.
+# Starts a private PostgreSQL server (the Debian package's binaries, run as the user postgres,
+# reached by a Unix socket in a temporary directory and on a free loopback port) and removes it at
+# the end.
 # Needs root (for runuser).
 # Usage: scripts/bench-postgres.sh [RECORDS]    (default 1000000)
 set -euo pipefail

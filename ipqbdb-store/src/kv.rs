@@ -83,6 +83,13 @@ pub trait ReadTx {
         keys.iter().map(|k| self.get(table, k)).collect()
     }
 
+    /// The values of keys in any tables, in their order: what an operation must read before it
+    /// can start, asked at once so that a server engine answers in one round trip (a single ban
+    /// on postgres: the IPv6 prefix, the reason and the record). The default loops.
+    fn get_each(&self, keys: &[(Table, &[u8])]) -> Result<Vec<Option<Vec<u8>>>> {
+        keys.iter().map(|&(t, k)| self.get(t, k)).collect()
+    }
+
     /// For a reader that caches what it read: `None` when this transaction sees one fixed state
     /// (every engine's own transactions), else a number that moves whenever what it reads may
     /// have changed (the postgres engine's local view, whose reads follow its refreshes, see

@@ -3,9 +3,11 @@
 //!
 //! - durable bans per second, batched (1,000 per transaction, as the parser commits) and single
 //!   (one transaction each, as `ibd ban`), into an empty database; for postgres also through
-//!   [`OneByOne`], every key-value call a statement of its own (as before `get_many`/`put_many`):
-//!   the before and after of the same run; then postgres single bans from 1, 4 and 16 writers at
-//!   once (a fleet's hosts), with the transactions and WAL flushes the server counted per ban;
+//!   [`OneByOne`], every key-value call a statement of its own (as before
+//!   `get_many`/`get_each`/`put_many`): the before and after of the same run; then postgres single
+//!   bans from 1, 4 and 16 writers at once (a fleet's hosts), with the transactions and WAL
+//!   flushes the server counted per ban, after what bounds one writer: the server's round-trip
+//!   time and one-row durable commits/s;
 //! - the judge's verdict path (snapshot renewed every 100 ms, `Judge::judge` per packet) over
 //!   RECORDS records and 100,000 distinct sources, packets per second: postgres judges from its
 //!   local view, lmdb from its file; and the ratio;
@@ -16,6 +18,8 @@
 //!
 //! Usage: ipqbdb-bench-fleet CONNINFO [RECORDS]   (RECORDS default 1,000,000)
 //!        ipqbdb-bench-fleet --bans-only CONNINFO  (the bans part alone: e.g. over TCP)
+//!        ipqbdb-bench-fleet --single-only CONNINFO [BANS]  (one writer's single bans beside the
+//!        server's round trip and one-row commit rate; BANS default 2,000)
 
 use std::time::{Duration, Instant};
 
@@ -58,8 +62,8 @@ fn rss() -> u64 {
     pages * 4096
 }
 
-/// A store whose transactions make one call per key: `get_many` and `put_many` fall back to the
-/// trait's loops, so postgres pays a round trip per key as it did before them.
+/// A store whose transactions make one call per key: `get_many`, `get_each` and `put_many` fall
+/// back to the trait's loops, so postgres pays a round trip per key as it did before them.
 struct OneByOne<'a>(&'a AnyStore);
 
 /// A transaction (`&dyn ReadTx` or `&mut dyn WriteTx`) passing the single-key calls through, and
@@ -299,6 +303,12 @@ fn bans(conninfo: &str, pg_only: bool) {
             // connection.
             s.delete_range("10.0.0.0/8".parse().unwrap()).unwrap();
             drop(s);
+            let (rtt, commits) = server_floor(conninfo);
+            println!(
+                "== the server's floor for one writer: a round trip {:.0} us, one-row durable \
+                 commits {commits:.0}/s",
+                rtt * 1e6
+            );
             println!(
                 "== postgres single bans from concurrent writers (one durable transaction each, 3 s)"
             );
@@ -369,8 +379,59 @@ fn propagation(
     (times, after_commit)
 }
 
+/// What one writer's single bans are bound by, measured on the server itself: the time of one
+/// round trip (a prepared `SELECT 1`; each key-value call of a ban is one at least), and durable
+/// commits per second of a one-row INSERT from one connection (the disk's flush as the server
+/// does it, which `pg_test_fsync`'s short burst overstates). A ban costs its round trips, the
+/// server's work on them, and one such commit.
+fn server_floor(conninfo: &str) -> (f64, f64) {
+    let mut c = postgres::Client::connect(conninfo, postgres::NoTls).expect("a connection");
+    let one = c.prepare("SELECT 1").expect("prepare");
+    let trips = 2_000;
+    let started = Instant::now();
+    for _ in 0..trips {
+        c.query_one(&one, &[]).expect("SELECT 1");
+    }
+    let rtt = started.elapsed().as_secs_f64() / f64::from(trips);
+    c.batch_execute("CREATE TABLE bench_commit (n int)")
+        .expect("a table");
+    let insert = c
+        .prepare("INSERT INTO bench_commit VALUES ($1)")
+        .expect("prepare");
+    let commits = 1_000;
+    let started = Instant::now();
+    for n in 0..commits {
+        c.execute(&insert, &[&n]).expect("INSERT");
+    }
+    let rate = f64::from(commits) / started.elapsed().as_secs_f64();
+    c.batch_execute("DROP TABLE bench_commit").expect("drop");
+    (rtt, rate)
+}
+
+/// One writer's single bans per second (`bans` of new addresses), beside [`server_floor`].
+fn single_report(conninfo: &str, bans: u32) {
+    let (rtt, commits) = server_floor(conninfo);
+    let tmp = tempfile::tempdir().unwrap();
+    let s = open(tmp.path(), Engine::Postgres, conninfo);
+    let rate = bans_per_second(&s, 5 << 20, bans, 1);
+    println!(
+        "round trip {:.0} us, one-row durable commits {commits:.0}/s; single bans, one writer: \
+         {rate:.0}/s",
+        rtt * 1e6
+    );
+    s.delete_range("10.0.0.0/8".parse().unwrap()).unwrap();
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--single-only") {
+        let conninfo = args
+            .get(1)
+            .expect("usage: ipqbdb-bench-fleet --single-only CONNINFO [BANS]");
+        let bans = args.get(2).and_then(|n| n.parse().ok()).unwrap_or(2_000);
+        single_report(conninfo, bans);
+        return;
+    }
     if args.first().map(String::as_str) == Some("--bans-only") {
         let conninfo = args
             .get(1)

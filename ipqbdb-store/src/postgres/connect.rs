@@ -8,11 +8,10 @@ use std::sync::MutexGuard;
 
 use postgres::{Client, Config, NoTls};
 
-use super::state::{Conn, PostgresStore, Stmts};
+use super::state::{Conn, PostgresStore, Prepared};
 use super::fail::*;
 use crate::engines::Engine;
 use crate::error::{Result, StoreError};
-use crate::kv::Table;
 use crate::server::{password_from_pgpass, read_password_file, ServerOptions};
 use super::schema::*;
 
@@ -139,17 +138,8 @@ impl PostgresStore {
     /// A connection with its statements prepared.
     pub(super) fn prepare(&self, mut client: Client) -> Result<Conn> {
         let prepared = (|| -> std::result::Result<Conn, postgres::Error> {
-            let stmts = Table::ALL
-                .iter()
-                .map(|&t| Stmts::prepare(&mut client, t))
-                .collect::<std::result::Result<Vec<_>, _>>()?;
-            // The commit notice is not sent in the write (see `notify_commit`).
-            let token = client.prepare("INSERT INTO ipqbdb_commit (token) VALUES ($1)")?;
-            Ok(Conn {
-                client,
-                stmts,
-                token,
-            })
+            let stmts = Prepared::prepare(&mut client)?;
+            Ok(Conn { client, stmts })
         })();
         prepared.map_err(|e| self.backend_error(e))
     }

@@ -65,16 +65,6 @@ fn process_name() -> String {
         .unwrap_or_else(|| "ipqbdb".into())
 }
 
-/// Tells listening views that a write committed, in a transaction of its own after the write's.
-/// A transaction that notifies holds the server's notify lock until its commit is on disk, so
-/// writes notifying themselves committed one after the other, each waiting for its own WAL flush
-/// (1.00 flush per ban with 16 writers at once); this one writes nothing, so it commits without a
-/// flush and concurrent writes share theirs (group commit). A notice lost with the connection
-/// here costs a view only the wait for its next poll.
-fn notify_commit(client: &mut postgres::Client) {
-    let _ = client.batch_execute(&format!("NOTIFY {CHANNEL}"));
-}
-
 impl StorageEngine for PostgresStore {
     fn open(dir: &Path, opts: &OpenOptions) -> Result<Self> {
         crate::dir::prepare(dir, Engine::Postgres, opts.create)?;
@@ -144,27 +134,11 @@ impl StorageEngine for PostgresStore {
             let mut guard = self.conn()?;
             let conn = guard.as_mut().expect("connected");
             let token = token();
-            let Conn {
-                client,
-                stmts,
-                token: token_stmt,
-                ..
-            } = conn;
-            let tried = attempt(
-                client,
-                stmts,
-                token_stmt,
-                &token,
-                &self.host,
-                &self.loc.path,
-                f,
-            )
-            .map(|(txn, out)| (txn.commit(), out));
+            let Conn { client, stmts } = conn;
+            let tried = attempt(client, stmts, &token, &self.host, &self.loc.path, f)
+                .map(|(txn, out)| (txn.commit(), out));
             let (e, out) = match tried {
-                Ok((Ok(()), out)) => {
-                    notify_commit(client);
-                    return Ok(out);
-                }
+                Ok((Ok(()), out)) => return Ok(out),
                 Ok((Err(e), out)) => (e, Some(out)),
                 Err(PgFail::Store(e)) => return Err(e),
                 Err(PgFail::Db(e)) => (e, None),
@@ -178,6 +152,14 @@ impl StorageEngine for PostgresStore {
                 continue;
             }
             if !is_connection_error(&e) {
+                drop(guard);
+                // An error after COMMIT was sent is COMMIT's, or the commit notice's after the
+                // write committed: the token says which.
+                if let Some(out) = out {
+                    if matches!(self.landed(&token), Ok(true)) {
+                        return Ok(out);
+                    }
+                }
                 return Err(self.backend_error(e));
             }
             *guard = None;
@@ -189,15 +171,7 @@ impl StorageEngine for PostgresStore {
                 let mut wait = Duration::from_millis(50);
                 let mut said = false;
                 let committed = loop {
-                    let answer = self.with_read(&mut |txn, _| {
-                        txn.query_opt(
-                            "SELECT 1 FROM ipqbdb_commit WHERE token = $1",
-                            &[&&token[..]],
-                        )
-                        .map(|r| r.is_some())
-                        .map_err(PgFail::Db)
-                    });
-                    match answer {
+                    match self.landed(&token) {
                         Ok(landed) => break landed,
                         Err(_) if asked.elapsed() < SETTLE_FOR => {
                             if !said && asked.elapsed() >= SETTLE_QUIET {

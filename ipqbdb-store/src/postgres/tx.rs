@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use postgres::types::ToSql;
-use postgres::Transaction;
+use postgres::GenericClient;
 
-use super::state::Stmts;
+use super::state::{each_sql, Prepared, EACH_GROUPS};
 use super::fail::*;
 use super::tables::*;
 use crate::engines::Engine;
@@ -16,19 +16,21 @@ use crate::kv::{Direction, ReadTx, Table, Visit, WriteTx};
 use super::schema::*;
 
 /// A transaction as the key-value interface sees it. The first server error is kept, so the
-/// caller can tell a serialisation failure (retry) from the callback's own error.
-pub(super) struct PgTx<'t, 'c> {
-    txn: RefCell<&'t mut Transaction<'c>>,
-    stmts: &'t [Stmts],
+/// caller can tell a serialisation failure (retry) from the callback's own error. `C` is a
+/// `postgres::Transaction` for reads, and for writes the client itself, in the transaction
+/// [`super::retry::Open`] began on it.
+pub(super) struct PgTx<'t, C> {
+    txn: RefCell<&'t mut C>,
+    stmts: &'t Prepared,
     host: &'t str,
     path: &'t Path,
     failed: Cell<Option<postgres::Error>>,
 }
 
-impl<'t, 'c> PgTx<'t, 'c> {
+impl<'t, C: GenericClient> PgTx<'t, C> {
     pub(super) fn new(
-        txn: &'t mut Transaction<'c>,
-        stmts: &'t [Stmts],
+        txn: &'t mut C,
+        stmts: &'t Prepared,
         host: &'t str,
         path: &'t Path,
     ) -> Self {
@@ -91,10 +93,7 @@ impl<'t, 'c> PgTx<'t, 'c> {
         table: Table,
         params: &[&(dyn ToSql + Sync)],
         scope: &str,
-        call: impl FnOnce(
-            &mut Transaction<'c>,
-            &[&(dyn ToSql + Sync)],
-        ) -> std::result::Result<R, postgres::Error>,
+        call: impl FnOnce(&mut C, &[&(dyn ToSql + Sync)]) -> std::result::Result<R, postgres::Error>,
     ) -> Result<R> {
         let mut txn = self.txn.borrow_mut();
         let out = if scoped(table) {
@@ -108,9 +107,9 @@ impl<'t, 'c> PgTx<'t, 'c> {
     }
 }
 
-impl ReadTx for PgTx<'_, '_> {
+impl<C: GenericClient> ReadTx for PgTx<'_, C> {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let st = &self.stmts[table.index()];
+        let st = &self.stmts.tables[table.index()];
         let row = self.with_params(table, &[&key], self.scope(key), |txn, p| {
             txn.query_opt(&st.get, p)
         })?;
@@ -118,44 +117,51 @@ impl ReadTx for PgTx<'_, '_> {
     }
 
     fn scan(&self, table: Table, from: &[u8], dir: Direction, visit: &mut Visit<'_>) -> Result<()> {
-        let st = &self.stmts[table.index()];
+        let st = &self.stmts.tables[table.index()];
         let stmt = match dir {
             Direction::Forward => &st.forward,
             Direction::Backward => &st.backward,
         };
-        let portal = self.with_params(table, &[&from], self.host, |txn, p| txn.bind(stmt, p))?;
+        let mut from = from.to_vec();
+        // After the first page, each starts at the last key seen, visited already. The pages see
+        // one state: the transaction's snapshot, and no write in between (a visit cannot write).
+        let mut seen = false;
         let mut want = FIRST_FETCH;
         loop {
+            let limit = i64::from(want) + i64::from(seen);
             // The borrow ends before the visits: a visit may use this transaction again.
-            let rows = self
-                .txn
-                .borrow_mut()
-                .query_portal(&portal, want)
-                .map_err(|e| self.fail(e))?;
-            let done = (rows.len() as i32) < want;
-            for r in &rows {
+            let rows = self.with_params(table, &[&&from[..], &limit], self.host, |txn, p| {
+                txn.query(stmt, p)
+            })?;
+            let done = (rows.len() as i64) < limit;
+            for (i, r) in rows.iter().enumerate() {
                 let k: &[u8] = r.get(0);
+                if seen && i == 0 && k == from.as_slice() {
+                    continue;
+                }
                 let v: &[u8] = r.get(1);
                 if !visit(k, v)? {
                     return Ok(());
                 }
             }
-            if done {
-                return Ok(());
+            match rows.last() {
+                Some(last) if !done => from = last.get(0),
+                _ => return Ok(()),
             }
+            seen = true;
             want = (want * 8).min(MAX_FETCH);
         }
     }
 
     fn len(&self, table: Table) -> Result<u64> {
-        let st = &self.stmts[table.index()];
+        let st = &self.stmts.tables[table.index()];
         let row = self.with_params(table, &[], self.host, |txn, p| txn.query_one(&st.count, p))?;
         Ok(row.get::<_, i64>(0).max(0) as u64)
     }
 
     /// One round trip (per scope, for the meta table's notes and shared rows).
     fn get_many(&self, table: Table, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
-        let st = &self.stmts[table.index()];
+        let st = &self.stmts.tables[table.index()];
         let mut found: HashMap<Vec<u8>, Vec<u8>> = HashMap::with_capacity(keys.len());
         for (scope, keys) in self.by_scope(table, keys.iter().copied()) {
             if keys.is_empty() {
@@ -167,11 +173,67 @@ impl ReadTx for PgTx<'_, '_> {
         }
         Ok(keys.iter().map(|k| found.get(*k).cloned()).collect())
     }
+
+    /// One round trip, one statement (see [`each_sql`]).
+    fn get_each(&self, keys: &[(Table, &[u8])]) -> Result<Vec<Option<Vec<u8>>>> {
+        let group = |&(table, key): &(Table, &[u8])| {
+            if scoped(table) && !self.scope(key).is_empty() {
+                Table::COUNT
+            } else {
+                table.index()
+            }
+        };
+        let mut groups: Vec<Vec<&[u8]>> = vec![Vec::new(); EACH_GROUPS];
+        for k in keys {
+            groups[group(k)].push(k.1);
+        }
+        let mask = (0..EACH_GROUPS)
+            .filter(|&g| !groups[g].is_empty())
+            .fold(0u8, |m, g| m | 1 << g);
+        if mask == 0 {
+            return Ok(Vec::new());
+        }
+        let single = (0..EACH_GROUPS)
+            .filter(|&g| groups[g].len() == 1)
+            .fold(0u8, |m, g| m | 1 << g);
+        let mut params: Vec<&(dyn ToSql + Sync)> = groups
+            .iter()
+            .filter(|g| !g.is_empty())
+            .map(|g| match &g[..] {
+                [one] => one as &(dyn ToSql + Sync),
+                _ => g as &(dyn ToSql + Sync),
+            })
+            .collect();
+        if !groups[Table::COUNT].is_empty() {
+            params.push(&self.host);
+        }
+        let mut txn = self.txn.borrow_mut();
+        let cached = self.stmts.each.borrow().get(&(mask, single)).cloned();
+        let stmt = match cached {
+            Some(stmt) => stmt,
+            None => {
+                let sql = each_sql(mask, single);
+                let stmt = txn.prepare(&sql).map_err(|e| self.fail(e))?;
+                self.stmts.each.borrow_mut().insert((mask, single), stmt.clone());
+                stmt
+            }
+        };
+        let rows = txn.query(&stmt, &params).map_err(|e| self.fail(e))?;
+        drop(txn);
+        let found: HashMap<(usize, Vec<u8>), Vec<u8>> = rows
+            .into_iter()
+            .map(|r| ((r.get::<_, i32>(0) as usize, r.get(1)), r.get(2)))
+            .collect();
+        Ok(keys
+            .iter()
+            .map(|k| found.get(&(group(k), k.1.to_vec())).cloned())
+            .collect())
+    }
 }
 
-impl WriteTx for PgTx<'_, '_> {
+impl<C: GenericClient> WriteTx for PgTx<'_, C> {
     fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<()> {
-        let st = &self.stmts[table.index()];
+        let st = &self.stmts.tables[table.index()];
         self.with_params(table, &[&key, &value], self.scope(key), |txn, p| {
             txn.execute(&st.put, p)
         })?;
@@ -179,7 +241,7 @@ impl WriteTx for PgTx<'_, '_> {
     }
 
     fn delete(&mut self, table: Table, key: &[u8]) -> Result<bool> {
-        let st = &self.stmts[table.index()];
+        let st = &self.stmts.tables[table.index()];
         let n = self.with_params(table, &[&key], self.scope(key), |txn, p| {
             txn.execute(&st.delete, p)
         })?;
@@ -189,7 +251,7 @@ impl WriteTx for PgTx<'_, '_> {
     /// One statement (per scope), each key once with its last value: an upsert may not touch a
     /// row twice.
     fn put_many(&mut self, table: Table, entries: &[(&[u8], &[u8])]) -> Result<()> {
-        let st = &self.stmts[table.index()];
+        let st = &self.stmts.tables[table.index()];
         let mut last: HashMap<&[u8], &[u8]> = HashMap::with_capacity(entries.len());
         let mut order = Vec::with_capacity(entries.len());
         for &(k, v) in entries {

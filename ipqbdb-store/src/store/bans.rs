@@ -9,9 +9,9 @@ use ipqbdb_core::{
 };
 
 use super::engine::Writes;
-use super::prefix::prefix_in;
-use super::reasons::reason_id_in;
-use super::records::{get_records, put_records};
+use super::prefix::{decode_prefix, PREFIX_KEY};
+use super::reasons::{check_reason_len, decode_id, reason_id_in};
+use super::records::{decode_record, get_records, put_records};
 use super::values::{Ban, BanEffect};
 use super::white::white_lookup_in;
 use crate::error::Result;
@@ -27,8 +27,7 @@ pub(super) fn ban_batch_noting<S: Writes>(
     let model = s.place().opts.model;
     let fallback = s.place().v6_prefix;
     s.write_tx(&mut |tx| {
-        let prefix = prefix_in(tx, path, fallback)?;
-        let reports = ban_many_in(tx, path, prefix, &model, bans, now)?;
+        let reports = ban_many_in(tx, path, fallback, &model, bans, now)?;
         let notes: Vec<(Vec<u8>, &[u8])> =
             notes.iter().map(|(k, v)| (note_key(k), &v[..])).collect();
         let notes: Vec<(&[u8], &[u8])> = notes.iter().map(|(k, v)| (&k[..], *v)).collect();
@@ -103,26 +102,62 @@ impl ReadTx for WhiteCopy {
 
 /// Bans `bans` in order in one transaction, as banning them one by one would, in a number of
 /// key-value calls that does not grow with the batch (bar new reasons and a large whitelist): the
-/// records are read with one [`ReadTx::get_many`], the whitelist once when small, and the results
-/// written with one [`WriteTx::put_many`]. An address banned twice in the batch sees its first
-/// ban's result, as it would one by one.
+/// IPv6 prefix, the reasons and the records are read with one [`ReadTx::get_each`], the whitelist
+/// once when small, and the results written with one [`WriteTx::put_many`]: three calls for a
+/// single ban. An address banned twice in the batch sees its first ban's result, as it would one
+/// by one.
 fn ban_many_in(
     tx: &mut dyn WriteTx,
     path: &Path,
-    prefix: V6Prefix,
+    fallback: V6Prefix,
     model: &ModelParams,
     bans: &[Ban<'_>],
     now: UnixTime,
 ) -> Result<Vec<BanEffect>> {
-    let mut reasons: HashMap<&str, ReasonId> = HashMap::new();
+    let mut texts: Vec<&str> = Vec::new();
     for ban in bans {
-        if !reasons.contains_key(ban.reason) {
-            reasons.insert(ban.reason, reason_id_in(tx, path, ban.reason)?);
+        if !texts.contains(&ban.reason) {
+            check_reason_len(ban.reason)?;
+            texts.push(ban.reason);
         }
     }
+    // The records are asked under the prefix this program opened the database with: the stored
+    // one, read in the same call, unless `ibd config --set-ipv6-prefix` changed it since (then
+    // they are read again under it).
+    let guessed: Vec<[u8; 16]> = bans
+        .iter()
+        .map(|b| AddrKey::banned(b.ip, fallback).to_bytes())
+        .collect();
+    let mut wanted: Vec<(Table, &[u8])> = Vec::with_capacity(1 + texts.len() + bans.len());
+    wanted.push((Table::Meta, PREFIX_KEY));
+    wanted.extend(texts.iter().map(|t| (Table::ReasonText, t.as_bytes())));
+    wanted.extend(guessed.iter().map(|k| (Table::Block, &k[..])));
+    let mut got = tx.get_each(&wanted)?.into_iter();
+    let prefix = match got.next().flatten() {
+        Some(v) => decode_prefix(path, &v)?,
+        None => fallback,
+    };
+    let mut reasons: HashMap<&str, ReasonId> = HashMap::new();
+    for &text in &texts {
+        let id = match got.next().flatten() {
+            Some(v) => decode_id(path, &v)?,
+            None => reason_id_in(tx, path, text)?,
+        };
+        reasons.insert(text, id);
+    }
     let keys: Vec<AddrKey> = bans.iter().map(|b| AddrKey::banned(b.ip, prefix)).collect();
-    let bytes: Vec<[u8; 16]> = keys.iter().map(|k| k.to_bytes()).collect();
-    let mut records = get_records(tx, path, &bytes)?;
+    let mut records = HashMap::with_capacity(bans.len());
+    if prefix == fallback {
+        for (k, v) in guessed.iter().zip(got) {
+            if let Some(v) = v {
+                let (key, rec) = decode_record(path, k, &v)?;
+                records.insert(key, rec);
+            }
+        }
+    } else {
+        let bytes: Vec<[u8; 16]> = keys.iter().map(|k| k.to_bytes()).collect();
+        records = get_records(tx, path, &bytes)?;
+    }
     // Read whole when no larger than a few ranges per ban: a single ban then costs no more than
     // its own lookup would.
     let white = WhiteCopy::read(tx, 64.max(bans.len() * 8))?;

@@ -76,18 +76,22 @@ pub(super) fn set_v6_prefix<S: Writes>(
 
 /// The stored IPv6 prefix, if the database has one.
 pub(super) fn stored_prefix(tx: &dyn ReadTx, path: &Path) -> Result<Option<V6Prefix>> {
-    let Some(v) = tx.get(Table::Meta, PREFIX_KEY)? else {
-        return Ok(None);
-    };
-    std::str::from_utf8(&v)
+    match tx.get(Table::Meta, PREFIX_KEY)? {
+        Some(v) => decode_prefix(path, &v).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The IPv6 prefix from the value of [`PREFIX_KEY`].
+pub(super) fn decode_prefix(path: &Path, v: &[u8]) -> Result<V6Prefix> {
+    std::str::from_utf8(v)
         .ok()
         .and_then(|t| t.parse().ok())
         .and_then(|bits| V6Prefix::new(bits).ok())
-        .map(Some)
         .ok_or_else(|| {
             corrupt(
                 path,
-                format!("ipv6-prefix {:?}", String::from_utf8_lossy(&v)),
+                format!("ipv6-prefix {:?}", String::from_utf8_lossy(v)),
             )
         })
 }

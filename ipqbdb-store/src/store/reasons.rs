@@ -73,13 +73,19 @@ pub(super) fn all_reasons(tx: &dyn ReadTx, path: &Path) -> Result<Vec<Reason>> {
     Ok(out)
 }
 
-pub(super) fn reason_id_in(tx: &mut dyn WriteTx, path: &Path, text: &str) -> Result<ReasonId> {
+/// A reason text too long is refused before it is looked up (LMDB bounds key lengths).
+pub(super) fn check_reason_len(text: &str) -> Result<()> {
     if text.len() > MAX_REASON_LEN {
         return Err(StoreError::ReasonTooLong {
             len: text.len(),
             max: MAX_REASON_LEN,
         });
     }
+    Ok(())
+}
+
+pub(super) fn reason_id_in(tx: &mut dyn WriteTx, path: &Path, text: &str) -> Result<ReasonId> {
+    check_reason_len(text)?;
     if let Some(v) = tx.get(Table::ReasonText, text.as_bytes())? {
         return decode_id(path, &v);
     }

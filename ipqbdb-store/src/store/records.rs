@@ -139,7 +139,7 @@ pub(super) fn reason_stats<S: Writes>(s: &S) -> Result<Vec<ReasonStats>> {
     })
 }
 
-fn decode_record(path: &Path, key: &[u8], value: &[u8]) -> Result<(AddrKey, Record)> {
+pub(super) fn decode_record(path: &Path, key: &[u8], value: &[u8]) -> Result<(AddrKey, Record)> {
     let k = AddrKey::from_bytes(key).ok_or_else(|| corrupt(path, "a block key of bad length"))?;
     let r = Record::decode(value)
         .ok_or_else(|| corrupt(path, format!("an unreadable block record for {k}")))?;

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use ipqbdb_core::UnixTime;
-use ipqbdb_store::kv::Table;
+use ipqbdb_store::kv::{Direction, Table};
 use ipqbdb_store::{
     AnyStore, Ban, Engine, LocalReader, OpenOptions, ReadStore, ServerOptions, Store, StoreError,
 };
@@ -1321,4 +1321,161 @@ fn a_damaged_or_foreign_saved_view_is_not_used() {
         std::fs::read(&file).unwrap().starts_with(b"ipqbdb-view"),
         "saved again over the damaged file"
     );
+}
+
+/// A ban reads the IPv6 prefix in the same round trip as its record, asking for the record under
+/// the prefix its program opened the database with: a prefix changed since by another program
+/// (`ibd config --set-ipv6-prefix`) must still key the next ban under the new one.
+#[test]
+fn a_prefix_changed_by_another_program_keys_the_next_ban() {
+    let db = TestDb::new(PG);
+    let parser = open_any(db.path(), PG).unwrap();
+    parser.ban(&ban("2001:db8:1:2::1"), T0).unwrap();
+    let admin = open_any(db.path(), PG).unwrap();
+    let slash48 = ipqbdb_core::V6Prefix::new(48).unwrap();
+    admin.set_v6_prefix(slash48, T0).unwrap();
+    // Another /64 of the same /48: one record under the new prefix, caught twice.
+    let effect = parser.ban(&ban("2001:db8:1:3::1"), T0).unwrap();
+    let key = ipqbdb_core::AddrKey::banned(ip("2001:db8:1:3::1"), slash48);
+    assert_eq!(effect.key, key, "the ban is keyed under the stored prefix");
+    let records = admin.list_records(None).unwrap();
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0].0, key);
+    assert_eq!(records[0].1.caught, 2, "the ban found the record rekeyed");
+}
+
+/// Scans read the server page after page from the last key seen: every key once, in order,
+/// in both directions, stopped anywhere, with this host's notes and not another's, and a visit
+/// may read through the same transaction.
+#[test]
+fn scans_page_through_the_table_in_both_directions() {
+    let db = TestDb::new(PG);
+    let open_as = |host: &str| {
+        let mut server = server_of(db.path()).unwrap();
+        server.host_name = Some(host.into());
+        AnyStore::open(
+            db.path(),
+            &OpenOptions {
+                backend: Some(PG),
+                server: Some(server),
+                ..OpenOptions::default()
+            },
+        )
+        .unwrap()
+    };
+    let (mail, web) = (open_as("mail"), open_as("web"));
+    // More rows than several pages (16, then 128, ...), keys of unequal lengths, in a table the
+    // bans below do not read.
+    let keys: Vec<Vec<u8>> = (0..700u32)
+        .map(|i| {
+            let mut k = vec![1];
+            k.extend(((i * 7 % 700) as u16).to_be_bytes());
+            k.extend(std::iter::repeat_n(0xaa, (i % 3) as usize));
+            k
+        })
+        .collect();
+    let mut want: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = Default::default();
+    for k in &keys {
+        want.insert(k.clone(), [&k[..], b"v"].concat());
+    }
+    let entries: Vec<(&[u8], &[u8])> = want.iter().map(|(k, v)| (&k[..], &v[..])).collect();
+    mail.write(&mut |tx| tx.put_many(Table::Report, &entries))
+        .unwrap();
+    let all: Vec<(Vec<u8>, Vec<u8>)> = want.clone().into_iter().collect();
+    for stop in [1, 15, 16, 17, 144, 145, all.len(), all.len() + 5] {
+        for dir in [Direction::Forward, Direction::Backward] {
+            let from: &[u8] = match dir {
+                Direction::Forward => &[],
+                Direction::Backward => &[0xff; 8],
+            };
+            let mut seen = Vec::new();
+            web.read(&mut |tx| {
+                seen.clear();
+                tx.scan(Table::Report, from, dir, &mut |k, v| {
+                    assert_eq!(tx.get(Table::Report, k)?.as_deref(), Some(v));
+                    seen.push((k.to_vec(), v.to_vec()));
+                    Ok(seen.len() < stop)
+                })
+            })
+            .unwrap();
+            let mut expect = all.clone();
+            if dir == Direction::Backward {
+                expect.reverse();
+            }
+            expect.truncate(stop);
+            assert_eq!(seen, expect, "{dir:?}, stopped after {stop}");
+        }
+    }
+    // From a key in the middle that is not in the table.
+    let mut seen = Vec::new();
+    mail.read(&mut |tx| {
+        tx.scan(
+            Table::Report,
+            &[1, 0, 100],
+            Direction::Forward,
+            &mut |k, _| {
+                seen.push(k.to_vec());
+                Ok(true)
+            },
+        )
+    })
+    .unwrap();
+    let expect: Vec<Vec<u8>> = want
+        .range(vec![1, 0, 100]..)
+        .map(|(k, _)| k.clone())
+        .collect();
+    assert_eq!(seen, expect);
+    // The meta table: shared keys and this host's notes, not the other host's.
+    let notes: Vec<(Vec<u8>, Vec<u8>)> = (0..40u8).map(|i| (vec![b'p', i], vec![i])).collect();
+    mail.ban_batch_noting(&[ban("192.0.2.1")], T0, &notes)
+        .unwrap();
+    web.ban_batch_noting(&[ban("192.0.2.2")], T0, &notes[..3])
+        .unwrap();
+    for (s, n) in [(&mail, 40), (&web, 3)] {
+        let mut found = 0;
+        s.read(&mut |tx| {
+            found = 0;
+            tx.scan(Table::Meta, b"note:", Direction::Forward, &mut |k, _| {
+                found += usize::from(k.starts_with(b"note:"));
+                Ok(true)
+            })
+        })
+        .unwrap();
+        assert_eq!(found, n, "each host scans its own notes");
+    }
+}
+
+/// `get_each` on the server: the meta table's notes are this host's, not another host's.
+#[test]
+fn reads_of_several_tables_at_once_see_this_hosts_notes() {
+    let db = TestDb::new(PG);
+    let open_as = |host: &str| {
+        let mut server = server_of(db.path()).unwrap();
+        server.host_name = Some(host.into());
+        AnyStore::open(
+            db.path(),
+            &OpenOptions {
+                backend: Some(PG),
+                server: Some(server),
+                ..OpenOptions::default()
+            },
+        )
+        .unwrap()
+    };
+    let (mail, web) = (open_as("mail"), open_as("web"));
+    mail.ban_batch_noting(&[ban("192.0.2.1")], T0, &[(b"pos".to_vec(), b"9".to_vec())])
+        .unwrap();
+    let key = ipqbdb_core::AddrKey::exact(ip("192.0.2.1")).to_bytes();
+    let ask: [(Table, &[u8]); 3] = [
+        (Table::Meta, b"note:pos"),
+        (Table::Block, &key),
+        (Table::ReasonText, b"r"),
+    ];
+    let got = |s: &AnyStore| s.read(&mut |tx| tx.get_each(&ask)).unwrap();
+    let (m, w) = (got(&mail), got(&web));
+    assert_eq!(m[0].as_deref(), Some(&b"9"[..]));
+    assert_eq!(w[0], None, "another host's note");
+    assert!(m[1].is_some() && m[1] == w[1], "records are shared");
+    assert_eq!(m[2], w[2]);
+    assert!(m[2].is_some(), "the reason");
 }

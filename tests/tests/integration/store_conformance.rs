@@ -933,6 +933,28 @@ mod suite {
             v(b"z"),
             "a note is a meta key under note:"
         );
+        // Keys of several tables at once: in their order, a key twice, missing ones, notes.
+        let each = s
+            .read(&mut |tx| {
+                Ok((
+                    tx.get_each(&[
+                        (Table::Meta, b"shared:test"),
+                        (Table::Block, &k(2)),
+                        (Table::ReasonText, b"nothing"),
+                        (Table::Meta, b"note:a"),
+                        (Table::Block, &k(9)),
+                        (Table::Block, &k(2)),
+                        (Table::Meta, b"note:b"),
+                    ])?,
+                    tx.get_each(&[])?,
+                ))
+            })
+            .unwrap();
+        assert_eq!(
+            each.0,
+            vec![v(b"y"), v(b"TWO"), None, v(b"z"), None, v(b"TWO"), None]
+        );
+        assert!(each.1.is_empty());
     }
 
     pub fn report_states_quota_and_candidates(b: Engine) {
