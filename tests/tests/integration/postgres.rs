@@ -21,6 +21,21 @@ const T0: UnixTime = 1_700_000_000;
 const WORKER: &str = env!("CARGO_BIN_EXE_ipqbdb-store-worker");
 const PG: Engine = Engine::Postgres;
 
+/// The database of `db` opened as the host `host` would open it: notes are kept per host.
+fn open_as_host(db: &TestDb, host: &str) -> AnyStore {
+    let mut server = server_of(db.path()).unwrap();
+    server.host_name = Some(host.into());
+    AnyStore::open(
+        db.path(),
+        &OpenOptions {
+            backend: Some(PG),
+            server: Some(server),
+            ..OpenOptions::default()
+        },
+    )
+    .unwrap()
+}
+
 fn ban(addr: &str) -> Ban<'_> {
     Ban {
         ip: ip(addr),
@@ -300,19 +315,7 @@ fn foreign_and_newer_schemas_are_refused() {
 #[test]
 fn notes_are_per_host_and_bans_are_shared() {
     let db = TestDb::new(PG);
-    let open_as = |host: &str| {
-        let mut server = server_of(db.path()).unwrap();
-        server.host_name = Some(host.into());
-        AnyStore::open(
-            db.path(),
-            &OpenOptions {
-                backend: Some(PG),
-                server: Some(server),
-                ..OpenOptions::default()
-            },
-        )
-        .unwrap()
-    };
+    let open_as = |host: &str| open_as_host(&db, host);
     let (mail, web) = (open_as("mail"), open_as("web"));
     let pos = b"pos:/var/log/auth.log".to_vec();
     mail.ban_batch_noting(&[ban("192.0.2.1")], T0, &[(pos.clone(), b"100".to_vec())])
@@ -1350,19 +1353,7 @@ fn a_prefix_changed_by_another_program_keys_the_next_ban() {
 #[test]
 fn scans_page_through_the_table_in_both_directions() {
     let db = TestDb::new(PG);
-    let open_as = |host: &str| {
-        let mut server = server_of(db.path()).unwrap();
-        server.host_name = Some(host.into());
-        AnyStore::open(
-            db.path(),
-            &OpenOptions {
-                backend: Some(PG),
-                server: Some(server),
-                ..OpenOptions::default()
-            },
-        )
-        .unwrap()
-    };
+    let open_as = |host: &str| open_as_host(&db, host);
     let (mail, web) = (open_as("mail"), open_as("web"));
     // More rows than several pages (16, then 128, ...), keys of unequal lengths, in a table the
     // bans below do not read.
@@ -1449,19 +1440,7 @@ fn scans_page_through_the_table_in_both_directions() {
 #[test]
 fn reads_of_several_tables_at_once_see_this_hosts_notes() {
     let db = TestDb::new(PG);
-    let open_as = |host: &str| {
-        let mut server = server_of(db.path()).unwrap();
-        server.host_name = Some(host.into());
-        AnyStore::open(
-            db.path(),
-            &OpenOptions {
-                backend: Some(PG),
-                server: Some(server),
-                ..OpenOptions::default()
-            },
-        )
-        .unwrap()
-    };
+    let open_as = |host: &str| open_as_host(&db, host);
     let (mail, web) = (open_as("mail"), open_as("web"));
     mail.ban_batch_noting(&[ban("192.0.2.1")], T0, &[(b"pos".to_vec(), b"9".to_vec())])
         .unwrap();
