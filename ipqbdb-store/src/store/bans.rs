@@ -10,8 +10,8 @@ use ipqbdb_core::{
 
 use super::engine::Writes;
 use super::prefix::{decode_prefix, PREFIX_KEY};
-use super::reasons::{check_reason_len, decode_id, reason_id_in};
-use super::records::{decode_record, get_records, put_records};
+use super::reasons::{check_reason_len, decode_id, new_reason_in};
+use super::records::{decode_records, get_records, put_records};
 use super::values::{Ban, BanEffect};
 use super::white::white_lookup_in;
 use crate::error::Result;
@@ -141,23 +141,18 @@ fn ban_many_in(
     for &text in &texts {
         let id = match got.next().flatten() {
             Some(v) => decode_id(path, &v)?,
-            None => reason_id_in(tx, path, text)?,
+            // Read in the same call above: absent, so it is given the next id.
+            None => new_reason_in(tx, path, text)?,
         };
         reasons.insert(text, id);
     }
     let keys: Vec<AddrKey> = bans.iter().map(|b| AddrKey::banned(b.ip, prefix)).collect();
-    let mut records = HashMap::with_capacity(bans.len());
-    if prefix == fallback {
-        for (k, v) in guessed.iter().zip(got) {
-            if let Some(v) = v {
-                let (key, rec) = decode_record(path, k, &v)?;
-                records.insert(key, rec);
-            }
-        }
+    let mut records = if prefix == fallback {
+        decode_records(path, &guessed, got)?
     } else {
         let bytes: Vec<[u8; 16]> = keys.iter().map(|k| k.to_bytes()).collect();
-        records = get_records(tx, path, &bytes)?;
-    }
+        get_records(tx, path, &bytes)?
+    };
     // Read whole when no larger than a few ranges per ban: a single ban then costs no more than
     // its own lookup would.
     let white = WhiteCopy::read(tx, 64.max(bans.len() * 8))?;

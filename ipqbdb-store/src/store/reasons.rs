@@ -89,6 +89,11 @@ pub(super) fn reason_id_in(tx: &mut dyn WriteTx, path: &Path, text: &str) -> Res
     if let Some(v) = tx.get(Table::ReasonText, text.as_bytes())? {
         return decode_id(path, &v);
     }
+    new_reason_in(tx, path, text)
+}
+
+/// Gives `text`, known to have no id yet, the next one.
+pub(super) fn new_reason_in(tx: &mut dyn WriteTx, path: &Path, text: &str) -> Result<ReasonId> {
     let mut last = 0;
     tx.scan(
         Table::Reason,

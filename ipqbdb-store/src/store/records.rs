@@ -139,7 +139,7 @@ pub(super) fn reason_stats<S: Writes>(s: &S) -> Result<Vec<ReasonStats>> {
     })
 }
 
-pub(super) fn decode_record(path: &Path, key: &[u8], value: &[u8]) -> Result<(AddrKey, Record)> {
+fn decode_record(path: &Path, key: &[u8], value: &[u8]) -> Result<(AddrKey, Record)> {
     let k = AddrKey::from_bytes(key).ok_or_else(|| corrupt(path, "a block key of bad length"))?;
     let r = Record::decode(value)
         .ok_or_else(|| corrupt(path, format!("an unreadable block record for {k}")))?;
@@ -177,8 +177,17 @@ pub(super) fn get_records(
     keys: &[[u8; 16]],
 ) -> Result<HashMap<AddrKey, Record>> {
     let refs: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
+    decode_records(path, keys, tx.get_many(Table::Block, &refs)?)
+}
+
+/// The records of `keys` from their values as read (`None`: no record), by address.
+pub(super) fn decode_records(
+    path: &Path,
+    keys: &[[u8; 16]],
+    values: impl IntoIterator<Item = Option<Vec<u8>>>,
+) -> Result<HashMap<AddrKey, Record>> {
     let mut out = HashMap::with_capacity(keys.len());
-    for (k, v) in keys.iter().zip(tx.get_many(Table::Block, &refs)?) {
+    for (k, v) in keys.iter().zip(values) {
         if let Some(v) = v {
             let (key, rec) = decode_record(path, k, &v)?;
             out.insert(key, rec);
